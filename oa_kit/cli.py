@@ -1,0 +1,49 @@
+"""The ``oa-kit`` command: a thin argparse front end; each subsystem registers its own subcommand."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from oa_kit import __version__
+from oa_kit.errors import OAKitError
+
+#: Modules that provide a subcommand through ``register(subparsers)``; each handler returns an exit code.
+SUBCOMMAND_MODULES = (
+    "oa_kit.synth.cli",
+    "oa_kit.cohort.cli",
+    "oa_kit.models.kl.cli",
+    "oa_kit.models.mri.cli",
+    "oa_kit.progression.cli",
+    "oa_kit.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="oa-kit", description="Knee osteoarthritis prediction toolkit.")
+    parser.add_argument("--version", action="version", version=f"oa-kit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user errors print one line and return 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (OAKitError, FileExistsError, FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+        print(f"oa-kit {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"oa-kit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tidy cohort tables, progression labels with reason codes, participant-grouped splits."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics with bootstrap CIs, DeLong, decision curves, subgroups, model cards."""

@@ -1,0 +1,1 @@
+"""Explanations: SHAP (grouped by feature family), Grad-CAM, plain-language text."""

@@ -1,0 +1,1 @@
+"""Features: image embeddings, cartilage biomarkers, per-knee feature assembly with families."""

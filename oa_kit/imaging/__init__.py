@@ -1,0 +1,1 @@
+"""Radiograph preprocessing and knee localisation shared by the models."""

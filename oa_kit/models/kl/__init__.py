@@ -1,0 +1,1 @@
+"""KL-grade CNN: network, training, calibration, conformal sets, inference."""

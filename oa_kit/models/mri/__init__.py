@@ -1,0 +1,1 @@
+"""MRI cartilage segmenter: network, training, sliding-window inference."""

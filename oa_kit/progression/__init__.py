@@ -1,0 +1,1 @@
+"""Progression models: LightGBM per horizon, baselines, calibration, persistence."""

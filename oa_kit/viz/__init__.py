@@ -1,0 +1,1 @@
+"""Plotly figures (the only plotting library oa_kit uses)."""

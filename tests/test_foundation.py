@@ -1,0 +1,76 @@
+"""Foundation contracts: CLI wiring, atomic writes, pins that agree across pyproject/constraints/environment.yml."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oa_kit.io.atomic import atomic_dir, atomic_path, write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_python_m_oa_kit_prints_version():
+    out = subprocess.run([sys.executable, "-m", "oa_kit", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("oa-kit ")
+
+
+def test_atomic_path_leaves_old_file_on_error(tmp_path):
+    target = tmp_path / "a.txt"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_dir_replaces_whole_or_nothing(tmp_path):
+    target = tmp_path / "out"
+    with atomic_dir(target) as tmp:
+        (tmp / "x").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target, overwrite=True) as tmp:
+            (tmp / "y").write_text("2")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in target.iterdir()) == ["x"]
+    with pytest.raises(FileExistsError):
+        with atomic_dir(target) as tmp:
+            pass
+
+
+def _pins(text: str) -> dict[str, str]:
+    return {m.group(1).lower(): m.group(2) for m in re.finditer(r"^\s*-?\s*([A-Za-z0-9_.\-]+)==([^\s;#]+)", text, re.M)}
+
+
+def test_environment_yml_pins_agree_with_constraints():
+    constraints = _pins((ROOT / "constraints.txt").read_text())
+    env = _pins((ROOT / "environment.yml").read_text())
+    assert env, "environment.yml pins nothing"
+    for name, version in env.items():
+        assert constraints.get(name) == version, f"{name}: environment.yml {version} != constraints {constraints.get(name)}"
+    assert constraints["torch"] == "2.13.0"
+
+
+def test_pyproject_lower_bounds_are_satisfied_by_constraints():
+    from packaging.requirements import Requirement
+
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    constraints = _pins((ROOT / "constraints.txt").read_text())
+    for dep in deps:
+        req = Requirement(dep)
+        pinned = constraints.get(req.name.lower())
+        assert pinned is not None, f"{req.name} is not pinned in constraints.txt"
+        assert req.specifier.contains(pinned), f"{req.name}=={pinned} violates {req.specifier}"
+
+
+def test_no_torchvision_anywhere():
+    assert "torchvision" not in (ROOT / "constraints.txt").read_text()
+    for path in (ROOT / "oa_kit").rglob("*.py"):
+        assert "torchvision" not in path.read_text(), path
