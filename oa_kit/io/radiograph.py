@@ -1,0 +1,336 @@
+"""Radiograph readers: DICOM (incl. compressed transfer syntaxes), PNG and JPEG into one float32 ``Radiograph``.
+
+Conventions (docs/DESIGN.md, REFERENCE §1.6):
+
+- pixels are float32 ``(rows, cols)`` after the Modality LUT (RescaleSlope/Intercept or LUT sequence) and the
+  VOI LUT / window when the file has one; MONOCHROME1 is inverted so that higher always means denser (bone bright);
+  no 8-bit squashing happens here (normalisation belongs to the model's preprocessing);
+- spacing comes from ``ImagerPixelSpacing``, else ``PixelSpacing``, as ``(row, col)`` in mm; when both are absent
+  (always the case for PNG/JPEG) ``spacing_mm`` is ``None`` and ``"missing_spacing"`` is in ``qa_flags``; it is never guessed;
+- the format is chosen from the file's content (magic bytes), not its extension;
+- colour: a PNG/JPEG/DICOM whose three channels are equal is read as grayscale with QA flag ``"stored_as_rgb"``;
+  true colour raises ``OAKitError`` unless ``allow_rgb=True``, which converts with ITU-R 601 luma and flags
+  ``"converted_from_rgb"``; multi-frame DICOM always raises.
+
+Every bad input raises :class:`oa_kit.errors.OAKitError` with one line naming the file.
+"""
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from oa_kit.errors import OAKitError
+
+__all__ = ["Radiograph", "read_radiograph", "QA_FLAGS"]
+
+#: Every QA flag the readers can set, with its meaning.
+QA_FLAGS: Mapping[str, str] = types.MappingProxyType({
+    "missing_spacing": "no ImagerPixelSpacing/PixelSpacing (or not a DICOM): physical scale unknown, never guessed",
+    "invalid_spacing": "a spacing attribute was present but not two positive finite numbers; treated as missing",
+    "lossy_compressed": "lossy compression (JPEG baseline/extended, lossy JPEG 2000/JPEG-LS or LossyImageCompression=01)",
+    "stored_as_rgb": "three identical colour channels, read as grayscale",
+    "converted_from_rgb": "true colour converted to grayscale (ITU-R 601 luma) because allow_rgb=True",
+    "non_pa_view": "DICOM ViewPosition is present and is neither PA nor AP",
+})
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_LOSSY_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000 (lossy allowed)
+    "1.2.840.10008.1.2.4.203",  # HTJ2K (lossy allowed)
+}
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+@dataclass(frozen=True)
+class Radiograph:
+    """A decoded 2-D radiograph in the oa_kit convention (float32, higher = denser).
+
+    Attributes
+    ----------
+    pixels : numpy.ndarray
+        float32 ``(rows, cols)`` after Modality/VOI LUT; MONOCHROME1 inverted (bone bright).
+    spacing_mm : tuple of float or None
+        ``(row, col)`` pixel spacing in mm, or ``None`` when unknown (then ``"missing_spacing"`` is in ``qa_flags``).
+    qa_flags : tuple of str
+        Quality flags (keys of :data:`QA_FLAGS`).
+    source : str
+        The file it was read from.
+    meta : Mapping
+        Read-only facts: ``format``, ``photometric``, ``transfer_syntax``, ``bits_stored``, ``laterality``,
+        ``patient_id``, ``view``, ``spacing_source``, ``modality_lut``, ``voi_lut``, ...
+    """
+
+    pixels: np.ndarray
+    spacing_mm: tuple[float, float] | None
+    qa_flags: tuple[str, ...]
+    source: str
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+
+def read_radiograph(path: str | os.PathLike, *, voi_lut: bool = True, allow_rgb: bool = False) -> Radiograph:
+    """Read a DICOM, PNG or JPEG radiograph (format sniffed from content) into a float32 :class:`Radiograph`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The image file.
+    voi_lut : bool, default True
+        Apply the DICOM VOI LUT / window when the file has one (set False to keep the full modality range).
+    allow_rgb : bool, default False
+        Convert true-colour images to grayscale (QA flag ``"converted_from_rgb"``) instead of raising.
+
+    Returns
+    -------
+    Radiograph
+        Pixels as float32 ``(rows, cols)``, spacing in mm (or ``None``), QA flags and header facts.
+
+    Raises
+    ------
+    OAKitError
+        Missing/unreadable, truncated or corrupt file; non-image DICOM; multi-frame; true colour without
+        ``allow_rgb``; unsupported or undecodable transfer syntax.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        raise OAKitError(f"{path}: cannot be read ({exc.strerror or exc}); expected a radiograph file") from None
+    if head.startswith(_PNG_MAGIC) or head.startswith(_JPEG_MAGIC):
+        return _read_pillow(path, allow_rgb=allow_rgb)
+    return _read_dicom(path, has_preamble=head[128:132] == b"DICM", voi_lut=voi_lut, allow_rgb=allow_rgb)
+
+
+# --------------------------------------------------------------------------- DICOM
+
+
+def _read_dicom(path: Path, has_preamble: bool, voi_lut: bool, allow_rgb: bool) -> Radiograph:
+    """Decode one DICOM file and apply LUTs, photometric inversion and spacing rules."""
+    ds = _dcmread(path, has_preamble)
+    syntax = _transfer_syntax(ds)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise OAKitError(f"{path}: NumberOfFrames is {frames}; expected a single-frame radiograph")
+    stored = _decode_pixels(ds, path, syntax)
+    flags: list[str] = []
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1 or stored.ndim == 3:
+        stored = _to_gray(stored, path, allow_rgb, flags)
+        pixels, lut_info = stored.astype(np.float32), {"modality_lut": False, "voi_lut": False}
+    else:
+        if stored.ndim != 2:
+            raise OAKitError(f"{path}: pixel array has shape {stored.shape}; expected (rows, cols)")
+        pixels, lut_info = _apply_luts(stored, ds, photometric, voi_lut)
+    spacing, spacing_source = _dicom_spacing(ds, flags)
+    if str(syntax) in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "00")).strip() == "01":
+        flags.append("lossy_compressed")
+    view = str(ds.get("ViewPosition", "") or "").strip().upper()
+    if view and view not in {"PA", "AP"}:
+        flags.append("non_pa_view")
+    meta = {
+        "format": "dicom",
+        "photometric": photometric,
+        "transfer_syntax": syntax.name,
+        "transfer_syntax_uid": str(syntax),
+        "bits_stored": int(ds.get("BitsStored", stored.dtype.itemsize * 8) or 0),
+        "laterality": _laterality(ds),
+        "patient_id": str(ds.get("PatientID", "") or ""),
+        "view": view,
+        "series_description": str(ds.get("SeriesDescription", "") or ""),
+        "spacing_source": spacing_source,
+        **lut_info,
+    }
+    return Radiograph(
+        pixels=np.ascontiguousarray(pixels, dtype=np.float32),
+        spacing_mm=spacing,
+        qa_flags=tuple(dict.fromkeys(flags)),
+        source=str(path),
+        meta=types.MappingProxyType(meta),
+    )
+
+
+def _dcmread(path: Path, has_preamble: bool):
+    """Parse a DICOM header and data set, turning every parser failure into a one-line error."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, force=not has_preamble)
+    except InvalidDicomError:
+        raise OAKitError(f"{path}: not a DICOM, PNG or JPEG file; expected a radiograph") from None
+    except Exception as exc:  # truncated/corrupt headers raise many types inside pydicom
+        raise OAKitError(f"{path}: corrupt or truncated DICOM ({_short(exc)}); expected a readable DICOM file") from None
+    if not has_preamble and not any(k in ds for k in ("SOPClassUID", "PixelData", "Modality")):
+        raise OAKitError(f"{path}: not a DICOM, PNG or JPEG file; expected a radiograph")
+    if "PixelData" not in ds:
+        kind = str(ds.get("Modality", "") or ds.get("SOPClassUID", "") or "unknown")
+        raise OAKitError(f"{path}: DICOM has no PixelData (non-image object, {kind}); expected an image DICOM")
+    return ds
+
+
+def _transfer_syntax(ds):
+    """The data set's transfer syntax UID (Implicit VR Little Endian when the file meta lacks one)."""
+    from pydicom.uid import UID, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    uid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    return UID(uid) if uid else ImplicitVRLittleEndian
+
+
+def _decode_pixels(ds, path: Path, syntax) -> np.ndarray:
+    """Decode PixelData with pydicom's decoders (pylibjpeg for JPEG/JPEG 2000/RLE), with one-line errors."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise OAKitError(f"{path}: transfer syntax {syntax.name} ({syntax}) is not supported; expected an "
+                         "uncompressed, RLE, JPEG, JPEG-LS or JPEG 2000 DICOM") from None
+    if not decoder.is_available:
+        raise OAKitError(f"{path}: no decoder installed for transfer syntax {syntax.name} ({syntax}); expected "
+                         "a syntax handled by pylibjpeg (JPEG, JPEG 2000, RLE)")
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception as exc:  # pydicom raises ValueError/RuntimeError/... for short or corrupt pixel data
+        raise OAKitError(f"{path}: pixel data cannot be decoded as {syntax.name} ({_short(exc)}); "
+                         "expected complete, valid pixel data (truncated or corrupt file?)") from None
+
+
+def _apply_luts(stored: np.ndarray, ds, photometric: str, voi_lut: bool) -> tuple[np.ndarray, dict]:
+    """Apply Modality then VOI LUT and invert MONOCHROME1 over the nominal range; float64 internally."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    has_modality = any(k in ds for k in ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence"))
+    has_voi = voi_lut and any(k in ds for k in ("WindowCenter", "VOILUTSequence"))
+    # The nominal stored range travels through the same LUTs, so MONOCHROME1 inverts about the
+    # format's range (not the image's own min/max) and images stay comparable.
+    bits = int(ds.get("BitsStored", stored.dtype.itemsize * 8) or 16)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    ends = np.array([lo, hi], dtype=stored.dtype if stored.dtype.kind in "iu" else np.int64)
+
+    def luts(arr: np.ndarray) -> np.ndarray:
+        out = apply_modality_lut(arr, ds) if has_modality else arr
+        out = apply_voi_lut(out, ds) if has_voi else out
+        return np.asarray(out, dtype=np.float64)
+
+    pixels, ends_out = luts(stored), luts(ends)
+    if photometric == "MONOCHROME1":
+        pixels = ends_out.min() + ends_out.max() - pixels
+    return pixels.astype(np.float32), {"modality_lut": has_modality, "voi_lut": bool(has_voi)}
+
+
+def _dicom_spacing(ds, flags: list[str]) -> tuple[tuple[float, float] | None, str]:
+    """(row, col) spacing in mm from ImagerPixelSpacing, else PixelSpacing; flags when absent or invalid."""
+    for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        values = [value] if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else list(value)
+        try:
+            pair = tuple(float(v) for v in values)
+        except (TypeError, ValueError):
+            pair = ()
+        if len(pair) == 1:
+            pair = (pair[0], pair[0])
+        if len(pair) == 2 and all(np.isfinite(v) and v > 0 for v in pair):
+            return (pair[0], pair[1]), keyword
+        flags.append("invalid_spacing")
+    flags.append("missing_spacing")
+    return None, "none"
+
+
+def _laterality(ds) -> str:
+    """ImageLaterality (or series Laterality) as 'R'/'L', '' when absent or not a single side."""
+    for keyword in ("ImageLaterality", "Laterality"):
+        value = str(ds.get(keyword, "") or "").strip().upper()
+        if value in {"R", "L"}:
+            return value
+    return ""
+
+
+# --------------------------------------------------------------------------- PNG / JPEG
+
+
+def _read_pillow(path: Path, allow_rgb: bool) -> Radiograph:
+    """Read an 8- or 16-bit PNG/JPEG with Pillow; spacing is never taken from DPI metadata."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            fmt, mode = img.format, img.mode
+            arr = _pillow_array(img)
+    except UnidentifiedImageError:
+        raise OAKitError(f"{path}: image format not recognised; expected a PNG or JPEG file") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise OAKitError(f"{path}: corrupt or truncated {_fmt_guess(path)} ({_short(exc)}); expected a complete image") from None
+    flags: list[str] = []
+    if arr.ndim == 3:
+        arr = _to_gray(arr, path, allow_rgb, flags)
+    flags.append("missing_spacing")
+    bits = 16 if arr.dtype.itemsize >= 2 else 8
+    meta = {
+        "format": str(fmt).lower(), "mode": mode, "photometric": "MONOCHROME2", "transfer_syntax": "",
+        "bits_stored": bits, "laterality": "", "patient_id": "", "view": "", "spacing_source": "none",
+        "modality_lut": False, "voi_lut": False,
+    }
+    return Radiograph(
+        pixels=np.ascontiguousarray(arr, dtype=np.float32),
+        spacing_mm=None,
+        qa_flags=tuple(dict.fromkeys(flags)),
+        source=str(path),
+        meta=types.MappingProxyType(meta),
+    )
+
+
+def _fmt_guess(path: Path) -> str:
+    """'PNG' or 'JPEG' from the file's magic bytes (for error messages)."""
+    with open(path, "rb") as fh:
+        return "PNG" if fh.read(8) == _PNG_MAGIC else "JPEG"
+
+
+def _pillow_array(img) -> np.ndarray:
+    """Pixel array of a Pillow image: uint8/uint16 gray, or (rows, cols, 3) colour; alpha dropped."""
+    mode = img.mode
+    if mode in {"L", "I;16", "I;16B", "I;16L", "I;16N"}:
+        return np.asarray(img)
+    if mode in {"I", "F"}:
+        arr = np.asarray(img)
+        return arr.astype(np.uint16) if arr.min() >= 0 and arr.max() < 65536 else arr.astype(np.float64)
+    if mode in {"LA", "1"}:
+        return np.asarray(img.convert("L"))
+    return np.asarray(img.convert("RGB"))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _to_gray(arr: np.ndarray, path: Path, allow_rgb: bool, flags: list[str]) -> np.ndarray:
+    """(rows, cols, 3) → (rows, cols): equal channels pass, true colour needs ``allow_rgb``."""
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        raise OAKitError(f"{path}: pixel array has shape {arr.shape}; expected a grayscale (rows, cols) image")
+    rgb = arr[..., :3]
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        flags.append("stored_as_rgb")
+        return rgb[..., 0]
+    if not allow_rgb:
+        raise OAKitError(f"{path}: colour (RGB) image; expected a grayscale radiograph "
+                         "(pass allow_rgb=True to convert with a QA flag)")
+    flags.append("converted_from_rgb")
+    return rgb.astype(np.float64) @ _LUMA
+
+
+def _short(exc: BaseException) -> str:
+    """First line of an exception message, trimmed, for one-line errors."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
