@@ -1,0 +1,472 @@
+"""OAI table readers: '|'-separated ASCII / CSV / SAS files → tidy per-knee readings, JSW and baseline clinical tables.
+
+Special codes are never turned silently into NaN: every value column that holds one gets a companion
+``<COLUMN>_STATUS`` column (``ok``, ``replacement`` for ``.P``, ``technical`` for ``.T``, ``not_expected`` for ``.A``,
+``missing`` for blanks and ``.``), and tidy tables carry a ``kl_status`` column.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from oa_kit.errors import OAKitError
+
+#: OAI visit prefix → months since baseline (imaging visits plus the clinical-only V02/V04/V07/V09/V11).
+VISIT_MONTHS = MappingProxyType({
+    "V00": 0, "V01": 12, "V02": 18, "V03": 24, "V04": 30, "V05": 36, "V06": 48,
+    "V07": 60, "V08": 72, "V09": 84, "V10": 96, "V11": 108,
+})
+#: Visits with knee radiograph readings (``kxr_sq_bu{vv}``).
+XRAY_VISITS = ("V00", "V01", "V03", "V05", "V06", "V08", "V10")
+
+#: OAI special codes → status word; a bare ``.`` is SAS's "missing form/incomplete workbook".
+SPECIAL_CODES = MappingProxyType({
+    ".P": "replacement",
+    ".T": "technical",
+    ".A": "not_expected",
+    ".": "missing",
+    "": "missing",
+})
+STATUSES = ("ok", "replacement", "technical", "not_expected", "missing")
+STATUS_SUFFIX = "_STATUS"
+#: Columns that are identifiers: kept as strings, never parsed as numbers.
+ID_COLUMNS = ("ID", "MOSTID", "VERSION")
+#: Default READPRJ priority (Boston University central readings: project 15 first, then 37, then 42).
+READPRJ_PRIORITY = (15, 37, 42)
+TABLE_SUFFIXES = (".txt", ".csv", ".sas7bdat")
+DAYS_PER_MONTH = 365.25 / 12
+
+_LABELLED = re.compile(r"^([^:\s]*):(?:\s|$)")
+_SPECIAL = re.compile(r"^\.[A-Za-z]?$")
+
+
+def read_oai_table(path: str | os.PathLike, special_codes: Mapping[str, str] = SPECIAL_CODES) -> pd.DataFrame:
+    """Read one OAI/MOST table, normalising headers and resolving special codes into ``<COL>_STATUS`` columns.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.txt`` ('|', ',' or tab separated, detected from the header), ``.csv`` or ``.sas7bdat``.
+    special_codes : mapping
+        Special code (upper case, e.g. ``".P"``) → status word; any other ``.X`` code raises.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Upper-case stripped headers; identifier columns as ``str``; numeric columns as ``float64`` (NaN only where
+        the companion ``<COL>_STATUS`` column says why); other columns as stripped strings. "1: Right"-style labelled
+        values keep their code ("1").
+    """
+    path = Path(path)
+    raw = _read_raw(path)
+    raw.columns = _normalise_headers(raw.columns, path)
+    out: dict[str, pd.Series] = {}
+    for column in raw.columns:
+        values, status = _clean_column(raw[column], column, path, special_codes)
+        out[column] = values
+        if status is not None:
+            out[column + STATUS_SUFFIX] = status
+    table = pd.DataFrame(out, index=raw.index)
+    table.attrs["source"] = str(path)
+    return table
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    """Read a table file as strings (no NA conversion) so every special code is still visible."""
+    if not path.is_file():
+        raise OAKitError(f"{path}: file not found; expected an OAI/MOST table")
+    suffix = path.suffix.lower()
+    if suffix == ".sas7bdat":
+        return _read_sas_as_text(path)
+    if suffix not in (".txt", ".csv"):
+        raise OAKitError(f"{path}: unsupported table type {suffix!r}; expected one of {', '.join(TABLE_SUFFIXES)}")
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline()
+    sep = "|" if "|" in header else ("\t" if "\t" in header and suffix == ".txt" else ",")
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+                           encoding="utf-8-sig", encoding_errors="replace", quotechar='"', engine="python")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise OAKitError(f"{path}: cannot parse as a {sep!r}-separated table ({exc}); expected OAI ASCII") from None
+
+
+def _read_sas_as_text(path: Path) -> pd.DataFrame:
+    """Read a ``.sas7bdat`` file and render it as text (SAS special missing values arrive as NaN → ``missing``)."""
+    try:
+        frame = pd.read_sas(path, format="sas7bdat", encoding="latin-1")
+    except Exception as exc:  # pandas raises several types for corrupt SAS files
+        raise OAKitError(f"{path}: cannot read SAS file ({type(exc).__name__}: {exc}); expected .sas7bdat") from None
+    text = {}
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series):
+            text[column] = series.map(lambda v: "" if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v))))
+        else:
+            text[column] = series.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    return pd.DataFrame(text, index=frame.index)
+
+
+def _normalise_headers(columns: Iterable[str], path: Path) -> list[str]:
+    """Upper-case, strip whitespace/quotes/BOM from headers; duplicates after normalising are an error."""
+    names = [str(c).replace("\ufeff", "").strip().strip('"').strip("'").strip().upper() for c in columns]
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise OAKitError(f"{path}: empty column header; expected every column to be named")
+        if name in seen:
+            raise OAKitError(f"{path}: column {name!r} appears twice (headers are case-insensitive); expected unique names")
+        seen.add(name)
+    return names
+
+
+def _clean_column(raw: pd.Series, column: str, path: Path,
+                  special_codes: Mapping[str, str]) -> tuple[pd.Series, pd.Series | None]:
+    """Strip quotes/labels from one column, resolve special codes to a status series, parse numbers."""
+    text = raw.astype(str).str.strip().str.strip('"').str.strip()
+    if column in ID_COLUMNS:
+        return text.str.replace(r"\.0$", "", regex=True), None
+    code = text.str.extract(_LABELLED, expand=False)
+    text = code.where(code.notna(), text)
+    upper = text.str.upper()
+    special = upper.str.match(_SPECIAL) | upper.eq("")
+    if not special.any():
+        return _maybe_numeric(text), None
+    unknown = special & ~upper.isin(list(special_codes))
+    if unknown.any():
+        value = text[unknown].iloc[0]
+        raise OAKitError(f"{path}: column {column}: unknown special code {value!r}; "
+                         f"expected a value or one of {', '.join(repr(c) for c in special_codes)}")
+    status = upper.map(lambda v: special_codes.get(v, "ok")).where(special, "ok").astype(str)
+    return _maybe_numeric(text.where(~special, "")), status
+
+
+def _maybe_numeric(text: pd.Series) -> pd.Series:
+    """Return float values when every non-blank entry is a number, else the stripped strings."""
+    filled = text[text.ne("")]
+    numbers = pd.to_numeric(filled, errors="coerce")
+    if len(filled) and numbers.notna().all():
+        return pd.to_numeric(text.where(text.ne(""), None), errors="coerce").astype("float64")
+    if not len(filled):
+        return pd.Series(np.nan, index=text.index, dtype="float64")
+    return text
+
+
+def value_status(table: pd.DataFrame, column: str) -> pd.Series:
+    """Status of each value of ``column`` (``ok`` everywhere when the table had no special code there)."""
+    key = column + STATUS_SUFFIX
+    if key in table.columns:
+        return table[key]
+    return pd.Series(np.where(table[column].isna(), "missing", "ok"), index=table.index)
+
+
+def require_columns(table: pd.DataFrame, columns: Sequence[str], path: str | os.PathLike) -> None:
+    """Raise ``OAKitError`` naming the file and the first missing required column."""
+    for column in columns:
+        if column not in table.columns:
+            raise OAKitError(f"{path}: missing required column {column}; expected columns {', '.join(columns)}")
+
+
+def find_table(folder: str | os.PathLike, stem: str, required: bool = True) -> Path | None:
+    """Find ``stem`` + .txt/.csv/.sas7bdat in ``folder`` (file names compared case-insensitively)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OAKitError(f"{folder}: not a folder; expected the folder holding the OAI tables")
+    matches = sorted(p for p in folder.iterdir()
+                     if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES and p.stem.lower() == stem.lower())
+    if not matches:
+        if required:
+            raise OAKitError(f"{folder}: no table {stem}{{{','.join(TABLE_SUFFIXES)}}}; expected the OAI file {stem}")
+        return None
+    return matches[0]
+
+
+def visit_prefix(visit: str | int) -> str:
+    """Normalise a visit given as prefix ("V03", "v3") or month (24) to the OAI prefix ("V03")."""
+    if isinstance(visit, (int, np.integer)):
+        for prefix, month in VISIT_MONTHS.items():
+            if month == int(visit):
+                return prefix
+        raise OAKitError(f"visits: month {visit} is not an OAI visit; expected one of {sorted(VISIT_MONTHS.values())}")
+    match = re.fullmatch(r"[Vv]?(\d{1,2})", str(visit).strip())
+    prefix = f"V{int(match.group(1)):02d}" if match else ""
+    if prefix not in VISIT_MONTHS:
+        raise OAKitError(f"visits: {visit!r} is not an OAI visit; expected one of {', '.join(VISIT_MONTHS)}")
+    return prefix
+
+
+def parse_side(values: pd.Series, path: str | os.PathLike, column: str = "SIDE") -> pd.Series:
+    """Map OAI ``SIDE`` (1 = right, 2 = left; "1: Right" already reduced to 1) to "R"/"L"."""
+    mapped = values.map({1.0: "R", 2.0: "L", "1": "R", "2": "L", "R": "R", "L": "L", "RIGHT": "R", "LEFT": "L"})
+    bad = mapped.isna()
+    if bad.any():
+        raise OAKitError(f"{path}: column {column}: value {values[bad].iloc[0]!r}; expected 1 (right) or 2 (left)")
+    return mapped.astype(str)
+
+
+def choose_by_readprj(table: pd.DataFrame, keys: Sequence[str], priority: Sequence[int],
+                      valid: pd.Series | None = None) -> pd.DataFrame:
+    """Keep one row per ``keys``: the highest-priority READPRJ among rows with a valid reading, else among all.
+
+    READPRJ values not in ``priority`` rank after those listed, in ascending order, so the choice never depends on
+    row order. ``valid`` marks rows whose main reading is usable (default: all rows).
+    """
+    rank = {int(p): i for i, p in enumerate(priority)}
+    readprj = pd.to_numeric(table["READPRJ"], errors="coerce")
+    order = pd.DataFrame({
+        "invalid": ~(valid if valid is not None else pd.Series(True, index=table.index)).astype(bool),
+        "rank": readprj.map(lambda p: rank.get(int(p), len(rank)) if pd.notna(p) else len(rank) + 1),
+        "readprj": readprj.fillna(np.inf),
+    }, index=table.index)
+    ordered = table.assign(**{f"_{k}": v for k, v in order.items()}).sort_values(
+        [*keys, "_invalid", "_rank", "_readprj"], kind="stable")
+    chosen = ordered.drop_duplicates(list(keys), keep="first")
+    return chosen.drop(columns=[f"_{k}" for k in order.columns])
+
+
+def _visit_table_path(folder: Path, stem_prefix: str, prefix: str, required: bool) -> Path | None:
+    """Path of ``<stem_prefix><vv>`` for one visit (e.g. ``kxr_sq_bu03``)."""
+    return find_table(folder, f"{stem_prefix}{prefix[1:]}", required=required)
+
+
+def _requested_visits(folder: Path, stem_prefix: str, visits: Iterable[str | int] | None) -> list[tuple[str, Path]]:
+    """(prefix, path) for each requested visit; with ``visits=None`` every visit file present."""
+    if visits is None:
+        found = [(p, _visit_table_path(folder, stem_prefix, p, required=False)) for p in VISIT_MONTHS]
+        found = [(p, path) for p, path in found if path is not None]
+        if not found:
+            raise OAKitError(f"{folder}: no {stem_prefix}{{vv}} table; expected e.g. {stem_prefix}00.txt")
+        return found
+    return [(p, _visit_table_path(folder, stem_prefix, p, required=True)) for p in map(visit_prefix, visits)]
+
+
+def read_kl_readings(folder: str | os.PathLike, visits: Iterable[str | int] | None = None,
+                     readprj_priority: Sequence[int] = READPRJ_PRIORITY) -> pd.DataFrame:
+    """Read ``kxr_sq_bu{vv}`` files into one row per (participant, side, visit) with the READPRJ used.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder holding the OAI tables.
+    visits : iterable of str or int, optional
+        Visit prefixes ("V00") or months (0, 12, ...); default every ``kxr_sq_bu`` file present.
+    readprj_priority : sequence of int
+        READPRJ order of preference; per knee-visit the first project with a usable KL wins (see
+        :func:`choose_by_readprj`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        participant_id, side, visit_month, kl, kl_status, jsn_medial, jsn_lateral, osteophytes (max of the four
+        marginal osteophyte grades), osteophyte_fm/fl/tm/tl, readprj, n_readings (rows found for that knee-visit).
+    """
+    folder = Path(folder)
+    frames = [_read_sq_visit(path, prefix, readprj_priority) for prefix, path in _requested_visits(folder, "kxr_sq_bu", visits)]
+    readings = pd.concat(frames, ignore_index=True)
+    return readings.sort_values(["participant_id", "side", "visit_month"], kind="stable").reset_index(drop=True)
+
+
+def _read_sq_visit(path: Path, prefix: str, priority: Sequence[int]) -> pd.DataFrame:
+    """One ``kxr_sq_bu{vv}`` file → tidy rows for that visit."""
+    table = read_oai_table(path)
+    kl_col = f"{prefix}XRKL"
+    require_columns(table, ["ID", "SIDE", "READPRJ", kl_col], path)
+    table = table[table["ID"].ne("")]
+    side = parse_side(table["SIDE"], path)
+    kl_status = value_status(table, kl_col)
+    _check_kl(table[kl_col], kl_status, path, kl_col)
+    tidy = pd.DataFrame({
+        "participant_id": table["ID"].astype(str),
+        "side": side,
+        "visit_month": VISIT_MONTHS[prefix],
+        "kl": table[kl_col].astype("float64"),
+        "kl_status": kl_status.astype(str),
+        "jsn_medial": _optional(table, f"{prefix}XRJSM"),
+        "jsn_lateral": _optional(table, f"{prefix}XRJSL"),
+        "osteophyte_fm": _optional(table, f"{prefix}XROSFM"),
+        "osteophyte_fl": _optional(table, f"{prefix}XROSFL"),
+        "osteophyte_tm": _optional(table, f"{prefix}XROSTM"),
+        "osteophyte_tl": _optional(table, f"{prefix}XROSTL"),
+        "READPRJ": table["READPRJ"],
+    }, index=table.index)
+    valid = tidy["kl_status"].isin(["ok", "replacement"])
+    counts = tidy.groupby(["participant_id", "side"])["kl"].transform("size")
+    chosen = choose_by_readprj(tidy.assign(n_readings=counts), ["participant_id", "side"], priority, valid)
+    chosen = chosen.rename(columns={"READPRJ": "readprj"})
+    chosen["readprj"] = pd.to_numeric(chosen["readprj"], errors="coerce").astype("Int64")
+    os_cols = ["osteophyte_fm", "osteophyte_fl", "osteophyte_tm", "osteophyte_tl"]
+    chosen.insert(7, "osteophytes", chosen[os_cols].max(axis=1, skipna=False))
+    return chosen.reset_index(drop=True)
+
+
+def _optional(table: pd.DataFrame, column: str) -> pd.Series:
+    """Numeric values of an optional column (all NaN when the file lacks it)."""
+    if column not in table.columns:
+        return pd.Series(np.nan, index=table.index, dtype="float64")
+    return pd.to_numeric(table[column], errors="coerce").astype("float64")
+
+
+def _check_kl(kl: pd.Series, status: pd.Series, path: Path, column: str) -> None:
+    """KL grades must be 0–4 wherever the status is ``ok``."""
+    values = pd.to_numeric(kl, errors="coerce")
+    bad = status.eq("ok") & ~values.isin([0, 1, 2, 3, 4])
+    if bad.any():
+        raise OAKitError(f"{path}: column {column}: KL value {kl[bad].iloc[0]!r}; expected 0-4 or a special code")
+
+
+def read_jsw(folder: str | os.PathLike, visits: Iterable[str | int] | None = None,
+             readprj_priority: Sequence[int] = READPRJ_PRIORITY) -> pd.DataFrame:
+    """Read ``kxr_qjsw_duryea{vv}`` files: minimum medial JSW (mm) and fixed-location JSW per knee-visit.
+
+    Returns participant_id, side, visit_month, jsw_medial_mm (``V{vv}MCMJSW``), jsw_medial_status,
+    jsw_medial_x{150..300}_mm / jsw_lateral_x{700..900}_mm for the fixed locations present, beam_angle_deg, readprj.
+    """
+    folder = Path(folder)
+    frames = [_read_jsw_visit(path, prefix, readprj_priority)
+              for prefix, path in _requested_visits(folder, "kxr_qjsw_duryea", visits)]
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["participant_id", "side", "visit_month"], kind="stable").reset_index(drop=True)
+
+
+def _read_jsw_visit(path: Path, prefix: str, priority: Sequence[int]) -> pd.DataFrame:
+    """One ``kxr_qjsw_duryea{vv}`` file → tidy JSW rows for that visit."""
+    table = read_oai_table(path)
+    mcm = f"{prefix}MCMJSW"
+    require_columns(table, ["ID", "SIDE", "READPRJ", mcm], path)
+    tidy = pd.DataFrame({
+        "participant_id": table["ID"].astype(str),
+        "side": parse_side(table["SIDE"], path),
+        "visit_month": VISIT_MONTHS[prefix],
+        "jsw_medial_mm": _optional(table, mcm),
+        "jsw_medial_status": value_status(table, mcm).astype(str),
+    }, index=table.index)
+    for column in table.columns:
+        fixed = re.fullmatch(rf"{prefix}(L?)JSW(\d+)", column)
+        if fixed:
+            compartment = "lateral" if fixed.group(1) else "medial"
+            tidy[f"jsw_{compartment}_x{fixed.group(2)}_mm"] = _optional(table, column)
+    tidy["beam_angle_deg"] = _optional(table, f"{prefix}BMANG")
+    tidy["READPRJ"] = table["READPRJ"]
+    chosen = choose_by_readprj(tidy, ["participant_id", "side"], priority, tidy["jsw_medial_status"].eq("ok"))
+    chosen = chosen.rename(columns={"READPRJ": "readprj"})
+    chosen["readprj"] = pd.to_numeric(chosen["readprj"], errors="coerce").astype("Int64")
+    return chosen.reset_index(drop=True)
+
+
+#: Required columns of the two baseline clinical files.
+ENROLLEES_COLUMNS = ("ID", "P02SEX", "V00SITE", "P02RACE")
+ALLCLINICAL00_COLUMNS = ("ID", "V00AGE", "P01BMI", "P01INJL", "P01INJR", "P01KSURGL", "P01KSURGR",
+                         "V00WOMKPL", "V00WOMKPR", "V00WOMSTFL", "V00WOMSTFR", "V00WOMADLL", "V00WOMADLR",
+                         "V00WOMTSL", "V00WOMTSR")
+#: Per-side clinical fields: output name → OAI column with ``{s}`` = L/R.
+_PER_SIDE = {"injury": "P01INJ{s}", "surgery": "P01KSURG{s}", "womac_pain": "V00WOMKP{s}",
+             "womac_stiffness": "V00WOMSTF{s}", "womac_function": "V00WOMADL{s}", "womac_total": "V00WOMTS{s}"}
+
+
+def read_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
+    """Merge ``enrollees`` and ``allclinical00`` into one per-knee baseline table (two rows per participant).
+
+    Returns participant_id, side, age_years, sex ("M"/"F" from ``P02SEX`` 1/2), bmi_kg_m2, site (A–E), race
+    (``P02RACE`` code), injury, surgery (0/1, knee's own side), womac_pain/stiffness/function/total (knee's own side)
+    and clinical_status ("ok", or "field=status;..." naming every field that was a special code or blank).
+    """
+    folder = Path(folder)
+    enr_path, cli_path = find_table(folder, "enrollees"), find_table(folder, "allclinical00")
+    enr, cli = read_oai_table(enr_path), read_oai_table(cli_path)
+    require_columns(enr, ENROLLEES_COLUMNS, enr_path)
+    require_columns(cli, ALLCLINICAL00_COLUMNS, cli_path)
+    _check_unique_ids(enr, enr_path)
+    _check_unique_ids(cli, cli_path)
+    merged = enr.merge(cli, on="ID", how="inner", suffixes=("", "_CLIN"))
+    if merged.empty:
+        raise OAKitError(f"{cli_path}: no ID in common with {enr_path.name}; expected the same participants")
+    sex = merged["P02SEX"].map({1.0: "M", 2.0: "F"})
+    rows = []
+    for side in ("R", "L"):
+        knee = pd.DataFrame({
+            "participant_id": merged["ID"].astype(str), "side": side,
+            "age_years": merged["V00AGE"], "sex": sex, "bmi_kg_m2": merged["P01BMI"],
+            "site": merged["V00SITE"].astype(str).replace("", np.nan), "race": merged["P02RACE"],
+        })
+        fields = {"age_years": "V00AGE", "sex": "P02SEX", "bmi_kg_m2": "P01BMI", "site": "V00SITE", "race": "P02RACE"}
+        for name, template in _PER_SIDE.items():
+            knee[name] = pd.to_numeric(merged[template.format(s=side)], errors="coerce")
+            fields[name] = template.format(s=side)
+        knee["clinical_status"] = _status_summary(merged, fields)
+        rows.append(knee)
+    return pd.concat(rows, ignore_index=True).sort_values(["participant_id", "side"], kind="stable").reset_index(drop=True)
+
+
+def _check_unique_ids(table: pd.DataFrame, path: Path) -> None:
+    """Participant-level tables must have one row per ID."""
+    dup = table["ID"].duplicated()
+    if dup.any():
+        raise OAKitError(f"{path}: column ID: participant {table['ID'][dup].iloc[0]!r} appears twice; expected one row per ID")
+
+
+def _status_summary(table: pd.DataFrame, fields: Mapping[str, str]) -> pd.Series:
+    """One string per row naming every field whose value is not ``ok`` ("ok" when all are)."""
+    parts = []
+    for name, column in fields.items():
+        status = value_status(table, column)
+        if name == "sex":
+            status = status.where(~(status.eq("ok") & ~table[column].isin([1.0, 2.0])), "invalid")
+        parts.append(np.where(status.eq("ok"), "", name + "=" + status.astype(str)))
+    joined = pd.Series([";".join(p for p in row if p) for row in zip(*parts)], index=table.index)
+    return joined.replace("", "ok")
+
+
+def read_outcomes(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read ``outcomes99``: confirmed knee replacements and deaths, in months since baseline.
+
+    Replacements: ``V99E{R,L}KDAYS`` (days from enrolment) where ``V99E{R,L}KRPCF`` (when present) is 3
+    ("replacement adjudicated, confirmed"); ``V99E{R,L}KBLRP`` = 1 marks a replacement already present at baseline
+    (month 0). Deaths: ``V99EDDDAYS`` (days) when present, else ``V99EDDVSPR`` (last visit before death), gated by
+    ``V99EDDCF`` (death confirmed, ≥ 1) when present.
+
+    Returns
+    -------
+    (replacements, deaths)
+        replacements: participant_id, side, replacement_month; deaths: participant_id, death_month.
+    """
+    path = find_table(folder, "outcomes99")
+    table = read_oai_table(path)
+    require_columns(table, ["ID", "V99ERKDAYS", "V99ELKDAYS"], path)
+    rows = []
+    for side in ("R", "L"):
+        days = pd.to_numeric(table[f"V99E{side}KDAYS"], errors="coerce")
+        confirmed = days.notna()
+        if f"V99E{side}KRPCF" in table.columns:
+            confirmed &= pd.to_numeric(table[f"V99E{side}KRPCF"], errors="coerce").eq(3)
+        month = days / DAYS_PER_MONTH
+        if f"V99E{side}KBLRP" in table.columns:
+            at_baseline = pd.to_numeric(table[f"V99E{side}KBLRP"], errors="coerce").eq(1)
+            month = month.where(~at_baseline, 0.0)
+            confirmed |= at_baseline
+        rows.append(pd.DataFrame({"participant_id": table["ID"], "side": side, "replacement_month": month})[confirmed])
+    replacements = pd.concat(rows, ignore_index=True)
+    return replacements.reset_index(drop=True), _read_deaths(table, path)
+
+
+def _read_deaths(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Deaths from the outcomes table (empty when it has no death columns)."""
+    if "V99EDDDAYS" in table.columns:
+        month = pd.to_numeric(table["V99EDDDAYS"], errors="coerce") / DAYS_PER_MONTH
+    elif "V99EDDVSPR" in table.columns:
+        index = pd.to_numeric(table["V99EDDVSPR"], errors="coerce")
+        by_index = {int(p[1:]): m for p, m in VISIT_MONTHS.items()}
+        unknown = index.notna() & ~index.isin(list(by_index))
+        if unknown.any():
+            raise OAKitError(f"{path}: column V99EDDVSPR: visit {index[unknown].iloc[0]!r}; expected an OAI visit number 0-11")
+        month = index.map(by_index)
+    else:
+        month = pd.Series(np.nan, index=table.index)
+    died = month.notna()
+    if "V99EDDCF" in table.columns:
+        died &= pd.to_numeric(table["V99EDDCF"], errors="coerce").ge(1)
+    return pd.DataFrame({"participant_id": table["ID"], "death_month": month.astype("float64")})[died].reset_index(drop=True)
