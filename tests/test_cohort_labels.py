@@ -1,0 +1,130 @@
+"""Progression labels on a hand-built cohort whose right answers are known, for both definitions."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oa_kit.cohort.labels import REASON_CODES, build_progression_labels
+from oa_kit.errors import OAKitError
+
+M = "missing"
+# knee → [(visit_month, kl, status)]; NaN KL wherever the status is not "ok"
+KNEES = {
+    ("P1", "R"): [(0, 0, "ok"), (12, 0, "ok"), (24, 1, "ok"), (48, 1, "ok")],            # 0→1 ignored
+    ("P1", "L"): [(0, 2, "ok"), (12, 2, "ok"), (24, 3, "ok"), (48, 3, "ok")],            # progresses at 24
+    ("P2", "R"): [(0, 4, "ok"), (12, 4, "ok"), (24, 4, "ok"), (48, 4, "ok")],            # baseline KL4
+    ("P2", "L"): [(12, 1, "ok"), (24, 1, "ok"), (48, 1, "ok")],                          # no baseline row
+    ("P3", "R"): [(0, 1, "ok"), (12, None, M), (24, 1, "ok"), (48, None, M)],            # missing ≠ progression
+    ("P3", "L"): [(0, 2, "ok"), (12, 2, "ok"), (24, None, "replacement"), (48, None, "replacement")],  # .P at 24
+    ("P4", "R"): [(0, 3, "ok"), (12, 2, "ok"), (24, 3, "ok"), (48, 3, "ok")],            # decreasing KL
+    ("P4", "L"): [(0, 1, "ok"), (12, 1, "ok"), (24, None, "technical"), (48, 1, "ok")],  # .T at 24
+    ("P5", "R"): [(0, 2, "ok"), (12, 2, "ok"), (24, None, M), (48, None, M)],            # died at month 20
+    ("P6", "R"): [(0, None, "replacement"), (12, None, "replacement")],                  # replaced at baseline
+    ("P6", "L"): [(0, 1, "ok"), (12, None, M), (24, None, M), (48, None, M)],            # replacement table: 30 m
+    ("P7", "R"): [(0, 0, "ok"), (12, 2, "ok"), (24, 2, "ok"), (48, 2, "ok")],            # 0→2 at 12
+    ("P7", "L"): [(0, 1, "ok"), (12, 0, "ok"), (24, 1, "ok"), (48, 1, "ok")],            # 1→0→1
+    ("P8", "R"): [(0, 1, "ok"), (12, None, "not_expected"), (24, None, M), (48, None, M)],  # never followed
+}
+DEATHS = pd.DataFrame({"participant_id": ["P5"], "death_month": [20.0]})
+REPLACEMENTS = pd.DataFrame({"participant_id": ["P6"], "side": ["L"], "replacement_month": [30.0]})
+HORIZONS = (12, 24, 48)
+
+TIULPIN = {  # knee → outcome per horizon (12, 24, 48): 0/1 or reason code
+    ("P1", "R"): (0, 0, 0),
+    ("P1", "L"): (0, 1, 1),
+    ("P2", "R"): ("baseline_kl4",) * 3,
+    ("P2", "L"): ("not_present_at_baseline",) * 3,
+    ("P3", "R"): ("missing_follow_up", 0, "missing_follow_up"),
+    ("P3", "L"): (0, 1, 1),
+    ("P4", "R"): (0, 0, 0),
+    ("P4", "L"): (0, "technical_read", 0),
+    ("P5", "R"): (0, "death_before_horizon", "death_before_horizon"),
+    ("P6", "R"): ("baseline_replacement",) * 3,
+    ("P6", "L"): ("missing_follow_up", "missing_follow_up", 1),
+    ("P7", "R"): (1, 1, 1),
+    ("P7", "L"): (0, 0, 0),
+    ("P8", "R"): ("missing_follow_up",) * 3,
+}
+PANFILOV = {
+    **TIULPIN,
+    ("P3", "R"): ("insufficient_followups", 0, "missing_follow_up"),
+    ("P3", "L"): (0, "replacement_in_window", "replacement_in_window"),
+    ("P4", "R"): ("decreasing_kl",) * 3,
+    ("P6", "L"): ("insufficient_followups", "insufficient_followups", "replacement_in_window"),
+    ("P8", "R"): ("insufficient_followups",) * 3,
+}
+
+
+def _readings() -> pd.DataFrame:
+    rows = [(pid, side, month, np.nan if kl is None else float(kl), status)
+            for (pid, side), visits in KNEES.items() for month, kl, status in visits]
+    return pd.DataFrame(rows, columns=["participant_id", "side", "visit_month", "kl", "kl_status"])
+
+
+def _outcomes(result) -> dict:
+    out = {}
+    for row in result.labels.itertuples():
+        out[(row.participant_id, row.side, row.horizon_months)] = row.label
+    for row in result.exclusions.itertuples():
+        out[(row.participant_id, row.side, row.horizon_months)] = row.reason_code
+    return out
+
+
+@pytest.mark.parametrize("definition, expected", [("tiulpin2019", TIULPIN), ("panfilov2025", PANFILOV)])
+def test_every_knee_gets_the_known_label_or_reason(definition, expected):
+    result = build_progression_labels(_readings(), HORIZONS, definition=definition,
+                                      deaths=DEATHS, replacements=REPLACEMENTS)
+    got = _outcomes(result)
+    want = {(pid, side, h): o for (pid, side), outs in expected.items() for h, o in zip(HORIZONS, outs)}
+    assert got == want
+    assert set(result.exclusions["reason_code"]) <= set(REASON_CODES)
+    assert len(result.labels) + len(result.exclusions) == len(KNEES) * len(HORIZONS)
+
+
+def test_missing_reading_is_never_progression_and_replacement_needs_a_record():
+    """OAProgression bug 2: NaN follow-up → -1 → counted as TKR. Here only a recorded replacement counts."""
+    readings = _readings()
+    without_table = _outcomes(build_progression_labels(readings, HORIZONS, deaths=DEATHS))
+    assert without_table[("P6", "L", 48)] == "missing_follow_up"
+    assert without_table[("P3", "R", 48)] == "missing_follow_up"
+    with_table = _outcomes(build_progression_labels(readings, HORIZONS, deaths=DEATHS, replacements=REPLACEMENTS))
+    assert with_table[("P6", "L", 48)] == 1
+
+
+def test_time_to_event_columns():
+    result = build_progression_labels(_readings(), HORIZONS, deaths=DEATHS, replacements=REPLACEMENTS)
+    lab = result.labels.set_index(["participant_id", "side", "horizon_months"])
+    assert lab.loc[("P1", "L", 12), ["event", "event_month", "months_to_event_or_censoring"]].tolist() == [1, 24, 24]
+    assert lab.loc[("P6", "L", 48), ["event", "event_month", "months_to_event_or_censoring"]].tolist() == [1, 30, 30]
+    row = lab.loc[("P1", "R", 48)]
+    assert row["event"] == 0 and np.isnan(row["event_month"]) and row["months_to_event_or_censoring"] == 48
+    assert lab.loc[("P5", "R", 12), "months_to_event_or_censoring"] == 12   # censored at last valid reading
+    assert lab.loc[("P1", "L", 24), "baseline_kl"] == 2
+
+
+def test_flow_counts_add_up():
+    result = build_progression_labels(_readings(), HORIZONS, deaths=DEATHS, replacements=REPLACEMENTS)
+    flow = result.flow().set_index(["horizon_months", "stage", "reason_code"])["n_knees"].sort_index()
+    for h in HORIZONS:
+        excluded = flow.loc[h, "excluded"].sum()
+        assert flow.loc[(h, "knees", "")] == len(KNEES) == excluded + flow.loc[(h, "included", "")]
+        assert flow.loc[(h, "included", "")] == flow.loc[(h, "progressor", "")] + flow.loc[(h, "non_progressor", "")]
+    assert flow.loc[(24, "excluded", "death_before_horizon")] == 1
+    assert flow.loc[(24, "progressor", "")] == 3
+    fig = result.figure()
+    assert len(fig.data) == 2 + len(REASON_CODES)
+
+
+def test_bad_inputs_raise_one_line_errors():
+    readings = _readings()
+    with pytest.raises(OAKitError, match="definition"):
+        build_progression_labels(readings, HORIZONS, definition="oaprogression")
+    with pytest.raises(OAKitError, match="horizons_months: 36"):
+        build_progression_labels(readings, (36,))
+    with pytest.raises(OAKitError, match="kl_status 'weird'"):
+        build_progression_labels(readings.assign(kl_status="weird"), HORIZONS)
+    with pytest.raises(OAKitError, match="two rows at month"):
+        build_progression_labels(pd.concat([readings, readings.iloc[:1]]), HORIZONS)
+    with pytest.raises(OAKitError, match="missing column kl_status"):
+        build_progression_labels(readings.drop(columns="kl_status"), HORIZONS)
