@@ -1,0 +1,94 @@
+"""Reader for the Chen 2018 KL-grade PNG dataset: layout ``{split}/{0..4}/<OAI ID><L|R>.png`` plus optional manifest.csv."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oa_kit.errors import OAKitError
+
+#: Splits that Chen's layout may contain (this repo's shared copy has train and val only).
+CHEN_SPLITS = ("train", "val", "test")
+_NAME = re.compile(r"^(?P<pid>\d+)(?P<side>[LR])\.png$")
+COLUMNS = ["path", "participant_id", "side", "kl", "split"]
+
+
+def read_chen(data_dir: str | os.PathLike, splits: tuple[str, ...] | None = None, verify: bool = False) -> pd.DataFrame:
+    """Index a Chen-layout folder as one row per knee image.
+
+    Parameters
+    ----------
+    data_dir : path
+        Folder holding ``{split}/{0..4}/<ID><L|R>.png`` and optionally ``manifest.csv``.
+    splits : tuple of str, optional
+        Keep only these splits (default: every split present).
+    verify : bool
+        With a manifest, also check that every listed file exists.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``path`` (absolute str), ``participant_id`` (str), ``side`` ("L"/"R"), ``kl`` (int 0–4), ``split``.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise OAKitError(f"{root}: not a folder; expected a Chen-layout folder with {{split}}/{{0..4}}/<ID><L|R>.png")
+    manifest = root / "manifest.csv"
+    frame = _from_manifest(root, manifest, verify) if manifest.exists() else _from_layout(root)
+    if splits is not None:
+        frame = frame[frame["split"].isin(splits)]
+    if frame.empty:
+        raise OAKitError(f"{root}: no knee images found for splits {splits}; expected {{split}}/{{0..4}}/<ID><L|R>.png")
+    return frame.sort_values(["split", "participant_id", "side"]).reset_index(drop=True)
+
+
+def _from_manifest(root: Path, manifest: Path, verify: bool) -> pd.DataFrame:
+    """Read Chen's manifest.csv (split, kl_grade, path, oai_id, side) into the standard columns."""
+    raw = pd.read_csv(manifest, dtype={"oai_id": str, "side": str, "split": str, "path": str})
+    missing = {"split", "kl_grade", "path", "oai_id", "side"} - set(raw.columns)
+    if missing:
+        raise OAKitError(f"{manifest}: missing columns {sorted(missing)}; expected split,kl_grade,path,oai_id,side")
+    kl = pd.to_numeric(raw["kl_grade"], errors="coerce")
+    if kl.isna().any() or not kl.between(0, 4).all():
+        raise OAKitError(f"{manifest}: kl_grade outside 0–4; expected integers 0..4")
+    if not raw["side"].isin(["L", "R"]).all():
+        raise OAKitError(f"{manifest}: side values {sorted(set(raw['side']) - {'L', 'R'})}; expected L or R")
+    frame = pd.DataFrame({
+        "path": [str(root / p) for p in raw["path"]],
+        "participant_id": raw["oai_id"].astype(str),
+        "side": raw["side"].astype(str),
+        "kl": kl.astype(np.int64),
+        "split": raw["split"].astype(str),
+    })
+    if verify:
+        absent = [p for p in frame["path"] if not Path(p).exists()]
+        if absent:
+            raise OAKitError(f"{manifest}: {len(absent)} listed files missing, e.g. {absent[0]}; expected every path to exist")
+    return frame
+
+
+def _from_layout(root: Path) -> pd.DataFrame:
+    """Walk ``{split}/{grade}/*.png`` when no manifest is present."""
+    rows = []
+    for split in CHEN_SPLITS:
+        for grade in range(5):
+            folder = root / split / str(grade)
+            if not folder.is_dir():
+                continue
+            for file in sorted(folder.glob("*.png")):
+                match = _NAME.match(file.name)
+                if match is None:
+                    raise OAKitError(f"{file}: file name not <OAI ID><L|R>.png; expected e.g. 9001695L.png")
+                rows.append((str(file), match["pid"], match["side"], grade, split))
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"kl": np.int64})
+
+
+def is_chen_layout(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder with a manifest.csv or any ``{split}/{0..4}`` sub-folder."""
+    root = Path(path)
+    if not root.is_dir():
+        return False
+    return (root / "manifest.csv").exists() or any((root / s / str(g)).is_dir() for s in CHEN_SPLITS for g in range(5))

@@ -1,0 +1,112 @@
+"""``oa-kit kl``: predict, train, evaluate and pack subcommands for the KL-grade CNN (heavy imports happen inside handlers)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``kl`` subcommand with its nested ``predict``/``train``/``evaluate``/``pack`` commands."""
+    kl = subparsers.add_parser("kl", help="KL-grade CNN: predict, train, evaluate, pack.")
+    sub = kl.add_subparsers(dest="kl_command", metavar="KL_COMMAND", required=True)
+
+    predict = sub.add_parser("predict", help="Grade knees in DICOM/PNG/JPEG files or a Chen-layout folder.")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT")
+    predict.add_argument("--out", required=True, help="Output table (.csv or .parquet), one row per knee.")
+    predict.add_argument("--weights", default=None, help="Weights file (default: the shipped model).")
+    predict.add_argument("--side", choices=["R", "L"], default=None, help="Side of single-knee inputs without laterality.")
+    predict.add_argument("--embeddings", default=None, help="Write per-knee embeddings to this .npz file.")
+    predict.add_argument("--tta", type=int, default=None, help="Test-time views (default: the shipped setting).")
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(func=_predict)
+
+    train = sub.add_parser("train", help="Train on a Chen-layout folder or a pack from `oa-kit kl pack`.")
+    train.add_argument("data_dir", metavar="DATA_DIR")
+    train.add_argument("--out", default="runs/kl", help="Run folder (checkpoints, best.safetensors, history.csv).")
+    train.add_argument("--loss", choices=["ce", "sord", "corn"], default="sord")
+    train.add_argument("--epochs", type=int, default=60)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--patience", type=int, default=25)
+    train.add_argument("--max-minutes", type=float, default=None)
+    train.add_argument("--limit", type=int, default=None, help="Use only the first N images per split (smoke runs).")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto")
+    train.add_argument("--no-resume", action="store_true")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser("evaluate", help="Evaluate weights on the val split with bootstrap CIs.")
+    evaluate.add_argument("data_dir", metavar="DATA_DIR")
+    evaluate.add_argument("--weights", default=None)
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--out", default=None, help="Write the metrics table (.csv).")
+    evaluate.add_argument("--n-boot", type=int, default=1000)
+    evaluate.add_argument("--limit", type=int, default=None)
+    evaluate.set_defaults(func=_evaluate)
+
+    pack = sub.add_parser("pack", help="Pack preprocessed Chen images into one compact .npz (JPEG bytes).")
+    pack.add_argument("data_dir", metavar="DATA_DIR")
+    pack.add_argument("--out", required=True)
+    pack.add_argument("--size", type=int, default=160)
+    pack.add_argument("--quality", type=int, default=85)
+    pack.set_defaults(func=_pack)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Handler for ``oa-kit kl train``."""
+    from oa_kit.models.kl.train import train_kl
+
+    trainer = train_kl(args.data_dir, args.out, limit=args.limit, loss=args.loss, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, patience=args.patience, max_minutes=args.max_minutes,
+                       seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.quiet)
+    print(f"best val QWK {trainer.best_qwk_:.4f} at epoch {trainer.best_epoch_}; weights in {args.out}/best.safetensors")
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    """Handler for ``oa-kit kl pack``."""
+    from oa_kit.models.kl.data import pack_chen
+
+    path = pack_chen(args.data_dir, args.out, size=args.size, quality=args.quality)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Handler for ``oa-kit kl predict``."""
+    from oa_kit.models.kl.predict import KLGrader, predict_files
+
+    grader = KLGrader.from_pretrained(args.weights, device=args.device)
+    if args.tta is not None:
+        grader.tta = args.tta
+    table = predict_files(grader, args.inputs, out=args.out, side=args.side, embeddings=args.embeddings)
+    print(f"wrote {args.out}: {len(table)} knees")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Handler for ``oa-kit kl evaluate``."""
+    from oa_kit.models.kl.evaluate import evaluate_on_chen
+
+    result = evaluate_on_chen(args.data_dir, weights=args.weights, split=args.split, n_boot=args.n_boot,
+                              limit=args.limit)
+    print(result.metrics.to_string(index=False))
+    if args.out:
+        from oa_kit.io.atomic import write_text_atomic
+
+        write_text_atomic(args.out, result.metrics.to_csv(index=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (``python -m oa_kit.models.kl.cli``), e.g. on a training machine without the other subsystems."""
+    parser = argparse.ArgumentParser(prog="oa-kit")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
