@@ -91,7 +91,8 @@ def _read_raw(path: Path) -> pd.DataFrame:
     sep = "|" if "|" in header else ("\t" if "\t" in header and suffix == ".txt" else ",")
     try:
         return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                           encoding="utf-8-sig", encoding_errors="replace", quotechar='"', engine="python")
+                           encoding="utf-8-sig", encoding_errors="replace", quotechar='"', engine="python",
+                           index_col=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise OAKitError(f"{path}: cannot parse as a {sep!r}-separated table ({exc}); expected OAI ASCII") from None
 
@@ -397,7 +398,7 @@ def read_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
         for name, template in _PER_SIDE.items():
             knee[name] = pd.to_numeric(merged[template.format(s=side)], errors="coerce")
             fields[name] = template.format(s=side)
-        knee["clinical_status"] = _status_summary(merged, fields)
+        knee["clinical_status"] = status_summary(merged, fields)
         rows.append(knee)
     return pd.concat(rows, ignore_index=True).sort_values(["participant_id", "side"], kind="stable").reset_index(drop=True)
 
@@ -409,8 +410,8 @@ def _check_unique_ids(table: pd.DataFrame, path: Path) -> None:
         raise OAKitError(f"{path}: column ID: participant {table['ID'][dup].iloc[0]!r} appears twice; expected one row per ID")
 
 
-def _status_summary(table: pd.DataFrame, fields: Mapping[str, str]) -> pd.Series:
-    """One string per row naming every field whose value is not ``ok`` ("ok" when all are)."""
+def status_summary(table: pd.DataFrame, fields: Mapping[str, str]) -> pd.Series:
+    """One string per row naming every field (output name → source column) whose value is not ``ok`` ("ok" if none)."""
     parts = []
     for name, column in fields.items():
         status = value_status(table, column)
