@@ -1,1 +1,13 @@
-"""The synthetic OAI-like cohort generator with known ground truth (writes real file formats)."""
+"""The synthetic OAI-like cohort generator with known ground truth (writes real file formats).
+
+``generate_cohort(preset, out, seed)`` writes OAI tables, DICOM radiographs, NIfTI MRI and truth tables;
+``simulate_cohort(preset, seed)`` returns the tables in memory. The disease model is documented in
+``oa_kit.synth.model`` and ``data_cards/synthetic_oai.md``. Synthetic data: not real patients.
+"""
+from oa_kit.synth.generate import generate_cohort, read_manifest, simulate_cohort
+from oa_kit.synth.model import HORIZONS_MONTHS, VISITS, DiseaseModel, SimulatedCohort
+from oa_kit.synth.oracle import oracle_auc, oracle_table, reference_labels
+from oa_kit.synth.presets import PRESETS, CohortPreset, get_preset
+
+__all__ = ["generate_cohort", "simulate_cohort", "read_manifest", "DiseaseModel", "SimulatedCohort", "VISITS",
+           "HORIZONS_MONTHS", "oracle_auc", "oracle_table", "reference_labels", "PRESETS", "CohortPreset", "get_preset"]

@@ -1,0 +1,217 @@
+"""Write a synthetic OAI-like cohort to disk (tables, radiographs, MRI, truth, manifest) or simulate it in memory.
+
+Layout (docs/DESIGN.md "Synthetic cohort on disk")::
+
+    OUT/manifest.json  OUT/OAI/*.txt  OUT/xray/{ID}_V00_PA.dcm  OUT/mri/{ID}_{R|L}_V00_{DESS,labels}.nii.gz
+    OUT/truth/participants.parquet  OUT/truth/knees.parquet
+
+The folder is built in a hidden temporary sibling and renamed whole (``oa_kit.io.atomic.atomic_dir``);
+``manifest.json`` (per-file sha256) is written last, so an interrupted run never leaves a complete-looking cohort.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from oa_kit import __version__
+from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import atomic_dir, write_text_atomic
+from oa_kit.io.labels import SUBREGIONS
+from oa_kit.synth.model import OSTEOPHYTE_SITES, SimulatedCohort, simulate
+from oa_kit.synth.presets import CohortPreset, get_preset
+from oa_kit.synth.tables import write_oai_tables
+
+MANIFEST_NAME = "manifest.json"
+#: Knee-truth columns that are internal draws, not documented truth.
+_INTERNAL_COLUMNS = tuple(f"grade_quantile_{i}" for i in range(6))
+
+
+def simulate_cohort(preset: str, seed: int, n_participants: int | None = None) -> SimulatedCohort:
+    """Simulate the cohort's tables in memory (no files, no images): fast, for statistics and model development.
+
+    Parameters
+    ----------
+    preset : str
+        ``tiny``, ``demo`` or ``full``.
+    seed : int
+        Seed of every random draw; the same seed gives the same cohort as ``generate_cohort``.
+    n_participants : int, optional
+        Override the preset's participant count (must be positive).
+
+    Returns
+    -------
+    SimulatedCohort
+        ``participants`` and ``knees`` truth tables and the observed ``readings``.
+    """
+    return simulate(get_preset(preset, n_participants).n_participants, _check_seed(seed))
+
+
+def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: bool = False, images: bool = True,
+                    progress: bool = True, n_participants: int | None = None) -> Path:
+    """Generate the synthetic cohort folder ``out`` (deterministic by ``seed``: same seed → byte-identical files).
+
+    Parameters
+    ----------
+    preset : str
+        ``tiny`` (8 participants), ``demo`` (500) or ``full`` (4000).
+    out : path
+        Output folder; must be new or empty unless ``overwrite``.
+    seed : int
+        Seed of every random draw (tables, images, DICOM UIDs).
+    overwrite : bool
+        Replace an existing non-empty ``out`` (only once the new cohort is complete).
+    images : bool
+        Render radiographs (DICOM) and MRI (NIfTI); ``False`` writes tables and truth only.
+    progress : bool
+        Show a tqdm progress bar while rendering.
+    n_participants : int, optional
+        Override the preset's participant count.
+
+    Returns
+    -------
+    Path
+        The cohort folder.
+    """
+    spec = get_preset(preset, n_participants)
+    seed = _check_seed(seed)
+    out = Path(out)
+    replace = _check_output(out, overwrite)
+    cohort = simulate(spec.n_participants, seed)
+    with atomic_dir(out, overwrite=replace) as tmp:
+        table_paths = write_oai_tables(cohort, tmp / "OAI")
+        knees = cohort.knees.drop(columns=list(_INTERNAL_COLUMNS))
+        if images:
+            knees = render_images(cohort, knees, spec, tmp, progress)
+        _write_truth(cohort.participants, knees, tmp / "truth")
+        write_manifest(tmp, spec, seed, images, {stem: _count_rows(path) for stem, path in table_paths.items()})
+    return out
+
+
+def _check_seed(seed: int) -> int:
+    """Seeds must be non-negative integers (numpy SeedSequence entropy)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise OAKitError(f"seed: {seed!r} is not a non-negative integer; expected e.g. 0")
+    return int(seed)
+
+
+def _check_output(out: Path, overwrite: bool) -> bool:
+    """Validate the output folder; returns whether an existing folder will be replaced."""
+    if out.exists() and not out.is_dir():
+        raise OAKitError(f"{out}: exists and is not a folder; expected a new or empty folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise OAKitError(f"{out}: folder exists and is not empty; expected a new or empty folder (use --overwrite)")
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OAKitError(f"{out}: cannot create the parent folder ({exc.strerror}); expected a writable location") from exc
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OAKitError(f"{out}: parent folder {parent} is not writable; expected a writable location")
+    return out.exists()
+
+
+def _sub_seed(seed: int, index: int, tag: int) -> int:
+    """Independent 32-bit seed for participant ``index`` and stream ``tag`` (0 radiograph, 1 right MRI, 2 left MRI)."""
+    return int(np.random.SeedSequence([seed, index, tag]).generate_state(1)[0])
+
+
+def knee_anatomy(row: pd.Series):
+    """The ``oa_kit.synth.radiograph.KneeAnatomy`` of one knee-truth row (JSW and osteophytes in mm)."""
+    from oa_kit.synth.radiograph import KneeAnatomy
+
+    return KneeAnatomy(side=row["side"], jsw_medial_mm=float(row["jsw_medial_mm"]),
+                       jsw_lateral_mm=float(row["jsw_lateral_mm"]),
+                       osteophyte_mm={s: float(row[f"osteophyte_mm_{s}"]) for s in OSTEOPHYTE_SITES},
+                       sclerosis=float(row["sclerosis"]), varus_deg=float(row["varus_deg"]))
+
+
+def render_images(cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPreset, folder: Path,
+                  progress: bool) -> pd.DataFrame:
+    """Render and write each participant's bilateral PA DICOM and per-knee MRI; returns knees with image truth.
+
+    Adds ``joint_centre_row``/``joint_centre_col`` (pixels in the DICOM), ``xray_spacing_mm`` and replaces
+    ``thickness_mm_<subregion>`` by the rendered cartilage's true mean thickness. Knees replaced at baseline get no MRI.
+    """
+    from oa_kit.synth import mri, radiograph
+
+    geometry = spec.mri_geometry()
+    knees = knees.copy()
+    for col in ("joint_centre_row", "joint_centre_col", "xray_spacing_mm"):
+        knees[col] = np.nan
+    index = {(pid, side): i for i, (pid, side) in enumerate(zip(knees["ID"], knees["side"]))}
+    participants = cohort.participants
+    for p_idx, (pid, site) in enumerate(tqdm(list(zip(participants["ID"], participants["site"])),
+                                             desc="synthetic cohort images", unit="participant", disable=not progress)):
+        rows = {side: knees.iloc[index[(pid, side)]] for side in ("R", "L")}
+        xsite = radiograph.SITE_PROFILES[site]
+        rendered = radiograph.render_bilateral_pa(knee_anatomy(rows["R"]), knee_anatomy(rows["L"]), xsite,
+                                                  seed=_sub_seed(cohort.seed, p_idx, 0), field_mm=spec.xray_field_mm)
+        radiograph.write_radiograph_dicom(folder / "xray" / f"{pid}_V00_PA.dcm", rendered, xsite, pid, 0)
+        for tag, side in ((1, "R"), (2, "L")):
+            i = index[(pid, side)]
+            knees.iloc[i, knees.columns.get_loc("joint_centre_row")] = float(rendered.joint_centres_px[side][0])
+            knees.iloc[i, knees.columns.get_loc("joint_centre_col")] = float(rendered.joint_centres_px[side][1])
+            knees.iloc[i, knees.columns.get_loc("xray_spacing_mm")] = float(rendered.spacing_mm)
+            if rows[side]["tkr_month"] == 0:
+                continue
+            target = {r: float(rows[side][f"thickness_mm_{r}"]) for r in SUBREGIONS}
+            volume = mri.render_knee_mri(side, target, geometry, mri.SITE_MRI[site], seed=_sub_seed(cohort.seed, p_idx, tag))
+            mri.write_knee_mri(folder / "mri", pid, side, 0, volume)
+            for r in SUBREGIONS:
+                knees.iloc[i, knees.columns.get_loc(f"thickness_mm_{r}")] = round(float(volume.true_thickness_mm[r]), 4)
+    return knees
+
+
+def _write_truth(participants: pd.DataFrame, knees: pd.DataFrame, folder: Path) -> None:
+    """Write the truth tables as parquet (deterministic: no index, fixed column order)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    participants.to_parquet(folder / "participants.parquet", index=False)
+    knees.to_parquet(folder / "knees.parquet", index=False)
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows of an ASCII table (lines minus the header)."""
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle) - 1
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (streamed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path, spec: CohortPreset, seed: int, images: bool, table_rows: dict[str, int]) -> Path:
+    """Write ``manifest.json`` last: preset, seed, counts, version and sha256 of every other file."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest = {
+        "dataset": "oa_kit synthetic OAI-like cohort (synthetic data, not real patients)",
+        "preset": spec.name, "seed": seed, "n_participants": spec.n_participants, "n_knees": 2 * spec.n_participants,
+        "images": images, "oa_kit_version": __version__, "table_rows": table_rows, "files": files,
+    }
+    path = folder / MANIFEST_NAME
+    write_text_atomic(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_manifest(cohort_dir: str | os.PathLike) -> dict:
+    """Read a cohort's manifest; a folder without one is not a complete cohort."""
+    path = Path(cohort_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise OAKitError(f"{path}: missing; expected a complete cohort written by generate_cohort")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise OAKitError(f"{path}: not valid JSON ({exc.msg}); expected a generate_cohort manifest") from exc
