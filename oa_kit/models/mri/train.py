@@ -1,0 +1,266 @@
+"""Training the MRI segmenter: dataset discovery, slice sampling, DiceCE training loop with checkpoints/resume, evaluation."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from monai.losses import DiceCELoss
+from monai.metrics import DiceMetric, SurfaceDistanceMetric
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.labels import LABELS
+from oa_kit.models.mri.network import N_NETWORK_CLASSES, harmonised_to_network
+from oa_kit.models.mri.transforms import check_volume, to_canonical
+
+#: Tissues scored by :func:`evaluate_segmenter` (harmonised ids).
+EVAL_LABELS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+
+
+@dataclass
+class SegmentationCase:
+    """One training/evaluation scan: image and harmonised labels in the file's voxel order, its affine and knee side."""
+
+    case_id: str
+    image: np.ndarray
+    labels: np.ndarray
+    affine: np.ndarray
+    side: str
+    group: str = ""          # participant id, for participant-level splits
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_segmenter` returns: the trained network, its metadata and the per-epoch history."""
+
+    net: torch.nn.Module
+    metadata: dict
+    history: list[dict] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ data preparation
+def case_slices(case: SegmentationCase, segmenter) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sagittal training slices of one case: images (X, 1, H, W) float32 and network-class targets (X, 1, H, W) int64."""
+    check_volume(case.image, case.affine, name=case.case_id)
+    if case.labels.shape != case.image.shape:
+        raise OAKitError(f"{case.case_id}: labels shape {case.labels.shape} != image shape {case.image.shape}; expected equal")
+    canon, view = to_canonical(np.asarray(case.image, dtype=np.float32), case.affine, case.side)
+    lab, _ = to_canonical(np.asarray(case.labels), case.affine, case.side)
+    images = segmenter.network_slices(canon, view.spacing_mm)
+    target = torch.from_numpy(harmonised_to_network(lab).astype(np.float32))[:, None]
+    target = torch.nn.functional.interpolate(target, size=tuple(images.shape[-2:]), mode="nearest").long()
+    return images, target
+
+
+def stack_cases(cases: Sequence[SegmentationCase], segmenter, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate the slices of all cases that contain any labelled tissue (background-only slices add little)."""
+    images, targets = [], []
+    for case in tqdm(cases, desc="preparing slices", disable=not progress):
+        img, tgt = case_slices(case, segmenter)
+        keep = tgt.flatten(1).amax(dim=1) > 0
+        images.append(img[keep].to(torch.float16))
+        targets.append(tgt[keep].to(torch.uint8))
+    if not images:
+        raise OAKitError("training data: no cases; expected at least one image/label pair")
+    shapes = {tuple(i.shape[-2:]) for i in images}
+    if len(shapes) > 1:
+        size = max(shapes)
+        images = [_pad_to(i, size) for i in images]
+        targets = [_pad_to(t, size) for t in targets]
+    return torch.cat(images), torch.cat(targets)
+
+
+def _pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad (B, C, H, W) slices at the end of H and W up to ``size``."""
+    return torch.nn.functional.pad(x, (0, size[1] - x.shape[-1], 0, size[0] - x.shape[-2]))
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random intensity changes (gamma, gain/offset, noise) so the model does not learn one site's contrast."""
+    b = images.shape[0]
+    gamma = torch.exp(torch.empty(b, 1, 1, 1).uniform_(-0.4, 0.4, generator=generator))
+    gain = torch.empty(b, 1, 1, 1).uniform_(0.8, 1.2, generator=generator)
+    offset = torch.empty(b, 1, 1, 1).uniform_(-0.1, 0.1, generator=generator)
+    noise = torch.randn(images.shape, generator=generator) * torch.empty(b, 1, 1, 1).uniform_(0.0, 0.05, generator=generator)
+    return images.clamp(0, 1) ** gamma * gain + offset + noise
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+def _save_checkpoint(out: Path, net: torch.nn.Module, optim: torch.optim.Optimizer, state: dict) -> None:
+    """Write the model + optimizer tensors (safetensors) and loop state (JSON) atomically; no pickle."""
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
+    for i, pstate in optim.state_dict()["state"].items():
+        for key, value in pstate.items():
+            tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().contiguous().clone()
+    with atomic_path(out / "checkpoint.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    write_text_atomic(out / "checkpoint.json", json.dumps(state, indent=2))
+
+
+def _load_checkpoint(out: Path, net: torch.nn.Module, optim: torch.optim.Optimizer) -> dict:
+    """Restore model/optimizer tensors and return the saved loop state."""
+    tensors = load_file(str(out / "checkpoint.safetensors"))
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    optim_state = optim.state_dict()
+    states: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            states.setdefault(int(idx), {})[name] = value
+    optim_state["state"] = states
+    optim.load_state_dict(optim_state)
+    return json.loads((out / "checkpoint.json").read_text())
+
+
+# ------------------------------------------------------------------------------------------------- training
+def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence[SegmentationCase],
+                    out: str | Path | None, epochs: int = 30, seed: int = 0, batch_size: int = 16, lr: float = 2e-3,
+                    steps_per_epoch: int | None = None, resume: bool = False, progress: bool = True,
+                    segmenter=None, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train the U-Net with DiceCE loss on sagittal slices; checkpoint every epoch, resume, keep the best validation Dice.
+
+    Parameters
+    ----------
+    train_cases, val_cases
+        Scans with harmonised labels; validation picks the best epoch (mean cartilage Dice).
+    out
+        Run folder: ``checkpoint.safetensors/json`` every epoch, ``best.safetensors`` + ``history.csv``; None = no files.
+    epochs, batch_size, lr, steps_per_epoch
+        Optimisation settings (Adam, cosine learning-rate decay).
+    seed
+        Seeds weight init, slice order and augmentation (resumed runs reproduce the same batches).
+    resume
+        Continue from ``out/checkpoint.*`` if present.
+
+    Returns
+    -------
+    TrainResult
+        Network with the best validation weights (last epoch when there is no validation set), metadata, history.
+    """
+    from oa_kit.models.mri.inference import MRISegmenter
+
+    segmenter = segmenter or MRISegmenter()
+    torch.manual_seed(seed)
+    net = segmenter._build()
+    images, targets = stack_cases(train_cases, segmenter, progress)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    optim = torch.optim.Adam(net.parameters(), lr=lr)
+    steps = steps_per_epoch or max(1, len(images) // batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + np.cos(np.pi * min(s / (epochs * steps), 1.0))) + 0.02)
+    run = Path(out) if out is not None else None
+    start, history, best = 0, [], {"score": -1.0, "state": None}
+    if resume and run is not None and (run / "checkpoint.json").exists():
+        state = _load_checkpoint(run, net, optim)
+        start, history, best["score"] = state["epoch"], state["history"], state["best_score"]
+        for _ in range(start * steps):
+            sched.step()
+        if (run / "best.safetensors").exists():
+            best["state"] = load_file(str(run / "best.safetensors"))
+    for epoch in range(start, epochs):
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+        net.train()
+        order = torch.randint(0, len(images), (steps, batch_size), generator=gen)
+        losses = []
+        for idx in tqdm(order, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False):
+            x = augment(images[idx].float(), gen)
+            optim.zero_grad()
+            loss = loss_fn(net(x), targets[idx].long())
+            loss.backward()
+            optim.step()
+            sched.step()
+            losses.append(float(loss))
+        net.eval()
+        segmenter.net_ = net
+        score = _validation_score(segmenter, val_cases) if val_cases else -float(np.mean(losses))
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_cartilage_dice": score, "time": time.time()})
+        if score > best["score"]:
+            best = {"score": score, "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+            if run is not None:
+                with atomic_path(run / "best.safetensors") as tmp:
+                    save_file(best["state"], str(tmp))
+        if log:
+            log(f"epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.4f} val_cartilage_dice {score:.4f}")
+        if run is not None:
+            _save_checkpoint(run, net, optim, {"epoch": epoch + 1, "history": history, "best_score": best["score"], "seed": seed})
+            write_text_atomic(run / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    if best["state"] is not None:
+        net.load_state_dict(best["state"])
+    metadata = {"architecture": {"spatial_dims": 2, "channels": list(segmenter.channels), "strides": list(segmenter.strides),
+                                 "num_res_units": segmenter.num_res_units, "out_channels": N_NETWORK_CLASSES},
+                "spacing_mm": segmenter.spacing_mm, "roi_size": list(segmenter.roi_size), "seed": seed, "epochs": epochs,
+                "n_train_cases": len(train_cases), "n_val_cases": len(val_cases), "best_val_cartilage_dice": best["score"]}
+    return TrainResult(net=net.eval(), metadata=metadata, history=history)
+
+
+def _validation_score(segmenter, cases: Sequence[SegmentationCase]) -> float:
+    """Mean Dice over femoral, tibial (medial+lateral) and patellar cartilage on validation cases."""
+    scores = []
+    for case in cases:
+        pred = segmenter.predict(case.image, case.affine, case.side)
+        for label in (2, 4, 5, 7):
+            a, b = pred == label, case.labels == label
+            denom = a.sum() + b.sum()
+            if denom:
+                scores.append(2.0 * np.logical_and(a, b).sum() / denom)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def save_weights(result: TrainResult, path: str | Path, extra: dict | None = None) -> Path:
+    """Write trained weights (safetensors) and JSON metadata with the file's sha256 beside it; returns the weights path."""
+    from oa_kit.models.mri.inference import sha256_file
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in result.net.state_dict().items()}, str(tmp))
+    meta = dict(result.metadata, **(extra or {}), sha256=sha256_file(path), weights_file=path.name)
+    write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def evaluate_segmenter(segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0,
+                       progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-tissue Dice and ASSD (mm) with participant-level bootstrap 95% CIs (MONAI metrics).
+
+    Returns
+    -------
+    summary, per_case
+        ``summary``: one row per tissue (tissue, metric, estimate, ci_low, ci_high, n); ``per_case``: raw values.
+    """
+    rows = []
+    for case in tqdm(cases, desc="evaluating", disable=not progress):
+        pred = segmenter.predict(case.image, case.affine, case.side)
+        spacing = tuple(float(s) for s in np.sqrt((np.asarray(case.affine)[:3, :3] ** 2).sum(axis=0)))
+        rows.extend(_case_metrics(case, pred, spacing))
+    per_case = pd.DataFrame(rows)
+    rng = np.random.default_rng(seed)
+    summary = []
+    for (tissue, metric), grp in per_case.groupby(["tissue", "metric"], sort=False):
+        values = grp.groupby("group")["value"].mean().to_numpy()
+        values = values[np.isfinite(values)]
+        boots = [rng.choice(values, size=len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
+        summary.append({"tissue": tissue, "metric": metric, "estimate": float(np.mean(values)) if len(values) else np.nan,
+                        "ci_low": float(np.percentile(boots, 2.5)), "ci_high": float(np.percentile(boots, 97.5)),
+                        "n": int(len(values))})
+    return pd.DataFrame(summary), per_case
+
+
+def _case_metrics(case: SegmentationCase, pred: np.ndarray, spacing: tuple[float, float, float]) -> list[dict]:
+    """Dice and average symmetric surface distance per tissue for one case."""
+    p = torch.from_numpy(np.stack([pred == k for k in EVAL_LABELS]))[None].float()
+    t = torch.from_numpy(np.stack([case.labels == k for k in EVAL_LABELS]))[None].float()
+    dice = DiceMetric(include_background=True, reduction="none")(p, t)[0].numpy()
+    assd = SurfaceDistanceMetric(include_background=True, symmetric=True, reduction="none")(p, t, spacing=spacing)[0].numpy()
+    out = []
+    for i, label in enumerate(EVAL_LABELS):
+        out.append({"case_id": case.case_id, "group": case.group or case.case_id, "tissue": LABELS[label], "metric": "dice", "value": float(dice[i])})
+        out.append({"case_id": case.case_id, "group": case.group or case.case_id, "tissue": LABELS[label], "metric": "assd_mm", "value": float(assd[i])})
+    return out

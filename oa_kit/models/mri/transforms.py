@@ -1,0 +1,113 @@
+"""MRI preprocessing for the segmenter: canonical orientation, left->right mirroring, robust intensity scaling, resampling."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.transforms import ScaleIntensityRangePercentiles
+
+from oa_kit.errors import OAKitError
+
+#: In-plane (AP, SI) spacing the network works at, mm.
+MODEL_SPACING_MM = 0.5
+
+
+@dataclass(frozen=True)
+class CanonicalView:
+    """How a scan was turned into the network's canonical right-knee RAS grid, so it can be undone exactly."""
+
+    ornt: np.ndarray            # nibabel orientation of the file's voxel axes (file -> RAS)
+    mirrored: bool              # True for a left knee (flipped along LR after reorientation)
+    spacing_mm: tuple[float, float, float]   # voxel size along (LR, AP, SI) of the canonical grid
+
+
+def check_volume(volume: np.ndarray, affine: np.ndarray, name: str = "volume") -> None:
+    """Reject inputs no thickness could be trusted on: not 3D, no orientation, non-finite, extreme anisotropy."""
+    if volume.ndim != 3 or min(volume.shape) < 2:
+        raise OAKitError(f"{name}: image has shape {tuple(volume.shape)}; expected a 3D volume with >= 2 voxels per axis")
+    affine = np.asarray(affine, dtype=float)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        raise OAKitError(f"{name}: affine is missing or not a finite 4x4 matrix; expected voxel->RAS mm orientation")
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    if np.any(zooms <= 1e-6) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise OAKitError(f"{name}: affine is singular (voxel sizes {np.round(zooms, 4).tolist()}); expected a valid orientation")
+    if np.allclose(affine, np.eye(4)) and volume.shape[0] > 1:
+        raise OAKitError(f"{name}: affine is the identity (orientation and spacing missing); expected a scanner orientation")
+    if zooms.max() / zooms.min() > 10.0:
+        raise OAKitError(f"{name}: voxel sizes {np.round(zooms, 3).tolist()} mm are anisotropic beyond 10:1; "
+                         "expected a 3D sequence (e.g. DESS) with slice thickness <= 10x in-plane spacing")
+    if not np.all(np.isfinite(volume)):
+        raise OAKitError(f"{name}: image contains NaN or infinite values; expected finite intensities")
+
+
+def to_canonical(volume: np.ndarray, affine: np.ndarray, side: str) -> tuple[np.ndarray, CanonicalView]:
+    """Reorient ``volume`` to RAS voxel order (LR, AP, SI) and mirror a left knee to right orientation."""
+    if side not in ("R", "L"):
+        raise OAKitError(f"side: got {side!r}; expected 'R' or 'L'")
+    ornt = nib.orientations.io_orientation(np.asarray(affine, dtype=float))
+    canon = nib.orientations.apply_orientation(np.asarray(volume), ornt)
+    zooms = np.sqrt((np.asarray(affine, dtype=float)[:3, :3] ** 2).sum(axis=0))
+    spacing = tuple(float(zooms[int(ax)]) for ax in np.argsort(ornt[:, 0]))
+    if side == "L":
+        canon = canon[::-1]
+    return np.ascontiguousarray(canon), CanonicalView(ornt=ornt, mirrored=side == "L", spacing_mm=spacing)
+
+
+def from_canonical(array: np.ndarray, view: CanonicalView) -> np.ndarray:
+    """Undo :func:`to_canonical` on the first three axes of ``array`` (extra trailing axes, e.g. classes, are kept)."""
+    out = array[::-1] if view.mirrored else array
+    back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")), view.ornt)
+    return np.ascontiguousarray(nib.orientations.apply_orientation(out, back))
+
+
+def normalise_intensity(volume: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> np.ndarray:
+    """Scale intensities so the volume's ``lower``/``upper`` percentiles map to 0/1 (clipped): removes site gain/contrast."""
+    scaler = ScaleIntensityRangePercentiles(lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
+    return np.asarray(scaler(np.asarray(volume, dtype=np.float32)[None]), dtype=np.float32)[0]
+
+
+def inplane_size(shape: tuple[int, int], spacing_mm: tuple[float, float], target_mm: float = MODEL_SPACING_MM) -> tuple[int, int]:
+    """Slice size (AP, SI) after resampling a sagittal slice of ``shape`` voxels at ``spacing_mm`` to ``target_mm``."""
+    return tuple(max(8, int(round(n * s / target_mm))) for n, s in zip(shape, spacing_mm))  # type: ignore[return-value]
+
+
+def resample_slices(slices: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resample a stack of 2D slices (B, C, H, W) to ``size`` (H', W'); a no-op when the size already matches."""
+    if tuple(slices.shape[-2:]) == tuple(size):
+        return slices
+    if mode == "nearest":
+        return F.interpolate(slices, size=size, mode="nearest")
+    return F.interpolate(slices, size=size, mode=mode, align_corners=False)
+
+
+def split_position(mask: np.ndarray) -> float:
+    """LR index that separates the medial and lateral compartments of a (LR, AP, SI) mask: the emptiest slice between them."""
+    profile = mask.reshape(mask.shape[0], -1).sum(axis=1).astype(float)
+    total = profile.sum()
+    if total == 0:
+        return (mask.shape[0] - 1) / 2.0
+    cum = np.cumsum(profile) / total
+    lo, hi = int(np.searchsorted(cum, 0.2)), int(np.searchsorted(cum, 0.8))
+    if hi <= lo:
+        return float(np.average(np.arange(mask.shape[0]), weights=profile))
+    window = profile[lo:hi + 1]
+    minima = np.flatnonzero(window == window.min()) + lo
+    return float(minima.mean())
+
+
+def split_medial_lateral(labels: np.ndarray) -> np.ndarray:
+    """Split merged tibial cartilage (4) and meniscus (8) of a right-oriented (LR, AP, SI) label map into medial/lateral.
+
+    In RAS right-knee orientation the medial compartment lies toward -x (low LR index); the boundary is the emptiest
+    LR slice of the tibial cartilage (falling back to the menisci, then the volume centre).
+    """
+    out = labels.copy()
+    reference = labels == 4 if np.any(labels == 4) else labels == 8
+    cut = split_position(reference)
+    lateral = np.arange(labels.shape[0])[:, None, None] > cut
+    out[(labels == 4) & lateral] = 5
+    out[(labels == 8) & lateral] = 9
+    return out
