@@ -1,1 +1,22 @@
 """Features: image embeddings, cartilage biomarkers, per-knee feature assembly with families."""
+from __future__ import annotations
+
+from oa_kit.features.assemble import (
+    FEATURE_FAMILIES,
+    KEY_COLUMNS,
+    FeatureAssembler,
+    family_of,
+    join_knee_tables,
+    out_of_fold_predictions,
+)
+from oa_kit.features.embeddings import EmbeddingPCA
+
+__all__ = [
+    "FEATURE_FAMILIES",
+    "KEY_COLUMNS",
+    "EmbeddingPCA",
+    "FeatureAssembler",
+    "family_of",
+    "join_knee_tables",
+    "out_of_fold_predictions",
+]

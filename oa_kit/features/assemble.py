@@ -1,0 +1,321 @@
+"""Per-knee feature assembly: join clinical, radiograph (KL-CNN) and MRI tables and encode them with feature families.
+
+Inputs are DataFrames keyed by ``participant_id`` (str), ``side`` ("R"/"L") and optionally ``visit_month``:
+the clinical baseline table (age, sex, bmi, injury, surgery, womac_*, kl, jsn/jsw, site), the KL-CNN table
+(``kl_p0..kl_p4``, ``kl_emb_000..``) and the MRI table (regional thickness/volume, ``mri_emb_000..``).
+
+Every output feature carries a family (``clinical`` / ``radiograph`` / ``mri``), exposed as
+``FeatureAssembler.feature_families_``, so explanations can be summed per family. Documented behaviour on bad input:
+
+- a required column that is missing → :class:`~oa_kit.errors.OAKitError` naming it;
+- a feature constant over the training rows → dropped at fit (listed in ``dropped_constant_``, with a warning);
+  all features constant → error;
+- a row with more than ``max_missing_fraction`` of its features missing → error naming the knee
+  (``on_nan_heavy="error"``, the default) or kept as NaN for LightGBM / median imputation (``"keep"``);
+- text columns (sex, site) → one indicator per level seen at fit (one column for two levels); levels unseen at
+  fit encode as all-zero; more than ``max_levels`` levels → error.
+- ``race`` and outcome/truth columns are never used unless named explicitly in ``columns``.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import GroupKFold
+
+from oa_kit.errors import OAKitError
+from oa_kit.features.embeddings import DEFAULT_COMPONENTS, EMBEDDING_PREFIXES, EmbeddingPCA
+
+#: The three feature families used for grouped explanations.
+FEATURE_FAMILIES: tuple[str, ...] = ("clinical", "radiograph", "mri")
+#: Columns identifying a knee (never features).
+KEY_COLUMNS: tuple[str, ...] = ("participant_id", "side")
+#: Columns never used as features unless named explicitly: keys, outcomes, generator truth, bookkeeping.
+EXCLUDED_COLUMNS: frozenset[str] = frozenset({
+    "participant_id", "side", "visit_month", "id", "label", "horizon_months", "event", "event_month",
+    "months_to_event_or_censoring", "reason", "reason_code", "race", "fold", "provenance", "death_month",
+})
+EXCLUDED_PREFIXES: tuple[str, ...] = ("p_progress", "latent", "progression_rate", "kl_true", "readprj", "path",
+                                      "oof_", "risk")
+_RADIOGRAPH_EXACT = {"kl", "kl_grade", "baseline_kl", "grade"}
+_RADIOGRAPH_PREFIXES = ("kl_", "xr_", "jsw", "jsn", "osteophyte", "ost_", "osf", "sclerosis", "mcmjsw", "bmang")
+_MRI_PREFIXES = ("mri_", "thickness", "volume", "fcl", "cartilage", "t2_", "menisc")
+
+
+def family_of(column: str) -> str:
+    """Feature family of a raw or derived column name: ``radiograph`` (KL, JSN/JSW, KL-CNN), ``mri`` or ``clinical``."""
+    name = str(column).lower()
+    if name in _RADIOGRAPH_EXACT or name.startswith(_RADIOGRAPH_PREFIXES):
+        return "radiograph"
+    if name.startswith(_MRI_PREFIXES) or "thickness" in name or name.endswith("_mm3"):
+        return "mri"
+    return "clinical"
+
+
+def _check_keys(table: pd.DataFrame, name: str, visit_month: int | None) -> pd.DataFrame:
+    """Normalise a per-knee table's keys (``id``→participant_id, str ids, R/L sides) and keep one visit."""
+    table = table.copy()
+    if "participant_id" not in table.columns and "id" in table.columns:
+        table = table.rename(columns={"id": "participant_id"})
+    for key in KEY_COLUMNS:
+        if key not in table.columns:
+            raise OAKitError(f"{name}.{key}: column missing; expected per-knee tables keyed by participant_id and side")
+    table["participant_id"] = table["participant_id"].astype(str)
+    bad = ~table["side"].isin(["R", "L"])
+    if bad.any():
+        raise OAKitError(f"{name}.side: value {table['side'][bad].iloc[0]!r}; expected 'R' or 'L'")
+    if visit_month is not None and "visit_month" in table.columns:
+        table = table[table["visit_month"] == visit_month].drop(columns="visit_month")
+    dup = table.duplicated(list(KEY_COLUMNS))
+    if dup.any():
+        row = table[dup].iloc[0]
+        raise OAKitError(f"{name}: knee {row['participant_id']}/{row['side']} appears twice; expected one row per "
+                         "knee (and visit)")
+    return table
+
+
+def join_knee_tables(clinical: pd.DataFrame, radiograph: pd.DataFrame | None = None,
+                     mri: pd.DataFrame | None = None, visit_month: int | None = 0) -> pd.DataFrame:
+    """Left-join the KL-CNN and MRI tables onto the clinical table per knee (one visit, baseline by default).
+
+    Parameters
+    ----------
+    clinical : DataFrame
+        One row per knee: participant_id, side, clinical columns (and kl, jsn/jsw readings).
+    radiograph, mri : DataFrame, optional
+        KL-CNN output (``kl_p0..4``/``p0..4``, ``kl_emb_*``) and MRI biomarkers (``mri_emb_*``) per knee.
+    visit_month : int or None
+        Keep only rows of this visit where a table has ``visit_month`` (months; None keeps all).
+
+    Returns
+    -------
+    DataFrame
+        One row per clinical knee; knees without images get NaN image columns.
+    """
+    merged = _check_keys(clinical, "clinical", visit_month)
+    for name, table in (("radiograph", radiograph), ("mri", mri)):
+        if table is None:
+            continue
+        table = _check_keys(table, name, visit_month)
+        if name == "radiograph":
+            table = table.rename(columns={f"p{k}": f"kl_p{k}" for k in range(5) if f"kl_p{k}" not in table})
+        clash = (set(table.columns) & set(merged.columns)) - set(KEY_COLUMNS)
+        if clash:
+            raise OAKitError(f"{name}.{sorted(clash)[0]}: column also present in another table; expected distinct names")
+        merged = merged.merge(table, on=list(KEY_COLUMNS), how="left", validate="one_to_one")
+    return merged.reset_index(drop=True)
+
+
+def _default_columns(table: pd.DataFrame) -> list[str]:
+    """Every column usable as a feature: not a key, outcome, truth or bookkeeping column."""
+    return [c for c in table.columns
+            if c not in EXCLUDED_COLUMNS and not str(c).lower().startswith(EXCLUDED_PREFIXES)]
+
+
+class FeatureAssembler(BaseEstimator, TransformerMixin):
+    """Turn a joined per-knee table into a numeric feature matrix with a family per feature.
+
+    Parameters
+    ----------
+    columns : sequence of str, optional
+        Raw columns to use (each required at fit and transform). Default: every column except keys, outcomes,
+        generator truth and ``race``.
+    families : mapping, optional
+        Overrides of :func:`family_of` for raw column names.
+    n_components : int
+        Principal components kept per embedding block (``kl_emb_*``, ``mri_emb_*``), fitted on training rows only.
+    max_missing_fraction : float
+        A row with a larger share of missing features is "NaN-heavy".
+    on_nan_heavy : {"error", "keep"}
+        Raise on NaN-heavy rows, or keep them (LightGBM handles NaN; logistic models impute medians).
+    max_levels : int
+        Most levels accepted for a text column.
+    seed : int
+        Seed for the embedding PCA.
+
+    Attributes
+    ----------
+    feature_names_out_ : list of str
+    feature_families_ : dict
+        Output feature → family (``clinical``, ``radiograph`` or ``mri``).
+    dropped_constant_ : list of str
+        Features constant on the training rows (dropped).
+    """
+
+    def __init__(self, columns: Sequence[str] | None = None, families: Mapping[str, str] | None = None,
+                 n_components: int = DEFAULT_COMPONENTS, max_missing_fraction: float = 0.5,
+                 on_nan_heavy: str = "error", max_levels: int = 12, seed: int = 0) -> None:
+        self.columns = columns
+        self.families = families
+        self.n_components = n_components
+        self.max_missing_fraction = max_missing_fraction
+        self.on_nan_heavy = on_nan_heavy
+        self.max_levels = max_levels
+        self.seed = seed
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def _family(self, raw: str) -> str:
+        """Family of a raw column, honouring the ``families`` overrides."""
+        family = dict(self.families or {}).get(raw, family_of(raw))
+        if family not in FEATURE_FAMILIES:
+            raise OAKitError(f"families[{raw!r}]: {family!r}; expected one of {FEATURE_FAMILIES}")
+        return family
+
+    def _select(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Check the input is a DataFrame holding the raw columns and return them."""
+        if not isinstance(X, pd.DataFrame):
+            raise OAKitError(f"X: got {type(X).__name__}; expected a pandas DataFrame of per-knee columns")
+        cols = list(self.columns) if self.columns is not None else self.raw_columns_
+        missing = [c for c in cols if c not in X.columns]
+        if missing:
+            raise OAKitError(f"{missing[0]}: feature column missing; expected all of {len(cols)} feature columns "
+                             f"({', '.join(map(str, cols[:6]))}{'...' if len(cols) > 6 else ''})")
+        return X[cols]
+
+    def _encode(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Numeric encoding of the raw columns (text → indicators with the levels seen at fit)."""
+        parts: dict[str, pd.Series] = {}
+        for col in X.columns:
+            if col in self.levels_:
+                values = X[col].astype("string")
+                levels = self.levels_[col]
+                for level in (levels[1:] if len(levels) == 2 else levels):
+                    parts[f"{col}_{level}"] = (values == level).astype(float).where(values.notna())
+            else:
+                try:
+                    parts[col] = pd.to_numeric(X[col], errors="raise").astype(float)
+                except (TypeError, ValueError) as exc:
+                    raise OAKitError(f"{col}: non-numeric values; expected numbers ({exc})") from None
+        return pd.DataFrame(parts, index=X.index)
+
+    def _check_nan_rows(self, features: pd.DataFrame, keys: pd.DataFrame | None) -> None:
+        """Raise on NaN-heavy rows when ``on_nan_heavy == "error"``."""
+        if self.on_nan_heavy not in ("error", "keep"):
+            raise OAKitError(f"on_nan_heavy: {self.on_nan_heavy!r}; expected 'error' or 'keep'")
+        frac = features.isna().mean(axis=1)
+        heavy = frac > self.max_missing_fraction
+        if heavy.any() and self.on_nan_heavy == "error":
+            pos = int(np.flatnonzero(heavy.to_numpy())[0])
+            who = (f"knee {keys.iloc[pos]['participant_id']}/{keys.iloc[pos]['side']}" if keys is not None
+                   else f"row {features.index[pos]!r}")
+            raise OAKitError(f"{who}: {frac.iloc[pos]:.0%} of features missing ({int(heavy.sum())} such rows); "
+                             f"expected at most {self.max_missing_fraction:.0%}, or on_nan_heavy='keep'")
+
+    # -- estimator API -----------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureAssembler:
+        """Learn text levels, embedding PCA and constant features from the training rows."""
+        if not isinstance(X, pd.DataFrame) or len(X) == 0:
+            raise OAKitError("X: empty or not a DataFrame; expected per-knee rows")
+        self.raw_columns_ = list(self.columns) if self.columns is not None else _default_columns(X)
+        raw = self._select(X)
+        self.levels_: dict[str, list[str]] = {}
+        for col in raw.columns:
+            if not (pd.api.types.is_numeric_dtype(raw[col]) or pd.api.types.is_bool_dtype(raw[col])):
+                levels = sorted(raw[col].dropna().astype(str).unique().tolist())
+                if len(levels) > self.max_levels:
+                    raise OAKitError(f"{col}: {len(levels)} text levels; expected at most {self.max_levels} "
+                                     "(encode it numerically or leave it out)")
+                self.levels_[col] = levels
+        self.pca_ = EmbeddingPCA(EMBEDDING_PREFIXES, self.n_components, self.seed).fit(raw)
+        features = self._encode(self.pca_.transform(raw))
+        self._check_nan_rows(features, X[list(KEY_COLUMNS)] if set(KEY_COLUMNS) <= set(X.columns) else None)
+        constant = [c for c in features.columns if features[c].nunique(dropna=True) <= 1]
+        if len(constant) == features.shape[1]:
+            raise OAKitError(f"X: all {len(constant)} features are constant on the training rows; expected variation")
+        if constant:
+            warnings.warn(f"FeatureAssembler: dropping {len(constant)} constant feature(s): {', '.join(constant[:5])}",
+                          UserWarning, stacklevel=2)
+        self.dropped_constant_ = constant
+        self.feature_names_out_ = [c for c in features.columns if c not in constant]
+        self.feature_families_ = {c: self._family(self._source(c)) for c in self.feature_names_out_}
+        return self
+
+    def _source(self, feature: str) -> str:
+        """Raw column (or embedding prefix) an output feature came from."""
+        for prefix in self.pca_.blocks_:
+            if feature.startswith(prefix + "pc"):
+                return prefix
+        for col, levels in self.levels_.items():
+            if any(feature == f"{col}_{lv}" for lv in levels):
+                return col
+        return feature
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Encode ``X`` with the fitted state; returns float features in ``feature_names_out_`` order, same index."""
+        raw = self._select(X)
+        features = self._encode(self.pca_.transform(raw))
+        self._check_nan_rows(features[self.feature_names_out_],
+                             X[list(KEY_COLUMNS)] if set(KEY_COLUMNS) <= set(X.columns) else None)
+        return features[self.feature_names_out_]
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Output feature names (sklearn convention)."""
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fitted state for pickle-free persistence."""
+        return {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+                "raw_columns": self.raw_columns_, "levels": self.levels_, "pca": self.pca_.to_dict(),
+                "dropped_constant": self.dropped_constant_, "feature_names_out": self.feature_names_out_,
+                "feature_families": self.feature_families_}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> FeatureAssembler:
+        """Rebuild a fitted assembler from :meth:`to_dict` output."""
+        obj = cls(**state["params"])
+        obj.raw_columns_ = list(state["raw_columns"])
+        obj.levels_ = {k: list(v) for k, v in state["levels"].items()}
+        obj.pca_ = EmbeddingPCA.from_dict(state["pca"])
+        obj.dropped_constant_ = list(state["dropped_constant"])
+        obj.feature_names_out_ = list(state["feature_names_out"])
+        obj.feature_families_ = dict(state["feature_families"])
+        return obj
+
+
+def out_of_fold_predictions(fit_predict: Callable[[pd.DataFrame, pd.DataFrame], Any], table: pd.DataFrame,
+                            group_column: str = "participant_id", n_splits: int = 5,
+                            seed: int = 0) -> pd.DataFrame:
+    """Out-of-fold image features: fit an image model on participant-grouped train folds, predict the held-out fold.
+
+    No knee's features come from a model that saw that knee (or the participant's other knee) in training.
+
+    Parameters
+    ----------
+    fit_predict : callable
+        ``fit_predict(train_rows, test_rows)`` fits on ``train_rows`` and returns predictions for ``test_rows``:
+        a DataFrame (or array) with one row per test row, in order.
+    table : DataFrame
+        Rows to predict (e.g. knees with image paths), with ``group_column``.
+    group_column : str
+        Participant identifier; both knees of a participant stay in one fold.
+    n_splits : int
+        Number of folds.
+    seed : int
+        Seed for the fold shuffle.
+
+    Returns
+    -------
+    DataFrame
+        Predictions in ``table``'s row order and index, plus an ``oof_fold`` column.
+    """
+    if group_column not in table.columns:
+        raise OAKitError(f"{group_column}: column missing; expected participant ids to group folds")
+    groups = table[group_column].astype(str).to_numpy()
+    if len(np.unique(groups)) < n_splits:
+        raise OAKitError(f"{group_column}: {len(np.unique(groups))} participants; expected at least n_splits={n_splits}")
+    splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    pieces = []
+    for fold, (train, test) in enumerate(splitter.split(table, groups=groups)):
+        assert not set(groups[train]) & set(groups[test]), "participant in both train and test"
+        pred = fit_predict(table.iloc[train], table.iloc[test])
+        pred = pd.DataFrame(pred).reset_index(drop=True) if not isinstance(pred, pd.DataFrame) else pred.reset_index(drop=True)
+        if len(pred) != len(test):
+            raise OAKitError(f"fit_predict: returned {len(pred)} rows for {len(test)} held-out rows; expected one per row")
+        pred.index = table.index[test]
+        pred["oof_fold"] = fold
+        pieces.append(pred)
+    return pd.concat(pieces).loc[table.index]

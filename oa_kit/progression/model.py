@@ -1,0 +1,329 @@
+"""``ProgressionModel``: one horizon's progression risk from per-knee features (LightGBM or logistic regression).
+
+The estimator is the whole pipeline — feature assembly (with embedding PCA), model, calibration — so that every
+cross-validation fit refits all of it on training knees only. ``fit`` runs a small, bounded hyper-parameter search
+in an inner participant-grouped CV (both knees of a participant stay together), keeps the configuration with the
+best pooled out-of-fold AUC, fits the calibrator (Platt or isotonic) on those out-of-fold scores and refits the
+model on all training knees. Class imbalance: ``class_weight="balanced"`` for both model kinds (the calibrator
+then maps the re-weighted scores back to event probabilities). Evaluating it in an outer participant-grouped CV
+(``oa_kit.evaluation.validation``) makes the tuning nested.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+
+from oa_kit.errors import OAKitError
+from oa_kit.features.assemble import KEY_COLUMNS, FeatureAssembler
+from oa_kit.progression.calibration import ProbabilityCalibrator
+
+#: Statement attached to every prediction of a model trained on synthetic data.
+SYNTHETIC_STATEMENT = "trained on synthetic data — not a clinical estimate"
+#: Statement when the training data provenance was not recorded.
+UNKNOWN_STATEMENT = "training data provenance not recorded — research use only, not a clinical estimate"
+#: Small bounded LightGBM search (4 configurations).
+LIGHTGBM_GRID: tuple[dict, ...] = (
+    {"num_leaves": 4, "n_estimators": 300, "learning_rate": 0.03, "min_child_samples": 20},
+    {"num_leaves": 8, "n_estimators": 200, "learning_rate": 0.03, "min_child_samples": 20},
+    {"num_leaves": 8, "n_estimators": 400, "learning_rate": 0.02, "min_child_samples": 40},
+    {"num_leaves": 16, "n_estimators": 150, "learning_rate": 0.05, "min_child_samples": 30},
+)
+#: Regularisation strengths searched for the logistic model.
+LOGISTIC_GRID: tuple[dict, ...] = ({"C": 0.01}, {"C": 0.1}, {"C": 1.0}, {"C": 10.0})
+ESTIMATORS: tuple[str, ...] = ("lightgbm", "logistic")
+
+
+def make_provenance(data: str = "unknown", cohort: str = "", note: str = "") -> dict:
+    """Provenance record of the training data: ``data`` is ``synthetic``, ``real`` or ``unknown``; ``cohort`` names it."""
+    if data not in ("synthetic", "real", "unknown"):
+        raise OAKitError(f"provenance.data: {data!r}; expected 'synthetic', 'real' or 'unknown'")
+    statement = {"synthetic": SYNTHETIC_STATEMENT, "unknown": UNKNOWN_STATEMENT}.get(
+        data, f"trained on {cohort or 'real data'} — research use only, not a validated clinical tool")
+    return {"data": data, "cohort": cohort, "statement": statement, "note": note}
+
+
+def data_sha256(X: pd.DataFrame, y: Sequence[int]) -> str:
+    """sha256 of the training table and labels (row order and values), recorded in model metadata."""
+    frame = X.copy()
+    frame["__label__"] = np.asarray(y)
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes() + ",".join(map(str, frame.columns)).encode()).hexdigest()
+
+
+@dataclass
+class LinearScorer:
+    """Logistic-regression scorer as plain arrays: median imputation, standardisation, linear log-odds."""
+
+    medians: np.ndarray
+    means: np.ndarray
+    scales: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    extra: dict = field(default_factory=dict)
+
+    def raw(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds for a feature matrix (columns in training order)."""
+        values = X.to_numpy(dtype=float)
+        values = np.where(np.isnan(values), self.medians, values)
+        return (values - self.means) / self.scales @ self.coef + self.intercept
+
+    def to_dict(self) -> dict:
+        """JSON-ready arrays."""
+        return {"medians": self.medians.tolist(), "means": self.means.tolist(), "scales": self.scales.tolist(),
+                "coef": self.coef.tolist(), "intercept": float(self.intercept)}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> LinearScorer:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(*(np.asarray(state[k], dtype=float) for k in ("medians", "means", "scales", "coef")),
+                   float(state["intercept"]))
+
+
+def fit_linear(X: pd.DataFrame, y: np.ndarray, C: float, class_weight: str | None, seed: int) -> LinearScorer:
+    """Fit median-imputed, standardised L2 logistic regression and return it as a :class:`LinearScorer`."""
+    values = X.to_numpy(dtype=float)
+    medians = np.nanmedian(values, axis=0)
+    medians = np.where(np.isnan(medians), 0.0, medians)
+    values = np.where(np.isnan(values), medians, values)
+    means, scales = values.mean(axis=0), values.std(axis=0)
+    scales = np.where(scales > 0, scales, 1.0)
+    lr = LogisticRegression(C=C, class_weight=class_weight, max_iter=2000, random_state=seed)
+    lr.fit((values - means) / scales, y)
+    return LinearScorer(medians, means, scales, lr.coef_[0].copy(), float(lr.intercept_[0]))
+
+
+def fit_booster(X: pd.DataFrame, y: np.ndarray, params: Mapping[str, Any], class_weight: str | None,
+                seed: int) -> lgb.Booster:
+    """Fit a LightGBM binary classifier (single thread, deterministic) and return its booster."""
+    clf = lgb.LGBMClassifier(objective="binary", class_weight=class_weight, subsample=0.8, subsample_freq=1,
+                             colsample_bytree=0.8, reg_lambda=1.0, random_state=seed, n_jobs=1, verbose=-1,
+                             deterministic=True, force_row_wise=True, **dict(params))
+    clf.fit(X, y)
+    return clf.booster_
+
+
+def resolve_groups(X: pd.DataFrame, groups: Sequence | None) -> np.ndarray:
+    """Participant id per row: ``groups`` if given, else ``X['participant_id']``; required to keep knees together."""
+    if groups is None:
+        if "participant_id" not in X.columns:
+            raise OAKitError("groups: not given and X has no participant_id column; expected participant ids so "
+                             "both knees of a participant stay in one fold")
+        groups = X["participant_id"]
+    groups = np.asarray(groups).astype(str)
+    if len(groups) != len(X):
+        raise OAKitError(f"groups: {len(groups)} ids for {len(X)} rows; expected one per row")
+    return groups
+
+
+def check_labels(y: Sequence, horizon_months: int, n_splits: int) -> np.ndarray:
+    """Validate 0/1 labels with enough events and non-events for ``n_splits`` grouped folds."""
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) == 0:
+        raise OAKitError("label: expected a non-empty 1-D array of 0/1 outcomes")
+    if pd.isna(y).any() or not np.isin(y.astype(float), (0.0, 1.0)).all():
+        raise OAKitError("label: values must be 0 or 1 with no missing entries")
+    y = y.astype(int)
+    n_events, n = int(y.sum()), len(y)
+    if n_events == 0 or n_events == n:
+        which = "no progression events" if n_events == 0 else "only progression events"
+        raise OAKitError(f"label: horizon {horizon_months} months has {which} ({n_events} of {n}); "
+                         "expected both classes to fit a model")
+    if min(n_events, n - n_events) < n_splits:
+        raise OAKitError(f"label: horizon {horizon_months} months has {min(n_events, n - n_events)} knees in the "
+                         f"minority class; expected at least n_splits={n_splits} for grouped cross-validation")
+    return y
+
+
+class ProgressionModel(BaseEstimator, ClassifierMixin):
+    """Risk of knee OA progression by ``horizon_months``: features → LightGBM (or logistic) → calibration.
+
+    Parameters
+    ----------
+    horizon_months : int
+        Outcome horizon (12, 24, 36, 48, ... months); recorded in outputs.
+    estimator : {"lightgbm", "logistic"}
+        Model kind; ``logistic`` is the baseline (median imputation, standardisation, L2).
+    columns : sequence of str, optional
+        Raw columns to use (e.g. clinical only for a baseline); default all usable columns.
+    param_grid : sequence of dict, optional
+        Hyper-parameter configurations searched in the inner CV (default: a 4-point grid per estimator).
+    n_inner_splits : int
+        Inner participant-grouped folds for the search and calibration.
+    calibration : {"sigmoid", "isotonic", "none"}
+        Calibration of the out-of-fold scores.
+    class_weight : {"balanced", None}
+        Class-imbalance handling.
+    n_components : int
+        PCA components per image embedding (fitted inside each training fold).
+    on_nan_heavy : {"error", "keep"}
+        Passed to :class:`~oa_kit.features.FeatureAssembler`.
+    seed : int
+        Seed for folds, models and PCA.
+
+    Attributes
+    ----------
+    assembler_ : FeatureAssembler
+    feature_names_ : list of str
+    feature_families_ : dict
+    booster_ : lightgbm.Booster or None
+    linear_ : LinearScorer or None
+    calibrator_ : ProbabilityCalibrator
+    best_params_ : dict
+    cv_results_ : DataFrame
+        Inner-CV AUC per configuration.
+    provenance_ : dict
+    data_sha256_ : str
+    classes_ : ndarray
+    """
+
+    def __init__(self, horizon_months: int = 24, estimator: str = "lightgbm", columns: Sequence[str] | None = None,
+                 param_grid: Sequence[Mapping[str, Any]] | None = None, n_inner_splits: int = 3,
+                 calibration: str = "sigmoid", class_weight: str | None = "balanced", n_components: int = 8,
+                 on_nan_heavy: str = "keep", seed: int = 0) -> None:
+        self.horizon_months = horizon_months
+        self.estimator = estimator
+        self.columns = columns
+        self.param_grid = param_grid
+        self.n_inner_splits = n_inner_splits
+        self.calibration = calibration
+        self.class_weight = class_weight
+        self.n_components = n_components
+        self.on_nan_heavy = on_nan_heavy
+        self.seed = seed
+
+    # -- fitting ----------------------------------------------------------------------------------------
+    def _grid(self) -> list[dict]:
+        """The configurations searched."""
+        if self.estimator not in ESTIMATORS:
+            raise OAKitError(f"estimator: {self.estimator!r}; expected one of {ESTIMATORS}")
+        grid = self.param_grid or (LIGHTGBM_GRID if self.estimator == "lightgbm" else LOGISTIC_GRID)
+        if not grid:
+            raise OAKitError("param_grid: empty; expected at least one configuration")
+        return [dict(g) for g in grid]
+
+    def _fit_core(self, X: pd.DataFrame, y: np.ndarray, params: dict) -> tuple[FeatureAssembler, Any]:
+        """Fit assembler + model on these rows (no calibration)."""
+        assembler = FeatureAssembler(columns=self.columns, n_components=self.n_components,
+                                     on_nan_heavy=self.on_nan_heavy, seed=self.seed).fit(X)
+        features = assembler.transform(X)
+        if self.estimator == "lightgbm":
+            return assembler, fit_booster(features, y, params, self.class_weight, self.seed)
+        return assembler, fit_linear(features, y, params["C"], self.class_weight, self.seed)
+
+    @staticmethod
+    def _raw(core: Any, features: pd.DataFrame) -> np.ndarray:
+        """Raw log-odds from a booster or linear scorer."""
+        if isinstance(core, lgb.Booster):
+            return core.predict(features, raw_score=True)
+        return core.raw(features)
+
+    def fit(self, X: pd.DataFrame, y: Sequence[int], groups: Sequence | None = None,
+            provenance: Mapping[str, str] | None = None) -> ProgressionModel:
+        """Search hyper-parameters and fit the calibrator in inner grouped CV, then refit on all rows.
+
+        Parameters
+        ----------
+        X : DataFrame
+            One row per knee (joined clinical / KL-CNN / MRI columns; keys allowed).
+        y : array-like of 0/1
+            Progression by ``horizon_months``.
+        groups : array-like, optional
+            Participant id per row (default ``X['participant_id']``).
+        provenance : mapping, optional
+            From :func:`make_provenance`; stored and attached to every prediction.
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(X, pd.DataFrame):
+            raise OAKitError(f"X: got {type(X).__name__}; expected a pandas DataFrame")
+        y = check_labels(y, self.horizon_months, self.n_inner_splits)
+        groups = resolve_groups(X, groups)
+        X = X.reset_index(drop=True)
+        splitter = StratifiedGroupKFold(n_splits=self.n_inner_splits, shuffle=True, random_state=self.seed)
+        folds = list(splitter.split(X, y, groups))
+        rows, best = [], (-np.inf, None, None)
+        for i, params in enumerate(self._grid()):
+            oof = np.full(len(y), np.nan)
+            for train, test in folds:
+                if len(np.unique(y[train])) < 2:
+                    raise OAKitError(f"label: an inner training fold has a single class (horizon "
+                                     f"{self.horizon_months} months); expected more events")
+                assembler, core = self._fit_core(X.iloc[train], y[train], params)
+                oof[test] = self._raw(core, assembler.transform(X.iloc[test]))
+            auc = _auc(y, oof)
+            rows.append({"config": i, **params, "inner_auc": auc})
+            if auc > best[0]:
+                best = (auc, params, oof)
+        self.cv_results_ = pd.DataFrame(rows)
+        self.best_params_ = dict(best[1])
+        self.calibrator_ = ProbabilityCalibrator(self.calibration).fit(best[2], y)
+        self.assembler_, core = self._fit_core(X, y, self.best_params_)
+        self.booster_ = core if isinstance(core, lgb.Booster) else None
+        self.linear_ = core if isinstance(core, LinearScorer) else None
+        self.feature_names_ = list(self.assembler_.feature_names_out_)
+        self.feature_families_ = dict(self.assembler_.feature_families_)
+        self.provenance_ = dict(provenance) if provenance is not None else make_provenance()
+        self.data_sha256_ = data_sha256(X, y)
+        self.classes_ = np.array([0, 1])
+        self.n_train_, self.n_events_ = len(y), int(y.sum())
+        return self
+
+    # -- prediction -------------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        """Raise if the model has not been fitted or loaded."""
+        if not hasattr(self, "calibrator_"):
+            raise OAKitError("ProgressionModel: not fitted; call fit() or load_model() first")
+
+    def transform_features(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The model's feature matrix for ``X`` (what SHAP explains)."""
+        self._check_fitted()
+        return self.assembler_.transform(X)
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated log-odds (the scale SHAP values add up to)."""
+        features = self.transform_features(X)
+        return self._raw(self.booster_ if self.booster_ is not None else self.linear_, features)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2) (sklearn contract; use :meth:`predict_risk` for provenance)."""
+        p = np.clip(self.calibrator_.predict(self.decision_function(X)), 0.0, 1.0)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted class at a 0.5 calibrated risk."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    def predict_risk(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-knee risk table with provenance: keys, horizon_months, risk, model, provenance.
+
+        The returned frame's ``attrs["provenance"]`` holds the full provenance record.
+        """
+        risk = self.predict_proba(X)[:, 1]
+        keys = [c for c in (*KEY_COLUMNS, "visit_month") if c in X.columns]
+        out = X[keys].reset_index(drop=True).copy()
+        out["horizon_months"] = int(self.horizon_months)
+        out["risk"] = risk
+        out["model"] = self.estimator
+        out["provenance"] = self.provenance_["statement"]
+        out.attrs["provenance"] = dict(self.provenance_)
+        return out
+
+
+def _auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """Pooled AUC of out-of-fold scores (NaN scores are an internal error)."""
+    from oa_kit.evaluation.metrics import roc_auc
+
+    if np.isnan(scores).any():
+        raise OAKitError("inner CV: some knees got no out-of-fold score; expected every knee in one test fold")
+    return roc_auc(y, scores)
