@@ -49,7 +49,8 @@ def simulate_cohort(preset: str, seed: int, n_participants: int | None = None) -
     SimulatedCohort
         ``participants`` and ``knees`` truth tables and the observed ``readings``.
     """
-    return simulate(get_preset(preset, n_participants).n_participants, _check_seed(seed))
+    spec = get_preset(preset, n_participants)
+    return simulate(spec.n_participants, _check_seed(seed), balanced_kl=spec.balanced_kl)
 
 
 def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: bool = False, images: bool = True,
@@ -82,8 +83,9 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
     seed = _check_seed(seed)
     out = Path(out)
     replace = _check_output(out, overwrite)
-    cohort = simulate(spec.n_participants, seed)
+    cohort = simulate(spec.n_participants, seed, balanced_kl=spec.balanced_kl)
     with atomic_dir(out, overwrite=replace) as tmp:
+        _default_permissions(tmp)
         table_paths = write_oai_tables(cohort, tmp / "OAI")
         knees = cohort.knees.drop(columns=list(_INTERNAL_COLUMNS))
         if images:
@@ -91,6 +93,13 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
         _write_truth(cohort.participants, knees, tmp / "truth")
         write_manifest(tmp, spec, seed, images, {stem: _count_rows(path) for stem, path in table_paths.items()})
     return out
+
+
+def _default_permissions(folder: Path) -> None:
+    """Give the (mkdtemp, 0700) build folder the permissions a plain ``mkdir`` would have under the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
 
 
 def _check_seed(seed: int) -> int:

@@ -14,7 +14,8 @@ Knee: injury ~ Bernoulli(0.20), surgery ~ Bernoulli(0.05 + 0.30·injury), domina
 Latent severity (drives the baseline KL grade; correlated within participant through ``u_i``)::
 
     s = 0.045·(age − 61) + 0.05·(BMI − 28.5) + 0.25·female + 0.50·injury + 0.30·surgery + 0.80·u_i + 0.60·Z_s
-    KL0 = #{c ∈ SEVERITY_CUTS : s > c}                       (cuts give ≈ 38/18/26/14/4 % for KL 0–4)
+    KL0 = #{c ∈ SEVERITY_CUTS : s > c}                       (cuts give ≈ 38/18/26/14/4 % for KL 0–4;
+                                                               the tiny preset uses severity ranks: 20 % each)
 
 WOMAC (observed; pain 0–20, stiffness 0–8, function 0–68)::
 
@@ -43,7 +44,7 @@ the TRUE probability of the event by t is closed form:
 Structure consistent with KL: OARSI JSN and osteophyte grades are drawn once per knee as uniform quantiles ``q``
 and mapped through KL-specific cumulative tables (stochastically ordered, so grades never fall as KL rises).
 Minimum JSW (mm) = sex-specific normal + N(0, 0.3²) − 1.3·JSN(compartment) − 0.5·j·[dominant compartment];
-osteophyte length (mm) = (0.5 + OSTEOPHYTE_BASE_MM[grade])·exp(0.35·o);
+osteophyte length (mm) = min((0.5 + OSTEOPHYTE_BASE_MM[grade])·exp(0.35·o), 12);
 regional cartilage thickness (mm) = normal(region)·sex factor·(1 − loss), with loss in the dominant compartment's
 central femoral and tibial regions = 0.07·KL + 0.09·c (half of that anteriorly/posteriorly; 0.02·KL + 0.03·c elsewhere).
 
@@ -219,13 +220,15 @@ def _knee_frame(participants: pd.DataFrame, rng: np.random.Generator) -> pd.Data
     return knees
 
 
-def _baseline_state(knees: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Latent severity, baseline KL and WOMAC scores."""
+def _baseline_state(knees: pd.DataFrame, rng: np.random.Generator, balanced_kl: bool = False) -> pd.DataFrame:
+    """Latent severity, baseline KL and WOMAC scores (``balanced_kl``: KL from severity ranks, equal counts per grade)."""
     m = len(knees)
     female = (knees["sex"] == "F").to_numpy(float)
     sev = (0.045 * (knees["age"] - 61) + 0.05 * (knees["bmi"] - 28.5) + 0.25 * female + 0.5 * knees["injury"]
            + 0.3 * knees["surgery"] + 0.8 * knees["frailty"] + 0.6 * rng.standard_normal(m)).to_numpy()
     kl0 = np.searchsorted(np.array(SEVERITY_CUTS), sev, side="left")
+    if balanced_kl:
+        kl0 = (np.argsort(np.argsort(sev, kind="stable"), kind="stable") * 5) // m
     pain = np.clip(np.round(1 + 1.5 * kl0 + 0.8 * female + 0.08 * (knees["bmi"] - 28.5) + 0.6 * knees["injury"]
                             + 1.2 * knees["pain_sensitivity"] + 2.5 * rng.standard_normal(m)), 0, 20).astype(int)
     stiff = np.clip(np.round(0.35 * pain + 0.8 * rng.standard_normal(m)), 0, 8).astype(int)
@@ -317,7 +320,7 @@ def _structure(knees: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     knees["jsw_lateral_mm"] = np.clip(normal_lat - 1.3 * grades["jsn_lateral"] - 0.5 * j * ~dom, 0.0, None).round(2)
     size = np.exp(0.35 * knees["image_osteophyte_z"].to_numpy())
     for site in OSTEOPHYTE_SITES:
-        knees[f"osteophyte_mm_{site}"] = ((0.5 + np.asarray(OSTEOPHYTE_BASE_MM)[grades[f"os_{site}"]]) * size).round(2)
+        knees[f"osteophyte_mm_{site}"] = np.minimum((0.5 + np.asarray(OSTEOPHYTE_BASE_MM)[grades[f"os_{site}"]]) * size, 12.0).round(2)
     jsn_dom = np.where(dom, grades["jsn_medial"], grades["jsn_lateral"])
     knees["sclerosis"] = np.clip(0.1 * kl0 + 0.05 * jsn_dom + 0.05 * rng.standard_normal(m), 0, 1).round(3)
     sign = np.where(dom, 1.0, -1.0)
@@ -346,10 +349,11 @@ def _thickness_targets(knees: pd.DataFrame, rng: np.random.Generator) -> pd.Data
     return knees
 
 
-def simulate_knees(participants: pd.DataFrame, rng: np.random.Generator, model: DiseaseModel) -> pd.DataFrame:
+def simulate_knees(participants: pd.DataFrame, rng: np.random.Generator, model: DiseaseModel,
+                   balanced_kl: bool = False) -> pd.DataFrame:
     """Knee-level truth: clinical inputs, latents, rates, KL paths, structure and true probabilities."""
     knees = _knee_frame(participants, rng)
-    knees = _baseline_state(knees, rng)
+    knees = _baseline_state(knees, rng, balanced_kl)
     knees = _rates(knees, rng, model)
     knees = _kl_paths(knees, rng, model)
     knees = _structure(knees, rng)
@@ -417,11 +421,15 @@ def _add_duplicate_reads(readings: pd.DataFrame, rng: np.random.Generator, model
     return out.sort_values(["_v", "ID", "_s", "readprj"], kind="stable").drop(columns=["_v", "_s"]).reset_index(drop=True)
 
 
-def simulate(n_participants: int, seed: int, model: DiseaseModel | None = None) -> SimulatedCohort:
-    """Simulate the whole cohort in memory (deterministic by ``seed``; independent streams per stage)."""
+def simulate(n_participants: int, seed: int, model: DiseaseModel | None = None, balanced_kl: bool = False) -> SimulatedCohort:
+    """Simulate the whole cohort in memory (deterministic by ``seed``; independent streams per stage).
+
+    ``balanced_kl`` replaces the severity cut points by severity ranks so every KL grade gets an equal share of
+    knees (used by the ``tiny`` preset so that small test cohorts contain KL 0–4).
+    """
     model = model or DiseaseModel()
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
     participants = simulate_participants(n_participants, streams[0], model)
-    knees = simulate_knees(participants, streams[1], model)
+    knees = simulate_knees(participants, streams[1], model, balanced_kl)
     readings = simulate_readings(participants, knees, streams[2], model)
     return SimulatedCohort(participants=participants, knees=knees, readings=readings, seed=seed, model=model)

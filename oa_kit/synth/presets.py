@@ -26,6 +26,7 @@ class CohortPreset:
     xray_field_mm: tuple[float, float] = (180.0, 280.0)
     mri_shape: tuple[int, int, int] | None = None
     mri_spacing_mm: tuple[float, float, float] | None = None
+    balanced_kl: bool = False
 
     def mri_geometry(self):
         """The ``oa_kit.synth.mri.MRIGeometry`` of this preset (imports the renderer lazily)."""
@@ -37,7 +38,7 @@ class CohortPreset:
 
 
 PRESETS: dict[str, CohortPreset] = {
-    "tiny": CohortPreset("tiny", n_participants=8),
+    "tiny": CohortPreset("tiny", n_participants=8, balanced_kl=True),
     "demo": CohortPreset("demo", n_participants=500),
     "full": CohortPreset("full", n_participants=4000),
 }
