@@ -284,9 +284,11 @@ def _label_knee(knee: _Knee, horizon: int, definition: str, replacement_counts: 
         return 0
     if knee.death_month < horizon:
         return "death_before_horizon"
+    if status_h == "technical":
+        return "technical_read"
     if definition == "panfilov2025" and not window:
         return "insufficient_followups"
-    return "technical_read" if status_h == "technical" else "missing_follow_up"
+    return "missing_follow_up"
 
 
 def _time_to_event(knee: _Knee, definition: str, replacement_counts: bool) -> tuple[float, float]:
