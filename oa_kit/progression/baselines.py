@@ -1,0 +1,86 @@
+"""Baselines fitted and evaluated exactly like the fused model (same folds, same inner tuning and calibration).
+
+Feature sets follow the families of :func:`oa_kit.features.family_of` over the usable columns of a joined table:
+
+=========================  ==========  ===========================================
+name                       estimator   raw columns
+=========================  ==========  ===========================================
+``clinical``               logistic    clinical family (age, sex, BMI, injury, ...)
+``kl``                     logistic    the KL grade reading alone
+``clinical_kl``            logistic    clinical + KL grade
+``clinical_radiograph``    lightgbm    clinical + radiograph family (KL, JSN/JSW, KL-CNN)
+``fused``                  lightgbm    clinical + radiograph + MRI
+=========================  ==========  ===========================================
+
+Sets whose columns are absent (e.g. no MRI table) are left out.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from oa_kit.errors import OAKitError
+from oa_kit.features.assemble import _default_columns, family_of
+from oa_kit.progression.model import ProgressionModel
+
+KL_COLUMNS: tuple[str, ...] = ("kl", "baseline_kl", "kl_grade")
+
+
+def feature_sets(table: pd.DataFrame, families: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """Raw columns per baseline feature set (see module docstring) for a joined per-knee table."""
+    columns = _default_columns(table)
+    fam = {c: dict(families or {}).get(c, family_of(c)) for c in columns}
+    clinical = [c for c in columns if fam[c] == "clinical"]
+    radiograph = [c for c in columns if fam[c] == "radiograph"]
+    mri = [c for c in columns if fam[c] == "mri"]
+    kl = next((c for c in KL_COLUMNS if c in columns), None)
+    if not clinical:
+        raise OAKitError("table: no clinical columns (age, sex, bmi, ...); expected a clinical baseline table")
+    sets = {"clinical": clinical}
+    if kl is not None:
+        sets["kl"] = [kl]
+        sets["clinical_kl"] = clinical + [kl]
+    if radiograph:
+        sets["clinical_radiograph"] = clinical + radiograph
+    if mri:
+        sets["fused"] = clinical + radiograph + mri
+    return sets
+
+
+#: Estimator kind per feature set.
+SET_ESTIMATORS: dict[str, str] = {"clinical": "logistic", "kl": "logistic", "clinical_kl": "logistic",
+                                  "clinical_radiograph": "lightgbm", "fused": "lightgbm"}
+
+
+def baseline_models(table: pd.DataFrame, horizon_months: int, seed: int = 0, calibration: str = "sigmoid",
+                    n_inner_splits: int = 3, include: Sequence[str] | None = None,
+                    lightgbm_grid: Sequence[Mapping] | None = None) -> dict[str, ProgressionModel]:
+    """Unfitted :class:`ProgressionModel` per feature set, ready for :func:`oa_kit.evaluation.cross_validate`.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Joined per-knee table (its columns decide which sets exist).
+    horizon_months : int
+        Outcome horizon.
+    seed : int
+        Seed shared by all models.
+    calibration : str
+        Calibration method for every model.
+    n_inner_splits : int
+        Inner folds for tuning/calibration.
+    include : sequence of str, optional
+        Subset of set names to build.
+    lightgbm_grid : sequence of dict, optional
+        Override of the LightGBM search grid.
+    """
+    sets = feature_sets(table)
+    names = list(include) if include is not None else list(sets)
+    unknown = [n for n in names if n not in sets]
+    if unknown:
+        raise OAKitError(f"include: {unknown[0]!r} not available for this table; expected some of {list(sets)}")
+    return {name: ProgressionModel(horizon_months=horizon_months, estimator=SET_ESTIMATORS[name], columns=sets[name],
+                                   calibration=calibration, n_inner_splits=n_inner_splits, seed=seed,
+                                   param_grid=lightgbm_grid if SET_ESTIMATORS[name] == "lightgbm" else None)
+            for name in names}
