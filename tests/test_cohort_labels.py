@@ -128,3 +128,26 @@ def test_bad_inputs_raise_one_line_errors():
         build_progression_labels(pd.concat([readings, readings.iloc[:1]]), HORIZONS)
     with pytest.raises(OAKitError, match="missing column kl_status"):
         build_progression_labels(readings.drop(columns="kl_status"), HORIZONS)
+
+
+def test_labels_cli_writes_tables_and_prints_counts(tmp_path, capsys):
+    from pathlib import Path
+
+    from oa_kit.cli import main
+
+    fixtures = Path(__file__).parent / "fixtures" / "oai"
+    out = tmp_path / "labels"
+    assert main(["labels", "--tables", str(fixtures), "--horizons", "12,24", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "excluded: baseline_kl4" in printed and "12 m" in printed
+    labels = pd.read_parquet(out / "labels.parquet")
+    exclusions = pd.read_parquet(out / "exclusions.parquet")
+    flow = pd.read_csv(out / "flow.csv")
+    assert set(labels["horizon_months"]) == {12, 24}
+    assert set(exclusions["reason_code"]) == {"baseline_kl4", "baseline_replacement", "missing_follow_up"}
+    knees = flow[(flow["stage"] == "knees")]["n_knees"].tolist()
+    assert knees == [6, 6]
+    assert main(["labels", "--tables", str(fixtures), "--horizons", "36", "--out", str(out)]) == 2
+    assert "horizons_months: 36" in capsys.readouterr().err
+    assert main(["labels", "--tables", str(fixtures / "bad_code"), "--out", str(out)]) == 2
+    assert "unknown special code" in capsys.readouterr().err

@@ -158,6 +158,15 @@ def _maybe_numeric(text: pd.Series) -> pd.Series:
     return text
 
 
+def show_value(value) -> str:
+    """A table value as a user would type it in an error message (3.0 → "3", text quoted)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return f"{float(value):g}"
+    return repr(str(value))
+
+
 def value_status(table: pd.DataFrame, column: str) -> pd.Series:
     """Status of each value of ``column`` (``ok`` everywhere when the table had no special code there)."""
     key = column + STATUS_SUFFIX
@@ -206,7 +215,7 @@ def parse_side(values: pd.Series, path: str | os.PathLike, column: str = "SIDE")
     mapped = values.map({1.0: "R", 2.0: "L", "1": "R", "2": "L", "R": "R", "L": "L", "RIGHT": "R", "LEFT": "L"})
     bad = mapped.isna()
     if bad.any():
-        raise OAKitError(f"{path}: column {column}: value {values[bad].iloc[0]!r}; expected 1 (right) or 2 (left)")
+        raise OAKitError(f"{path}: column {column}: value {show_value(values[bad].iloc[0])}; expected 1 (right) or 2 (left)")
     return mapped.astype(str)
 
 
@@ -317,7 +326,7 @@ def _check_kl(kl: pd.Series, status: pd.Series, path: Path, column: str) -> None
     values = pd.to_numeric(kl, errors="coerce")
     bad = status.eq("ok") & ~values.isin([0, 1, 2, 3, 4])
     if bad.any():
-        raise OAKitError(f"{path}: column {column}: KL value {kl[bad].iloc[0]!r}; expected 0-4 or a special code")
+        raise OAKitError(f"{path}: column {column}: KL value {show_value(kl[bad].iloc[0])}; expected 0-4 or a special code")
 
 
 def read_jsw(folder: str | os.PathLike, visits: Iterable[str | int] | None = None,
