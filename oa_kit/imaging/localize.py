@@ -1,0 +1,504 @@
+"""Knee localisation on PA radiographs: joint centres by a classical profile method, then 140 mm ROIs at physical scale.
+
+Method (documented so that a failure can be understood):
+
+1. **Working image** at about 1 mm/px (area-averaged), intensities scaled to [0, 1] between the 1st and 99.5th percentile.
+   Without pixel spacing the working scale is nominal (the image's long side is taken as ``NOMINAL_FIELD_MM``): it only
+   sets filter sizes; no physical size is reported (ROI ``spacing_mm`` is NaN, flag ``missing_spacing``).
+2. **Layout**: a bilateral PA image (physical width ≥ ``BILATERAL_MIN_WIDTH_MM``, or, without spacing, width/height ≥
+   ``BILATERAL_MIN_ASPECT``) is split at the dark gap between the legs nearest the middle; the right knee is in the
+   image's LEFT half. Anything narrower is a single-knee image.
+3. **Bone mask** per region: three-class Otsu (air / soft tissue / bone), opened and hole-filled; the leg is the
+   column band of the largest bone component.
+4. **Joint row**: the femoral condyles and tibial plateau are the widest bone of the leg, separated by the joint space,
+   a dark horizontal band. The row profile of intensity, averaged over the central 70% of the bone's width, is
+   searched for the deepest valley (both-sided depth against the maxima within ``±VALLEY_REACH_MM``) among rows where
+   the bone is wide above and below.
+5. **Joint column**: midpoint of the femoral condyles' medial and lateral bone edges just above the joint space.
+6. **Refinement** at full resolution: the row profile in a ±8 mm window around the coarse centre, smoothed by 0.7 mm,
+   gives the final joint-space row.
+7. **Acceptance**: a knee is reported only when the valley is deep against the image noise, the bone is wide above and
+   below it, and its width is knee-like (when spacing is known). Otherwise: no ROI and flag ``no_knee_found``
+   (blank, noise and non-knee images), never a silent wrong crop.
+
+ROIs: ``roi_mm`` square around the joint centre (padded with the image minimum outside the image), resampled with
+anti-aliasing to ``out_spacing_mm``; left knees mirrored to right orientation (DESIGN.md). Without spacing, a bilateral
+image's ROIs are ``ROI_PER_CONDYLE_WIDTH`` femoral-condyle widths square, and a single-knee image (taken to be a
+ready crop, like the Chen 2018 PNGs) passes through whole (padded square), once a knee is recognised in it; both
+give ``spacing_mm`` NaN. Single-knee side: the ``side`` argument, else DICOM laterality, else ``""`` + ``unknown_side``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from oa_kit.errors import OAKitError
+from oa_kit.io.radiograph import Radiograph
+
+__all__ = [
+    "KneeROI", "KneeROIList", "JointCentre", "knee_rois", "find_joint_centres", "crop_roi", "passthrough_roi",
+    "is_bilateral",
+    "ROI_QA_FLAGS", "NOMINAL_FIELD_MM", "BILATERAL_MIN_WIDTH_MM", "BILATERAL_MIN_ASPECT",
+]
+
+#: Flags the localiser adds (the reader's flags are carried over too).
+ROI_QA_FLAGS = {
+    "no_knee_found": "no recognisable knee joint in the image (blank, noise, non-knee): no ROI returned",
+    "knee_not_found_R": "bilateral image: the right knee (image's left half) was not found",
+    "knee_not_found_L": "bilateral image: the left knee (image's right half) was not found",
+    "unknown_side": "single-knee image without a side argument or DICOM laterality: not mirrored, side ''",
+    "roi_padded": "the ROI extends beyond the image and was padded with the image minimum",
+    "missing_spacing": "no pixel spacing: located in pixels; ROI sized from the knee's bone width, spacing_mm is NaN",
+    "passthrough": "single-knee image without spacing (a ready crop, e.g. Chen 2018): the whole image is the ROI",
+}
+
+WORK_SPACING_MM = 1.0
+#: Without spacing, the image width is taken as this many mm (only to size filters; nothing physical is reported):
+#: a bilateral PA field, or a joint-centred single-knee crop such as the Chen 2018 PNGs.
+NOMINAL_FIELD_MM = {"bilateral": 380.0, "single": 160.0}
+BILATERAL_MIN_WIDTH_MM = 300.0
+BILATERAL_MIN_ASPECT = 1.15
+VALLEY_REACH_MM = 14.0
+KNEE_WIDTH_RANGE_MM = (45.0, 150.0)
+#: A region whose lowest Otsu class holds less than this fraction of pixels is a tight crop without air.
+TIGHT_CROP_MAX_LOW_FRACTION = 0.25
+#: Without spacing, the ROI side is this many femoral-condyle widths (140 mm / a typical 85 mm adult condyle width).
+ROI_PER_CONDYLE_WIDTH = 140.0 / 85.0
+
+
+@dataclass(frozen=True)
+class JointCentre:
+    """One located knee joint in source-image pixels.
+
+    Attributes
+    ----------
+    side : str
+        ``"R"``, ``"L"`` or ``""`` (unknown).
+    row, col : float
+        Joint-space centre in source pixels.
+    condyle_width_px : float
+        Femoral condyle width (medial to lateral bone edge) in source column pixels.
+    valley_snr : float
+        Depth of the joint-space valley over the working image's noise (acceptance score).
+    """
+
+    side: str
+    row: float
+    col: float
+    condyle_width_px: float
+    valley_snr: float
+
+
+@dataclass(frozen=True)
+class KneeROI:
+    """One knee cut from a radiograph at physical scale, in right-knee orientation.
+
+    Attributes
+    ----------
+    side : str
+        ``"R"`` or ``"L"`` (``""`` with QA flag ``unknown_side``).
+    pixels : numpy.ndarray
+        float32 ``(H, W)``, ``roi_mm`` square at ``spacing_mm`` per pixel; left knees mirrored.
+    spacing_mm : float
+        Output pixel size in mm (NaN when the source had no spacing).
+    centre_px : tuple of float
+        Joint centre ``(row, col)`` in the source image.
+    box_px : tuple of int
+        ``(row0, col0, row1, col1)`` crop in source pixels (end exclusive; may extend beyond the image: padded).
+    mirrored : bool
+        True when the crop was flipped left-right (left knees).
+    qa_flags : tuple of str
+        The radiograph's flags plus localiser flags (:data:`ROI_QA_FLAGS`).
+    """
+
+    side: str
+    pixels: np.ndarray
+    spacing_mm: float
+    centre_px: tuple[float, float]
+    box_px: tuple[int, int, int, int]
+    mirrored: bool
+    qa_flags: tuple[str, ...]
+
+
+class KneeROIList(list):
+    """A ``list[KneeROI]`` that also carries image-level QA flags (e.g. ``no_knee_found`` when it is empty)."""
+
+    def __init__(self, rois: Iterable[KneeROI] = (), qa_flags: Iterable[str] = ()) -> None:
+        super().__init__(rois)
+        self.qa_flags: tuple[str, ...] = tuple(dict.fromkeys(qa_flags))
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def knee_rois(radiograph: Radiograph, roi_mm: float = 140.0, out_spacing_mm: float = 0.5,
+              side: str | None = None) -> KneeROIList:
+    """Find the knee joint(s) of a PA radiograph and cut ``roi_mm`` square ROIs at ``out_spacing_mm`` (mm/px).
+
+    Parameters
+    ----------
+    radiograph : Radiograph
+        From :func:`oa_kit.io.radiograph.read_radiograph` (float32, bone bright).
+    roi_mm : float, default 140
+        ROI side in mm (DeepKnee/KNEEL use 140 mm).
+    out_spacing_mm : float, default 0.5
+        Output pixel size in mm; the ROI is ``round(roi_mm / out_spacing_mm)`` pixels square.
+    side : {"R", "L"} or None
+        Side of a single-knee image; default from DICOM ``ImageLaterality``. Ignored for bilateral images.
+
+    Returns
+    -------
+    KneeROIList
+        A list of :class:`KneeROI` (right knee first for bilateral images); ``.qa_flags`` holds image-level flags,
+        ``("no_knee_found",)`` with an empty list when no knee is recognisable.
+    """
+    if not isinstance(radiograph, Radiograph):
+        raise OAKitError(f"radiograph: got {type(radiograph).__name__}; expected oa_kit.io.radiograph.Radiograph")
+    if not (roi_mm > 0 and out_spacing_mm > 0):
+        raise OAKitError(f"roi_mm/out_spacing_mm: got {roi_mm}/{out_spacing_mm}; expected positive numbers of mm")
+    if side not in (None, "R", "L"):
+        raise OAKitError(f"side: got {side!r}; expected 'R', 'L' or None")
+    single_side = side or str(radiograph.meta.get("laterality", "") or "")
+    centres, image_flags = find_joint_centres(radiograph.pixels, radiograph.spacing_mm, single_side)
+    passthrough = radiograph.spacing_mm is None and not is_bilateral(radiograph.pixels.shape, None)
+    rois = []
+    for centre in centres:
+        flags = list(radiograph.qa_flags)
+        if not centre.side:
+            flags.append("unknown_side")
+        if passthrough:
+            rois.append(passthrough_roi(radiograph, centre, int(round(roi_mm / out_spacing_mm)), flags))
+        else:
+            rois.append(crop_roi(radiograph, centre, roi_mm, out_spacing_mm, flags))
+    return KneeROIList(rois, image_flags)
+
+
+def find_joint_centres(pixels: np.ndarray, spacing_mm: tuple[float, float] | None,
+                       single_side: str = "") -> tuple[list[JointCentre], tuple[str, ...]]:
+    """Locate knee joint centres (source pixels) in a bone-bright radiograph; returns centres and image flags.
+
+    Bilateral images give up to two centres (``"R"`` from the image's left half first); single-knee images give at
+    most one, with side ``single_side``. See the module docstring for the method.
+    """
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 2 or min(pixels.shape) < 8:
+        raise OAKitError(f"pixels: shape {pixels.shape}; expected a 2-D radiograph of at least 8×8 pixels")
+    bilateral = is_bilateral(pixels.shape, spacing_mm)
+    scale = _work_scale(pixels.shape, spacing_mm, bilateral)
+    work = _working_image(pixels, scale)
+    if work is None:
+        return [], ("no_knee_found",)
+    regions = _split_legs(work) if bilateral else [("", slice(0, work.shape[1]))]
+    centres, flags = [], []
+    for region_side, cols in regions:
+        found = _locate_in_region(work, cols, spacing_known=spacing_mm is not None)
+        side = region_side or single_side
+        if found is None:
+            if region_side:
+                flags.append(f"knee_not_found_{region_side}")
+            continue
+        row_w, col_w, width_w, snr = found
+        row, col = _refine(pixels, scale, row_w, col_w, width_w)
+        centres.append(JointCentre(side, row, col, width_w / scale[1], snr))
+    if not centres:
+        return [], ("no_knee_found",)
+    return centres, tuple(flags)
+
+
+def crop_roi(radiograph: Radiograph, centre: JointCentre, roi_mm: float = 140.0, out_spacing_mm: float = 0.5,
+             flags: Iterable[str] = ()) -> KneeROI:
+    """Cut a ``roi_mm`` square around ``centre`` (padding outside the image), resample, mirror left knees."""
+    pixels = radiograph.pixels
+    n_out = max(1, int(round(roi_mm / out_spacing_mm)))
+    flags = list(flags)
+    if radiograph.spacing_mm is not None:
+        half = (0.5 * roi_mm / radiograph.spacing_mm[0], 0.5 * roi_mm / radiograph.spacing_mm[1])
+        spacing = float(out_spacing_mm)
+    else:
+        side_px = ROI_PER_CONDYLE_WIDTH * centre.condyle_width_px
+        half, spacing = (0.5 * side_px, 0.5 * side_px), math.nan
+        flags.append("missing_spacing")
+    box = (int(round(centre.row - half[0])), int(round(centre.col - half[1])),
+           int(round(centre.row + half[0])), int(round(centre.col + half[1])))
+    crop, padded = _padded_crop(pixels, box)
+    if padded:
+        flags.append("roi_padded")
+    out = _resize(crop, (n_out, n_out))
+    mirrored = centre.side == "L"
+    if mirrored:
+        out = out[:, ::-1]
+    return KneeROI(
+        side=centre.side, pixels=np.ascontiguousarray(out, dtype=np.float32), spacing_mm=spacing,
+        centre_px=(float(centre.row), float(centre.col)), box_px=box, mirrored=mirrored,
+        qa_flags=tuple(dict.fromkeys(flags)),
+    )
+
+
+def passthrough_roi(radiograph: Radiograph, centre: JointCentre, n_out: int, flags: Iterable[str] = ()) -> KneeROI:
+    """A single-knee image without spacing (e.g. a Chen 2018 crop) as one ROI: the whole image, padded square."""
+    rows, cols = radiograph.pixels.shape
+    n = max(rows, cols)
+    r0, c0 = (rows - n) // 2, (cols - n) // 2
+    box = (r0, c0, r0 + n, c0 + n)
+    crop, padded = _padded_crop(radiograph.pixels, box)
+    flags = [*flags, "missing_spacing", "passthrough"] + (["roi_padded"] if padded else [])
+    out = _resize(crop, (n_out, n_out))
+    mirrored = centre.side == "L"
+    return KneeROI(
+        side=centre.side, pixels=np.ascontiguousarray(out[:, ::-1] if mirrored else out, dtype=np.float32),
+        spacing_mm=math.nan, centre_px=(float(centre.row), float(centre.col)), box_px=box, mirrored=mirrored,
+        qa_flags=tuple(dict.fromkeys(flags)),
+    )
+
+
+# --------------------------------------------------------------------------- working image and layout
+
+
+def is_bilateral(shape: tuple[int, int], spacing_mm: tuple[float, float] | None) -> bool:
+    """Bilateral PA layout: width/height ≥ ``BILATERAL_MIN_ASPECT`` or (with spacing) width ≥ ``BILATERAL_MIN_WIDTH_MM``."""
+    rows, cols = shape
+    if spacing_mm is not None and cols * spacing_mm[1] >= BILATERAL_MIN_WIDTH_MM:
+        return True
+    aspect = (cols * spacing_mm[1]) / (rows * spacing_mm[0]) if spacing_mm is not None else cols / rows
+    return aspect >= BILATERAL_MIN_ASPECT
+
+
+def _work_scale(shape: tuple[int, int], spacing_mm: tuple[float, float] | None,
+                bilateral: bool) -> tuple[float, float]:
+    """Source mm per pixel (row, col): the real spacing, or a nominal one from ``NOMINAL_FIELD_MM`` (width)."""
+    if spacing_mm is not None:
+        return float(spacing_mm[0]), float(spacing_mm[1])
+    nominal = NOMINAL_FIELD_MM["bilateral" if bilateral else "single"] / shape[1]
+    return nominal, nominal
+
+
+def _working_image(pixels: np.ndarray, scale: tuple[float, float]) -> np.ndarray | None:
+    """Area-averaged ~1 mm/px copy scaled to [0, 1] by the 1st–99.5th percentiles; None when featureless."""
+    finite = pixels[np.isfinite(pixels)]
+    if finite.size == 0:
+        return None
+    lo, hi = np.percentile(finite, [1.0, 99.5])
+    if not hi > lo:
+        return None
+    shape = (max(8, int(round(pixels.shape[0] * scale[0] / WORK_SPACING_MM))),
+             max(8, int(round(pixels.shape[1] * scale[1] / WORK_SPACING_MM))))
+    work = _resize(np.nan_to_num(pixels, nan=float(lo)), shape)
+    return np.clip((work - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resample to ``shape`` with anti-aliasing when shrinking (skimage, bilinear)."""
+    from skimage.transform import resize
+
+    if tuple(image.shape) == tuple(shape):
+        return image.astype(np.float32)
+    shrink = image.shape[0] > shape[0] or image.shape[1] > shape[1]
+    return resize(image.astype(np.float32), shape, order=1, mode="edge", anti_aliasing=shrink,
+                  preserve_range=True).astype(np.float32)
+
+
+def _split_legs(work: np.ndarray) -> list[tuple[str, slice]]:
+    """Split a bilateral working image at the darkest column band near the middle: [("R", left), ("L", right)]."""
+    cols = work.shape[1]
+    profile = ndimage.gaussian_filter1d(work.mean(axis=0), 5.0)
+    lo, hi = int(cols * 0.35), int(cols * 0.65)
+    cut = lo + int(np.argmin(profile[lo:hi])) if hi > lo else cols // 2
+    return [("R", slice(0, cut)), ("L", slice(cut, cols))]
+
+
+# --------------------------------------------------------------------------- one knee in one region
+
+
+def _bone_mask(region: np.ndarray) -> np.ndarray | None:
+    """Bone = top class of a three-class Otsu (two upper classes in a tight crop), opened (5 px) and hole-filled."""
+    from skimage.filters import threshold_multiotsu
+
+    smooth = ndimage.gaussian_filter(region, 1.0)
+    try:
+        t_soft, t_bone = threshold_multiotsu(smooth, classes=3)
+    except ValueError:
+        return None
+    # a tight crop has no air: its lowest class is soft tissue, and bone spans the two upper classes
+    threshold = t_soft if np.mean(smooth <= t_soft) < TIGHT_CROP_MAX_LOW_FRACTION else t_bone
+    bone = ndimage.binary_opening(smooth > threshold, structure=np.ones((5, 5)))
+    labels, n = ndimage.label(bone)
+    if n == 0:
+        return None
+    sizes = ndimage.sum_labels(bone, labels, index=np.arange(1, n + 1))
+    keep = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.15 * sizes.max()))
+    return ndimage.binary_fill_holes(keep)
+
+
+def _noise_sigma(region: np.ndarray) -> float:
+    """Robust pixel-noise estimate: MAD of the difference of horizontal neighbours / √2."""
+    diff = np.diff(region, axis=1).ravel()
+    return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / math.sqrt(2.0)) + 1e-6
+
+
+def _valley_depth(profile: np.ndarray, reach: int) -> np.ndarray:
+    """Per row, min(max above within ``reach``, max below within ``reach``) minus the row's value."""
+    n = profile.size
+    above = np.full(n, -np.inf)
+    below = np.full(n, -np.inf)
+    for r in range(n):
+        if r > 0:
+            above[r] = profile[max(0, r - reach):r].max()
+        if r < n - 1:
+            below[r] = profile[r + 1:min(n, r + 1 + reach)].max()
+    return np.minimum(above, below) - profile
+
+
+def _locate_in_region(work: np.ndarray, cols: slice, spacing_known: bool) -> tuple[float, float, float, float] | None:
+    """Coarse joint centre (work row, work col, condyle width in work px, valley SNR) in one leg's columns, or None."""
+    region = work[:, cols]
+    if region.shape[1] < 20 or region.shape[0] < 40:
+        return None
+    bone = _bone_mask(region)
+    if bone is None:
+        return None
+    width = ndimage.uniform_filter1d(bone.sum(axis=1).astype(float), 5)
+    if width.max() < 20:
+        return None
+    profile, extents = _central_profile(region, bone)
+    depth = _valley_depth(ndimage.gaussian_filter1d(profile, 1.0), int(VALLEY_REACH_MM / WORK_SPACING_MM))
+    reach = int(VALLEY_REACH_MM)
+    wide = 0.6 * width.max()
+    above_wide = np.array([width[max(0, r - reach):r].max(initial=0) for r in range(width.size)]) >= wide
+    below_wide = np.array([width[r + 1:r + 1 + reach].max(initial=0) for r in range(width.size)]) >= wide
+    candidates = np.flatnonzero(above_wide & below_wide & np.isfinite(depth))
+    if candidates.size == 0:
+        return None
+    row = int(candidates[np.argmax(depth[candidates])])
+    noise = _noise_sigma(region) / math.sqrt(max(1.0, 0.7 * width[row]) * 3.0)  # noise of a 3-row band mean
+    snr = float(depth[row] / noise)
+    edges = extents(max(0, row - 12), max(1, row - 3))
+    if edges is None or snr < 6.0 or depth[row] < 0.04:
+        return None
+    left, right = edges
+    condyle_width = float(right - left)
+    if spacing_known and not (KNEE_WIDTH_RANGE_MM[0] <= condyle_width <= KNEE_WIDTH_RANGE_MM[1]):
+        return None
+    return float(row), float(cols.start + 0.5 * (left + right)), condyle_width, snr
+
+
+def _central_profile(region: np.ndarray, bone: np.ndarray):
+    """Row profile over the central 70% of the bone's span (per row), and a function giving bone edges in rows."""
+    rows = region.shape[0]
+    profile = np.zeros(rows)
+    any_bone = bone.any(axis=1)
+    first = np.where(any_bone, bone.argmax(axis=1), 0)
+    last = np.where(any_bone, bone.shape[1] - 1 - bone[:, ::-1].argmax(axis=1), 0)
+    # use the leg's mean bone span over neighbouring rows so the joint-space gap row still has a span
+    span_lo = ndimage.minimum_filter1d(np.where(any_bone, first, 10**6), 15)
+    span_hi = ndimage.maximum_filter1d(np.where(any_bone, last, -1), 15)
+    for r in range(rows):
+        lo, hi = span_lo[r], span_hi[r]
+        if hi > lo:
+            pad = 0.15 * (hi - lo)
+            profile[r] = region[r, int(lo + pad):int(hi - pad) + 1].mean()
+        else:
+            profile[r] = np.nan
+
+    def extents(r0: int, r1: int) -> tuple[float, float] | None:
+        band = bone[r0:r1]
+        ok = band.any(axis=1)
+        if not ok.any():
+            return None
+        return float(np.median(first[r0:r1][ok])), float(np.median(last[r0:r1][ok]))
+
+    profile = np.where(np.isfinite(profile), profile, np.nanmin(profile) if np.isfinite(profile).any() else 0.0)
+    return profile, extents
+
+
+def _refine(pixels: np.ndarray, scale: tuple[float, float], row_w: float, col_w: float,
+            width_w: float) -> tuple[float, float]:
+    """Full-resolution centre: joint line between the femoral and tibial edges, column at the intercondylar notch."""
+    r_src = (row_w + 0.5) * WORK_SPACING_MM / scale[0] - 0.5
+    c_src = (col_w + 0.5) * WORK_SPACING_MM / scale[1] - 0.5
+    half_width = 0.5 * width_w * WORK_SPACING_MM / scale[1]
+    row = _refine_row(pixels, scale, r_src, c_src, half_width)
+    col = _refine_col(pixels, scale, row, c_src, half_width)
+    return row, col
+
+
+def _band(pixels: np.ndarray, r0: float, r1: float, c0: float, c1: float) -> np.ndarray:
+    """``pixels[r0:r1, c0:c1]`` with bounds rounded and clipped to the image."""
+    rows, cols = pixels.shape
+    r0, r1 = max(0, int(round(r0))), min(rows, int(round(r1)))
+    c0, c1 = max(0, int(round(c0))), min(cols, int(round(c1)))
+    return pixels[r0:r1, c0:c1].astype(np.float64)
+
+
+def _refine_row(pixels: np.ndarray, scale: tuple[float, float], r_src: float, c_src: float,
+                half_width: float) -> float:
+    """Joint line = midpoint of the femoral (bright→dark) and tibial (dark→bright) edges around the coarse row.
+
+    The row profile averages the medial and lateral compartments (12–45% of the condyle width either side of the
+    centre), leaving out the notch and tibial spines; the edges are the steepest descent/ascent within 8 mm.
+    """
+    reach = 8.0 / scale[0]
+    r0 = max(0, int(round(r_src - 2 * reach)))
+    r1 = r_src + 2 * reach
+    bands = [_band(pixels, r0, r1, c_src - 0.9 * half_width, c_src - 0.24 * half_width),
+             _band(pixels, r0, r1, c_src + 0.24 * half_width, c_src + 0.9 * half_width)]
+    bands = [b for b in bands if b.size]
+    if not bands or min(b.shape[0] for b in bands) < 5:
+        return r_src
+    n = min(b.shape[0] for b in bands)
+    profile = np.mean([b[:n].mean(axis=1) for b in bands], axis=0)
+    grad = np.gradient(ndimage.gaussian_filter1d(profile, 0.7 / scale[0]))
+    centre = r_src - r0
+    lo, hi = int(max(0, centre - reach)), int(min(n, centre + reach + 1))
+    if hi - lo < 3:
+        return r_src
+    valley = lo + int(np.argmin(ndimage.gaussian_filter1d(profile, 0.7 / scale[0])[lo:hi]))
+    femoral = int(np.argmin(grad[lo:valley + 1])) + lo
+    tibial = int(np.argmax(grad[valley:hi])) + valley
+    return float(r0 + 0.5 * (femoral + tibial))
+
+
+def _refine_col(pixels: np.ndarray, scale: tuple[float, float], row: float, c_src: float,
+                half_width: float) -> float:
+    """Column of the intercondylar notch: middle of the dark run between the two condyles' brightest columns,
+    3–12 mm above the joint line, searched within ±30% of the condyle width.
+
+    Falls back to the condyle-edge midpoint ``c_src`` when no interior minimum stands out of the noise.
+    """
+    c0 = max(0, int(round(c_src - 0.6 * half_width)))
+    band = _band(pixels, row - 12.0 / scale[0], row - 3.0 / scale[0], c0, c_src + 0.6 * half_width)
+    if band.shape[0] < 3 or band.shape[1] < 7:
+        return c_src
+    profile = ndimage.gaussian_filter1d(band.mean(axis=0), 1.5 / scale[1])
+    mid = int(round(c_src)) - c0
+    if not 2 <= mid <= profile.size - 3:
+        return c_src
+    left, right = int(np.argmax(profile[:mid])), mid + int(np.argmax(profile[mid:]))  # the two condyles
+    best = left + int(np.argmin(profile[left:right + 1]))
+    if best in (left, right):
+        return c_src
+    rim = min(profile[left], profile[right])
+    noise = _noise_sigma(band) / math.sqrt(band.shape[0])
+    if rim - profile[best] < 5.0 * noise:
+        return c_src
+    # the notch is the dark run around the minimum below half-way to the condyles; its middle is the centre
+    dark = profile < profile[best] + 0.5 * (rim - profile[best])
+    labels, _ = ndimage.label(dark)
+    run = np.flatnonzero(labels == labels[best])
+    best = 0.5 * (run[0] + run[-1])
+    return float(c0 + best)
+
+
+def _padded_crop(pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, bool]:
+    """Crop ``box`` (row0, col0, row1, col1; end exclusive) padding with the image minimum outside the image."""
+    r0, c0, r1, c1 = box
+    rows, cols = pixels.shape
+    out = np.full((max(1, r1 - r0), max(1, c1 - c0)), float(np.nanmin(pixels)), dtype=np.float32)
+    sr0, sc0, sr1, sc1 = max(r0, 0), max(c0, 0), min(r1, rows), min(c1, cols)
+    if sr1 > sr0 and sc1 > sc0:
+        out[sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = pixels[sr0:sr1, sc0:sc1]
+    padded = r0 < 0 or c0 < 0 or r1 > rows or c1 > cols
+    return out, padded
