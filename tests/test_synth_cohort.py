@@ -49,17 +49,22 @@ def test_tiny_cohort_layout_and_manifest(tiny_cohort):
     assert on_disk - {"manifest.json"} == set(manifest["files"])
     ids = _read(tiny_cohort / "OAI" / "enrollees.txt")["ID"]
     assert {f"xray/{i}_V00_PA.dcm" for i in ids} <= on_disk
-    assert {f"mri/{i}_{s}_V00_{k}.nii.gz" for i in ids for s in "RL" for k in ("DESS", "labels")} <= on_disk
+    knees = pd.read_parquet(tiny_cohort / "truth" / "knees.parquet")
+    imaged = knees[knees["tkr_month"].fillna(-1) != 0]  # no MRI of a knee replaced before baseline
+    expected = {f"mri/{i}_{s}_V00_{k}.nii.gz" for i, s in zip(imaged["ID"], imaged["side"]) for k in ("DESS", "labels")}
+    assert expected == {name for name in on_disk if name.startswith("mri/")}
     assert {"truth/participants.parquet", "truth/knees.parquet"} <= on_disk
     assert not list(tiny_cohort.parent.glob(".*.part"))
 
 
-def test_same_seed_identical_files_different_seed_differs(tiny_cohort, tmp_path):
-    again = generate_cohort("tiny", tmp_path / "again", seed=0, progress=False)
-    assert read_manifest(again)["files"] == read_manifest(tiny_cohort)["files"]
-    other = generate_cohort("tiny", tmp_path / "other", seed=1, images=False, progress=False)
+def test_same_seed_identical_files_different_seed_differs(tmp_path):
+    first = generate_cohort("tiny", tmp_path / "first", seed=7, progress=False, n_participants=2)
+    again = generate_cohort("tiny", tmp_path / "again", seed=7, progress=False, n_participants=2)
+    reference = read_manifest(first)["files"]
+    assert any(name.endswith(".dcm") for name in reference) and any(name.endswith(".nii.gz") for name in reference)
+    assert read_manifest(again)["files"] == reference
+    other = generate_cohort("tiny", tmp_path / "other", seed=8, images=False, progress=False, n_participants=2)
     files = read_manifest(other)["files"]
-    reference = read_manifest(tiny_cohort)["files"]
     assert all(files[name]["sha256"] != reference[name]["sha256"] for name in files)
 
 
