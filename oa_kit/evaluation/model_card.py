@@ -1,0 +1,170 @@
+"""Model card (Mitchell et al. 2019) with a TRIPOD+AI checklist (Collins et al., BMJ 2024), generated from a run.
+
+``write_evaluation(evaluation, out_dir)`` writes ``model_card_h{H}.md``, the tidy tables as CSV and the plotly figures
+as HTML (with one local ``plotly.min.js``, so reports open offline). Every number in the card comes from the
+:class:`~oa_kit.evaluation.report.ProgressionEvaluation` passed in; the card repeats the provenance statement.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+import pandas as pd
+from plotly.offline import get_plotlyjs
+
+from oa_kit import __version__
+from oa_kit.evaluation.report import ProgressionEvaluation
+from oa_kit.io.atomic import write_text_atomic
+
+#: TRIPOD+AI items (Collins et al., BMJ 2024) and where this card or oa_kit addresses them.
+TRIPOD_AI_ITEMS: tuple[tuple[str, str, str], ...] = (
+    ("1", "Title: identify development/evaluation of a prediction model, population, outcome", "Model details"),
+    ("3c", "Known health inequalities between groups (fairness)", "Subgroups; Limitations"),
+    ("4", "Objectives, incl. development and/or evaluation", "Intended use"),
+    ("5a", "Data sources", "Data"),
+    ("6a-b", "Setting and eligibility criteria of participants", "Data"),
+    ("7", "Data preparation and quality checks", "Data; Features"),
+    ("8a", "Outcome definition and time horizon", "Data (label definition, horizon)"),
+    ("9a", "Predictors: choice, definition, measurement", "Features"),
+    ("10", "Sample size", "Data (knees, participants, events)"),
+    ("11", "Handling of missing data", "Features"),
+    ("12a", "How data were used: development vs evaluation (grouped CV, site-held-out)", "Validation"),
+    ("12b", "Predictor handling (encoding, PCA of embeddings inside folds)", "Features"),
+    ("12c", "Model type, building, hyper-parameter tuning (nested CV)", "Model details"),
+    ("12e", "Performance measures: discrimination AND calibration, with CIs", "Metrics; Calibration"),
+    ("13", "Class imbalance handling and recalibration", "Model details; Calibration"),
+    ("14", "Fairness approach", "Subgroups"),
+    ("15", "Model output (risk by horizon) and thresholds", "Decision curve"),
+    ("18", "Open science: code and data availability", "Reproduce"),
+    ("20a", "Participant flow, numbers with outcome", "Data"),
+    ("21", "Number of participants and events in each analysis", "Data; Metrics"),
+    ("22", "Full model specification / access", "Model details; Reproduce"),
+    ("23a", "Performance estimates with confidence intervals", "Metrics"),
+    ("23b", "Heterogeneity of performance across subgroups and sites", "Subgroups; Site-held-out"),
+    ("26", "Limitations (non-representative data, synthetic data)", "Limitations"),
+    ("27", "Usability and intended use in care", "Intended use"),
+)
+
+
+def _fmt_ci(row: pd.Series) -> str:
+    """``0.781 (0.745–0.812)``, or a note when undefined."""
+    if pd.isna(row["estimate"]):
+        return row.get("note", "") or "undefined"
+    return f"{row['estimate']:.3f} ({row['ci_low']:.3f}–{row['ci_high']:.3f})"
+
+
+def _markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """Small Markdown table writer (no tabulate dependency)."""
+    cols = list(table.columns)
+    def cell(v):
+        if isinstance(v, float):
+            return "" if pd.isna(v) else format(v, floatfmt)
+        return str(v)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _metric_table(metrics: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Wide table: one row per ``key`` value, one column per metric, cells 'estimate (CI)'."""
+    wide = metrics.assign(value=metrics.apply(_fmt_ci, axis=1)).pivot_table(
+        index=key, columns="metric", values="value", aggfunc="first", sort=False)
+    counts = metrics.drop_duplicates(key).set_index(key)[["n", "n_events"]]
+    return wide.join(counts).reset_index()[[key, "n", "n_events", *[m for m in ("auc", "ap", "brier", "ece")
+                                                                    if m in wide.columns]]]
+
+
+def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None = None) -> str:
+    """The model card text for one horizon's evaluation."""
+    e = evaluation
+    prov = e.provenance
+    fams = {name: len(cols) for name, cols in e.feature_sets.items()}
+    main_cols = e.feature_sets.get(e.main_model, [])
+    lines = [
+        f"# Model card: knee OA progression within {e.horizon_months} months ({e.main_model} model)",
+        "", f"> **{prov.get('statement', '')}**", "",
+        "## Model details",
+        f"- oa_kit {__version__}; generated {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
+        f"- Main model `{e.main_model}`: LightGBM binary classifier on the `{e.main_model}` feature set "
+        "(class weights balanced; 4-configuration search in an inner 3-fold participant-grouped CV; "
+        f"{e.settings.get('calibration')} calibration fitted on inner out-of-fold scores).",
+        "- Baselines fitted and evaluated identically: " + ", ".join(f"`{k}` ({v} raw columns)" for k, v in fams.items()) + ".",
+        f"- Training data provenance: data = {prov.get('data')}, cohort = {prov.get('cohort') or 'not stated'}.",
+        "", "## Intended use",
+        "- Research and teaching: comparing image-derived and clinical predictors of radiographic progression, "
+        "and demonstrating calibrated, explained risk models.",
+        "- **Not** for diagnosis, treatment decisions or any clinical use. A model trained on synthetic data says "
+        "nothing about real patients.",
+        "", "## Data",
+        f"- Knees: {e.cohort['knees']}; participants: {e.cohort['participants']}; progression events: "
+        f"{e.cohort['events']} ({e.cohort['events'] / max(e.cohort['knees'], 1):.1%}).",
+        f"- Outcome: radiographic progression (oa_kit default definition, `oa_kit.cohort.labels`) within "
+        f"{e.horizon_months} months of baseline; knees with missing follow-up are excluded with reason codes, "
+        "never labelled.",
+        "", "## Features",
+        f"- Main model raw columns ({len(main_cols)}): " + ", ".join(f"`{c}`" for c in main_cols[:40])
+        + (" …" if len(main_cols) > 40 else ""),
+        "- Families: clinical (age, sex, BMI, injury, surgery, WOMAC, site), radiograph (KL, JSN/JSW, KL-CNN "
+        "probabilities, KL-CNN embedding PCs), MRI (regional thickness/volume, MRI embedding PCs). Embeddings are "
+        "reduced by PCA fitted inside each training fold only.",
+        "- Missing values: LightGBM handles NaN natively; logistic baselines impute training medians.",
+        "", "## Validation",
+        f"- {e.settings.get('n_splits')}-fold participant-grouped, outcome-stratified cross-validation (both knees of a "
+        "participant always in the same fold); all tuning and calibration inside each training fold (nested).",
+        f"- 95% CIs: participant-level bootstrap, {e.settings.get('n_resamples')} resamples, seed "
+        f"{e.settings.get('seed')}.",
+        "", "## Metrics (out of sample, pooled over folds)", _markdown(_metric_table(e.metrics, "model")), "",
+        "### DeLong test against the clinical-only baseline",
+        _markdown(e.delong[["model", "reference", "auc_1", "auc_2", "difference", "ci_low", "ci_high", "p_value"]])
+        if len(e.delong) else "(no comparison)", "",
+    ]
+    if e.oracle is not None:
+        lines += ["### Oracle comparison (synthetic data only)",
+                  "The oracle is the generator's true probability; `share_of_gain` = (AUC − AUC_clinical) / "
+                  "(AUC_oracle − AUC_clinical).", _markdown(e.oracle), ""]
+    lines += ["## Calibration (main model, quantile bins)", _markdown(e.calibration), "",
+              "## Subgroups (main model)", _markdown(_metric_table(e.subgroups, "subgroup")), ""]
+    if e.site_metrics is not None:
+        lines += ["## Site-held-out validation (train on other sites, test on one)",
+                  _markdown(_metric_table(e.site_metrics, "subgroup")), ""]
+    lines += ["## Decision curve (main model)", _markdown(e.decision_curve, ".4f"), "",
+              "## Limitations",
+              "- " + ("Trained and evaluated on **synthetic** data: effect sizes are illustrative and every number "
+                      "describes the generator, not knee OA in people." if prov.get("data") == "synthetic" else
+                      "Performance on other cohorts, scanners and populations is unknown until validated externally."),
+              "- Internal (cross-validated) and site-held-out figures are not comparable to external validation.",
+              "- Subgroups with few events have wide intervals; small subgroups (<10 knees) are not reported.",
+              "- ECE bootstrap intervals are biased upward (ECE is positive by construction).", "",
+              "## TRIPOD+AI checklist", _markdown(pd.DataFrame(TRIPOD_AI_ITEMS, columns=["item", "topic", "section"])),
+              "", "## Reproduce", f"`{command}`" if command else
+              "`oa-kit progression evaluate --features FEATURES --labels LABELS --out DIR`", ""]
+    return "\n".join(lines)
+
+
+def write_evaluation(evaluation: ProgressionEvaluation, out_dir: str | os.PathLike,
+                     command: str | None = None) -> dict[str, Path]:
+    """Write the card, tables (CSV) and figures (HTML) of one horizon into ``out_dir``; returns written paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    h = evaluation.horizon_months
+    written: dict[str, Path] = {}
+    card = out / f"model_card_h{h}.md"
+    write_text_atomic(card, model_card_markdown(evaluation, command))
+    written["card"] = card
+    tables = {"metrics": evaluation.metrics, "delong": evaluation.delong, "subgroups": evaluation.subgroups,
+              "calibration": evaluation.calibration, "decision_curve": evaluation.decision_curve,
+              "predictions": evaluation.predictions, "headline": evaluation.headline(),
+              "site_metrics": evaluation.site_metrics, "oracle": evaluation.oracle}
+    for name, table in tables.items():
+        if table is not None:
+            path = out / f"{name}_h{h}.csv"
+            write_text_atomic(path, table.to_csv(index=False))
+            written[name] = path
+    if not (out / "plotly.min.js").exists():
+        write_text_atomic(out / "plotly.min.js", get_plotlyjs())
+    for name, fig in evaluation.figures().items():
+        path = out / f"{name}_h{h}.html"
+        write_text_atomic(path, fig.to_html(include_plotlyjs="directory", full_html=True))
+        written[f"figure_{name}"] = path
+    return written
