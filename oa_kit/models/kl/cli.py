@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, default=60)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--weight-decay", type=float, default=0.05)
+    train.add_argument("--aug-strength", type=float, default=1.0)
+    train.add_argument("--dropout", type=float, default=0.2)
     train.add_argument("--patience", type=int, default=25)
     train.add_argument("--max-minutes", type=float, default=None)
     train.add_argument("--limit", type=int, default=None, help="Use only the first N images per split (smoke runs).")
@@ -59,7 +62,8 @@ def _train(args: argparse.Namespace) -> int:
     from oa_kit.models.kl.train import train_kl
 
     trainer = train_kl(args.data_dir, args.out, limit=args.limit, loss=args.loss, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, patience=args.patience, max_minutes=args.max_minutes,
+                       batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                       weight_decay=args.weight_decay, aug_strength=args.aug_strength, dropout=args.dropout, max_minutes=args.max_minutes,
                        seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.quiet)
     print(f"best val QWK {trainer.best_qwk_:.4f} at epoch {trainer.best_epoch_}; weights in {args.out}/best.safetensors")
     return 0

@@ -73,6 +73,10 @@ class KLTrainer:
         Class weights ∝ frequency^−power (0 = none; handles the KL4 rarity without balanced sampling).
     ema_decay : float
         Exponential moving average of weights used for validation and export (0 disables).
+    aug_strength : float
+        Multiplies every augmentation range (0 = no augmentation, 1 = the standard ranges).
+    dropout : float
+        Dropout before the classifier.
     patience : int
         Early stopping: stop after this many epochs without a better validation QWK.
     max_minutes : float or None
@@ -99,7 +103,7 @@ class KLTrainer:
 
     def __init__(self, loss: str = "sord", epochs: int = 60, batch_size: int = 128, lr: float = 2e-3,
                  weight_decay: float = 0.05, warmup_epochs: float = 3.0, class_weight_power: float = 0.3,
-                 ema_decay: float = 0.998, patience: int = 25, max_minutes: float | None = None, seed: int = 0,
+                 ema_decay: float = 0.998, aug_strength: float = 1.0, dropout: float = 0.2, patience: int = 25, max_minutes: float | None = None, seed: int = 0,
                  device: str = "auto", out_dir: str | os.PathLike | None = None, resume: bool = True,
                  progress: bool = True) -> None:
         self.loss = loss
@@ -110,6 +114,8 @@ class KLTrainer:
         self.warmup_epochs = warmup_epochs
         self.class_weight_power = class_weight_power
         self.ema_decay = ema_decay
+        self.aug_strength = aug_strength
+        self.dropout = dropout
         self.patience = patience
         self.max_minutes = max_minutes
         self.seed = seed
@@ -172,7 +178,7 @@ class KLTrainer:
     def _setup(self, size: int, labels: torch.Tensor, device: torch.device) -> None:
         """Create network, EMA copy, optimizer, loss and augmentation."""
         self.input_size_ = size
-        self._net = KLNet(n_outputs=n_outputs_for(self.loss)).to(device).to(memory_format=torch.channels_last)
+        self._net = KLNet(n_outputs=n_outputs_for(self.loss), dropout=self.dropout).to(device).to(memory_format=torch.channels_last)
         self._ema = None
         if self.ema_decay > 0:
             self._ema = torch.optim.swa_utils.AveragedModel(
@@ -183,7 +189,7 @@ class KLTrainer:
                                        {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
         weight = class_weights(labels, power=self.class_weight_power) if self.class_weight_power else None
         self._criterion = make_loss(self.loss, weight).to(device)
-        self._augment = kl_augment(self.seed)
+        self._augment = kl_augment(self.seed, self.aug_strength)
         self._gen = torch.Generator().manual_seed(self.seed)
         self.history_, self.best_qwk_, self.best_epoch_, self.stale_ = [], -math.inf, 0, 0
         self.start_epoch_, self.step_, self.best_state_, self.epochs_ = 0, 0, None, self.epochs
@@ -291,7 +297,7 @@ class KLTrainer:
     def get_params(self) -> dict:
         """Constructor parameters (sklearn convention), JSON-friendly."""
         names = ["loss", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "class_weight_power",
-                 "ema_decay", "patience", "max_minutes", "seed", "device"]
+                 "ema_decay", "aug_strength", "dropout", "patience", "max_minutes", "seed", "device"]
         return {n: getattr(self, n) for n in names}
 
 

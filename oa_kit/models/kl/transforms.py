@@ -99,9 +99,15 @@ class Compose:
         return x
 
 
-def kl_augment(seed: int = 0) -> Compose:
-    """The standard KL training augmentation: affine, then gamma/contrast, then noise, each seeded from ``seed``."""
-    return Compose([RandomAffine(seed=seed), RandomGammaContrast(seed=seed + 1), RandomNoise(seed=seed + 2)])
+def kl_augment(seed: int = 0, strength: float = 1.0) -> Compose:
+    """The standard KL training augmentation (affine, gamma/contrast, noise), ranges scaled by ``strength``, seeded from ``seed``."""
+    s = strength
+    return Compose([
+        RandomAffine(rotate_deg=10.0 * s, scale=(1 - 0.1 * s, 1 + 0.12 * s), translate=0.06 * s, seed=seed),
+        RandomGammaContrast(gamma=(0.75 ** s, 1.35 ** s), contrast=(1 - 0.2 * s, 1 + 0.2 * s), brightness=0.06 * s,
+                            seed=seed + 1),
+        RandomNoise(max_std=0.03 * s, seed=seed + 2),
+    ])
 
 
 def tta_views(x: torch.Tensor, n_views: int) -> list[torch.Tensor]:
