@@ -6,8 +6,19 @@
 """
 from oa_kit.synth.generate import generate_cohort, read_manifest, simulate_cohort
 from oa_kit.synth.model import HORIZONS_MONTHS, VISITS, DiseaseModel, SimulatedCohort
-from oa_kit.synth.oracle import oracle_auc, oracle_table, reference_labels
 from oa_kit.synth.presets import PRESETS, CohortPreset, get_preset
+
+_ORACLE = ("oracle_auc", "oracle_table", "reference_labels")
+
+
+def __getattr__(name: str):
+    """Import the oracle helpers lazily (keeps ``python -m oa_kit.synth.oracle`` free of double-import warnings)."""
+    if name in _ORACLE:
+        from oa_kit.synth import oracle
+
+        return getattr(oracle, name)
+    raise AttributeError(f"module 'oa_kit.synth' has no attribute {name!r}")
+
 
 __all__ = ["generate_cohort", "simulate_cohort", "read_manifest", "DiseaseModel", "SimulatedCohort", "VISITS",
            "HORIZONS_MONTHS", "oracle_auc", "oracle_table", "reference_labels", "PRESETS", "CohortPreset", "get_preset"]
