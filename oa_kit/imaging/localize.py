@@ -14,9 +14,11 @@ Method (documented so that a failure can be understood):
    a dark horizontal band. The row profile of intensity, averaged over the central 70% of the bone's width, is
    searched for the deepest valley (both-sided depth against the maxima within ``±VALLEY_REACH_MM``) among rows where
    the bone is wide above and below.
-5. **Joint column**: midpoint of the femoral condyles' medial and lateral bone edges just above the joint space.
-6. **Refinement** at full resolution: the row profile in a ±8 mm window around the coarse centre, smoothed by 0.7 mm,
-   gives the final joint-space row.
+5. **Joint column**: midpoint of the femoral condyles' medial and lateral bone edges just above the joint space,
+   refined in step 6 to the middle of the intercondylar notch (the dark run between the two condyles).
+6. **Refinement** at full resolution: the joint line is the midpoint between the femoral (bright→dark) and tibial
+   (dark→bright) edges of the medial+lateral compartment row profile within ±8 mm; the column is the notch centre
+   7–15 mm above the joint line (falls back to the edge midpoint when no notch stands out of the noise).
 7. **Acceptance**: a knee is reported only when the valley is deep against the image noise, the bone is wide above and
    below it, and its width is knee-like (when spacing is known). Otherwise: no ROI and flag ``no_knee_found``
    (blank, noise and non-knee images), never a silent wrong crop.
@@ -64,6 +66,10 @@ BILATERAL_MIN_WIDTH_MM = 300.0
 BILATERAL_MIN_ASPECT = 1.15
 VALLEY_REACH_MM = 14.0
 KNEE_WIDTH_RANGE_MM = (45.0, 150.0)
+#: Rows (mm above the joint line) where the intercondylar notch is read, above the tibial spines.
+NOTCH_ROWS_MM = (7.0, 15.0)
+#: Half-width (mm) of the column window searched for the two condyles and the notch between them.
+NOTCH_SEARCH_MM = 35.0
 #: A region whose lowest Otsu class holds less than this fraction of pixels is a tight crop without air.
 TIGHT_CROP_MAX_LOW_FRACTION = 0.25
 #: Without spacing, the ROI side is this many femoral-condyle widths (140 mm / a typical 85 mm adult condyle width).
@@ -464,12 +470,13 @@ def _refine_row(pixels: np.ndarray, scale: tuple[float, float], r_src: float, c_
 def _refine_col(pixels: np.ndarray, scale: tuple[float, float], row: float, c_src: float,
                 half_width: float) -> float:
     """Column of the intercondylar notch: middle of the dark run between the two condyles' brightest columns,
-    3–12 mm above the joint line, searched within ±30% of the condyle width.
+    in rows ``NOTCH_ROWS_MM`` above the joint line (above the tibial spines), within ±``NOTCH_SEARCH_MM``.
 
     Falls back to the condyle-edge midpoint ``c_src`` when no interior minimum stands out of the noise.
     """
-    c0 = max(0, int(round(c_src - 0.6 * half_width)))
-    band = _band(pixels, row - 12.0 / scale[0], row - 3.0 / scale[0], c0, c_src + 0.6 * half_width)
+    reach = max(0.6 * half_width, NOTCH_SEARCH_MM / scale[1])
+    c0 = max(0, int(round(c_src - reach)))
+    band = _band(pixels, row - NOTCH_ROWS_MM[1] / scale[0], row - NOTCH_ROWS_MM[0] / scale[0], c0, c_src + reach)
     if band.shape[0] < 3 or band.shape[1] < 7:
         return c_src
     profile = ndimage.gaussian_filter1d(band.mean(axis=0), 1.5 / scale[1])
