@@ -1,0 +1,241 @@
+"""``oa-kit progression fit|evaluate|predict|explain`` on per-knee feature tables and label tables (parquet/CSV).
+
+Feature tables are keyed by participant_id and side (``--features`` clinical/joined table, optional ``--radiograph``
+KL-CNN and ``--mri`` tables joined per knee at baseline); labels come from ``oa-kit labels``
+(participant_id, side, horizon_months, label). Models are written as ``OUT/h{H}/`` folders (LightGBM text + JSON +
+sha256); every prediction carries the provenance statement of the training data.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from plotly.offline import get_plotlyjs
+
+from oa_kit.errors import OAKitError
+from oa_kit.features.assemble import KEY_COLUMNS, join_knee_tables
+from oa_kit.io.atomic import atomic_dir, atomic_path, write_text_atomic
+from oa_kit.progression.model import ProgressionModel, make_provenance
+from oa_kit.progression.persist import load_model, save_model
+
+DEFAULT_HORIZONS = (12, 24, 36, 48)
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a parquet or CSV table; ``ID`` is renamed to participant_id and ids are strings."""
+    path = Path(path)
+    if not path.exists():
+        raise OAKitError(f"{path}: file not found; expected a parquet or CSV table")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        table = pd.read_parquet(path)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        table = pd.read_csv(path, dtype={"participant_id": str, "ID": str})
+    else:
+        raise OAKitError(f"{path}: unknown extension {path.suffix!r}; expected .parquet or .csv")
+    if "participant_id" not in table.columns and "ID" in table.columns:
+        table = table.rename(columns={"ID": "participant_id"})
+    if "participant_id" in table.columns:
+        table["participant_id"] = table["participant_id"].astype(str)
+    return table
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write parquet or CSV by extension, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+    return path
+
+
+def load_features(args: argparse.Namespace) -> pd.DataFrame:
+    """Join the clinical/joined table with the optional KL-CNN and MRI tables (baseline visit)."""
+    return join_knee_tables(read_table(args.features),
+                            read_table(args.radiograph) if getattr(args, "radiograph", None) else None,
+                            read_table(args.mri) if getattr(args, "mri", None) else None,
+                            visit_month=args.visit_month)
+
+
+def labelled_rows(features: pd.DataFrame, labels: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Knees with a label at ``horizon`` joined to their features (knees without features are an error)."""
+    for col in (*KEY_COLUMNS, "horizon_months", "label"):
+        if col not in labels.columns:
+            raise OAKitError(f"labels.{col}: column missing; expected participant_id, side, horizon_months, label")
+    lab = labels[labels["horizon_months"] == horizon][[*KEY_COLUMNS, "label"]]
+    if lab.empty:
+        raise OAKitError(f"labels: no rows for horizon {horizon} months; expected labels from `oa-kit labels`")
+    merged = lab.merge(features, on=list(KEY_COLUMNS), how="left", indicator=True)
+    missing = merged[merged["_merge"] == "left_only"]
+    if len(missing):
+        row = missing.iloc[0]
+        raise OAKitError(f"features: no row for labelled knee {row['participant_id']}/{row['side']} "
+                         f"({len(missing)} knees); expected features for every labelled knee")
+    merged = merged.drop(columns="_merge")
+    return merged.drop(columns="label"), merged["label"].to_numpy().astype(int)
+
+
+def _provenance(args: argparse.Namespace) -> dict:
+    """Provenance record from --data / --cohort."""
+    return make_provenance(args.data, args.cohort or "")
+
+
+def _add_inputs(p: argparse.ArgumentParser, labels: bool) -> None:
+    """Common input options."""
+    p.add_argument("--features", required=True, help="per-knee clinical (or already joined) table, parquet/CSV")
+    p.add_argument("--radiograph", help="KL-CNN output table (kl_p0..4 or p0..4, kl_emb_*)")
+    p.add_argument("--mri", help="MRI biomarker table (thickness/volume, mri_emb_*)")
+    p.add_argument("--visit-month", type=int, default=0, help="visit of the features (months, default 0)")
+    if labels:
+        p.add_argument("--labels", required=True, help="labels table: participant_id, side, horizon_months, label")
+        p.add_argument("--horizons", type=int, nargs="+", default=list(DEFAULT_HORIZONS), help="months")
+        p.add_argument("--data", choices=("synthetic", "real", "unknown"), default="unknown",
+                       help="provenance of the training data")
+        p.add_argument("--cohort", help="cohort name recorded in provenance (e.g. 'oa_kit synthetic demo seed 0')")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--calibration", choices=("sigmoid", "isotonic", "none"), default="sigmoid")
+
+
+def register(subparsers) -> None:
+    """Add the ``progression`` subcommand with fit / evaluate / predict / explain."""
+    parser = subparsers.add_parser("progression", help="progression models: fit, evaluate, predict, explain",
+                                   description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fit = sub.add_parser("fit", help="fit one calibrated LightGBM model per horizon")
+    _add_inputs(fit, labels=True)
+    fit.add_argument("--out", required=True, help="output folder (h{H}/ per horizon)")
+    fit.add_argument("--overwrite", action="store_true")
+    ev = sub.add_parser("evaluate", help="out-of-sample evaluation of the fused model and baselines + model cards")
+    _add_inputs(ev, labels=True)
+    ev.add_argument("--out", required=True, help="report folder (cards, CSV tables, HTML figures)")
+    ev.add_argument("--oracle", help="synthetic truth table with p_progress_{H} per knee (truth/knees.parquet)")
+    ev.add_argument("--n-splits", type=int, default=5)
+    ev.add_argument("--n-resamples", type=int, default=1000)
+    ev.add_argument("--no-site-held-out", action="store_true")
+    pr = sub.add_parser("predict", help="risk per knee and horizon, with provenance")
+    _add_inputs(pr, labels=False)
+    pr.add_argument("--model", required=True, help="folder from `progression fit` (or one h{H}/ model folder)")
+    pr.add_argument("--out", required=True, help="output table (.csv or .parquet)")
+    ex = sub.add_parser("explain", help="SHAP values, grouped by family, plain-language text and figures")
+    _add_inputs(ex, labels=False)
+    ex.add_argument("--model", required=True, help="folder from `progression fit` (or one h{H}/ model folder)")
+    ex.add_argument("--out", required=True, help="output folder")
+    ex.add_argument("--top-k", type=int, default=3)
+    parser.set_defaults(func=handle)
+
+
+def model_folders(folder: str | os.PathLike) -> dict[int, Path]:
+    """Horizon → model folder inside a fit output (or the folder itself if it is one model)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OAKitError(f"{folder}: model folder not found; expected the output of `oa-kit progression fit`")
+    if (folder / "checksums.json").exists():
+        return {int(load_model(folder).horizon_months): folder}
+    found = {int(p.name[1:]): p for p in sorted(folder.glob("h*")) if p.name[1:].isdigit() and p.is_dir()}
+    if not found:
+        raise OAKitError(f"{folder}: no h{{H}}/ model folders; expected the output of `oa-kit progression fit`")
+    return found
+
+
+def do_fit(args: argparse.Namespace) -> int:
+    """Fit and save one model per horizon."""
+    features, labels = load_features(args), read_table(args.labels)
+    models = {}
+    for h in args.horizons:
+        X, y = labelled_rows(features, labels, h)
+        models[h] = ProgressionModel(horizon_months=h, calibration=args.calibration, seed=args.seed).fit(
+            X, y, provenance=_provenance(args))
+        m = models[h]
+        print(f"h{h}: {len(y)} knees, {int(y.sum())} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "
+              f"(tuning estimate, optimistic; use `evaluate` for out-of-sample figures)")
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
+        for h, m in models.items():
+            save_model(m, tmp / f"h{h}", metrics={"inner_cv_auc": float(m.cv_results_["inner_auc"].max())})
+    print(f"models written to {args.out} — {models[args.horizons[0]].provenance_['statement']}")
+    return 0
+
+
+def do_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate out of sample per horizon and write model cards."""
+    from oa_kit.evaluation.model_card import write_evaluation
+    from oa_kit.evaluation.report import evaluate_progression
+
+    features, labels = load_features(args), read_table(args.labels)
+    truth = read_table(args.oracle) if args.oracle else None
+    headlines = []
+    command = "oa-kit " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("oa-kit") else None
+    for h in args.horizons:
+        X, y = labelled_rows(features, labels, h)
+        oracle = None
+        if truth is not None:
+            col = f"p_progress_{h}"
+            if col not in truth.columns:
+                raise OAKitError(f"{args.oracle}: column {col} missing; expected the synthetic truth knees table")
+            oracle = X[list(KEY_COLUMNS)].merge(truth[[*KEY_COLUMNS, col]], on=list(KEY_COLUMNS), how="left")[col]
+            if oracle.isna().any():
+                raise OAKitError(f"{args.oracle}: {int(oracle.isna().sum())} labelled knees lack {col}; expected all")
+        ev = evaluate_progression(X, y, h, oracle_risk=None if oracle is None else oracle.to_numpy(),
+                                  n_splits=args.n_splits, n_resamples=args.n_resamples, seed=args.seed,
+                                  site_held_out=not args.no_site_held_out, provenance=_provenance(args),
+                                  calibration=args.calibration)
+        write_evaluation(ev, args.out, command)
+        headlines.append(ev.headline())
+    table = pd.concat(headlines, ignore_index=True)
+    write_table(table, Path(args.out) / "headline.csv")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(table.drop(columns="provenance").round(3).to_string(index=False))
+    print(table["provenance"].iloc[0])
+    return 0
+
+
+def do_predict(args: argparse.Namespace) -> int:
+    """Risk per knee and horizon with provenance."""
+    features = load_features(args)
+    risks = [load_model(folder).predict_risk(features) for folder in model_folders(args.model).values()]
+    table = pd.concat(risks, ignore_index=True)
+    write_table(table, args.out)
+    print(f"{len(table)} risks ({features.shape[0]} knees) written to {args.out} — {table['provenance'].iloc[0]}")
+    return 0
+
+
+def do_explain(args: argparse.Namespace) -> int:
+    """SHAP tables, grouped values, plain-language text and figures per horizon."""
+    from oa_kit.explain import explain_text, family_text, global_importance, grouped_shap, shap_values
+    from oa_kit.viz import shap_plots
+
+    features = load_features(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for h, folder in model_folders(args.model).items():
+        model = load_model(folder)
+        result = shap_values(model, features)
+        grouped = grouped_shap(result)
+        risk = model.predict_risk(features)
+        text = risk.assign(explanation=[explain_text(result.values.iloc[i], result.data.iloc[i], args.top_k)
+                                        for i in range(len(risk))],
+                           by_family=[family_text(grouped.iloc[i]) for i in range(len(risk))])
+        write_table(pd.concat([result.keys, result.values], axis=1), out / f"shap_h{h}.csv")
+        write_table(grouped, out / f"shap_grouped_h{h}.csv")
+        write_table(global_importance(result), out / f"importance_h{h}.csv")
+        write_table(text, out / f"explanations_h{h}.csv")
+        note = model.provenance_["statement"]
+        for name, fig in {"importance": shap_plots.importance_figure(result, note=note),
+                          "beeswarm": shap_plots.beeswarm_figure(result, note=note),
+                          "families": shap_plots.grouped_figure(grouped, note=note),
+                          "waterfall_first_knee": shap_plots.waterfall_figure(result, 0, note=note)}.items():
+            write_text_atomic(out / f"{name}_h{h}.html", fig.to_html(include_plotlyjs="directory"))
+        if not (out / "plotly.min.js").exists():
+            write_text_atomic(out / "plotly.min.js", get_plotlyjs())
+        print(f"h{h}: {text['explanation'].iloc[0]} ({text['by_family'].iloc[0]})")
+    print(f"explanations written to {out} — {model.provenance_['statement']}")
+    return 0
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Dispatch the progression action; returns an exit code."""
+    return {"fit": do_fit, "evaluate": do_evaluate, "predict": do_predict, "explain": do_explain}[args.action](args)
