@@ -36,6 +36,7 @@ __all__ = [
     "RenderedRadiograph",
     "SITE_PROFILES",
     "OSTEOPHYTE_KEYS",
+    "SERIES_DESCRIPTION",
     "OSTEOPHYTE_MM_BY_GRADE",
     "COMPARTMENT_OFFSET_MM",
     "render_bilateral_pa",
@@ -66,7 +67,7 @@ _NOTCH_HEIGHT_MM = 18.0
 # articular surfaces than from a round shaft: their distances are stretched by these factors before ``_chord``.
 _CONDYLE_SHARPNESS = 3.5
 _PLATEAU_SHARPNESS = 6.0
-_SPUR_SHARPNESS = 3.0  # osteophytes are ridges along the joint margin, long in the beam direction
+_SPUR_SHARPNESS = 6.0  # osteophytes are ridges along the joint margin, long in the beam direction
 _DISPLAY_RANGE = 5.6  # log-attenuation units mapped onto 90% of the stored range
 
 
@@ -430,8 +431,8 @@ class _KneeShapes:
     def boxes(self) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
         """Knee-frame bounding rectangles ``(x_range, y_range)`` in mm of each bone."""
         return {
-            "femur": ((-60.0, 60.0), (-120.0, 6.0)),
-            "tibia": ((-52.0, 60.0), (-16.0, 120.0)),
+            "femur": ((-62.0, 62.0), (-120.0, 6.0)),
+            "tibia": ((-62.0, 62.0), (-16.0, 120.0)),
             "fibula": ((-60.0, -18.0), (5.0, 120.0)),
             "patella": ((-30.0, 26.0), (-70.0, -8.0)),
         }
@@ -458,7 +459,7 @@ class _KneeShapes:
             depth = np.maximum(depth, condyle)
         for key, sign, jsw in (("FM", 1.0, self.jsw_m), ("FL", -1.0, self.jsw_l)):
             if self.ost[key] > 0.05:
-                angle = math.radians(55.0)
+                angle = math.radians(40.0)
                 anchor = (sign * (self.c + _CONDYLE_AX * math.cos(angle)), -jsw / 2 - _CONDYLE_AY * (1 - math.sin(angle)))
                 spur = _SPUR_SHARPNESS * _spur_depth(x, y, anchor, sign, self.ost[key] + 1.5, 0.25)
                 depth = np.maximum(depth, spur)
