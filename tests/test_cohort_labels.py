@@ -151,3 +151,24 @@ def test_labels_cli_writes_tables_and_prints_counts(tmp_path, capsys):
     assert "horizons_months: 36" in capsys.readouterr().err
     assert main(["labels", "--tables", str(fixtures / "bad_code"), "--out", str(out)]) == 2
     assert "unknown special code" in capsys.readouterr().err
+
+
+def test_labels_from_synthetic_cohort_match_its_truth(tiny_cohort):
+    """End to end: synthetic OAI files → readers → labels agree with the simulator's true event months."""
+    from oa_kit.cohort.tables import load_tables
+
+    tables = load_tables(tiny_cohort, "oai")
+    result = build_progression_labels(tables.readings, (12, 24, 36, 48, 72, 96), deaths=tables.deaths,
+                                      replacements=tables.replacements)
+    truth = pd.read_parquet(tiny_cohort / "truth" / "knees.parquet").assign(
+        participant_id=lambda t: t["ID"].astype(str))
+    merged = result.labels.merge(truth[["participant_id", "side", "event_month_true"]], on=["participant_id", "side"])
+    assert len(merged) == len(result.labels) > 0
+    true_label = (merged["event_month_true"] <= merged["horizon_months"]).astype(int)
+    assert (true_label == merged["label"]).mean() >= 0.9        # misreads (3 % per reading) may flip a few
+    replaced = truth[truth["tkr_month"] == 0]
+    excluded = result.exclusions.set_index(["participant_id", "side"])["reason_code"]
+    for pid, side in replaced[["participant_id", "side"]].itertuples(index=False):
+        assert set(excluded.loc[[(pid, side)]]) == {"baseline_replacement"}
+    flow = result.flow()
+    assert (flow[flow["stage"] == "knees"]["n_knees"] == 2 * truth["ID"].nunique()).all()
