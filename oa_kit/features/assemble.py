@@ -57,10 +57,11 @@ def family_of(column: str) -> str:
 
 
 def _check_keys(table: pd.DataFrame, name: str, visit_month: int | None) -> pd.DataFrame:
-    """Normalise a per-knee table's keys (``id``→participant_id, str ids, R/L sides) and keep one visit."""
+    """Normalise a per-knee table's keys (``ID``/``id``→participant_id, str ids, R/L sides) and keep one visit."""
     table = table.copy()
-    if "participant_id" not in table.columns and "id" in table.columns:
-        table = table.rename(columns={"id": "participant_id"})
+    for alias in ("ID", "id"):
+        if "participant_id" not in table.columns and alias in table.columns:
+            table = table.rename(columns={alias: "participant_id"})
     for key in KEY_COLUMNS:
         if key not in table.columns:
             raise OAKitError(f"{name}.{key}: column missing; expected per-knee tables keyed by participant_id and side")
