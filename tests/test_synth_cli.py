@@ -34,6 +34,7 @@ def test_n_participants_override(tmp_path, capsys):
     (["--preset", "tiny", "--n-participants", "many"], "--n-participants"),
     (["--preset", "tiny", "--seed", "x"], "--seed"),
     (["--preset", "tiny", "--seed", "-1"], "--seed"),
+    (["--preset", "tiny", "--jobs", "0"], "--jobs"),
 ])
 def test_bad_arguments_one_line_exit_2(tmp_path, capsys, extra, message):
     out = tmp_path / "o"

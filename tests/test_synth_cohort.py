@@ -58,12 +58,12 @@ def test_tiny_cohort_layout_and_manifest(tiny_cohort):
 
 
 def test_same_seed_identical_files_different_seed_differs(tmp_path):
-    first = generate_cohort("tiny", tmp_path / "first", seed=7, progress=False, n_participants=2)
-    again = generate_cohort("tiny", tmp_path / "again", seed=7, progress=False, n_participants=2)
+    first = generate_cohort("tiny", tmp_path / "first", seed=7, progress=False, n_participants=1)
+    again = generate_cohort("tiny", tmp_path / "again", seed=7, progress=False, n_participants=1, n_jobs=2)
     reference = read_manifest(first)["files"]
     assert any(name.endswith(".dcm") for name in reference) and any(name.endswith(".nii.gz") for name in reference)
     assert read_manifest(again)["files"] == reference
-    other = generate_cohort("tiny", tmp_path / "other", seed=8, images=False, progress=False, n_participants=2)
+    other = generate_cohort("tiny", tmp_path / "other", seed=8, images=False, progress=False, n_participants=1)
     files = read_manifest(other)["files"]
     assert all(files[name]["sha256"] != reference[name]["sha256"] for name in files)
 
@@ -198,19 +198,19 @@ def test_interrupted_generation_leaves_no_complete_looking_folder(tmp_path, monk
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:  # after the radiograph and the right knee's MRI are written
             raise RuntimeError("renderer crashed")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(mri, "render_knee_mri", flaky)
     with pytest.raises(RuntimeError, match="renderer crashed"):
-        generate_cohort("tiny", tmp_path / "cohort", seed=0, progress=False, n_participants=2)
+        generate_cohort("tiny", tmp_path / "cohort", seed=0, progress=False, n_participants=1)
     assert list(tmp_path.iterdir()) == []
     done = generate_cohort("tiny", tmp_path / "cohort", seed=0, images=False, progress=False)
     before = (done / "manifest.json").read_text()
-    calls["n"] = 0
+    calls["n"] = 1
     with pytest.raises(RuntimeError):
-        generate_cohort("tiny", done, seed=5, overwrite=True, progress=False, n_participants=2)
+        generate_cohort("tiny", done, seed=5, overwrite=True, progress=False, n_participants=1)
     assert (done / "manifest.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]
 
@@ -220,6 +220,7 @@ def test_interrupted_generation_leaves_no_complete_looking_folder(tmp_path, monk
     ({"preset": "tiny", "n_participants": 0}, "positive"),
     ({"preset": "tiny", "n_participants": -3}, "positive"),
     ({"preset": "tiny", "seed": -1}, "seed"),
+    ({"preset": "tiny", "n_jobs": 0}, "n_jobs"),
 ])
 def test_bad_arguments_raise_one_line_errors(tmp_path, kwargs, match):
     kwargs = {"seed": 0, **kwargs}

@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     parser.add_argument("--n-participants", default=None, help="override the preset's number of participants")
     parser.add_argument("--no-images", action="store_true", help="write tables and truth only (no DICOM/NIfTI)")
+    parser.add_argument("--jobs", default="1", help="worker processes for rendering images (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=handle)
 
@@ -43,8 +44,11 @@ def handle(args: argparse.Namespace) -> int:
     if seed < 0:
         raise OAKitError(f"--seed: {seed} is negative; expected a non-negative integer")
     n = _integer(args.n_participants, "--n-participants")
+    jobs = _integer(args.jobs, "--jobs")
+    if jobs < 1:
+        raise OAKitError(f"--jobs: {jobs} is not positive; expected ≥ 1")
     out = generate_cohort(args.preset, Path(args.out), seed=seed, overwrite=args.overwrite,
-                          images=not args.no_images, progress=not args.quiet, n_participants=n)
+                          images=not args.no_images, progress=not args.quiet, n_participants=n, n_jobs=jobs)
     print(summary(out))
     return 0
 

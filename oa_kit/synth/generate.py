@@ -13,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +57,7 @@ def simulate_cohort(preset: str, seed: int, n_participants: int | None = None) -
 
 
 def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: bool = False, images: bool = True,
-                    progress: bool = True, n_participants: int | None = None) -> Path:
+                    progress: bool = True, n_participants: int | None = None, n_jobs: int = 1) -> Path:
     """Generate the synthetic cohort folder ``out`` (deterministic by ``seed``: same seed → byte-identical files).
 
     Parameters
@@ -73,6 +76,8 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
         Show a tqdm progress bar while rendering.
     n_participants : int, optional
         Override the preset's participant count.
+    n_jobs : int
+        Worker processes for rendering images (files are identical for any value).
 
     Returns
     -------
@@ -81,6 +86,8 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
     """
     spec = get_preset(preset, n_participants)
     seed = _check_seed(seed)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise OAKitError(f"n_jobs: {n_jobs!r} is not a positive integer; expected ≥ 1")
     out = Path(out)
     replace = _check_output(out, overwrite)
     cohort = simulate(spec.n_participants, seed, balanced_kl=spec.balanced_kl)
@@ -89,7 +96,7 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
         table_paths = write_oai_tables(cohort, tmp / "OAI")
         knees = cohort.knees.drop(columns=list(_INTERNAL_COLUMNS))
         if images:
-            knees = render_images(cohort, knees, spec, tmp, progress)
+            knees = render_images(cohort, knees, spec, tmp, progress, int(n_jobs))
         _write_truth(cohort.participants, knees, tmp / "truth")
         write_manifest(tmp, spec, seed, images, {stem: _count_rows(path) for stem, path in table_paths.items()})
     return out
@@ -130,7 +137,7 @@ def _sub_seed(seed: int, index: int, tag: int) -> int:
     return int(np.random.SeedSequence([seed, index, tag]).generate_state(1)[0])
 
 
-def knee_anatomy(row: pd.Series):
+def knee_anatomy(row: Mapping[str, float]):
     """The ``oa_kit.synth.radiograph.KneeAnatomy`` of one knee-truth row (JSW and osteophytes in mm)."""
     from oa_kit.synth.radiograph import KneeAnatomy
 
@@ -140,41 +147,81 @@ def knee_anatomy(row: pd.Series):
                        sclerosis=float(row["sclerosis"]), varus_deg=float(row["varus_deg"]))
 
 
+@dataclass(frozen=True)
+class _ParticipantImages:
+    """Everything needed to render one participant's images (picklable for worker processes)."""
+
+    participant_id: str
+    site: str
+    knees: dict[str, dict[str, float]]
+    xray_seed: int
+    mri_seeds: dict[str, int]
+    field_mm: tuple[float, float]
+    geometry: object
+    folder: Path
+
+
+def _render_participant(task: _ParticipantImages) -> dict[str, dict[str, float]]:
+    """Render and write one participant's DICOM and MRI; returns per-side image truth (joint centre, thickness)."""
+    from oa_kit.synth import mri, radiograph
+
+    xsite = radiograph.SITE_PROFILES[task.site]
+    rendered = radiograph.render_bilateral_pa(knee_anatomy(task.knees["R"]), knee_anatomy(task.knees["L"]), xsite,
+                                              seed=task.xray_seed, field_mm=task.field_mm)
+    pid = task.participant_id
+    radiograph.write_radiograph_dicom(task.folder / "xray" / f"{pid}_V00_PA.dcm", rendered, xsite, pid, 0)
+    truth = {}
+    for side in ("R", "L"):
+        row, col = rendered.joint_centres_px[side]
+        truth[side] = {"joint_centre_row": float(row), "joint_centre_col": float(col),
+                       "xray_spacing_mm": float(rendered.spacing_mm)}
+        if task.knees[side]["tkr_month"] == 0:
+            continue
+        target = {r: float(task.knees[side][f"thickness_mm_{r}"]) for r in SUBREGIONS}
+        volume = mri.render_knee_mri(side, target, task.geometry, mri.SITE_MRI[task.site], seed=task.mri_seeds[side])
+        mri.write_knee_mri(task.folder / "mri", pid, side, 0, volume)
+        truth[side].update({f"thickness_mm_{r}": round(float(volume.true_thickness_mm[r]), 4) for r in SUBREGIONS})
+    return truth
+
+
 def render_images(cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPreset, folder: Path,
-                  progress: bool) -> pd.DataFrame:
+                  progress: bool, n_jobs: int = 1) -> pd.DataFrame:
     """Render and write each participant's bilateral PA DICOM and per-knee MRI; returns knees with image truth.
 
     Adds ``joint_centre_row``/``joint_centre_col`` (pixels in the DICOM), ``xray_spacing_mm`` and replaces
     ``thickness_mm_<subregion>`` by the rendered cartilage's true mean thickness. Knees replaced at baseline get no MRI.
+    ``n_jobs`` > 1 renders participants in worker processes; files are identical either way (per-participant seeds).
     """
-    from oa_kit.synth import mri, radiograph
-
     geometry = spec.mri_geometry()
+    columns = ["side", "jsw_medial_mm", "jsw_lateral_mm", "sclerosis", "varus_deg", "tkr_month",
+               *[f"osteophyte_mm_{s}" for s in OSTEOPHYTE_SITES], *[f"thickness_mm_{r}" for r in SUBREGIONS]]
+    by_id = {pid: {row["side"]: row for row in group[columns].to_dict("records")} for pid, group in knees.groupby("ID")}
+    tasks = [_ParticipantImages(pid, site, by_id[pid], _sub_seed(cohort.seed, i, 0),
+                                {"R": _sub_seed(cohort.seed, i, 1), "L": _sub_seed(cohort.seed, i, 2)},
+                                tuple(spec.xray_field_mm), geometry, folder)
+             for i, (pid, site) in enumerate(zip(cohort.participants["ID"], cohort.participants["site"]))]
+    bar = tqdm(total=len(tasks), desc="synthetic cohort images", unit="participant", disable=not progress)
+    with bar:
+        if n_jobs == 1:
+            results = [_tick(bar, _render_participant(task)) for task in tasks]
+        else:
+            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                results = [_tick(bar, r) for r in pool.map(_render_participant, tasks, chunksize=4)]
     knees = knees.copy()
     for col in ("joint_centre_row", "joint_centre_col", "xray_spacing_mm"):
         knees[col] = np.nan
     index = {(pid, side): i for i, (pid, side) in enumerate(zip(knees["ID"], knees["side"]))}
-    participants = cohort.participants
-    for p_idx, (pid, site) in enumerate(tqdm(list(zip(participants["ID"], participants["site"])),
-                                             desc="synthetic cohort images", unit="participant", disable=not progress)):
-        rows = {side: knees.iloc[index[(pid, side)]] for side in ("R", "L")}
-        xsite = radiograph.SITE_PROFILES[site]
-        rendered = radiograph.render_bilateral_pa(knee_anatomy(rows["R"]), knee_anatomy(rows["L"]), xsite,
-                                                  seed=_sub_seed(cohort.seed, p_idx, 0), field_mm=spec.xray_field_mm)
-        radiograph.write_radiograph_dicom(folder / "xray" / f"{pid}_V00_PA.dcm", rendered, xsite, pid, 0)
-        for tag, side in ((1, "R"), (2, "L")):
-            i = index[(pid, side)]
-            knees.iloc[i, knees.columns.get_loc("joint_centre_row")] = float(rendered.joint_centres_px[side][0])
-            knees.iloc[i, knees.columns.get_loc("joint_centre_col")] = float(rendered.joint_centres_px[side][1])
-            knees.iloc[i, knees.columns.get_loc("xray_spacing_mm")] = float(rendered.spacing_mm)
-            if rows[side]["tkr_month"] == 0:
-                continue
-            target = {r: float(rows[side][f"thickness_mm_{r}"]) for r in SUBREGIONS}
-            volume = mri.render_knee_mri(side, target, geometry, mri.SITE_MRI[site], seed=_sub_seed(cohort.seed, p_idx, tag))
-            mri.write_knee_mri(folder / "mri", pid, side, 0, volume)
-            for r in SUBREGIONS:
-                knees.iloc[i, knees.columns.get_loc(f"thickness_mm_{r}")] = round(float(volume.true_thickness_mm[r]), 4)
+    for task, truth in zip(tasks, results):
+        for side, values in truth.items():
+            for col, value in values.items():
+                knees.iloc[index[(task.participant_id, side)], knees.columns.get_loc(col)] = value
     return knees
+
+
+def _tick(bar: tqdm, result):
+    """Advance the progress bar by one participant and pass the result through."""
+    bar.update(1)
+    return result
 
 
 def _write_truth(participants: pd.DataFrame, knees: pd.DataFrame, folder: Path) -> None:
