@@ -297,6 +297,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2) (sklearn contract; use :meth:`predict_risk` for provenance)."""
+        self._check_fitted()
         p = np.clip(self.calibrator_.predict(self.decision_function(X)), 0.0, 1.0)
         return np.column_stack([1 - p, p])
 

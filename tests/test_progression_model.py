@@ -1,0 +1,142 @@
+"""ProgressionModel: fitting, calibration, bad labels, provenance, pickle-free persistence with checksums."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_progression_fixtures import make_knee_table
+
+from oa_kit.errors import OAKitError
+from oa_kit.evaluation.metrics import expected_calibration_error, roc_auc
+from oa_kit.progression import (
+    SYNTHETIC_STATEMENT,
+    ProbabilityCalibrator,
+    ProgressionModel,
+    load_model,
+    make_provenance,
+    save_model,
+)
+
+SMALL_GRID = [{"num_leaves": 4, "n_estimators": 60, "learning_rate": 0.05},
+              {"num_leaves": 8, "n_estimators": 40, "learning_rate": 0.05}]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_knee_table(150, seed=0), make_knee_table(150, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    (X, y, _), _ = data
+    return ProgressionModel(param_grid=SMALL_GRID, seed=0).fit(X, y, provenance=make_provenance("synthetic", "fixture"))
+
+
+def test_fit_learns_signal_and_records_search(fitted, data):
+    _, (Xt, yt, pt) = data
+    risk = fitted.predict_proba(Xt)[:, 1]
+    assert roc_auc(yt, risk) > 0.7                     # held-out knees, oracle ≈ 0.87
+    assert len(fitted.cv_results_) == 2 and set(fitted.best_params_) >= {"num_leaves"}
+    assert fitted.classes_.tolist() == [0, 1] and fitted.predict(Xt).shape == (len(Xt),)
+    assert len(fitted.data_sha256_) == 64
+
+
+def test_predictions_carry_provenance(fitted, data):
+    _, (Xt, _, _) = data
+    out = fitted.predict_risk(Xt)
+    assert (out["provenance"] == SYNTHETIC_STATEMENT).all()
+    assert out.attrs["provenance"]["data"] == "synthetic"
+    assert {"participant_id", "side", "horizon_months", "risk"} <= set(out.columns)
+    default = ProgressionModel(estimator="logistic", columns=["age", "bmi", "injury"]).fit(*data[0][:2])
+    assert "not recorded" in default.predict_risk(Xt)["provenance"].iloc[0]
+
+
+def test_horizon_without_events_and_single_class_are_clear_errors(data):
+    (X, y, _), _ = data
+    with pytest.raises(OAKitError, match="horizon 12 months has no progression events"):
+        ProgressionModel(horizon_months=12).fit(X, np.zeros(len(X), int))
+    with pytest.raises(OAKitError, match="only progression events"):
+        ProgressionModel(horizon_months=12).fit(X, np.ones(len(X), int))
+    few = np.zeros(len(X), int)
+    few[:2] = 1
+    with pytest.raises(OAKitError, match="minority class; expected at least n_splits=3"):
+        ProgressionModel().fit(X, few)
+    with pytest.raises(OAKitError, match="label: values must be 0 or 1"):
+        ProgressionModel().fit(X, np.where(y == 1, 2, 0))
+
+
+def test_groups_are_required_to_keep_knees_together(data):
+    (X, y, _), _ = data
+    with pytest.raises(OAKitError, match="groups: not given"):
+        ProgressionModel().fit(X.drop(columns="participant_id"), y)
+
+
+def test_missing_feature_column_at_predict(fitted, data):
+    _, (Xt, _, _) = data
+    with pytest.raises(OAKitError, match="bmi: feature column missing"):
+        fitted.predict_proba(Xt.drop(columns="bmi"))
+
+
+def test_calibration_improves_ece_on_a_miscalibrated_fixture():
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(-1.0, 1.5, 4000)
+    y = rng.binomial(1, 1 / (1 + np.exp(-true_logit)))
+    score = 2.5 * true_logit + 2.0                     # overconfident and shifted: badly calibrated
+    raw = 1 / (1 + np.exp(-score))
+    train, test = slice(0, 2000), slice(2000, None)
+    before = expected_calibration_error(y[test], raw[test])
+    for method in ("sigmoid", "isotonic"):
+        cal = ProbabilityCalibrator(method).fit(score[train], y[train])
+        after = expected_calibration_error(y[test], cal.predict(score[test]))
+        assert after < before / 3, (method, before, after)
+        again = ProbabilityCalibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+        assert np.array_equal(again.predict(score[test]), cal.predict(score[test]))
+
+
+def test_model_calibration_beats_uncalibrated_class_weighted_scores(data):
+    (X, y, _), (Xt, yt, _) = data
+    cols = ["age", "bmi", "injury", "kl", "jsw_medial_mm", "thickness_mm_tibial_medial"]
+    raw = ProgressionModel(estimator="logistic", columns=cols, calibration="none").fit(X, y)
+    cal = ProgressionModel(estimator="logistic", columns=cols, calibration="sigmoid").fit(X, y)
+    # class_weight="balanced" inflates uncalibrated risks (event rate ~26%); calibration restores them
+    assert expected_calibration_error(yt, cal.predict_proba(Xt)[:, 1]) < \
+        expected_calibration_error(yt, raw.predict_proba(Xt)[:, 1])
+
+
+@pytest.mark.parametrize("estimator", ["lightgbm", "logistic"])
+def test_save_load_round_trip_gives_identical_predictions(tmp_path, data, fitted, estimator):
+    (X, y, _), (Xt, _, _) = data
+    model = fitted if estimator == "lightgbm" else ProgressionModel(
+        estimator="logistic", columns=["age", "sex", "site", "kl", "kl_emb_000"], calibration="isotonic").fit(X, y)
+    folder = save_model(model, tmp_path / "model", metrics={"auc": 0.8})
+    loaded = load_model(folder)
+    assert np.array_equal(model.predict_proba(Xt), loaded.predict_proba(Xt))
+    assert loaded.feature_names_ == model.feature_names_ and loaded.feature_families_ == model.feature_families_
+    assert loaded.provenance_ == model.provenance_ and loaded.metrics_ == {"auc": 0.8}
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["horizon_months"] == 24 and meta["data_sha256"] == model.data_sha256_
+    assert not list(folder.glob("*.pkl")) and not list(folder.glob("*.joblib"))
+
+
+def test_checksum_mismatch_and_missing_files_are_errors(tmp_path, fitted):
+    folder = save_model(fitted, tmp_path / "model")
+    text = (folder / "model.txt").read_text()
+    (folder / "model.txt").write_text(text.replace("num_leaves", "num_leaves ", 1))
+    with pytest.raises(OAKitError, match=r"model.txt: sha256 mismatch"):
+        load_model(folder)
+    folder2 = save_model(fitted, tmp_path / "model2")
+    (folder2 / "checksums.json").unlink()
+    with pytest.raises(OAKitError, match="checksums.json: missing"):
+        load_model(folder2)
+    with pytest.raises(OAKitError, match="not a folder"):
+        load_model(tmp_path / "nope")
+    with pytest.raises(FileExistsError):
+        save_model(fitted, tmp_path / "model2")
+
+
+def test_unfitted_model_is_an_error(data):
+    _, (Xt, _, _) = data
+    with pytest.raises(OAKitError, match="not fitted"):
+        ProgressionModel().predict_proba(Xt)
