@@ -421,6 +421,13 @@ def _add_duplicate_reads(readings: pd.DataFrame, rng: np.random.Generator, model
     return out.sort_values(["_v", "ID", "_s", "readprj"], kind="stable").drop(columns=["_v", "_s"]).reset_index(drop=True)
 
 
+def baseline_reading(knees: pd.DataFrame, readings: pd.DataFrame) -> np.ndarray:
+    """Observed baseline KL per knee (primary READPRJ 15 reading; NaN for ``.P``/``.T``), aligned with ``knees``."""
+    base = readings[(readings["visit_month"] == 0) & (readings["readprj"] == 15) & (readings["status"] == "ok")]
+    kl = base.set_index(["ID", "side"])["kl"].astype(float)
+    return kl.reindex(pd.MultiIndex.from_frame(knees[["ID", "side"]])).to_numpy()
+
+
 def simulate(n_participants: int, seed: int, model: DiseaseModel | None = None, balanced_kl: bool = False) -> SimulatedCohort:
     """Simulate the whole cohort in memory (deterministic by ``seed``; independent streams per stage).
 
@@ -432,4 +439,5 @@ def simulate(n_participants: int, seed: int, model: DiseaseModel | None = None, 
     participants = simulate_participants(n_participants, streams[0], model)
     knees = simulate_knees(participants, streams[1], model, balanced_kl)
     readings = simulate_readings(participants, knees, streams[2], model)
+    knees["kl_baseline_read"] = baseline_reading(knees, readings)
     return SimulatedCohort(participants=participants, knees=knees, readings=readings, seed=seed, model=model)
