@@ -160,3 +160,47 @@ def test_bad_arguments():
         knee_rois(rg, roi_mm=0)
     with pytest.raises(OAKitError, match="Radiograph"):
         knee_rois(np.zeros((50, 50)))
+
+
+def test_vertical_shafts_without_joint_are_rejected():
+    """Two bone-like vertical bars inside soft tissue (legs without a joint) are not knees."""
+    rng = np.random.default_rng(5)
+    xx = np.mgrid[0:900, 0:1400][1]
+    image = 200.0 + 300.0 * ((np.abs(xx - 350) < 300) | (np.abs(xx - 1050) < 300))
+    image += 500.0 * ((np.abs(xx - 350) < 150) | (np.abs(xx - 1050) < 150)) + rng.normal(0, 10, xx.shape)
+    rois = knee_rois(Radiograph(image.astype(np.float32), (0.2, 0.2), (), "shafts", {}))
+    assert list(rois) == [] and rois.qa_flags == ("no_knee_found",)
+
+
+@pytest.mark.slow
+def test_tiny_cohort_radiographs_match_truth(tiny_cohort):
+    """Every knee of the tiny synthetic cohort's DICOMs is located within 5 mm of the generator's truth."""
+    import pandas as pd
+
+    knees = pd.read_parquet(tiny_cohort / "truth" / "knees.parquet")
+    for pid, rows in knees.groupby("ID"):
+        radiograph = read_radiograph(tiny_cohort / "xray" / f"{pid}_V00_PA.dcm")
+        found = {roi.side: roi for roi in knee_rois(radiograph)}
+        for row in rows.itertuples():
+            truth = (row.joint_centre_row, row.joint_centre_col)
+            assert error_mm(found[row.side], truth, row.xray_spacing_mm) < 5.0, (pid, row.side)
+
+
+@pytest.mark.shared_data
+def test_real_chen_crops_pass_through(chen_dir):
+    """Real joint-centred Chen 2018 crops (no spacing) are recognised and pass through whole, mirrored when left."""
+    import pandas as pd
+
+    manifest = pd.read_csv(chen_dir / "manifest.csv")
+    sample = manifest[manifest["split"] == "val"].sample(20, random_state=0)
+    recognised = 0
+    for row in sample.itertuples():
+        radiograph = read_radiograph(chen_dir / row.path)
+        rois = knee_rois(radiograph, side=row.side)
+        if rois:
+            recognised += 1
+            roi = rois[0]
+            assert roi.side == row.side and roi.mirrored == (row.side == "L")
+            assert "passthrough" in roi.qa_flags and math.isnan(roi.spacing_mm)
+            assert roi.box_px == (0, 0, *radiograph.pixels.shape)
+    assert recognised >= 18
