@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,10 @@ from oa_kit.io.labels import SUBREGIONS
 from oa_kit.synth.model import OSTEOPHYTE_SITES, SimulatedCohort, simulate
 from oa_kit.synth.presets import CohortPreset, get_preset
 from oa_kit.synth.tables import write_oai_tables
+
+if TYPE_CHECKING:
+    from oa_kit.synth.mri import MRIGeometry
+    from oa_kit.synth.radiograph import KneeAnatomy
 
 MANIFEST_NAME = "manifest.json"
 #: Knee-truth columns that are internal draws, not documented truth.
@@ -137,7 +142,7 @@ def _sub_seed(seed: int, index: int, tag: int) -> int:
     return int(np.random.SeedSequence([seed, index, tag]).generate_state(1)[0])
 
 
-def knee_anatomy(row: Mapping[str, float]):
+def knee_anatomy(row: Mapping[str, float]) -> KneeAnatomy:
     """The ``oa_kit.synth.radiograph.KneeAnatomy`` of one knee-truth row (JSW and osteophytes in mm)."""
     from oa_kit.synth.radiograph import KneeAnatomy
 
@@ -157,7 +162,7 @@ class _ParticipantImages:
     xray_seed: int
     mri_seeds: dict[str, int]
     field_mm: tuple[float, float]
-    geometry: object
+    geometry: MRIGeometry
     folder: Path
 
 

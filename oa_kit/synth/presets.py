@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from oa_kit.errors import OAKitError
+
+if TYPE_CHECKING:
+    from oa_kit.synth.mri import MRIGeometry
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class CohortPreset:
     mri_spacing_mm: tuple[float, float, float] | None = None
     balanced_kl: bool = False
 
-    def mri_geometry(self):
+    def mri_geometry(self) -> MRIGeometry:
         """The ``oa_kit.synth.mri.MRIGeometry`` of this preset (imports the renderer lazily)."""
         from oa_kit.synth import mri
 
