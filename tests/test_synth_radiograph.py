@@ -23,6 +23,7 @@ from oa_kit.synth.radiograph import (
 # Medial JSW (mm) typical of KL 0..4; the lateral compartment stays normal.
 KL_SWEEP_MEDIAL_JSW = {0: 5.8, 1: 5.0, 2: 3.9, 3: 2.5, 4: 1.0}
 LATERAL_JSW = 6.4
+SMALL_FIELD_MM = (140.0, 250.0)  # smaller than the default field to keep the tests fast
 
 
 def _measure_jsw_mm(pixels: np.ndarray, centre_px: tuple[float, float], spacing_mm: float) -> float:
@@ -72,7 +73,7 @@ def kl_sweep() -> dict[int, object]:
     for kl, jsw in KL_SWEEP_MEDIAL_JSW.items():
         right = anatomy_from_grades("R", kl, jsw, LATERAL_JSW, jsn_medial=min(kl, 3), seed=kl)
         left = anatomy_from_grades("L", kl, jsw, LATERAL_JSW, jsn_medial=min(kl, 3), seed=10 + kl)
-        images[kl] = render_bilateral_pa(right, left, SITE_PROFILES["A"], seed=100 + kl)
+        images[kl] = render_bilateral_pa(right, left, SITE_PROFILES["A"], seed=100 + kl, field_mm=SMALL_FIELD_MM)
     return images
 
 
@@ -94,7 +95,7 @@ def test_measured_jsw_matches_input_at_coarse_sites(site_code):
     """Coarser spacing and stronger blur (sites B, E) still give JSW within 0.5 mm."""
     right = KneeAnatomy("R", 4.5, 2.0)
     left = KneeAnatomy("L", 1.5, 6.0)
-    image = render_bilateral_pa(right, left, SITE_PROFILES[site_code], seed=7)
+    image = render_bilateral_pa(right, left, SITE_PROFILES[site_code], seed=7, field_mm=SMALL_FIELD_MM)
     truth = {("R", "medial"): 4.5, ("R", "lateral"): 2.0, ("L", "medial"): 1.5, ("L", "lateral"): 6.0}
     for (side, compartment), jsw in truth.items():
         got = _measure_jsw_mm(image.pixels, image.compartment_centres_px[side][compartment], image.spacing_mm)
@@ -107,7 +108,7 @@ def test_osteophytes_widen_bone_at_joint_margins():
     for length in (0.0, 2.5, 5.0):
         spurs = dict.fromkeys(("FM", "FL", "TM", "TL"), length)
         right, left = KneeAnatomy("R", 4.0, 5.0, spurs), KneeAnatomy("L", 4.0, 5.0, spurs)
-        image = render_bilateral_pa(right, left, SITE_PROFILES["A"], seed=3)
+        image = render_bilateral_pa(right, left, SITE_PROFILES["A"], seed=3, field_mm=SMALL_FIELD_MM)
         widths[length] = {
             (side, femoral): _bony_width_mm(image, side, 4.5, femoral) for side in ("R", "L") for femoral in (True, False)
         }
@@ -121,7 +122,7 @@ def test_geometry_and_contrast_of_rendered_image(kl_sweep):
     image = kl_sweep[0]
     rows, cols = image.pixels.shape
     assert image.pixels.dtype == np.uint16 and image.pixels.max() < 2**image.bits_stored
-    assert (rows, cols) == (round(180 / 0.15), round(280 / 0.15))
+    assert (rows, cols) == (round(SMALL_FIELD_MM[0] / 0.15), round(SMALL_FIELD_MM[1] / 0.15))
     (r_row, r_col), (l_row, l_col) = image.joint_centres_px["R"], image.joint_centres_px["L"]
     assert r_col < cols / 2 < l_col and abs(r_row - rows / 2) < 15 / 0.15 and abs(l_row - rows / 2) < 15 / 0.15
     assert 120 / 0.15 < l_col - r_col < 180 / 0.15
@@ -152,7 +153,7 @@ def site_images() -> dict[str, object]:
     """One rendering per site profile."""
     right = anatomy_from_grades("R", 2, 4.0, 6.0, seed=1)
     left = anatomy_from_grades("L", 3, 2.5, 6.0, jsn_medial=2, seed=2)
-    return {code: render_bilateral_pa(right, left, site, seed=11) for code, site in SITE_PROFILES.items()}
+    return {code: render_bilateral_pa(right, left, site, seed=11) for code, site in SITE_PROFILES.items()}  # default field
 
 
 @pytest.mark.parametrize("site_code", sorted(SITE_PROFILES))

@@ -514,7 +514,7 @@ class _KneeShapes:
     def _patella(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Patella: faint ellipse projected over the distal femur."""
         depth = _ellipse_depth(x, y, self.patella[0], self.patella[1], 21.0, 24.0)
-        return depth, np.float32(4.0), np.float32(0.8)
+        return depth, np.float32(3.0), np.float32(0.8)
 
     def _sclerosis(self, x: np.ndarray, y: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Relative trabecular density: 1 plus subchondral sclerosis within ~6 mm of each compartment's surface."""
@@ -529,17 +529,20 @@ class _KneeShapes:
 
 
 def _expose(attenuation: np.ndarray, site: RadiographSite, rng: np.random.Generator) -> np.ndarray:
-    """Blur, add quantum and electronic noise, log-transform and quantise to ``site.bits_stored`` (bone bright)."""
+    """Blur, add quantum and electronic noise, log-transform and quantise to ``site.bits_stored`` (bone bright).
+
+    Quantum noise uses the Gaussian approximation of Poisson counts in the log domain: a pixel expecting
+    ``n`` photons has log-signal SD ``1 / sqrt(n)``; electronic noise (``site.noise``) adds in quadrature.
+    """
     sp = site.spacing_mm
     blurred = ndimage.gaussian_filter(attenuation, site.blur_mm / sp) if site.blur_mm > 0 else attenuation
-    photons_nominal = 6.0e4 * (sp / 0.15) ** 2
-    expected = (photons_nominal * site.exposure) * np.exp(-blurred)
-    counts = expected + np.sqrt(expected) * rng.standard_normal(expected.shape, dtype=np.float32)
-    log_signal = math.log(photons_nominal) - np.log(np.maximum(counts, 1.0))
-    log_signal += site.noise * rng.standard_normal(expected.shape, dtype=np.float32)
+    photons = np.float32(6.0e4 * (sp / 0.15) ** 2 * site.exposure)
+    variance = np.exp(blurred) / photons + np.float32(site.noise**2)
+    log_signal = blurred - np.float32(math.log(site.exposure))
+    log_signal += np.sqrt(variance) * rng.standard_normal(blurred.shape, dtype=np.float32)
     top = 2**site.bits_stored - 1
-    scaled = top * (0.05 + 0.9 * log_signal / _DISPLAY_RANGE)
-    return np.clip(np.rint(scaled), 0, top).astype(np.uint16)
+    scaled = log_signal * np.float32(0.9 * top / _DISPLAY_RANGE) + np.float32(0.05 * top)
+    return np.clip(np.rint(scaled, out=scaled), 0, top, out=scaled).astype(np.uint16)
 
 
 # ---------------------------------------------------------------------------------- grades -> anatomy
