@@ -135,3 +135,12 @@ def test_synthetic_cohort_tables_read_back(tiny_cohort):
     baseline = tables.readings[tables.readings["visit_month"] == 0]
     assert len(baseline) == 2 * len(truth)
     assert tables.readings["jsw_medial_mm"].notna().any()
+
+
+def test_trailing_separator_is_tolerated_but_extra_values_are_not(tmp_path):
+    table = tmp_path / "t.txt"
+    table.write_text("ID|A\n1|2|\n3|4|\n")
+    assert oai.read_oai_table(table)["A"].tolist() == [2, 4]
+    table.write_text("ID|A\n1|2|9\n")
+    with pytest.raises(OAKitError, match="line 2 has 3 fields for 2 columns"):
+        oai.read_oai_table(table)

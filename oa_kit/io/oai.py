@@ -6,8 +6,10 @@ Special codes are never turned silently into NaN: every value column that holds 
 """
 from __future__ import annotations
 
+import csv
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -90,11 +92,25 @@ def _read_raw(path: Path) -> pd.DataFrame:
         header = handle.readline()
     sep = "|" if "|" in header else ("\t" if "\t" in header and suffix == ".txt" else ",")
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                           encoding="utf-8-sig", encoding_errors="replace", quotechar='"', engine="python",
-                           index_col=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            table = pd.read_csv(path, sep=sep, dtype=object, keep_default_na=False, na_filter=False,
+                                encoding="utf-8-sig", encoding_errors="replace", quotechar='"', index_col=False,
+                                skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise OAKitError(f"{path}: cannot parse as a {sep!r}-separated table ({exc}); expected OAI ASCII") from None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        _check_extra_fields(path, sep, len(table.columns))
+    return table
+
+
+def _check_extra_fields(path: Path, sep: str, n_columns: int) -> None:
+    """Rows longer than the header are allowed only when the extra fields are empty (a trailing separator)."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter=sep, quotechar='"'), start=1):
+            if len(row) > n_columns and any(field.strip() for field in row[n_columns:]):
+                raise OAKitError(f"{path}: line {number} has {len(row)} fields for {n_columns} columns; "
+                                 "expected one value per header column")
 
 
 def _read_sas_as_text(path: Path) -> pd.DataFrame:
@@ -128,34 +144,56 @@ def _normalise_headers(columns: Iterable[str], path: Path) -> list[str]:
 
 def _clean_column(raw: pd.Series, column: str, path: Path,
                   special_codes: Mapping[str, str]) -> tuple[pd.Series, pd.Series | None]:
-    """Strip quotes/labels from one column, resolve special codes to a status series, parse numbers."""
-    text = raw.astype(str).str.strip().str.strip('"').str.strip()
+    """Strip quotes/labels from one column, resolve special codes to a status series, parse numbers.
+
+    Works on the column's distinct values (OAI columns hold few), then maps back: fast on wide tables.
+    """
+    codes, uniques = pd.factorize(raw.to_numpy(dtype=object), use_na_sentinel=False)
     if column in ID_COLUMNS:
-        return text.str.replace(r"\.0$", "", regex=True), None
-    code = text.str.extract(_LABELLED, expand=False)
-    text = code.where(code.notna(), text)
-    upper = text.str.upper()
-    special = upper.str.match(_SPECIAL) | upper.eq("")
-    if not special.any():
-        return _maybe_numeric(text), None
-    unknown = special & ~upper.isin(list(special_codes))
-    if unknown.any():
-        value = text[unknown].iloc[0]
-        raise OAKitError(f"{path}: column {column}: unknown special code {value!r}; "
-                         f"expected a value or one of {', '.join(repr(c) for c in special_codes)}")
-    status = upper.map(lambda v: special_codes.get(v, "ok")).where(special, "ok").astype(str)
-    return _maybe_numeric(text.where(~special, "")), status
+        ids = np.array([re.sub(r"\.0$", "", str(u).strip().strip('"').strip()) for u in uniques], dtype=object)
+        return pd.Series(ids[codes], index=raw.index, dtype="str"), None
+    texts, statuses = [], []
+    for value in uniques:
+        text, status = _clean_value(value, special_codes)
+        if status is None:
+            raise OAKitError(f"{path}: column {column}: unknown special code {text!r}; "
+                             f"expected a value or one of {', '.join(repr(c) for c in special_codes)}")
+        texts.append(text)
+        statuses.append(status)
+    values = _maybe_numeric(texts)[codes]
+    series = pd.Series(values, index=raw.index, dtype="float64" if values.dtype.kind == "f" else "str")
+    if all(st == "ok" for st in statuses):
+        return series, None
+    status = np.array(statuses, dtype=object)[codes]
+    return series, pd.Series(status, index=raw.index, dtype="str")
 
 
-def _maybe_numeric(text: pd.Series) -> pd.Series:
-    """Return float values when every non-blank entry is a number, else the stripped strings."""
-    filled = text[text.ne("")]
-    numbers = pd.to_numeric(filled, errors="coerce")
-    if len(filled) and numbers.notna().all():
-        return pd.to_numeric(text.where(text.ne(""), None), errors="coerce").astype("float64")
-    if not len(filled):
-        return pd.Series(np.nan, index=text.index, dtype="float64")
-    return text
+def _clean_value(value, special_codes: Mapping[str, str]) -> tuple[str, str | None]:
+    """One raw cell → (text, status); status None means an unknown special code."""
+    text = str(value).strip().strip('"').strip()
+    labelled = _LABELLED.match(text)
+    if labelled:
+        text = labelled.group(1)
+    upper = text.upper()
+    if upper == "" or _SPECIAL.match(upper):
+        return (upper, special_codes[upper]) if upper in special_codes else (text, None)
+    return text, "ok"
+
+
+def _maybe_numeric(texts: list[str]) -> np.ndarray:
+    """Float values when every non-blank text is a finite number (blank → NaN), else the texts themselves."""
+    numbers = np.full(len(texts), np.nan)
+    for i, text in enumerate(texts):
+        if text == "" or text.startswith("."):
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            return np.array([t if not (t == "" or _SPECIAL.match(t)) else "" for t in texts], dtype=object)
+        if not np.isfinite(number):
+            return np.array(texts, dtype=object)
+        numbers[i] = number
+    return numbers
 
 
 def show_value(value) -> str:
