@@ -238,6 +238,16 @@ def test_monochrome1_inverted_so_bone_is_bright(tmp_path):
     assert rg.meta["photometric"] == "MONOCHROME1"
 
 
+def test_presentation_lut_inverse_flips_display(tmp_path):
+    arr = ramp16()
+    m2 = read_radiograph(save(make_dataset(arr, PresentationLUTShape="INVERSE"), tmp_path / "m2i.dcm"))
+    np.testing.assert_array_equal(m2.pixels, (65535 - arr).astype(np.float32))
+    m1 = read_radiograph(save(make_dataset(arr, photometric="MONOCHROME1", PresentationLUTShape="INVERSE"),
+                              tmp_path / "m1i.dcm"))
+    np.testing.assert_array_equal(m1.pixels, m2.pixels)  # DX pairs MONOCHROME1 with INVERSE: one inversion
+    assert m2.meta["inverted"] and m1.meta["inverted"]
+
+
 def test_monochrome1_with_12_bits_stored_and_rescale(tmp_path):
     arr = (np.arange(100).reshape(10, 10) * 40).astype(np.uint16)
     ds = make_dataset(arr, photometric="MONOCHROME1", RescaleSlope="1", RescaleIntercept="-1024")

@@ -3,7 +3,9 @@
 Conventions (docs/DESIGN.md, REFERENCE §1.6):
 
 - pixels are float32 ``(rows, cols)`` after the Modality LUT (RescaleSlope/Intercept or LUT sequence) and the
-  VOI LUT / window when the file has one; MONOCHROME1 is inverted so that higher always means denser (bone bright);
+  VOI LUT / window when the file has one; MONOCHROME1 is inverted so that higher always means denser (bone bright)
+  (Presentation LUT Shape ``INVERSE`` also inverts a MONOCHROME2 image; with MONOCHROME1 it is the same single
+  inversion, as the DX IOD pairs them), about the format's nominal range;
   no 8-bit squashing happens here (normalisation belongs to the model's preprocessing);
 - spacing comes from ``ImagerPixelSpacing``, else ``PixelSpacing``, as ``(row, col)`` in mm; when both are absent
   (always the case for PNG/JPEG) ``spacing_mm`` is ``None`` and ``"missing_spacing"`` is in ``qa_flags``; it is never guessed;
@@ -66,7 +68,7 @@ class Radiograph:
         The file it was read from.
     meta : Mapping
         Read-only facts: ``format``, ``photometric``, ``transfer_syntax``, ``bits_stored``, ``laterality``,
-        ``patient_id``, ``view``, ``spacing_source``, ``modality_lut``, ``voi_lut``, ...
+        ``patient_id``, ``view``, ``spacing_source``, ``modality_lut``, ``voi_lut``, ``inverted``, ...
     """
 
     pixels: np.ndarray
@@ -206,7 +208,7 @@ def _decode_pixels(ds, path: Path, syntax) -> np.ndarray:
 
 
 def _apply_luts(stored: np.ndarray, ds, photometric: str, voi_lut: bool) -> tuple[np.ndarray, dict]:
-    """Apply Modality then VOI LUT and invert MONOCHROME1 over the nominal range; float64 internally."""
+    """Apply Modality then VOI LUT and invert MONOCHROME1 (or INVERSE presentation) over the nominal range."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     has_modality = any(k in ds for k in ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence"))
@@ -224,9 +226,13 @@ def _apply_luts(stored: np.ndarray, ds, photometric: str, voi_lut: bool) -> tupl
         return np.asarray(out, dtype=np.float64)
 
     pixels, ends_out = luts(stored), luts(ends)
-    if photometric == "MONOCHROME1":
+    # MONOCHROME1 shows low values bright. DX objects pair it with Presentation LUT Shape INVERSE (the same single
+    # inversion, not a second one); a MONOCHROME2 image with INVERSE is displayed inverted too.
+    inverse_lut = str(ds.get("PresentationLUTShape", "") or "").strip().upper() == "INVERSE"
+    inverted = photometric == "MONOCHROME1" or inverse_lut
+    if inverted:
         pixels = ends_out.min() + ends_out.max() - pixels
-    return pixels.astype(np.float32), {"modality_lut": has_modality, "voi_lut": bool(has_voi)}
+    return pixels.astype(np.float32), {"modality_lut": has_modality, "voi_lut": bool(has_voi), "inverted": inverted}
 
 
 def _dicom_spacing(ds, flags: list[str]) -> tuple[tuple[float, float] | None, str]:
@@ -282,7 +288,7 @@ def _read_pillow(path: Path, allow_rgb: bool) -> Radiograph:
     meta = {
         "format": str(fmt).lower(), "mode": mode, "photometric": "MONOCHROME2", "transfer_syntax": "",
         "bits_stored": bits, "laterality": "", "patient_id": "", "view": "", "spacing_source": "none",
-        "modality_lut": False, "voi_lut": False,
+        "modality_lut": False, "voi_lut": False, "inverted": False,
     }
     return Radiograph(
         pixels=np.ascontiguousarray(arr, dtype=np.float32),
