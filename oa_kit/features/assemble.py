@@ -179,19 +179,27 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
 
     def _encode(self, X: pd.DataFrame) -> pd.DataFrame:
         """Numeric encoding of the raw columns (text → indicators with the levels seen at fit)."""
-        parts: dict[str, pd.Series] = {}
-        for col in X.columns:
-            if col in self.levels_:
-                values = X[col].astype("string")
-                levels = self.levels_[col]
-                for level in (levels[1:] if len(levels) == 2 else levels):
-                    parts[f"{col}_{level}"] = (values == level).astype(float).where(values.notna())
-            else:
+        numeric = [c for c in X.columns if c not in self.levels_]
+        try:
+            values = X[numeric].to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            for col in numeric:
                 try:
-                    parts[col] = pd.to_numeric(X[col], errors="raise").astype(float)
+                    pd.to_numeric(X[col], errors="raise")
                 except (TypeError, ValueError) as exc:
                     raise OAKitError(f"{col}: non-numeric values; expected numbers ({exc})") from None
-        return pd.DataFrame(parts, index=X.index)
+            raise
+        parts: dict[str, np.ndarray] = dict(zip(numeric, values.T))
+        for col, levels in self.levels_.items():
+            text = X[col].astype("string")
+            missing = text.isna().to_numpy()
+            text = text.fillna("").to_numpy(dtype=object)
+            for level in (levels[1:] if len(levels) == 2 else levels):
+                parts[f"{col}_{level}"] = np.where(missing, np.nan, (text == level).astype(float))
+        order = [name for col in X.columns for name in ([col] if col not in self.levels_ else
+                 [f"{col}_{lv}" for lv in (self.levels_[col][1:] if len(self.levels_[col]) == 2
+                                            else self.levels_[col])])]
+        return pd.DataFrame({name: parts[name] for name in order}, index=X.index)
 
     def _check_nan_rows(self, features: pd.DataFrame, keys: pd.DataFrame | None) -> None:
         """Raise on NaN-heavy rows when ``on_nan_heavy == "error"``."""

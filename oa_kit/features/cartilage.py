@@ -19,7 +19,6 @@ from skimage.measure import marching_cubes
 
 from oa_kit.errors import OAKitError
 from oa_kit.features.subregions import PLATE_SUBREGION, SUBREGION_INDEX, FemoralSubregions
-from oa_kit.io.atomic import atomic_path
 from oa_kit.io.labels import LABELS, SUBREGIONS
 
 #: Cartilage label -> the bone it covers (harmonised ids).
@@ -344,14 +343,7 @@ def _voxel_maps(surfaces: dict[int, SurfaceThickness], labels: np.ndarray, spaci
 
 
 def write_map_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
-    """Write a voxel map (thickness mm, labels, subregions) as NIfTI on the scan's grid (same affine), atomically."""
-    path = Path(path)
-    img = nib.Nifti1Image(np.asarray(data), np.asarray(affine, dtype=float))
-    img.set_qform(np.asarray(affine, dtype=float), code=1)
-    img.set_sform(np.asarray(affine, dtype=float), code=1)
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    with atomic_path(path) as tmp:
-        target = tmp.with_name(tmp.name + suffix)
-        nib.save(img, str(target))
-        target.replace(tmp)
-    return path
+    """Write a voxel map (thickness mm, labels, subregions) as NIfTI on the scan's grid: same affine, so it overlays the scan."""
+    from oa_kit.io.mri import MRIVolume, write_nifti
+
+    return write_nifti(path, MRIVolume(np.asarray(data), np.asarray(affine, dtype=float)))

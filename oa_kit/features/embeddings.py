@@ -79,18 +79,20 @@ class EmbeddingPCA(BaseEstimator, TransformerMixin):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Drop the embedding columns and append their principal components (NaN where the embedding is incomplete)."""
-        out = X.drop(columns=[c for b in self.blocks_.values() for c in b["columns"]], errors="ignore").copy()
+        out = X.drop(columns=[c for b in self.blocks_.values() for c in b["columns"]], errors="ignore")
+        reduced = {}
         for prefix, block in self.blocks_.items():
             missing = [c for c in block["columns"] if c not in X.columns]
             if missing:
                 raise OAKitError(f"{missing[0]}: embedding column missing at transform; expected the "
                                  f"{len(block['columns'])} columns {prefix}* seen at fit")
-            values = X[block["columns"]].to_numpy(dtype=float)
+            values = X[block["columns"]].to_numpy(dtype=float, na_value=np.nan)
             scores = (values - np.asarray(block["mean"])) @ np.asarray(block["components"]).T
             scores[~np.isfinite(values).all(axis=1)] = np.nan
-            for i in range(scores.shape[1]):
-                out[component_name(prefix, i)] = scores[:, i]
-        return out
+            reduced.update({component_name(prefix, i): scores[:, i] for i in range(scores.shape[1])})
+        if not reduced:
+            return out
+        return pd.concat([out, pd.DataFrame(reduced, index=X.index)], axis=1)
 
     def to_dict(self) -> dict:
         """JSON-ready state (parameters and fitted blocks) for pickle-free persistence."""
