@@ -141,6 +141,10 @@ def test_trailing_separator_is_tolerated_but_extra_values_are_not(tmp_path):
     table = tmp_path / "t.txt"
     table.write_text("ID|A\n1|2|\n3|4|\n")
     assert oai.read_oai_table(table)["A"].tolist() == [2, 4]
+    table.write_text("ID|A|B\n1|.5|10:30\n2|.A|11:00\n")           # decimals and times are values, not codes
+    parsed = oai.read_oai_table(table)
+    assert parsed["A"].iloc[0] == 0.5 and parsed["A_STATUS"].tolist() == ["ok", "not_expected"]
+    assert parsed["B"].tolist() == ["10:30", "11:00"]
     table.write_text("ID|A\n1|2|9\n")
     with pytest.raises(OAKitError, match="line 2 has 3 fields for 2 columns"):
         oai.read_oai_table(table)

@@ -184,7 +184,7 @@ def _maybe_numeric(texts: list[str]) -> np.ndarray:
     """Float values when every non-blank text is a finite number (blank → NaN), else the texts themselves."""
     numbers = np.full(len(texts), np.nan)
     for i, text in enumerate(texts):
-        if text == "" or text.startswith("."):
+        if text == "" or _SPECIAL.match(text):
             continue
         try:
             number = float(text)
