@@ -59,7 +59,8 @@ def reference_labels(cohort: SimulatedCohort, horizon_months: int) -> pd.DataFra
 def oracle_auc(knees: pd.DataFrame, labels: pd.DataFrame, horizon_months: int) -> float:
     """ROC AUC of the true progression probability against observed 0/1 labels (the best reachable AUC).
 
-    ``labels`` needs ``ID`` (or ``participant_id``), ``side`` and ``label``; ``knees`` is the truth table.
+    ``labels`` needs ``ID`` (or ``participant_id``), ``side`` and ``label``; ``knees`` is the truth table. Knees whose
+    true baseline makes them ineligible (true KL4 or replaced at baseline: NaN probability) are left out.
     """
     merged = _with_truth(knees, labels, horizon_months)
     return float(roc_auc_score(merged["label"], merged[f"p_progress_{horizon_months}"]))
