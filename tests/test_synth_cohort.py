@@ -279,3 +279,15 @@ def test_mri_tracks_the_stored_cartilage_truth(tiny_cohort):
     assert len(volumes) >= 12
     assert spearmanr(volumes, truth).statistic > 0.6  # thinner stored cartilage → less labelled cartilage
     assert np.abs(np.array(truth) - np.array(target)).mean() < 0.2  # rendered thickness close to the model's target
+
+
+def test_data_card_oracle_table_matches_the_generator(demo):
+    """The oracle figures in data_cards/synthetic_oai.md are what ``python -m oa_kit.synth.oracle`` computes now."""
+    card = (Path(__file__).resolve().parents[1] / "data_cards" / "synthetic_oai.md").read_text(encoding="utf-8")
+    rows = [line.strip("|").split("|") for line in card.splitlines() if line.startswith("| ") and line[2:4].strip().isdigit()]
+    card_table = {int(r[0]): [float(x) for x in r[3:7]] for r in rows if len(r) == 7}
+    assert sorted(card_table) == list(HORIZONS_MONTHS)
+    wide = oracle_table(demo, seed=0).pivot(index="horizon_months", columns="model", values="auc")
+    for h, values in card_table.items():
+        now = wide.loc[h, ["clinical", "clinical+KL", "clinical+KL+image_latents", "oracle"]].to_numpy()
+        assert np.allclose(values, now, atol=0.002), (h, values, now)
