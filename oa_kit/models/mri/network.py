@@ -13,7 +13,7 @@ from monai.networks.nets import UNet
 NETWORK_CLASSES = MappingProxyType({0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 7, 7: 8})
 N_NETWORK_CLASSES = len(NETWORK_CLASSES)
 #: Default architecture (kept small so CPU segmentation + biomarkers stays well under 10 s per volume).
-DEFAULT_CHANNELS = (16, 32, 64, 128)
+DEFAULT_CHANNELS = (8, 16, 32, 64)
 DEFAULT_STRIDES = (2, 2, 2)
 
 

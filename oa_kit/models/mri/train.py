@@ -176,7 +176,7 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
             loss.backward()
             optim.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         net.eval()
         segmenter.net_ = net
         score = _validation_score(segmenter, val_cases) if val_cases else -float(np.mean(losses))
@@ -187,7 +187,7 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
                 with atomic_path(run / "best.safetensors") as tmp:
                     save_file(best["state"], str(tmp))
         if log:
-            log(f"epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.4f} val_cartilage_dice {score:.4f}")
+            log(f"{time.strftime('%H:%M:%S')} epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.4f} val_cartilage_dice {score:.4f}")
         if run is not None:
             _save_checkpoint(run, net, optim, {"epoch": epoch + 1, "history": history, "best_score": best["score"], "seed": seed})
             write_text_atomic(run / "history.csv", pd.DataFrame(history).to_csv(index=False))
@@ -264,3 +264,45 @@ def _case_metrics(case: SegmentationCase, pred: np.ndarray, spacing: tuple[float
         out.append({"case_id": case.case_id, "group": case.group or case.case_id, "tissue": LABELS[label], "metric": "dice", "value": float(dice[i])})
         out.append({"case_id": case.case_id, "group": case.group or case.case_id, "tissue": LABELS[label], "metric": "assd_mm", "value": float(assd[i])})
     return out
+
+
+# --------------------------------------------------------------------------------------------- synthetic phantoms
+def render_phantom_cases(n_participants: int, seed: int = 0, geometry=None, progress: bool = True,
+                         thickness_range_mm: tuple[float, float] = (0.8, 3.2)) -> list[SegmentationCase]:
+    """Render both knees of ``n_participants`` synthetic participants (random regional thickness and site A-E).
+
+    Each case keeps its participant id in ``group`` so splits never put one participant's knees on both sides.
+    """
+    from oa_kit.io.labels import SUBREGIONS
+    from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, render_knee_mri
+
+    geometry = geometry or DEFAULT_GEOMETRY
+    rng = np.random.default_rng(seed)
+    sites = sorted(SITE_MRI)
+    cases = []
+    for p in tqdm(range(n_participants), desc="rendering phantoms", disable=not progress):
+        pid = f"SYN{seed:03d}{p:04d}"
+        for side in ("R", "L"):
+            thickness = {s: float(rng.uniform(*thickness_range_mm)) for s in SUBREGIONS}
+            site = SITE_MRI[sites[int(rng.integers(len(sites)))]]
+            r = render_knee_mri(side, thickness, geometry, site, seed=int(rng.integers(2 ** 31)))
+            case = SegmentationCase(f"{pid}_{side}", r.image, r.labels, r.affine, side, group=pid)
+            case.true_thickness_mm = dict(r.true_thickness_mm)  # type: ignore[attr-defined]
+            cases.append(case)
+    return cases
+
+
+def split_by_group(cases: Sequence[SegmentationCase], fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+                   seed: int = 0) -> tuple[list[SegmentationCase], list[SegmentationCase], list[SegmentationCase]]:
+    """Train/validation/test split by participant (``group``), so no participant spans two sets."""
+    groups = sorted({c.group or c.case_id for c in cases})
+    order = np.random.default_rng(seed).permutation(len(groups))
+    n_train = int(round(fractions[0] * len(groups)))
+    n_val = int(round(fractions[1] * len(groups)))
+    assign = {}
+    for rank, gi in enumerate(order):
+        assign[groups[gi]] = 0 if rank < n_train else 1 if rank < n_train + n_val else 2
+    parts: tuple[list, list, list] = ([], [], [])
+    for c in cases:
+        parts[assign[c.group or c.case_id]].append(c)
+    return parts

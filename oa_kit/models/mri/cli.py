@@ -1,0 +1,97 @@
+"""``oa-kit mri``: train the cartilage segmenter and segment scans into label/thickness maps, a biomarker table and QC."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from oa_kit.errors import OAKitError
+from oa_kit.models.mri.network import DEFAULT_CHANNELS
+
+log = logging.getLogger("oa_kit.mri")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``mri`` subcommand (``train``, ``segment``)."""
+    parser = subparsers.add_parser("mri", help="MRI cartilage segmentation and biomarkers")
+    sub = parser.add_subparsers(dest="mri_command", metavar="ACTION", required=True)
+
+    train = sub.add_parser("train", help="train the segmenter on labelled scans or synthetic phantoms")
+    train.add_argument("data", nargs="*", type=Path, help="dataset folders/files (synthetic cohort, OAI-ZIB, OAIZIB-CM, SKM-TEA)")
+    train.add_argument("--synthetic", type=int, default=0, metavar="N", help="render N synthetic participants (2 knees each) instead")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, history, weights, test metrics)")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--steps-per-epoch", type=int, default=None)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--channels", type=int, nargs="+", default=list(DEFAULT_CHANNELS), help="U-Net channels per level")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--max-val", type=int, default=8, help="validation scans scored each epoch")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.*")
+    train.add_argument("--weights-out", type=Path, default=None, help="also copy the final weights (+json) here")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(func=_train)
+
+    seg = sub.add_parser("segment", help="segment scans: label + thickness NIfTI, per-knee parquet table, QC summary")
+    seg.add_argument("inputs", nargs="+", type=Path, help="DICOM series folders, NIfTI, MHD or SKM-TEA HDF5 files")
+    seg.add_argument("--out", type=Path, required=True)
+    seg.add_argument("--side", choices=("R", "L"), default=None, help="knee side when it cannot be read from the file name/header")
+    seg.add_argument("--weights", type=Path, default=None, help="segmenter weights (.safetensors); default: shipped weights")
+    seg.add_argument("--no-progress", action="store_true")
+    seg.set_defaults(func=_segment)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Handler of ``oa-kit mri train``."""
+    import shutil
+
+    from oa_kit.models.mri.train import (evaluate_segmenter, render_phantom_cases, save_weights, split_by_group,
+                                         train_segmenter)
+
+    progress = not args.no_progress
+    if args.synthetic > 0:
+        cases = render_phantom_cases(args.synthetic, seed=args.seed, progress=progress)
+    elif args.data:
+        from oa_kit.models.mri.datasets import discover_cases
+
+        cases = discover_cases(args.data)
+    else:
+        raise OAKitError("mri train: no data; expected DATA paths or --synthetic N")
+    train, val, test = split_by_group(cases, seed=args.seed)
+    if not train:
+        raise OAKitError("mri train: the split left no training scans; expected more participants")
+    args.out.mkdir(parents=True, exist_ok=True)
+    split = {"train": [c.case_id for c in train], "val": [c.case_id for c in val], "test": [c.case_id for c in test]}
+    (args.out / "split.json").write_text(json.dumps(split, indent=1))
+    from oa_kit.models.mri.inference import MRISegmenter
+
+    segmenter = MRISegmenter(channels=tuple(args.channels), strides=(2,) * (len(args.channels) - 1))
+    result = train_segmenter(train, val[: args.max_val], out=args.out, epochs=args.epochs, seed=args.seed,
+                             batch_size=args.batch_size, lr=args.lr, steps_per_epoch=args.steps_per_epoch,
+                             resume=args.resume, progress=progress, segmenter=segmenter,
+                             log=lambda m: print(m, flush=True))
+    source = f"synthetic phantoms (oa_kit.synth.mri.render_knee_mri), {args.synthetic} participants" if args.synthetic \
+        else "; ".join(str(p) for p in args.data)
+    weights = save_weights(result, args.out / "mri_segmenter.safetensors", {"training_data": source})
+    print(f"weights: {weights}", flush=True)
+    if test:
+        model = MRISegmenter.from_pretrained(weights)
+        summary, per_case = evaluate_segmenter(model, test, seed=args.seed, progress=progress)
+        summary.to_csv(args.out / "test_metrics.csv", index=False)
+        per_case.to_csv(args.out / "test_per_case.csv", index=False)
+        print(summary.to_string(index=False), flush=True)
+    if args.weights_out:
+        args.weights_out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(weights, args.weights_out)
+        shutil.copyfile(weights.with_suffix(".json"), args.weights_out.with_suffix(".json"))
+    return 0
+
+
+def _segment(args: argparse.Namespace) -> int:
+    """Handler of ``oa-kit mri segment``."""
+    from oa_kit.models.mri.pipeline import segment_scans
+
+    table = segment_scans(args.inputs, args.out, side=args.side, weights=args.weights, progress=not args.no_progress)
+    print(f"wrote {len(table)} knee(s) to {args.out}")
+    return 0
