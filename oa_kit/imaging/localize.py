@@ -66,6 +66,9 @@ BILATERAL_MIN_WIDTH_MM = 300.0
 BILATERAL_MIN_ASPECT = 1.15
 VALLEY_REACH_MM = 14.0
 KNEE_WIDTH_RANGE_MM = (45.0, 150.0)
+#: Acceptance: the joint-space valley must be this many noise SDs deep, and this deep in [0, 1] working units.
+MIN_VALLEY_SNR = 6.0
+MIN_VALLEY_DEPTH = 0.04
 #: Rows (mm above the joint line) where the intercondylar notch is read, above the tibial spines.
 NOTCH_ROWS_MM = (7.0, 15.0)
 #: Half-width (mm) of the column window searched for the two condyles and the notch between them.
@@ -345,17 +348,13 @@ def _noise_sigma(region: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / math.sqrt(2.0)) + 1e-6
 
 
-def _valley_depth(profile: np.ndarray, reach: int) -> np.ndarray:
-    """Per row, min(max above within ``reach``, max below within ``reach``) minus the row's value."""
-    n = profile.size
-    above = np.full(n, -np.inf)
-    below = np.full(n, -np.inf)
-    for r in range(n):
-        if r > 0:
-            above[r] = profile[max(0, r - reach):r].max()
-        if r < n - 1:
-            below[r] = profile[r + 1:min(n, r + 1 + reach)].max()
-    return np.minimum(above, below) - profile
+def _window_max(values: np.ndarray, reach: int, below: bool) -> np.ndarray:
+    """Per index r, the max of ``values[r-reach:r]`` (or ``values[r+1:r+1+reach]`` when ``below``); -inf if empty."""
+    n = values.size
+    pad = np.full(reach + 1, -np.inf)
+    if below:
+        return np.lib.stride_tricks.sliding_window_view(np.concatenate([values, pad]), reach)[1:n + 1].max(axis=1)
+    return np.lib.stride_tricks.sliding_window_view(np.concatenate([pad[:reach], values]), reach)[:n].max(axis=1)
 
 
 def _locate_in_region(work: np.ndarray, cols: slice, spacing_known: bool) -> tuple[float, float, float, float] | None:
@@ -369,20 +368,19 @@ def _locate_in_region(work: np.ndarray, cols: slice, spacing_known: bool) -> tup
     width = ndimage.uniform_filter1d(bone.sum(axis=1).astype(float), 5)
     if width.max() < 20:
         return None
-    profile, extents = _central_profile(region, bone)
-    depth = _valley_depth(ndimage.gaussian_filter1d(profile, 1.0), int(VALLEY_REACH_MM / WORK_SPACING_MM))
-    reach = int(VALLEY_REACH_MM)
+    reach = int(round(VALLEY_REACH_MM / WORK_SPACING_MM))
+    profile = ndimage.gaussian_filter1d(_central_profile(region, bone), 1.0)
+    depth = np.minimum(_window_max(profile, reach, False), _window_max(profile, reach, True)) - profile
     wide = 0.6 * width.max()
-    above_wide = np.array([width[max(0, r - reach):r].max(initial=0) for r in range(width.size)]) >= wide
-    below_wide = np.array([width[r + 1:r + 1 + reach].max(initial=0) for r in range(width.size)]) >= wide
-    candidates = np.flatnonzero(above_wide & below_wide & np.isfinite(depth))
+    wide_around = (_window_max(width, reach, False) >= wide) & (_window_max(width, reach, True) >= wide)
+    candidates = np.flatnonzero(wide_around & np.isfinite(depth))
     if candidates.size == 0:
         return None
     row = int(candidates[np.argmax(depth[candidates])])
     noise = _noise_sigma(region) / math.sqrt(max(1.0, 0.7 * width[row]) * 3.0)  # noise of a 3-row band mean
     snr = float(depth[row] / noise)
-    edges = extents(max(0, row - 12), max(1, row - 3))
-    if edges is None or snr < 6.0 or depth[row] < 0.04:
+    edges = _bone_edges(bone, max(0, row - 12), max(1, row - 3))
+    if edges is None or snr < MIN_VALLEY_SNR or depth[row] < MIN_VALLEY_DEPTH:
         return None
     left, right = edges
     condyle_width = float(right - left)
@@ -391,33 +389,32 @@ def _locate_in_region(work: np.ndarray, cols: slice, spacing_known: bool) -> tup
     return float(row), float(cols.start + 0.5 * (left + right)), condyle_width, snr
 
 
-def _central_profile(region: np.ndarray, bone: np.ndarray):
-    """Row profile over the central 70% of the bone's span (per row), and a function giving bone edges in rows."""
-    rows = region.shape[0]
-    profile = np.zeros(rows)
+def _central_profile(region: np.ndarray, bone: np.ndarray) -> np.ndarray:
+    """Per-row mean intensity over the central 70% of the bone's span (span pooled over 15 rows, so the
+    joint-space rows, where the mask has a gap, still get the condyles' span)."""
     any_bone = bone.any(axis=1)
-    first = np.where(any_bone, bone.argmax(axis=1), 0)
-    last = np.where(any_bone, bone.shape[1] - 1 - bone[:, ::-1].argmax(axis=1), 0)
-    # use the leg's mean bone span over neighbouring rows so the joint-space gap row still has a span
-    span_lo = ndimage.minimum_filter1d(np.where(any_bone, first, 10**6), 15)
-    span_hi = ndimage.maximum_filter1d(np.where(any_bone, last, -1), 15)
-    for r in range(rows):
-        lo, hi = span_lo[r], span_hi[r]
-        if hi > lo:
-            pad = 0.15 * (hi - lo)
-            profile[r] = region[r, int(lo + pad):int(hi - pad) + 1].mean()
-        else:
-            profile[r] = np.nan
+    first = np.where(any_bone, bone.argmax(axis=1), 10**6)
+    last = np.where(any_bone, bone.shape[1] - 1 - bone[:, ::-1].argmax(axis=1), -1)
+    span_lo = ndimage.minimum_filter1d(first, 15)
+    span_hi = ndimage.maximum_filter1d(last, 15)
+    profile = np.full(region.shape[0], np.nan)
+    for r in np.flatnonzero(span_hi > span_lo):
+        pad = 0.15 * (span_hi[r] - span_lo[r])
+        profile[r] = region[r, int(span_lo[r] + pad):int(span_hi[r] - pad) + 1].mean()
+    floor = np.nanmin(profile) if np.isfinite(profile).any() else 0.0
+    return np.where(np.isfinite(profile), profile, floor)
 
-    def extents(r0: int, r1: int) -> tuple[float, float] | None:
-        band = bone[r0:r1]
-        ok = band.any(axis=1)
-        if not ok.any():
-            return None
-        return float(np.median(first[r0:r1][ok])), float(np.median(last[r0:r1][ok]))
 
-    profile = np.where(np.isfinite(profile), profile, np.nanmin(profile) if np.isfinite(profile).any() else 0.0)
-    return profile, extents
+def _bone_edges(bone: np.ndarray, r0: int, r1: int) -> tuple[float, float] | None:
+    """Median first and last bone column over rows ``r0:r1`` (the condyles' edges), or None without bone."""
+    band = bone[r0:r1]
+    rows = band.any(axis=1)
+    if not rows.any():
+        return None
+    band = band[rows]
+    first = band.argmax(axis=1)
+    last = band.shape[1] - 1 - band[:, ::-1].argmax(axis=1)
+    return float(np.median(first)), float(np.median(last))
 
 
 def _refine(pixels: np.ndarray, scale: tuple[float, float], row_w: float, col_w: float,
