@@ -130,14 +130,24 @@ def test_bad_inputs_raise_one_line_errors():
         build_progression_labels(readings.drop(columns="kl_status"), HORIZONS)
 
 
+def _run_labels_cli(argv: list[str]) -> int:
+    """Run the ``labels`` subcommand through its own register() (without importing every other subcommand)."""
+    import argparse
+
+    from oa_kit.cohort import cli
+
+    parser = argparse.ArgumentParser(prog="oa-kit")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["labels", *argv])
+    return args.func(args)
+
+
 def test_labels_cli_writes_tables_and_prints_counts(tmp_path, capsys):
     from pathlib import Path
 
-    from oa_kit.cli import main
-
     fixtures = Path(__file__).parent / "fixtures" / "oai"
     out = tmp_path / "labels"
-    assert main(["labels", "--tables", str(fixtures), "--horizons", "12,24", "--out", str(out)]) == 0
+    assert _run_labels_cli(["--tables", str(fixtures), "--horizons", "12,24", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "excluded: baseline_kl4" in printed and "12 m" in printed
     labels = pd.read_parquet(out / "labels.parquet")
@@ -145,12 +155,14 @@ def test_labels_cli_writes_tables_and_prints_counts(tmp_path, capsys):
     flow = pd.read_csv(out / "flow.csv")
     assert set(labels["horizon_months"]) == {12, 24}
     assert set(exclusions["reason_code"]) == {"baseline_kl4", "baseline_replacement", "missing_follow_up"}
-    knees = flow[(flow["stage"] == "knees")]["n_knees"].tolist()
-    assert knees == [6, 6]
-    assert main(["labels", "--tables", str(fixtures), "--horizons", "36", "--out", str(out)]) == 2
-    assert "horizons_months: 36" in capsys.readouterr().err
-    assert main(["labels", "--tables", str(fixtures / "bad_code"), "--out", str(out)]) == 2
-    assert "unknown special code" in capsys.readouterr().err
+    assert flow[(flow["stage"] == "knees")]["n_knees"].tolist() == [6, 6]
+    assert pd.read_parquet(out / "readings.parquet")["kl_status"].isin(["ok", "replacement", "not_expected", "missing"]).all()
+    with pytest.raises(OAKitError, match="horizons_months: 36"):
+        _run_labels_cli(["--tables", str(fixtures), "--horizons", "36", "--out", str(out)])
+    with pytest.raises(OAKitError, match="--horizons"):
+        _run_labels_cli(["--tables", str(fixtures), "--horizons", "a,b", "--out", str(out)])
+    with pytest.raises(OAKitError, match="unknown special code"):
+        _run_labels_cli(["--tables", str(fixtures / "bad_code"), "--out", str(out)])
 
 
 def test_labels_from_synthetic_cohort_match_its_truth(tiny_cohort):

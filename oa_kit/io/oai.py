@@ -168,7 +168,7 @@ def _clean_column(raw: pd.Series, column: str, path: Path,
     return series, pd.Series(status, index=raw.index, dtype="str")
 
 
-def _clean_value(value, special_codes: Mapping[str, str]) -> tuple[str, str | None]:
+def _clean_value(value: object, special_codes: Mapping[str, str]) -> tuple[str, str | None]:
     """One raw cell → (text, status); status None means an unknown special code."""
     text = str(value).strip().strip('"').strip()
     labelled = _LABELLED.match(text)
@@ -196,7 +196,7 @@ def _maybe_numeric(texts: list[str]) -> np.ndarray:
     return numbers
 
 
-def show_value(value) -> str:
+def show_value(value: object) -> str:
     """A table value as a user would type it in an error message (3.0 → "3", text quoted)."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
