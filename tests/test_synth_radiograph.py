@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 from scipy import ndimage
@@ -11,6 +12,7 @@ from scipy import ndimage
 from oa_kit.errors import OAKitError
 from oa_kit.io.radiograph import read_radiograph
 from oa_kit.synth.radiograph import (
+    COMPARTMENT_OFFSET_MM,
     SERIES_DESCRIPTION,
     SITE_PROFILES,
     KneeAnatomy,
@@ -29,16 +31,18 @@ SMALL_FIELD_MM = (140.0, 250.0)  # smaller than the default field to keep the te
 def _measure_jsw_mm(pixels: np.ndarray, centre_px: tuple[float, float], spacing_mm: float) -> float:
     """Joint-space width (mm) along the vertical line through ``centre_px``: distance between the bone edges.
 
-    The profile (mean of a 3 mm-wide strip) is smoothed; the femoral edge is the steepest fall above the centre
-    and the tibial edge the steepest rise below it, found within 10 mm.
+    The profile (mean of a 3 mm-wide strip, 10 mm up and down) is smoothed and re-centred on its darkest point
+    within 4 mm; the femoral edge is the steepest fall above that point and the tibial edge the steepest rise below.
     """
     row, col = (int(round(v)) for v in centre_px)
-    half, reach = max(1, int(1.5 / spacing_mm)), int(10.0 / spacing_mm)
+    half, reach, near = max(1, int(1.5 / spacing_mm)), int(10.0 / spacing_mm), int(4.0 / spacing_mm)
     strip = pixels[row - reach : row + reach + 1, col - half : col + half + 1].astype(float)
     profile = ndimage.gaussian_filter1d(strip.mean(axis=1), 0.1 / spacing_mm)
+    darkest = ndimage.gaussian_filter1d(profile, 0.5 / spacing_mm)[reach - near : reach + near + 1]
+    centre = reach - near + int(np.argmin(darkest))
     slope = np.gradient(profile)
-    femoral_edge = int(np.argmin(slope[: reach + 1]))
-    tibial_edge = reach + int(np.argmax(slope[reach:]))
+    femoral_edge = int(np.argmin(slope[: centre + 1]))
+    tibial_edge = centre + int(np.argmax(slope[centre:]))
     return (tibial_edge - femoral_edge) * spacing_mm
 
 
@@ -186,11 +190,11 @@ def test_same_inputs_give_identical_bytes(tmp_path):
     site = SITE_PROFILES["D"]
     digests = []
     for name in ("a", "b"):
-        image = render_bilateral_pa(right, left, site, seed=42)
+        image = render_bilateral_pa(right, left, site, seed=42, field_mm=SMALL_FIELD_MM)
         write_radiograph_dicom(tmp_path / f"{name}.dcm", image, site, "9000002", 12)
         digests.append(hashlib.sha256((tmp_path / f"{name}.dcm").read_bytes()).hexdigest())
     assert digests[0] == digests[1]
-    other = render_bilateral_pa(right, left, site, seed=43)
+    other = render_bilateral_pa(right, left, site, seed=43, field_mm=SMALL_FIELD_MM)
     assert not np.array_equal(other.pixels, image.pixels)
     ds = pydicom.dcmread(tmp_path / "a.dcm")
     later = tmp_path / "c.dcm"
@@ -242,3 +246,29 @@ def test_writer_rejects_bad_identity_and_leaves_no_file(tmp_path, site_images):
         with pytest.raises(OAKitError):
             write_radiograph_dicom(tmp_path / "x.dcm", image, site, pid, visit)
     assert not list(tmp_path.iterdir())
+
+
+def test_tiny_cohort_jsw_readable_from_dicom_pixels(tiny_cohort):
+    """In the generated cohort, JSW measured on the DICOMs (read by oa_kit.io) near the stored joint centres matches truth.
+
+    The compartment columns are the stored joint centre +/- the nominal compartment offset (medial toward the image
+    centre); the knee's size factor and tilt are unknown to the reader, as they would be in real data.
+    """
+    knees = pd.read_parquet(tiny_cohort / "truth" / "knees.parquet")
+    errors, rows = [], []
+    for pid, knee_rows in knees.groupby("ID"):
+        image = read_radiograph(tiny_cohort / "xray" / f"{pid}_V00_PA.dcm", voi_lut=False)
+        sp = image.spacing_mm[1]
+        for knee in knee_rows.itertuples():
+            toward_centre = 1.0 if knee.side == "R" else -1.0
+            for compartment, sign in (("medial", 1.0), ("lateral", -1.0)):
+                col = knee.joint_centre_col + sign * toward_centre * COMPARTMENT_OFFSET_MM / sp
+                measured = _measure_jsw_mm(image.pixels, (knee.joint_centre_row, col), sp)
+                truth = getattr(knee, f"jsw_{compartment}_mm")
+                errors.append(measured - truth)
+                rows.append((knee.kl_true_V00, compartment, measured))
+    errors = np.abs(errors)
+    assert len(errors) == 4 * knees["ID"].nunique() and np.median(errors) < 0.3 and errors.max() < 0.75, errors
+    table = pd.DataFrame(rows, columns=["kl", "compartment", "jsw_mm"])
+    narrowest = table.groupby(["kl", table.index // 2])["jsw_mm"].min().groupby("kl").mean()
+    assert narrowest.loc[narrowest.index >= 3].mean() < narrowest.loc[narrowest.index <= 1].mean() - 1.0, narrowest
