@@ -89,6 +89,12 @@ def test_load_tables_and_data_dictionary():
     dictionary = data_dictionary("readings")
     assert set(dictionary["column"]) == set(READINGS_COLUMNS) and dictionary["units"].str.len().gt(0).all()
     assert "F" in data_dictionary("clinical").set_index("column").loc["sex", "units"]
+    from oa_kit.cohort.labels import build_progression_labels
+    result = build_progression_labels(tables.readings, [12])
+    assert list(data_dictionary("labels")["column"]) == list(result.labels.columns)
+    assert list(data_dictionary("exclusions")["column"]) == list(result.exclusions.columns)
+    with pytest.raises(OAKitError, match="table: 'x'"):
+        data_dictionary("x")
 
 
 def test_unknown_codes_and_missing_columns_name_file_and_field(tmp_path):

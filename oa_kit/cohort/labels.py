@@ -42,9 +42,29 @@ REASON_CODES = MappingProxyType({
 })
 READING_COLUMNS = ("participant_id", "side", "visit_month", "kl", "kl_status")
 KL_STATUSES = ("ok", "replacement", "technical", "not_expected", "missing")
-LABEL_COLUMNS = ("participant_id", "side", "horizon_months", "label", "baseline_kl", "event_month",
-                 "months_to_event_or_censoring", "event")
-EXCLUSION_COLUMNS = ("participant_id", "side", "horizon_months", "reason_code", "reason", "baseline_kl")
+#: Columns of ``ProgressionLabels.labels`` and ``.exclusions``: column → (meaning, units / encoding).
+LABELS_DICTIONARY = {
+    "participant_id": ("participant identifier", "string"),
+    "side": ("knee", '"R" / "L"'),
+    "horizon_months": ("prediction horizon: progression counted at visits up to this month", "months"),
+    "label": ("progression by the horizon under the chosen definition", "1 progressor, 0 non-progressor"),
+    "baseline_kl": ("baseline KL grade (NaN when there was no valid baseline reading)", "grade 0-4"),
+    "event_month": ("first visit (or replacement month) with progression over all follow-up; NaN if none", "months"),
+    "months_to_event_or_censoring": ("event_month if event, else the last valid reading before any uncounted "
+                                     "replacement", "months"),
+    "event": ("progression observed at any time in follow-up (for survival models)", "0/1"),
+}
+EXCLUSIONS_DICTIONARY = {
+    "participant_id": ("participant identifier", "string"),
+    "side": ("knee", '"R" / "L"'),
+    "horizon_months": ("horizon the knee is excluded from", "months"),
+    "reason_code": ("first exclusion reason that applies (see REASON_CODES for the order)",
+                    " | ".join(REASON_CODES)),
+    "reason": ("plain-language explanation of reason_code", "text"),
+    "baseline_kl": ("baseline KL grade (NaN when there was no valid baseline reading)", "grade 0-4"),
+}
+LABEL_COLUMNS = tuple(LABELS_DICTIONARY)
+EXCLUSION_COLUMNS = tuple(EXCLUSIONS_DICTIONARY)
 
 
 @dataclasses.dataclass(frozen=True)

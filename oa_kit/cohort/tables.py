@@ -51,10 +51,16 @@ SOURCES = ("oai", "most")
 
 
 def data_dictionary(table: str = "readings") -> pd.DataFrame:
-    """The data dictionary of the ``readings`` or ``clinical`` table: column, meaning, units/encoding."""
-    dictionaries = {"readings": READINGS_DICTIONARY, "clinical": CLINICAL_DICTIONARY}
+    """The data dictionary of the ``readings``, ``clinical``, ``labels`` or ``exclusions`` table.
+
+    Returns a DataFrame with columns ``column``, ``meaning``, ``units`` (units or encoding).
+    """
+    from oa_kit.cohort.labels import EXCLUSIONS_DICTIONARY, LABELS_DICTIONARY
+
+    dictionaries = {"readings": READINGS_DICTIONARY, "clinical": CLINICAL_DICTIONARY,
+                    "labels": LABELS_DICTIONARY, "exclusions": EXCLUSIONS_DICTIONARY}
     if table not in dictionaries:
-        raise OAKitError(f"table: {table!r}; expected 'readings' or 'clinical'")
+        raise OAKitError(f"table: {table!r}; expected one of {', '.join(dictionaries)}")
     rows = [(column, meaning, units) for column, (meaning, units) in dictionaries[table].items()]
     return pd.DataFrame(rows, columns=["column", "meaning", "units"])
 
