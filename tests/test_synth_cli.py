@@ -1,9 +1,6 @@
 """``oa-kit synth``: prints where the cohort is and what is in it; bad arguments give one error line and exit 2."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from oa_kit.cli import main
@@ -60,10 +57,3 @@ def test_existing_output_and_unwritable_folder(tmp_path, capsys):
     assert main(["synth", "--preset", "tiny", "--out", str(blocker / "sub"), "--no-images", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("oa-kit synth: error:") and "writable" in err and "\n" not in err
-
-
-def test_console_entry_point_error_is_one_line(tmp_path):
-    out = tmp_path / "viacli"
-    bad = subprocess.run([sys.executable, "-m", "oa_kit", "synth", "--preset", "nope", "--out", str(out)],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
