@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import KEY_COLUMNS, FeatureAssembler
+from oa_kit.features.assemble import KEY_COLUMNS, FeatureAssembler, _default_columns
 from oa_kit.progression.calibration import ProbabilityCalibrator
 
 #: Statement attached to every prediction of a model trained on synthetic data.
@@ -210,14 +210,16 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
             raise OAKitError("param_grid: empty; expected at least one configuration")
         return [dict(g) for g in grid]
 
-    def _fit_core(self, X: pd.DataFrame, y: np.ndarray, params: dict) -> tuple[FeatureAssembler, Any]:
-        """Fit assembler + model on these rows (no calibration)."""
-        assembler = FeatureAssembler(columns=self.columns, n_components=self.n_components,
-                                     on_nan_heavy=self.on_nan_heavy, seed=self.seed).fit(X)
-        features = assembler.transform(X)
+    def _assembler(self) -> FeatureAssembler:
+        """A fresh (unfitted) feature assembler with this model's settings."""
+        return FeatureAssembler(columns=self.columns, n_components=self.n_components,
+                                on_nan_heavy=self.on_nan_heavy, seed=self.seed)
+
+    def _fit_estimator(self, features: pd.DataFrame, y: np.ndarray, params: dict) -> Any:
+        """Fit the booster or linear scorer on assembled features (no calibration)."""
         if self.estimator == "lightgbm":
-            return assembler, fit_booster(features, y, params, self.class_weight, self.seed)
-        return assembler, fit_linear(features, y, params["C"], self.class_weight, self.seed)
+            return fit_booster(features, y, params, self.class_weight, self.seed)
+        return fit_linear(features, y, params["C"], self.class_weight, self.seed)
 
     @staticmethod
     def _raw(core: Any, features: pd.DataFrame) -> np.ndarray:
@@ -249,18 +251,26 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
             raise OAKitError(f"X: got {type(X).__name__}; expected a pandas DataFrame")
         y = check_labels(y, self.horizon_months, self.n_inner_splits)
         groups = resolve_groups(X, groups)
-        X = X.reset_index(drop=True)
+        keep = list(self.columns) if self.columns is not None else _default_columns(X)
+        missing = [c for c in keep if c not in X.columns]
+        if missing:
+            raise OAKitError(f"{missing[0]}: feature column missing; expected all of {len(keep)} feature columns")
+        keys = [c for c in KEY_COLUMNS if c in X.columns and c not in keep]
+        X = X[keys + keep].reset_index(drop=True)   # only what the model uses: cheaper fold slicing
         splitter = StratifiedGroupKFold(n_splits=self.n_inner_splits, shuffle=True, random_state=self.seed)
         folds = list(splitter.split(X, y, groups))
+        fold_data = []   # features are assembled once per inner fold (PCA fitted on its training rows only)
+        for train, test in folds:
+            if len(np.unique(y[train])) < 2:
+                raise OAKitError(f"label: an inner training fold has a single class (horizon "
+                                 f"{self.horizon_months} months); expected more events")
+            assembler = self._assembler().fit(X.iloc[train])
+            fold_data.append((assembler.transform(X.iloc[train]), y[train], assembler.transform(X.iloc[test]), test))
         rows, best = [], (-np.inf, None, None)
         for i, params in enumerate(self._grid()):
             oof = np.full(len(y), np.nan)
-            for train, test in folds:
-                if len(np.unique(y[train])) < 2:
-                    raise OAKitError(f"label: an inner training fold has a single class (horizon "
-                                     f"{self.horizon_months} months); expected more events")
-                assembler, core = self._fit_core(X.iloc[train], y[train], params)
-                oof[test] = self._raw(core, assembler.transform(X.iloc[test]))
+            for f_train, y_train, f_test, test in fold_data:
+                oof[test] = self._raw(self._fit_estimator(f_train, y_train, params), f_test)
             auc = _auc(y, oof)
             rows.append({"config": i, **params, "inner_auc": auc})
             if auc > best[0]:
@@ -268,7 +278,8 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self.cv_results_ = pd.DataFrame(rows)
         self.best_params_ = dict(best[1])
         self.calibrator_ = ProbabilityCalibrator(self.calibration).fit(best[2], y)
-        self.assembler_, core = self._fit_core(X, y, self.best_params_)
+        self.assembler_ = self._assembler().fit(X)
+        core = self._fit_estimator(self.assembler_.transform(X), y, self.best_params_)
         self.booster_ = core if isinstance(core, lgb.Booster) else None
         self.linear_ = core if isinstance(core, LinearScorer) else None
         self.feature_names_ = list(self.assembler_.feature_names_out_)

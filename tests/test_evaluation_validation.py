@@ -1,0 +1,100 @@
+"""Out-of-sample validation: grouped folds, baselines evaluated out of sample, site-held-out, report and model card."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_progression_fixtures import make_knee_table
+
+from oa_kit.errors import OAKitError
+from oa_kit.evaluation import cross_validate, grouped_folds, roc_auc, site_held_out_validate, summarize
+from oa_kit.evaluation.model_card import write_evaluation
+from oa_kit.evaluation.report import evaluate_progression
+from oa_kit.progression import ProgressionModel, baseline_models, feature_sets, make_provenance
+
+GRID = [{"num_leaves": 8, "n_estimators": 80, "learning_rate": 0.05, "min_child_samples": 5}]
+
+
+def test_grouped_folds_never_share_a_participant():
+    X, y, _ = make_knee_table(60, seed=0)
+    folds = grouped_folds(X, y, n_splits=5, seed=3)
+    pid = X["participant_id"].to_numpy()
+    seen = np.concatenate([test for _, test in folds])
+    assert sorted(seen) == list(range(len(X)))
+    for train, test in folds:
+        assert not set(pid[train]) & set(pid[test])
+        assert 0 < y[test].mean() < 1
+
+
+def test_feature_sets_follow_families():
+    X, _, _ = make_knee_table(10, seed=0)
+    sets = feature_sets(X)
+    assert list(sets) == ["clinical", "kl", "clinical_kl", "clinical_radiograph", "fused"]
+    assert "kl" not in sets["clinical"] and sets["kl"] == ["kl"]
+    assert "mri_emb_000" in sets["fused"] and "mri_emb_000" not in sets["clinical_radiograph"]
+    assert "kl_emb_000" in sets["clinical_radiograph"]
+    no_mri = X[[c for c in X.columns if not c.startswith(("mri_", "thickness", "volume"))]]
+    assert "fused" not in feature_sets(no_mri)
+
+
+def test_baselines_are_evaluated_out_of_sample_on_label_noise():
+    """Pure-noise labels: in-sample AUC is optimistic, out-of-sample AUC stays near chance."""
+    X, _, _ = make_knee_table(80, seed=1)
+    y = np.random.default_rng(0).binomial(1, 0.35, len(X))
+    models = {"clinical": ProgressionModel(estimator="logistic", columns=feature_sets(X)["clinical"], seed=0),
+              "fused": ProgressionModel(param_grid=GRID, seed=0)}
+    in_sample = roc_auc(y, models["fused"].fit(X, y).predict_proba(X)[:, 1])
+    preds = cross_validate(models, X, y, n_splits=3, seed=0)
+    assert in_sample > 0.7
+    for name, part in preds.groupby("model"):
+        assert abs(roc_auc(part["label"], part["risk"]) - 0.5) < 0.12, name
+        assert sorted(part["row"]) == list(range(len(X)))       # every knee predicted once, out of fold
+    table = summarize(preds, n_resamples=300)
+    auc = table[(table.model == "fused") & (table.metric == "auc")].iloc[0]
+    assert auc.ci_low < 0.5 < auc.ci_high
+
+
+def test_predictions_come_from_models_without_the_participant():
+    X, y, _ = make_knee_table(50, seed=2)
+    preds = cross_validate({"kl": ProgressionModel(estimator="logistic", columns=["kl"])}, X, y, n_splits=5)
+    folds = {s: set(part["participant_id"]) for s, part in preds.groupby("split")}
+    assert sum(len(v) for v in folds.values()) == len(set().union(*folds.values())) == 50
+
+
+def test_site_held_out_trains_on_other_sites():
+    X, y, _ = make_knee_table(80, seed=3)
+    preds = site_held_out_validate({"kl": ProgressionModel(estimator="logistic", columns=["kl", "age"])}, X, y)
+    assert set(preds["split"]) == set(X["site"])
+    site_of = dict(zip(X["participant_id"], X["site"]))
+    assert all(site_of[p] == s for p, s in zip(preds["participant_id"], preds["split"]))
+    with pytest.raises(OAKitError, match="site: column missing"):
+        site_held_out_validate({}, X.drop(columns="site"), y)
+
+
+def test_single_class_training_split_is_an_error():
+    X, _, _ = make_knee_table(40, seed=4)
+    y = (X["site"] == "A").astype(int).to_numpy()      # events only at site A: training without A has one class
+    with pytest.raises(OAKitError, match="single class"):
+        site_held_out_validate({"kl": ProgressionModel(estimator="logistic", columns=["kl"])}, X, y)
+
+
+def test_report_and_model_card(tmp_path):
+    X, y, p = make_knee_table(70, seed=5)
+    ev = evaluate_progression(X, y, 24, oracle_risk=p, n_splits=3, n_resamples=200, seed=0,
+                              provenance=make_provenance("synthetic", "test fixture"), lightgbm_grid=GRID,
+                              include=["clinical", "kl", "fused"])
+    head = ev.headline()
+    assert list(head["model"]) == ["clinical", "kl", "fused"]
+    assert {"auc", "auc_ci_low", "auc_ci_high", "ece", "oracle_auc", "share_of_gain"} <= set(head.columns)
+    assert (head["provenance"] == "trained on synthetic data — not a clinical estimate").all()
+    assert ev.site_metrics is not None and set(ev.delong["model"]) == {"kl", "fused"}
+    written = write_evaluation(ev, tmp_path)
+    card = written["card"].read_text()
+    for section in ("## Intended use", "## Data", "## Features", "## Metrics", "## Calibration", "## Subgroups",
+                    "## Decision curve", "## Limitations", "## TRIPOD+AI checklist", "not a clinical estimate",
+                    "Oracle comparison", "Site-held-out"):
+        assert section in card, section
+    fused_auc = head.set_index("model").loc["fused", "auc"]
+    assert f"{fused_auc:.3f}" in card
+    assert (tmp_path / "plotly.min.js").exists() and written["figure_calibration"].read_text().count("plotly") > 0
+    assert pd.read_csv(written["metrics"]).shape[0] == 12
