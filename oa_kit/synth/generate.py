@@ -10,12 +10,12 @@ The folder is built in a hidden temporary sibling and renamed whole (``oa_kit.io
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,7 +152,7 @@ def knee_anatomy(row: Mapping[str, float]) -> KneeAnatomy:
                        sclerosis=float(row["sclerosis"]), varus_deg=float(row["varus_deg"]))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _ParticipantImages:
     """Everything needed to render one participant's images (picklable for worker processes)."""
 
@@ -162,6 +162,7 @@ class _ParticipantImages:
     xray_seed: int
     mri_seeds: dict[str, int]
     field_mm: tuple[float, float]
+    spacing_mm: float | None
     geometry: MRIGeometry
     folder: Path
 
@@ -171,6 +172,8 @@ def _render_participant(task: _ParticipantImages) -> dict[str, dict[str, float]]
     from oa_kit.synth import mri, radiograph
 
     xsite = radiograph.SITE_PROFILES[task.site]
+    if task.spacing_mm is not None:
+        xsite = dataclasses.replace(xsite, spacing_mm=task.spacing_mm)
     rendered = radiograph.render_bilateral_pa(knee_anatomy(task.knees["R"]), knee_anatomy(task.knees["L"]), xsite,
                                               seed=task.xray_seed, field_mm=task.field_mm)
     pid = task.participant_id
@@ -203,7 +206,7 @@ def render_images(cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPres
     by_id = {pid: {row["side"]: row for row in group[columns].to_dict("records")} for pid, group in knees.groupby("ID")}
     tasks = [_ParticipantImages(pid, site, by_id[pid], _sub_seed(cohort.seed, i, 0),
                                 {"R": _sub_seed(cohort.seed, i, 1), "L": _sub_seed(cohort.seed, i, 2)},
-                                tuple(spec.xray_field_mm), geometry, folder)
+                                tuple(spec.xray_field_mm), spec.xray_spacing_mm, geometry, folder)
              for i, (pid, site) in enumerate(zip(cohort.participants["ID"], cohort.participants["site"]))]
     bar = tqdm(total=len(tasks), desc="synthetic cohort images", unit="participant", disable=not progress)
     with bar:

@@ -19,8 +19,9 @@ class CohortPreset:
     ----------
     name : str
     n_participants : int, participants (two knees each).
-    xray_field_mm : (height, width) of the bilateral PA radiograph field in mm; the pixel spacing (0.15–0.2 mm)
-        comes from each site's ``oa_kit.synth.radiograph.SITE_PROFILES`` entry.
+    xray_field_mm : (height, width) of the bilateral PA radiograph field in mm.
+    xray_spacing_mm : detector pixel spacing (mm) for every site, or ``None`` (all presets) for each site's own
+        0.15–0.2 mm from ``oa_kit.synth.radiograph.SITE_PROFILES``.
     mri_shape, mri_spacing_mm : DESS-like volume grid, axes (LR, AP, SI); ``None`` uses
         ``oa_kit.synth.mri.DEFAULT_GEOMETRY``.
     """
@@ -28,6 +29,7 @@ class CohortPreset:
     name: str
     n_participants: int
     xray_field_mm: tuple[float, float] = (180.0, 280.0)
+    xray_spacing_mm: float | None = None
     mri_shape: tuple[int, int, int] | None = None
     mri_spacing_mm: tuple[float, float, float] | None = None
     balanced_kl: bool = False
