@@ -18,11 +18,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from oa_kit.errors import OAKitError
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 DEFINITIONS = ("tiulpin2019", "panfilov2025")
 OAI_HORIZONS_MONTHS = (12, 24, 36, 48, 72, 96)
@@ -95,7 +99,7 @@ class ProgressionLabels:
             rows.append(_flow_row(horizon, "non_progressor", "", lab[lab["label"] == 0]))
         return pd.DataFrame(rows, columns=["horizon_months", "stage", "reason_code", "n_knees", "n_participants"])
 
-    def figure(self):
+    def figure(self) -> go.Figure:
         """Plotly bar chart of included knees and exclusions per horizon (stacked)."""
         import plotly.graph_objects as go
 
