@@ -61,8 +61,8 @@ _MU_TRABECULAR = 0.0115
 _MU_CORTICAL = 0.042
 
 # Condyle ellipse half-axes (mm): frontal-plane radius of curvature at the bottom = AX**2 / AY.
-_CONDYLE_AX, _CONDYLE_AY = 16.0, 14.0
-_NOTCH_HEIGHT_MM = 18.0
+_CONDYLE_AX, _CONDYLE_AY, _CONDYLE_SQUARENESS = 15.5, 14.0, 0.5
+_NOTCH_HEIGHT_MM = 16.0
 # The beam runs along the (flat) tibial plateau and the flexed condyles, so bone path grows faster inward from the
 # articular surfaces than from a round shaft: their distances are stretched by these factors before ``_chord``.
 _CONDYLE_SHARPNESS = 3.5
@@ -313,15 +313,13 @@ def _draw_poses(rng: np.random.Generator, height: float, width: float) -> dict[s
 
 
 def _trabecular_texture(rng: np.random.Generator, shape: tuple[int, int], spacing_mm: float) -> np.ndarray:
-    """Zero-mean band-pass texture (unit SD) with vertically elongated grains, like loaded trabecular bone."""
-    coarse = (shape[0] // 2 + 1, shape[1] // 2 + 1)
-    step = 2 * spacing_mm
-    white = rng.standard_normal(coarse, dtype=np.float32)
-    fine = ndimage.gaussian_filter(white, (0.4 / step, 0.22 / step))
-    broad = ndimage.gaussian_filter(fine, (1.0 / step, 0.8 / step))
+    """Zero-mean band-pass texture (unit SD) of thin, vertically elongated grains, like loaded trabecular bone."""
+    white = rng.standard_normal(shape, dtype=np.float32)
+    fine = ndimage.gaussian_filter(white, (0.45 / spacing_mm, 0.12 / spacing_mm), truncate=3.0)
+    broad = ndimage.uniform_filter(fine, int(round(1.5 / spacing_mm)))
     band = fine - broad
     band /= band.std() + 1e-6
-    return np.repeat(np.repeat(band, 2, axis=0), 2, axis=1)[: shape[0], : shape[1]]
+    return band
 
 
 def _add_knee(
@@ -390,14 +388,27 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
 
 
 def _ellipse_depth(
-    x: np.ndarray, y: np.ndarray, cx: float, cy: float, ax: float, ay: float, ay_up: float | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    cx: float,
+    cy: float,
+    ax: float,
+    ay: float,
+    ay_up: float | None = None,
+    squareness: float = 0.0,
 ) -> np.ndarray:
-    """Approximate signed distance (mm, > 0 inside) from an axis-aligned ellipse (upper half-axis ``ay_up``)."""
+    """Approximate signed distance (mm, > 0 inside) from an axis-aligned ellipse.
+
+    ``ay_up`` is a different upper half-axis; ``squareness`` in [0, 1] blends ``u**2`` toward ``u**4`` across x,
+    flattening the bottom and straightening the sides (femoral condyles).
+    """
     if ay_up is not None:
         ay = np.where(y < cy, np.float32(ay_up), np.float32(ay))
     u, v = (x - cx) / ax, (y - cy) / ay
-    q = u * u + v * v
-    grad = 2.0 * np.sqrt((u / ax) ** 2 + (v / ay) ** 2)
+    u2 = u * u
+    q = (1.0 - squareness) * u2 + squareness * u2 * u2 + v * v
+    du = (2.0 * (1.0 - squareness) + 4.0 * squareness * u2) * u
+    grad = np.sqrt((du / ax) ** 2 + (2.0 * v / ay) ** 2)
     return np.clip((1.0 - q) / np.maximum(grad, 1e-3), -60.0, 60.0)
 
 
@@ -422,7 +433,7 @@ class _KneeShapes:
         self.c = COMPARTMENT_OFFSET_MM
         self.femoral_tilt = math.tan(math.radians(rng.uniform(4.0, 7.0)))
         self.varus = math.tan(math.radians(anatomy.varus_deg))
-        self.spines = (rng.uniform(6.0, 8.0), rng.uniform(5.0, 7.0))
+        self.spines = (rng.uniform(4.5, 6.5), rng.uniform(3.5, 5.5))
         self.fibula = (-self.c - rng.uniform(12.0, 16.0), rng.uniform(19.0, 24.0), rng.uniform(9.0, 11.0))
         self.patella = (rng.uniform(-5.0, 1.0), rng.uniform(-42.0, -34.0))
         narrow = np.clip((6.0 - np.array([self.jsw_m, self.jsw_l])) / 5.0, 0.15, 1.0)
@@ -455,7 +466,9 @@ class _KneeShapes:
         depth = np.minimum(half_width - np.abs(x - centre), roof - y)
         for sign, jsw in ((1.0, self.jsw_m), (-1.0, self.jsw_l)):
             cy = -jsw / 2 - _CONDYLE_AY
-            condyle = _CONDYLE_SHARPNESS * _ellipse_depth(x, y, sign * self.c, cy, _CONDYLE_AX, _CONDYLE_AY, 30.0)
+            condyle = _CONDYLE_SHARPNESS * _ellipse_depth(
+                x, y, sign * self.c, cy, _CONDYLE_AX, _CONDYLE_AY, 30.0, _CONDYLE_SQUARENESS
+            )
             depth = np.maximum(depth, condyle)
         for key, sign, jsw in (("FM", 1.0, self.jsw_m), ("FL", -1.0, self.jsw_l)):
             if self.ost[key] > 0.05:
@@ -488,8 +501,8 @@ class _KneeShapes:
         """Tibia: plateau with spines and rounded margins, metaphysis tapering into the shaft, varus tilt."""
         surface, slope = self._plateau(x)
         top = _PLATEAU_SHARPNESS * (y - surface) / np.sqrt(1.0 + slope * slope)
-        taper = _smoothstep((y - 14.0) / 62.0)
-        half_width = 41.0 - 26.0 * taper
+        taper = _smoothstep((y - 10.0) / 75.0)
+        half_width = 15.0 + 21.0 * (1.0 - taper) + 5.0 * np.exp(-np.maximum(y - 4.0, 0.0) / 6.0)
         centre = self.varus * np.maximum(y - 5.0, 0.0)
         depth = np.minimum(top, half_width - np.abs(x - centre))
         for key, sign, jsw in (("TM", 1.0, self.jsw_m), ("TL", -1.0, self.jsw_l)):
