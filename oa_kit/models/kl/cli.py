@@ -49,6 +49,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--limit", type=int, default=None)
     evaluate.set_defaults(func=_evaluate)
 
+    calibrate = sub.add_parser("calibrate", help="Calibrate trained weights on val, save with sha256, write the model card.")
+    calibrate.add_argument("weights", metavar="WEIGHTS", help="best.safetensors from `oa-kit kl train`.")
+    calibrate.add_argument("data_dir", metavar="DATA_DIR")
+    calibrate.add_argument("--out", default=None, help="Calibrated weights path (default: the shipped location).")
+    calibrate.add_argument("--tta", type=int, default=1)
+    calibrate.add_argument("--alpha", type=float, default=0.1)
+    calibrate.add_argument("--n-boot", type=int, default=1000)
+    calibrate.set_defaults(func=_calibrate)
+
     pack = sub.add_parser("pack", help="Pack preprocessed Chen images into one compact .npz (JPEG bytes).")
     pack.add_argument("data_dir", metavar="DATA_DIR")
     pack.add_argument("--out", required=True)
@@ -66,6 +75,17 @@ def _train(args: argparse.Namespace) -> int:
                        weight_decay=args.weight_decay, aug_strength=args.aug_strength, dropout=args.dropout, max_minutes=args.max_minutes,
                        seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.quiet)
     print(f"best val QWK {trainer.best_qwk_:.4f} at epoch {trainer.best_epoch_}; weights in {args.out}/best.safetensors")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """Handler for ``oa-kit kl calibrate``."""
+    from oa_kit.models.kl.card import ship_weights
+    from oa_kit.models.kl.predict import SHIPPED_WEIGHTS
+
+    evaluation = ship_weights(args.weights, args.data_dir, out=args.out or SHIPPED_WEIGHTS, tta=args.tta,
+                              alpha=args.alpha, n_boot=args.n_boot)
+    print(evaluation.metrics.to_string(index=False))
     return 0
 
 

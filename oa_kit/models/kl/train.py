@@ -265,7 +265,8 @@ class KLTrainer:
         pd.DataFrame(self.history_).to_csv(out / "history.csv", index=False)
         if improved:
             meta = model_metadata(self._net, self.loss, self.input_size_,
-                                  {"epoch": epoch, "val_qwk": f"{self.best_qwk_:.4f}", "seed": self.seed})
+                                  {"epoch": epoch, "val_qwk": f"{self.best_qwk_:.4f}", "seed": self.seed,
+                                   "params": json.dumps(self.get_params())})
             save_weights(out / "best.safetensors", self._eval_model(), meta)
 
     def _maybe_resume(self) -> None:

@@ -1,0 +1,361 @@
+"""``KLGrader``: inference with the KL CNN — calibrated probabilities, grades, conformal sets, embeddings, Grad-CAM, QA flags —
+plus ``predict_files`` for DICOM / PNG / JPEG files and Chen-layout folders (one row per knee)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from sklearn.covariance import LedoitWolf
+
+from oa_kit.errors import OAKitError
+from oa_kit.imaging.preprocess import KL_INPUT_SIZE, kl_input
+from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.models.kl.calibration import TemperatureScaler
+from oa_kit.models.kl.conformal import APSConformal, set_labels
+from oa_kit.models.kl.losses import logits_to_proba
+from oa_kit.models.kl.train import build_model
+from oa_kit.models.kl.transforms import tta_views
+
+#: Shipped weights (safetensors) and their JSON sidecar (sha256, calibration, conformal and OOD settings).
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+SHIPPED_WEIGHTS = WEIGHTS_DIR / "kl_weights.safetensors"
+#: QA flags this module adds (upstream reader/localiser flags are passed through).
+KL_QA_FLAGS = ("blank_image", "out_of_distribution", "uncertain_grade", "unknown_side")
+_CHEN_NAME = re.compile(r"^(?P<pid>\d+)(?P<side>[LR])\.(png|jpe?g)$", re.IGNORECASE)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class KLGrader:
+    """KL-grade CNN wrapper (sklearn-style): ``fit`` calibrates on validation data, the ``predict*`` methods never refit.
+
+    Parameters
+    ----------
+    weights : path
+        A ``best.safetensors`` from ``oa-kit kl train`` (network weights + metadata).
+    tta : int
+        Test-time views averaged at the logit level (1 = none; see ``transforms.tta_views``).
+    alpha : float
+        Conformal miscoverage (0.1 → sets with ≥ 90% marginal coverage).
+    ood_quantile : float
+        Embeddings farther (Mahalanobis) than this quantile of the calibration embeddings are flagged.
+    device : str
+        Torch device for inference.
+    batch_size : int
+        Knees per forward pass.
+
+    Attributes
+    ----------
+    model_, loss_, temperature_, conformal_ (APSConformal), ood_mean_, ood_precision_, ood_threshold_
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = None, tta: int = 1, alpha: float = 0.1,
+                 ood_quantile: float = 0.995, device: str = "cpu", batch_size: int = 64) -> None:
+        self.weights = weights
+        self.tta = tta
+        self.alpha = alpha
+        self.ood_quantile = ood_quantile
+        self.device = device
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------ loading / saving
+    def _load_network(self) -> None:
+        """Load ``weights`` into ``model_`` (and OOD statistics when the file carries them)."""
+        path = Path(self.weights) if self.weights is not None else SHIPPED_WEIGHTS
+        if not path.exists():
+            raise OAKitError(f"{path}: KL weights file missing; expected the shipped oa_kit/weights/kl_weights.safetensors "
+                             "or a best.safetensors from `oa-kit kl train`")
+        try:
+            with safe_open(str(path), "pt") as handle:
+                meta = handle.metadata() or {}
+                tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        except Exception as exc:  # safetensors raises its own error types
+            raise OAKitError(f"{path}: not a readable safetensors file ({exc}); expected KL weights") from exc
+        if meta.get("format") != "oa_kit.kl/1":
+            raise OAKitError(f"{path}: metadata format {meta.get('format')!r}; expected 'oa_kit.kl/1'")
+        self.meta_ = meta
+        self.loss_ = meta["loss"]
+        self.input_size_ = int(meta.get("input_size", KL_INPUT_SIZE))
+        self.model_ = build_model(meta)
+        self.model_.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("ood.")})
+        self.model_.to(self.device).eval()
+        if "ood.mean" in tensors:
+            self.ood_mean_, self.ood_precision_ = tensors["ood.mean"].numpy(), tensors["ood.precision"].numpy()
+
+    @classmethod
+    def from_pretrained(cls, weights: str | os.PathLike | None = None, device: str = "cpu") -> "KLGrader":
+        """Load calibrated weights (default: the shipped model) after checking the sha256 in the JSON sidecar.
+
+        Raises ``OAKitError`` naming the file when the weights or sidecar are missing or the checksum differs.
+        No network access.
+        """
+        path = Path(weights) if weights is not None else SHIPPED_WEIGHTS
+        sidecar = path.with_suffix(".json")
+        if not path.exists():
+            raise OAKitError(f"{path}: KL weights file missing; expected it to ship with oa_kit (reinstall) or pass --weights")
+        if not sidecar.exists():
+            raise OAKitError(f"{sidecar}: KL weights sidecar missing; expected JSON with sha256 and calibration")
+        info = json.loads(sidecar.read_text())
+        actual = sha256_file(path)
+        if actual != info.get("sha256"):
+            raise OAKitError(f"{path}: sha256 {actual[:12]}… does not match {str(info.get('sha256'))[:12]}… in {sidecar.name}; "
+                             "expected the unmodified shipped file")
+        grader = cls(weights=path, tta=info["tta"], alpha=info["alpha"], ood_quantile=info["ood_quantile"], device=device)
+        grader._load_network()
+        grader.temperature_ = float(info["temperature"])
+        grader.conformal_ = APSConformal(alpha=info["alpha"])
+        grader.conformal_.qhat_, grader.conformal_.n_calibration_ = float(info["qhat"]), int(info["n_calibration"])
+        grader.ood_threshold_ = float(info["ood_threshold"])
+        grader.info_ = info
+        return grader
+
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write calibrated weights (network + OOD statistics) and the JSON sidecar with their sha256."""
+        self._check_fitted()
+        path = Path(path)
+        tensors = {k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+                   for k, v in self.model_.state_dict().items()}
+        tensors["ood.mean"] = torch.as_tensor(self.ood_mean_, dtype=torch.float32)
+        tensors["ood.precision"] = torch.as_tensor(self.ood_precision_, dtype=torch.float32)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=self.meta_)
+        info = {"file": path.name, "sha256": sha256_file(path), "loss": self.loss_, "input_size": self.input_size_,
+                "embedding_dim": self.model_.embedding_dim, "tta": self.tta, "temperature": self.temperature_,
+                "alpha": self.alpha, "qhat": self.conformal_.qhat_, "n_calibration": self.conformal_.n_calibration_,
+                "ood_quantile": self.ood_quantile, "ood_threshold": self.ood_threshold_, **(extra or {})}
+        write_text_atomic(path.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
+        return path
+
+    # ------------------------------------------------------------------ calibration
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "KLGrader":
+        """Calibrate on validation inputs X (N, 1, S, S) and grades y: temperature, conformal sets, OOD statistics."""
+        self._load_network()
+        y = np.asarray(y).astype(np.int64)
+        logits, embeddings = self._forward(X)
+        self.temperature_ = TemperatureScaler(self.loss_).fit(logits, y).temperature_
+        proba = logits_to_proba(torch.as_tensor(logits), self.loss_, self.temperature_).numpy()
+        self.conformal_ = APSConformal(alpha=self.alpha).fit(proba, y)
+        lw = LedoitWolf().fit(embeddings)
+        self.ood_mean_, self.ood_precision_ = lw.location_.astype(np.float32), lw.precision_.astype(np.float32)
+        self.ood_threshold_ = float(np.quantile(self._mahalanobis(embeddings), self.ood_quantile))
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated grade probabilities (N, 5) for preprocessed inputs (N, 1, S, S) in [0, 1] or uint8 (N, S, S)."""
+        self._check_fitted()
+        logits, _ = self._forward(X)
+        return logits_to_proba(torch.as_tensor(logits), self.loss_, self.temperature_).numpy()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Most probable KL grade per knee (N,)."""
+        return self.predict_proba(X).argmax(1)
+
+    def predict_sets(self, X: np.ndarray) -> np.ndarray:
+        """Conformal prediction sets as boolean membership (N, 5)."""
+        return self.predict_sets_from_proba(self.predict_proba(X))
+
+    def predict_sets_from_proba(self, proba: np.ndarray) -> np.ndarray:
+        """Conformal sets (N, 5) from already computed calibrated probabilities."""
+        self._check_fitted()
+        return self.conformal_.predict_sets(proba)
+
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        """Penultimate embeddings (N, embedding_dim) — the features exported to the progression models (no TTA)."""
+        self._check_fitted()
+        return self._forward(X, tta=1)[1]
+
+    def gradcam(self, X: np.ndarray, target: int | np.ndarray | None = None) -> np.ndarray:
+        """Grad-CAM maps (N, S, S) in [0, 1], aligned pixel-for-pixel with the inputs (default target: predicted grade)."""
+        from oa_kit.explain.gradcam import grad_cam
+
+        self._check_fitted()
+        x = _as_input(X, self.input_size_)
+        return grad_cam(self.model_, x.to(self.device), target=target, loss=self.loss_)
+
+    def qa_flags(self, X: np.ndarray, proba: np.ndarray | None = None,
+                 embeddings: np.ndarray | None = None) -> list[tuple[str, ...]]:
+        """Per-knee QA flags: ``blank_image`` (no contrast), ``out_of_distribution`` (embedding far from the
+        calibration knees), ``uncertain_grade`` (conformal set spans ≥ 3 grades)."""
+        x = _as_input(X, self.input_size_).numpy()
+        if embeddings is None:
+            embeddings = self.embed(x)
+        if proba is None:
+            proba = self.predict_proba(x)
+        blank = x.reshape(len(x), -1).std(1) < 0.02
+        far = self._mahalanobis(embeddings) > self.ood_threshold_
+        wide = self.predict_sets_from_proba(proba).sum(1) >= 3
+        return [tuple(name for name, hit in (("blank_image", b), ("out_of_distribution", f), ("uncertain_grade", w)) if hit)
+                for b, f, w in zip(blank, far, wide)]
+
+    # ------------------------------------------------------------------ internals
+    def _forward(self, X: np.ndarray, tta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw logits (TTA-averaged) and view-0 embeddings for all inputs, in batches."""
+        x = _as_input(X, self.input_size_)
+        views = self.tta if tta is None else tta
+        logits, embeddings = [], []
+        with torch.inference_mode():
+            for start in range(0, len(x), self.batch_size):
+                batch = x[start:start + self.batch_size].to(self.device)
+                outs = []
+                for i, view in enumerate(tta_views(batch, views)):
+                    emb = self.model_.embed(view)
+                    outs.append(self.model_.head(emb))
+                    if i == 0:
+                        embeddings.append(emb.cpu())
+                logits.append(torch.stack(outs).mean(0).cpu())
+        return torch.cat(logits).numpy(), torch.cat(embeddings).numpy()
+
+    def _mahalanobis(self, embeddings: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of embeddings to the calibration mean."""
+        diff = embeddings - self.ood_mean_
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", diff, self.ood_precision_, diff), 0))
+
+    def _check_fitted(self) -> None:
+        """Raise unless calibrated (``fit`` or ``from_pretrained``)."""
+        if not hasattr(self, "temperature_"):
+            raise OAKitError("KLGrader: not calibrated; expected KLGrader.from_pretrained() or fit(X_val, y_val) first")
+
+
+def _as_input(X: np.ndarray, size: int) -> torch.Tensor:
+    """Validate preprocessed inputs: float (N, 1, S, S) in [0, 1] or uint8 (N, S, S) → float tensor (N, 1, S, S)."""
+    array = np.asarray(X)
+    if array.dtype == np.uint8 and array.ndim == 3:
+        array = array[:, None].astype(np.float32) / 255.0
+    if array.ndim != 4 or array.shape[1:] != (1, size, size):
+        raise OAKitError(f"X: shape {array.shape}; expected preprocessed inputs (N, 1, {size}, {size}) from "
+                         "oa_kit.imaging.preprocess.kl_input")
+    return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float32))
+
+
+# ---------------------------------------------------------------------- files → table
+def _knees_from_path(path: Path, side: str | None, clahe: str) -> list[dict]:
+    """Knee records (id, side, source, input, flags) from one file or folder."""
+    from oa_kit.io.chen import is_chen_layout, read_chen
+    from oa_kit.models.kl.data import chen_input
+
+    if path.is_dir():
+        if is_chen_layout(path):
+            frame = read_chen(path)
+            return [{"id": r.participant_id, "side": r.side, "source": r.path, "kl_label": r.kl,
+                     "input": chen_input(r.path, r.side) if clahe != "yes" else _plain_input(Path(r.path), r.side, True),
+                     "flags": ()} for r in frame.itertuples()]
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
+        if not files:
+            raise OAKitError(f"{path}: folder has no .png/.jpg/.dcm files and is not in the Chen layout")
+        return [knee for file in files for knee in _knees_from_path(file, side, clahe)]
+    if not path.exists():
+        raise OAKitError(f"{path}: input file not found; expected a DICOM, PNG or JPEG file or a Chen-layout folder")
+    with open(path, "rb") as handle:
+        head = handle.read(132)
+    if head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
+        return _knees_from_dicom(path, side, clahe != "no")
+    match = _CHEN_NAME.match(path.name)
+    knee_side = side or (match["side"].upper() if match else "")
+    knee_id = match["pid"] if match else path.stem
+    flags = () if knee_side else ("unknown_side",)
+    return [{"id": knee_id, "side": knee_side, "source": str(path),
+             "input": _plain_input(path, knee_side, clahe != "no"), "flags": flags}]
+
+
+def _plain_input(path: Path, side: str, clahe: bool) -> np.ndarray:
+    """Model input from a PNG/JPEG single-knee crop (8/16-bit; left knees mirrored)."""
+    from oa_kit.models.kl.data import read_gray
+
+    image = read_gray(path)
+    from oa_kit.imaging.preprocess import check_roi
+
+    image = check_roi(image, name=str(path))
+    if side == "L":
+        image = image[:, ::-1]
+    return kl_input(image, clahe=clahe)
+
+
+def _knees_from_dicom(path: Path, side: str | None, clahe: bool) -> list[dict]:
+    """Knee records from a DICOM radiograph (bilateral or single knee) via the shared reader and localiser."""
+    from oa_kit.imaging.localize import knee_rois
+    from oa_kit.io.radiograph import read_radiograph
+
+    radiograph = read_radiograph(path)
+    rois = knee_rois(radiograph, side=side)
+    patient = str(radiograph.meta.get("patient_id", "") or path.stem)
+    if not rois:
+        return [{"id": patient, "side": "", "source": str(path), "input": None,
+                 "flags": tuple(dict.fromkeys(tuple(radiograph.qa_flags) + tuple(rois.qa_flags)))}]
+    return [{"id": patient, "side": roi.side, "source": str(path), "input": kl_input(roi.pixels, clahe=clahe),
+             "flags": tuple(dict.fromkeys(tuple(roi.qa_flags) + tuple(rois.qa_flags)))} for roi in rois]
+
+
+def predict_files(grader: KLGrader, inputs: list[str | os.PathLike], out: str | os.PathLike | None = None,
+                  side: str | None = None, embeddings: str | os.PathLike | None = None,
+                  clahe: str = "auto") -> pd.DataFrame:
+    """Grade every knee in DICOM/PNG/JPEG files or Chen-layout folders; one row per knee.
+
+    Columns: ``id``, ``side``, ``source``, ``p0``..``p4`` (calibrated), ``grade`` (nullable: <NA> when the knee is
+    flagged ``blank_image``/``out_of_distribution`` or no knee was found), ``grade_set`` (conformal set, e.g. "2,3"),
+    ``qa_flags`` (";"-joined), ``embedding_path`` (``file.npz#key``). ``clahe``: ``auto`` skips CLAHE for Chen-layout
+    folders (already enhanced) and applies it to DICOM/PNG/JPEG inputs; ``yes``/``no`` force it.
+    Writes ``out`` (.csv or .parquet) and the embeddings ``.npz`` (default beside ``out``) when ``out`` is given.
+    """
+    if clahe not in ("auto", "yes", "no"):
+        raise OAKitError(f"clahe: {clahe!r}; expected auto, yes or no")
+    knees = [knee for item in inputs for knee in _knees_from_path(Path(item), side, clahe)]
+    graded = [k for k in knees if k["input"] is not None]
+    table = pd.DataFrame({"id": [k["id"] for k in knees], "side": [k["side"] for k in knees],
+                          "source": [k["source"] for k in knees]})
+    for grade in range(5):
+        table[f"p{grade}"] = np.nan
+    table["grade"] = pd.array([pd.NA] * len(knees), dtype="Int64")
+    table["grade_set"], table["embedding_path"] = "", ""
+    flags = [list(k["flags"]) for k in knees]
+    emb_path = Path(embeddings) if embeddings else (Path(out).with_name(Path(out).stem + "_embeddings.npz") if out else None)
+    if graded:
+        rows = [i for i, k in enumerate(knees) if k["input"] is not None]
+        x = np.stack([k["input"] for k in graded])
+        emb = grader.embed(x)
+        proba = grader.predict_proba(x)
+        sets = grader.predict_sets_from_proba(proba)
+        table.loc[rows, [f"p{g}" for g in range(5)]] = proba
+        table.loc[rows, "grade_set"] = set_labels(sets)
+        for row, extra, p in zip(rows, grader.qa_flags(x, proba, emb), proba):
+            flags[row] += [f for f in extra if f not in flags[row]]
+            if not {"blank_image", "out_of_distribution"} & set(flags[row]):
+                table.loc[row, "grade"] = int(p.argmax())
+            else:
+                table.loc[row, "grade_set"] = "0,1,2,3,4"
+        if emb_path is not None:
+            keys = [f"knee_{row}" for row in rows]
+            with atomic_path(emb_path) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, **dict(zip(keys, emb.astype(np.float32))))
+            table.loc[rows, "embedding_path"] = [f"{emb_path}#{key}" for key in keys]
+    table["qa_flags"] = [";".join(f) for f in flags]
+    if out is not None:
+        _write_table(table, Path(out))
+    return table
+
+
+def _write_table(table: pd.DataFrame, out: Path) -> None:
+    """Write the prediction table as CSV or Parquet (by suffix), atomically."""
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise OAKitError(f"{out}: unsupported output suffix; expected .csv or .parquet")
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
