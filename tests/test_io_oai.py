@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oa_kit.cohort.tables import data_dictionary, load_tables, READINGS_COLUMNS, CLINICAL_COLUMNS
+from oa_kit.cohort.tables import CLINICAL_COLUMNS, READINGS_COLUMNS, baseline_knee_table, data_dictionary, load_tables
 from oa_kit.errors import OAKitError
 from oa_kit.io import oai
 
@@ -86,6 +86,9 @@ def test_load_tables_and_data_dictionary():
     assert list(tables.readings.columns[:len(READINGS_COLUMNS)]) == list(READINGS_COLUMNS)
     assert list(tables.clinical.columns) == list(CLINICAL_COLUMNS)
     assert _knee(tables.readings, "9000003", "R", 0)["jsw_medial_mm"] == pytest.approx(5.5)
+    knees = baseline_knee_table(tables).set_index(["participant_id", "side"])
+    assert len(knees) == 6 and knees.loc[("9000001", "L"), ["age_years", "baseline_kl", "baseline_readprj"]].tolist() == [61, 2, 37]
+    assert knees.loc[("9000002", "R"), "baseline_kl_status"] == "replacement"
     dictionary = data_dictionary("readings")
     assert set(dictionary["column"]) == set(READINGS_COLUMNS) and dictionary["units"].str.len().gt(0).all()
     assert "F" in data_dictionary("clinical").set_index("column").loc["sex", "units"]

@@ -106,6 +106,20 @@ def tidy_readings(readings: pd.DataFrame) -> pd.DataFrame:
     return frame[list(READINGS_COLUMNS) + extra].reset_index(drop=True)
 
 
+def baseline_knee_table(tables: CohortTables) -> pd.DataFrame:
+    """One row per knee: the baseline clinical table plus the baseline (month 0) readings, prefixed ``baseline_``.
+
+    Knees without a baseline reading keep NaN grades with ``baseline_kl_status = "missing"`` (never silently).
+    """
+    keys = ["participant_id", "side"]
+    base = tables.readings[tables.readings["visit_month"] == 0]
+    columns = ["kl", "kl_status", "jsn_medial", "jsn_lateral", "osteophytes", "jsw_medial_mm", "readprj"]
+    base = base[keys + columns].rename(columns={c: f"baseline_{c}" for c in columns})
+    merged = tables.clinical.merge(base, on=keys, how="left", validate="one_to_one")
+    merged["baseline_kl_status"] = merged["baseline_kl_status"].fillna("missing").astype(str)
+    return merged
+
+
 def resolve_oai_folder(folder: str | os.PathLike) -> Path:
     """Accept either the OAI tables folder or a synthetic cohort root holding ``OAI/``."""
     folder = Path(folder)
