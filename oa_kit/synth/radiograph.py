@@ -375,6 +375,12 @@ def _soft_tissue_path(x: np.ndarray, y: np.ndarray, half_width: float) -> np.nda
     return 2.0 * depth * np.sqrt(np.clip(1.0 - ((x + 4.0) / w) ** 2, 0.0, None))
 
 
+def _rows_within(y: np.ndarray, low: float, high: float) -> slice:
+    """Rows of a knee-frame ``y`` grid (mm; rows run distally) that contain any point with ``low <= y <= high``."""
+    hit = np.flatnonzero((y.max(axis=1) >= low) & (y.min(axis=1) <= high))
+    return slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0)
+
+
 def _chord(d: np.ndarray, radius: np.ndarray | float) -> np.ndarray:
     """Path length (mm) through a round section of ``radius`` along a ray ``d`` mm inside its edge."""
     d = np.minimum(np.maximum(d, 0.0), radius)
@@ -464,18 +470,18 @@ class _KneeShapes:
         centre = self.femoral_tilt * np.minimum(y + 30.0, 0.0)
         roof = -jsw_mean / 2 - _NOTCH_HEIGHT_MM + 0.06 * np.minimum(x * x, 64.0)
         depth = np.minimum(half_width - np.abs(x - centre), roof - y)
+        near = _rows_within(y, -52.0, 10.0)  # condyles and spurs live only here
+        xs, ys, part = x[near], y[near], depth[near]
         for sign, jsw in ((1.0, self.jsw_m), (-1.0, self.jsw_l)):
             cy = -jsw / 2 - _CONDYLE_AY
-            condyle = _CONDYLE_SHARPNESS * _ellipse_depth(
-                x, y, sign * self.c, cy, _CONDYLE_AX, _CONDYLE_AY, 30.0, _CONDYLE_SQUARENESS
-            )
-            depth = np.maximum(depth, condyle)
+            condyle = _ellipse_depth(xs, ys, sign * self.c, cy, _CONDYLE_AX, _CONDYLE_AY, 30.0, _CONDYLE_SQUARENESS)
+            np.maximum(part, _CONDYLE_SHARPNESS * condyle, out=part)
         for key, sign, jsw in (("FM", 1.0, self.jsw_m), ("FL", -1.0, self.jsw_l)):
             if self.ost[key] > 0.05:
                 angle = math.radians(40.0)
                 anchor = (sign * (self.c + _CONDYLE_AX * math.cos(angle)), -jsw / 2 - _CONDYLE_AY * (1 - math.sin(angle)))
-                spur = _SPUR_SHARPNESS * _spur_depth(x, y, anchor, sign, self.ost[key] + 1.5, 0.25)
-                depth = np.maximum(depth, spur)
+                spur = _spur_depth(xs, ys, anchor, sign, self.ost[key] + 1.5, 0.25)
+                np.maximum(part, _SPUR_SHARPNESS * spur, out=part)
         radius = 15.5 + 14.0 * flare
         cortex = 4.0 - 2.8 * flare
         return depth, radius, cortex
@@ -499,17 +505,20 @@ class _KneeShapes:
 
     def _tibia(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tibia: plateau with spines and rounded margins, metaphysis tapering into the shaft, varus tilt."""
-        surface, slope = self._plateau(x)
-        top = _PLATEAU_SHARPNESS * (y - surface) / np.sqrt(1.0 + slope * slope)
         taper = _smoothstep((y - 10.0) / 75.0)
         half_width = 15.0 + 21.0 * (1.0 - taper) + 5.0 * np.exp(-np.maximum(y - 4.0, 0.0) / 6.0)
         centre = self.varus * np.maximum(y - 5.0, 0.0)
-        depth = np.minimum(top, half_width - np.abs(x - centre))
+        depth = half_width - np.abs(x - centre)
+        near = _rows_within(y, -20.0, 30.0)  # below this the (stretched) plateau distance never wins
+        xs, ys, part = x[near], y[near], depth[near]
+        surface, slope = self._plateau(xs)
+        np.minimum(part, _PLATEAU_SHARPNESS * (ys - surface) / np.sqrt(1.0 + slope * slope), out=part)
         for key, sign, jsw in (("TM", 1.0, self.jsw_m), ("TL", -1.0, self.jsw_l)):
             if self.ost[key] > 0.05:
                 anchor = (sign * 37.5, (jsw / 2 + 3.5) if sign > 0 else (jsw / 2 + 4.5))
-                spur = _SPUR_SHARPNESS * _spur_depth(x, y, anchor, sign, self.ost[key] + 1.5, -0.3)
-                depth = np.maximum(depth, spur)
+                spur = _spur_depth(xs, ys, anchor, sign, self.ost[key] + 1.5, -0.3)
+                np.maximum(part, _SPUR_SHARPNESS * spur, out=part)
+        depth[: near.start] = np.minimum(depth[: near.start], -1.0)  # rows above the plateau hold no tibia
         radius = 26.0 - 12.0 * taper
         cortex = 1.1 + 2.9 * taper
         return depth, radius, cortex
@@ -534,11 +543,15 @@ class _KneeShapes:
         amount = self.anatomy.sclerosis
         if amount <= 0.0:
             return np.float32(1.0)
+        density = np.ones_like(y)
+        near = _rows_within(y, -45.0, 45.0)
+        xs, ys = x[near], y[near]
         gap = 0.5 * max(self.jsw_m, self.jsw_l)
-        band = np.exp(-np.maximum(np.abs(y) - gap, 0.0) / 6.0)
-        medial = self.sclerosis_weight["M"] * np.exp(-np.square(np.square((x - self.c) / 13.0)))
-        lateral = self.sclerosis_weight["L"] * np.exp(-np.square(np.square((x + self.c) / 13.0)))
-        return 1.0 + 1.6 * amount * band * (medial + lateral)
+        band = np.exp(-np.maximum(np.abs(ys) - gap, 0.0) / 6.0)
+        medial = self.sclerosis_weight["M"] * np.exp(-np.square(np.square((xs - self.c) / 13.0)))
+        lateral = self.sclerosis_weight["L"] * np.exp(-np.square(np.square((xs + self.c) / 13.0)))
+        density[near] += 1.6 * amount * band * (medial + lateral)
+        return density
 
 
 def _expose(attenuation: np.ndarray, site: RadiographSite, rng: np.random.Generator) -> np.ndarray:
