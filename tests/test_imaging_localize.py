@@ -69,10 +69,12 @@ def test_roi_geometry_and_mirroring(rendered_dicoms):
     centre = JointCentre("", *left.centre_px, 100.0, 10.0)
     unmirrored = crop_roi(radiograph, centre, 140.0, 0.5)
     np.testing.assert_array_equal(left.pixels, unmirrored.pixels[:, ::-1])
-    # both knees end in right orientation: the mirrored left ROI matches the right ROI better than unmirrored
-    same = np.corrcoef(right.pixels.ravel(), left.pixels.ravel())[0, 1]
-    flipped = np.corrcoef(right.pixels.ravel(), unmirrored.pixels.ravel())[0, 1]
-    assert same > flipped + 0.05
+    # both knees end in right orientation: below the joint (fibula lateral) the mirrored left ROI matches the
+    # right ROI better than the unmirrored crop does
+    below = slice(160, 260)  # 10-60 mm below the joint line at 0.5 mm/px
+    same = np.corrcoef(right.pixels[below].ravel(), left.pixels[below].ravel())[0, 1]
+    flipped = np.corrcoef(right.pixels[below].ravel(), unmirrored.pixels[below].ravel())[0, 1]
+    assert same > flipped + 0.03
     # resampling keeps the physical scale: 140 mm at 0.25 mm/px is 560 px
     assert knee_rois(radiograph, out_spacing_mm=0.25)[0].pixels.shape == (560, 560)
 
@@ -134,6 +136,21 @@ def test_one_knee_missing_in_bilateral(rendered_dicoms):
     pixels[:, pixels.shape[1] // 2:] = np.percentile(pixels, 1)  # left knee absent (e.g. shielded)
     rois = knee_rois(Radiograph(pixels, full.spacing_mm, (), "x", {}))
     assert [r.side for r in rois] == ["R"] and rois.qa_flags == ("knee_not_found_L",)
+
+
+def test_bilateral_mismatch_and_too_tall_field_are_rejected(rendered_dicoms):
+    path, _, _ = rendered_dicoms[0]
+    full = read_radiograph(path)
+    sp = full.spacing_mm[0]
+    pixels = full.pixels.copy()
+    half = pixels.shape[1] // 2
+    pixels[:, half:] = np.roll(pixels[:, half:], int(60 / sp), axis=0)  # left knee 60 mm lower than the right
+    shifted = knee_rois(Radiograph(pixels, full.spacing_mm, (), "x", {}))
+    assert list(shifted) == [] and shifted.qa_flags == ("no_knee_found", "bilateral_mismatch")
+    background = float(np.percentile(full.pixels, 1))
+    tall = np.pad(full.pixels, ((int(250 / sp), int(250 / sp)), (0, 0)), constant_values=background)
+    rois = knee_rois(Radiograph(tall, full.spacing_mm, (), "long-leg", {}))
+    assert list(rois) == [] and rois.qa_flags == ("no_knee_found", "field_too_tall")
 
 
 @pytest.mark.parametrize("kind", ["blank", "noise", "gradient", "rectangle", "disc"])

@@ -20,8 +20,10 @@ Method (documented so that a failure can be understood):
    (dark→bright) edges of the medial+lateral compartment row profile within ±8 mm; the column is the notch centre
    7–15 mm above the joint line (falls back to the edge midpoint when no notch stands out of the noise).
 7. **Acceptance**: a knee is reported only when the valley is deep against the image noise, the bone is wide above and
-   below it, and its width is knee-like (when spacing is known). Otherwise: no ROI and flag ``no_knee_found``
-   (blank, noise and non-knee images), never a silent wrong crop.
+   below it, its width is knee-like (when spacing is known) and an intercondylar notch lies between two condyles above
+   it; the two joint lines of a bilateral image must lie at similar heights. Otherwise: no ROI and flag
+   ``no_knee_found`` (blank, noise and non-knee images), never a silent wrong crop. Fields taller than
+   ``MAX_FIELD_HEIGHT_MM`` (long-leg, whole-body) are not searched.
 
 ROIs: ``roi_mm`` square around the joint centre (padded with the image minimum outside the image), resampled with
 anti-aliasing to ``out_spacing_mm``; left knees mirrored to right orientation (DESIGN.md). Without spacing, a bilateral
@@ -50,6 +52,8 @@ __all__ = [
 #: Flags the localiser adds (the reader's flags are carried over too).
 ROI_QA_FLAGS = {
     "no_knee_found": "no recognisable knee joint in the image (blank, noise, non-knee): no ROI returned",
+    "bilateral_mismatch": "bilateral image whose two 'knees' differ in height by > 40 mm: both rejected (no_knee_found)",
+    "field_too_tall": "field taller than MAX_FIELD_HEIGHT_MM (long-leg/whole-body): not searched (no_knee_found)",
     "knee_not_found_R": "bilateral image: the right knee (image's left half) was not found",
     "knee_not_found_L": "bilateral image: the left knee (image's right half) was not found",
     "unknown_side": "single-knee image without a side argument or DICOM laterality: not mirrored, side ''",
@@ -69,6 +73,10 @@ KNEE_WIDTH_RANGE_MM = (45.0, 150.0)
 #: Acceptance: the joint-space valley must be this many noise SDs deep, and this deep in [0, 1] working units.
 MIN_VALLEY_SNR = 6.0
 MIN_VALLEY_DEPTH = 0.04
+#: Fields taller than this (long-leg or whole-body images) are not searched: which joint is the knee is ambiguous.
+MAX_FIELD_HEIGHT_MM = 600.0
+#: Bilateral sanity: the two joint lines lie within this many mm in height.
+MAX_KNEE_HEIGHT_DIFFERENCE_MM = 40.0
 #: Rows (mm above the joint line) where the intercondylar notch is read, above the tibial spines.
 NOTCH_ROWS_MM = (7.0, 15.0)
 #: Half-width (mm) of the column window searched for the two condyles and the notch between them.
@@ -93,6 +101,8 @@ class JointCentre:
         Femoral condyle width (medial to lateral bone edge) in source column pixels.
     valley_snr : float
         Depth of the joint-space valley over the working image's noise (acceptance score).
+    notch_found : bool
+        Whether the intercondylar notch was found (else the column is the condyle-edge midpoint).
     """
 
     side: str
@@ -100,6 +110,7 @@ class JointCentre:
     col: float
     condyle_width_px: float
     valley_snr: float
+    notch_found: bool = True
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,8 @@ def find_joint_centres(pixels: np.ndarray, spacing_mm: tuple[float, float] | Non
     pixels = np.asarray(pixels, dtype=np.float32)
     if pixels.ndim != 2 or min(pixels.shape) < 8:
         raise OAKitError(f"pixels: shape {pixels.shape}; expected a 2-D radiograph of at least 8×8 pixels")
+    if spacing_mm is not None and pixels.shape[0] * spacing_mm[0] > MAX_FIELD_HEIGHT_MM:
+        return [], ("no_knee_found", "field_too_tall")
     bilateral = is_bilateral(pixels.shape, spacing_mm)
     scale = _work_scale(pixels.shape, spacing_mm, bilateral)
     work = _working_image(pixels, scale)
@@ -211,11 +224,22 @@ def find_joint_centres(pixels: np.ndarray, spacing_mm: tuple[float, float] | Non
                 flags.append(f"knee_not_found_{region_side}")
             continue
         row_w, col_w, width_w, snr = found
-        row, col = _refine(pixels, scale, row_w, col_w, width_w)
-        centres.append(JointCentre(side, row, col, width_w / scale[1], snr))
+        row, col, notch = _refine(pixels, scale, row_w, col_w, width_w)
+        if not notch:  # a joint-space-like band without two condyles and a notch above it is not a knee
+            if region_side:
+                flags.append(f"knee_not_found_{region_side}")
+            continue
+        centres.append(JointCentre(side, row, col, width_w / scale[1], snr, notch))
+    if len(centres) == 2 and not _consistent_pair(*centres, scale):
+        return [], ("no_knee_found", "bilateral_mismatch")
     if not centres:
         return [], ("no_knee_found",)
     return centres, tuple(flags)
+
+
+def _consistent_pair(right: JointCentre, left: JointCentre, scale: tuple[float, float]) -> bool:
+    """The two knees of one standing PA image have their joint lines at similar heights."""
+    return abs(right.row - left.row) * scale[0] <= MAX_KNEE_HEIGHT_DIFFERENCE_MM
 
 
 def crop_roi(radiograph: Radiograph, centre: JointCentre, roi_mm: float = 140.0, out_spacing_mm: float = 0.5,
@@ -418,14 +442,15 @@ def _bone_edges(bone: np.ndarray, r0: int, r1: int) -> tuple[float, float] | Non
 
 
 def _refine(pixels: np.ndarray, scale: tuple[float, float], row_w: float, col_w: float,
-            width_w: float) -> tuple[float, float]:
-    """Full-resolution centre: joint line between the femoral and tibial edges, column at the intercondylar notch."""
+            width_w: float) -> tuple[float, float, bool]:
+    """Full-resolution centre (row, col, notch found): joint line between the femoral and tibial edges, column at
+    the intercondylar notch."""
     r_src = (row_w + 0.5) * WORK_SPACING_MM / scale[0] - 0.5
     c_src = (col_w + 0.5) * WORK_SPACING_MM / scale[1] - 0.5
     half_width = 0.5 * width_w * WORK_SPACING_MM / scale[1]
     row = _refine_row(pixels, scale, r_src, c_src, half_width)
-    col = _refine_col(pixels, scale, row, c_src, half_width)
-    return row, col
+    col, notch = _refine_col(pixels, scale, row, c_src, half_width)
+    return row, col, notch
 
 
 def _band(pixels: np.ndarray, r0: float, r1: float, c0: float, c1: float) -> np.ndarray:
@@ -465,35 +490,36 @@ def _refine_row(pixels: np.ndarray, scale: tuple[float, float], r_src: float, c_
 
 
 def _refine_col(pixels: np.ndarray, scale: tuple[float, float], row: float, c_src: float,
-                half_width: float) -> float:
+                half_width: float) -> tuple[float, bool]:
     """Column of the intercondylar notch: middle of the dark run between the two condyles' brightest columns,
     in rows ``NOTCH_ROWS_MM`` above the joint line (above the tibial spines), within ±``NOTCH_SEARCH_MM``.
 
-    Falls back to the condyle-edge midpoint ``c_src`` when no interior minimum stands out of the noise.
+    Returns (column, found); falls back to the condyle-edge midpoint ``c_src`` (found False) when no notch
+    stands out of the noise between two condyles.
     """
     reach = max(0.6 * half_width, NOTCH_SEARCH_MM / scale[1])
     c0 = max(0, int(round(c_src - reach)))
     band = _band(pixels, row - NOTCH_ROWS_MM[1] / scale[0], row - NOTCH_ROWS_MM[0] / scale[0], c0, c_src + reach)
     if band.shape[0] < 3 or band.shape[1] < 7:
-        return c_src
+        return c_src, False
     profile = ndimage.gaussian_filter1d(band.mean(axis=0), 1.5 / scale[1])
     mid = int(round(c_src)) - c0
     if not 2 <= mid <= profile.size - 3:
-        return c_src
+        return c_src, False
     left, right = int(np.argmax(profile[:mid])), mid + int(np.argmax(profile[mid:]))  # the two condyles
     best = left + int(np.argmin(profile[left:right + 1]))
     if best in (left, right):
-        return c_src
+        return c_src, False
     rim = min(profile[left], profile[right])
     noise = _noise_sigma(band) / math.sqrt(band.shape[0])
     if rim - profile[best] < 5.0 * noise:
-        return c_src
+        return c_src, False
     # the notch is the dark run around the minimum below half-way to the condyles; its middle is the centre
     dark = profile < profile[best] + 0.5 * (rim - profile[best])
     labels, _ = ndimage.label(dark)
     run = np.flatnonzero(labels == labels[best])
     best = 0.5 * (run[0] + run[-1])
-    return float(c0 + best)
+    return float(c0 + best), True
 
 
 def _padded_crop(pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, bool]:
