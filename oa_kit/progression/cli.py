@@ -23,6 +23,8 @@ from oa_kit.progression.model import ProgressionModel, make_provenance
 from oa_kit.progression.persist import load_model, save_model
 
 DEFAULT_HORIZONS = (12, 24, 36, 48)
+#: One LightGBM configuration for smoke runs (``--search quick``).
+QUICK_GRID = ({"num_leaves": 8, "n_estimators": 100, "learning_rate": 0.05, "min_child_samples": 10},)
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -99,6 +101,8 @@ def _add_inputs(p: argparse.ArgumentParser, labels: bool) -> None:
         p.add_argument("--cohort", help="cohort name recorded in provenance (e.g. 'oa_kit synthetic demo seed 0')")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--calibration", choices=("sigmoid", "isotonic", "none"), default="sigmoid")
+        p.add_argument("--search", choices=("default", "quick"), default="default",
+                       help="LightGBM search: the 4-configuration grid, or one configuration for smoke runs")
 
 
 def register(subparsers) -> None:
@@ -148,7 +152,9 @@ def do_fit(args: argparse.Namespace) -> int:
     models = {}
     for h in args.horizons:
         X, y = labelled_rows(features, labels, h)
-        models[h] = ProgressionModel(horizon_months=h, calibration=args.calibration, seed=args.seed).fit(
+        grid = QUICK_GRID if args.search == "quick" else None
+        models[h] = ProgressionModel(horizon_months=h, calibration=args.calibration, seed=args.seed,
+                                     param_grid=grid).fit(
             X, y, provenance=_provenance(args))
         m = models[h]
         print(f"h{h}: {len(y)} knees, {int(y.sum())} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "
@@ -182,7 +188,8 @@ def do_evaluate(args: argparse.Namespace) -> int:
         ev = evaluate_progression(X, y, h, oracle_risk=None if oracle is None else oracle.to_numpy(),
                                   n_splits=args.n_splits, n_resamples=args.n_resamples, seed=args.seed,
                                   site_held_out=not args.no_site_held_out, provenance=_provenance(args),
-                                  calibration=args.calibration)
+                                  calibration=args.calibration,
+                                  lightgbm_grid=QUICK_GRID if args.search == "quick" else None)
         write_evaluation(ev, args.out, command)
         headlines.append(ev.headline())
     table = pd.concat(headlines, ignore_index=True)
