@@ -63,7 +63,7 @@ def test_roi_geometry_and_mirroring(rendered_dicoms):
         assert (r1 - r0) * sp == pytest.approx(140.0, abs=sp) and (c1 - c0) * sp == pytest.approx(140.0, abs=sp)
         assert (r0 + r1) / 2 == pytest.approx(roi.centre_px[0], abs=1.0)
         assert (c0 + c1) / 2 == pytest.approx(roi.centre_px[1], abs=1.0)
-    assert right.centre_px[1] < radiograph.pixels.shape[1] / 2 < left.centre_px[1]  # right knee in the image's left half
+    assert right.centre_px[1] < radiograph.pixels.shape[1] / 2 < left.centre_px[1]  # right knee in the left half
     assert not right.mirrored and left.mirrored
     # the left ROI is the left-right mirror of the same crop taken unmirrored
     centre = JointCentre("", *left.centre_px, 100.0, 10.0)

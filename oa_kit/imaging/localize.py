@@ -2,14 +2,16 @@
 
 Method (documented so that a failure can be understood):
 
-1. **Working image** at about 1 mm/px (area-averaged), intensities scaled to [0, 1] between the 1st and 99.5th percentile.
-   Without pixel spacing the working scale is nominal (the image's long side is taken as ``NOMINAL_FIELD_MM``): it only
-   sets filter sizes; no physical size is reported (ROI ``spacing_mm`` is NaN, flag ``missing_spacing``).
+1. **Working image** at about 1 mm/px (area-averaged), intensities scaled to [0, 1] between the 1st and 99.5th
+   percentile.
+   Without pixel spacing the working scale is nominal (the image width is taken as ``NOMINAL_FIELD_MM``: 380 mm for a
+   bilateral field, 160 mm for a single-knee crop): it only sets filter sizes; no physical size is reported (ROI
+   ``spacing_mm`` is NaN, flag ``missing_spacing``).
 2. **Layout**: a bilateral PA image (physical width ≥ ``BILATERAL_MIN_WIDTH_MM``, or, without spacing, width/height ≥
    ``BILATERAL_MIN_ASPECT``) is split at the dark gap between the legs nearest the middle; the right knee is in the
    image's LEFT half. Anything narrower is a single-knee image.
-3. **Bone mask** per region: three-class Otsu (air / soft tissue / bone), opened and hole-filled; the leg is the
-   column band of the largest bone component.
+3. **Bone mask** per region: three-class Otsu (air / soft tissue / bone; the two upper classes in a tight crop without
+   air), opened, small components dropped, hole-filled.
 4. **Joint row**: the femoral condyles and tibial plateau are the widest bone of the leg, separated by the joint space,
    a dark horizontal band. The row profile of intensity, averaged over the central 70% of the bone's width, is
    searched for the deepest valley (both-sided depth against the maxima within ``±VALLEY_REACH_MM``) among rows where
@@ -18,14 +20,14 @@ Method (documented so that a failure can be understood):
    refined in step 6 to the middle of the intercondylar notch (the dark run between the two condyles).
 6. **Refinement** at full resolution: the joint line is the midpoint between the femoral (bright→dark) and tibial
    (dark→bright) edges of the medial+lateral compartment row profile within ±8 mm; the column is the notch centre
-   7–15 mm above the joint line (falls back to the edge midpoint when no notch stands out of the noise).
+   7–15 mm above the joint line (above the tibial spines).
 7. **Acceptance**: a knee is reported only when the valley is deep against the image noise, the bone is wide above and
    below it, its width is knee-like (when spacing is known) and an intercondylar notch lies between two condyles above
    it; the two joint lines of a bilateral image must lie at similar heights. Otherwise: no ROI and flag
    ``no_knee_found`` (blank, noise and non-knee images), never a silent wrong crop. Fields taller than
    ``MAX_FIELD_HEIGHT_MM`` (long-leg, whole-body) are not searched.
 
-ROIs: ``roi_mm`` square around the joint centre (padded with the image minimum outside the image), resampled with
+ROIs (bilateral images, and single-knee images with spacing): ``roi_mm`` square around the joint centre (padded with the image minimum outside the image), resampled with
 anti-aliasing to ``out_spacing_mm``; left knees mirrored to right orientation (DESIGN.md). Without spacing, a bilateral
 image's ROIs are ``ROI_PER_CONDYLE_WIDTH`` femoral-condyle widths square, and a single-knee image (taken to be a
 ready crop, like the Chen 2018 PNGs) passes through whole (padded square), once a knee is recognised in it; both
@@ -52,7 +54,8 @@ __all__ = [
 #: Flags the localiser adds (the reader's flags are carried over too).
 ROI_QA_FLAGS = {
     "no_knee_found": "no recognisable knee joint in the image (blank, noise, non-knee): no ROI returned",
-    "bilateral_mismatch": "bilateral image whose two 'knees' differ in height by > 40 mm: both rejected (no_knee_found)",
+    "bilateral_mismatch": "bilateral image whose two 'knees' differ in height by > 40 mm: both rejected "
+                          "(no_knee_found)",
     "field_too_tall": "field taller than MAX_FIELD_HEIGHT_MM (long-leg/whole-body): not searched (no_knee_found)",
     "knee_not_found_R": "bilateral image: the right knee (image's left half) was not found",
     "knee_not_found_L": "bilateral image: the left knee (image's right half) was not found",
@@ -292,7 +295,7 @@ def passthrough_roi(radiograph: Radiograph, centre: JointCentre, n_out: int, fla
 
 
 def is_bilateral(shape: tuple[int, int], spacing_mm: tuple[float, float] | None) -> bool:
-    """Bilateral PA layout: width/height ≥ ``BILATERAL_MIN_ASPECT`` or (with spacing) width ≥ ``BILATERAL_MIN_WIDTH_MM``."""
+    """Bilateral PA layout: width/height ≥ ``BILATERAL_MIN_ASPECT``, or width ≥ ``BILATERAL_MIN_WIDTH_MM`` (mm)."""
     rows, cols = shape
     if spacing_mm is not None and cols * spacing_mm[1] >= BILATERAL_MIN_WIDTH_MM:
         return True

@@ -8,7 +8,8 @@ Conventions (docs/DESIGN.md, REFERENCE §1.6):
   inversion, as the DX IOD pairs them), about the format's nominal range;
   no 8-bit squashing happens here (normalisation belongs to the model's preprocessing);
 - spacing comes from ``ImagerPixelSpacing``, else ``PixelSpacing``, as ``(row, col)`` in mm; when both are absent
-  (always the case for PNG/JPEG) ``spacing_mm`` is ``None`` and ``"missing_spacing"`` is in ``qa_flags``; it is never guessed;
+  (always the case for PNG/JPEG) ``spacing_mm`` is ``None`` and ``"missing_spacing"`` is in ``qa_flags``;
+  it is never guessed (PNG DPI metadata is ignored);
 - the format is chosen from the file's content (magic bytes), not its extension;
 - colour: a PNG/JPEG/DICOM whose three channels are equal is read as grayscale with QA flag ``"stored_as_rgb"``;
   true colour raises ``OAKitError`` unless ``allow_rgb=True``, which converts with ITU-R 601 luma and flags
@@ -34,7 +35,8 @@ __all__ = ["Radiograph", "read_radiograph", "QA_FLAGS"]
 QA_FLAGS: Mapping[str, str] = types.MappingProxyType({
     "missing_spacing": "no ImagerPixelSpacing/PixelSpacing (or not a DICOM): physical scale unknown, never guessed",
     "invalid_spacing": "a spacing attribute was present but not two positive finite numbers; treated as missing",
-    "lossy_compressed": "lossy compression (JPEG baseline/extended, lossy JPEG 2000/JPEG-LS or LossyImageCompression=01)",
+    "lossy_compressed": "lossy compression (JPEG baseline/extended, lossy JPEG 2000/JPEG-LS, "
+                        "or LossyImageCompression=01)",
     "stored_as_rgb": "three identical colour channels, read as grayscale",
     "converted_from_rgb": "true colour converted to grayscale (ITU-R 601 luma) because allow_rgb=True",
     "non_pa_view": "DICOM ViewPosition is present and is neither PA nor AP",
@@ -170,7 +172,8 @@ def _dcmread(path: Path, has_preamble: bool):
     except InvalidDicomError:
         raise OAKitError(f"{path}: not a DICOM, PNG or JPEG file; expected a radiograph") from None
     except Exception as exc:  # truncated/corrupt headers raise many types inside pydicom
-        raise OAKitError(f"{path}: corrupt or truncated DICOM ({_short(exc)}); expected a readable DICOM file") from None
+        raise OAKitError(f"{path}: corrupt or truncated DICOM ({_short(exc)}); "
+                         "expected a readable DICOM file") from None
     if not has_preamble and not any(k in ds for k in ("SOPClassUID", "PixelData", "Modality")):
         raise OAKitError(f"{path}: not a DICOM, PNG or JPEG file; expected a radiograph")
     if "PixelData" not in ds:
@@ -279,7 +282,8 @@ def _read_pillow(path: Path, allow_rgb: bool) -> Radiograph:
     except UnidentifiedImageError:
         raise OAKitError(f"{path}: image format not recognised; expected a PNG or JPEG file") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise OAKitError(f"{path}: corrupt or truncated {_fmt_guess(path)} ({_short(exc)}); expected a complete image") from None
+        raise OAKitError(f"{path}: corrupt or truncated {_fmt_guess(path)} ({_short(exc)}); "
+                         "expected a complete image") from None
     flags: list[str] = []
     if arr.ndim == 3:
         arr = _to_gray(arr, path, allow_rgb, flags)
