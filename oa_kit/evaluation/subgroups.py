@@ -12,7 +12,7 @@ from oa_kit.evaluation.metrics import bootstrap_metrics
 AGE_BANDS: tuple[tuple[str, float, float], ...] = (("<55", 0, 55), ("55-64", 55, 65), ("65-74", 65, 75),
                                                    ("75+", 75, np.inf))
 BMI_BANDS: tuple[tuple[str, float, float], ...] = (("<25", 0, 25), ("25-29.9", 25, 30), ("30+", 30, np.inf))
-_SOURCES = {"sex": ("sex",), "age_band": ("age", "age_years"), "bmi_band": ("bmi",),
+_SOURCES = {"sex": ("sex",), "age_band": ("age", "age_years"), "bmi_band": ("bmi", "bmi_kg_m2"),
             "baseline_kl": ("kl", "baseline_kl", "kl_grade"), "site": ("site",)}
 
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 #: Display name and value format of known numeric features.
 NUMERIC_LABELS: dict[str, tuple[str, str]] = {
-    "age": ("age", "{:.0f}"), "bmi": ("BMI", "{:.0f}"), "kl": ("KL grade", "{:.0f}"),
+    "age": ("age", "{:.0f}"), "age_years": ("age", "{:.0f}"), "bmi": ("BMI", "{:.0f}"),
+    "bmi_kg_m2": ("BMI", "{:.0f}"), "kl": ("KL grade", "{:.0f}"),
     "baseline_kl": ("KL grade", "{:.0f}"), "womac_pain": ("WOMAC pain", "{:.0f}"),
     "womac_stiffness": ("WOMAC stiffness", "{:.0f}"), "womac_function": ("WOMAC function", "{:.0f}"),
     "womac_total": ("WOMAC total", "{:.0f}"), "jsw_medial_mm": ("medial joint space {} mm", "{:.1f}"),

@@ -8,6 +8,7 @@ from oa_kit.features.assemble import (
     family_of,
     join_knee_tables,
     out_of_fold_predictions,
+    reading_features,
 )
 from oa_kit.features.embeddings import EmbeddingPCA
 
@@ -19,4 +20,5 @@ __all__ = [
     "family_of",
     "join_knee_tables",
     "out_of_fold_predictions",
+    "reading_features",
 ]

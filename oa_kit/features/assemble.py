@@ -40,9 +40,13 @@ EXCLUDED_COLUMNS: frozenset[str] = frozenset({
     "months_to_event_or_censoring", "reason", "reason_code", "race", "fold", "provenance", "death_month",
 })
 EXCLUDED_PREFIXES: tuple[str, ...] = ("p_progress", "latent", "progression_rate", "kl_true", "readprj", "path",
-                                      "oof_", "risk")
+                                      "oof_", "risk", "n_readings", "image_", "event_month", "kl_increment", "tkr_",
+                                      "unmeasured", "log_rate", "eligible", "grade_quantile")
+#: Column-name endings never used as features (status/bookkeeping text such as ``clinical_status``).
+EXCLUDED_SUFFIXES: tuple[str, ...] = ("_status", "_path", "_month")
 _RADIOGRAPH_EXACT = {"kl", "kl_grade", "baseline_kl", "grade"}
-_RADIOGRAPH_PREFIXES = ("kl_", "xr_", "jsw", "jsn", "osteophyte", "ost_", "osf", "sclerosis", "mcmjsw", "bmang")
+_RADIOGRAPH_PREFIXES = ("kl_", "xr_", "jsw", "jsn", "osteophyte", "ost_", "os_", "osf", "sclerosis", "mcmjsw",
+                        "bmang", "beam_angle", "varus")
 _MRI_PREFIXES = ("mri_", "thickness", "volume", "fcl", "cartilage", "t2_", "menisc")
 
 
@@ -111,10 +115,30 @@ def join_knee_tables(clinical: pd.DataFrame, radiograph: pd.DataFrame | None = N
     return merged.reset_index(drop=True)
 
 
+#: Radiograph reading columns kept by :func:`reading_features` (prefixes of the tidy readings table).
+READING_FEATURE_PREFIXES: tuple[str, ...] = ("kl", "jsn_", "osteophyte", "jsw_")
+
+
+def reading_features(readings: pd.DataFrame, visit_month: int = 0) -> pd.DataFrame:
+    """Per-knee radiograph reading features (KL, JSN, osteophytes, JSW in mm) at one visit from the tidy readings table.
+
+    Only valid readings count (``kl_status == "ok"`` where that column exists); the KL grade is kept as ``kl``.
+    Status, READPRJ and count columns are dropped. One row per knee (participant_id, side).
+    """
+    table = _check_keys(readings[readings["visit_month"] == visit_month] if "visit_month" in readings.columns
+                        else readings, "readings", None)
+    if "kl_status" in table.columns:
+        table = table[table["kl_status"] == "ok"]
+    keep = [c for c in table.columns if c in KEY_COLUMNS or (
+        str(c).startswith(READING_FEATURE_PREFIXES) and not str(c).endswith(EXCLUDED_SUFFIXES))]
+    return table[keep].reset_index(drop=True)
+
+
 def _default_columns(table: pd.DataFrame) -> list[str]:
     """Every column usable as a feature: not a key, outcome, truth or bookkeeping column."""
     return [c for c in table.columns
-            if c not in EXCLUDED_COLUMNS and not str(c).lower().startswith(EXCLUDED_PREFIXES)]
+            if c not in EXCLUDED_COLUMNS and not str(c).lower().startswith(EXCLUDED_PREFIXES)
+            and not str(c).lower().endswith(EXCLUDED_SUFFIXES)]
 
 
 class FeatureAssembler(BaseEstimator, TransformerMixin):

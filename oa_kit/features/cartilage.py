@@ -155,36 +155,28 @@ def closest_point_thickness(cartilage: np.ndarray, bone: np.ndarray, points_mm: 
     return cKDTree(articular).query(points_mm)[0]
 
 
-def full_thickness_loss(points_mm: np.ndarray, normals: np.ndarray, covered: np.ndarray, radius_mm: float = 8.0,
-                        grid_mm: float = 1.0, max_resultant: float = 0.5) -> np.ndarray:
-    """Flag uncovered bone-surface points that covered cartilage surrounds on all sides (a hole = full-thickness loss).
+def full_thickness_loss(points_mm: np.ndarray, covered: np.ndarray, spacing: np.ndarray, shape: tuple[int, ...],
+                        radius_mm: float = 4.0) -> np.ndarray:
+    """Flag uncovered bone-surface points inside holes of the cartilage plate (full-thickness cartilage loss).
 
-    A point is surrounded when covered points within ``radius_mm`` lie in all directions of its tangent plane:
-    the mean of the unit directions toward them is shorter than ``max_resultant`` (0 for a ring, 2/pi for a straight rim).
+    The covered part of the bone surface is closed morphologically (dilate then erode by ``radius_mm``, through
+    Euclidean distance transforms in mm): holes narrower than about 2 x ``radius_mm`` fill in, plate rims and the
+    open surfaces beside a plate do not. Uncovered points inside the closed set are denuded bone.
     """
     fcl = np.zeros(len(points_mm), dtype=bool)
-    cov = points_mm[covered]
-    if len(cov) < 8 or covered.all():
+    if covered.sum() < 8 or covered.all():
         return fcl
-    _, keep = np.unique(np.round(cov / grid_mm).astype(np.int64), axis=0, return_index=True)
-    anchors = cov[keep]
-    tree = cKDTree(anchors)
-    candidates = np.flatnonzero(~covered)
-    dist, _ = tree.query(points_mm[candidates], distance_upper_bound=radius_mm)
-    candidates = candidates[np.isfinite(dist)]
-    for i, nbrs in zip(candidates, tree.query_ball_point(points_mm[candidates], r=radius_mm)):
-        if len(nbrs) < 6:
-            continue
-        d = anchors[nbrs] - points_mm[i]
-        d -= np.outer(d @ normals[i], normals[i])
-        length = np.linalg.norm(d, axis=1)
-        d = d[length > 1e-6] / length[length > 1e-6, None]
-        fcl[i] = len(d) >= 6 and np.linalg.norm(d.mean(axis=0)) < max_resultant
+    idx = np.clip(np.rint(points_mm / spacing).astype(int), 0, np.asarray(shape) - 1)
+    cov = np.zeros(shape, dtype=bool)
+    cov[tuple(idx[covered].T)] = True
+    dilated = ndimage.distance_transform_edt(~cov, sampling=spacing) <= radius_mm
+    closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > radius_mm
+    fcl[~covered] = closed[tuple(idx[~covered].T)]
     return fcl
 
 
 def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, label: int, max_mm: float = 10.0,
-                    smooth_mm: float = 1.0, fcl_radius_mm: float = 8.0) -> SurfaceThickness:
+                    smooth_mm: float = 1.0, fcl_radius_mm: float = 4.0) -> SurfaceThickness:
     """Measure one cartilage plate: bone surface under it, normal-ray thickness, closest-point cross-check, FCL points.
 
     Parameters
@@ -208,7 +200,7 @@ def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray,
     verts, normals, area, thickness, covered = verts[near], normals[near], area[near], thickness[near], covered[near]
     cp = np.full(len(verts), np.nan)
     cp[covered] = closest_point_thickness(c, b, verts[covered], spacing)
-    fcl = full_thickness_loss(verts, normals, covered, fcl_radius_mm)
+    fcl = full_thickness_loss(verts, covered, spacing, c.shape, fcl_radius_mm)
     points = verts + offset
     world = nib.affines.apply_affine(affine, points / spacing)
     return SurfaceThickness(label, points, world, normals, area, thickness, covered, cp, fcl)
@@ -267,7 +259,7 @@ class CartilageMeasurement:
 
 
 def measure_cartilage(labels: np.ndarray, affine: np.ndarray, side: str, proba: np.ndarray | None = None,
-                      max_mm: float = 10.0, smooth_mm: float = 1.0, fcl_radius_mm: float = 8.0) -> CartilageMeasurement:
+                      max_mm: float = 10.0, smooth_mm: float = 1.0, fcl_radius_mm: float = 4.0) -> CartilageMeasurement:
     """Measure every cartilage plate of one knee and assign subregions (docs/DESIGN.md rule).
 
     Parameters
