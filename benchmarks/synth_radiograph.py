@@ -33,11 +33,14 @@ def main(repeats: int = 5) -> None:
             for seed in range(repeats):
                 image, wall, cpu = _timed(lambda: render_bilateral_pa(right, left, site, seed=seed))
                 renders.append((wall, cpu))
-                _, write_wall, _ = _timed(lambda: write_radiograph_dicom(Path(tmp) / f"{code}.dcm", image, site, "9000000", 0))
+                path = Path(tmp) / f"{code}.dcm"
+                _, write_wall, _ = _timed(lambda: write_radiograph_dicom(path, image, site, "9000000", 0))
                 writes.append(write_wall)
             shape = "x".join(map(str, image.pixels.shape))
-            print(f"{code:4} {shape:>12} {statistics.median(w for w, _ in renders):14.3f} "
-                  f"{statistics.median(c for _, c in renders):13.3f} {statistics.median(writes):13.3f} {site.transfer_syntax}")
+            wall = statistics.median(w for w, _ in renders)
+            cpu = statistics.median(c for _, c in renders)
+            write = statistics.median(writes)
+            print(f"{code:4} {shape:>12} {wall:14.3f} {cpu:13.3f} {write:13.3f} {site.transfer_syntax}")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,8 @@ def _transfer_syntax_uid(name: str) -> pydicom.uid.UID:
     uid = getattr(pydicom.uid, name, None) if not name[:1].isdigit() else pydicom.uid.UID(name)
     supported = (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.RLELossless, pydicom.uid.JPEG2000Lossless)
     if uid not in supported:
-        raise OAKitError(f"RadiographSite.transfer_syntax: got {name!r}; expected one of {[u.keyword for u in supported]}")
+        keywords = [u.keyword for u in supported]
+        raise OAKitError(f"RadiographSite.transfer_syntax: got {name!r}; expected one of {keywords}")
     return pydicom.uid.UID(uid)
 
 
@@ -168,7 +169,9 @@ class RadiographSite:
     def __post_init__(self) -> None:
         """Validate fields at construction so a bad site profile fails with one clear line."""
         if self.photometric not in ("MONOCHROME1", "MONOCHROME2"):
-            raise OAKitError(f"RadiographSite.photometric: got {self.photometric!r}; expected MONOCHROME1 or MONOCHROME2")
+            raise OAKitError(
+                f"RadiographSite.photometric: got {self.photometric!r}; expected MONOCHROME1 or MONOCHROME2"
+            )
         checks = {"spacing_mm": (0.1, 0.3), "exposure": (0.1, 10.0), "noise": (0.0, 0.5), "blur_mm": (0.0, 2.0)}
         for name, (low, high) in checks.items():
             value = getattr(self, name)
@@ -479,7 +482,10 @@ class _KneeShapes:
         for key, sign, jsw in (("FM", 1.0, self.jsw_m), ("FL", -1.0, self.jsw_l)):
             if self.ost[key] > 0.05:
                 angle = math.radians(40.0)
-                anchor = (sign * (self.c + _CONDYLE_AX * math.cos(angle)), -jsw / 2 - _CONDYLE_AY * (1 - math.sin(angle)))
+                anchor = (
+                    sign * (self.c + _CONDYLE_AX * math.cos(angle)),
+                    -jsw / 2 - _CONDYLE_AY * (1 - math.sin(angle)),
+                )
                 spur = _spur_depth(xs, ys, anchor, sign, self.ost[key] + 1.5, 0.25)
                 np.maximum(part, _SPUR_SHARPNESS * spur, out=part)
         radius = 15.5 + 14.0 * flare
@@ -596,7 +602,8 @@ def anatomy_from_grades(
     jsw_medial_mm, jsw_lateral_mm : float
         Minimum joint-space widths, mm (rendered exactly).
     osteophyte_grades : Mapping[str, int], optional
-        OARSI osteophyte grades 0–3 at ``"FM"``, ``"FL"``, ``"TM"``, ``"TL"``; ``None`` derives typical grades from ``kl``.
+        OARSI osteophyte grades 0–3 at ``"FM"``, ``"FL"``, ``"TM"``, ``"TL"``;
+        ``None`` derives typical grades from ``kl``.
     jsn_medial, jsn_lateral : float
         OARSI joint-space-narrowing grades 0–3 (raise sclerosis; medial > lateral gives varus, else valgus).
     extra_osteophyte_mm : float or Mapping[str, float]
@@ -613,9 +620,14 @@ def anatomy_from_grades(
     grades = dict(osteophyte_grades) if osteophyte_grades is not None else _typical_osteophyte_grades(kl)
     for key, grade in grades.items():
         if key not in OSTEOPHYTE_KEYS or grade not in OSTEOPHYTE_MM_BY_GRADE:
-            raise OAKitError(f"anatomy_from_grades.osteophyte_grades[{key!r}]: got {grade!r}; expected 0-3 at {OSTEOPHYTE_KEYS}")
+            raise OAKitError(
+                f"anatomy_from_grades.osteophyte_grades[{key!r}]: got {grade!r}; expected 0-3 at {OSTEOPHYTE_KEYS}"
+            )
     rng = np.random.default_rng(seed)
-    extra = extra_osteophyte_mm if isinstance(extra_osteophyte_mm, Mapping) else dict.fromkeys(OSTEOPHYTE_KEYS, extra_osteophyte_mm)
+    if isinstance(extra_osteophyte_mm, Mapping):
+        extra = extra_osteophyte_mm
+    else:
+        extra = dict.fromkeys(OSTEOPHYTE_KEYS, extra_osteophyte_mm)
     lengths = {}
     for key in OSTEOPHYTE_KEYS:
         base = OSTEOPHYTE_MM_BY_GRADE[int(grades.get(key, 0))]
@@ -672,14 +684,18 @@ def write_radiograph_dicom(
     """
     pixels = np.asarray(rendered.pixels)
     if pixels.ndim != 2 or pixels.dtype != np.uint16:
-        raise OAKitError(f"write_radiograph_dicom.rendered.pixels: got {pixels.dtype} {pixels.shape}; expected uint16 (rows, cols)")
+        raise OAKitError(
+            f"write_radiograph_dicom.rendered.pixels: got {pixels.dtype} {pixels.shape}; expected uint16 (rows, cols)"
+        )
     if not isinstance(participant_id, str) or not participant_id.strip() or len(participant_id) > 64:
         raise OAKitError(f"write_radiograph_dicom.participant_id: got {participant_id!r}; expected a non-empty string")
     if not isinstance(visit_month, (int, np.integer)) or visit_month < 0:
         raise OAKitError(f"write_radiograph_dicom.visit_month: got {visit_month!r}; expected an integer >= 0")
     top = 2**site.bits_stored - 1
     if int(pixels.max()) > top:
-        raise OAKitError(f"write_radiograph_dicom.rendered.pixels: max {int(pixels.max())} exceeds {site.bits_stored} bits")
+        raise OAKitError(
+            f"write_radiograph_dicom.rendered.pixels: max {int(pixels.max())} exceeds {site.bits_stored} bits"
+        )
     stored = (top - pixels).astype(np.uint16) if site.photometric == "MONOCHROME1" else pixels
     ds = _dicom_dataset(stored, rendered.spacing_mm, site, participant_id, int(visit_month))
     syntax = _transfer_syntax_uid(site.transfer_syntax)
@@ -703,12 +719,18 @@ def _encoder_available(syntax: pydicom.uid.UID) -> bool:
     return False
 
 
-def _dicom_dataset(stored: np.ndarray, spacing_mm: float, site: RadiographSite, participant_id: str, visit_month: int) -> Dataset:
+def _dicom_dataset(
+    stored: np.ndarray, spacing_mm: float, site: RadiographSite, participant_id: str, visit_month: int
+) -> Dataset:
     """Header of the radiograph: patient/study/series identity, geometry, pixel description and display window."""
-    sop_class = (
-        pydicom.uid.DigitalXRayImageStorageForPresentation if site.modality == "DX" else pydicom.uid.ComputedRadiographyImageStorage
-    )
-    uid = {kind: pydicom.uid.generate_uid(entropy_srcs=[participant_id, str(visit_month), kind]) for kind in ("study", "series", "sop")}
+    if site.modality == "DX":
+        sop_class = pydicom.uid.DigitalXRayImageStorageForPresentation
+    else:
+        sop_class = pydicom.uid.ComputedRadiographyImageStorage
+    uid = {
+        kind: pydicom.uid.generate_uid(entropy_srcs=[participant_id, str(visit_month), kind])
+        for kind in ("study", "series", "sop")
+    }
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = uid["sop"]
