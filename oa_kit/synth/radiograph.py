@@ -468,8 +468,8 @@ class _KneeShapes:
     def _femur(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Femur: shaft flaring into the metaphysis, two condyle ellipses and the notch between them."""
         jsw_mean = 0.5 * (self.jsw_m + self.jsw_l)
-        flare = _smoothstep((y + 78.0) / 54.0)
-        half_width = np.minimum(15.5 + 25.0 * flare, 37.5)
+        flare = np.exp(-np.maximum(-y - 24.0, 0.0) / 24.0)  # concave flare of the metaphysis
+        half_width = np.minimum(15.5 + 23.0 * flare, 37.5)
         centre = self.femoral_tilt * np.minimum(y + 30.0, 0.0)
         roof = -jsw_mean / 2 - _NOTCH_HEIGHT_MM + 0.06 * np.minimum(x * x, 64.0)
         depth = np.minimum(half_width - np.abs(x - centre), roof - y)
@@ -477,7 +477,7 @@ class _KneeShapes:
         xs, ys, part = x[near], y[near], depth[near]
         for sign, jsw in ((1.0, self.jsw_m), (-1.0, self.jsw_l)):
             cy = -jsw / 2 - _CONDYLE_AY
-            condyle = _ellipse_depth(xs, ys, sign * self.c, cy, _CONDYLE_AX, _CONDYLE_AY, 30.0, _CONDYLE_SQUARENESS)
+            condyle = _ellipse_depth(xs, ys, sign * self.c, cy, _CONDYLE_AX, _CONDYLE_AY, 18.0, _CONDYLE_SQUARENESS)
             np.maximum(part, _CONDYLE_SHARPNESS * condyle, out=part)
         for key, sign, jsw in (("FM", 1.0, self.jsw_m), ("FL", -1.0, self.jsw_l)):
             if self.ost[key] > 0.05:
@@ -511,7 +511,7 @@ class _KneeShapes:
 
     def _tibia(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tibia: plateau with spines and rounded margins, metaphysis tapering into the shaft, varus tilt."""
-        taper = _smoothstep((y - 10.0) / 75.0)
+        taper = 1.0 - np.exp(-np.maximum(y - 6.0, 0.0) / 30.0)  # concave metaphysis under the plateau rim
         half_width = 15.0 + 21.0 * (1.0 - taper) + 5.0 * np.exp(-np.maximum(y - 4.0, 0.0) / 6.0)
         centre = self.varus * np.maximum(y - 5.0, 0.0)
         depth = half_width - np.abs(x - centre)
@@ -542,7 +542,7 @@ class _KneeShapes:
     def _patella(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Patella: faint ellipse projected over the distal femur."""
         depth = _ellipse_depth(x, y, self.patella[0], self.patella[1], 21.0, 24.0)
-        return depth, np.float32(3.0), np.float32(0.8)
+        return depth, np.float32(2.0), np.float32(0.6)
 
     def _sclerosis(self, x: np.ndarray, y: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Relative trabecular density: 1 plus subchondral sclerosis within ~6 mm of each compartment's surface."""
