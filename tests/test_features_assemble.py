@@ -132,3 +132,29 @@ def test_out_of_fold_predictions_never_use_a_model_trained_on_the_knee():
     assert sorted(oof["oof_fold"].unique()) == [0, 1, 2, 3, 4]
     both = oof.groupby(X["participant_id"])["oof_fold"].nunique()
     assert (both == 1).all()                            # both knees of a participant in one fold
+
+
+def test_synthetic_cohort_tables_assemble_end_to_end(tmp_path):
+    """OAI-style files written by the synthetic generator → cohort tables → labels → joined, assembled features."""
+    from oa_kit.cohort.labels import build_progression_labels
+    from oa_kit.cohort.tables import load_oai_tables
+    from oa_kit.features import reading_features
+    from oa_kit.progression.cli import labelled_rows
+    from oa_kit.synth import generate_cohort
+
+    folder = generate_cohort(preset="tiny", out=tmp_path / "tiny", seed=0, images=False, progress=False)
+    tables = load_oai_tables(folder)
+    readings = reading_features(tables.readings)
+    assert {"participant_id", "side", "kl"} <= set(readings.columns)
+    assert not any(c.endswith(("_status", "readprj")) for c in readings.columns)
+    joined = join_knee_tables(tables.clinical, readings)
+    labels = build_progression_labels(tables.readings, (24,), deaths=tables.deaths, replacements=tables.replacements)
+    X, y = labelled_rows(joined, labels.labels, 24)
+    assert len(X) == len(y) > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)              # tiny cohort: some constant columns
+        asm = FeatureAssembler(on_nan_heavy="keep").fit(X)
+    fam = asm.feature_families_
+    assert fam.get("kl") == "radiograph" and "race" not in fam and "clinical_status" not in fam
+    assert any(v == "clinical" for v in fam.values())
+    assert asm.transform(X).shape == (len(X), len(asm.feature_names_out_))
