@@ -377,6 +377,10 @@ def test_skmtea_h5(tmp_path, phantom):
     # reoriented to RAS the labels line up with the phantom again
     canon = to_canonical(MRIVolume(harm, scan["seg"].affine))
     np.testing.assert_array_equal(canon.array, np.where(np.isin(phantom.labels, [1, 3, 6]), 0, phantom.labels))
+    flipped = read_skmtea_h5(tmp_path / "MTR_001.h5", orientation=("SI", "AP", "RL"))   # DOSMA codes accepted
+    assert flipped["echo1"].orientation == ("I", "P", "L")
+    with pytest.raises(OAKitError, match="orientation"):
+        read_skmtea_h5(tmp_path / "MTR_001.h5", orientation=("SI", "IS", "LR"))
 
 
 def test_skmtea_bad_inputs(tmp_path, phantom):

@@ -88,9 +88,19 @@ class MRIVolume:
 # --------------------------------------------------------------------------------------------------------------------
 # Orientation helpers
 # --------------------------------------------------------------------------------------------------------------------
+def _nib_codes(codes: Sequence[str]) -> tuple[str, str, str]:
+    """Normalise axis codes to nibabel's (direction each axis points to); DOSMA two-letter codes such as
+    ``("SI", "AP", "LR")`` (superior → inferior, ...) become ``("I", "P", "R")``."""
+    out = tuple(str(c)[-1].upper() for c in codes)
+    if len(out) != 3 or sorted({"L": "R", "P": "A", "I": "S"}.get(c, c) for c in out) != ["A", "R", "S"]:
+        raise OAKitError(f"orientation: {tuple(codes)} is not three distinct anatomical axes; expected e.g. ('R','A','S')")
+    return out
+
+
 def axis_codes_affine(codes: Sequence[str], spacing_mm: Sequence[float], shape: Sequence[int]) -> np.ndarray:
-    """Affine for axes pointing along ``codes`` (e.g. ``"IPR"``) with the volume centre at the RAS origin."""
-    ornt = nib.orientations.axcodes2ornt(tuple(codes))
+    """Affine for axes pointing along ``codes`` (e.g. ``"IPR"`` or DOSMA ``("SI", "AP", "LR")``) with the volume
+    centre at the RAS origin."""
+    ornt = nib.orientations.axcodes2ornt(_nib_codes(codes))
     aff = np.eye(4)
     aff[:3, :3] = 0.0
     for axis, (world, sign) in enumerate(ornt):
@@ -103,7 +113,7 @@ def axis_codes_affine(codes: Sequence[str], spacing_mm: Sequence[float], shape: 
 def reorient(volume: MRIVolume, codes: Sequence[str] = ("R", "A", "S")) -> MRIVolume:
     """Permute/flip the array so its axes point along ``codes``; the affine is updated so world positions are kept."""
     start = nib.orientations.io_orientation(volume.affine)
-    end = nib.orientations.axcodes2ornt(tuple(codes))
+    end = nib.orientations.axcodes2ornt(_nib_codes(codes))
     transform = nib.orientations.ornt_transform(start, end)
     array = nib.orientations.apply_orientation(volume.array, transform)
     affine = volume.affine @ nib.orientations.inv_ornt_aff(transform, volume.array.shape[:3])
@@ -299,7 +309,7 @@ def _stack_echo(folder: Path, key: tuple[float, float], items: list) -> MRIVolum
     lps[:3, 2] = normal * slice_step
     lps[:3, 3] = pos[0]
     first = items[0][0]
-    meta = {"format": "dicom", "echo_number": key[0], "echo_time_ms": key[1], "n_slices": len(items),
+    meta = {"format": "dicom", "echo_number": int(key[0]), "echo_time_ms": key[1], "n_slices": len(items),
             "series_description": str(getattr(first, "SeriesDescription", "")),
             "series_uid": str(getattr(first, "SeriesInstanceUID", "")),
             "patient_id": str(getattr(first, "PatientID", "")),
@@ -552,12 +562,14 @@ def _h5_array(path: Path, f, key: str, ndim: int, channels: int | None = None) -
     return arr
 
 
-def read_skmtea_h5(path: str | os.PathLike, spacing_mm: Sequence[float] = SKMTEA_SPACING_MM) -> dict[str, MRIVolume]:
+def read_skmtea_h5(path: str | os.PathLike, spacing_mm: Sequence[float] = SKMTEA_SPACING_MM,
+                   orientation: Sequence[str] = SKMTEA_ORIENTATION) -> dict[str, MRIVolume]:
     """Read a SKM-TEA DICOM-track HDF5 scan: ``{"echo1", "echo2", "seg"}`` volumes.
 
     ``seg`` keeps the 6 one-hot channels (X, Y, Z, 6) in SKM-TEA order (patellar, femoral, medial tibial, lateral
     tibial cartilage, medial, lateral meniscus); convert with ``to_harmonised(seg.array, "skmtea")``. The HDF5 file
-    stores no affine: one is built from the dataset's (SI, AP, LR) orientation and ``spacing_mm``, centred at 0.
+    stores no affine: one is built from ``orientation`` (default (SI, AP, LR); some scans are (SI, AP, RL) — pass
+    the scan's orientation from the dataset metadata) and ``spacing_mm``, centred at the origin.
     """
     path = Path(path)
     with _open_h5(path) as f:
@@ -567,7 +579,7 @@ def read_skmtea_h5(path: str | os.PathLike, spacing_mm: Sequence[float] = SKMTEA
     if echo1.shape != echo2.shape or (seg is not None and seg.shape[:3] != echo1.shape):
         raise OAKitError(f"{path}: echo1 {echo1.shape}, echo2 {echo2.shape}, seg "
                          f"{None if seg is None else seg.shape} disagree; expected one grid")
-    affine = axis_codes_affine(SKMTEA_ORIENTATION, spacing_mm, echo1.shape)
+    affine = axis_codes_affine(orientation, spacing_mm, echo1.shape)
     meta = {"format": "skmtea_h5", "geometry": "assumed from SKM-TEA orientation (SI, AP, LR) and spacing"}
     out = {"echo1": MRIVolume(echo1, affine, path, {**meta, "echo": 1}),
            "echo2": MRIVolume(echo2, affine, path, {**meta, "echo": 2})}

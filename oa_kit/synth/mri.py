@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -119,7 +119,11 @@ class RenderedMRI:
     affine: np.ndarray
     true_thickness_mm: Mapping[str, float]
     side: str
-    spacing_mm: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0))
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        """Voxel size (mm) along LR, AP, SI."""
+        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -149,13 +153,13 @@ def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
     """Draw one knee's anatomy: ±5% size and ±1.5 mm position around the template."""
     s = float(rng.uniform(0.95, 1.05))
     jitter = rng.uniform(-1.5, 1.5, size=3)
-    shift = (float(jitter[0]), float(jitter[1]) - 5.0, float(jitter[2]))   # joint 5 mm posterior to the FOV centre
+    shift = (float(jitter[0]), float(jitter[1]) - 1.0, float(jitter[2]))   # joint 1 mm posterior to the FOV centre
     return _Anatomy(
-        scale=s, shift=shift, r_med=21.0 * s, r_lat=19.0 * s,
+        scale=s, shift=shift, r_med=20.0 * s, r_lat=18.0 * s,
         x_med=(-33.0 * s, -7.0 * s), x_lat=(5.0 * s, 30.0 * s), x_notch=-1.0 * s, y_c=-3.0,
-        tib_z0=-12.0, tib_slope=float(np.tan(np.deg2rad(rng.uniform(5.0, 9.0)))),
+        tib_z0=-15.0, tib_slope=float(np.tan(np.deg2rad(rng.uniform(5.0, 9.0)))),
         plateau_med=(-19.0 * s, -1.0, 12.0 * s, 19.0 * s), plateau_lat=(16.0 * s, -1.0, 11.0 * s, 16.0 * s),
-        pat_radius=18.0 * s, pat_depth=15.0 * s, pat_x=3.0 * s,
+        pat_radius=18.0 * s, pat_depth=12.0 * s, pat_x=3.0 * s,
         modulation=rng.normal(0.0, 1.0, size=(3, 4)),
     )
 
@@ -208,11 +212,11 @@ def _femur_centre(a: _Anatomy, x: np.ndarray, zc_med: float, zc_lat: float) -> t
 def _femur_shape(a: _Anatomy, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Unscaled femoral cartilage thickness profile in (x, θ): tapers to 0 at the cartilage borders."""
     m_med, m_lat = _femur_membership(a, x)
-    cond = _smoothstep((theta + 115.0) / 12.0) * _smoothstep((105.0 - theta) / 12.0)
-    cond_x = (_smoothstep((x - a.x_med[0] - 1.0) / 3.0) * _smoothstep((a.x_med[1] - x - 0.5) / 3.0)
-              + _smoothstep((x - a.x_lat[0] - 0.5) / 3.0) * _smoothstep((a.x_lat[1] - x - 1.0) / 3.0))
-    troch = _smoothstep((theta - 35.0) / 12.0) * _smoothstep((105.0 - theta) / 12.0)
-    troch_x = _smoothstep((x - a.x_med[0] - 1.0) / 3.0) * _smoothstep((a.x_lat[1] - x - 1.0) / 3.0)
+    cond = _smoothstep((theta + 115.0) / 6.0) * _smoothstep((105.0 - theta) / 6.0)
+    cond_x = (_smoothstep((x - a.x_med[0] - 1.0) / 2.0) * _smoothstep((a.x_med[1] - x - 0.5) / 2.0)
+              + _smoothstep((x - a.x_lat[0] - 0.5) / 2.0) * _smoothstep((a.x_lat[1] - x - 1.0) / 2.0))
+    troch = _smoothstep((theta - 35.0) / 6.0) * _smoothstep((105.0 - theta) / 6.0)
+    troch_x = _smoothstep((x - a.x_med[0] - 1.0) / 2.0) * _smoothstep((a.x_lat[1] - x - 1.0) / 2.0)
     taper = np.maximum(cond * cond_x, troch * troch_x)
     return taper * _modulation(a, x / 20.0, theta / 60.0, 0)
 
@@ -254,7 +258,7 @@ def _tibia_shape(a: _Anatomy, x: np.ndarray, y: np.ndarray, medial: bool) -> np.
     """Unscaled tibial cartilage thickness profile on one plateau (0 outside it)."""
     plateau = a.plateau_med if medial else a.plateau_lat
     rho = _plateau_rho(plateau, x, y)
-    return _smoothstep((1.0 - rho) / 0.3) * _modulation(a, x / 10.0, y / 12.0, 1)
+    return _smoothstep((1.0 - rho) / 0.12) * _modulation(a, x / 10.0, y / 12.0, 1)
 
 
 def _tibia_normal_z(a: _Anatomy, x: np.ndarray, y: np.ndarray, eps: float = 0.05) -> np.ndarray:
@@ -269,7 +273,7 @@ def _patella_shape(a: _Anatomy, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray) 
     """Unscaled patellar cartilage profile over unit directions from the sphere centre (posterior cap only)."""
     cos_phi = -uy
     phi = np.degrees(np.arccos(np.clip(cos_phi, -1.0, 1.0)))
-    return _smoothstep((52.0 - phi) / 14.0) * _modulation(a, 2.0 * ux, 2.0 * uz, 2)
+    return _smoothstep((50.0 - phi) / 6.0) * _modulation(a, 2.0 * ux, 2.0 * uz, 2)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -353,7 +357,7 @@ def _place(a: _Anatomy, f: _Fields) -> None:
         else:
             f.zc_lat = zc
     xs = np.array([a.pat_x])
-    z_p = 0.5 * (f.zc_med + f.zc_lat) + 3.0
+    z_p = 0.5 * (f.zc_med + f.zc_lat)
     _, zc = _femur_centre(a, xs, f.zc_med, f.zc_lat)
     theta = 90.0 + np.degrees(np.arctan2(z_p - zc[0], _femur_radius(a, xs, np.array([90.0]))[0]))
     r_fem = _femur_radius(a, xs, np.array([theta]))[0] + _femur_thickness(a, f, xs, np.array([theta]))[0]
@@ -515,15 +519,18 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], n_terms: int
 
 
 def _block_mode(fine: np.ndarray) -> np.ndarray:
-    """Majority label of each 1x2x2 block (ties → the larger label id, so thin cartilage is not lost)."""
-    nx, ny2, nz2 = fine.shape
-    sub = [fine[:, i::2, j::2] for i in (0, 1) for j in (0, 1)]
-    best = np.zeros(sub[0].shape, dtype=np.int16)
-    for k, lk in enumerate(sub):
+    """Majority label of each 1x2x2 block; ties go to the larger label id on one checkerboard parity and to the
+    smaller on the other, so label boundaries sit where the true surfaces are (no systematic thickening)."""
+    sub = [fine[:, i::2, j::2].astype(np.int16) for i in (0, 1) for j in (0, 1)]
+    nx, ny, nz = sub[0].shape
+    parity = (np.arange(nx)[:, None, None] + np.arange(ny)[None, :, None] + np.arange(nz)[None, None, :]) % 2 == 1
+    best = np.full(sub[0].shape, -1, dtype=np.int16)
+    for lk in sub:
         votes = sum((lk == lj).astype(np.int16) for lj in sub)
-        score = votes * 16 + lk.astype(np.int16)
+        score = votes * 16 + np.where(parity, lk, 15 - lk)
         best = np.maximum(best, score)
-    return (best % 16).astype(np.uint8)
+    low = best % 16
+    return np.where(parity, low, 15 - low).astype(np.uint8)
 
 
 def _check_thickness(thickness_mm: Mapping[str, float]) -> dict[str, float]:
@@ -537,6 +544,17 @@ def _check_thickness(thickness_mm: Mapping[str, float]) -> dict[str, float]:
     if bad:
         raise OAKitError(f"thickness_mm: values {bad} out of range; expected mean thickness in (0, 8] mm")
     return out
+
+
+def _check_field_of_view(labels: np.ndarray, geometry: MRIGeometry) -> None:
+    """Raise when cartilage or menisci touch the volume border (the thickness truth would include unseen parts)."""
+    soft = np.zeros(len(LABEL_IDS), dtype=bool)
+    soft[[LABEL_IDS[n] for n in ("femoral_cartilage", "medial_tibial_cartilage", "lateral_tibial_cartilage",
+                                 "patellar_cartilage", "medial_meniscus", "lateral_meniscus")]] = True
+    faces = (labels[0], labels[-1], labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1])
+    if any(soft[face].any() for face in faces):
+        raise OAKitError(f"geometry: field of view {geometry.fov_mm} mm cuts the cartilage; "
+                         "expected at least 76 x 64 x 64 mm (LR, AP, SI) around the joint")
 
 
 def _check_side(side: str) -> str:
@@ -591,10 +609,11 @@ def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIG
         render(a, f, X, Y[:, ys], Z[:, :, zs], labels[:, ys, zs], tissue[:, ys, zs])
     image = _intensities(tissue, site, rng)
     coarse_labels = _block_mode(labels)
+    _check_field_of_view(coarse_labels, geometry)
     if side == "L":
         image, coarse_labels = image[::-1].copy(), coarse_labels[::-1].copy()
-    return RenderedMRI(image=image, labels=coarse_labels, affine=geometry.affine, true_thickness_mm=_truth(a, f),
-                       side=side, spacing_mm=tuple(float(s) for s in geometry.spacing_mm))
+    return RenderedMRI(image=image, labels=coarse_labels, affine=geometry.affine,
+                       true_thickness_mm=MappingProxyType(_truth(a, f)), side=side)
 
 
 def _intensities(tissue: np.ndarray, site: MRISite, rng: np.random.Generator) -> np.ndarray:
