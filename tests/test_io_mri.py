@@ -307,6 +307,9 @@ def test_mhd_round_trip_and_compressed(tmp_path, oblique):
         np.testing.assert_array_equal(back.array, oblique.array)
         np.testing.assert_allclose(back.affine, oblique.affine, atol=1e-6)
         assert back.orientation == oblique.orientation
+    header = (tmp_path / "vFalse.mhd").read_text().replace("ElementDataFile = vFalse.raw", "ElementDataFile = LOCAL")
+    (tmp_path / "local.mhd").write_bytes(header.encode() + (tmp_path / "vFalse.raw").read_bytes())
+    np.testing.assert_array_equal(read_mhd(tmp_path / "local.mhd").array, oblique.array)
     nii = read_nifti(write_nifti(tmp_path / "from_mhd.nii.gz", read_mhd(tmp_path / "vFalse.mhd")))
     np.testing.assert_allclose(nii.affine, oblique.affine, atol=1e-5)
 

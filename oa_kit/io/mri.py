@@ -386,10 +386,7 @@ _MET_NAMES = MappingProxyType({np.dtype(v).str[1:]: k for k, v in reversed(list(
 
 def _parse_mhd_header(path: Path) -> dict[str, str]:
     """``key = value`` lines of a MetaImage header (keys as written)."""
-    try:
-        text = path.read_bytes()[:65536].decode("ascii")
-    except UnicodeDecodeError:
-        raise OAKitError(f"{path}: header is not ASCII text; expected a MetaImage .mhd header")
+    text = path.read_bytes()[:65536].decode("latin-1")     # LOCAL files carry binary voxels after the header
     header: dict[str, str] = {}
     for line in text.splitlines():
         if "=" in line:
