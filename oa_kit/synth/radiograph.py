@@ -478,7 +478,8 @@ class _KneeShapes:
         for sign, jsw in ((1.0, self.jsw_m), (-1.0, self.jsw_l)):
             cy = -jsw / 2 - _CONDYLE_AY
             condyle = _ellipse_depth(xs, ys, sign * self.c, cy, _CONDYLE_AX, _CONDYLE_AY, 18.0, _CONDYLE_SQUARENESS)
-            np.maximum(part, _CONDYLE_SHARPNESS * condyle, out=part)
+            toward_bottom = np.clip((ys - cy) / _CONDYLE_AY, 0.0, 1.0)  # stretch only the articular (lower) side
+            np.maximum(part, (1.0 + (_CONDYLE_SHARPNESS - 1.0) * toward_bottom) * condyle, out=part)
         for key, sign, jsw in (("FM", 1.0, self.jsw_m), ("FL", -1.0, self.jsw_l)):
             if self.ost[key] > 0.05:
                 angle = math.radians(40.0)
