@@ -170,7 +170,8 @@ EXPORT_MERGES = MappingProxyType({
 })
 
 
-def from_harmonised(labels: np.ndarray, target: str, merge: bool = False, drop: tuple[int | str, ...] = ()) -> np.ndarray:
+def from_harmonised(labels: np.ndarray, target: str, merge: bool = False,
+                    drop: tuple[int | str, ...] = ()) -> np.ndarray:
     """Convert a harmonised label map to ``target``'s convention (channel numbers for one-hot targets).
 
     Parameters

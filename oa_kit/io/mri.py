@@ -287,7 +287,8 @@ def _stack_echo(folder: Path, key: tuple[float, float], items: list) -> MRIVolum
                              "expected equally spaced slices (missing slice?)")
         slice_step = float(np.mean(gaps))
     else:
-        slice_step = float(getattr(items[0][0], "SpacingBetweenSlices", None) or getattr(items[0][0], "SliceThickness", 1.0))
+        only = items[0][0]
+        slice_step = float(getattr(only, "SpacingBetweenSlices", None) or getattr(only, "SliceThickness", 1.0))
     spacing = [float(v) for v in items[0][0].PixelSpacing]
     planes = []
     for ds, p in items:
@@ -510,7 +511,8 @@ def write_mhd(path: str | os.PathLike, volume: MRIVolume, compress: bool = False
     return path
 
 
-def read_mhd_pair(image: str | os.PathLike, mask: str | os.PathLike, atol_mm: float = 1e-3) -> tuple[MRIVolume, MRIVolume]:
+def read_mhd_pair(image: str | os.PathLike, mask: str | os.PathLike,
+                  atol_mm: float = 1e-3) -> tuple[MRIVolume, MRIVolume]:
     """Read an OAI-ZIB image/mask pair, applying the OAI-ZIB fix: when the mask's geometry disagrees with the
     image's (the published masks' headers are corrupt), the image affine is copied into the mask and
     ``metadata["geometry_from_image"]`` is set. Different voxel grids (DimSize) raise :class:`OAKitError`."""
