@@ -140,7 +140,7 @@ def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: 
     if site_held_out and "site" in table.columns and table["site"].nunique() > 1:
         site_pred = site_held_out_validate({main: models[main]}, table, y, groups, provenance=provenance,
                                            progress=progress)
-        site_metrics = summarize(site_pred, n_resamples, seed, by_split=True)
+        site_metrics = summarize(site_pred, n_resamples, seed, by_split=True, split_label="held_out_site")
     oracle = None
     if oracle_risk is not None:
         oracle = oracle_comparison(predictions, np.asarray(oracle_risk, dtype=float), "clinical", n_resamples, seed)

@@ -53,7 +53,9 @@ def subgroup_metrics(y: Sequence[int], p: Sequence[float], groups: Sequence, tab
     labels = subgroup_columns(table.reset_index(drop=True))
     rows = [bootstrap_metrics(y, p, groups, n_resamples, seed, subgroup="all")]
     for column in labels.columns:
-        for level in sorted(labels[column].dropna().unique()):
+        present = set(labels[column].dropna().unique())
+        order = {"age_band": [b[0] for b in AGE_BANDS], "bmi_band": [b[0] for b in BMI_BANDS]}.get(column)
+        for level in ([lv for lv in order if lv in present] if order else sorted(present)):
             mask = (labels[column] == level).fillna(False).to_numpy()
             if mask.sum() < min_knees:
                 continue

@@ -97,14 +97,16 @@ def site_held_out_validate(models: Mapping[str, object], X: pd.DataFrame, y: Seq
     return predict_splits(models, X, y, site_folds(X, groups, site_column), groups, provenance, progress)
 
 
-def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, by_split: bool = False) -> pd.DataFrame:
-    """Metrics with participant bootstrap CIs for each model (pooled over splits, or per split with ``by_split``)."""
+def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, by_split: bool = False,
+              split_label: str = "split") -> pd.DataFrame:
+    """Metrics with participant bootstrap CIs for each model (pooled over splits, or per split with ``by_split``,
+    labelled ``<split_label>=<split>`` in the ``subgroup`` column)."""
     keys = ["model", "split"] if by_split else ["model"]
     rows = []
     for key, part in predictions.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         table = bootstrap_metrics(part["label"], part["risk"], part["participant_id"], n_resamples, seed,
-                                  subgroup=f"split={key[1]}" if by_split else "all")
+                                  subgroup=f"{split_label}={key[1]}" if by_split else "all")
         for name, value in zip(keys, key):
             table.insert(0, name, value)
         rows.append(table)
