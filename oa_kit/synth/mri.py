@@ -13,7 +13,7 @@ The phantom is built from analytic surfaces in right-knee RAS coordinates (mm, o
   fat/muscle background.
 
 Images are rendered at 2x supersampling on the in-plane (AP, SI) axes and averaged (partial volume), then a smooth
-bias field and Rician noise are applied. A left knee is the exact mirror image (along x) of the right knee rendered
+bias field and Rician noise are applied; labels are sampled at the voxel centres (unbiased boundaries). A left knee is the exact mirror image (along x) of the right knee rendered
 with the same seed. ``RenderedMRI.true_thickness_mm`` is computed analytically from the thickness field on a fine
 surface grid using the subregion rule of docs/DESIGN.md, never from voxels.
 """
@@ -405,14 +405,34 @@ _SOFT, _MARROW, _CORTEX, _CARTILAGE, _FLUID, _MENISCUS, _TENDON = range(7)
 _TISSUE_SIGNAL = np.array([0.16, 0.34, 0.05, 0.72, 1.00, 0.07, 0.04], dtype=np.float32)
 
 
-def _grid(geometry: MRIGeometry, a: _Anatomy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """World coordinates of the supersampled grid (x per voxel; y, z at 2 samples per voxel), anatomy-shifted."""
+def _grid(geometry: MRIGeometry, a: _Anatomy, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World coordinates (anatomy frame) of the sample grid: x at each voxel, y and z at ``factor`` samples per
+    voxel (``factor`` 1 = voxel centres), broadcastable as (X, 1, 1), (1, Y, 1), (1, 1, Z)."""
     (nx, ny, nz), (sx, sy, sz) = geometry.shape, geometry.spacing_mm
     x = (np.arange(nx) - (nx - 1) / 2.0) * sx
-    y = (np.arange(2 * ny) - (2 * ny - 1) / 2.0) * (sy / 2.0)
-    z = (np.arange(2 * nz) - (2 * nz - 1) / 2.0) * (sz / 2.0)
+    y = (np.arange(factor * ny) - (factor * ny - 1) / 2.0) * (sy / factor)
+    z = (np.arange(factor * nz) - (factor * nz - 1) / 2.0) * (sz / factor)
     return ((x - a.shift[0]).astype(np.float32)[:, None, None], (y - a.shift[1]).astype(np.float32)[None, :, None],
             (z - a.shift[2]).astype(np.float32)[None, None, :])
+
+
+def _rasterise(a: _Anatomy, f: _Fields, geometry: MRIGeometry, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Label map and tissue-class map sampled on the grid of :func:`_grid` (each structure in its bounding box)."""
+    X, Y, Z = _grid(geometry, a, factor)
+    shape = (X.shape[0], Y.shape[1], Z.shape[2])
+    labels = np.zeros(shape, dtype=np.uint8)
+    tissue = np.zeros(shape, dtype=np.uint8)
+    zc_top = max(f.zc_med, f.zc_lat)
+    boxes = (
+        (_render_tibia, (-40.0, 40.0), (a.tib_z0 - 60.0, a.tib_z0 + 12.0)),
+        (_render_femur, (-40.0, 40.0), (min(f.zc_med, f.zc_lat) - a.r_med - 8.0, zc_top + 60.0)),
+        (_render_patella, (f.pat_centre[1] - a.pat_radius - 8.0, f.pat_centre[1] + 8.0),
+         (f.pat_centre[2] - a.pat_radius - 30.0, f.pat_centre[2] + 32.0)),
+    )
+    for render, (ylo, yhi), (zlo, zhi) in boxes:
+        ys, zs = _window(Y[0, :, 0], ylo, yhi), _window(Z[0, 0, :], zlo, zhi)
+        render(a, f, X, Y[:, ys], Z[:, :, zs], labels[:, ys, zs], tissue[:, ys, zs])
+    return labels, tissue
 
 
 def _window(coords: np.ndarray, lo: float, hi: float) -> slice:
@@ -518,21 +538,6 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], n_terms: int
     return out / n_terms
 
 
-def _block_mode(fine: np.ndarray) -> np.ndarray:
-    """Majority label of each 1x2x2 block; ties go to the larger label id on one checkerboard parity and to the
-    smaller on the other, so label boundaries sit where the true surfaces are (no systematic thickening)."""
-    sub = [fine[:, i::2, j::2].astype(np.int16) for i in (0, 1) for j in (0, 1)]
-    nx, ny, nz = sub[0].shape
-    parity = (np.arange(nx)[:, None, None] + np.arange(ny)[None, :, None] + np.arange(nz)[None, None, :]) % 2 == 1
-    best = np.full(sub[0].shape, -1, dtype=np.int16)
-    for lk in sub:
-        votes = sum((lk == lj).astype(np.int16) for lj in sub)
-        score = votes * 16 + np.where(parity, lk, 15 - lk)
-        best = np.maximum(best, score)
-    low = best % 16
-    return np.where(parity, low, 15 - low).astype(np.uint8)
-
-
 def _check_thickness(thickness_mm: Mapping[str, float]) -> dict[str, float]:
     """Validate the target thickness mapping (keys exactly SUBREGIONS, values in (0, 8] mm)."""
     keys = set(thickness_mm)
@@ -593,22 +598,9 @@ def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIG
     a = _draw_anatomy(rng)
     f = _fit_fields(a, target)
     _place(a, f)
-    X, Y, Z = _grid(geometry, a)
-    fine_shape = (X.shape[0], Y.shape[1], Z.shape[2])
-    labels = np.zeros(fine_shape, dtype=np.uint8)
-    tissue = np.zeros(fine_shape, dtype=np.uint8)
-    zc_top = max(f.zc_med, f.zc_lat)
-    boxes = (
-        (_render_tibia, (-40.0, 40.0), (a.tib_z0 - 60.0, a.tib_z0 + 12.0)),
-        (_render_femur, (-40.0, 40.0), (min(f.zc_med, f.zc_lat) - a.r_med - 8.0, zc_top + 60.0)),
-        (_render_patella, (f.pat_centre[1] - a.pat_radius - 8.0, f.pat_centre[1] + 8.0),
-         (f.pat_centre[2] - a.pat_radius - 30.0, f.pat_centre[2] + 32.0)),
-    )
-    for render, (ylo, yhi), (zlo, zhi) in boxes:
-        ys, zs = _window(Y[0, :, 0], ylo, yhi), _window(Z[0, 0, :], zlo, zhi)
-        render(a, f, X, Y[:, ys], Z[:, :, zs], labels[:, ys, zs], tissue[:, ys, zs])
+    _, tissue = _rasterise(a, f, geometry, factor=2)        # 2x supersampled tissue map → partial-volume image
+    coarse_labels, _ = _rasterise(a, f, geometry, factor=1)  # labels at the voxel centres
     image = _intensities(tissue, site, rng)
-    coarse_labels = _block_mode(labels)
     _check_field_of_view(coarse_labels, geometry)
     if side == "L":
         image, coarse_labels = image[::-1].copy(), coarse_labels[::-1].copy()
