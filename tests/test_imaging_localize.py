@@ -221,3 +221,12 @@ def test_real_chen_crops_pass_through(chen_dir):
             assert "passthrough" in roi.qa_flags and math.isnan(roi.spacing_mm)
             assert roi.box_px == (0, 0, *radiograph.pixels.shape)
     assert recognised >= 18
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "liver_1frame.dcm", "JPGExtended.dcm", "693_J2KI.dcm"])
+def test_real_non_knee_dicoms_get_no_knee_found(name):
+    """Real non-knee images shipped with pydicom (CT slices, a whole-body bone scan) give no ROI."""
+    from pydicom.data import get_testdata_file
+
+    rois = knee_rois(read_radiograph(get_testdata_file(name)))
+    assert list(rois) == [] and "no_knee_found" in rois.qa_flags

@@ -334,6 +334,7 @@ def test_truncated_dicom(tmp_path):
     one_line_error(path, "truncated|corrupt")
 
 
+@pytest.mark.filterwarnings("ignore:End of file reached before delimiter:UserWarning")
 def test_truncated_compressed_dicom(tmp_path):
     arr = ramp16(64, 64)
     ds = make_dataset(arr)

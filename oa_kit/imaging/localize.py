@@ -220,7 +220,8 @@ def find_joint_centres(pixels: np.ndarray, spacing_mm: tuple[float, float] | Non
     regions = _split_legs(work) if bilateral else [("", slice(0, work.shape[1]))]
     centres, flags = [], []
     for region_side, cols in regions:
-        found = _locate_in_region(work, cols, spacing_known=spacing_mm is not None)
+        found = _locate_in_region(work, cols, spacing_known=spacing_mm is not None,
+                                  maybe_crop=spacing_mm is None and not bilateral)
         side = region_side or single_side
         if found is None:
             if region_side:
@@ -349,8 +350,11 @@ def _split_legs(work: np.ndarray) -> list[tuple[str, slice]]:
 # --------------------------------------------------------------------------- one knee in one region
 
 
-def _bone_mask(region: np.ndarray) -> np.ndarray | None:
-    """Bone = top class of a three-class Otsu (two upper classes in a tight crop), opened (5 px) and hole-filled."""
+def _bone_mask(region: np.ndarray, maybe_crop: bool = False) -> np.ndarray | None:
+    """Bone = top class of a three-class Otsu (two upper classes in a tight crop), opened (5 px) and hole-filled.
+
+    ``maybe_crop`` allows the tight-crop rule (only for single-knee images without spacing, like Chen 2018 crops).
+    """
     from skimage.filters import threshold_multiotsu
 
     smooth = ndimage.gaussian_filter(region, 1.0)
@@ -359,7 +363,8 @@ def _bone_mask(region: np.ndarray) -> np.ndarray | None:
     except ValueError:
         return None
     # a tight crop has no air: its lowest class is soft tissue, and bone spans the two upper classes
-    threshold = t_soft if np.mean(smooth <= t_soft) < TIGHT_CROP_MAX_LOW_FRACTION else t_bone
+    tight = maybe_crop and np.mean(smooth <= t_soft) < TIGHT_CROP_MAX_LOW_FRACTION
+    threshold = t_soft if tight else t_bone
     bone = ndimage.binary_opening(smooth > threshold, structure=np.ones((5, 5)))
     labels, n = ndimage.label(bone)
     if n == 0:
@@ -384,12 +389,16 @@ def _window_max(values: np.ndarray, reach: int, below: bool) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(np.concatenate([pad[:reach], values]), reach)[:n].max(axis=1)
 
 
-def _locate_in_region(work: np.ndarray, cols: slice, spacing_known: bool) -> tuple[float, float, float, float] | None:
-    """Coarse joint centre (work row, work col, condyle width in work px, valley SNR) in one leg's columns, or None."""
+def _locate_in_region(work: np.ndarray, cols: slice, spacing_known: bool,
+                      maybe_crop: bool) -> tuple[float, float, float, float] | None:
+    """Coarse joint centre (work row, work col, condyle width in work px, valley SNR) in one leg's columns, or None.
+
+    ``maybe_crop``: the region may be a tight joint-centred crop without air (single knee, no spacing).
+    """
     region = work[:, cols]
     if region.shape[1] < 20 or region.shape[0] < 40:
         return None
-    bone = _bone_mask(region)
+    bone = _bone_mask(region, maybe_crop)
     if bone is None:
         return None
     width = ndimage.uniform_filter1d(bone.sum(axis=1).astype(float), 5)
@@ -494,7 +503,7 @@ def _refine_row(pixels: np.ndarray, scale: tuple[float, float], r_src: float, c_
 
 def _refine_col(pixels: np.ndarray, scale: tuple[float, float], row: float, c_src: float,
                 half_width: float) -> tuple[float, bool]:
-    """Column of the intercondylar notch: middle of the dark run between the two condyles' brightest columns,
+    """Column of the intercondylar notch: middle of the deepest dark run between two brighter columns (the condyles),
     in rows ``NOTCH_ROWS_MM`` above the joint line (above the tibial spines), within ±``NOTCH_SEARCH_MM``.
 
     Returns (column, found); falls back to the condyle-edge midpoint ``c_src`` (found False) when no notch
@@ -506,13 +515,12 @@ def _refine_col(pixels: np.ndarray, scale: tuple[float, float], row: float, c_sr
     if band.shape[0] < 3 or band.shape[1] < 7:
         return c_src, False
     profile = ndimage.gaussian_filter1d(band.mean(axis=0), 1.5 / scale[1])
-    mid = int(round(c_src)) - c0
-    if not 2 <= mid <= profile.size - 3:
+    # deepest dip between a brighter column on each side (the two condyles), wherever it lies in the window
+    depth = np.minimum(np.maximum.accumulate(profile), np.maximum.accumulate(profile[::-1])[::-1]) - profile
+    best = int(np.argmax(depth))
+    if best in (0, profile.size - 1) or depth[best] <= 0:
         return c_src, False
-    left, right = int(np.argmax(profile[:mid])), mid + int(np.argmax(profile[mid:]))  # the two condyles
-    best = left + int(np.argmin(profile[left:right + 1]))
-    if best in (left, right):
-        return c_src, False
+    left, right = int(np.argmax(profile[:best])), best + int(np.argmax(profile[best:]))
     rim = min(profile[left], profile[right])
     noise = _noise_sigma(band) / math.sqrt(band.shape[0])
     if rim - profile[best] < 5.0 * noise:
