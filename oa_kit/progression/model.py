@@ -30,10 +30,10 @@ from oa_kit.progression.calibration import ProbabilityCalibrator
 SYNTHETIC_STATEMENT = "trained on synthetic data — not a clinical estimate"
 #: Statement when the training data provenance was not recorded.
 UNKNOWN_STATEMENT = "training data provenance not recorded — research use only, not a clinical estimate"
-#: Small bounded LightGBM search (4 configurations).
+#: Small bounded LightGBM search (4 configurations, from additive stumps to 16-leaf trees).
 LIGHTGBM_GRID: tuple[dict, ...] = (
+    {"num_leaves": 2, "n_estimators": 600, "learning_rate": 0.03, "min_child_samples": 30},
     {"num_leaves": 4, "n_estimators": 300, "learning_rate": 0.03, "min_child_samples": 20},
-    {"num_leaves": 8, "n_estimators": 200, "learning_rate": 0.03, "min_child_samples": 20},
     {"num_leaves": 8, "n_estimators": 400, "learning_rate": 0.02, "min_child_samples": 40},
     {"num_leaves": 16, "n_estimators": 150, "learning_rate": 0.05, "min_child_samples": 30},
 )
