@@ -49,6 +49,10 @@ def test_rgb_gray_accepted_colour_rejected_and_odd_sizes_padded():
     assert wide.shape == (1, KL_INPUT_SIZE, KL_INPUT_SIZE)
 
 
+def test_blank_roi_gives_zeros_even_with_clahe():
+    assert not kl_input(np.full((224, 224), 128, np.uint8), clahe=True).any()
+
+
 @pytest.mark.parametrize("bad, match", [(np.zeros((10, 10)), "too small"), (np.zeros((4, 50, 50)), "2-D"),
                                         (np.full((64, 64), np.nan), "NaN")])
 def test_bad_inputs(bad, match):

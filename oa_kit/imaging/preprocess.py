@@ -21,7 +21,8 @@ def kl_input(roi: np.ndarray, size: int = KL_INPUT_SIZE, clahe: bool = True,
 
     Steps: pad to square (edge values), resample to ``size``×``size`` (anti-aliased, bilinear), clip to the
     given intensity percentiles and rescale to [0, 1], then CLAHE unless ``clahe=False`` (use False for
-    sources that were CLAHE-enhanced already, like the shipped Chen 2018 copy).
+    sources that were CLAHE-enhanced already, like the shipped Chen 2018 copy). A ROI without contrast (blank) returns
+    all zeros, which ``KLGrader.qa_flags`` reports as ``blank_image``.
 
     Parameters
     ----------
@@ -43,7 +44,9 @@ def kl_input(roi: np.ndarray, size: int = KL_INPUT_SIZE, clahe: bool = True,
     image = _pad_square(image)
     image = resize(image, (size, size), order=1, anti_aliasing=image.shape[0] > size, preserve_range=True)
     low, high = np.percentile(image, clip_percentiles)
-    image = np.clip((image - low) / max(high - low, 1e-6), 0.0, 1.0)
+    if high - low <= 1e-6 * max(1.0, abs(float(high))):  # blank ROI: no contrast to stretch or equalise
+        return np.zeros((1, size, size), np.float32)
+    image = np.clip((image - low) / (high - low), 0.0, 1.0)
     if clahe:
         image = equalize_adapthist(image, clip_limit=KL_CLAHE_CLIP)
     return image.astype(np.float32)[None]

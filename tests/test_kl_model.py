@@ -1,0 +1,89 @@
+"""KL network, losses, augmentation, trainer (smoke training on real Chen images, resume)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from oa_kit.errors import OAKitError
+from oa_kit.models.kl.losses import CORNLoss, SORDLoss, class_weights, logits_to_proba, make_loss, n_outputs_for
+from oa_kit.models.kl.network import EMBEDDING_DIM, KLNet
+from oa_kit.models.kl.train import KLTrainer
+from oa_kit.models.kl.transforms import kl_augment, tta_views
+
+
+def test_network_shapes():
+    model = KLNet().eval()
+    x = torch.rand(3, 1, 160, 160)
+    assert model(x).shape == (3, 5)
+    assert model.embed(x).shape == (3, EMBEDDING_DIM) == (3, 256)
+    assert KLNet(n_outputs=n_outputs_for("corn"))(x).shape == (3, 4)
+
+
+def test_sord_is_ordinal_and_corn_probabilities_valid():
+    target = torch.tensor([0])
+    near, far = torch.tensor([[0.0, 4.0, 0.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, 0.0, 0.0, 4.0]])
+    sord, ce = SORDLoss(), make_loss("ce")
+    assert sord(near, target) < sord(far, target)  # predicting KL1 for KL0 costs less than KL4
+    assert ce(near, target) == pytest.approx(float(ce(far, target)), rel=1e-5)  # plain CE ignores the distance
+    logits = torch.randn(20, 4)
+    proba = logits_to_proba(logits, "corn")
+    assert torch.allclose(proba.sum(1), torch.ones(20), atol=1e-5) and (proba > 0).all()
+    confident = logits_to_proba(torch.tensor([[9.0, 9.0, -9.0, -9.0]]), "corn")
+    assert int(confident.argmax()) == 2
+    assert CORNLoss()(torch.tensor([[9.0, 9.0, -9.0, -9.0]]), torch.tensor([2])) < 0.01
+    weights = class_weights(torch.tensor([0] * 90 + [4] * 10), power=0.5)
+    assert weights[4] > weights[0]
+    with pytest.raises(OAKitError, match="loss"):
+        make_loss("focal")
+
+
+def test_augmentation_seeded_in_range_and_no_flips():
+    x = torch.rand(4, 1, 64, 64)
+    a, b = kl_augment(seed=3)(x.clone()), kl_augment(seed=3)(x.clone())
+    assert torch.equal(a, b) and a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert not torch.equal(a, kl_augment(seed=4)(x.clone()))
+    assert torch.allclose(kl_augment(seed=0, strength=0.0)(x.clone()), x, atol=1e-5)
+    assert [v.shape for v in tta_views(x, 3)] == [x.shape] * 3
+
+
+@pytest.fixture(scope="module")
+def small_chen(chen_dir):
+    from oa_kit.models.kl.data import load_chen_arrays
+
+    images, frame = load_chen_arrays(chen_dir, limit=24, progress=False)
+    return images, frame
+
+
+def test_smoke_training_loss_falls(small_chen, tmp_path):
+    """One short CPU run on a handful of real Chen knees: the training loss falls and the run folder is complete."""
+    torch.set_num_threads(1)
+    images, frame = small_chen
+    train = (frame["split"] == "train").to_numpy()
+    x, y = images[train][:16], frame["kl"].to_numpy()[train][:16]
+    trainer = KLTrainer(loss="sord", epochs=4, batch_size=8, lr=1e-3, warmup_epochs=0.5, ema_decay=0, aug_strength=0,
+                        dropout=0.0, device="cpu", out_dir=tmp_path / "run", progress=False, seed=0)
+    trainer.fit(x, y, images[~train][:8], frame["kl"].to_numpy()[~train][:8])
+    losses = trainer.history_["train_loss"].to_numpy()
+    assert losses[-1] < losses[0]
+    assert list(trainer.history_["epoch"]) == [1, 2, 3, 4]
+    assert {"best.safetensors", "checkpoint.safetensors", "checkpoint.json", "history.csv"} <= {
+        p.name for p in (tmp_path / "run").iterdir()}
+
+
+def test_resume_continues_from_checkpoint(small_chen, tmp_path):
+    torch.set_num_threads(1)
+    images, frame = small_chen
+    train = (frame["split"] == "train").to_numpy()
+    args = (images[train][:16], frame["kl"].to_numpy()[train][:16], images[~train][:8], frame["kl"].to_numpy()[~train][:8])
+    common = dict(loss="ce", epochs=2, batch_size=8, device="cpu", out_dir=tmp_path / "run", progress=False)
+    first = KLTrainer(max_minutes=0.0, **common).fit(*args)  # interrupted after its first epoch
+    assert len(first.history_) == 1
+    second = KLTrainer(**common).fit(*args)
+    assert list(second.history_["epoch"]) == [1, 2]
+    assert second.history_["train_loss"].iloc[0] == pytest.approx(first.history_["train_loss"].iloc[0])
+
+
+def test_trainer_rejects_bad_arrays():
+    with pytest.raises(OAKitError, match="uint8"):
+        KLTrainer(device="cpu").fit(np.zeros((4, 32, 32)), np.zeros(4, int), np.zeros((2, 32, 32), np.uint8), np.zeros(2, int))

@@ -1,0 +1,115 @@
+"""Shipped KL weights: offline load, checksum errors, QWK against the model card, Grad-CAM, QA flags, CLI on PNG and DICOM."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import cohen_kappa_score
+
+from oa_kit.errors import OAKitError
+from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
+
+CARD = SHIPPED_WEIGHTS.with_name("kl_model_card.md")
+
+
+@pytest.fixture(scope="module")
+def grader() -> KLGrader:
+    import torch
+
+    torch.set_num_threads(1)
+    return KLGrader.from_pretrained()
+
+
+def test_checksum_mismatch_and_missing_files(tmp_path):
+    copy = tmp_path / "kl_weights.safetensors"
+    shutil.copy(SHIPPED_WEIGHTS, copy)
+    shutil.copy(SHIPPED_WEIGHTS.with_suffix(".json"), copy.with_suffix(".json"))
+    data = bytearray(copy.read_bytes())
+    data[-10] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(OAKitError, match=r"kl_weights\.safetensors: sha256"):
+        KLGrader.from_pretrained(copy)
+    with pytest.raises(OAKitError, match="missing"):
+        KLGrader.from_pretrained(tmp_path / "absent.safetensors")
+    copy.with_suffix(".json").unlink()
+    with pytest.raises(OAKitError, match=r"kl_weights\.json"):
+        KLGrader.from_pretrained(copy)
+
+
+def test_qwk_on_fixed_val_subset_matches_card(grader, chen_dir):
+    from oa_kit.io.chen import read_chen
+    from oa_kit.models.kl.data import chen_input
+
+    info = json.loads(SHIPPED_WEIGHTS.with_suffix(".json").read_text())["check_subset"]
+    frame = read_chen(chen_dir, splits=("val",)).iloc[:: info["every"]]
+    x = np.stack([chen_input(r.path, r.side) for r in frame.itertuples()])
+    qwk = cohen_kappa_score(frame["kl"], grader.predict(x), weights="quadratic", labels=range(5))
+    card = CARD.read_text()
+    subset_qwk = float(re.search(r"Check subset .*?QWK ([0-9]+\.[0-9]+)", card, re.S).group(1))
+    low, high = map(float, re.search(r"\| Quadratic weighted kappa \| [0-9.]+ \| ([0-9]+\.[0-9]+) – ([0-9]+\.[0-9]+) \|", card).groups())
+    assert len(frame) == info["n"]
+    assert qwk == pytest.approx(subset_qwk, abs=0.01)  # the card's number is reproduced from the shipped file
+    assert low - 0.05 <= qwk <= high + 0.05  # and the subset agrees with the full-val CI
+
+
+def test_outputs_gradcam_and_qa(grader, chen_dir):
+    from oa_kit.io.chen import read_chen
+    from oa_kit.models.kl.data import chen_input
+
+    rows = read_chen(chen_dir, splits=("val",)).groupby("kl").head(1)
+    x = np.stack([chen_input(r.path, r.side) for r in rows.itertuples()])
+    proba = grader.predict_proba(x)
+    assert proba.shape == (5, 5) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    sets = grader.predict_sets(x)
+    assert sets[np.arange(5), proba.argmax(1)].all()
+    assert grader.embed(x).shape == (5, 256)
+    cam = grader.gradcam(x[:2])
+    assert cam.shape == (2, 160, 160) and cam.min() >= 0 and cam.max() <= 1 and cam.max() > 0
+    blank = np.zeros((1, 1, 160, 160), np.float32)
+    assert "blank_image" in grader.qa_flags(blank)[0]
+    with pytest.raises(OAKitError, match="expected preprocessed inputs"):
+        grader.predict_proba(np.zeros((2, 1, 64, 64), np.float32))
+
+
+def test_cli_predict_png_and_blank(tmp_path, chen_dir):
+    from oa_kit.cli import main
+
+    src = next((chen_dir / "val" / "3").glob("*L.png"))
+    png = tmp_path / src.name
+    shutil.copy(src, png)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((224, 224), 128, np.uint8)).save(blank)
+    out = tmp_path / "pred.csv"
+    assert main(["kl", "predict", str(png), str(blank), "--out", str(out)]) == 0
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns[:3]) == ["id", "side", "source"]
+    knee, flat = table.iloc[0], table.iloc[1]
+    assert knee["id"] == src.name[:-5] and knee["side"] == "L" and knee["grade"] != ""
+    assert sum(knee[f"p{k}"] for k in range(5)) == pytest.approx(1, abs=1e-4)
+    assert str(knee["grade"]) in knee["grade_set"].split(",")
+    npz, key = knee["embedding_path"].split("#")
+    assert np.load(npz)[key].shape == (256,)
+    assert "blank_image" in flat["qa_flags"] and "unknown_side" in flat["qa_flags"] and flat["grade"] == ""
+    assert main(["kl", "predict", str(tmp_path / "nothing.png"), "--out", str(out)]) == 2
+
+
+def test_cli_predict_bilateral_dicom(tmp_path):
+    from oa_kit.cli import main
+    from oa_kit.synth.radiograph import SITE_PROFILES, anatomy_from_grades, render_bilateral_pa, write_radiograph_dicom
+
+    site = SITE_PROFILES["A"]
+    rendered = render_bilateral_pa(anatomy_from_grades("R", 2, 3.0, 5.5, seed=1),
+                                   anatomy_from_grades("L", 0, 5.0, 6.0, seed=2), site, seed=3)
+    dicom = tmp_path / "P1_V00_PA.dcm"
+    write_radiograph_dicom(dicom, rendered, site, "P1", 0)
+    out = tmp_path / "pred.parquet"
+    assert main(["kl", "predict", str(dicom), "--out", str(out)]) == 0
+    table = pd.read_parquet(out)
+    assert list(table["side"]) == ["R", "L"] and (table["id"] == "P1").all()
+    assert np.allclose(table[[f"p{k}" for k in range(5)]].sum(axis=1), 1, atol=1e-4)
+    assert table["embedding_path"].str.contains("#knee_").all()
