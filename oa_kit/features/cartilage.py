@@ -92,11 +92,16 @@ def _vertex_area(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def bone_surface(bone: np.ndarray, spacing: np.ndarray, smooth_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bone surface vertices (mm), outward unit normals (from the gradient of the smoothed bone field) and vertex areas."""
+    """Bone surface vertices (mm), outward unit normals (from the gradient of the smoothed bone field) and vertex areas.
+
+    The smoothing width is ``smooth_mm`` but never less than the largest voxel size, so that on anisotropic grids
+    (e.g. 2 mm sagittal slices) normals follow the underlying surface rather than the voxel staircase.
+    """
     if bone.max() <= 0.5 or bone.min() >= 0.5:
         return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)
     verts, faces, _, _ = marching_cubes(bone, level=0.5, spacing=tuple(spacing))
-    smooth = ndimage.gaussian_filter(bone, sigma=smooth_mm / spacing, mode="nearest")
+    sigma_mm = max(smooth_mm, float(spacing.max()))          # at least one thick slice: no staircase normals
+    smooth = ndimage.gaussian_filter(bone, sigma=sigma_mm / spacing, mode="nearest")
     grads = np.stack([_sample(np.gradient(smooth, axis=a) / spacing[a], verts, spacing) for a in range(3)], axis=1)
     norm = np.linalg.norm(grads, axis=1, keepdims=True)
     normals = -grads / np.where(norm > 0, norm, 1.0)
@@ -155,28 +160,50 @@ def closest_point_thickness(cartilage: np.ndarray, bone: np.ndarray, points_mm: 
     return cKDTree(articular).query(points_mm)[0]
 
 
-def full_thickness_loss(points_mm: np.ndarray, covered: np.ndarray, spacing: np.ndarray, shape: tuple[int, ...],
-                        radius_mm: float = 4.0) -> np.ndarray:
-    """Flag uncovered bone-surface points inside holes of the cartilage plate (full-thickness cartilage loss).
+def full_thickness_loss(points_mm: np.ndarray, normals: np.ndarray, covered: np.ndarray, radius_mm: float = 6.0,
+                        grid_mm: float = 1.0, max_gap_deg: float = 100.0, min_agreement: float = 0.9) -> np.ndarray:
+    """Flag uncovered bone-surface points that covered cartilage encloses on all sides (a hole = full-thickness loss).
 
-    The covered part of the bone surface is closed morphologically (dilate then erode by ``radius_mm``, through
-    Euclidean distance transforms in mm): holes narrower than about 2 x ``radius_mm`` fill in, plate rims and the
-    open surfaces beside a plate do not. Uncovered points inside the closed set are denuded bone.
+    Only covered points within ``radius_mm`` whose surface faces the same way count, and the candidate's own normal
+    must agree with theirs (cosine >= ``min_agreement``; side and back faces of a bone fail this). Their directions in
+    the candidate's tangent plane must then leave no angular gap wider than ``max_gap_deg``: a plate rim leaves a
+    180 deg gap, an open notch between plates a wide one, a hole none. Holes wider than ~2 x ``radius_mm`` are missed
+    in their centre.
     """
     fcl = np.zeros(len(points_mm), dtype=bool)
-    if covered.sum() < 8 or covered.all():
+    cov = points_mm[covered]
+    if len(cov) < 8 or covered.all():
         return fcl
-    idx = np.clip(np.rint(points_mm / spacing).astype(int), 0, np.asarray(shape) - 1)
-    cov = np.zeros(shape, dtype=bool)
-    cov[tuple(idx[covered].T)] = True
-    dilated = ndimage.distance_transform_edt(~cov, sampling=spacing) <= radius_mm
-    closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > radius_mm
-    fcl[~covered] = closed[tuple(idx[~covered].T)]
+    _, keep = np.unique(np.round(cov / grid_mm).astype(np.int64), axis=0, return_index=True)
+    anchors, anchor_normals = cov[keep], normals[covered][keep]
+    tree = cKDTree(anchors)
+    candidates = np.flatnonzero(~covered)
+    dist, _ = tree.query(points_mm[candidates], distance_upper_bound=radius_mm)
+    candidates = candidates[np.isfinite(dist)]
+    for i, nbrs in zip(candidates, tree.query_ball_point(points_mm[candidates], r=radius_mm)):
+        nbrs = np.asarray(nbrs, dtype=int)
+        if len(nbrs) < 6:
+            continue
+        mean_normal = anchor_normals[nbrs].mean(axis=0)
+        mean_normal /= max(np.linalg.norm(mean_normal), 1e-9)
+        if mean_normal @ normals[i] >= min_agreement:
+            fcl[i] = _max_angular_gap_deg(anchors[nbrs] - points_mm[i], mean_normal) < max_gap_deg
     return fcl
 
 
+def _max_angular_gap_deg(vectors: np.ndarray, normal: np.ndarray) -> float:
+    """Largest angular gap (deg) between ``vectors`` projected onto the plane perpendicular to ``normal``."""
+    u = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
+    u /= np.linalg.norm(u)
+    v = np.cross(normal, u)
+    ang = np.sort(np.degrees(np.arctan2(vectors @ v, vectors @ u)))
+    if len(ang) < 2:
+        return 360.0
+    return float(np.max(np.diff(np.concatenate([ang, [ang[0] + 360.0]]))))
+
+
 def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, label: int, max_mm: float = 10.0,
-                    smooth_mm: float = 1.0, fcl_radius_mm: float = 4.0) -> SurfaceThickness:
+                    smooth_mm: float = 1.0, fcl_radius_mm: float = 6.0) -> SurfaceThickness:
     """Measure one cartilage plate: bone surface under it, normal-ray thickness, closest-point cross-check, FCL points.
 
     Parameters
@@ -189,7 +216,7 @@ def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray,
         Harmonised cartilage id (kept on the result).
     """
     spacing = voxel_spacing(affine)
-    margin = np.ceil((3.0 * smooth_mm + max_mm) / spacing).astype(int) + 2
+    margin = np.ceil((3.0 * max(smooth_mm, float(spacing.max())) + max_mm) / spacing).astype(int) + 2
     box = _crop(cartilage > 0.5, margin)
     offset = np.array([s.start for s in box]) * spacing
     c = np.ascontiguousarray(cartilage[box], dtype=np.float32)
@@ -200,10 +227,19 @@ def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray,
     verts, normals, area, thickness, covered = verts[near], normals[near], area[near], thickness[near], covered[near]
     cp = np.full(len(verts), np.nan)
     cp[covered] = closest_point_thickness(c, b, verts[covered], spacing)
-    fcl = full_thickness_loss(verts, covered, spacing, c.shape, fcl_radius_mm)
+    fcl = full_thickness_loss(verts, normals, covered, fcl_radius_mm) & _judgeable(normals, spacing)
     points = verts + offset
     world = nib.affines.apply_affine(affine, points / spacing)
     return SurfaceThickness(label, points, world, normals, area, thickness, covered, cp, fcl)
+
+
+def _judgeable(normals: np.ndarray, spacing: np.ndarray, max_component: float = 0.5) -> np.ndarray:
+    """False where a bone face points along a thick-slice axis (spacing > 1.5 x the finest): there the voxel staircase
+    leaves bare "risers" between slices that look like denuded bone, so full-thickness loss cannot be judged."""
+    thick = spacing > 1.5 * spacing.min()
+    if not thick.any():
+        return np.ones(len(normals), dtype=bool)
+    return np.abs(normals[:, thick]).max(axis=1) < max_component
 
 
 def _near_cartilage(cartilage: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray, radius_mm: float) -> np.ndarray:
@@ -259,7 +295,7 @@ class CartilageMeasurement:
 
 
 def measure_cartilage(labels: np.ndarray, affine: np.ndarray, side: str, proba: np.ndarray | None = None,
-                      max_mm: float = 10.0, smooth_mm: float = 1.0, fcl_radius_mm: float = 4.0) -> CartilageMeasurement:
+                      max_mm: float = 10.0, smooth_mm: float = 1.0, fcl_radius_mm: float = 6.0) -> CartilageMeasurement:
     """Measure every cartilage plate of one knee and assign subregions (docs/DESIGN.md rule).
 
     Parameters
