@@ -86,8 +86,9 @@ NOTCH_ROWS_MM = (7.0, 15.0)
 NOTCH_SEARCH_MM = 35.0
 #: A region whose lowest Otsu class holds less than this fraction of pixels is a tight crop without air.
 TIGHT_CROP_MAX_LOW_FRACTION = 0.25
-#: Without spacing, the ROI side is this many femoral-condyle widths (140 mm / a typical 85 mm adult condyle width).
-ROI_PER_CONDYLE_WIDTH = 140.0 / 85.0
+#: Without spacing, the ROI side is this many condyle widths: 140 mm over a typical adult distal-femur width of
+#: about 75 mm measured, as here, 3-12 mm above the joint line. An anatomical proportion, so ROI scale is approximate.
+ROI_PER_CONDYLE_WIDTH = 140.0 / 75.0
 
 
 @dataclass(frozen=True)
