@@ -181,7 +181,8 @@ def knee_rois(radiograph: Radiograph, roi_mm: float = 140.0, out_spacing_mm: flo
         ``("no_knee_found",)`` with an empty list when no knee is recognisable.
     """
     if not isinstance(radiograph, Radiograph):
-        raise OAKitError(f"radiograph: got {type(radiograph).__name__}; expected oa_kit.io.radiograph.Radiograph")
+        raise OAKitError(f"radiograph: got {type(radiograph).__name__}; expected oa_kit.io.radiograph.Radiograph "
+                         "(read_radiograph(path), or Radiograph(pixels, spacing_mm, (), source, {}) for an array)")
     if not (roi_mm > 0 and out_spacing_mm > 0):
         raise OAKitError(f"roi_mm/out_spacing_mm: got {roi_mm}/{out_spacing_mm}; expected positive numbers of mm")
     if side not in (None, "R", "L"):
