@@ -371,6 +371,15 @@ def test_rgb_dicom_error_or_converted_with_flag(tmp_path):
     one_line_error(tmp_path / "rgb.png", "colour")
 
 
+def test_palette_colour_dicom():
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("examples_palette.dcm")
+    one_line_error(path, "PALETTE COLOR")
+    converted = read_radiograph(path, allow_rgb=True)
+    assert converted.pixels.ndim == 2 and "converted_from_rgb" in converted.qa_flags
+
+
 def test_multiframe_dicom(tmp_path):
     frames = np.stack([ramp16(8, 8)] * 2)
     ds = make_dataset(frames[0])

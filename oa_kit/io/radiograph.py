@@ -127,6 +127,8 @@ def _read_dicom(path: Path, has_preamble: bool, voi_lut: bool, allow_rgb: bool) 
     stored = _decode_pixels(ds, path, syntax)
     flags: list[str] = []
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric == "PALETTE COLOR":
+        stored = _palette_to_rgb(stored, ds, path, allow_rgb)
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1 or stored.ndim == 3:
         stored = _to_gray(stored, path, allow_rgb, flags)
         pixels, lut_info = stored.astype(np.float32), {"modality_lut": False, "voi_lut": False}
@@ -236,6 +238,16 @@ def _apply_luts(stored: np.ndarray, ds, photometric: str, voi_lut: bool) -> tupl
     if inverted:
         pixels = ends_out.min() + ends_out.max() - pixels
     return pixels.astype(np.float32), {"modality_lut": has_modality, "voi_lut": bool(has_voi), "inverted": inverted}
+
+
+def _palette_to_rgb(stored: np.ndarray, ds, path: Path, allow_rgb: bool) -> np.ndarray:
+    """Expand a PALETTE COLOR image through its colour LUT (only with ``allow_rgb``; it is not a radiograph)."""
+    from pydicom.pixels import apply_color_lut
+
+    if not allow_rgb:
+        raise OAKitError(f"{path}: PhotometricInterpretation PALETTE COLOR (a colour image); expected a grayscale "
+                         "radiograph (pass allow_rgb=True to convert with a QA flag)")
+    return np.asarray(apply_color_lut(stored, ds))
 
 
 def _dicom_spacing(ds, flags: list[str]) -> tuple[tuple[float, float] | None, str]:
