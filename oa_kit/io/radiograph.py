@@ -129,32 +129,17 @@ def _read_dicom(path: Path, has_preamble: bool, voi_lut: bool, allow_rgb: bool) 
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if photometric == "PALETTE COLOR":
         stored = _palette_to_rgb(stored, ds, path, allow_rgb)
+    bits_stored = int(ds.get("BitsStored", stored.dtype.itemsize * 8) or 0)
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1 or stored.ndim == 3:
         stored = _to_gray(stored, path, allow_rgb, flags)
-        pixels, lut_info = stored.astype(np.float32), {"modality_lut": False, "voi_lut": False}
+        pixels, lut_info = stored.astype(np.float32), {"modality_lut": False, "voi_lut": False, "inverted": False}
     else:
         if stored.ndim != 2:
             raise OAKitError(f"{path}: pixel array has shape {stored.shape}; expected (rows, cols)")
         pixels, lut_info = _apply_luts(stored, ds, photometric, voi_lut)
     spacing, spacing_source = _dicom_spacing(ds, flags)
-    if str(syntax) in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "00")).strip() == "01":
-        flags.append("lossy_compressed")
-    view = str(ds.get("ViewPosition", "") or "").strip().upper()
-    if view and view not in {"PA", "AP"}:
-        flags.append("non_pa_view")
-    meta = {
-        "format": "dicom",
-        "photometric": photometric,
-        "transfer_syntax": syntax.name,
-        "transfer_syntax_uid": str(syntax),
-        "bits_stored": int(ds.get("BitsStored", stored.dtype.itemsize * 8) or 0),
-        "laterality": _laterality(ds),
-        "patient_id": str(ds.get("PatientID", "") or ""),
-        "view": view,
-        "series_description": str(ds.get("SeriesDescription", "") or ""),
-        "spacing_source": spacing_source,
-        **lut_info,
-    }
+    meta = _dicom_meta(ds, syntax, flags)
+    meta.update(photometric=photometric, bits_stored=bits_stored, spacing_source=spacing_source, **lut_info)
     return Radiograph(
         pixels=np.ascontiguousarray(pixels, dtype=np.float32),
         spacing_mm=spacing,
@@ -162,6 +147,24 @@ def _read_dicom(path: Path, has_preamble: bool, voi_lut: bool, allow_rgb: bool) 
         source=str(path),
         meta=types.MappingProxyType(meta),
     )
+
+
+def _dicom_meta(ds, syntax, flags: list[str]) -> dict[str, object]:
+    """Header facts (syntax, laterality, patient, view) and the lossy/view QA flags they imply."""
+    if str(syntax) in _LOSSY_SYNTAXES or str(ds.get("LossyImageCompression", "00")).strip() == "01":
+        flags.append("lossy_compressed")
+    view = str(ds.get("ViewPosition", "") or "").strip().upper()
+    if view and view not in {"PA", "AP"}:
+        flags.append("non_pa_view")
+    return {
+        "format": "dicom",
+        "transfer_syntax": syntax.name,
+        "transfer_syntax_uid": str(syntax),
+        "laterality": _laterality(ds),
+        "patient_id": str(ds.get("PatientID", "") or ""),
+        "view": view,
+        "series_description": str(ds.get("SeriesDescription", "") or ""),
+    }
 
 
 def _dcmread(path: Path, has_preamble: bool):
