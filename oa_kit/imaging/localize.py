@@ -48,7 +48,7 @@ from oa_kit.io.radiograph import Radiograph
 __all__ = [
     "KneeROI", "KneeROIList", "JointCentre", "knee_rois", "find_joint_centres", "crop_roi", "passthrough_roi",
     "is_bilateral",
-    "ROI_QA_FLAGS", "NOMINAL_FIELD_MM", "BILATERAL_MIN_WIDTH_MM", "BILATERAL_MIN_ASPECT",
+    "ROI_QA_FLAGS", "NOMINAL_FIELD_MM", "BILATERAL_MIN_WIDTH_MM", "BILATERAL_MIN_ASPECT", "MAX_FIELD_HEIGHT_MM",
 ]
 
 #: Flags the localiser adds (the reader's flags are carried over too).
@@ -65,13 +65,17 @@ ROI_QA_FLAGS = {
     "passthrough": "single-knee image without spacing (a ready crop, e.g. Chen 2018): the whole image is the ROI",
 }
 
+#: Pixel size (mm) of the working image the coarse search runs on.
 WORK_SPACING_MM = 1.0
 #: Without spacing, the image width is taken as this many mm (only to size filters; nothing physical is reported):
 #: a bilateral PA field, or a joint-centred single-knee crop such as the Chen 2018 PNGs.
 NOMINAL_FIELD_MM = {"bilateral": 380.0, "single": 160.0}
+#: Layout: an image at least this wide (mm), or this wide for its height, is a bilateral PA image.
 BILATERAL_MIN_WIDTH_MM = 300.0
 BILATERAL_MIN_ASPECT = 1.15
+#: The joint-space valley is measured against the brightest rows within this distance (mm) above and below.
 VALLEY_REACH_MM = 14.0
+#: Accepted distal-femur widths (mm) when spacing is known.
 KNEE_WIDTH_RANGE_MM = (45.0, 150.0)
 #: Acceptance: the joint-space valley must be this many noise SDs deep, and this deep in [0, 1] working units.
 MIN_VALLEY_SNR = 6.0
