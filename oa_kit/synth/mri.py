@@ -155,11 +155,11 @@ def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
     jitter = rng.uniform(-1.5, 1.5, size=3)
     shift = (float(jitter[0]), float(jitter[1]) - 1.0, float(jitter[2]))   # joint 1 mm posterior to the FOV centre
     return _Anatomy(
-        scale=s, shift=shift, r_med=20.0 * s, r_lat=18.0 * s,
+        scale=s, shift=shift, r_med=19.0 * s, r_lat=17.0 * s,
         x_med=(-33.0 * s, -7.0 * s), x_lat=(5.0 * s, 30.0 * s), x_notch=-1.0 * s, y_c=-3.0,
         tib_z0=-15.0, tib_slope=float(np.tan(np.deg2rad(rng.uniform(5.0, 9.0)))),
         plateau_med=(-19.0 * s, -1.0, 12.0 * s, 19.0 * s), plateau_lat=(16.0 * s, -1.0, 11.0 * s, 16.0 * s),
-        pat_radius=18.0 * s, pat_depth=12.0 * s, pat_x=3.0 * s,
+        pat_radius=16.0 * s, pat_depth=11.0 * s, pat_x=3.0 * s,
         modulation=rng.normal(0.0, 1.0, size=(3, 4)),
     )
 
@@ -273,7 +273,7 @@ def _patella_shape(a: _Anatomy, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray) 
     """Unscaled patellar cartilage profile over unit directions from the sphere centre (posterior cap only)."""
     cos_phi = -uy
     phi = np.degrees(np.arccos(np.clip(cos_phi, -1.0, 1.0)))
-    return _smoothstep((50.0 - phi) / 6.0) * _modulation(a, 2.0 * ux, 2.0 * uz, 2)
+    return _smoothstep((46.0 - phi) / 6.0) * _modulation(a, 2.0 * ux, 2.0 * uz, 2)
 
 
 # --------------------------------------------------------------------------------------------------------------------
