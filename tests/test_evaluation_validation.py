@@ -98,3 +98,25 @@ def test_report_and_model_card(tmp_path):
     assert f"{fused_auc:.3f}" in card
     assert (tmp_path / "plotly.min.js").exists() and written["figure_calibration"].read_text().count("plotly") > 0
     assert pd.read_csv(written["metrics"]).shape[0] == 12
+
+
+def test_grouped_folds_property():
+    """Any participant layout (1–2 knees each, any labels): folds partition the knees and never share a participant."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.lists(st.tuples(st.integers(1, 2), st.integers(0, 1)), min_size=12, max_size=40), st.integers(0, 99))
+    def check(participants, seed):
+        pid = [str(i) for i, (k, _) in enumerate(participants) for _ in range(k)]
+        y = np.array([lab for k, lab in participants for _ in range(k)])
+        if min(y.sum(), len(y) - y.sum()) < 3:
+            return
+        X = pd.DataFrame({"participant_id": pid})
+        folds = grouped_folds(X, y, n_splits=3, seed=seed)
+        ids = np.asarray(pid)
+        assert sorted(np.concatenate([t for _, t in folds])) == list(range(len(pid)))
+        for train, test in folds:
+            assert not set(ids[train]) & set(ids[test])
+
+    check()
