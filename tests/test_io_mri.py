@@ -95,6 +95,10 @@ def test_nifti_round_trip_keeps_affine_orientation_and_bytes(tmp_path, oblique):
     header = nib.load(path).header
     assert int(header["qform_code"]) == 1 and int(header["sform_code"]) == 1
     assert gzip.decompress(path.read_bytes())[:4] == (348).to_bytes(4, "little")
+    mask = read_nifti(write_nifti(tmp_path / "m.nii.gz", MRIVolume(oblique.array > 300, oblique.affine)))
+    assert mask.array.dtype == np.uint8 and mask.array.sum() == np.sum(oblique.array > 300)
+    wide = read_nifti(write_nifti(tmp_path / "w64.nii.gz", MRIVolume(oblique.array.astype(np.int64), oblique.affine)))
+    np.testing.assert_array_equal(wide.array, oblique.array)
     plain = read_nifti(write_nifti(tmp_path / "z.nii", oblique))
     np.testing.assert_allclose(plain.affine, oblique.affine, atol=1e-5)
     assert not list(tmp_path.glob(".*part"))

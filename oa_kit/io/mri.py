@@ -173,7 +173,14 @@ def write_nifti(path: str | os.PathLike, volume: MRIVolume) -> Path:
     """Write ``volume`` as NIfTI-1 atomically (qform = sform = affine, units mm); ``.nii.gz`` is gzipped with mtime 0
     so identical volumes give byte-identical files."""
     path = Path(path)
-    img = nib.Nifti1Image(np.asarray(volume.array), volume.affine)
+    array = np.asarray(volume.array)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    elif array.dtype in (np.int64, np.uint64):        # NIfTI readers handle 64-bit integers poorly
+        if array.size and (array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max):
+            raise OAKitError(f"{path}: integer values exceed int32; expected values that fit a NIfTI int32")
+        array = array.astype(np.int32)
+    img = nib.Nifti1Image(array, volume.affine)
     img.header.set_xyzt_units("mm")
     img.set_qform(volume.affine, code=1)
     img.set_sform(volume.affine, code=1)
