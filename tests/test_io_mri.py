@@ -527,3 +527,16 @@ def test_cohort_mri_reads_back(tiny_cohort):
     med = np.argwhere(right == LABEL_IDS["medial_tibial_cartilage"])[:, 0].mean()
     lat = np.argwhere(right == LABEL_IDS["lateral_tibial_cartilage"])[:, 0].mean()
     assert med < lat                                        # right orientation: medial toward −x
+
+
+def test_dicom_rle_compressed_series(tmp_path, oblique):
+    """Compressed transfer syntaxes decode through pydicom's plugins (RLE Lossless written here)."""
+    vol = MRIVolume(oblique.array[:, :, :4], oblique.affine)
+    for path in write_dicom_series(tmp_path / "rle", vol):
+        ds = pydicom.dcmread(path)
+        ds.compress(pydicom.uid.RLELossless)
+        ds.save_as(path)
+    assert pydicom.dcmread(next((tmp_path / "rle").iterdir())).file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    back = read_dicom_series(tmp_path / "rle")
+    np.testing.assert_array_equal(back.array, vol.array)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-4)
