@@ -221,6 +221,31 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
             return fit_booster(features, y, params, self.class_weight, self.seed)
         return fit_linear(features, y, params["C"], self.class_weight, self.seed)
 
+    def _inner_fold_features(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> list[tuple]:
+        """Inner participant-grouped folds with features assembled on each training part only (PCA in-fold)."""
+        splitter = StratifiedGroupKFold(n_splits=self.n_inner_splits, shuffle=True, random_state=self.seed)
+        fold_data = []
+        for train, test in splitter.split(X, y, groups):
+            if len(np.unique(y[train])) < 2:
+                raise OAKitError(f"label: an inner training fold has a single class (horizon "
+                                 f"{self.horizon_months} months); expected more events")
+            assembler = self._assembler().fit(X.iloc[train])
+            fold_data.append((assembler.transform(X.iloc[train]), y[train], assembler.transform(X.iloc[test]), test))
+        return fold_data
+
+    def _search(self, fold_data: list[tuple], y: np.ndarray) -> tuple[pd.DataFrame, tuple]:
+        """Pooled out-of-fold AUC of every configuration; returns the table and (auc, params, oof scores) of the best."""
+        rows, best = [], (-np.inf, None, None)
+        for i, params in enumerate(self._grid()):
+            oof = np.full(len(y), np.nan)
+            for f_train, y_train, f_test, test in fold_data:
+                oof[test] = self._raw(self._fit_estimator(f_train, y_train, params), f_test)
+            auc = _auc(y, oof)
+            rows.append({"config": i, **params, "inner_auc": auc})
+            if auc > best[0]:
+                best = (auc, params, oof)
+        return pd.DataFrame(rows), best
+
     @staticmethod
     def _raw(core: Any, features: pd.DataFrame) -> np.ndarray:
         """Raw log-odds from a booster or linear scorer."""
@@ -257,25 +282,9 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
             raise OAKitError(f"{missing[0]}: feature column missing; expected all of {len(keep)} feature columns")
         keys = [c for c in KEY_COLUMNS if c in X.columns and c not in keep]
         X = X[keys + keep].reset_index(drop=True)   # only what the model uses: cheaper fold slicing
-        splitter = StratifiedGroupKFold(n_splits=self.n_inner_splits, shuffle=True, random_state=self.seed)
-        folds = list(splitter.split(X, y, groups))
-        fold_data = []   # features are assembled once per inner fold (PCA fitted on its training rows only)
-        for train, test in folds:
-            if len(np.unique(y[train])) < 2:
-                raise OAKitError(f"label: an inner training fold has a single class (horizon "
-                                 f"{self.horizon_months} months); expected more events")
-            assembler = self._assembler().fit(X.iloc[train])
-            fold_data.append((assembler.transform(X.iloc[train]), y[train], assembler.transform(X.iloc[test]), test))
-        rows, best = [], (-np.inf, None, None)
-        for i, params in enumerate(self._grid()):
-            oof = np.full(len(y), np.nan)
-            for f_train, y_train, f_test, test in fold_data:
-                oof[test] = self._raw(self._fit_estimator(f_train, y_train, params), f_test)
-            auc = _auc(y, oof)
-            rows.append({"config": i, **params, "inner_auc": auc})
-            if auc > best[0]:
-                best = (auc, params, oof)
-        self.cv_results_ = pd.DataFrame(rows)
+        fold_data = self._inner_fold_features(X, y, groups)
+        rows, best = self._search(fold_data, y)
+        self.cv_results_ = rows
         self.best_params_ = dict(best[1])
         self.calibrator_ = ProbabilityCalibrator(self.calibration).fit(best[2], y)
         self.assembler_ = self._assembler().fit(X)
