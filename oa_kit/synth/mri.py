@@ -608,20 +608,25 @@ def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIG
                        true_thickness_mm=MappingProxyType(_truth(a, f)), side=side)
 
 
+def _block_mean(fine: np.ndarray) -> np.ndarray:
+    """Average 1x2x2 blocks of the supersampled grid (partial volume)."""
+    nx, ny2, nz2 = fine.shape
+    return fine.reshape(nx, ny2 // 2, 2, nz2 // 2, 2).mean(axis=(2, 4), dtype=np.float32)
+
+
 def _intensities(tissue: np.ndarray, site: MRISite, rng: np.random.Generator) -> np.ndarray:
-    """DESS-like signal: tissue table with site contrast, background texture, partial volume, bias, Rician noise."""
-    signal = _TISSUE_SIGNAL[tissue]
-    texture = _smooth_field(rng, tissue.shape, n_terms=5)
-    signal = signal + np.where(tissue == _SOFT, 0.08 * texture, 0.03 * texture).astype(np.float32)
+    """DESS-like signal: tissue table with site contrast, partial volume, texture, bias field, Rician noise."""
+    signal = _block_mean(_TISSUE_SIGNAL[tissue])
+    soft = _block_mean((tissue == _SOFT).astype(np.float32))
+    texture = _smooth_field(rng, signal.shape, n_terms=5)
+    signal += texture * (0.03 + 0.05 * soft)                 # fat/muscle texture, faint elsewhere
     mean = np.float32(0.35)
     signal = mean + np.float32(site.contrast) * (signal - mean)
-    nx, ny2, nz2 = signal.shape
-    coarse = signal.reshape(nx, ny2 // 2, 2, nz2 // 2, 2).mean(axis=(2, 4))
-    coarse *= np.exp(np.float32(site.bias_field) * _smooth_field(rng, coarse.shape, n_terms=2))
+    signal *= np.exp(np.float32(site.bias_field) * _smooth_field(rng, signal.shape, n_terms=2))
     sigma = np.float32(site.noise)
-    n1 = rng.standard_normal(coarse.shape, dtype=np.float32) * sigma
-    n2 = rng.standard_normal(coarse.shape, dtype=np.float32) * sigma
-    rician = np.sqrt((np.clip(coarse, 0.0, None) + n1) ** 2 + n2 ** 2)
+    n1 = rng.standard_normal(signal.shape, dtype=np.float32) * sigma
+    n2 = rng.standard_normal(signal.shape, dtype=np.float32) * sigma
+    rician = np.sqrt((np.clip(signal, 0.0, None) + n1) ** 2 + n2 ** 2)
     return np.clip(np.rint(rician * FLUID_SIGNAL), 0, 32767).astype(np.float32)
 
 
