@@ -61,9 +61,11 @@ def test_evaluate_writes_cards_and_headline(tables, tmp_path, capsys):
     assert main(["progression", "evaluate", *_inputs(tables), "--labels", str(tables / "labels.parquet"),
                  "--horizons", "24", "--out", str(tmp_path / "report"), "--n-splits", "3", "--n-resamples", "100",
                  "--no-site-held-out", "--oracle", str(tables / "truth.parquet"), "--data", "synthetic",
-                 "--search", "quick"]) == 0
+                 "--search", "quick", "--fit-final"]) == 0
     out = capsys.readouterr().out
     assert "fused" in out and "oracle_auc" in out
+    assert (tmp_path / "report" / "models" / "h24" / "model.txt").exists()
+    assert (tmp_path / "report" / "explain" / "explanations_h24.csv").exists()
     head = pd.read_csv(tmp_path / "report" / "headline.csv")
     assert set(head["model"]) == {"clinical", "kl", "clinical_kl", "clinical_radiograph", "fused"}
     assert (tmp_path / "report" / "model_card_h24.md").exists()

@@ -12,15 +12,14 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from plotly.offline import get_plotlyjs
 
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import KEY_COLUMNS, join_knee_tables
-from oa_kit.io.atomic import atomic_dir, atomic_path, write_text_atomic
+from oa_kit.features.assemble import join_knee_tables
+from oa_kit.io.atomic import atomic_dir, atomic_path
 from oa_kit.progression.model import ProgressionModel, make_provenance
 from oa_kit.progression.persist import load_model, save_model
+from oa_kit.progression.pipeline import explain_model, labelled_rows, progression_report
 
 DEFAULT_HORIZONS = (12, 24, 36, 48)
 #: One LightGBM configuration for smoke runs (``--search quick``).
@@ -64,24 +63,6 @@ def load_features(args: argparse.Namespace) -> pd.DataFrame:
                             visit_month=args.visit_month)
 
 
-def labelled_rows(features: pd.DataFrame, labels: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Knees with a label at ``horizon`` joined to their features (knees without features are an error)."""
-    for col in (*KEY_COLUMNS, "horizon_months", "label"):
-        if col not in labels.columns:
-            raise OAKitError(f"labels.{col}: column missing; expected participant_id, side, horizon_months, label")
-    lab = labels[labels["horizon_months"] == horizon][[*KEY_COLUMNS, "label"]]
-    if lab.empty:
-        raise OAKitError(f"labels: no rows for horizon {horizon} months; expected labels from `oa-kit labels`")
-    merged = lab.merge(features, on=list(KEY_COLUMNS), how="left", indicator=True)
-    missing = merged[merged["_merge"] == "left_only"]
-    if len(missing):
-        row = missing.iloc[0]
-        raise OAKitError(f"features: no row for labelled knee {row['participant_id']}/{row['side']} "
-                         f"({len(missing)} knees); expected features for every labelled knee")
-    merged = merged.drop(columns="_merge")
-    return merged.drop(columns="label"), merged["label"].to_numpy().astype(int)
-
-
 def _provenance(args: argparse.Namespace) -> dict:
     """Provenance record from --data / --cohort."""
     return make_provenance(args.data, args.cohort or "")
@@ -121,6 +102,8 @@ def register(subparsers) -> None:
     ev.add_argument("--n-splits", type=int, default=5)
     ev.add_argument("--n-resamples", type=int, default=1000)
     ev.add_argument("--no-site-held-out", action="store_true")
+    ev.add_argument("--fit-final", action="store_true",
+                    help="also fit, save (OUT/models/h{H}) and explain (OUT/explain) the final model per horizon")
     pr = sub.add_parser("predict", help="risk per knee and horizon, with provenance")
     _add_inputs(pr, labels=False)
     pr.add_argument("--model", required=True, help="folder from `progression fit` (or one h{H}/ model folder)")
@@ -167,33 +150,14 @@ def do_fit(args: argparse.Namespace) -> int:
 
 
 def do_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate out of sample per horizon and write model cards."""
-    from oa_kit.evaluation.model_card import write_evaluation
-    from oa_kit.evaluation.report import evaluate_progression
-
-    features, labels = load_features(args), read_table(args.labels)
-    truth = read_table(args.oracle) if args.oracle else None
-    headlines = []
+    """Evaluate out of sample per horizon and write model cards (and, with --fit-final, models + explanations)."""
     command = "oa-kit " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("oa-kit") else None
-    for h in args.horizons:
-        X, y = labelled_rows(features, labels, h)
-        oracle = None
-        if truth is not None:
-            col = f"p_progress_{h}"
-            if col not in truth.columns:
-                raise OAKitError(f"{args.oracle}: column {col} missing; expected the synthetic truth knees table")
-            oracle = X[list(KEY_COLUMNS)].merge(truth[[*KEY_COLUMNS, col]], on=list(KEY_COLUMNS), how="left")[col]
-            if oracle.isna().any():
-                raise OAKitError(f"{args.oracle}: {int(oracle.isna().sum())} labelled knees lack {col}; expected all")
-        ev = evaluate_progression(X, y, h, oracle_risk=None if oracle is None else oracle.to_numpy(),
-                                  n_splits=args.n_splits, n_resamples=args.n_resamples, seed=args.seed,
-                                  site_held_out=not args.no_site_held_out, provenance=_provenance(args),
-                                  calibration=args.calibration,
-                                  lightgbm_grid=QUICK_GRID if args.search == "quick" else None)
-        write_evaluation(ev, args.out, command)
-        headlines.append(ev.headline())
-    table = pd.concat(headlines, ignore_index=True)
-    write_table(table, Path(args.out) / "headline.csv")
+    table = progression_report(load_features(args), read_table(args.labels), args.out, args.horizons,
+                               truth=read_table(args.oracle) if args.oracle else None, provenance=_provenance(args),
+                               n_splits=args.n_splits, n_resamples=args.n_resamples, seed=args.seed,
+                               site_held_out=not args.no_site_held_out, fit_final=args.fit_final,
+                               lightgbm_grid=QUICK_GRID if args.search == "quick" else None,
+                               calibration=args.calibration, command=command, progress=False)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.drop(columns="provenance").round(3).to_string(index=False))
     print(table["provenance"].iloc[0])
@@ -212,34 +176,13 @@ def do_predict(args: argparse.Namespace) -> int:
 
 def do_explain(args: argparse.Namespace) -> int:
     """SHAP tables, grouped values, plain-language text and figures per horizon."""
-    from oa_kit.explain import explain_text, family_text, global_importance, grouped_shap, shap_values
-    from oa_kit.viz import shap_plots
-
     features = load_features(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    model = None
     for h, folder in model_folders(args.model).items():
         model = load_model(folder)
-        result = shap_values(model, features)
-        grouped = grouped_shap(result)
-        risk = model.predict_risk(features)
-        text = risk.assign(explanation=[explain_text(result.values.iloc[i], result.data.iloc[i], args.top_k)
-                                        for i in range(len(risk))],
-                           by_family=[family_text(grouped.iloc[i]) for i in range(len(risk))])
-        write_table(pd.concat([result.keys, result.values], axis=1), out / f"shap_h{h}.csv")
-        write_table(grouped, out / f"shap_grouped_h{h}.csv")
-        write_table(global_importance(result), out / f"importance_h{h}.csv")
-        write_table(text, out / f"explanations_h{h}.csv")
-        note = model.provenance_["statement"]
-        for name, fig in {"importance": shap_plots.importance_figure(result, note=note),
-                          "beeswarm": shap_plots.beeswarm_figure(result, note=note),
-                          "families": shap_plots.grouped_figure(grouped, note=note),
-                          "waterfall_first_knee": shap_plots.waterfall_figure(result, 0, note=note)}.items():
-            write_text_atomic(out / f"{name}_h{h}.html", fig.to_html(include_plotlyjs="directory"))
-        if not (out / "plotly.min.js").exists():
-            write_text_atomic(out / "plotly.min.js", get_plotlyjs())
+        text = explain_model(model, features, args.out, args.top_k)
         print(f"h{h}: {text['explanation'].iloc[0]} ({text['by_family'].iloc[0]})")
-    print(f"explanations written to {out} — {model.provenance_['statement']}")
+    print(f"explanations written to {args.out} — {model.provenance_['statement']}")
     return 0
 
 

@@ -1,0 +1,147 @@
+"""The whole progression step in one call, for ``make demo`` and notebooks: evaluate every horizon out of sample,
+write model cards and figures, fit the final per-horizon models and explain them.
+
+Output folder layout::
+
+    OUT/model_card_h{H}.md, *_h{H}.csv, *_h{H}.html   evaluation (oa_kit.evaluation.model_card)
+    OUT/headline.csv                                  AUC (95% CI) per model and horizon, oracle gap where known
+    OUT/models/h{H}/                                  final models (LightGBM text + JSON + sha256)   [fit_final]
+    OUT/explain/explanations_h{H}.csv, shap_grouped_h{H}.csv, *.html                           [fit_final]
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+from plotly.offline import get_plotlyjs
+from tqdm.auto import tqdm
+
+from oa_kit.errors import OAKitError
+from oa_kit.features.assemble import KEY_COLUMNS
+from oa_kit.io.atomic import write_text_atomic
+from oa_kit.progression.model import ProgressionModel, make_provenance
+from oa_kit.progression.persist import save_model
+
+
+def labelled_rows(features: pd.DataFrame, labels: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Knees with a label at ``horizon`` joined to their features (a labelled knee without features is an error)."""
+    for col in (*KEY_COLUMNS, "horizon_months", "label"):
+        if col not in labels.columns:
+            raise OAKitError(f"labels.{col}: column missing; expected participant_id, side, horizon_months, label")
+    lab = labels[labels["horizon_months"] == horizon][[*KEY_COLUMNS, "label"]].copy()
+    if lab.empty:
+        raise OAKitError(f"labels: no rows for horizon {horizon} months; expected labels from `oa-kit labels`")
+    lab["participant_id"] = lab["participant_id"].astype(str)
+    merged = lab.merge(features, on=list(KEY_COLUMNS), how="left", indicator=True)
+    missing = merged[merged["_merge"] == "left_only"]
+    if len(missing):
+        row = missing.iloc[0]
+        raise OAKitError(f"features: no row for labelled knee {row['participant_id']}/{row['side']} "
+                         f"({len(missing)} knees); expected features for every labelled knee")
+    merged = merged.drop(columns="_merge")
+    return merged.drop(columns="label"), merged["label"].to_numpy().astype(int)
+
+
+def oracle_column(X: pd.DataFrame, truth: pd.DataFrame, horizon: int) -> pd.Series:
+    """The generator's true probability ``p_progress_{H}`` for each row of ``X`` (synthetic cohorts only)."""
+    col = f"p_progress_{horizon}"
+    truth = truth.rename(columns={"ID": "participant_id"}) if "participant_id" not in truth.columns else truth
+    if col not in truth.columns:
+        raise OAKitError(f"oracle: column {col} missing; expected the synthetic truth knees table")
+    truth = truth.assign(participant_id=truth["participant_id"].astype(str))
+    out = X[list(KEY_COLUMNS)].merge(truth[[*KEY_COLUMNS, col]], on=list(KEY_COLUMNS), how="left")[col]
+    if out.isna().any():
+        raise OAKitError(f"oracle: {int(out.isna().sum())} labelled knees lack {col}; expected every knee")
+    return out
+
+
+def explain_model(model: ProgressionModel, X: pd.DataFrame, out: str | os.PathLike, top_k: int = 3) -> pd.DataFrame:
+    """Write SHAP tables, grouped values, plain-language text and figures of one model; returns the text table."""
+    from oa_kit.explain import explain_text, family_text, global_importance, grouped_shap, shap_values
+    from oa_kit.viz import shap_plots
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    h = int(model.horizon_months)
+    result = shap_values(model, X)
+    grouped = grouped_shap(result)
+    text = model.predict_risk(X).assign(
+        explanation=[explain_text(result.values.iloc[i], result.data.iloc[i], top_k) for i in range(len(X))],
+        by_family=[family_text(grouped.iloc[i]) for i in range(len(X))])
+    tables = {f"shap_h{h}.csv": pd.concat([result.keys, result.values], axis=1),
+              f"shap_grouped_h{h}.csv": grouped, f"importance_h{h}.csv": global_importance(result),
+              f"explanations_h{h}.csv": text}
+    for name, table in tables.items():
+        write_text_atomic(out / name, table.to_csv(index=False))
+    note = model.provenance_["statement"]
+    figures = {"importance": shap_plots.importance_figure(result, note=note),
+               "beeswarm": shap_plots.beeswarm_figure(result, note=note),
+               "families": shap_plots.grouped_figure(grouped, note=note),
+               "waterfall_first_knee": shap_plots.waterfall_figure(result, 0, note=note)}
+    for name, fig in figures.items():
+        write_text_atomic(out / f"{name}_h{h}.html", fig.to_html(include_plotlyjs="directory"))
+    if not (out / "plotly.min.js").exists():
+        write_text_atomic(out / "plotly.min.js", get_plotlyjs())
+    return text
+
+
+def progression_report(features: pd.DataFrame, labels: pd.DataFrame, out: str | os.PathLike,
+                       horizons: Sequence[int] = (12, 24, 36, 48), truth: pd.DataFrame | None = None,
+                       provenance: Mapping[str, str] | None = None, n_splits: int = 5, n_resamples: int = 1000,
+                       seed: int = 0, site_held_out: bool = True, fit_final: bool = True,
+                       lightgbm_grid: Sequence[Mapping] | None = None, calibration: str = "sigmoid",
+                       command: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Evaluate, card, fit and explain every horizon; returns the headline table (also written as headline.csv).
+
+    Parameters
+    ----------
+    features : DataFrame
+        Joined per-knee table (:func:`oa_kit.features.join_knee_tables`).
+    labels : DataFrame
+        participant_id, side, horizon_months, label (``oa_kit.cohort.labels``).
+    out : path
+        Output folder (created; files inside are replaced).
+    horizons : sequence of int
+        Horizons in months.
+    truth : DataFrame, optional
+        Synthetic truth knees table with ``p_progress_{H}`` for the oracle comparison.
+    provenance : mapping, optional
+        :func:`make_provenance` record; shown with every number.
+    n_splits, n_resamples, seed, site_held_out, lightgbm_grid, calibration
+        Passed to :func:`oa_kit.evaluation.report.evaluate_progression`.
+    fit_final : bool
+        Also fit the final model per horizon on all labelled knees, save it and explain it.
+    command : str, optional
+        The command that reproduces the run (written in the cards).
+    progress : bool
+        tqdm bar over horizons.
+    """
+    from oa_kit.evaluation.model_card import write_evaluation
+    from oa_kit.evaluation.report import evaluate_progression
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = dict(provenance) if provenance is not None else make_provenance()
+    headlines = []
+    for h in tqdm(list(horizons), disable=not progress, desc="progression horizons"):
+        X, y = labelled_rows(features, labels, h)
+        oracle = oracle_column(X, truth, h).to_numpy() if truth is not None else None
+        ev = evaluate_progression(X, y, h, oracle_risk=oracle, n_splits=n_splits, n_resamples=n_resamples, seed=seed,
+                                  site_held_out=site_held_out, provenance=provenance, lightgbm_grid=lightgbm_grid,
+                                  calibration=calibration)
+        write_evaluation(ev, out, command)
+        headline = ev.headline()
+        headlines.append(headline)
+        if fit_final:
+            model = ProgressionModel(horizon_months=h, columns=ev.feature_sets[ev.main_model], seed=seed,
+                                     param_grid=lightgbm_grid, calibration=calibration).fit(X, y, provenance=provenance)
+            main = headline.set_index("model").loc[ev.main_model]
+            save_model(model, out / "models" / f"h{h}", overwrite=True,
+                       metrics={"cv_auc": main["auc"], "cv_auc_ci": [main["auc_ci_low"], main["auc_ci_high"]],
+                                "cv_ece": main["ece"], "n_splits": n_splits, "n_resamples": n_resamples})
+            explain_model(model, X, out / "explain")
+    table = pd.concat(headlines, ignore_index=True)
+    write_text_atomic(out / "headline.csv", table.to_csv(index=False))
+    return table
