@@ -131,6 +131,8 @@ def test_write_reads_back_identical_and_deterministic(tmp_path, left):
     np.testing.assert_array_equal(lab.array, left.labels)
     np.testing.assert_allclose(vol.affine, left.affine, atol=1e-6)
     assert vol.orientation == ("R", "A", "S") and lab.array.dtype == np.uint8
+    assert vol.metadata["side"] == "L" and vol.metadata["participant_id"] == "9000099"
+    assert lab.metadata["visit_month"] == 0
     again, _ = write_knee_mri(tmp_path / "b", "9000099", "L", 0, left)
     assert again.read_bytes() == img_path.read_bytes()
     assert write_knee_mri(tmp_path, "9000099", "L", 24, left)[0].name == "9000099_L_V03_DESS.nii.gz"

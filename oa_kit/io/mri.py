@@ -166,7 +166,34 @@ def read_nifti(path: str | os.PathLike) -> MRIVolume:
         raise OAKitError(f"{path}: image is {array.ndim}-D {array.shape}; expected a 3-D volume")
     if array.ndim > 4:
         raise OAKitError(f"{path}: image is {array.ndim}-D {array.shape}; expected a 3-D volume (or 4-D channels)")
-    return MRIVolume(array=array, affine=img.affine, source=path, metadata={"format": "nifti"})
+    meta = {"format": "nifti", **_parse_descrip(img.header.get("descrip", b""))}
+    return MRIVolume(array=array, affine=img.affine, source=path, metadata=meta)
+
+
+#: Metadata keys kept in the NIfTI ``descrip`` header field (80 bytes) as ``oa_kit key=value ...``.
+DESCRIP_KEYS = ("side", "participant_id", "visit_month")
+
+
+def _descrip(metadata: Mapping[str, Any], path: Path) -> bytes:
+    """``descrip`` header text recording laterality, participant and visit (when known)."""
+    parts = [f"{k}={metadata[k]}" for k in DESCRIP_KEYS if k in metadata]
+    text = " ".join(["oa_kit", *parts]) if parts else ""
+    if len(text) > 79 or any(" " in str(metadata[k]) for k in DESCRIP_KEYS if k in metadata):
+        raise OAKitError(f"{path}: metadata {parts} too long or has spaces; expected short IDs for the NIfTI descrip")
+    return text.encode("ascii")
+
+
+def _parse_descrip(raw) -> dict[str, Any]:
+    """Metadata written by :func:`_descrip` (other descrip text is ignored)."""
+    text = np.asarray(raw).tobytes().decode("ascii", "replace").strip("\x00 ")
+    if not text.startswith("oa_kit"):
+        return {}
+    out: dict[str, Any] = {}
+    for token in text.split()[1:]:
+        key, _, value = token.partition("=")
+        if key in DESCRIP_KEYS:
+            out[key] = int(value) if key == "visit_month" and value.isdigit() else value
+    return out
 
 
 def write_nifti(path: str | os.PathLike, volume: MRIVolume) -> Path:
@@ -182,6 +209,7 @@ def write_nifti(path: str | os.PathLike, volume: MRIVolume) -> Path:
         array = array.astype(np.int32)
     img = nib.Nifti1Image(array, volume.affine)
     img.header.set_xyzt_units("mm")
+    img.header["descrip"] = _descrip(volume.metadata, path)
     img.set_qform(volume.affine, code=1)
     img.set_sform(volume.affine, code=1)
     data = img.to_bytes()
