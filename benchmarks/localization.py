@@ -5,7 +5,10 @@ JPEG 2000 DICOM) and KL grades 0–4, writes each as DICOM, reads it back with `
 ``oa_kit.imaging.knee_rois``. Prints the Euclidean error of the located joint centre (mm; synthetic data only:
 it measures the method on the renderer's anatomy, not on real radiographs), overall and per site and KL grade.
 
-Usage: ``python benchmarks/localization.py [--participants 60] [--seed 0]``
+With ``--chen N`` it also reports how many of N real Chen 2018 val crops (``../shared/data/knee-kl-chen2018``; joint-centred,
+no spacing, so only recognition is measured, not error) are recognised as a knee and passed through.
+
+Usage: ``python benchmarks/localization.py [--participants 60] [--seed 0] [--chen 200]``
 """
 from __future__ import annotations
 
@@ -58,11 +61,24 @@ def localisation_errors(participants: int, seed: int, folder: Path) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def chen_recognition(n: int, seed: int) -> tuple[int, int]:
+    """(recognised, tried) over ``n`` random real Chen 2018 val crops; (0, 0) when the data is absent."""
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "knee-kl-chen2018"
+    if not (root / "manifest.csv").exists() or n <= 0:
+        return 0, 0
+    manifest = pd.read_csv(root / "manifest.csv")
+    sample = manifest[manifest["split"] == "val"].sample(min(n, 826), random_state=seed)
+    found = sum(bool(knee_rois(read_radiograph(root / path), side=side)) for path, side in zip(sample["path"],
+                                                                                               sample["side"]))
+    return found, len(sample)
+
+
 def main() -> None:
     """Run the benchmark and print the error summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=60, help="radiographs to render (2 knees each)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chen", type=int, default=0, help="also test recognition on N real Chen 2018 val crops")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         table = localisation_errors(args.participants, args.seed, Path(tmp))
@@ -75,6 +91,10 @@ def main() -> None:
     summary = table.groupby(["site", "photometric", "transfer_syntax"])["error_mm"].agg(["count", "mean", "max"])
     print(summary.round(2).to_string())
     print(table.groupby("kl")["error_mm"].agg(["count", "mean", "max"]).round(2).to_string())
+    found, tried = chen_recognition(args.chen, args.seed)
+    if tried:
+        print(f"real Chen 2018 val crops recognised as a knee (passthrough): {found}/{tried} "
+              f"({100 * found / tried:.1f}%)")
 
 
 if __name__ == "__main__":
