@@ -153,6 +153,20 @@ def test_lossless_compressed_round_trip(tmp_path, syntax):
     assert rg.meta["transfer_syntax_uid"] == str(syntax)
 
 
+def test_deflated_and_big_endian_round_trip(tmp_path):
+    arr = ramp16()
+    for syntax in (pydicom.uid.DeflatedExplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian):
+        ds = make_dataset(arr)
+        ds.file_meta.TransferSyntaxUID = syntax
+        if not syntax.is_little_endian:
+            ds.PixelData = arr.astype(">u2").tobytes()  # pixel bytes are written as given
+        path = tmp_path / f"{syntax.keyword}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        rg = read_radiograph(path)
+        np.testing.assert_array_equal(rg.pixels, arr.astype(np.float32))
+        assert rg.meta["transfer_syntax_uid"] == str(syntax)
+
+
 def test_jpeg2000_lossy_round_trip_is_close_and_flagged(tmp_path):
     arr = ramp16(40, 36)
     ds = make_dataset(arr)
