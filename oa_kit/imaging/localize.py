@@ -121,7 +121,7 @@ class JointCentre:
     notch_found: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds an array: identity equality, like numpy-backed results
 class KneeROI:
     """One knee cut from a radiograph at physical scale, in right-knee orientation.
 

@@ -54,7 +54,7 @@ _LOSSY_SYNTAXES = {
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds an array: identity equality
 class Radiograph:
     """A decoded 2-D radiograph in the oa_kit convention (float32, higher = denser).
 
