@@ -55,6 +55,17 @@ def describe_feature(feature: str, value: float) -> str:
     if "thickness" in feature:
         region = feature.split("thickness_mm_")[-1].replace("_", " ")
         return f"{region} cartilage thickness {value:.1f} mm"
+    match = re.search(r"osteophyte_mm_([FT])([ML])$", feature, flags=re.IGNORECASE)
+    if match:
+        bone = {"F": "femoral", "T": "tibial"}[match.group(1).upper()]
+        side = {"M": "medial", "L": "lateral"}[match.group(2).upper()]
+        return f"{bone} {side} osteophyte {value:.1f} mm"
+    match = re.match(r"jsw_(medial|lateral)(?:_x(\d+))?_mm$", feature)
+    if match:
+        where = f" at x={int(match.group(2)) / 1000:.3f}" if match.group(2) else ""
+        return f"{match.group(1)} joint space{where} {value:.1f} mm"
+    if feature.endswith("_mm"):
+        return f"{feature[:-3].replace('_', ' ')} {value:.1f} mm"
     return f"{feature.replace('_', ' ')} {value:.3g}"
 
 
