@@ -103,10 +103,13 @@ def fit_linear(X: pd.DataFrame, y: np.ndarray, C: float, class_weight: str | Non
 
 def fit_booster(X: pd.DataFrame, y: np.ndarray, params: Mapping[str, Any], class_weight: str | None,
                 seed: int) -> lgb.Booster:
-    """Fit a LightGBM binary classifier (single thread, deterministic) and return its booster."""
-    clf = lgb.LGBMClassifier(objective="binary", class_weight=class_weight, subsample=0.8, subsample_freq=1,
-                             colsample_bytree=0.8, reg_lambda=1.0, random_state=seed, n_jobs=1, verbose=-1,
-                             deterministic=True, force_row_wise=True, **dict(params))
+    """Fit a LightGBM binary classifier (single thread, deterministic) and return its booster.
+
+    Defaults subsample 0.8, colsample_bytree 0.8, reg_lambda 1.0 apply unless ``params`` sets them.
+    """
+    settings = {"subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0, **dict(params)}
+    clf = lgb.LGBMClassifier(objective="binary", class_weight=class_weight, random_state=seed, n_jobs=1, verbose=-1,
+                             deterministic=True, force_row_wise=True, **settings)
     clf.fit(X, y)
     return clf.booster_
 
