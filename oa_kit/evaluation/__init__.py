@@ -11,7 +11,9 @@ from oa_kit.evaluation.metrics import (
     net_benefit,
     roc_auc,
 )
+from oa_kit.evaluation.model_card import model_card_markdown, write_evaluation
 from oa_kit.evaluation.oracle import oracle_comparison
+from oa_kit.evaluation.report import ProgressionEvaluation, evaluate_progression
 from oa_kit.evaluation.subgroups import subgroup_columns, subgroup_metrics
 from oa_kit.evaluation.validation import (
     compare_to_reference,
@@ -23,6 +25,7 @@ from oa_kit.evaluation.validation import (
 )
 
 __all__ = [
+    "ProgressionEvaluation", "evaluate_progression", "model_card_markdown", "write_evaluation",
     "average_precision", "bootstrap_metrics", "brier_score", "calibration_curve", "compare_to_reference",
     "cross_validate", "delong_covariance", "delong_test", "expected_calibration_error", "grouped_folds",
     "net_benefit", "oracle_comparison", "predict_splits", "roc_auc", "site_held_out_validate", "subgroup_columns",
