@@ -5,6 +5,7 @@ Run: ``python benchmarks/kl_speed.py [--threads 2]``. Prints figures; asserts no
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--knees", type=int, default=256)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"torch threads {args.threads}; load average before: {os.getloadavg()[0]:.1f} (figures scale with machine load)")
     rng = np.random.default_rng(0)
     grader = KLGrader.from_pretrained()
     x = rng.random((args.knees, 1, 160, 160), dtype=np.float32)

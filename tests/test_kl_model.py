@@ -55,6 +55,8 @@ def small_chen(chen_dir):
     return images, frame
 
 
+@pytest.mark.slow
+@pytest.mark.shared_data
 def test_smoke_training_loss_falls(small_chen, tmp_path):
     """One short CPU run on a handful of real Chen knees: the training loss falls and the run folder is complete."""
     torch.set_num_threads(1)
@@ -71,6 +73,8 @@ def test_smoke_training_loss_falls(small_chen, tmp_path):
         p.name for p in (tmp_path / "run").iterdir()}
 
 
+@pytest.mark.slow
+@pytest.mark.shared_data
 def test_resume_continues_from_checkpoint(small_chen, tmp_path):
     torch.set_num_threads(1)
     images, frame = small_chen
@@ -87,3 +91,33 @@ def test_resume_continues_from_checkpoint(small_chen, tmp_path):
 def test_trainer_rejects_bad_arrays():
     with pytest.raises(OAKitError, match="uint8"):
         KLTrainer(device="cpu").fit(np.zeros((4, 32, 32)), np.zeros(4, int), np.zeros((2, 32, 32), np.uint8), np.zeros(2, int))
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_pack_roundtrip_and_cli_train(chen_dir, tmp_path):
+    """`oa-kit kl pack` on a tiny Chen-layout copy, read back, then `oa-kit kl train` for one epoch on the pack."""
+    import shutil
+
+    from oa_kit.io.chen import read_chen
+    from oa_kit.models.kl.cli import main
+    from oa_kit.models.kl.data import load_chen_arrays, load_pack
+
+    frame = read_chen(chen_dir).groupby("split").head(4)
+    for row in frame.itertuples():
+        target = tmp_path / "chen" / row.split / str(row.kl) / f"{row.participant_id}{row.side}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(row.path, target)
+    pack = tmp_path / "chen.npz"
+    assert main(["kl", "pack", str(tmp_path / "chen"), "--out", str(pack)]) == 0
+    packed, table = load_pack(pack)
+    direct, direct_table = load_chen_arrays(tmp_path / "chen", progress=False)
+    assert packed.shape == direct.shape == (8, 160, 160)
+    assert list(table["kl"]) == list(direct_table["kl"])
+    assert np.abs(packed.astype(float) - direct).mean() < 6  # JPEG q85 error, in 8-bit levels
+    torch.set_num_threads(1)
+    assert main(["kl", "train", str(pack), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4",
+                 "--device", "cpu", "--quiet"]) == 0
+    assert (tmp_path / "run" / "best.safetensors").exists()
+    with pytest.raises(OAKitError, match="not a KL pack"):
+        load_pack(tmp_path / "run" / "history.csv")

@@ -72,6 +72,11 @@ def test_outputs_gradcam_and_qa(grader, chen_dir):
     assert cam.shape == (2, 160, 160) and cam.min() >= 0 and cam.max() <= 1 and cam.max() > 0
     blank = np.zeros((1, 1, 160, 160), np.float32)
     assert "blank_image" in grader.qa_flags(blank)[0]
+    rng = np.random.default_rng(0)
+    from oa_kit.imaging.preprocess import kl_input
+
+    not_knees = np.stack([kl_input(rng.random((224, 224))), kl_input(np.tile(np.linspace(0, 1, 224), (224, 1)))])
+    assert all("out_of_distribution" in flags for flags in grader.qa_flags(not_knees))
     with pytest.raises(OAKitError, match="expected preprocessed inputs"):
         grader.predict_proba(np.zeros((2, 1, 64, 64), np.float32))
 
@@ -113,3 +118,14 @@ def test_cli_predict_bilateral_dicom(tmp_path):
     assert list(table["side"]) == ["R", "L"] and (table["id"] == "P1").all()
     assert np.allclose(table[[f"p{k}" for k in range(5)]].sum(axis=1), 1, atol=1e-4)
     assert table["embedding_path"].str.contains("#knee_").all()
+    flagged = table["qa_flags"].str.contains("out_of_distribution|blank_image")
+    assert (table["grade"].isna() == flagged).all()  # no grade exactly where the knee is flagged
+
+
+def test_cli_evaluate_small(tmp_path, chen_dir, capsys):
+    from oa_kit.cli import main
+
+    out = tmp_path / "metrics.csv"
+    assert main(["kl", "evaluate", str(chen_dir), "--limit", "40", "--n-boot", "20", "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert {"qwk", "accuracy", "coverage"} <= set(table["metric"]) and (table["n"] == 40).all()

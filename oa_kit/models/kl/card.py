@@ -208,7 +208,8 @@ def ship_weights(best: str | os.PathLike, data_dir: str | os.PathLike, out: str 
     if training is None and "params" in meta:
         training = json.loads(meta["params"])
     extra = {"widths": json.loads(meta["widths"]), "n_parameters": int(sum(p.numel() for p in grader.model_.parameters())),
-             "training": training or {}, "calibration": calibration, "source_weights": Path(best).name}
+             "training": training or {}, "calibration": calibration, "source_weights": Path(best).name,
+             "loss_comparison": [] if comparison is None else comparison.to_dict("records")}
     path = grader.save(out, extra=extra)
     shipped = KLGrader.from_pretrained(path)
     evaluation = evaluate_grader(shipped, images, frame, n_boot=n_boot, seed=seed)
