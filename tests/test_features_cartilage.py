@@ -118,3 +118,14 @@ def test_measure_rejects_bad_inputs():
         measure_cartilage(lab, sheared, "R")
     with pytest.raises(OAKitError, match="3D"):
         measure_cartilage(lab[0], aff, "R")
+
+
+def test_projected_thickness_figure():
+    from oa_kit.viz.thickness import thickness_map_figure
+
+    lab, aff = _toy_knee()
+    fig = thickness_map_figure(measure_cartilage(lab, aff, "L"), title="toy")
+    assert len(fig.data) == 2                                   # femur and tibia panels (no patella in the toy)
+    tibia = np.asarray(fig.data[1].marker.color)
+    assert np.percentile(tibia, 75) == pytest.approx(2.5, abs=0.05) and np.percentile(tibia, 25) == pytest.approx(2.0, abs=0.05)
+    assert "L knee" in fig.layout.title.text

@@ -225,6 +225,45 @@ def save_weights(result: TrainResult, path: str | Path, extra: dict | None = Non
     return path
 
 
+def export_best(run: str | Path, path: str | Path, segmenter=None, extra: dict | None = None) -> Path:
+    """Package a run folder's best-validation checkpoint (``best.safetensors``) as shippable weights + JSON (sha256).
+
+    For runs stopped before their last epoch: the history and checkpoint state are recorded in the metadata.
+    """
+    from oa_kit.models.mri.inference import MRISegmenter
+
+    run = Path(run)
+    if not (run / "best.safetensors").exists() or not (run / "checkpoint.json").exists():
+        raise OAKitError(f"{run}: no best.safetensors/checkpoint.json; expected a run folder from 'oa-kit mri train'")
+    state = json.loads((run / "checkpoint.json").read_text())
+    tensors = load_file(str(run / "best.safetensors"))
+    segmenter = segmenter or MRISegmenter(channels=_channels_from_state(tensors))
+    segmenter.strides = (2,) * (len(segmenter.channels) - 1)
+    net = segmenter._build()
+    net.load_state_dict(tensors)
+    best_epoch = max(state["history"], key=lambda h: h["val_cartilage_dice"])["epoch"]
+    metadata = {"architecture": {"spatial_dims": 2, "channels": list(segmenter.channels), "strides": list(segmenter.strides),
+                                 "num_res_units": segmenter.num_res_units, "out_channels": N_NETWORK_CLASSES},
+                "spacing_mm": segmenter.spacing_mm, "roi_size": list(segmenter.roi_size), "seed": state.get("seed"),
+                "epochs_completed": state["epoch"], "best_epoch": best_epoch,
+                "best_val_cartilage_dice": state["best_score"], "history": state["history"]}
+    return save_weights(TrainResult(net=net, metadata=metadata, history=state["history"]), path, extra)
+
+
+def _channels_from_state(tensors: dict) -> tuple[int, ...]:
+    """Recover U-Net channel widths from a MONAI UNet state dict (the output width of each encoder block)."""
+    channels, prefix = [], "model.0"
+    depth = 0
+    while f"{prefix}.conv.unit0.conv.weight" in tensors:
+        channels.append(int(tensors[f"{prefix}.conv.unit0.conv.weight"].shape[0]))
+        depth += 1
+        prefix = "model" + ".1.submodule" * depth + ".0"
+    bottom = "model" + ".1.submodule" * depth + ".conv.unit0.conv.weight"
+    if bottom in tensors:
+        channels.append(int(tensors[bottom].shape[0]))
+    return tuple(channels)
+
+
 # ------------------------------------------------------------------------------------------------ evaluation
 def evaluate_segmenter(segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0,
                        progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -268,10 +307,13 @@ def _case_metrics(case: SegmentationCase, pred: np.ndarray, spacing: tuple[float
 
 # --------------------------------------------------------------------------------------------- synthetic phantoms
 def render_phantom_cases(n_participants: int, seed: int = 0, geometry=None, progress: bool = True,
-                         thickness_range_mm: tuple[float, float] = (0.8, 3.2)) -> list[SegmentationCase]:
+                         thickness_range_mm: tuple[float, float] = (0.8, 3.2),
+                         only_groups: set[str] | None = None) -> list[SegmentationCase]:
     """Render both knees of ``n_participants`` synthetic participants (random regional thickness and site A-E).
 
     Each case keeps its participant id in ``group`` so splits never put one participant's knees on both sides.
+    ``only_groups`` renders just those participants (the random draws of the others are replayed, not rendered),
+    so a run's test set can be re-created exactly without rendering its training set.
     """
     from oa_kit.io.labels import SUBREGIONS
     from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, render_knee_mri
@@ -285,7 +327,10 @@ def render_phantom_cases(n_participants: int, seed: int = 0, geometry=None, prog
         for side in ("R", "L"):
             thickness = {s: float(rng.uniform(*thickness_range_mm)) for s in SUBREGIONS}
             site = SITE_MRI[sites[int(rng.integers(len(sites)))]]
-            r = render_knee_mri(side, thickness, geometry, site, seed=int(rng.integers(2 ** 31)))
+            knee_seed = int(rng.integers(2 ** 31))
+            if only_groups is not None and pid not in only_groups:
+                continue
+            r = render_knee_mri(side, thickness, geometry, site, seed=knee_seed)
             case = SegmentationCase(f"{pid}_{side}", r.image, r.labels, r.affine, side, group=pid)
             case.true_thickness_mm = dict(r.true_thickness_mm)  # type: ignore[attr-defined]
             cases.append(case)
@@ -306,3 +351,43 @@ def split_by_group(cases: Sequence[SegmentationCase], fractions: tuple[float, fl
     for c in cases:
         parts[assign[c.group or c.case_id]].append(c)
     return parts
+
+
+def evaluate_thickness(segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0,
+                       progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean-thickness error (mm) per subregion against the phantoms' analytic truth, with bootstrap 95% CIs.
+
+    Measured twice per case: on the segmenter's output (labels + probabilities, the full pipeline) and on the
+    true label map (the thickness method alone). Cases need a ``true_thickness_mm`` attribute (synthetic phantoms).
+
+    Returns
+    -------
+    summary, per_case
+        ``summary``: subregion, source, metric (``mae_mm``, ``bias_mm``), estimate, ci_low, ci_high, n.
+    """
+    from oa_kit.features.cartilage import measure_cartilage
+
+    rows = []
+    for case in tqdm(cases, desc="thickness", disable=not progress):
+        seg = segmenter.segment(case.image, case.affine, case.side)
+        for source, meas in (("segmenter", measure_cartilage(seg.labels, case.affine, case.side, proba=seg.proba)),
+                             ("true_labels", measure_cartilage(case.labels, case.affine, case.side))):
+            table = meas.subregion_table().set_index("subregion")
+            for name, truth in case.true_thickness_mm.items():  # type: ignore[attr-defined]
+                rows.append({"case_id": case.case_id, "group": case.group, "source": source, "subregion": name,
+                             "measured_mm": float(table.loc[name, "thickness_mm_mean"]), "true_mm": float(truth)})
+    per_case = pd.DataFrame(rows)
+    per_case["error_mm"] = per_case["measured_mm"] - per_case["true_mm"]
+    rng = np.random.default_rng(seed)
+    summary = []
+    for (source, name), grp in per_case.groupby(["source", "subregion"], sort=False):
+        err = grp.groupby("group")["error_mm"].apply(lambda e: e.abs().mean()).to_numpy()
+        bias = grp.groupby("group")["error_mm"].mean().to_numpy()
+        for metric, values in (("mae_mm", err), ("bias_mm", bias)):
+            values = values[np.isfinite(values)]
+            boots = [rng.choice(values, len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
+            summary.append({"subregion": name, "source": source, "metric": metric,
+                            "estimate": float(np.mean(values)) if len(values) else np.nan,
+                            "ci_low": float(np.percentile(boots, 2.5)), "ci_high": float(np.percentile(boots, 97.5)),
+                            "n": int(len(values))})
+    return pd.DataFrame(summary), per_case
