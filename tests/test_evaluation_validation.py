@@ -105,7 +105,7 @@ def test_grouped_folds_property():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=25, deadline=None)
+    @settings(max_examples=15, deadline=None)
     @given(st.lists(st.tuples(st.integers(1, 2), st.integers(0, 1)), min_size=12, max_size=40), st.integers(0, 99))
     def check(participants, seed):
         pid = [str(i) for i, (k, _) in enumerate(participants) for _ in range(k)]
