@@ -121,3 +121,20 @@ def test_pack_roundtrip_and_cli_train(chen_dir, tmp_path):
     assert (tmp_path / "run" / "best.safetensors").exists()
     with pytest.raises(OAKitError, match="not a KL pack"):
         load_pack(tmp_path / "run" / "history.csv")
+
+
+def test_fine_tune_from_shipped_weights_on_roi_arrays():
+    """The synthetic-cohort path: ROIs → uint8 arrays → fine-tune the shipped model for one epoch."""
+    from oa_kit.models.kl.data import roi_arrays
+    from oa_kit.models.kl.predict import SHIPPED_WEIGHTS
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    x = roi_arrays([rng.random((200, 200)) for _ in range(8)])
+    assert x.shape == (8, 160, 160) and x.dtype == np.uint8
+    y = np.arange(8) % 5
+    trainer = KLTrainer(loss="sord", epochs=1, batch_size=4, device="cpu", progress=False, init_weights=SHIPPED_WEIGHTS)
+    trainer.fit(x, y, x[:4], y[:4])
+    assert trainer.model_(torch.rand(2, 1, 160, 160)).shape == (2, 5)
+    with pytest.raises(OAKitError, match="loss"):
+        KLTrainer(loss="corn", epochs=1, device="cpu", progress=False, init_weights=SHIPPED_WEIGHTS).fit(x, y, x, y)

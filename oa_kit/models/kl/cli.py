@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--side", choices=["R", "L"], default=None, help="Side of single-knee inputs without laterality.")
     predict.add_argument("--embeddings", default=None, help="Write per-knee embeddings to this .npz file.")
     predict.add_argument("--tta", type=int, default=None, help="Test-time views (default: the shipped setting).")
+    predict.add_argument("--clahe", choices=["auto", "yes", "no"], default="auto",
+                         help="auto: skip for Chen-layout folders (already CLAHE-enhanced), apply to DICOM/PNG/JPEG.")
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(func=_predict)
 
@@ -36,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--limit", type=int, default=None, help="Use only the first N images per split (smoke runs).")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
+    train.add_argument("--init-weights", default=None, help="Fine-tune from these weights (e.g. the shipped model).")
     train.add_argument("--no-resume", action="store_true")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_train)
@@ -73,7 +76,8 @@ def _train(args: argparse.Namespace) -> int:
     trainer = train_kl(args.data_dir, args.out, limit=args.limit, loss=args.loss, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                        weight_decay=args.weight_decay, aug_strength=args.aug_strength, dropout=args.dropout, max_minutes=args.max_minutes,
-                       seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.quiet)
+                       seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.quiet,
+                       init_weights=args.init_weights)
     print(f"best val QWK {trainer.best_qwk_:.4f} at epoch {trainer.best_epoch_}; weights in {args.out}/best.safetensors")
     return 0
 
@@ -105,7 +109,8 @@ def _predict(args: argparse.Namespace) -> int:
     grader = KLGrader.from_pretrained(args.weights, device=args.device)
     if args.tta is not None:
         grader.tta = args.tta
-    table = predict_files(grader, args.inputs, out=args.out, side=args.side, embeddings=args.embeddings)
+    table = predict_files(grader, args.inputs, out=args.out, side=args.side, embeddings=args.embeddings,
+                          clahe=args.clahe)
     print(f"wrote {args.out}: {len(table)} knees")
     return 0
 

@@ -42,6 +42,11 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
+def roi_arrays(rois: list[np.ndarray], clahe: bool = True, size: int = KL_INPUT_SIZE) -> np.ndarray:
+    """Training/inference arrays (N, size, size) uint8 from knee ROIs in right orientation (e.g. ``KneeROI.pixels``)."""
+    return np.stack([to_uint8(kl_input(roi, size=size, clahe=clahe)[0]) for roi in rois])
+
+
 def load_chen_arrays(data_dir: str | os.PathLike, splits: tuple[str, ...] = ("train", "val"), size: int = KL_INPUT_SIZE,
                      limit: int | None = None, progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
     """Preprocess Chen images into uint8 arrays (N, size, size) plus their index table (path, participant_id, side, kl, split)."""

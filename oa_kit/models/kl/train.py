@@ -91,6 +91,8 @@ class KLTrainer:
         Where ``checkpoint.safetensors``/``checkpoint.json`` (every epoch), ``best.safetensors`` and ``history.csv`` go.
     resume : bool
         Continue from ``out_dir``'s checkpoint when present.
+    init_weights : path or None
+        Start from these KL weights (e.g. the shipped ``kl_weights.safetensors``) to fine-tune; same loss type required.
     progress : bool
         Show tqdm bars.
 
@@ -105,7 +107,7 @@ class KLTrainer:
                  weight_decay: float = 0.05, warmup_epochs: float = 3.0, class_weight_power: float = 0.3,
                  ema_decay: float = 0.998, aug_strength: float = 1.0, dropout: float = 0.2, patience: int = 25, max_minutes: float | None = None, seed: int = 0,
                  device: str = "auto", out_dir: str | os.PathLike | None = None, resume: bool = True,
-                 progress: bool = True) -> None:
+                 init_weights: str | os.PathLike | None = None, progress: bool = True) -> None:
         self.loss = loss
         self.epochs = epochs
         self.batch_size = batch_size
@@ -122,6 +124,7 @@ class KLTrainer:
         self.device = device
         self.out_dir = out_dir
         self.resume = resume
+        self.init_weights = init_weights
         self.progress = progress
 
     # ------------------------------------------------------------------ public
@@ -179,6 +182,8 @@ class KLTrainer:
         """Create network, EMA copy, optimizer, loss and augmentation."""
         self.input_size_ = size
         self._net = KLNet(n_outputs=n_outputs_for(self.loss), dropout=self.dropout).to(device).to(memory_format=torch.channels_last)
+        if self.init_weights is not None:
+            self._net.load_state_dict(_load_init(self.init_weights, self.loss))
         self._ema = None
         if self.ema_decay > 0:
             self._ema = torch.optim.swa_utils.AveragedModel(
@@ -300,6 +305,17 @@ class KLTrainer:
         names = ["loss", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "class_weight_power",
                  "ema_decay", "aug_strength", "dropout", "patience", "max_minutes", "seed", "device"]
         return {n: getattr(self, n) for n in names}
+
+
+def _load_init(path: str | os.PathLike, loss: str) -> dict[str, torch.Tensor]:
+    """Network tensors of a KL weights file for fine-tuning (checks the loss type matches)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        meta = handle.metadata() or {}
+        if meta.get("loss") != loss:
+            raise OAKitError(f"{path}: weights trained with loss {meta.get('loss')!r}; expected {loss!r} to fine-tune")
+        return {k: handle.get_tensor(k) for k in handle.keys() if not k.startswith("ood.")}
 
 
 def _val_metrics(logits: np.ndarray, y: np.ndarray, loss: str) -> dict[str, float]:
