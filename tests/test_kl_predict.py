@@ -129,3 +129,19 @@ def test_cli_evaluate_small(tmp_path, chen_dir, capsys):
     assert main(["kl", "evaluate", str(chen_dir), "--limit", "40", "--n-boot", "20", "--out", str(out)]) == 0
     table = pd.read_csv(out)
     assert {"qwk", "accuracy", "coverage"} <= set(table["metric"]) and (table["n"] == 40).all()
+
+
+def test_16bit_and_rgb_png_match_8bit(grader, chen_dir, tmp_path):
+    from oa_kit.models.kl.predict import predict_files
+
+    src = next((chen_dir / "val" / "2").glob("*R.png"))
+    gray = np.asarray(Image.open(src))
+    Image.fromarray(gray).save(tmp_path / "a8.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "a16.png")
+    Image.fromarray(np.repeat(gray[..., None], 3, axis=2)).save(tmp_path / "argb.png")
+    Image.fromarray(np.stack([gray, gray // 2, gray], axis=2)).save(tmp_path / "colour.png")
+    table = predict_files(grader, [tmp_path / "a8.png", tmp_path / "a16.png", tmp_path / "argb.png"], side="R", clahe="no")
+    probs = table[[f"p{k}" for k in range(5)]].to_numpy()
+    assert np.allclose(probs[0], probs[1], atol=0.02) and np.allclose(probs[0], probs[2], atol=1e-6)
+    with pytest.raises(OAKitError, match="colour"):
+        predict_files(grader, [tmp_path / "colour.png"], side="R")

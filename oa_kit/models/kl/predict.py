@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from sklearn.covariance import LedoitWolf
 
 from oa_kit.errors import OAKitError
-from oa_kit.imaging.preprocess import KL_INPUT_SIZE, kl_input
+from oa_kit.imaging.preprocess import KL_INPUT_SIZE, check_roi, kl_input
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.models.kl.calibration import TemperatureScaler
 from oa_kit.models.kl.conformal import APSConformal, set_labels
@@ -277,10 +277,7 @@ def _plain_input(path: Path, side: str, clahe: bool) -> np.ndarray:
     """Model input from a PNG/JPEG single-knee crop (8/16-bit; left knees mirrored)."""
     from oa_kit.models.kl.data import read_gray
 
-    image = read_gray(path)
-    from oa_kit.imaging.preprocess import check_roi
-
-    image = check_roi(image, name=str(path))
+    image = check_roi(read_gray(path), name=str(path))
     if side == "L":
         image = image[:, ::-1]
     return kl_input(image, clahe=clahe)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from oa_kit.errors import OAKitError
 from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.models.kl.data import load_training_data
 from oa_kit.models.kl.losses import class_weights, logits_to_proba, make_loss, n_outputs_for
 from oa_kit.models.kl.network import KLNet
 from oa_kit.models.kl.transforms import kl_augment
@@ -344,8 +345,7 @@ def train_kl(source: str | os.PathLike, out_dir: str | os.PathLike, limit: int |
 
     ``params`` go to :class:`KLTrainer`. ``limit`` keeps the first N images per split (smoke runs).
     """
-    images, frame = __import__("oa_kit.models.kl.data", fromlist=["load_training_data"]).load_training_data(
-        source, limit=limit, progress=params.get("progress", True))
+    images, frame = load_training_data(source, limit=limit, progress=params.get("progress", True))
     train, val = (frame["split"] == "train").to_numpy(), (frame["split"] == "val").to_numpy()
     if not train.any() or not val.any():
         raise OAKitError(f"{source}: needs both train and val images; found {int(train.sum())} train, {int(val.sum())} val")
