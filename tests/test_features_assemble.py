@@ -158,3 +158,18 @@ def test_synthetic_cohort_tables_assemble_end_to_end(tmp_path):
     assert fam.get("kl") == "radiograph" and "race" not in fam and "clinical_status" not in fam
     assert any(v == "clinical" for v in fam.values())
     assert asm.transform(X).shape == (len(X), len(asm.feature_names_out_))
+
+
+def test_image_table_columns_keep_their_family_through_the_join():
+    clinical = pd.DataFrame({"participant_id": ["1", "2"], "side": ["R", "R"], "age": [60, 70]})
+    mri = pd.DataFrame({"participant_id": ["1", "2"], "side": ["R", "R"], "covered_area_mm2_patellar": [100.0, 90.0],
+                        "signal_ratio": [1.0, 1.1], "thickness_mm_mean_patellar": [2.0, 1.9],
+                        "qc_cartilage_entropy": [0.1, 0.2], "source_file": ["a.nii.gz", "b.nii.gz"]})
+    xr = pd.DataFrame({"participant_id": ["1", "2"], "side": ["R", "R"], "p0": [0.9, 0.1], "sharpness": [3.0, 4.0]})
+    joined = join_knee_tables(clinical, radiograph=xr, mri=mri)
+    assert {"mri_signal_ratio", "thickness_mm_mean_patellar", "covered_area_mm2_patellar", "xr_sharpness",
+            "kl_p0"} <= set(joined.columns)
+    asm = FeatureAssembler().fit(joined)
+    assert asm.feature_families_["mri_signal_ratio"] == "mri" and asm.feature_families_["xr_sharpness"] == "radiograph"
+    assert asm.feature_families_["covered_area_mm2_patellar"] == "mri"
+    assert not any(c.startswith(("qc_", "source", "mri_qc", "mri_source")) for c in asm.feature_names_out_)

@@ -41,9 +41,9 @@ EXCLUDED_COLUMNS: frozenset[str] = frozenset({
 })
 EXCLUDED_PREFIXES: tuple[str, ...] = ("p_progress", "latent", "progression_rate", "kl_true", "readprj", "path",
                                       "oof_", "risk", "n_readings", "image_", "event_month", "kl_increment", "tkr_",
-                                      "unmeasured", "log_rate", "eligible", "grade_quantile")
+                                      "unmeasured", "log_rate", "eligible", "grade_quantile", "qc_", "source")
 #: Column-name endings never used as features (status/bookkeeping text such as ``clinical_status``).
-EXCLUDED_SUFFIXES: tuple[str, ...] = ("_status", "_path", "_month")
+EXCLUDED_SUFFIXES: tuple[str, ...] = ("_status", "_path", "_month", "_file", "_reasons")
 _RADIOGRAPH_EXACT = {"kl", "kl_grade", "baseline_kl", "grade"}
 _RADIOGRAPH_PREFIXES = ("kl_", "xr_", "jsw", "jsn", "osteophyte", "ost_", "os_", "osf", "sclerosis", "mcmjsw",
                         "bmang", "beam_angle", "varus")
@@ -55,7 +55,7 @@ def family_of(column: str) -> str:
     name = str(column).lower()
     if name in _RADIOGRAPH_EXACT or name.startswith(_RADIOGRAPH_PREFIXES):
         return "radiograph"
-    if name.startswith(_MRI_PREFIXES) or "thickness" in name or name.endswith("_mm3"):
+    if name.startswith(_MRI_PREFIXES) or "thickness" in name or "_mm3" in name or "_mm2" in name:
         return "mri"
     return "clinical"
 
@@ -83,6 +83,15 @@ def _check_keys(table: pd.DataFrame, name: str, visit_month: int | None) -> pd.D
     return table
 
 
+def _family_prefixes(columns: Sequence[str], family: str) -> dict[str, str]:
+    """Renames that make a column's name carry its source table's family (``xr_`` / ``mri_`` prefix) when
+    :func:`family_of` would otherwise read it as another family, so families stay recoverable from names alone."""
+    prefix = {"radiograph": "xr_", "mri": "mri_"}[family]
+    return {c: f"{prefix}{c}" for c in columns
+            if c not in KEY_COLUMNS and c != "visit_month" and family_of(c) != family
+            and c in _default_columns(pd.DataFrame(columns=[c]))}
+
+
 def join_knee_tables(clinical: pd.DataFrame, radiograph: pd.DataFrame | None = None,
                      mri: pd.DataFrame | None = None, visit_month: int | None = 0) -> pd.DataFrame:
     """Left-join the KL-CNN and MRI tables onto the clinical table per knee (one visit, baseline by default).
@@ -99,7 +108,9 @@ def join_knee_tables(clinical: pd.DataFrame, radiograph: pd.DataFrame | None = N
     Returns
     -------
     DataFrame
-        One row per clinical knee; knees without images get NaN image columns.
+        One row per clinical knee; knees without images get NaN image columns. A KL-CNN or MRI column whose
+        name would not be read as its table's family (e.g. ``covered_area_mm2_x`` → clinical) gets an ``xr_`` /
+        ``mri_`` prefix, so :func:`family_of` assigns every feature to the table it came from.
     """
     merged = _check_keys(clinical, "clinical", visit_month)
     for name, table in (("radiograph", radiograph), ("mri", mri)):
@@ -108,6 +119,7 @@ def join_knee_tables(clinical: pd.DataFrame, radiograph: pd.DataFrame | None = N
         table = _check_keys(table, name, visit_month)
         if name == "radiograph":
             table = table.rename(columns={f"p{k}": f"kl_p{k}" for k in range(5) if f"kl_p{k}" not in table})
+        table = table.rename(columns=_family_prefixes(table.columns, name))
         clash = (set(table.columns) & set(merged.columns)) - set(KEY_COLUMNS)
         if clash:
             raise OAKitError(f"{name}.{sorted(clash)[0]}: column also present in another table; expected distinct names")
