@@ -87,7 +87,7 @@ class RandomNoise(_Seeded):
 
 
 class Compose:
-    """Apply transforms in order (MONAI/torchvision ``Compose`` semantics)."""
+    """Apply transforms in order (same semantics as MONAI ``Compose``)."""
 
     def __init__(self, transforms: Sequence) -> None:
         self.transforms = list(transforms)
