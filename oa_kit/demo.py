@@ -4,7 +4,7 @@ Steps (each one oa_kit call, so a notebook cell or dashboard callback can run an
 
 1. :func:`ensure_cohort` — generate the synthetic OAI-like cohort (reused when the same preset/seed is already there);
 2. :func:`cohort_labels` — read it back through the real OAI readers and build progression labels with reasons;
-3. :func:`cohort_kl_features` — localise knees in the DICOMs, train a KL-CNN per participant-grouped fold on the
+3. :func:`cohort_kl_features` — localise knees in the DICOMs, fine-tune the shipped KL-CNN per participant-grouped fold on the
    synthetic radiographs and predict the held-out knees (out-of-fold probabilities + embeddings, QWK);
 4. :func:`cohort_mri_features` — segment every MRI with the shipped segmenter, measure cartilage biomarkers;
 5. :func:`cohort_feature_table` + :func:`oa_kit.progression.pipeline.progression_report` — LightGBM and baselines per
@@ -82,7 +82,7 @@ def cohort_labels(cohort: Path, out: Path):
 
 
 def cohort_kl_features(cohort: Path, baseline_kl: pd.DataFrame, out: Path, seed: int, n_splits: int = 5,
-                       epochs: int = 8, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       epochs: int = 6, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-fold KL-CNN features for every baseline knee of the cohort, trained on its synthetic radiographs.
 
     ``baseline_kl`` holds participant_id, side, kl (the central baseline reading, the training target).
@@ -123,7 +123,7 @@ def cohort_feature_table(tables, kl_features: pd.DataFrame | None, mri_features:
 
 
 def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, n_participants: int | None = None, jobs: int = 2,
-             kl_epochs: int = 8, n_resamples: int = 1000, progress: bool = True) -> DemoResult:
+             kl_epochs: int = 6, n_resamples: int = 1000, progress: bool = True) -> DemoResult:
     """Run the whole synthetic pipeline into ``out`` and print the headline table (AUC with CI vs the oracle)."""
     from oa_kit.progression.model import make_provenance
     from oa_kit.progression.pipeline import progression_report
@@ -168,7 +168,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-participants", type=int, default=None)
     p.add_argument("--jobs", type=int, default=2, help="Processes for rendering the cohort's images.")
-    p.add_argument("--kl-epochs", type=int, default=8, help="Training epochs of each fold's synthetic KL-CNN.")
+    p.add_argument("--kl-epochs", type=int, default=6, help="Training epochs of each fold's synthetic KL-CNN.")
     p.add_argument("--n-resamples", type=int, default=1000, help="Bootstrap resamples for the CIs.")
     p.add_argument("--overwrite", action="store_true", help="Replace earlier results in --out (the cohort is reused when unchanged).")
     p.add_argument("--quiet", action="store_true")

@@ -12,11 +12,10 @@ from tqdm.auto import tqdm
 from oa_kit.cohort.splits import participant_kfold
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import knee_rois
-from oa_kit.imaging.preprocess import kl_input
 from oa_kit.io.radiograph import read_radiograph
-from oa_kit.models.kl.data import to_uint8
+from oa_kit.models.kl.data import roi_arrays
 from oa_kit.models.kl.evaluate import kl_metrics
-from oa_kit.models.kl.predict import KLGrader
+from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
 from oa_kit.models.kl.train import KLTrainer
 
 
@@ -40,17 +39,17 @@ def radiograph_knee_inputs(paths: list[str | os.PathLike], visit_month: int = 0,
     keys : DataFrame
         participant_id, side, visit_month, source_file, qa_flags — one row per knee, aligned with X.
     """
-    images, rows = [], []
+    rois, rows = [], []
     for path in tqdm(list(paths), desc="radiograph ROIs", disable=not progress):
         radiograph = read_radiograph(path)
         participant = str(radiograph.meta.get("patient_id") or Path(path).name.split("_")[0])
         for roi in knee_rois(radiograph):
-            images.append(to_uint8(kl_input(roi.pixels, clahe=True)[0]))
+            rois.append(roi.pixels)
             rows.append({"participant_id": participant, "side": roi.side, "visit_month": visit_month,
                          "source_file": str(path), "qa_flags": ";".join(radiograph.qa_flags + roi.qa_flags)})
-    if not images:
+    if not rois:
         raise OAKitError(f"{paths[0] if paths else 'paths'}: no knee found in any radiograph; expected bilateral PA knee images")
-    return np.stack(images), pd.DataFrame(rows)
+    return roi_arrays(rois, clahe=True), pd.DataFrame(rows)
 
 
 def kl_feature_table(grader: KLGrader, X: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:
@@ -66,7 +65,8 @@ def kl_feature_table(grader: KLGrader, X: np.ndarray, keys: pd.DataFrame) -> pd.
 
 
 def out_of_fold_kl_features(X: np.ndarray, keys: pd.DataFrame, grades: np.ndarray, n_splits: int = 5,
-                            seed: int = 0, epochs: int = 12, run_dir: str | os.PathLike | None = None,
+                            seed: int = 0, epochs: int = 6, init_weights: str | os.PathLike | None = SHIPPED_WEIGHTS,
+                            run_dir: str | os.PathLike | None = None,
                             progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train a KL-CNN per participant-grouped fold and predict the held-out knees, so no knee's features leak.
 
@@ -83,6 +83,8 @@ def out_of_fold_kl_features(X: np.ndarray, keys: pd.DataFrame, grades: np.ndarra
         Reference KL grade per knee (0–4).
     n_splits, seed, epochs : int
         Folds, seed of splits and training, training epochs per fold.
+    init_weights : path or None
+        KL weights to fine-tune from (None: train from scratch).
     run_dir : path, optional
         Where fold checkpoints go (a temporary folder when omitted).
 
@@ -106,8 +108,9 @@ def out_of_fold_kl_features(X: np.ndarray, keys: pd.DataFrame, grades: np.ndarra
             fit_idx, cal_idx = participant_kfold(inner, n_splits=n_inner, seed=seed)[0]
             fit_idx, cal_idx = train_idx[fit_idx], train_idx[cal_idx]
             out = base / f"fold{fold}"
-            KLTrainer(epochs=epochs, batch_size=32, lr=2e-3, patience=epochs, seed=seed + fold, device="cpu",
-                      out_dir=out, progress=progress).fit(X[fit_idx], grades[fit_idx], X[cal_idx], grades[cal_idx])
+            KLTrainer(epochs=epochs, batch_size=32, lr=1e-3 if init_weights is not None else 2e-3, warmup_epochs=1.0,
+                      patience=epochs, seed=seed + fold, device="cpu", out_dir=out, init_weights=init_weights,
+                      progress=progress).fit(X[fit_idx], grades[fit_idx], X[cal_idx], grades[cal_idx])
             grader = KLGrader(weights=out / "best.safetensors").fit(X[cal_idx], grades[cal_idx])
             parts.append(kl_feature_table(grader, X[test_idx], keys.iloc[test_idx]).set_index(pd.Index(test_idx)))
     features = pd.concat(parts).sort_index().reset_index(drop=True)
