@@ -158,12 +158,21 @@ Check subset (every {info['check_subset']['every']}th val knee in `read_chen` or
   mismatches only.
 - From-scratch training on 5.8k knees overfits after ~70 epochs; results vary by about ±0.01 QWK between seeds.
 
+## Notes from the training runs
+{_notes(info)}
+
 ## How to retrain
 {RETRAIN.format(**train)}
 
 ## Files
 - `kl_weights.safetensors` (sha256 `{info['sha256']}`), checked at load; `kl_weights.json` holds the calibration.
 """
+
+
+def _notes(info: dict) -> str:
+    """Bullet list of free-text findings stored in the sidecar under ``notes`` (or a placeholder line)."""
+    notes = info.get("notes") or ["No additional notes recorded for this run."]
+    return "\n".join(f"- {note}" for note in notes)
 
 
 def _pair(comparison: pd.DataFrame, run: str) -> str:
@@ -184,7 +193,7 @@ def _targets(est: pd.Series) -> str:
 
 def ship_weights(best: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.PathLike = SHIPPED_WEIGHTS,
                  tta: int = 1, alpha: float = 0.1, n_boot: int = 1000, comparison: pd.DataFrame | None = None,
-                 training: dict | None = None, seed: int = 0) -> KLEvaluation:
+                 training: dict | None = None, notes: list[str] | None = None, seed: int = 0) -> KLEvaluation:
     """Calibrate ``best`` on the Chen val split, save weights + sidecar to ``out``, evaluate the saved file, write the card."""
     import json
 
@@ -209,7 +218,7 @@ def ship_weights(best: str | os.PathLike, data_dir: str | os.PathLike, out: str 
         training = json.loads(meta["params"])
     extra = {"widths": json.loads(meta["widths"]), "n_parameters": int(sum(p.numel() for p in grader.model_.parameters())),
              "training": training or {}, "calibration": calibration, "source_weights": Path(best).name,
-             "loss_comparison": [] if comparison is None else comparison.to_dict("records")}
+             "loss_comparison": [] if comparison is None else comparison.to_dict("records"), "notes": notes or []}
     path = grader.save(out, extra=extra)
     shipped = KLGrader.from_pretrained(path)
     evaluation = evaluate_grader(shipped, images, frame, n_boot=n_boot, seed=seed)
