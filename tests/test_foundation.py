@@ -74,3 +74,17 @@ def test_no_torchvision_anywhere():
     assert "torchvision" not in (ROOT / "constraints.txt").read_text()
     for path in (ROOT / "oa_kit").rglob("*.py"):
         assert "torchvision" not in path.read_text(), path
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "f.txt", "x")
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "y").write_text("1")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
