@@ -156,7 +156,7 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
     steps = steps_per_epoch or max(1, len(images) // batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + np.cos(np.pi * min(s / (epochs * steps), 1.0))) + 0.02)
     run = Path(out) if out is not None else None
-    start, history, best = 0, [], {"score": -1.0, "state": None}
+    start, history, best = 0, [], {"score": -float("inf"), "state": None}
     if resume and run is not None and (run / "checkpoint.json").exists():
         state = _load_checkpoint(run, net, optim)
         start, history, best["score"] = state["epoch"], state["history"], state["best_score"]
