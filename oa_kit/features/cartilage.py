@@ -161,14 +161,15 @@ def closest_point_thickness(cartilage: np.ndarray, bone: np.ndarray, points_mm: 
 
 
 def full_thickness_loss(points_mm: np.ndarray, normals: np.ndarray, covered: np.ndarray, radius_mm: float = 6.0,
-                        grid_mm: float = 1.0, max_gap_deg: float = 100.0, min_agreement: float = 0.9) -> np.ndarray:
+                        grid_mm: float = 1.0, max_gap_deg: float = 100.0, min_agreement: float = 0.9,
+                        candidates: np.ndarray | None = None) -> np.ndarray:
     """Flag uncovered bone-surface points that covered cartilage encloses on all sides (a hole = full-thickness loss).
 
     Only covered points within ``radius_mm`` whose surface faces the same way count, and the candidate's own normal
     must agree with theirs (cosine >= ``min_agreement``; side and back faces of a bone fail this). Their directions in
     the candidate's tangent plane must then leave no angular gap wider than ``max_gap_deg``: a plate rim leaves a
     180 deg gap, an open notch between plates a wide one, a hole none. Holes wider than ~2 x ``radius_mm`` are missed
-    in their centre.
+    in their centre. ``candidates`` (bool per point) limits which uncovered points are tested.
     """
     fcl = np.zeros(len(points_mm), dtype=bool)
     cov = points_mm[covered]
@@ -177,7 +178,7 @@ def full_thickness_loss(points_mm: np.ndarray, normals: np.ndarray, covered: np.
     _, keep = np.unique(np.round(cov / grid_mm).astype(np.int64), axis=0, return_index=True)
     anchors, anchor_normals = cov[keep], normals[covered][keep]
     tree = cKDTree(anchors)
-    candidates = np.flatnonzero(~covered)
+    candidates = np.flatnonzero(~covered if candidates is None else ~covered & candidates)
     dist, _ = tree.query(points_mm[candidates], distance_upper_bound=radius_mm)
     candidates = candidates[np.isfinite(dist)]
     for i, nbrs in zip(candidates, tree.query_ball_point(points_mm[candidates], r=radius_mm)):
@@ -227,7 +228,7 @@ def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray,
     verts, normals, area, thickness, covered = verts[near], normals[near], area[near], thickness[near], covered[near]
     cp = np.full(len(verts), np.nan)
     cp[covered] = closest_point_thickness(c, b, verts[covered], spacing)
-    fcl = full_thickness_loss(verts, normals, covered, fcl_radius_mm) & _judgeable(normals, spacing)
+    fcl = full_thickness_loss(verts, normals, covered, fcl_radius_mm, candidates=_judgeable(normals, spacing))
     points = verts + offset
     world = nib.affines.apply_affine(affine, points / spacing)
     return SurfaceThickness(label, points, world, normals, area, thickness, covered, cp, fcl)
