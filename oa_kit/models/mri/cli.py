@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from oa_kit.errors import OAKitError
-from oa_kit.models.mri.network import DEFAULT_CHANNELS
 
 log = logging.getLogger("oa_kit.mri")
 
@@ -25,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--steps-per-epoch", type=int, default=None)
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--channels", type=int, nargs="+", default=list(DEFAULT_CHANNELS), help="U-Net channels per level")
+    train.add_argument("--channels", type=int, nargs="+", default=None,
+                       help="U-Net channels per level (default 8 16 32 64)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--max-val", type=int, default=8, help="validation scans scored each epoch")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.*")
@@ -80,8 +80,10 @@ def _train(args: argparse.Namespace) -> int:
     split = {"train": [c.case_id for c in train], "val": [c.case_id for c in val], "test": [c.case_id for c in test]}
     (args.out / "split.json").write_text(json.dumps(split, indent=1))
     from oa_kit.models.mri.inference import MRISegmenter
+    from oa_kit.models.mri.network import DEFAULT_CHANNELS
 
-    segmenter = MRISegmenter(channels=tuple(args.channels), strides=(2,) * (len(args.channels) - 1))
+    channels = tuple(args.channels or DEFAULT_CHANNELS)
+    segmenter = MRISegmenter(channels=channels, strides=(2,) * (len(channels) - 1))
     result = train_segmenter(train, val[: args.max_val], out=args.out, epochs=args.epochs, seed=args.seed,
                              batch_size=args.batch_size, lr=args.lr, steps_per_epoch=args.steps_per_epoch,
                              resume=args.resume, progress=progress, segmenter=segmenter,
