@@ -109,7 +109,8 @@ def out_of_fold_kl_features(X: np.ndarray, keys: pd.DataFrame, grades: np.ndarra
             fit_idx, cal_idx = train_idx[fit_idx], train_idx[cal_idx]
             out = base / f"fold{fold}"
             KLTrainer(epochs=epochs, batch_size=32, lr=1e-3 if init_weights is not None else 2e-3, warmup_epochs=1.0,
-                      patience=epochs, seed=seed + fold, device="cpu", out_dir=out, init_weights=init_weights,
+                      ema_decay=0.0, patience=epochs, seed=seed + fold, device="cpu", out_dir=out,
+                      init_weights=init_weights,
                       progress=progress).fit(X[fit_idx], grades[fit_idx], X[cal_idx], grades[cal_idx])
             grader = KLGrader(weights=out / "best.safetensors").fit(X[cal_idx], grades[cal_idx])
             parts.append(kl_feature_table(grader, X[test_idx], keys.iloc[test_idx]).set_index(pd.Index(test_idx)))

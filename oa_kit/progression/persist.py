@@ -9,7 +9,6 @@ Layout of a saved model folder::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ import pandas as pd
 
 from oa_kit import __version__
 from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import sha256_file
 from oa_kit.features.assemble import FeatureAssembler
 from oa_kit.io.atomic import atomic_dir
 from oa_kit.progression.calibration import ProbabilityCalibrator
@@ -30,10 +30,6 @@ from oa_kit.progression.model import LinearScorer, ProgressionModel
 FORMAT = "oa_kit.progression/1"
 MODEL_FILE, METADATA_FILE, CHECKSUM_FILE = "model.txt", "metadata.json", "checksums.json"
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:

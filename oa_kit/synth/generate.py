@@ -11,7 +11,6 @@ The folder is built in a hidden temporary sibling and renamed whole (``oa_kit.io
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 
 from oa_kit import __version__
 from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import sha256_file
 from oa_kit.io.atomic import atomic_dir, write_text_atomic
 from oa_kit.io.labels import SUBREGIONS
 from oa_kit.synth.model import OSTEOPHYTE_SITES, SimulatedCohort, simulate
@@ -244,14 +244,6 @@ def _count_rows(path: Path) -> int:
     with open(path, "rb") as handle:
         return sum(1 for _ in handle) - 1
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file (streamed)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_manifest(folder: Path, spec: CohortPreset, seed: int, images: bool, table_rows: dict[str, int]) -> Path:

@@ -2,7 +2,6 @@
 plus ``predict_files`` for DICOM / PNG / JPEG files and Chen-layout folders (one row per knee)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,6 +15,7 @@ from safetensors.torch import save_file
 from sklearn.covariance import LedoitWolf
 
 from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import sha256_file
 from oa_kit.imaging.preprocess import KL_INPUT_SIZE, check_roi, kl_input
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.models.kl.calibration import TemperatureScaler
@@ -31,14 +31,6 @@ SHIPPED_WEIGHTS = WEIGHTS_DIR / "kl_weights.safetensors"
 KL_QA_FLAGS = ("blank_image", "out_of_distribution", "uncertain_grade", "unknown_side")
 _CHEN_NAME = re.compile(r"^(?P<pid>\d+)(?P<side>[LR])\.(png|jpe?g)$", re.IGNORECASE)
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class KLGrader:

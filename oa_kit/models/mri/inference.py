@@ -1,7 +1,6 @@
 """``MRISegmenter``: the sklearn-style wrapper around the U-Net (load shipped weights, predict labels/probabilities, embed)."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from monai.inferers import sliding_window_inference
 from safetensors.torch import load_file
 
 from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import sha256_file
 from oa_kit.models.mri.network import (DEFAULT_CHANNELS, DEFAULT_STRIDES, NETWORK_CLASSES, N_NETWORK_CLASSES,
                                        bottleneck_module, build_unet)
 from oa_kit.models.mri.transforms import (MODEL_SPACING_MM, check_volume, from_canonical, inplane_size,
@@ -22,14 +22,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "mri_segmenter.safetensors"
 N_HARMONISED = 10
 
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file (used to verify weights before loading)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
