@@ -88,3 +88,22 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
         os.umask(mask)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_verified_sidecar_names_the_file_on_missing_or_tampered_weights(tmp_path):
+    import json
+
+    from oa_kit.errors import OAKitError
+    from oa_kit.io.artifacts import sha256_file, verified_sidecar
+
+    weights = tmp_path / "w.safetensors"
+    with pytest.raises(OAKitError, match="w.safetensors: demo weights file missing"):
+        verified_sidecar(weights, "demo weights")
+    weights.write_bytes(b"abc")
+    with pytest.raises(OAKitError, match="w.json: demo weights sidecar missing"):
+        verified_sidecar(weights, "demo weights")
+    (tmp_path / "w.json").write_text(json.dumps({"sha256": sha256_file(weights), "x": 1}))
+    assert verified_sidecar(weights, "demo weights")["x"] == 1
+    weights.write_bytes(b"abd")
+    with pytest.raises(OAKitError, match="does not match"):
+        verified_sidecar(weights, "demo weights")

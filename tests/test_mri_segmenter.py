@@ -65,7 +65,7 @@ def test_tampered_weights_error_names_file(tmp_path):
     dst.write_bytes(bytes(data))
     with pytest.raises(OAKitError, match="w.safetensors.*sha256"):
         MRISegmenter.from_pretrained(dst)
-    with pytest.raises(OAKitError, match="not found"):
+    with pytest.raises(OAKitError, match="missing.safetensors: MRI segmenter weights file missing"):
         MRISegmenter.from_pretrained(tmp_path / "missing.safetensors")
     meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
     assert "synthetic" in meta["training_data"]

@@ -1,8 +1,7 @@
-"""Atomic writers (write to a temporary sibling, then rename, so nothing is ever half-written) and file checksums."""
+"""Atomic writers: write to a temporary sibling, then rename, so nothing is ever half-written."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -69,11 +68,3 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks (checksums of shipped weights and cohort files)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -21,7 +21,7 @@ import pandas as pd
 
 from oa_kit import __version__
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import sha256_file
+from oa_kit.io.artifacts import sha256_file
 from oa_kit.features.assemble import FeatureAssembler
 from oa_kit.io.atomic import atomic_dir
 from oa_kit.progression.calibration import ProbabilityCalibrator

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from oa_kit import __version__
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import sha256_file
+from oa_kit.io.artifacts import sha256_file
 from oa_kit.io.atomic import atomic_dir, write_text_atomic
 from oa_kit.io.labels import SUBREGIONS
 from oa_kit.synth.model import OSTEOPHYTE_SITES, SimulatedCohort, simulate

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from sklearn.covariance import LedoitWolf
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import sha256_file
+from oa_kit.io.artifacts import sha256_file, verified_sidecar
 from oa_kit.imaging.preprocess import KL_INPUT_SIZE, check_roi, kl_input
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.models.kl.calibration import TemperatureScaler
@@ -97,16 +97,7 @@ class KLGrader:
         No network access.
         """
         path = Path(weights) if weights is not None else SHIPPED_WEIGHTS
-        sidecar = path.with_suffix(".json")
-        if not path.exists():
-            raise OAKitError(f"{path}: KL weights file missing; expected it to ship with oa_kit (reinstall) or pass --weights")
-        if not sidecar.exists():
-            raise OAKitError(f"{sidecar}: KL weights sidecar missing; expected JSON with sha256 and calibration")
-        info = json.loads(sidecar.read_text())
-        actual = sha256_file(path)
-        if actual != info.get("sha256"):
-            raise OAKitError(f"{path}: sha256 {actual[:12]}… does not match {str(info.get('sha256'))[:12]}… in {sidecar.name}; "
-                             "expected the unmodified shipped file")
+        info = verified_sidecar(path, "KL weights")
         grader = cls(weights=path, tta=info["tta"], alpha=info["alpha"], ood_quantile=info["ood_quantile"], device=device)
         grader._load_network()
         grader.temperature_ = float(info["temperature"])

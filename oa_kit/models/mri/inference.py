@@ -1,7 +1,6 @@
 """``MRISegmenter``: the sklearn-style wrapper around the U-Net (load shipped weights, predict labels/probabilities, embed)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from monai.inferers import sliding_window_inference
 from safetensors.torch import load_file
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import sha256_file
+from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.models.mri.network import (DEFAULT_CHANNELS, DEFAULT_STRIDES, NETWORK_CLASSES, N_NETWORK_CLASSES,
                                        bottleneck_module, build_unet)
 from oa_kit.models.mri.transforms import (MODEL_SPACING_MM, check_volume, from_canonical, inplane_size,
@@ -87,19 +86,7 @@ class MRISegmenter:
             Ready to predict (``net_`` and ``metadata_`` set).
         """
         weights = Path(path) if path is not None else DEFAULT_WEIGHTS
-        meta_path = weights.with_suffix(".json")
-        if not weights.is_file():
-            raise OAKitError(f"{weights}: weights file not found; expected a .safetensors file from 'oa-kit mri train'")
-        if not meta_path.is_file():
-            raise OAKitError(f"{meta_path}: metadata file not found; expected the .json written beside the weights")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise OAKitError(f"{meta_path}: not valid JSON ({exc.msg}); expected segmenter metadata") from exc
-        actual = sha256_file(weights)
-        if meta.get("sha256") != actual:
-            raise OAKitError(f"{weights}: sha256 {actual[:12]}... does not match {str(meta.get('sha256'))[:12]}... "
-                             f"recorded in {meta_path.name}; expected the untouched file")
+        meta = verified_sidecar(weights, "MRI segmenter weights")
         arch = meta.get("architecture", {})
         model = cls(channels=tuple(arch.get("channels", DEFAULT_CHANNELS)), strides=tuple(arch.get("strides", DEFAULT_STRIDES)),
                     num_res_units=int(arch.get("num_res_units", 1)), spacing_mm=float(meta.get("spacing_mm", MODEL_SPACING_MM)),
@@ -108,7 +95,7 @@ class MRISegmenter:
         try:
             net.load_state_dict(load_file(str(weights)))
         except RuntimeError as exc:
-            raise OAKitError(f"{weights}: tensors do not match the architecture in {meta_path.name}; expected matching files") from exc
+            raise OAKitError(f"{weights}: tensors do not match the architecture in {weights.with_suffix('.json').name}; expected matching files") from exc
         model.net_ = net.eval()
         model.metadata_ = meta
         return model

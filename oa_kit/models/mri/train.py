@@ -215,7 +215,7 @@ def _validation_score(segmenter, cases: Sequence[SegmentationCase]) -> float:
 
 def save_weights(result: TrainResult, path: str | Path, extra: dict | None = None) -> Path:
     """Write trained weights (safetensors) and JSON metadata with the file's sha256 beside it; returns the weights path."""
-    from oa_kit.io.atomic import sha256_file
+    from oa_kit.io.artifacts import sha256_file
 
     path = Path(path)
     with atomic_path(path) as tmp:
