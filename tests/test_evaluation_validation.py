@@ -9,6 +9,7 @@ from test_progression_fixtures import make_knee_table
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation import cross_validate, grouped_folds, roc_auc, site_held_out_validate, summarize
 from oa_kit.evaluation.model_card import write_evaluation
+from oa_kit.evaluation.oracle import LATENT_COLUMNS, truth_latents
 from oa_kit.evaluation.report import evaluate_progression
 from oa_kit.progression import ProgressionModel, baseline_models, feature_sets, make_provenance
 
@@ -84,7 +85,7 @@ def test_report_and_model_card(tmp_path):
                               provenance=make_provenance("synthetic", "test fixture"), lightgbm_grid=GRID,
                               include=["clinical", "kl", "fused"])
     head = ev.headline()
-    assert list(head["model"]) == ["clinical", "kl", "fused"]
+    assert list(head["model"]) == ["clinical", "kl", "fused", "oracle"]
     assert {"auc", "auc_ci_low", "auc_ci_high", "ece", "oracle_auc", "share_of_gain"} <= set(head.columns)
     assert (head["provenance"] == "trained on synthetic data — not a clinical estimate").all()
     assert ev.site_metrics is not None and set(ev.delong["model"]) == {"kl", "fused"}
@@ -120,3 +121,52 @@ def test_grouped_folds_property():
             assert not set(ids[train]) & set(ids[test])
 
     check()
+
+
+def _truth(X, z):
+    """A synthetic-truth-like knees table (ID, side, image latents) for the rows of ``X``."""
+    return X[["participant_id", "side"]].rename(columns={"participant_id": "ID"}).assign(
+        image_cartilage_z=z[0], image_osteophyte_z=z[1], image_jsw_z=z[2])
+
+
+def test_latent_reference_only_with_truth_and_latents_feed_no_other_model(tmp_path):
+    X, y, p = make_knee_table(60, seed=6)
+    rng = np.random.default_rng(0)
+    logit = np.log(p / (1 - p))
+    z = np.vstack([logit - logit.mean() + rng.normal(0, 0.3, len(X)), rng.normal(size=(2, len(X)))])
+    truth = _truth(X, z).sample(frac=1.0, random_state=0)          # any row order
+    latents = truth_latents(X, truth)
+    assert list(latents.columns) == list(LATENT_COLUMNS) and np.allclose(latents["image_cartilage_z"], z[0])
+    kw = dict(n_splits=3, n_resamples=50, seed=0, site_held_out=False, include=["clinical", "kl"])
+    ev = evaluate_progression(X, y, 24, oracle_risk=p, latents=latents, **kw)
+    head = ev.headline()
+    assert list(head["model"]) == ["clinical", "kl", "latent_reference", "oracle"]
+    auc = head.set_index("model")["auc"]
+    assert auc["latent_reference"] > auc["kl"]                      # the latents carry the risk here
+    for name, cols in ev.feature_sets.items():
+        assert bool(set(cols) & set(LATENT_COLUMNS)) == (name == "latent_reference")
+    assert "latent_reference" in write_evaluation(ev, tmp_path)["card"].read_text()
+    plain = evaluate_progression(X, y, 24, oracle_risk=p, **kw)
+    assert "latent_reference" not in set(plain.headline()["model"]) and "latent_reference" not in plain.feature_sets
+    pd.testing.assert_frame_equal(plain.predictions, ev.predictions[ev.predictions.model != "latent_reference"]
+                                  .reset_index(drop=True))            # other models unchanged by the reference
+
+
+def test_truth_latents_absent_or_incomplete():
+    X, _, _ = make_knee_table(10, seed=0)
+    z = np.zeros((3, len(X)))
+    assert truth_latents(X, _truth(X, z).drop(columns="image_jsw_z")) is None
+    with pytest.raises(OAKitError, match="lack image latents"):
+        truth_latents(X, _truth(X, z).iloc[2:])
+    with pytest.raises(OAKitError, match="already in the feature table"):
+        evaluate_progression(X.assign(image_jsw_z=0.0), np.arange(len(X)) % 2, 24, latents=truth_latents(X, _truth(X, z)),
+                             include=["clinical"], site_held_out=False)
+
+
+def test_nested_cross_validation_reproduces_by_seed():
+    X, y, _ = make_knee_table(50, seed=8)
+    models = {"fused": ProgressionModel(columns=["age", "bmi", "kl", "jsw_medial_mm", "thickness_mm_tibial_medial"],
+                                        param_grid=GRID[:1], derived="replace", monotone=True)}
+    first, again = (cross_validate(models, X, y, n_splits=3, seed=4) for _ in range(2))
+    pd.testing.assert_frame_equal(first, again)
+    assert not cross_validate(models, X, y, n_splits=3, seed=5)["risk"].equals(first["risk"])

@@ -10,6 +10,7 @@ from test_progression_fixtures import make_knee_table
 
 from oa_kit.errors import OAKitError
 from oa_kit.features import FeatureAssembler, EmbeddingPCA, family_of, join_knee_tables, out_of_fold_predictions
+from oa_kit.features.assemble import DerivedFeatures, _default_columns
 
 
 def test_families_cover_every_output_feature():
@@ -173,3 +174,82 @@ def test_image_table_columns_keep_their_family_through_the_join():
     assert asm.feature_families_["mri_signal_ratio"] == "mri" and asm.feature_families_["xr_sharpness"] == "radiograph"
     assert asm.feature_families_["covered_area_mm2_patellar"] == "mri"
     assert not any(c.startswith(("qc_", "source", "mri_qc", "mri_source")) for c in asm.feature_names_out_)
+
+
+def _knee_measurements(n: int = 200, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-knee readings shaped like the demo feature table: sex, JSN, Duryea JSW profile, segmented thickness.
+
+    JSW (mm) = 5.2 − 0.6·female − 1.3·JSN + noise, with 0.5·z extra narrowing in one knee in two; thickness falls
+    with z. Returns the table and z.
+    """
+    rng = np.random.default_rng(seed)
+    female = rng.integers(0, 2, n)
+    jsn_m, jsn_l = rng.integers(0, 3, n), rng.integers(0, 2, n)
+    z = rng.normal(size=n)
+    medial = 5.2 - 0.6 * female - 1.3 * jsn_m - 0.5 * z * (np.arange(n) % 2 == 0) + rng.normal(0, 0.1, n)
+    table = pd.DataFrame({"participant_id": [f"p{i // 2}" for i in range(n)], "side": np.tile(["R", "L"], n // 2),
+                          "sex": np.where(female == 1, "F", "M"), "age": rng.uniform(45, 79, n), "kl": jsn_m,
+                          "jsn_medial": jsn_m, "jsn_lateral": jsn_l, "jsw_medial_mm": medial})
+    for x in (700, 800, 900):
+        table[f"jsw_lateral_x{x}_mm"] = 6.0 - 0.6 * female - 1.3 * jsn_l + rng.normal(0, 0.2, n) + x / 1000
+    for region in ("femoral_medial_central", "tibial_medial", "femoral_lateral_central", "tibial_lateral",
+                   "patellar"):
+        table[f"thickness_mm_mean_{region}"] = (2.3 - 0.3 * female) * (1 - 0.09 * z) + rng.normal(0, 0.02, n)
+        table[f"volume_mm3_{region}"] = 900 * table[f"thickness_mm_mean_{region}"]
+    return table, z
+
+
+def test_derived_features_are_fitted_on_training_rows_only():
+    table, z = _knee_measurements()
+    train, test = table.iloc[:120], table.iloc[120:].copy()
+    derived = DerivedFeatures().fit(train)
+    female = train["sex"] == "F"
+    med = derived.thickness_medians_["thickness_mm_mean_tibial_medial"]
+    assert med["female"] == pytest.approx(train.loc[female, "thickness_mm_mean_tibial_medial"].median())
+    assert med["male"] == pytest.approx(train.loc[~female, "thickness_mm_mean_tibial_medial"].median())
+    coef = derived.jsw_fits_["medial"]["coef"]
+    assert coef[1] == pytest.approx(-0.6, abs=0.15) and coef[2] == pytest.approx(-1.3, abs=0.1)
+    before = derived.transform(test)
+    test["thickness_mm_mean_tibial_medial"] *= 10           # test rows never move the fitted references
+    assert DerivedFeatures().fit(train).to_dict() == derived.to_dict()
+    assert (derived.transform(test)["thickness_loss_medial"] < before["thickness_loss_medial"]).all()
+    out = derived.transform(table)
+    assert list(out.columns) == ["jsw_medial_resid_z", "jsw_lateral_resid_z", "jsw_min_resid_z",
+                                 "thickness_loss_medial", "thickness_loss_lateral", "thickness_loss_max"]
+    assert np.corrcoef(out["jsw_medial_resid_z"][::2], z[::2])[0, 1] < -0.9     # narrowing beyond the grade
+    assert np.corrcoef(out["thickness_loss_medial"], z)[0, 1] > 0.9
+    assert (out["jsw_min_resid_z"] <= out[["jsw_medial_resid_z", "jsw_lateral_resid_z"]].min(axis=1) + 1e-12).all()
+
+
+def test_derived_replace_keeps_summaries_drops_raw_inputs_and_round_trips():
+    import json
+
+    table, _ = _knee_measurements(120, seed=1)
+    table.loc[3, ["jsw_medial_mm", "thickness_mm_mean_tibial_medial"]] = np.nan
+    asm = FeatureAssembler(derived="replace", n_components=2).fit(table)
+    names = asm.feature_names_out_
+    assert "jsw_min_resid_z" in names and "thickness_loss_max" in names
+    assert not any(n.startswith(("jsw_lateral_x", "thickness_mm", "volume_mm3")) or n == "jsw_medial_mm" for n in names)
+    assert asm.feature_families_["jsw_min_resid_z"] == "radiograph"
+    assert asm.feature_families_["thickness_loss_medial"] == "mri"
+    out = asm.transform(table)
+    assert np.isnan(out.loc[3, "jsw_medial_resid_z"]) and np.isfinite(out.loc[3, "jsw_min_resid_z"])
+    again = FeatureAssembler.from_dict(json.loads(json.dumps(asm.to_dict())))
+    pd.testing.assert_frame_equal(out, again.transform(table))
+    added = FeatureAssembler(derived="add", n_components=2).fit(table).feature_names_out_
+    assert set(names) < set(added) and "jsw_lateral_x800_mm" in added
+    with pytest.raises(OAKitError, match="derived"):
+        FeatureAssembler(derived="yes").fit(table)
+
+
+def test_truth_columns_of_a_synthetic_cohort_never_become_features():
+    """Generator truth joined onto a feature table by mistake is still never a default feature."""
+    X, _, _ = make_knee_table(20, seed=0)
+    truth = X[["participant_id", "side"]].assign(
+        image_cartilage_z=0.1, image_osteophyte_z=0.2, image_jsw_z=0.3, p_progress_24=0.4, latent_severity=1.0,
+        progression_rate_per_year=0.1, kl_true_V00=2, unmeasured_log_rate=0.0, log_rate_image=0.0,
+        event_month_true=12.0, tkr_month=np.nan, kl_increment_1_month=6.0, eligible=True)
+    columns = _default_columns(X.merge(truth, on=["participant_id", "side"]))
+    assert not set(truth.columns) & set(columns)
+    asm = FeatureAssembler(n_components=2, derived="replace").fit(X.merge(truth, on=["participant_id", "side"]))
+    assert not any(name.startswith(tuple(truth.columns)) for name in asm.feature_names_out_)

@@ -140,3 +140,22 @@ def test_unfitted_model_is_an_error(data):
     _, (Xt, _, _) = data
     with pytest.raises(OAKitError, match="not fitted"):
         ProgressionModel().predict_proba(Xt)
+
+
+def test_derived_features_are_monotone_in_their_known_direction(data):
+    """With derived="replace" and monotone=True, a wider medial joint space never raises the risk."""
+    (X, y, _), (Xt, _, _) = data
+    model = ProgressionModel(param_grid=SMALL_GRID, derived="replace", monotone=True, n_components=3, seed=0).fit(X, y)
+    assert "jsw_medial_resid_z" in model.feature_names_ and "jsw_medial_mm" not in model.feature_names_
+    knees = Xt.iloc[:20]
+    scores = np.column_stack([model.decision_function(knees.assign(jsw_medial_mm=v)) for v in np.linspace(2, 6, 9)])
+    assert (np.diff(scores, axis=1) <= 1e-9).all()
+    assert model.booster_.dump_model()["monotone_constraints"].count(-1) == 1
+
+
+def test_save_load_round_trip_with_derived_features(tmp_path, data):
+    (X, y, _), (Xt, _, _) = data
+    model = ProgressionModel(param_grid=SMALL_GRID[:1], derived="replace", monotone=True, n_components=2).fit(X, y)
+    loaded = load_model(save_model(model, tmp_path / "model"))
+    assert loaded.derived == "replace" and loaded.monotone
+    assert np.array_equal(model.predict_proba(Xt), loaded.predict_proba(Xt))

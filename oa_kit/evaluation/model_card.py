@@ -122,7 +122,11 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
     if e.oracle is not None:
         lines += ["### Oracle comparison (synthetic data only)",
                   "The oracle is the generator's true probability; `share_of_gain` = (AUC − AUC_clinical) / "
-                  "(AUC_oracle − AUC_clinical).", _markdown(e.oracle), ""]
+                  "(AUC_oracle − AUC_clinical)."
+                  + (" `latent_reference` is the same out-of-fold logistic procedure on clinical factors + KL + the "
+                     "generator's true image-only latents (cartilage, osteophyte, joint-space): the ceiling for any "
+                     "image model on this sample; its gap to the oracle is the finite-sample cost."
+                     if "latent_reference" in set(e.oracle["model"]) else ""), _markdown(e.oracle), ""]
     lines += ["## Calibration (main model, quantile bins)", _markdown(e.calibration), "",
               "## Subgroups (main model)", _markdown(_metric_table(e.subgroups, "subgroup")), ""]
     if e.site_metrics is not None:

@@ -1,5 +1,7 @@
 """One horizon's full progression evaluation: baselines and fused model on identical participant-grouped folds,
 site-held-out validation, metrics with CIs, DeLong, calibration, decision curve, subgroups, oracle comparison.
+On synthetic cohorts the headline runs clinical → image models → latent reference → oracle
+(see :mod:`oa_kit.evaluation.oracle`).
 
 ``evaluate_progression`` returns a :class:`ProgressionEvaluation` (tables + ``figures()``), which
 :mod:`oa_kit.evaluation.model_card` turns into a model card.
@@ -15,7 +17,7 @@ import plotly.graph_objects as go
 
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.metrics import calibration_curve, net_benefit
-from oa_kit.evaluation.oracle import oracle_comparison
+from oa_kit.evaluation.oracle import LATENT_COLUMNS, LATENT_REFERENCE, oracle_comparison
 from oa_kit.evaluation.subgroups import subgroup_metrics
 from oa_kit.evaluation.validation import (
     compare_to_reference,
@@ -24,7 +26,7 @@ from oa_kit.evaluation.validation import (
     summarize,
 )
 from oa_kit.progression.baselines import baseline_models, feature_sets
-from oa_kit.progression.model import make_provenance, resolve_groups
+from oa_kit.progression.model import ProgressionModel, make_provenance, resolve_groups
 
 #: Thresholds (risk) at which the card tabulates net benefit.
 CARD_THRESHOLDS: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20, 0.30, 0.40, 0.50)
@@ -51,18 +53,26 @@ class ProgressionEvaluation:
     settings: dict = field(default_factory=dict)
 
     def headline(self) -> pd.DataFrame:
-        """AUC (95% CI) and ECE per model, plus oracle gap where known — the table ``make demo`` prints."""
+        """AUC (95% CI) and ECE per model, plus oracle gap where known — the table ``make demo`` prints.
+
+        With an oracle, the latent reference (if evaluated) follows the models and an ``oracle`` row closes the
+        table, so it reads clinical → image models → latent ceiling → oracle.
+        """
         auc = self.metrics[self.metrics.metric == "auc"].set_index("model")
         ece = self.metrics[self.metrics.metric == "ece"].set_index("model")["estimate"]
         out = pd.DataFrame({"horizon_months": self.horizon_months, "auc": auc["estimate"], "auc_ci_low": auc["ci_low"],
                             "auc_ci_high": auc["ci_high"], "ece": ece})
         if self.oracle is not None:
             o = self.oracle.set_index("model")
+            oracle_row = pd.DataFrame({"horizon_months": self.horizon_months, "auc": o.loc["oracle", "auc"],
+                                       "auc_ci_low": o.loc["oracle", "ci_low"], "auc_ci_high": o.loc["oracle", "ci_high"],
+                                       "ece": o.loc["oracle", "ece"]}, index=pd.Index(["oracle"], name="model"))
+            out = pd.concat([out, oracle_row])
             out["oracle_auc"] = float(o.loc["oracle", "auc"])
             out["gap_to_oracle"] = o["gap_to_oracle"]
             out["share_of_gain"] = o["share_of_gain"]
         out["provenance"] = self.provenance.get("statement", "")
-        return out.reset_index()
+        return out.rename_axis("model").reset_index()
 
     def figures(self) -> dict[str, go.Figure]:
         """Plotly figures: ROC, calibration, decision curve, AUC forest, subgroup AUCs (main model)."""
@@ -79,12 +89,29 @@ class ProgressionEvaluation:
                 "subgroups": vp.subgroup_figure(self.subgroups, note)}
 
 
+def latent_reference_model(table: pd.DataFrame, latents: pd.DataFrame, horizon_months: int, seed: int = 0,
+                           calibration: str = "sigmoid") -> tuple[pd.DataFrame, ProgressionModel]:
+    """The table with the true latents appended and the unfitted latent reference model (logistic, clinical + KL +
+    latents; clinical + latents when there is no KL column)."""
+    if len(latents) != len(table) or list(latents.columns) != list(LATENT_COLUMNS):
+        raise OAKitError(f"latents: {len(latents)} rows with columns {list(latents.columns)}; expected {len(table)} "
+                         f"rows of {list(LATENT_COLUMNS)}")
+    clash = set(LATENT_COLUMNS) & set(table.columns)
+    if clash:
+        raise OAKitError(f"{sorted(clash)[0]}: truth latent already in the feature table; expected it only in truth")
+    sets = feature_sets(table)
+    base = sets.get("clinical_kl", sets["clinical"])
+    model = ProgressionModel(horizon_months=horizon_months, estimator="logistic", columns=[*base, *LATENT_COLUMNS],
+                             calibration=calibration, seed=seed)
+    return pd.concat([table, latents.set_axis(table.index)], axis=1), model
+
+
 def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: int,
                          oracle_risk: Sequence[float] | None = None, groups: Sequence | None = None,
                          n_splits: int = 5, n_resamples: int = 1000, seed: int = 0, site_held_out: bool = True,
                          provenance: Mapping[str, str] | None = None, include: Sequence[str] | None = None,
                          lightgbm_grid: Sequence[Mapping] | None = None, calibration: str = "sigmoid",
-                         progress: bool = False) -> ProgressionEvaluation:
+                         latents: pd.DataFrame | None = None, progress: bool = False) -> ProgressionEvaluation:
     """Evaluate the fused model and every baseline out of sample for one horizon.
 
     Parameters
@@ -115,6 +142,10 @@ def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: 
         Override of the LightGBM search grid (smaller for quick runs).
     calibration : str
         Calibration method of every model.
+    latents : DataFrame, optional
+        The generator's true image latents per row (:func:`oa_kit.evaluation.oracle.truth_latents`; synthetic
+        cohorts only): adds the ``latent_reference`` model (clinical + KL + latents, logistic, same folds), the
+        ceiling for any image model on this sample. The latents are features of no other model.
     progress : bool
         tqdm bars.
 
@@ -130,7 +161,10 @@ def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: 
     if "clinical" not in models:
         raise OAKitError("include: the clinical baseline is required as the reference model")
     main = "fused" if "fused" in models else list(models)[-1]
-    predictions = cross_validate(models, table, y, groups, n_splits, seed, provenance, progress)
+    evaluated = table
+    if latents is not None:
+        evaluated, models[LATENT_REFERENCE] = latent_reference_model(table, latents, horizon_months, seed, calibration)
+    predictions = cross_validate(models, evaluated, y, groups, n_splits, seed, provenance, progress)
     metrics = summarize(predictions, n_resamples, seed)
     main_pred = predictions[predictions.model == main]
     sub_table = table.iloc[main_pred["row"].to_numpy()]
@@ -149,7 +183,8 @@ def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: 
         metrics=metrics, delong=compare_to_reference(predictions, "clinical"), subgroups=subgroups,
         calibration=calibration_curve(main_pred["label"], main_pred["risk"]),
         decision_curve=net_benefit(main_pred["label"], main_pred["risk"], np.asarray(CARD_THRESHOLDS)),
-        site_metrics=site_metrics, oracle=oracle, feature_sets=feature_sets(table),
+        site_metrics=site_metrics, oracle=oracle,
+        feature_sets={**feature_sets(table), **{n: list(m.columns) for n, m in models.items() if n == LATENT_REFERENCE}},
         cohort={"knees": len(y), "participants": len(np.unique(groups)), "events": int(y.sum())},
         provenance=provenance, settings={"n_splits": n_splits, "n_resamples": n_resamples, "seed": seed,
                                          "calibration": calibration, "site_held_out": bool(site_metrics is not None)})

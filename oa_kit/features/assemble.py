@@ -15,6 +15,14 @@ Every output feature carries a family (``clinical`` / ``radiograph`` / ``mri``),
 - text columns (sex, site) → one indicator per level seen at fit (one column for two levels); levels unseen at
   fit encode as all-zero; more than ``max_levels`` levels → error.
 - ``race`` and outcome/truth columns are never used unless named explicitly in ``columns``.
+
+Compact derived features (``derived="add"`` or ``"replace"``, :class:`DerivedFeatures`, fitted on training rows
+only): the minimum JSW of each compartment as a residual (SD units) from its expected value given sex and the JSN
+grade, the smaller of the two (``jsw_min_resid_z``: narrowing beyond what the grade says, in whichever compartment is
+worse), and the cartilage thickness loss of each compartment's weight-bearing regions relative to the sex-specific
+training median (``thickness_loss_{medial,lateral,max}``). ``"replace"`` also drops the raw inputs they summarise
+(the Duryea per-location JSW profile and the regional MRI measurements), leaving ~900-knee models few, informative
+columns; MRI embeddings and KL-CNN outputs are kept.
 """
 from __future__ import annotations
 
@@ -146,6 +154,150 @@ def reading_features(readings: pd.DataFrame, visit_month: int = 0) -> pd.DataFra
     return table[keep].reset_index(drop=True)
 
 
+#: Weight-bearing cartilage regions summarised per compartment (femoral central + tibial), by column-name stem.
+WEIGHT_BEARING_REGIONS: dict[str, tuple[str, ...]] = {
+    "medial": ("femoral_medial_central", "tibial_medial"), "lateral": ("femoral_lateral_central", "tibial_lateral")}
+#: Derived feature → known direction of its effect on progression risk (LightGBM monotone constraint).
+DERIVED_DIRECTIONS: dict[str, int] = {
+    "jsw_medial_resid_z": -1, "jsw_lateral_resid_z": -1, "jsw_min_resid_z": -1,
+    "thickness_loss_medial": 1, "thickness_loss_lateral": 1, "thickness_loss_max": 1}
+DERIVED_MODES: tuple[str, ...] = ("none", "add", "replace")
+
+
+def _female(raw: pd.DataFrame) -> np.ndarray | None:
+    """1.0 for female, 0.0 for male, NaN if unknown, from a ``sex`` column ("F"/"M", or numeric 2/1); None if absent."""
+    if "sex" not in raw.columns:
+        return None
+    text = raw["sex"].astype("string").str.upper().str.strip()
+    return np.select([text.isin(["F", "FEMALE", "2"]), text.isin(["M", "MALE", "1"])], [1.0, 0.0], np.nan)
+
+
+def _min_jsw(raw: pd.DataFrame, compartment: str) -> tuple[np.ndarray | None, list[str]]:
+    """Minimum JSW (mm) of a compartment: ``jsw_<c>_mm`` or the minimum over the Duryea profile ``jsw_<c>_x*_mm``."""
+    profile = [c for c in raw.columns if str(c).startswith(f"jsw_{compartment}_x") and str(c).endswith("_mm")]
+    cols = [f"jsw_{compartment}_mm"] if f"jsw_{compartment}_mm" in raw.columns else profile
+    if not cols:
+        return None, []
+    values = raw[cols].to_numpy(dtype=float, na_value=np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN rows stay NaN
+        return np.nanmin(values, axis=1), sorted(set(cols) | set(profile))
+
+
+def _thickness_columns(columns: Sequence[str], region: str) -> list[str]:
+    """Mean-thickness column of a region: ``thickness_mm_mean_<region>`` (segmenter) or ``thickness_mm_<region>``."""
+    return [c for c in (f"thickness_mm_mean_{region}", f"thickness_mm_{region}") if c in columns][:1]
+
+
+class DerivedFeatures(BaseEstimator, TransformerMixin):
+    """Compact JSW and cartilage-thickness summaries with reference values fitted on the training rows only.
+
+    JSW residuals: per compartment, least squares ``min JSW (mm) ~ 1 + female + JSN grade`` on the training knees;
+    the feature is the residual divided by the residual SD. Thickness loss: ``1 − thickness / median`` with the median
+    per sex over the training knees, averaged over the compartment's weight-bearing regions. A feature whose inputs are
+    absent is not produced.
+
+    Attributes
+    ----------
+    jsw_fits_ : dict
+        compartment → {"coef": [intercept, female, jsn], "sd": residual SD (mm)}.
+    thickness_medians_ : dict
+        column → {"female": mm, "male": mm, "all": mm}.
+    consumed_ : list of str
+        Raw columns these features summarise (dropped by ``FeatureAssembler(derived="replace")``).
+    feature_names_out_ : list of str
+    """
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:
+        """Fit the JSW norms and the sex-specific thickness medians on training rows."""
+        female = _female(X)
+        self.jsw_fits_: dict[str, dict] = {}
+        consumed: set[str] = set()
+        for comp in WEIGHT_BEARING_REGIONS:
+            jsw, cols = _min_jsw(X, comp)
+            if jsw is None:
+                continue
+            design = self._design(X, comp, female)
+            ok = np.isfinite(jsw) & np.isfinite(design).all(axis=1)
+            if ok.sum() < design.shape[1] + 2:
+                continue
+            coef = np.linalg.lstsq(design[ok], jsw[ok], rcond=None)[0]
+            sd = float(np.std(jsw[ok] - design[ok] @ coef))
+            self.jsw_fits_[comp] = {"coef": coef.tolist(), "sd": sd if sd > 0 else 1.0}
+            consumed.update(cols)
+        self.thickness_medians_: dict[str, dict[str, float]] = {}
+        for regions in WEIGHT_BEARING_REGIONS.values():
+            for col in (c for r in regions for c in _thickness_columns(X.columns, r)):
+                values = X[col].to_numpy(dtype=float, na_value=np.nan)
+                if not np.isfinite(values).any():
+                    continue
+                med = {"all": float(np.nanmedian(values))}
+                for name, flag in (("female", 1.0), ("male", 0.0)):
+                    part = values[female == flag] if female is not None else values[:0]
+                    med[name] = float(np.nanmedian(part)) if np.isfinite(part).any() else med["all"]
+                self.thickness_medians_[col] = med
+        consumed.update(c for c in X.columns if family_of(c) == "mri" and not str(c).startswith("mri_emb_"))
+        self.consumed_ = sorted(consumed)
+        self.feature_names_out_ = list(self.transform(X.iloc[:1]).columns)
+        return self
+
+    @staticmethod
+    def _design(X: pd.DataFrame, comp: str, female: np.ndarray | None) -> np.ndarray:
+        """Design matrix [1, female, JSN grade] (a zero column for an absent input)."""
+        n = len(X)
+        jsn = X[f"jsn_{comp}"].to_numpy(dtype=float, na_value=np.nan) if f"jsn_{comp}" in X.columns else np.zeros(n)
+        return np.column_stack([np.ones(n), female if female is not None else np.zeros(n), jsn])
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The derived features for ``X`` (same index), NaN where an input is missing."""
+        female = _female(X)
+        out: dict[str, np.ndarray] = {}
+        for comp, fit in self.jsw_fits_.items():
+            jsw, _ = _min_jsw(X, comp)
+            if jsw is None:
+                raise OAKitError(f"jsw_{comp}_mm: JSW columns missing at transform; expected those seen at fit")
+            out[f"jsw_{comp}_resid_z"] = (jsw - self._design(X, comp, female) @ np.asarray(fit["coef"])) / fit["sd"]
+        if len(out) == 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out["jsw_min_resid_z"] = np.nanmin(np.column_stack(list(out.values())), axis=1)
+        losses = {}
+        for comp, regions in WEIGHT_BEARING_REGIONS.items():
+            parts = [self._loss(X, col, female) for r in regions for col in _thickness_columns(X.columns, r)
+                     if col in self.thickness_medians_]
+            if parts:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    losses[f"thickness_loss_{comp}"] = np.nanmean(np.column_stack(parts), axis=1)
+        out.update(losses)
+        if len(losses) == 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out["thickness_loss_max"] = np.nanmax(np.column_stack(list(losses.values())), axis=1)
+        return pd.DataFrame(out, index=X.index)
+
+    def _loss(self, X: pd.DataFrame, col: str, female: np.ndarray | None) -> np.ndarray:
+        """Relative thickness loss ``1 − thickness / sex-specific median`` of one region column."""
+        med = self.thickness_medians_[col]
+        ref = np.full(len(X), med["all"])
+        if female is not None:
+            ref = np.where(female == 1.0, med["female"], np.where(female == 0.0, med["male"], med["all"]))
+        return 1.0 - X[col].to_numpy(dtype=float, na_value=np.nan) / ref
+
+    def to_dict(self) -> dict:
+        """JSON-ready fitted state."""
+        return {"jsw_fits": self.jsw_fits_, "thickness_medians": self.thickness_medians_, "consumed": self.consumed_,
+                "feature_names_out": self.feature_names_out_}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> DerivedFeatures:
+        """Rebuild from :meth:`to_dict` output."""
+        obj = cls()
+        obj.jsw_fits_, obj.thickness_medians_ = dict(state["jsw_fits"]), dict(state["thickness_medians"])
+        obj.consumed_, obj.feature_names_out_ = list(state["consumed"]), list(state["feature_names_out"])
+        return obj
+
+
 def _default_columns(table: pd.DataFrame) -> list[str]:
     """Every column usable as a feature: not a key, outcome, truth or bookkeeping column."""
     return [c for c in table.columns
@@ -171,6 +323,9 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         Raise on NaN-heavy rows, or keep them (LightGBM handles NaN; logistic models impute medians).
     max_levels : int
         Most levels accepted for a text column.
+    derived : {"none", "add", "replace"}
+        Compact derived features (:class:`DerivedFeatures`, fitted on the training rows): none, added to the raw
+        columns, or replacing the raw JSW profile and regional MRI measurements they summarise.
     seed : int
         Seed for the embedding PCA.
 
@@ -185,13 +340,14 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
 
     def __init__(self, columns: Sequence[str] | None = None, families: Mapping[str, str] | None = None,
                  n_components: int = DEFAULT_COMPONENTS, max_missing_fraction: float = 0.5,
-                 on_nan_heavy: str = "error", max_levels: int = 12, seed: int = 0) -> None:
+                 on_nan_heavy: str = "error", max_levels: int = 12, derived: str = "none", seed: int = 0) -> None:
         self.columns = columns
         self.families = families
         self.n_components = n_components
         self.max_missing_fraction = max_missing_fraction
         self.on_nan_heavy = on_nan_heavy
         self.max_levels = max_levels
+        self.derived = derived
         self.seed = seed
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -212,6 +368,13 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
             raise OAKitError(f"{missing[0]}: feature column missing; expected all of {len(cols)} feature columns "
                              f"({', '.join(map(str, cols[:6]))}{'...' if len(cols) > 6 else ''})")
         return X[cols]
+
+    def _with_derived(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Raw columns plus the fitted derived features (minus the summarised inputs for ``derived="replace"``)."""
+        if self.derived_ is None:
+            return raw
+        drop = self.derived_.consumed_ if self.derived == "replace" else []
+        return pd.concat([raw.drop(columns=drop), self.derived_.transform(raw)], axis=1)
 
     def _encode(self, X: pd.DataFrame) -> pd.DataFrame:
         """Numeric encoding of the raw columns (text → indicators with the levels seen at fit)."""
@@ -255,8 +418,12 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         """Learn text levels, embedding PCA and constant features from the training rows."""
         if not isinstance(X, pd.DataFrame) or len(X) == 0:
             raise OAKitError("X: empty or not a DataFrame; expected per-knee rows")
+        if self.derived not in DERIVED_MODES:
+            raise OAKitError(f"derived: {self.derived!r}; expected one of {DERIVED_MODES}")
         self.raw_columns_ = list(self.columns) if self.columns is not None else _default_columns(X)
         raw = self._select(X)
+        self.derived_ = DerivedFeatures().fit(raw) if self.derived != "none" else None
+        raw = self._with_derived(raw)
         self.levels_: dict[str, list[str]] = {}
         for col in raw.columns:
             if not (pd.api.types.is_numeric_dtype(raw[col]) or pd.api.types.is_bool_dtype(raw[col])):
@@ -291,7 +458,7 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Encode ``X`` with the fitted state; returns float features in ``feature_names_out_`` order, same index."""
-        raw = self._select(X)
+        raw = self._with_derived(self._select(X))
         features = self._encode(self.pca_.transform(raw))
         self._check_nan_rows(features[self.feature_names_out_],
                              X[list(KEY_COLUMNS)] if set(KEY_COLUMNS) <= set(X.columns) else None)
@@ -306,7 +473,8 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         return {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
                 "raw_columns": self.raw_columns_, "levels": self.levels_, "pca": self.pca_.to_dict(),
                 "dropped_constant": self.dropped_constant_, "feature_names_out": self.feature_names_out_,
-                "feature_families": self.feature_families_}
+                "feature_families": self.feature_families_,
+                "derived": self.derived_.to_dict() if self.derived_ is not None else None}
 
     @classmethod
     def from_dict(cls, state: dict) -> FeatureAssembler:
@@ -318,6 +486,7 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         obj.dropped_constant_ = list(state["dropped_constant"])
         obj.feature_names_out_ = list(state["feature_names_out"])
         obj.feature_families_ = dict(state["feature_families"])
+        obj.derived_ = DerivedFeatures.from_dict(state["derived"]) if state.get("derived") else None
         return obj
 
 

@@ -13,6 +13,13 @@ name                       estimator   raw columns
 =========================  ==========  ===========================================
 
 Sets whose columns are absent (e.g. no MRI table) are left out.
+
+The two LightGBM sets are sized for cohorts of ~1,000 knees (:data:`LIGHTGBM_SET_OPTIONS`): compact derived JSW and
+cartilage-loss features replace the raw JSW profile and regional MRI measurements (fitted inside each training
+fold), embeddings are reduced to 3 principal components, the derived features are monotone-constrained to their
+known risk direction, and the search grid adds a slow, strongly regularised additive configuration
+(:data:`~oa_kit.progression.model.LIGHTGBM_GRID`). On the synthetic demo cohort this raised the fused model's
+out-of-fold AUC by ~0.01–0.03 over raw features with 8 components (synthetic data; see the progression model card).
 """
 from __future__ import annotations
 
@@ -48,6 +55,9 @@ def feature_sets(table: pd.DataFrame, families: Mapping[str, str] | None = None)
     return sets
 
 
+#: Settings of the LightGBM feature sets (``clinical_radiograph``, ``fused``); baselines keep plain settings.
+LIGHTGBM_SET_OPTIONS: dict[str, object] = {"derived": "replace", "n_components": 3, "monotone": True}
+
 #: Estimator kind per feature set.
 SET_ESTIMATORS: dict[str, str] = {"clinical": "logistic", "kl": "logistic", "clinical_kl": "logistic",
                                   "clinical_radiograph": "lightgbm", "fused": "lightgbm"}
@@ -82,5 +92,6 @@ def baseline_models(table: pd.DataFrame, horizon_months: int, seed: int = 0, cal
         raise OAKitError(f"include: {unknown[0]!r} not available for this table; expected some of {list(sets)}")
     return {name: ProgressionModel(horizon_months=horizon_months, estimator=SET_ESTIMATORS[name], columns=sets[name],
                                    calibration=calibration, n_inner_splits=n_inner_splits, seed=seed,
-                                   param_grid=lightgbm_grid if SET_ESTIMATORS[name] == "lightgbm" else None)
+                                   param_grid=lightgbm_grid if SET_ESTIMATORS[name] == "lightgbm" else None,
+                                   **(LIGHTGBM_SET_OPTIONS if SET_ESTIMATORS[name] == "lightgbm" else {}))
             for name in names}

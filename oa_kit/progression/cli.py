@@ -17,6 +17,7 @@ import pandas as pd
 from oa_kit.errors import OAKitError
 from oa_kit.features.assemble import join_knee_tables
 from oa_kit.io.atomic import atomic_dir, atomic_path
+from oa_kit.progression.baselines import LIGHTGBM_SET_OPTIONS
 from oa_kit.progression.model import ProgressionModel, make_provenance
 from oa_kit.progression.persist import load_model, save_model
 from oa_kit.progression.pipeline import explain_model, labelled_rows, progression_report
@@ -137,7 +138,7 @@ def do_fit(args: argparse.Namespace) -> int:
         X, y = labelled_rows(features, labels, h)
         grid = QUICK_GRID if args.search == "quick" else None
         models[h] = ProgressionModel(horizon_months=h, calibration=args.calibration, seed=args.seed,
-                                     param_grid=grid).fit(
+                                     param_grid=grid, **LIGHTGBM_SET_OPTIONS).fit(
             X, y, provenance=_provenance(args))
         m = models[h]
         print(f"h{h}: {len(y)} knees, {int(y.sum())} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "

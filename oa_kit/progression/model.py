@@ -23,21 +23,22 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import KEY_COLUMNS, FeatureAssembler, _default_columns
+from oa_kit.features.assemble import DERIVED_DIRECTIONS, KEY_COLUMNS, FeatureAssembler, _default_columns
 from oa_kit.progression.calibration import ProbabilityCalibrator
 
 #: Statement attached to every prediction of a model trained on synthetic data.
 SYNTHETIC_STATEMENT = "trained on synthetic data — not a clinical estimate"
 #: Statement when the training data provenance was not recorded.
 UNKNOWN_STATEMENT = "training data provenance not recorded — research use only, not a clinical estimate"
-#: Small bounded LightGBM search (4 configurations, from regularised additive stumps to 8-leaf trees; shallow
-#: models won on the synthetic demo cohort, where ~800 knees carry ~150 events).
+#: Small bounded LightGBM search (5 configurations, from slow, strongly regularised additive stumps to 8-leaf trees;
+#: shallow models won on the synthetic demo cohort, where ~800 knees carry ~70–220 events per horizon).
 LIGHTGBM_GRID: tuple[dict, ...] = (
     {"num_leaves": 2, "n_estimators": 800, "learning_rate": 0.03, "min_child_samples": 30, "reg_lambda": 10.0,
      "colsample_bytree": 0.5},
     {"num_leaves": 3, "n_estimators": 600, "learning_rate": 0.03, "min_child_samples": 30, "extra_trees": True},
     {"num_leaves": 4, "n_estimators": 300, "learning_rate": 0.03, "min_child_samples": 20},
     {"num_leaves": 8, "n_estimators": 400, "learning_rate": 0.02, "min_child_samples": 40},
+    {"num_leaves": 2, "n_estimators": 1500, "learning_rate": 0.01, "min_child_samples": 40, "reg_lambda": 20.0},
 )
 #: Regularisation strengths searched for the logistic model.
 LOGISTIC_GRID: tuple[dict, ...] = ({"C": 0.01}, {"C": 0.1}, {"C": 1.0}, {"C": 10.0})
@@ -103,13 +104,22 @@ def fit_linear(X: pd.DataFrame, y: np.ndarray, C: float, class_weight: str | Non
     return LinearScorer(medians, means, scales, lr.coef_[0].copy(), float(lr.intercept_[0]))
 
 
+def monotone_constraints(columns: Sequence[str], directions: Mapping[str, int] = DERIVED_DIRECTIONS) -> list[int]:
+    """LightGBM monotone constraint per feature column: the known risk direction (+1/−1) or 0 (unconstrained)."""
+    return [int(directions.get(str(c), 0)) for c in columns]
+
+
 def fit_booster(X: pd.DataFrame, y: np.ndarray, params: Mapping[str, Any], class_weight: str | None,
-                seed: int) -> lgb.Booster:
+                seed: int, monotone: bool = False) -> lgb.Booster:
     """Fit a LightGBM binary classifier (single thread, deterministic) and return its booster.
 
-    Defaults subsample 0.8, colsample_bytree 0.8, reg_lambda 1.0 apply unless ``params`` sets them.
+    Defaults subsample 0.8, colsample_bytree 0.8, reg_lambda 1.0 apply unless ``params`` sets them. With
+    ``monotone``, features of known direction (:data:`~oa_kit.features.assemble.DERIVED_DIRECTIONS`) are constrained.
     """
     settings = {"subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0, **dict(params)}
+    constraints = monotone_constraints(X.columns)
+    if monotone and any(constraints):
+        settings["monotone_constraints"] = constraints
     clf = lgb.LGBMClassifier(objective="binary", class_weight=class_weight, random_state=seed, n_jobs=1, verbose=-1,
                              deterministic=True, force_row_wise=True, **settings)
     clf.fit(X, y)
@@ -169,6 +179,11 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         Class-imbalance handling.
     n_components : int
         PCA components per image embedding (fitted inside each training fold).
+    derived : {"none", "add", "replace"}
+        Compact derived JSW / thickness features (:class:`~oa_kit.features.assemble.DerivedFeatures`, fitted
+        inside each training fold).
+    monotone : bool
+        LightGBM: constrain the derived features to their known risk direction.
     on_nan_heavy : {"error", "keep"}
         Passed to :class:`~oa_kit.features.FeatureAssembler`.
     seed : int
@@ -193,7 +208,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
     def __init__(self, horizon_months: int = 24, estimator: str = "lightgbm", columns: Sequence[str] | None = None,
                  param_grid: Sequence[Mapping[str, Any]] | None = None, n_inner_splits: int = 3,
                  calibration: str = "sigmoid", class_weight: str | None = "balanced", n_components: int = 8,
-                 on_nan_heavy: str = "keep", seed: int = 0) -> None:
+                 derived: str = "none", monotone: bool = False, on_nan_heavy: str = "keep", seed: int = 0) -> None:
         self.horizon_months = horizon_months
         self.estimator = estimator
         self.columns = columns
@@ -202,6 +217,8 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self.calibration = calibration
         self.class_weight = class_weight
         self.n_components = n_components
+        self.derived = derived
+        self.monotone = monotone
         self.on_nan_heavy = on_nan_heavy
         self.seed = seed
 
@@ -218,12 +235,12 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
     def _assembler(self) -> FeatureAssembler:
         """A fresh (unfitted) feature assembler with this model's settings."""
         return FeatureAssembler(columns=self.columns, n_components=self.n_components,
-                                on_nan_heavy=self.on_nan_heavy, seed=self.seed)
+                                on_nan_heavy=self.on_nan_heavy, derived=self.derived, seed=self.seed)
 
     def _fit_estimator(self, features: pd.DataFrame, y: np.ndarray, params: dict) -> Any:
         """Fit the booster or linear scorer on assembled features (no calibration)."""
         if self.estimator == "lightgbm":
-            return fit_booster(features, y, params, self.class_weight, self.seed)
+            return fit_booster(features, y, params, self.class_weight, self.seed, self.monotone)
         return fit_linear(features, y, params["C"], self.class_weight, self.seed)
 
     def _inner_fold_features(self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> list[tuple]:

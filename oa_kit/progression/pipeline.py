@@ -4,7 +4,8 @@ write model cards and figures, fit the final per-horizon models and explain them
 Output folder layout::
 
     OUT/model_card_h{H}.md, *_h{H}.csv, *_h{H}.html   evaluation (oa_kit.evaluation.model_card)
-    OUT/headline.csv                                  AUC (95% CI) per model and horizon, oracle gap where known
+    OUT/headline.csv                                  AUC (95% CI) per model and horizon; on synthetic cohorts also
+                                                      the latent reference and the oracle (gap, share of gain)
     OUT/models/h{H}/                                  final models (LightGBM text + JSON + sha256)   [fit_final]
     OUT/explain/explanations_h{H}.csv, shap_grouped_h{H}.csv, *.html                           [fit_final]
 """
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from oa_kit.errors import OAKitError
 from oa_kit.features.assemble import KEY_COLUMNS
 from oa_kit.io.atomic import write_text_atomic
+from oa_kit.progression.baselines import baseline_models
 from oa_kit.progression.model import ProgressionModel, make_provenance
 from oa_kit.progression.persist import save_model
 
@@ -92,7 +94,8 @@ def progression_report(features: pd.DataFrame, labels: pd.DataFrame, out: str | 
                        provenance: Mapping[str, str] | None = None, n_splits: int = 5, n_resamples: int = 1000,
                        seed: int = 0, site_held_out: bool = True, fit_final: bool = True,
                        lightgbm_grid: Sequence[Mapping] | None = None, calibration: str = "sigmoid",
-                       command: str | None = None, progress: bool = True) -> pd.DataFrame:
+                       command: str | None = None, latent_reference: bool = True,
+                       progress: bool = True) -> pd.DataFrame:
     """Evaluate, card, fit and explain every horizon; returns the headline table (also written as headline.csv).
 
     Parameters
@@ -106,7 +109,8 @@ def progression_report(features: pd.DataFrame, labels: pd.DataFrame, out: str | 
     horizons : sequence of int
         Horizons in months.
     truth : DataFrame, optional
-        Synthetic truth knees table with ``p_progress_{H}`` for the oracle comparison.
+        Synthetic truth knees table with ``p_progress_{H}`` for the oracle comparison (and ``image_*_z`` for the
+        latent reference).
     provenance : mapping, optional
         :func:`make_provenance` record; shown with every number.
     n_splits, n_resamples, seed, site_held_out, lightgbm_grid, calibration
@@ -115,10 +119,14 @@ def progression_report(features: pd.DataFrame, labels: pd.DataFrame, out: str | 
         Also fit the final model per horizon on all labelled knees, save it and explain it.
     command : str, optional
         The command that reproduces the run (written in the cards).
+    latent_reference : bool
+        With a truth table holding the image latents, also evaluate the latent reference (clinical + KL + true
+        latents, :mod:`oa_kit.evaluation.oracle`): the ceiling for any image model on this sample.
     progress : bool
         tqdm bar over horizons.
     """
     from oa_kit.evaluation.model_card import write_evaluation
+    from oa_kit.evaluation.oracle import truth_latents
     from oa_kit.evaluation.report import evaluate_progression
 
     out = Path(out)
@@ -128,15 +136,16 @@ def progression_report(features: pd.DataFrame, labels: pd.DataFrame, out: str | 
     for h in tqdm(list(horizons), disable=not progress, desc="progression horizons"):
         X, y = labelled_rows(features, labels, h)
         oracle = oracle_column(X, truth, h).to_numpy() if truth is not None else None
+        latents = truth_latents(X, truth) if truth is not None and latent_reference else None
         ev = evaluate_progression(X, y, h, oracle_risk=oracle, n_splits=n_splits, n_resamples=n_resamples, seed=seed,
                                   site_held_out=site_held_out, provenance=provenance, lightgbm_grid=lightgbm_grid,
-                                  calibration=calibration)
+                                  calibration=calibration, latents=latents)
         write_evaluation(ev, out, command)
         headline = ev.headline()
         headlines.append(headline)
         if fit_final:
-            model = ProgressionModel(horizon_months=h, columns=ev.feature_sets[ev.main_model], seed=seed,
-                                     param_grid=lightgbm_grid, calibration=calibration).fit(X, y, provenance=provenance)
+            model = baseline_models(X, h, seed, calibration, include=[ev.main_model],
+                                    lightgbm_grid=lightgbm_grid)[ev.main_model].fit(X, y, provenance=provenance)
             main = headline.set_index("model").loc[ev.main_model]
             save_model(model, out / "models" / f"h{h}", overwrite=True,
                        metrics={"cv_auc": main["auc"], "cv_auc_ci": [main["auc_ci_low"], main["auc_ci_high"]],
