@@ -76,10 +76,20 @@ def _crop(mask: np.ndarray, margin: np.ndarray) -> tuple[slice, ...]:
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
 
 
-def _sample(field_: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Trilinear samples of a voxel field at points given in mm (index * spacing); zero outside."""
+def _grow(box: tuple[slice, ...], margin: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` grown by ``margin`` voxels per axis, clipped to ``shape``."""
+    return tuple(slice(max(int(b.start) - int(m), 0), min(int(b.stop) + int(m), int(n))) for b, m, n in zip(box, margin, shape))
+
+
+def _margin(spacing: np.ndarray, smooth_mm: float, max_mm: float) -> np.ndarray:
+    """Voxels kept around a plate: the rays' reach plus three smoothing widths of the bone normals, plus two."""
+    return np.ceil((3.0 * max(smooth_mm, float(spacing.max())) + max_mm) / spacing).astype(int) + 2
+
+
+def _sample(field_: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray, mode: str = "constant") -> np.ndarray:
+    """Trilinear samples of a voxel field at points given in mm (index * spacing); zero outside (``mode="constant"``)."""
     coords = (points_mm / spacing).reshape(-1, 3).T
-    return ndimage.map_coordinates(field_, coords, order=1, mode="constant", cval=0.0).reshape(points_mm.shape[:-1])
+    return ndimage.map_coordinates(field_, coords, order=1, mode=mode, cval=0.0).reshape(points_mm.shape[:-1])
 
 
 def _vertex_area(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -115,37 +125,71 @@ def ray_thickness(cartilage: np.ndarray, points_mm: np.ndarray, normals: np.ndar
 
     Each ray starts one voxel inside the bone and runs ``max_mm`` outward; thickness is the integral of the
     cartilage occupancy over the first segment where it is positive that reaches 0.5 (an interface crossing).
+    Rays are marched about 1 mm at a time and dropped once their answer is known (segment closed, or no segment can
+    start next to the bone any more), so the cost follows the cartilage thickness rather than ``max_mm``.
     """
     step = step_mm or float(spacing.min()) / 5.0
-    back = np.abs(normals) @ spacing                         # one voxel along each ray's direction, mm
     t = np.arange(-float(spacing.max()), max_mm + step, step)
-    thickness = np.zeros(len(points_mm))
-    covered = np.zeros(len(points_mm), dtype=bool)
-    for start in range(0, len(points_mm), 4096):
-        sl = slice(start, start + 4096)
-        pts = points_mm[sl, None, :] + t[None, :, None] * normals[sl, None, :]
+    near = np.abs(normals) @ spacing + step                 # a segment must start within one voxel (+ a step)
+    state = _RayState(len(points_mm))
+    block = max(1, int(round(1.0 / step)))
+    for b0 in range(0, len(t), block):
+        live = state.live()
+        if not len(live):
+            break
+        tb = t[b0:b0 + block]
+        inside_bone = tb[-1] < step - near[live]           # whole block before the ray's start: all zeros
+        state.skip(live[inside_bone], b0 + len(tb))
+        live = live[~inside_bone]
+        pts = points_mm[live, None, :] + tb[None, :, None] * normals[live, None, :]
         occ = np.clip(_sample(cartilage, pts, spacing), 0.0, 1.0)
-        occ[t[None, :] < -back[sl, None]] = 0.0
-        thickness[sl], covered[sl] = _first_segment(occ, t, back[sl], step)
-    return thickness, covered
+        occ[tb[None, :] < step - near[live, None]] = 0.0
+        state.advance(live, occ, t, b0, near[live])
+    return state.finish(t, near, step)
 
 
-def _first_segment(occ: np.ndarray, t: np.ndarray, near_mm: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Integral of each row of ``occ`` over its first segment reaching 0.5, if that segment starts within ``near_mm``."""
+class _RayState:
+    """Per-ray bookkeeping of :func:`ray_thickness`: running integral of the current segment, its start, and whether
+    it has reached 0.5 (found) or closed (done)."""
+
     eps = 1e-3
-    n = occ.shape[1]
-    above = occ >= 0.5
-    has = above.any(axis=1)
-    first_hi = np.where(has, above.argmax(axis=1), n - 1)
-    cols = np.arange(n)[None, :]
-    zero = occ < eps
-    seg_start = np.where(zero & (cols < first_hi[:, None]), cols, -1).max(axis=1) + 1
-    after = zero & (cols > first_hi[:, None])
-    seg_end = np.where(after.any(axis=1), after.argmax(axis=1), n)
-    inside = (cols >= seg_start[:, None]) & (cols < seg_end[:, None])
-    integral = (occ * inside).sum(axis=1) * step
-    covered = has & (t[seg_start.clip(0, n - 1)] <= near_mm + step)
-    return np.where(covered, integral, 0.0), covered
+
+    def __init__(self, n: int) -> None:
+        self.run = np.zeros(n)
+        self.start = np.zeros(n, dtype=np.intp)
+        self.found = np.zeros(n, dtype=bool)
+        self.done = np.zeros(n, dtype=bool)
+
+    def live(self) -> np.ndarray:
+        """Indices of rays still marching."""
+        return np.flatnonzero(~self.done)
+
+    def skip(self, rays: np.ndarray, next_index: int) -> None:
+        """Rays whose samples up to ``next_index`` are all zero (still inside the bone): the segment restarts there."""
+        self.run[rays] = 0.0
+        self.start[rays] = next_index
+
+    def advance(self, live: np.ndarray, occ: np.ndarray, t: np.ndarray, b0: int, near: np.ndarray) -> None:
+        """Consume one block of samples (rows = ``live`` rays, columns = t[b0:])."""
+        run, start, found = self.run[live], self.start[live], self.found[live]
+        done = np.zeros(len(live), dtype=bool)
+        for j in range(occ.shape[1]):
+            o = occ[:, j]
+            zero = o < self.eps
+            reset = zero & ~found & ~done
+            run[reset] = 0.0
+            start[reset] = b0 + j + 1
+            grow = ~zero & ~done
+            run[grow] += o[grow]
+            found |= grow & (o >= 0.5)
+            done |= found & zero                                     # first segment reaching 0.5 has closed
+            done |= ~found & (t[np.minimum(start, len(t) - 1)] > near)  # no segment can start next to the bone now
+        self.run[live], self.start[live], self.found[live], self.done[live] = run, start, found, done
+
+    def finish(self, t: np.ndarray, near: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+        """Thickness (integral x step) and covered flag per ray."""
+        covered = self.found & (t[np.minimum(self.start, len(t) - 1)] <= near)
+        return np.where(covered, self.run * step, 0.0), covered
 
 
 def closest_point_thickness(cartilage: np.ndarray, bone: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -181,26 +225,42 @@ def full_thickness_loss(points_mm: np.ndarray, normals: np.ndarray, covered: np.
     candidates = np.flatnonzero(~covered if candidates is None else ~covered & candidates)
     dist, _ = tree.query(points_mm[candidates], distance_upper_bound=radius_mm)
     candidates = candidates[np.isfinite(dist)]
-    for i, nbrs in zip(candidates, tree.query_ball_point(points_mm[candidates], r=radius_mm)):
-        nbrs = np.asarray(nbrs, dtype=int)
-        if len(nbrs) < 6:
-            continue
-        mean_normal = anchor_normals[nbrs].mean(axis=0)
-        mean_normal /= max(np.linalg.norm(mean_normal), 1e-9)
-        if mean_normal @ normals[i] >= min_agreement:
-            fcl[i] = _max_angular_gap_deg(anchors[nbrs] - points_mm[i], mean_normal) < max_gap_deg
+    if not len(candidates):
+        return fcl
+    nbr_lists = tree.query_ball_point(points_mm[candidates], r=radius_mm)
+    counts = np.fromiter((len(n) for n in nbr_lists), dtype=np.intp, count=len(nbr_lists))
+    owner = np.repeat(np.arange(len(candidates)), counts)
+    nbrs = np.fromiter((j for n in nbr_lists for j in n), dtype=np.intp, count=int(counts.sum()))
+    mean_normal = np.stack([np.bincount(owner, anchor_normals[nbrs, a], len(candidates)) for a in range(3)], axis=1)
+    mean_normal /= np.maximum(counts, 1)[:, None]
+    mean_normal /= np.maximum(np.linalg.norm(mean_normal, axis=1, keepdims=True), 1e-9)
+    judged = (counts >= 6) & (np.einsum("ij,ij->i", mean_normal, normals[candidates]) >= min_agreement)
+    pair = judged[owner]
+    gaps = _max_angular_gaps_deg(anchors[nbrs[pair]] - points_mm[candidates][owner[pair]], mean_normal, owner[pair])
+    fcl[candidates[judged]] = gaps[judged] < max_gap_deg
     return fcl
 
 
-def _max_angular_gap_deg(vectors: np.ndarray, normal: np.ndarray) -> float:
-    """Largest angular gap (deg) between ``vectors`` projected onto the plane perpendicular to ``normal``."""
-    u = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
-    u /= np.linalg.norm(u)
+def _max_angular_gaps_deg(vectors: np.ndarray, normal: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Per owner (row of ``normal``): largest angular gap (deg) between its ``vectors`` projected onto the plane
+    perpendicular to its normal; 360 for owners with fewer than two vectors."""
+    out = np.full(len(normal), 360.0)
+    if not len(owner):
+        return out
+    ref = np.where((np.abs(normal[:, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    u = np.cross(normal, ref)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
     v = np.cross(normal, u)
-    ang = np.sort(np.degrees(np.arctan2(vectors @ v, vectors @ u)))
-    if len(ang) < 2:
-        return 360.0
-    return float(np.max(np.diff(np.concatenate([ang, [ang[0] + 360.0]]))))
+    ang = np.degrees(np.arctan2(np.einsum("ij,ij->i", vectors, v[owner]), np.einsum("ij,ij->i", vectors, u[owner])))
+    order = np.lexsort((ang, owner))
+    ang, owner = ang[order], owner[order]
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    starts = np.flatnonzero(first)
+    size = np.diff(np.r_[starts, len(ang)])
+    wrap = ang[starts][np.cumsum(first) - 1] + 360.0 - ang           # gap from each angle back to its group's first
+    gap = np.where(np.r_[~first[1:], False], np.r_[ang[1:], 0.0] - ang, wrap)
+    out[owner[starts]] = np.where(size >= 2, np.maximum.reduceat(gap, starts), 360.0)
+    return out
 
 
 def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, label: int, max_mm: float = 10.0,
@@ -217,19 +277,36 @@ def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray,
         Harmonised cartilage id (kept on the result).
     """
     spacing = voxel_spacing(affine)
-    margin = np.ceil((3.0 * max(smooth_mm, float(spacing.max())) + max_mm) / spacing).astype(int) + 2
-    box = _crop(cartilage > 0.5, margin)
-    offset = np.array([s.start for s in box]) * spacing
-    c = np.ascontiguousarray(cartilage[box], dtype=np.float32)
-    b = np.ascontiguousarray(bone[box], dtype=np.float32)
+    if not np.any(cartilage > 0.5):
+        return _empty_surface(label)
+    box = _crop(cartilage > 0.5, _margin(spacing, smooth_mm, max_mm))
+    return _measure_plate(cartilage[box], bone[box], affine, np.array([s.start for s in box]), label, max_mm,
+                          smooth_mm, fcl_radius_mm)
+
+
+def _empty_surface(label: int) -> SurfaceThickness:
+    """A plate with no bone-surface points (nothing above the 0.5 occupancy level)."""
+    z3, z = np.zeros((0, 3)), np.zeros(0)
+    return SurfaceThickness(label, z3, z3, z3, z, z, z.astype(bool), z, z.astype(bool), np.empty(0, dtype=object))
+
+
+def _measure_plate(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, origin: np.ndarray, label: int,
+                   max_mm: float, smooth_mm: float, fcl_radius_mm: float) -> SurfaceThickness:
+    """:func:`plate_thickness` on a crop whose first voxel is ``origin`` (voxel index) of the scan grid."""
+    spacing = voxel_spacing(affine)
+    c = np.ascontiguousarray(cartilage, dtype=np.float32)
+    b = np.ascontiguousarray(bone, dtype=np.float32)
     verts, normals, area = bone_surface(b, spacing, smooth_mm)
     thickness, covered = ray_thickness(c, verts, normals, spacing, max_mm)
     near = covered | _near_cartilage(c, verts, spacing, fcl_radius_mm)
     verts, normals, area, thickness, covered = verts[near], normals[near], area[near], thickness[near], covered[near]
     cp = np.full(len(verts), np.nan)
-    cp[covered] = closest_point_thickness(c, b, verts[covered], spacing)
+    if covered.any():
+        inner = _grow(_crop(c > 0, np.zeros(3, dtype=int)), np.full(3, 2), c.shape)   # articular surface lies here
+        shift = np.array([s.start for s in inner]) * spacing
+        cp[covered] = closest_point_thickness(c[inner], b[inner], verts[covered] - shift, spacing)
     fcl = full_thickness_loss(verts, normals, covered, fcl_radius_mm, candidates=_judgeable(normals, spacing))
-    points = verts + offset
+    points = verts + origin * spacing
     world = nib.affines.apply_affine(affine, points / spacing)
     return SurfaceThickness(label, points, world, normals, area, thickness, covered, cp, fcl)
 
@@ -244,9 +321,22 @@ def _judgeable(normals: np.ndarray, spacing: np.ndarray, max_component: float = 
 
 
 def _near_cartilage(cartilage: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray, radius_mm: float) -> np.ndarray:
-    """True for points within ``radius_mm`` of any cartilage voxel (candidates for full-thickness loss)."""
-    dist = ndimage.distance_transform_edt(cartilage <= 0.5, sampling=spacing)
-    return _sample(dist.astype(np.float32), points_mm, spacing) <= radius_mm
+    """True for points within ``radius_mm`` of any cartilage voxel (candidates for full-thickness loss).
+
+    The distance transform runs only on the cartilage's bounding box grown by ``radius_mm`` + 2 voxels: every point
+    outside that box is farther than ``radius_mm`` from all cartilage.
+    """
+    mask = cartilage > 0.5
+    if not mask.any() or not len(points_mm):
+        return np.zeros(len(points_mm), dtype=bool)
+    box = _crop(mask, np.ceil(radius_mm / spacing).astype(int) + 2)
+    lo = np.array([s.start for s in box]) * spacing
+    hi = (np.array([s.stop for s in box]) - 1) * spacing
+    inside = np.all((points_mm >= lo) & (points_mm <= hi), axis=1)
+    dist = ndimage.distance_transform_edt(~mask[box], sampling=spacing).astype(np.float32)
+    out = np.zeros(len(points_mm), dtype=bool)
+    out[inside] = _sample(dist, points_mm[inside] - lo, spacing, mode="nearest") <= radius_mm
+    return out
 
 
 # -------------------------------------------------------------------------------------------------- whole knee
@@ -264,6 +354,8 @@ class CartilageMeasurement:
     def subregion_table(self) -> pd.DataFrame:
         """One row per subregion: mean/median/p5 thickness (mm), closest-point mean (mm), FCL and covered area (mm^2), volume."""
         vox = float(np.prod(voxel_spacing(self.affine)))
+        codes = self.subregion_map[self.subregion_map > 0]
+        counts = np.bincount(codes, minlength=len(SUBREGIONS) + 1)
         rows = []
         for name in SUBREGIONS:
             th, cp, area, fcl_area = [], [], [], 0.0
@@ -282,7 +374,7 @@ class CartilageMeasurement:
                 "thickness_cp_mm_mean": float(np.nanmean(cp)) if np.isfinite(cp).any() else np.nan,
                 "fcl_area_mm2": fcl_area,
                 "covered_area_mm2": float(area.sum()),
-                "volume_mm3": float((self.subregion_map == SUBREGION_INDEX[name]).sum()) * vox,
+                "volume_mm3": float(counts[SUBREGION_INDEX[name]]) * vox,
             })
         return pd.DataFrame(rows)
 
@@ -323,51 +415,73 @@ def measure_cartilage(labels: np.ndarray, affine: np.ndarray, side: str, proba: 
     if proba is not None and proba.shape != (len(LABELS), *labels.shape):
         raise OAKitError(f"proba: shape {proba.shape}; expected {(len(LABELS), *labels.shape)}")
     spacing = voxel_spacing(affine)
+    boxes = ndimage.find_objects(np.asarray(labels, dtype=np.intp) if labels.dtype.kind not in "ui" else labels,
+                                 max_label=len(LABELS) - 1)
     surfaces: dict[int, SurfaceThickness] = {}
     for label, bone_label in CARTILAGE_BONE.items():
-        if (labels == label).sum() < 4 or not np.any(labels == bone_label):
+        box = boxes[label - 1]
+        if box is None or boxes[bone_label - 1] is None or np.count_nonzero(labels[box] == label) < 4:
             continue
-        cart, bone = _occupancy(labels, proba, label), _occupancy(labels, proba, bone_label)
-        surfaces[label] = plate_thickness(cart, bone, affine, label, max_mm, smooth_mm, fcl_radius_mm)
-    _assign_subregions(surfaces, labels, affine, side)
-    thickness_map, subregion_map = _voxel_maps(surfaces, labels, spacing)
+        # the plate's own crop (cartilage > 0.5, grown by the margin) lies inside this one; cropping first keeps every
+        # full-volume operation (dilation, comparisons) off the rest of the scan
+        big = _grow(box, _margin(spacing, smooth_mm, max_mm) + 2, labels.shape)
+        cart = _occupancy(labels, proba, label, big)
+        if not np.any(cart > 0.5):
+            surfaces[label] = _empty_surface(label)
+            continue
+        inner = _crop(cart > 0.5, _margin(spacing, smooth_mm, max_mm))
+        origin = np.array([b.start + i.start for b, i in zip(big, inner)])
+        bone = _occupancy(labels, proba, bone_label, big)
+        surfaces[label] = _measure_plate(cart[inner], bone[inner], affine, origin, label, max_mm, smooth_mm, fcl_radius_mm)
+    _assign_subregions(surfaces, labels, affine, side, boxes)
+    thickness_map, subregion_map = _voxel_maps(surfaces, labels, spacing, boxes)
     return CartilageMeasurement(side, np.asarray(affine, dtype=float), surfaces, cartilage_volume_mm3(labels, affine, proba),
                                 thickness_map, subregion_map)
 
 
-def _occupancy(labels: np.ndarray, proba: np.ndarray | None, label: int) -> np.ndarray:
-    """Occupancy of one tissue: its probability near the hard mask (so distant false positives cannot add), else the mask."""
-    mask = labels == label
+def _occupancy(labels: np.ndarray, proba: np.ndarray | None, label: int, box: tuple[slice, ...]) -> np.ndarray:
+    """Occupancy of one tissue inside ``box``: its probability near the hard mask (so distant false positives cannot
+    add), else the mask."""
+    mask = labels[box] == label
     if proba is None:
         return mask.astype(np.float32)
     near = ndimage.binary_dilation(mask, iterations=1)
-    return np.where(near, proba[label], 0.0).astype(np.float32)
+    return np.where(near, proba[label][box], 0.0).astype(np.float32)
 
 
-def _assign_subregions(surfaces: dict[int, SurfaceThickness], labels: np.ndarray, affine: np.ndarray, side: str) -> None:
+def _offset(box: tuple[slice, ...]) -> np.ndarray:
+    """First voxel index of a box."""
+    return np.array([s.start for s in box])
+
+
+def _assign_subregions(surfaces: dict[int, SurfaceThickness], labels: np.ndarray, affine: np.ndarray, side: str,
+                       boxes: list) -> None:
     """Set ``subregion`` on every surface: femoral by the fitted condyle geometry, the other plates by label."""
     for label, surf in surfaces.items():
         if label in PLATE_SUBREGION:
             surf.subregion = np.full(len(surf.points_mm), PLATE_SUBREGION[label], dtype=object)
-    if 2 in surfaces:
+    if 2 in surfaces and len(surfaces[2].points_mm):
         fem = surfaces[2]
-        fc_xyz = nib.affines.apply_affine(affine, np.argwhere(labels == 2))
+        fc_xyz = nib.affines.apply_affine(affine, np.argwhere(labels[boxes[1]] == 2) + _offset(boxes[1]))
         model = FemoralSubregions(side).fit(fc_xyz, fem.world_xyz[fem.covered])
         fem.subregion = model.transform(fem.world_xyz)
 
 
-def _voxel_maps(surfaces: dict[int, SurfaceThickness], labels: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _voxel_maps(surfaces: dict[int, SurfaceThickness], labels: np.ndarray, spacing: np.ndarray,
+                boxes: list) -> tuple[np.ndarray, np.ndarray]:
     """Give each cartilage voxel the thickness and subregion of its nearest covered bone-surface point."""
     thickness = np.zeros(labels.shape, dtype=np.float32)
     subregions = np.zeros(labels.shape, dtype=np.uint8)
     for label, surf in surfaces.items():
         if not surf.covered.any():
             continue
-        vox = np.argwhere(labels == label)
+        vox = np.argwhere(labels[boxes[label - 1]] == label) + _offset(boxes[label - 1])
         _, nearest = cKDTree(surf.points_mm[surf.covered]).query(vox * spacing)
         idx = tuple(vox.T)
         thickness[idx] = surf.thickness_mm[surf.covered][nearest]
-        subregions[idx] = [SUBREGION_INDEX[s] for s in surf.subregion[surf.covered][nearest]]
+        names, inverse = np.unique(surf.subregion[surf.covered].astype(str), return_inverse=True)
+        codes = np.array([SUBREGION_INDEX.get(n, 0) for n in names], dtype=np.uint8)
+        subregions[idx] = codes[inverse.ravel()][nearest]
     return thickness, subregions
 
 
