@@ -7,7 +7,7 @@ import torch
 
 from oa_kit.errors import OAKitError
 from oa_kit.models.kl.losses import CORNLoss, SORDLoss, class_weights, logits_to_proba, make_loss, n_outputs_for
-from oa_kit.models.kl.network import EMBEDDING_DIM, KLNet
+from oa_kit.models.kl.network import EMBEDDING_DIM, KLNet, fuse_for_inference
 from oa_kit.models.kl.train import KLTrainer
 from oa_kit.models.kl.transforms import kl_augment, tta_views
 
@@ -18,6 +18,29 @@ def test_network_shapes():
     assert model(x).shape == (3, 5)
     assert model.embed(x).shape == (3, EMBEDDING_DIM) == (3, 256)
     assert KLNet(n_outputs=n_outputs_for("corn"))(x).shape == (3, 4)
+
+
+def test_fused_inference_copy_matches_module():
+    """BatchNorm folded into the convolutions: same logits and embeddings, structure kept, the original untouched."""
+    torch.manual_seed(0)
+    model = KLNet()
+    for module in model.modules():  # non-trivial statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    model.train()
+    fused = fuse_for_inference(model)
+    assert model.training and sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 21
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert not any(p.requires_grad for p in fused.parameters()) and len(fused.stages) == 4
+    model.eval()
+    x = torch.rand(3, 1, 160, 160)
+    with torch.inference_mode():
+        assert torch.allclose(fused(x), model(x), atol=1e-4, rtol=1e-4)
+        assert torch.allclose(fused.embed(x), model.embed(x), atol=1e-4, rtol=1e-4)
+        assert torch.allclose(fuse_for_inference(model, channels_last=False)(x), model(x), atol=1e-4, rtol=1e-4)
 
 
 def test_sord_is_ordinal_and_corn_probabilities_valid():
