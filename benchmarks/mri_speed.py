@@ -1,17 +1,23 @@
-"""MRI speed/memory benchmark: segmentation + cartilage biomarkers per synthetic volume, and one OAI-DESS-sized volume.
+"""MRI speed/memory benchmark: segmentation + cartilage biomarkers per synthetic volume, one OAI-DESS-sized volume,
+and batch throughput of ``segment_scans`` (one process with 2 threads vs 1 thread vs worker processes).
 
-Run: ``OMP_NUM_THREADS=2 python benchmarks/mri_speed.py [--n 3] [--oai] [--compare-architectures]``.
-Prints seconds and peak memory (tracemalloc for Python/numpy allocations, ru_maxrss for the whole process).
-``--compare-architectures`` trains a 2D slice-wise and a 3D patch U-Net for the same CPU time on phantoms and
-prints their validation Dice and inference time (the measurement behind the model card's choice).
+Run: ``OMP_NUM_THREADS=2 python benchmarks/mri_speed.py [--n 3] [--oai] [--batch 20] [--compare-architectures CPU_S]``.
+Prints seconds (wall and CPU) and peak memory: tracemalloc for Python/numpy allocations of a synthetic volume, and
+the peak RSS of a fresh process that reads, segments and measures one OAI-sized NIfTI. The machine is shared, so the
+load average is printed with every figure; times are upper bounds when it exceeds the core count.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,51 +26,104 @@ from oa_kit.io.labels import SUBREGIONS
 from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, MRIGeometry, render_knee_mri
 
+#: Real OAI DESS geometry: 160 x 384 x 384 voxels at 0.7 x 0.365 x 0.365 mm.
+OAI_GEOMETRY = MRIGeometry(shape=(160, 384, 384), spacing_mm=(0.7, 0.3646, 0.3646))
 
-def _run_knee(segmenter: MRISegmenter, image: np.ndarray, affine: np.ndarray, side: str) -> tuple[float, float]:
-    """Seconds for segmentation and for biomarkers (+QC) of one volume."""
+
+def _load() -> str:
+    """The 1-minute load average and the core count, for every printed figure."""
+    return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _run_knee(segmenter: MRISegmenter, image: np.ndarray, affine: np.ndarray, side: str) -> tuple[float, float, float]:
+    """Wall seconds for segmentation and for biomarkers (+QC) of one volume, and the CPU seconds of both."""
     from oa_kit.features.cartilage import measure_cartilage
     from oa_kit.features.mri_qc import qc_flags
 
-    t0 = time.perf_counter()
+    cpu, t0 = time.process_time(), time.perf_counter()
     seg = segmenter.segment(image, affine, side)
     t1 = time.perf_counter()
     measure_cartilage(seg.labels, affine, side, proba=seg.proba)
     qc_flags(seg.labels, affine, side, seg.proba)
-    return t1 - t0, time.perf_counter() - t1
-
-
-def _time_knee(segmenter: MRISegmenter, image: np.ndarray, affine: np.ndarray, side: str,
-               memory: bool = True) -> tuple[float, float, float]:
-    """Timed run (no tracing), then a second traced run for the tracemalloc peak (MiB) unless ``memory`` is False."""
-    seg_s, bio_s = _run_knee(segmenter, image, affine, side)
-    peak = float("nan")
-    if memory:
-        tracemalloc.start()
-        _run_knee(segmenter, image, affine, side)
-        peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
-        tracemalloc.stop()
-    return seg_s, bio_s, peak
+    return t1 - t0, time.perf_counter() - t1, time.process_time() - cpu
 
 
 def bench_synthetic(segmenter: MRISegmenter, n: int) -> None:
-    """Time ``n`` default-geometry phantoms."""
+    """Time ``n`` default-geometry phantoms (then a traced rerun of the first for the tracemalloc peak)."""
     rng = np.random.default_rng(0)
     for i in range(n):
         side = "RL"[i % 2]
         r = render_knee_mri(side, {s: float(rng.uniform(1, 3)) for s in SUBREGIONS}, DEFAULT_GEOMETRY, SITE_MRI["ABCDE"[i % 5]], seed=i)
-        seg_s, bio_s, peak = _time_knee(segmenter, r.image, r.affine, side, memory=i == 0)
+        seg_s, bio_s, cpu_s = _run_knee(segmenter, r.image, r.affine, side)
+        peak = float("nan")
+        if i == 0:
+            tracemalloc.start()
+            _run_knee(segmenter, r.image, r.affine, side)
+            peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+            tracemalloc.stop()
         print(f"synthetic {r.image.shape} {side}: segmentation {seg_s:.2f} s + biomarkers/QC {bio_s:.2f} s "
-              f"= {seg_s + bio_s:.2f} s; tracemalloc peak {peak:.0f} MiB")
+              f"= {seg_s + bio_s:.2f} s wall ({cpu_s:.2f} s CPU); tracemalloc peak {peak:.0f} MiB; {_load()}", flush=True)
 
 
-def bench_oai(segmenter: MRISegmenter) -> None:
-    """Time one volume of real OAI DESS geometry: 160 x 384 x 384 at 0.7 x 0.365 x 0.365 mm (synthetic content)."""
-    geom = MRIGeometry(shape=(160, 384, 384), spacing_mm=(0.7, 0.3646, 0.3646))
-    r = render_knee_mri("R", {s: 2.0 for s in SUBREGIONS}, geom, SITE_MRI["A"], seed=0)
-    seg_s, bio_s, peak = _time_knee(segmenter, r.image, r.affine, "R", memory=False)
-    print(f"OAI DESS geometry {r.image.shape}: segmentation {seg_s:.2f} s + biomarkers/QC {bio_s:.2f} s "
-          f"= {seg_s + bio_s:.2f} s; tracemalloc peak {peak:.0f} MiB")
+def oai_worker(path: str, weights: str | None) -> None:
+    """In a fresh process: read one OAI-sized NIfTI, segment, measure; print times and peak RSS after each step."""
+    from oa_kit.models.mri.pipeline import read_scan
+
+    base = _peak_rss_mib()
+    segmenter = MRISegmenter.from_pretrained(weights)
+    scan = read_scan(path)
+    seg_s, bio_s, cpu_s = float("nan"), float("nan"), time.process_time()
+    t0 = time.perf_counter()
+    seg = segmenter.segment(scan.image, scan.affine, "R")
+    seg_s, seg_peak = time.perf_counter() - t0, _peak_rss_mib()
+    from oa_kit.features.cartilage import measure_cartilage
+    from oa_kit.features.mri_qc import qc_flags
+
+    t1 = time.perf_counter()
+    measure_cartilage(seg.labels, scan.affine, "R", proba=seg.proba)
+    qc_flags(seg.labels, scan.affine, "R", seg.proba)
+    bio_s = time.perf_counter() - t1
+    print(f"OAI DESS geometry {scan.image.shape}: segmentation {seg_s:.1f} s + biomarkers/QC {bio_s:.1f} s = "
+          f"{seg_s + bio_s:.1f} s wall ({time.process_time() - cpu_s:.1f} s CPU, torch threads {torch.get_num_threads()}); "
+          f"peak RSS {base:.0f} MiB after imports, {seg_peak:.0f} MiB after segmentation, {_peak_rss_mib():.0f} MiB "
+          f"after biomarkers; {_load()}", flush=True)
+
+
+def bench_oai(weights: str | None, cache: Path) -> None:
+    """Render (once, cached) one OAI-geometry phantom as NIfTI and time it in a fresh process (clean peak RSS)."""
+    from oa_kit.synth.mri import write_knee_mri
+
+    image = cache / "9999999_R_V00_DESS.nii.gz"
+    if not image.is_file():
+        r = render_knee_mri("R", {s: 2.0 for s in SUBREGIONS}, OAI_GEOMETRY, SITE_MRI["A"], seed=0)
+        write_knee_mri(cache, "9999999", "R", 0, r)
+    cmd = [sys.executable, __file__, "--oai-worker", str(image)] + (["--weights", weights] if weights else [])
+    subprocess.run(cmd, check=True)
+
+
+def bench_batch(n: int, weights: str | None, scans_dir: Path) -> None:
+    """Throughput of ``segment_scans`` on ``n`` scans: 1 process x 2 threads, 1 x 1, and 2 worker processes x 1 thread."""
+    from oa_kit.models.mri.pipeline import segment_scans
+
+    scans = sorted(scans_dir.glob("*_DESS.nii.gz"))[:n]
+    if len(scans) < n:
+        raise SystemExit(f"{scans_dir}: only {len(scans)} scans; run `oa-kit demo` first or pass --scans")
+    for jobs, threads in ((1, 2), (1, 1), (2, 1)):
+        torch.set_num_threads(threads)
+        out = Path(tempfile.mkdtemp(prefix="mri_batch_"))
+        try:
+            load0, t0 = os.getloadavg()[0], time.perf_counter()
+            segment_scans(scans, out, weights=weights, n_jobs=jobs, progress=False)
+            wall = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        print(f"batch of {n}: {jobs} process(es) x {threads} torch thread(s): {wall:.1f} s = {wall / n:.2f} s/scan "
+              f"(incl. start-up); load {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
 
 
 def compare_architectures(seconds: float, seed: int = 0) -> None:
@@ -121,22 +180,29 @@ def compare_architectures(seconds: float, seed: int = 0) -> None:
 def main() -> None:
     """Parse arguments and run the requested benchmarks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=3, help="synthetic volumes to time")
+    parser.add_argument("--n", type=int, default=3, help="synthetic volumes to time (0: none)")
     parser.add_argument("--oai", action="store_true", help="also time one 160x384x384 OAI-DESS-sized volume")
+    parser.add_argument("--oai-cache", default="runs/mri_speed_oai", help="folder caching the rendered OAI-sized NIfTI")
+    parser.add_argument("--oai-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=0, metavar="N", help="time segment_scans on N scans per setting")
+    parser.add_argument("--scans", default="demo_out/cohort/mri", help="folder of *_DESS.nii.gz scans for --batch")
     parser.add_argument("--compare-architectures", type=float, default=0.0, metavar="CPU_S",
                         help="train 2D and 3D U-Nets for this many CPU seconds each and compare")
     parser.add_argument("--weights", default=None)
     args = parser.parse_args()
-    print(f"torch threads: {torch.get_num_threads()}")
+    if args.oai_worker:
+        oai_worker(args.oai_worker, args.weights)
+        return
+    print(f"torch threads: {torch.get_num_threads()}; {_load()}")
     if args.compare_architectures:
         compare_architectures(args.compare_architectures)
         return
-    segmenter = MRISegmenter.from_pretrained(args.weights)
-    bench_synthetic(segmenter, args.n)
+    if args.n:
+        bench_synthetic(MRISegmenter.from_pretrained(args.weights), args.n)
     if args.oai:
-        bench_oai(segmenter)
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        bench_oai(args.weights, Path(args.oai_cache))
+    if args.batch:
+        bench_batch(args.batch, args.weights, Path(args.scans))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,28 @@
 """Scan -> knee results: read any supported MRI input, segment, measure cartilage, QC, and write maps and the per-knee table."""
 from __future__ import annotations
 
+import hashlib
 import json
+import multiprocessing
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from oa_kit.errors import OAKitError
 from oa_kit.features.cartilage import CartilageMeasurement, measure_cartilage, write_map_nifti
 from oa_kit.features.mri_qc import QC_FLAGS, qc_flags
+from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
-from oa_kit.models.mri.inference import MRISegmenter
+from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
 
 _NAME = re.compile(r"(?P<pid>[^_/]+)_(?P<side>[RL])_(?P<visit>V\d\d)")
 _SIDE_WORDS = {"RIGHT": "R", "LEFT": "L"}
@@ -98,34 +104,172 @@ def analyse_knee(scan: ScanInput, segmenter: MRISegmenter, side: str) -> KneeRes
     return KneeResult(seg.labels, measurement, row)
 
 
+def scan_record_path(out: str | Path, path: str | Path) -> Path:
+    """Where :func:`segment_scans` records one input's finished result: ``out/knees/<name>-<hash of the path>.json``.
+
+    The record is written last, atomically, after the scan's label and thickness NIfTIs: its presence marks the
+    scan complete, which is what lets an interrupted run resume.
+    """
+    path = Path(path)
+    digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:10]
+    return Path(out) / "knees" / f"{path.name.split('.')[0]}-{digest}.json"
+
+
+def _source_stamp(path: Path) -> dict[str, int]:
+    """Size and modification time of an input file (of every file in a DICOM folder): a changed input is redone."""
+    files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+    stats = [f.stat() for f in files]
+    return {"n_files": len(stats), "bytes": sum(s.st_size for s in stats),
+            "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+
+
+def _record_key(path: Path, side: str | None, weights_sha256: str) -> dict[str, object]:
+    """What a finished result must match to be reused: the input (path, size, mtime), the ``side`` argument, the weights."""
+    return {"source_file": str(path.resolve()), "source": _source_stamp(path) if path.exists() else None, "side_argument": side,
+            "weights_sha256": weights_sha256}
+
+
+def _finished_row(out: Path, path: Path, key: dict[str, object]) -> dict | None:
+    """The stored row of a scan already segmented with the same input and weights (outputs present), else None."""
+    record_path = scan_record_path(out, path)
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if record.get("key") != key or not all((out / name).is_file() for name in record.get("outputs", [])):
+        return None
+    return record["row"]
+
+
+def _json_default(value: object) -> object:
+    """JSON encoding for NumPy scalars in result rows."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def segment_one(path: str | Path, out: str | Path, segmenter: MRISegmenter, side: str | None = None,
+                key: dict[str, object] | None = None) -> dict:
+    """Segment and measure one scan, write its label and thickness NIfTIs under ``out`` and then its record.
+
+    Returns the per-knee row (see :func:`analyse_knee`). ``key`` (from the caller) is stored in the record so a
+    later run can tell whether the result is still valid.
+    """
+    path, out = Path(path), Path(out)
+    scan = read_scan(path)
+    knee_side = scan.side or side
+    if knee_side is None:
+        raise OAKitError(f"{path}: knee side not in the file name or header; expected --side R or --side L")
+    result = analyse_knee(scan, segmenter, knee_side)
+    stem = f"{scan.participant_id}_{knee_side}_{scan.visit_month:03d}"
+    outputs = [Path("labels") / f"{stem}_labels.nii.gz", Path("thickness") / f"{stem}_thickness.nii.gz"]
+    write_map_nifti(out / outputs[0], result.labels, scan.affine)
+    write_map_nifti(out / outputs[1], result.measurement.thickness_map, scan.affine)
+    record = {"key": key, "outputs": [str(o) for o in outputs], "row": result.row}
+    write_text_atomic(scan_record_path(out, path), json.dumps(record, default=_json_default) + "\n")
+    return result.row
+
+
+#: The worker process's segmenter, loaded once by :func:`_init_worker`.
+_WORKER: dict[str, MRISegmenter] = {}
+
+
+def _init_worker(weights: str | None) -> None:
+    """Worker start-up: one thread for torch/BLAS/OpenMP (processes, not threads, share the cores) and load the model."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    _WORKER["limits"] = threadpool_limits(limits=1)
+    _WORKER["segmenter"] = MRISegmenter.from_pretrained(weights)
+
+
+def _worker_segment(path: Path, out: Path, side: str | None, key: dict[str, object]) -> dict:
+    """Task run in a worker process: :func:`segment_one` with the worker's segmenter."""
+    return segment_one(path, out, _WORKER["segmenter"], side, key)
+
+
+def default_n_jobs() -> int:
+    """Worker processes used by default: one per CPU core available to this process (each runs torch on 1 thread)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str | None, keys: dict[Path, dict],
+                 n_jobs: int, bar: tqdm) -> dict[Path, dict]:
+    """Segment the pending scans, in this process (``n_jobs`` 1) or in ``n_jobs`` spawned worker processes."""
+    rows: dict[Path, dict] = {}
+    if n_jobs == 1:
+        segmenter = MRISegmenter.from_pretrained(weights)
+        for path in pending:
+            rows[path] = segment_one(path, out, segmenter, side, keys[path])
+            bar.update()
+        return rows
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(weights,))
+    try:
+        futures = {pool.submit(_worker_segment, path, out, side, keys[path]): path for path in pending}
+        for future in as_completed(futures):
+            rows[futures[future]] = future.result()
+            bar.update()
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return rows
+
+
 def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | None = None,
-                  weights: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+                  weights: str | Path | None = None, progress: bool = True, n_jobs: int | None = None,
+                  resume: bool = True) -> pd.DataFrame:
     """Segment scans and write, under ``out``: ``labels/*.nii.gz``, ``thickness/*.nii.gz`` (same affine as each input),
-    ``mri_biomarkers.parquet`` (one row per knee) and ``qc_summary.csv``/``.json``.
+    ``knees/*.json`` (one finished record per input), ``mri_biomarkers.parquet`` (one row per knee, input order) and
+    ``qc_summary.csv``/``.json``.
+
+    Many scans: one model per process, a tqdm bar, and ``n_jobs`` worker processes with one torch thread each (on a
+    shared 2-core machine two 1-thread workers were much faster than one process with 2 threads; see
+    ``benchmarks/mri_speed.py --batch``). An interrupted run resumes: inputs whose record exists for the same input
+    file, ``side`` and weights (and whose NIfTIs are present) are not segmented again.
 
     Parameters
     ----------
     inputs
         DICOM series folders, NIfTI, MHD or SKM-TEA HDF5 files.
+    out
+        Output folder (created).
     side
         Knee side for inputs whose name/header does not say it.
     weights
         Segmenter ``.safetensors``; default the shipped weights (trained on synthetic phantoms only).
+    progress
+        Show a progress bar.
+    n_jobs
+        Worker processes; default :func:`default_n_jobs` (one per core), never more than the scans left to do.
+        ``1`` segments in this process with torch's current thread setting.
+    resume
+        Reuse finished records (default); ``False`` segments every input again.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The per-knee table written to ``mri_biomarkers.parquet``.
     """
     out = Path(out)
-    segmenter = MRISegmenter.from_pretrained(weights)
-    rows = []
-    for path in tqdm(list(inputs), desc="segmenting", disable=not progress):
-        scan = read_scan(path)
-        knee_side = scan.side or side
-        if knee_side is None:
-            raise OAKitError(f"{path}: knee side not in the file name or header; expected --side R or --side L")
-        result = analyse_knee(scan, segmenter, knee_side)
-        stem = f"{scan.participant_id}_{knee_side}_{scan.visit_month:03d}"
-        write_map_nifti(out / "labels" / f"{stem}_labels.nii.gz", result.labels, scan.affine)
-        write_map_nifti(out / "thickness" / f"{stem}_thickness.nii.gz", result.measurement.thickness_map, scan.affine)
-        rows.append(result.row)
-    table = pd.DataFrame(rows)
+    paths = [Path(p) for p in inputs]
+    weights = str(weights) if weights is not None else None
+    weights_sha = str(verified_sidecar(weights or DEFAULT_WEIGHTS, "MRI segmenter weights")["sha256"])
+    keys = {path: _record_key(path, side, weights_sha) for path in paths}
+    done = {path: row for path in paths if resume and (row := _finished_row(out, path, keys[path])) is not None}
+    pending = [path for path in dict.fromkeys(paths) if path not in done]
+    jobs = max(1, min(default_n_jobs() if n_jobs is None else int(n_jobs), len(pending)))
+    with tqdm(total=len(paths), initial=len(paths) - len(pending), desc="segmenting", unit="scan",
+              disable=not progress) as bar:
+        done.update(_run_pending(pending, out, side, weights, keys, jobs, bar) if pending else {})
+    table = pd.DataFrame([done[path] for path in paths])
+    _write_tables(table, out)
+    return table
+
+
+def _write_tables(table: pd.DataFrame, out: Path) -> None:
+    """Write the per-knee parquet table and the QC summary (CSV + JSON) atomically."""
     with atomic_path(out / "mri_biomarkers.parquet") as tmp:
         table.to_parquet(tmp, index=False)
     qc = table[["participant_id", "side", "visit_month", "source_file", *QC_FLAGS, "qc_any", "qc_cartilage_entropy", "qc_reasons"]]
@@ -135,4 +279,3 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
                "flag_counts": {f: int(qc[f].sum()) for f in QC_FLAGS},
                "note": "segmenter trained on synthetic phantoms only; retrain/fine-tune before trusting real-scan numbers"}
     write_text_atomic(out / "qc_summary.json", json.dumps(summary, indent=2) + "\n")
-    return table
