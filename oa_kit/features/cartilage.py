@@ -112,10 +112,27 @@ def bone_surface(bone: np.ndarray, spacing: np.ndarray, smooth_mm: float = 1.0) 
     verts, faces, _, _ = marching_cubes(bone, level=0.5, spacing=tuple(spacing))
     sigma_mm = max(smooth_mm, float(spacing.max()))          # at least one thick slice: no staircase normals
     smooth = ndimage.gaussian_filter(bone, sigma=sigma_mm / spacing, mode="nearest")
-    grads = np.stack([_sample(np.gradient(smooth, axis=a) / spacing[a], verts, spacing) for a in range(3)], axis=1)
+    # central differences one voxel either side, interpolated at the vertices: np.gradient sampled at the vertices,
+    # without computing three gradient volumes (the linear padding reproduces its one-sided differences at the border)
+    padded, shifted = _pad_linear(smooth), verts + spacing
+    grads = np.stack([(_sample(padded, shifted + e, spacing) - _sample(padded, shifted - e, spacing)) / (2.0 * spacing[a])
+                      for a, e in enumerate(np.diag(spacing))], axis=1)
     norm = np.linalg.norm(grads, axis=1, keepdims=True)
     normals = -grads / np.where(norm > 0, norm, 1.0)
     return verts, normals, _vertex_area(verts, faces)
+
+
+def _pad_linear(field_: np.ndarray) -> np.ndarray:
+    """``field_`` (float64) with one extra voxel on every side, linearly extrapolated from the two nearest."""
+    out = np.pad(field_.astype(np.float64), 1, mode="edge")
+    for axis in range(out.ndim):
+        first, second, last, before = ([slice(None)] * out.ndim for _ in range(4))
+        first[axis], second[axis], last[axis], before[axis] = 0, 1, -1, -2
+        nxt, prev = list(second), list(before)
+        nxt[axis], prev[axis] = 2, -3
+        out[tuple(first)] = 2.0 * out[tuple(second)] - out[tuple(nxt)]
+        out[tuple(last)] = 2.0 * out[tuple(before)] - out[tuple(prev)]
+    return out
 
 
 # -------------------------------------------------------------------------------------------------- thickness
@@ -132,6 +149,7 @@ def ray_thickness(cartilage: np.ndarray, points_mm: np.ndarray, normals: np.ndar
     t = np.arange(-float(spacing.max()), max_mm + step, step)
     near = np.abs(normals) @ spacing + step                 # a segment must start within one voxel (+ a step)
     state = _RayState(len(points_mm))
+    state.done[_blind(cartilage, points_mm, spacing, float(spacing.sum()) + step)] = True
     block = max(1, int(round(1.0 / step)))
     for b0 in range(0, len(t), block):
         live = state.live()
@@ -146,6 +164,16 @@ def ray_thickness(cartilage: np.ndarray, points_mm: np.ndarray, normals: np.ndar
         occ[tb[None, :] < step - near[live, None]] = 0.0
         state.advance(live, occ, t, b0, near[live])
     return state.finish(t, near, step)
+
+
+def _blind(cartilage: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray, reach_mm: float) -> np.ndarray:
+    """True for points with no cartilage (occupancy >= the ray's zero level) within ``reach_mm``: their rays cannot
+    start a segment next to the bone, so they are uncovered without marching (the max filter covers every voxel a
+    trilinear sample within ``reach_mm`` of the point's nearest voxel can touch)."""
+    half = np.ceil(reach_mm / spacing).astype(int) + 2
+    nearby = ndimage.maximum_filter(cartilage, size=tuple(2 * half + 1), mode="constant", cval=0.0)
+    idx = np.clip(np.rint(points_mm / spacing).astype(int), 0, np.array(cartilage.shape) - 1)
+    return nearby[tuple(idx.T)] < _RayState.eps
 
 
 class _RayState:
