@@ -36,7 +36,14 @@ def _load() -> str:
 
 
 def _peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (MiB)."""
+    """Peak resident memory of this process so far (MiB): ``VmHWM`` (unlike ``ru_maxrss`` it does not inherit the
+    peak of the process that forked and exec'd us)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -70,31 +77,32 @@ def bench_synthetic(segmenter: MRISegmenter, n: int) -> None:
               f"= {seg_s + bio_s:.2f} s wall ({cpu_s:.2f} s CPU); tracemalloc peak {peak:.0f} MiB; {_load()}", flush=True)
 
 
-def oai_worker(path: str, weights: str | None) -> None:
+def oai_worker(path: str, weights: str | None, biomarkers: bool) -> None:
     """In a fresh process: read one OAI-sized NIfTI, segment, measure; print times and peak RSS after each step."""
-    from oa_kit.models.mri.pipeline import read_scan
-
-    base = _peak_rss_mib()
-    segmenter = MRISegmenter.from_pretrained(weights)
-    scan = read_scan(path)
-    seg_s, bio_s, cpu_s = float("nan"), float("nan"), time.process_time()
-    t0 = time.perf_counter()
-    seg = segmenter.segment(scan.image, scan.affine, "R")
-    seg_s, seg_peak = time.perf_counter() - t0, _peak_rss_mib()
     from oa_kit.features.cartilage import measure_cartilage
     from oa_kit.features.mri_qc import qc_flags
+    from oa_kit.models.mri.pipeline import read_scan
 
-    t1 = time.perf_counter()
-    measure_cartilage(seg.labels, scan.affine, "R", proba=seg.proba)
-    qc_flags(seg.labels, scan.affine, "R", seg.proba)
-    bio_s = time.perf_counter() - t1
-    print(f"OAI DESS geometry {scan.image.shape}: segmentation {seg_s:.1f} s + biomarkers/QC {bio_s:.1f} s = "
-          f"{seg_s + bio_s:.1f} s wall ({time.process_time() - cpu_s:.1f} s CPU, torch threads {torch.get_num_threads()}); "
-          f"peak RSS {base:.0f} MiB after imports, {seg_peak:.0f} MiB after segmentation, {_peak_rss_mib():.0f} MiB "
-          f"after biomarkers; {_load()}", flush=True)
+    segmenter = MRISegmenter.from_pretrained(weights)
+    base = _peak_rss_mib()
+    scan = read_scan(path)
+    read_peak = _peak_rss_mib()
+    cpu, t0 = time.process_time(), time.perf_counter()
+    seg = segmenter.segment(scan.image, scan.affine, "R")
+    seg_s, seg_cpu = time.perf_counter() - t0, time.process_time() - cpu
+    print(f"OAI DESS geometry {scan.image.shape}: segmentation {seg_s:.1f} s wall ({seg_cpu:.1f} s CPU, torch threads "
+          f"{torch.get_num_threads()}); peak RSS {base:.0f} MiB after imports + model, {read_peak:.0f} MiB after reading "
+          f"the NIfTI, {_peak_rss_mib():.0f} MiB after segmentation; {_load()}", flush=True)
+    if biomarkers:
+        cpu, t1 = time.process_time(), time.perf_counter()
+        measure_cartilage(seg.labels, scan.affine, "R", proba=seg.proba)
+        qc_flags(seg.labels, scan.affine, "R", seg.proba)
+        bio_s = time.perf_counter() - t1
+        print(f"OAI DESS geometry: biomarkers/QC {bio_s:.1f} s wall ({time.process_time() - cpu:.1f} s CPU); total "
+              f"{seg_s + bio_s:.1f} s; peak RSS {_peak_rss_mib():.0f} MiB after biomarkers; {_load()}", flush=True)
 
 
-def bench_oai(weights: str | None, cache: Path) -> None:
+def bench_oai(weights: str | None, cache: Path, biomarkers: bool) -> None:
     """Render (once, cached) one OAI-geometry phantom as NIfTI and time it in a fresh process (clean peak RSS)."""
     from oa_kit.synth.mri import write_knee_mri
 
@@ -103,6 +111,7 @@ def bench_oai(weights: str | None, cache: Path) -> None:
         r = render_knee_mri("R", {s: 2.0 for s in SUBREGIONS}, OAI_GEOMETRY, SITE_MRI["A"], seed=0)
         write_knee_mri(cache, "9999999", "R", 0, r)
     cmd = [sys.executable, __file__, "--oai-worker", str(image)] + (["--weights", weights] if weights else [])
+    cmd += [] if biomarkers else ["--segmentation-only"]
     subprocess.run(cmd, check=True)
 
 
@@ -184,6 +193,7 @@ def main() -> None:
     parser.add_argument("--oai", action="store_true", help="also time one 160x384x384 OAI-DESS-sized volume")
     parser.add_argument("--oai-cache", default="runs/mri_speed_oai", help="folder caching the rendered OAI-sized NIfTI")
     parser.add_argument("--oai-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--segmentation-only", action="store_true", help="--oai: skip the (slow) biomarkers")
     parser.add_argument("--batch", type=int, default=0, metavar="N", help="time segment_scans on N scans per setting")
     parser.add_argument("--scans", default="demo_out/cohort/mri", help="folder of *_DESS.nii.gz scans for --batch")
     parser.add_argument("--compare-architectures", type=float, default=0.0, metavar="CPU_S",
@@ -191,7 +201,7 @@ def main() -> None:
     parser.add_argument("--weights", default=None)
     args = parser.parse_args()
     if args.oai_worker:
-        oai_worker(args.oai_worker, args.weights)
+        oai_worker(args.oai_worker, args.weights, not args.segmentation_only)
         return
     print(f"torch threads: {torch.get_num_threads()}; {_load()}")
     if args.compare_architectures:
@@ -200,7 +210,7 @@ def main() -> None:
     if args.n:
         bench_synthetic(MRISegmenter.from_pretrained(args.weights), args.n)
     if args.oai:
-        bench_oai(args.weights, Path(args.oai_cache))
+        bench_oai(args.weights, Path(args.oai_cache), not args.segmentation_only)
     if args.batch:
         bench_batch(args.batch, args.weights, Path(args.scans))
 

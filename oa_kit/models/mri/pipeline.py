@@ -124,9 +124,12 @@ def _source_stamp(path: Path) -> dict[str, int]:
 
 
 def _record_key(path: Path, side: str | None, weights_sha256: str) -> dict[str, object]:
-    """What a finished result must match to be reused: the input (path, size, mtime), the ``side`` argument, the weights."""
+    """What a finished result must match to be reused: the input (path, size, mtime), the ``side`` argument, the
+    weights and the oa_kit version (whose biomarker columns it holds)."""
+    from oa_kit import __version__
+
     return {"source_file": str(path.resolve()), "source": _source_stamp(path) if path.exists() else None, "side_argument": side,
-            "weights_sha256": weights_sha256}
+            "weights_sha256": weights_sha256, "oa_kit_version": __version__}
 
 
 def _finished_row(out: Path, path: Path, key: dict[str, object]) -> dict | None:
@@ -173,7 +176,7 @@ def segment_one(path: str | Path, out: str | Path, segmenter: MRISegmenter, side
 
 
 #: The worker process's segmenter, loaded once by :func:`_init_worker`.
-_WORKER: dict[str, MRISegmenter] = {}
+_WORKER: dict[str, object] = {}
 
 
 def _init_worker(weights: str | None) -> None:
@@ -224,10 +227,10 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     ``knees/*.json`` (one finished record per input), ``mri_biomarkers.parquet`` (one row per knee, input order) and
     ``qc_summary.csv``/``.json``.
 
-    Many scans: one model per process, a tqdm bar, and ``n_jobs`` worker processes with one torch thread each (on a
-    shared 2-core machine two 1-thread workers were much faster than one process with 2 threads; see
-    ``benchmarks/mri_speed.py --batch``). An interrupted run resumes: inputs whose record exists for the same input
-    file, ``side`` and weights (and whose NIfTIs are present) are not segmented again.
+    Many scans: one model per process, a tqdm bar, and ``n_jobs`` worker processes with one torch thread each
+    (measured against one process with 2 threads by ``benchmarks/mri_speed.py --batch``). An interrupted run
+    resumes: inputs whose record exists for the same input file, ``side``, weights and oa_kit version (and whose
+    NIfTIs are present) are not segmented again; pass ``resume=False`` after changing biomarker code within a version.
 
     Parameters
     ----------
