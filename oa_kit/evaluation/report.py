@@ -89,21 +89,33 @@ class ProgressionEvaluation:
                 "subgroups": vp.subgroup_figure(self.subgroups, note)}
 
 
+#: KL grade as a category (indicator per grade) for the latent reference only.
+LATENT_KL_LEVEL = "kl_level_latent_reference"
+
+
 def latent_reference_model(table: pd.DataFrame, latents: pd.DataFrame, horizon_months: int, seed: int = 0,
-                           calibration: str = "sigmoid") -> tuple[pd.DataFrame, ProgressionModel]:
-    """The table with the true latents appended and the unfitted latent reference model (logistic, clinical + KL +
-    latents; clinical + latents when there is no KL column)."""
+                           calibration: str = "sigmoid", n_inner_splits: int = 5) -> tuple[pd.DataFrame, ProgressionModel]:
+    """The table with the true latents appended and the unfitted latent reference model.
+
+    Logistic regression on clinical + KL + latents (clinical + latents when there is no KL column), KL entering both
+    linearly and as indicators per grade (``kl_level``), since the generator's KL effect is not linear in the grade.
+    """
     if len(latents) != len(table) or list(latents.columns) != list(LATENT_COLUMNS):
         raise OAKitError(f"latents: {len(latents)} rows with columns {list(latents.columns)}; expected {len(table)} "
                          f"rows of {list(LATENT_COLUMNS)}")
-    clash = set(LATENT_COLUMNS) & set(table.columns)
+    clash = {*LATENT_COLUMNS, LATENT_KL_LEVEL} & set(table.columns)
     if clash:
         raise OAKitError(f"{sorted(clash)[0]}: truth latent already in the feature table; expected it only in truth")
     sets = feature_sets(table)
-    base = sets.get("clinical_kl", sets["clinical"])
+    extra = latents.set_axis(table.index)
+    base = list(sets["clinical"])
+    if "kl" in sets:
+        kl = sets["kl"][0]
+        extra.insert(0, LATENT_KL_LEVEL, table[kl].map(lambda v: f"KL{int(v)}" if pd.notna(v) else None))
+        base += [kl, LATENT_KL_LEVEL]
     model = ProgressionModel(horizon_months=horizon_months, estimator="logistic", columns=[*base, *LATENT_COLUMNS],
-                             calibration=calibration, seed=seed)
-    return pd.concat([table, latents.set_axis(table.index)], axis=1), model
+                             calibration=calibration, n_inner_splits=n_inner_splits, seed=seed)
+    return pd.concat([table, extra], axis=1), model
 
 
 def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: int,

@@ -64,7 +64,7 @@ SET_ESTIMATORS: dict[str, str] = {"clinical": "logistic", "kl": "logistic", "cli
 
 
 def baseline_models(table: pd.DataFrame, horizon_months: int, seed: int = 0, calibration: str = "sigmoid",
-                    n_inner_splits: int = 3, include: Sequence[str] | None = None,
+                    n_inner_splits: int = 5, include: Sequence[str] | None = None,
                     lightgbm_grid: Sequence[Mapping] | None = None) -> dict[str, ProgressionModel]:
     """Unfitted :class:`ProgressionModel` per feature set, ready for :func:`oa_kit.evaluation.cross_validate`.
 
@@ -79,7 +79,8 @@ def baseline_models(table: pd.DataFrame, horizon_months: int, seed: int = 0, cal
     calibration : str
         Calibration method for every model.
     n_inner_splits : int
-        Inner folds for tuning/calibration.
+        Inner folds for tuning/calibration (5: on the demo cohort both the fused AUC and its calibration were
+        better than with 3, since the calibrator then sees scores of models trained on 80% of the knees).
     include : sequence of str, optional
         Subset of set names to build.
     lightgbm_grid : sequence of dict, optional

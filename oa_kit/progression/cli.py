@@ -138,7 +138,7 @@ def do_fit(args: argparse.Namespace) -> int:
         X, y = labelled_rows(features, labels, h)
         grid = QUICK_GRID if args.search == "quick" else None
         models[h] = ProgressionModel(horizon_months=h, calibration=args.calibration, seed=args.seed,
-                                     param_grid=grid, **LIGHTGBM_SET_OPTIONS).fit(
+                                     param_grid=grid, n_inner_splits=5, **LIGHTGBM_SET_OPTIONS).fit(
             X, y, provenance=_provenance(args))
         m = models[h]
         print(f"h{h}: {len(y)} knees, {int(y.sum())} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "
