@@ -4,6 +4,15 @@ Thickness follows the normal-ray idea of CartiMorph/pyMSKT: rays leave the bone 
 mask, normals from the smoothed bone field) and the cartilage indicator (a probability map or a mask) is integrated
 along each ray over its first cartilage segment. Integrating a trilinear-interpolated occupancy is exact for a sharp
 interface crossed at right angles and uses partial-volume fractions, so it measures below the voxel size.
+
+A bone point counts as covered when its ray's occupancy reaches 0.5, i.e. where the cartilage is at least about half
+a voxel thick along the ray; plate means are area-weighted over covered points. A rim that tapers to zero is
+therefore measured only down to that thickness: its thinner margin (< ~0.25 mm at 0.5 mm voxels) is below what the
+voxels resolve, and a reference mean that includes it down to 0 mm is lower than the measured one (on the synthetic
+phantoms' patella ~0.1 mm; see tests/test_features_cartilage.py::test_tapered_cap_local_thickness_and_rim).
+
+Work is confined to each plate's bounding box (grown by the rays' reach and the normal smoothing), so the cost
+follows the cartilage, not the field of view.
 """
 from __future__ import annotations
 

@@ -60,9 +60,9 @@ class FemoralSubregions:
         out = np.empty(len(xyz), dtype=object)
         for name, sel in (("medial", medial), ("lateral", ~medial)):
             theta = sagittal_angle_deg(xyz[sel, 1], xyz[sel, 2], self.centres_[name])
-            part = np.where(theta > self.central_half_angle_deg, "anterior",
-                            np.where(theta < -self.central_half_angle_deg, "posterior", "central"))
-            out[sel] = [f"femoral_{name}_{p}" for p in part]
+            part = np.where(theta > self.central_half_angle_deg, 0, np.where(theta < -self.central_half_angle_deg, 2, 1))
+            names = np.array([f"femoral_{name}_{p}" for p in ("anterior", "central", "posterior")], dtype=object)
+            out[sel] = names[part]
         return out
 
 
