@@ -67,6 +67,27 @@ def test_reoriented_input_gives_reoriented_labels(segmenter, phantom):
     assert (back == ref).mean() > 0.999
 
 
+def test_class_probabilities_read_like_the_dense_array():
+    """Compact float16 probabilities answer every NumPy-style read the biomarker and QC code makes, equal to the
+    dense array: one class, a class inside a crop box, a voxel, ``[:, mask]``, class slices; medial/lateral split."""
+    from oa_kit.models.mri.inference import ClassProbabilities
+
+    rng = np.random.default_rng(0)
+    proba = ClassProbabilities([rng.random((5, 6, 7)).astype(np.float16) for _ in range(8)], rng.random((5, 6, 7)) > 0.5)
+    dense = np.asarray(proba)
+    assert dense.shape == proba.shape == (10, 5, 6, 7) and len(proba) == 10
+    box = (slice(1, 4), slice(0, 6), slice(2, 5))
+    for k in range(10):
+        for key in (k, (k, *box), (k, 2, 3, 4), (k, slice(None), 3)):
+            assert np.array_equal(proba[key], dense[key]), key
+    mask = rng.random((5, 6, 7)) > 0.3
+    for key in ((slice(None), mask), slice(2, 5), (slice(None), slice(1, 3), 2), -1):
+        assert np.array_equal(proba[key], dense[key]), key
+    assert np.array_equal(dense[4] > 0, ~proba.lateral & (dense[4] > 0)) and not np.any(dense[5][~proba.lateral])
+    with pytest.raises(OAKitError, match="label"):
+        proba.channel(10)
+
+
 def _reference_segment(segmenter, volume, affine, side):
     """The whole-volume algorithm the fast path must reproduce: all slices in one sliding-window pass, dense
     float32 probabilities, labels split medial/lateral on the canonical grid."""

@@ -58,15 +58,16 @@ class ClassProbabilities:
         """Number of harmonised classes (10)."""
         return N_HARMONISED
 
-    def channel(self, label: int) -> np.ndarray:
-        """Probability of harmonised class ``label`` at every voxel, (X, Y, Z) float32 (a new array)."""
+    def channel(self, label: int, region: tuple = ()) -> np.ndarray:
+        """Probability of harmonised class ``label`` as a new float32 array: every voxel, or only ``region`` (an index
+        into (X, Y, Z), e.g. a crop box of slices, which converts just that part)."""
         if not 0 <= int(label) < N_HARMONISED:
             raise OAKitError(f"label: got {label}; expected a harmonised id 0-{N_HARMONISED - 1}")
-        out = torch.from_numpy(self.channels[HARMONISED_CHANNEL[int(label)]]).float().numpy()
-        if label in MEDIAL_IDS:
-            out[self.lateral] = 0.0
-        elif label in LATERAL_IDS:
-            out[~self.lateral] = 0.0
+        half = self.channels[HARMONISED_CHANNEL[int(label)]][region]
+        out = torch.from_numpy(np.ascontiguousarray(half)).float().numpy() if half.ndim else np.float32(half)
+        if label in MEDIAL_IDS + LATERAL_IDS:
+            keep = self.lateral[region] if label in LATERAL_IDS else ~self.lateral[region]
+            out = np.where(keep, out, np.float32(0.0))
         return out
 
     def at(self, mask: np.ndarray) -> np.ndarray:
@@ -85,7 +86,7 @@ class ClassProbabilities:
         if isinstance(key, (int, np.integer)):
             return self.channel(int(key) % N_HARMONISED)
         if isinstance(key, tuple) and key and isinstance(key[0], (int, np.integer)):
-            return self.channel(int(key[0]) % N_HARMONISED)[key[1:]]
+            return self.channel(int(key[0]) % N_HARMONISED, key[1:])
         if isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None) and isinstance(key[1], np.ndarray) \
                 and key[1].dtype == bool and key[1].shape == self.shape[1:]:
             return self.at(key[1])
