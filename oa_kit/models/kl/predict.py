@@ -33,7 +33,6 @@ KL_QA_FLAGS = ("blank_image", "out_of_distribution", "uncertain_grade", "unknown
 _CHEN_NAME = re.compile(r"^(?P<pid>\d+)(?P<side>[LR])\.(png|jpe?g)$", re.IGNORECASE)
 
 
-
 def load_network(path: str | os.PathLike, device: str = "cpu") -> tuple[KLNet, dict[str, str], dict[str, torch.Tensor]]:
     """Load a ``KLNet`` (eval mode) from a KL weights file (``best.safetensors`` or shipped weights), no checksum check.
 
@@ -110,7 +109,7 @@ class KLGrader:
         """Load calibrated weights (default: the shipped model) after checking the sha256 in the JSON sidecar.
 
         Raises ``OAKitError`` naming the file when the weights or sidecar are missing or the checksum differs.
-        No network access.
+        No network access. ``fuse=False`` predicts with the network exactly as trained (see the class docstring).
         """
         path = Path(weights) if weights is not None else SHIPPED_WEIGHTS
         info = verified_sidecar(path, "KL weights")
@@ -199,6 +198,8 @@ class KLGrader:
         """Per-knee QA flags: ``blank_image`` (no contrast), ``out_of_distribution`` (embedding far from the
         calibration knees), ``uncertain_grade`` (conformal set spans ≥ 3 grades)."""
         x = _as_input(X, self.input_size_).numpy()
+        if embeddings is None and proba is None:
+            proba, embeddings = self.predict_proba_and_embed(x)
         if embeddings is None:
             embeddings = self.embed(x)
         if proba is None:
