@@ -483,7 +483,7 @@ def _occupancy(labels: np.ndarray, proba: np.ndarray | None, label: int, box: tu
     if proba is None:
         return mask.astype(np.float32)
     near = ndimage.binary_dilation(mask, iterations=1)
-    return np.where(near, proba[label][box], 0.0).astype(np.float32)
+    return np.where(near, proba[(label, *box)], 0.0).astype(np.float32)          # reads only the box
 
 
 def _offset(box: tuple[slice, ...]) -> np.ndarray:
