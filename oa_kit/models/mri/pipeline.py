@@ -1,12 +1,13 @@
 """Scan -> knee results: read any supported MRI input, segment, measure cartilage, QC, and write maps and the per-knee table."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,9 +194,34 @@ def _worker_segment(path: Path, out: Path, side: str | None, key: dict[str, obje
     return segment_one(path, out, _WORKER["segmenter"], side, key)
 
 
-def default_n_jobs() -> int:
-    """Worker processes used by default: one per CPU core available to this process (each runs torch on 1 thread)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch, BLAS and OpenMP on one thread, restoring the caller's settings afterwards.
+
+    Biomarkers (single-threaded NumPy/SciPy) dominate a knee's time and a second torch thread saves ~0.1 s of
+    network time on an idle machine, while on a shared machine its spin-waiting made a batch 6x slower (10.0 vs
+    1.6 s/scan, ``benchmarks/mri_speed.py --batch``): parallelism comes from worker processes instead.
+    """
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+#: A worker's start-up (spawn, import torch/MONAI/SciPy, load the model) costs about as much as this many scans.
+SCANS_PER_WORKER_START = 10
+
+
+def default_n_jobs(n_scans: int) -> int:
+    """Worker processes used by default for ``n_scans`` scans: one per available CPU core, but only as many as have
+    at least ``SCANS_PER_WORKER_START`` scans each to pay for their start-up (so a few scans run in this process)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, n_scans // SCANS_PER_WORKER_START))
 
 
 def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str | None, keys: dict[Path, dict],
@@ -204,9 +230,10 @@ def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str 
     rows: dict[Path, dict] = {}
     if n_jobs == 1:
         segmenter = MRISegmenter.from_pretrained(weights)
-        for path in pending:
-            rows[path] = segment_one(path, out, segmenter, side, keys[path])
-            bar.update()
+        with _one_thread():
+            for path in pending:
+                rows[path] = segment_one(path, out, segmenter, side, keys[path])
+                bar.update()
         return rows
     pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(weights,))
@@ -227,10 +254,14 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     ``knees/*.json`` (one finished record per input), ``mri_biomarkers.parquet`` (one row per knee, input order) and
     ``qc_summary.csv``/``.json``.
 
-    Many scans: one model per process, a tqdm bar, and ``n_jobs`` worker processes with one torch thread each
-    (measured against one process with 2 threads by ``benchmarks/mri_speed.py --batch``). An interrupted run
-    resumes: inputs whose record exists for the same input file, ``side``, weights and oa_kit version (and whose
-    NIfTIs are present) are not segmented again; pass ``resume=False`` after changing biomarker code within a version.
+    Many scans: one model per process, a tqdm bar, and ``n_jobs`` worker processes with one torch thread each.
+    Measured on the shared 2-core machine (load 5-9, ``benchmarks/mri_speed.py --batch``): one process with 2 torch
+    threads 10.0 s/scan, with 1 thread 1.6-2.4 s/scan, two 1-thread workers 2.3 s/scan once started (other jobs
+    saturated the cores) plus ~40 s start-up; on a free machine the workers run in parallel.
+
+    An interrupted run resumes: inputs whose record exists for the same input file, ``side``, weights and oa_kit
+    version (and whose NIfTIs are present) are not segmented again; pass ``resume=False`` after changing biomarker
+    code within a version.
 
     Parameters
     ----------
@@ -245,8 +276,9 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     progress
         Show a progress bar.
     n_jobs
-        Worker processes; default :func:`default_n_jobs` (one per core), never more than the scans left to do.
-        ``1`` segments in this process with torch's current thread setting.
+        Worker processes; default :func:`default_n_jobs` (one per core for large batches, this process for a few
+        scans), never more than the scans left to do; ``1`` segments in this process. Every process runs torch on
+        one thread (see :func:`_one_thread`).
     resume
         Reuse finished records (default); ``False`` segments every input again.
 
@@ -262,7 +294,7 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     keys = {path: _record_key(path, side, weights_sha) for path in paths}
     done = {path: row for path in paths if resume and (row := _finished_row(out, path, keys[path])) is not None}
     pending = [path for path in dict.fromkeys(paths) if path not in done]
-    jobs = max(1, min(default_n_jobs() if n_jobs is None else int(n_jobs), len(pending)))
+    jobs = max(1, min(default_n_jobs(len(pending)) if n_jobs is None else int(n_jobs), len(pending)))
     with tqdm(total=len(paths), initial=len(paths) - len(pending), desc="segmenting", unit="scan",
               disable=not progress) as bar:
         done.update(_run_pending(pending, out, side, weights, keys, jobs, bar) if pending else {})
