@@ -1,4 +1,5 @@
-"""KLNet: a small residual CNN (plain torch) mapping a (B, 1, 160, 160) knee ROI to KL-grade logits and a 256-d embedding."""
+"""KLNet: a small residual CNN (plain torch) mapping a (B, 1, 160, 160) knee ROI to KL-grade logits and a 256-d embedding,
+and `fuse_for_inference`, its faster inference copy (BatchNorm folded into the convolutions)."""
 from __future__ import annotations
 
 import copy
@@ -93,6 +94,6 @@ def fuse_for_inference(model: KLNet, channels_last: bool = True) -> KLNet:
             names += [[f"{name}.conv1", f"{name}.bn1"], [f"{name}.conv2", f"{name}.bn2"]]
             if isinstance(module.shortcut, nn.Sequential):
                 names.append([f"{name}.shortcut.0", f"{name}.shortcut.1"])
-    fused = fuse_modules(copy.deepcopy(model).eval(), names, inplace=False)
+    fused = fuse_modules(copy.deepcopy(model).eval(), names, inplace=True)
     fused.requires_grad_(False)
     return fused.to(memory_format=torch.channels_last) if channels_last else fused
