@@ -342,19 +342,25 @@ def _measure_plate(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, 
         inner = _grow(_crop(c > 0, np.zeros(3, dtype=int)), np.full(3, 2), c.shape)   # articular surface lies here
         shift = np.array([s.start for s in inner]) * spacing
         cp[covered] = closest_point_thickness(c[inner], b[inner], verts[covered] - shift, spacing)
-    fcl = full_thickness_loss(verts, normals, covered, fcl_radius_mm, candidates=_judgeable(normals, spacing))
+    fcl = full_thickness_loss(verts, normals, covered, fcl_radius_mm, candidates=_judgeable(verts, normals, spacing))
     points = verts + origin * spacing
     world = nib.affines.apply_affine(affine, points / spacing)
     return SurfaceThickness(label, points, world, normals, area, thickness, covered, cp, fcl)
 
 
-def _judgeable(normals: np.ndarray, spacing: np.ndarray, max_component: float = 0.5) -> np.ndarray:
-    """False where a bone face points along a thick-slice axis (spacing > 1.5 x the finest): there the voxel staircase
-    leaves bare "risers" between slices that look like denuded bone, so full-thickness loss cannot be judged."""
+def _judgeable(points_mm: np.ndarray, normals: np.ndarray, spacing: np.ndarray, max_component: float = 0.5) -> np.ndarray:
+    """Bone points where full-thickness loss can be judged on a grid with thick slices (spacing > 1.5 x the finest).
+
+    Only points on a slice plane qualify (marching-cubes vertices between two slices interpolate two differently
+    placed cartilage layers, so on a slanted surface their rays can miss cartilage that is there), and not on faces
+    pointing along the thick axis (the staircase "risers" look like denuded bone).
+    """
     thick = spacing > 1.5 * spacing.min()
     if not thick.any():
         return np.ones(len(normals), dtype=bool)
-    return np.abs(normals[:, thick]).max(axis=1) < max_component
+    index = points_mm[:, thick] / spacing[thick]
+    on_slice = np.all(np.abs(index - np.rint(index)) < 1e-6, axis=1)
+    return on_slice & (np.abs(normals[:, thick]).max(axis=1) < max_component)
 
 
 def _near_cartilage(cartilage: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray, radius_mm: float) -> np.ndarray:
