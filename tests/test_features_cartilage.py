@@ -286,12 +286,12 @@ def test_measurement_does_not_depend_on_field_of_view_padding():
     big_aff = aff.copy()
     big_aff[:3, 3] -= aff[:3, :3] @ np.array([p[0] for p in pad], dtype=float)
     proba = np.stack([(big == k) for k in range(10)]).astype(np.float32) * 0.9 + 0.01
-    small = measure_cartilage(lab, aff, "R", proba=proba[(slice(None),) + tuple(slice(p[0], p[0] + n) for p, n in zip(pad, lab.shape))])
+    inner = tuple(slice(p[0], p[0] + n) for p, n in zip(pad, lab.shape))
+    small = measure_cartilage(lab, aff, "R", proba=proba[(slice(None), *inner)])
     padded = measure_cartilage(big, big_aff, "R", proba=proba)
     a = small.subregion_table().set_index("subregion")
     b = padded.subregion_table().set_index("subregion")
     np.testing.assert_allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), atol=1e-6, equal_nan=True)
-    inner = tuple(slice(p[0], p[0] + n) for p, n in zip(pad, lab.shape))
     np.testing.assert_allclose(padded.thickness_map[inner], small.thickness_map, atol=1e-6)
     assert padded.thickness_map.sum() == pytest.approx(small.thickness_map.sum(), abs=1e-3)
 
