@@ -239,6 +239,12 @@ def test_segment_scans_resumes_after_interruption(tmp_path, two_scans, monkeypat
     pd.testing.assert_frame_equal(again, table)
 
 
+def test_default_n_jobs_only_starts_workers_that_pay_off():
+    cores = pipeline.default_n_jobs(10 ** 6)
+    assert cores >= 1 and pipeline.default_n_jobs(3) == 1 and pipeline.default_n_jobs(0) == 1
+    assert pipeline.default_n_jobs(2 * pipeline.SCANS_PER_WORKER_START) == min(cores, 2)
+
+
 @pytest.mark.slow
 def test_segment_scans_worker_processes_match_in_process(tmp_path, two_scans):
     """Two spawned 1-thread workers give the same table as one process."""

@@ -301,7 +301,7 @@ class MRISegmenter:
             for start in range(0, canon.shape[0], self.slice_batch):
                 part = slice(start, start + self.slice_batch)
                 proba = self._slice_proba(net, canon[part], intensity, view.spacing_mm)
-                hard = proba.numpy().argmax(axis=1)
+                hard = proba.argmax(dim=1).numpy()          # first maximum on ties, as NumPy; ~10x faster here
                 half = proba.to(torch.float16).numpy()      # torch casts tiny values ~10x faster than NumPy
                 for c, target in enumerate(canon_channels):
                     target[part] = half[:, c]
