@@ -5,8 +5,8 @@ Run: ``OMP_NUM_THREADS=2 python benchmarks/mri_biomarkers.py [--n 3] [--oai]``.
 Inputs are phantom label maps (``oa_kit.synth.mri``, synthetic content) with their one-hot "probabilities", so the
 probability path of the pipeline (10 x X x Y x Z float32) is exercised without running the segmenter. Prints seconds
 (wall and CPU) for the biomarkers (volume, normal-ray thickness, cross-check, FCL, subregions, voxel maps) and for
-the QC flags, the tracemalloc peak of a second, traced run (Python/numpy allocations made by the measurement, inputs excluded) and the
-process peak RSS (inputs included). ``benchmarks/mri_speed.py`` times segmentation plus biomarkers end to end.
+the QC flags, the tracemalloc peak of a second, traced run (Python/numpy allocations made by the measurement, inputs
+excluded) and the process peak RSS (inputs included). ``benchmarks/mri_speed.py`` times segmentation plus biomarkers end to end.
 """
 from __future__ import annotations
 
