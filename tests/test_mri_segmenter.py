@@ -86,6 +86,8 @@ def test_class_probabilities_read_like_the_dense_array():
     assert np.array_equal(dense[4] > 0, ~proba.lateral & (dense[4] > 0)) and not np.any(dense[5][~proba.lateral])
     with pytest.raises(OAKitError, match="label"):
         proba.channel(10)
+    with pytest.raises(IndexError):
+        proba[13]
 
 
 def _reference_segment(segmenter, volume, affine, side):
