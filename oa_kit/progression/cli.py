@@ -99,7 +99,8 @@ def register(subparsers) -> None:
     ev = sub.add_parser("evaluate", help="out-of-sample evaluation of the fused model and baselines + model cards")
     _add_inputs(ev, labels=True)
     ev.add_argument("--out", required=True, help="report folder (cards, CSV tables, HTML figures)")
-    ev.add_argument("--oracle", help="synthetic truth table with p_progress_{H} per knee (truth/knees.parquet)")
+    ev.add_argument("--oracle", help="synthetic truth table with p_progress_{H} per knee (truth/knees.parquet); "
+                    "its image_*_z latents add the latent reference row")
     ev.add_argument("--n-splits", type=int, default=5)
     ev.add_argument("--n-resamples", type=int, default=1000)
     ev.add_argument("--no-site-held-out", action="store_true")
