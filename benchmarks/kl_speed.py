@@ -4,7 +4,9 @@ Each figure is the fastest of ``--repeats`` calls after a warm-up, as wall time 
 average is printed beside every line: on a shared machine (load above the core count) wall times mostly measure the other
 processes, and CPU time / threads estimates the wall time on idle cores. Under heavy load that estimate is still too high
 with 2 threads (an OpenMP thread spins while its sibling is descheduled), so the figures are repeated with 1 thread, whose
-CPU time is close to the wall time on one idle core (an upper bound for two). Both inference paths are timed:
+CPU time is close to the wall time on one idle core (an upper bound for two). On a busy machine, running with
+``OMP_WAIT_POLICY=PASSIVE`` (read when torch loads, so set it in the environment) stops that spinning and cut the 2-thread
+wall time about 3× here. Both inference paths are timed:
 ``fused`` (the default ``KLGrader``: BatchNorm folded into the convolutions, channels-last) and ``plain`` (the module as
 trained, ``KLGrader(fuse=False)``); they give the same probabilities up to float rounding.
 
@@ -91,7 +93,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-train", action="store_true", help="skip the training-throughput figure")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs; {load()} at start")
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
+          f"{load()} at start")
     graders = {"fused": KLGrader.from_pretrained(), "plain": KLGrader.from_pretrained(fuse=False)}
     x = np.random.default_rng(0).random((args.knees, 1, 160, 160), dtype=np.float32)
     for threads in args.threads:
