@@ -123,11 +123,10 @@ def bench_batch(n: int, weights: str | None, scans_dir: Path) -> None:
     if len(scans) < n:
         raise SystemExit(f"{scans_dir}: only {len(scans)} scans; run `oa-kit demo` first or pass --scans")
     for jobs, threads in ((1, 2), (1, 1), (2, 1)):
-        torch.set_num_threads(threads)
         out = Path(tempfile.mkdtemp(prefix="mri_batch_"))
         try:
             load0, t0 = os.getloadavg()[0], time.perf_counter()
-            segment_scans(scans, out, weights=weights, n_jobs=jobs, progress=False)
+            segment_scans(scans, out, weights=weights, n_jobs=jobs, threads=threads, progress=False)
             wall = time.perf_counter() - t0
         finally:
             shutil.rmtree(out, ignore_errors=True)

@@ -180,12 +180,12 @@ def segment_one(path: str | Path, out: str | Path, segmenter: MRISegmenter, side
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(weights: str | None) -> None:
-    """Worker start-up: one thread for torch/BLAS/OpenMP (processes, not threads, share the cores) and load the model."""
+def _init_worker(weights: str | None, threads: int) -> None:
+    """Worker start-up: ``threads`` threads for torch/BLAS/OpenMP (processes share the cores) and load the model."""
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)
-    _WORKER["limits"] = threadpool_limits(limits=1)
+    torch.set_num_threads(threads)
+    _WORKER["limits"] = threadpool_limits(limits=threads)
     _WORKER["segmenter"] = MRISegmenter.from_pretrained(weights)
 
 
@@ -195,19 +195,19 @@ def _worker_segment(path: Path, out: Path, side: str | None, key: dict[str, obje
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch, BLAS and OpenMP on one thread, restoring the caller's settings afterwards.
+def _limit_threads(threads: int) -> Iterator[None]:
+    """Run torch, BLAS and OpenMP on ``threads`` threads, restoring the caller's settings afterwards.
 
-    Biomarkers (single-threaded NumPy/SciPy) dominate a knee's time and a second torch thread saves ~0.1 s of
-    network time on an idle machine, while on a shared machine its spin-waiting made a batch 6x slower (10.0 vs
-    1.6 s/scan, ``benchmarks/mri_speed.py --batch``): parallelism comes from worker processes instead.
+    One is the default: biomarkers (single-threaded NumPy/SciPy) dominate a knee's time and a second torch thread
+    saves ~0.1 s of network time on an idle machine, while on a shared machine its spin-waiting made a batch 6x
+    slower (10.0 vs 1.6 s/scan, ``benchmarks/mri_speed.py --batch``): parallelism comes from worker processes.
     """
     from threadpoolctl import threadpool_limits
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
-        with threadpool_limits(limits=1):
+        with threadpool_limits(limits=threads):
             yield
     finally:
         torch.set_num_threads(previous)
@@ -225,18 +225,18 @@ def default_n_jobs(n_scans: int) -> int:
 
 
 def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str | None, keys: dict[Path, dict],
-                 n_jobs: int, bar: tqdm) -> dict[Path, dict]:
+                 n_jobs: int, threads: int, bar: tqdm) -> dict[Path, dict]:
     """Segment the pending scans, in this process (``n_jobs`` 1) or in ``n_jobs`` spawned worker processes."""
     rows: dict[Path, dict] = {}
     if n_jobs == 1:
         segmenter = MRISegmenter.from_pretrained(weights)
-        with _one_thread():
+        with _limit_threads(threads):
             for path in pending:
                 rows[path] = segment_one(path, out, segmenter, side, keys[path])
                 bar.update()
         return rows
     pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(weights,))
+                               initializer=_init_worker, initargs=(weights, threads))
     try:
         futures = {pool.submit(_worker_segment, path, out, side, keys[path]): path for path in pending}
         for future in as_completed(futures):
@@ -249,7 +249,7 @@ def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str 
 
 def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | None = None,
                   weights: str | Path | None = None, progress: bool = True, n_jobs: int | None = None,
-                  resume: bool = True) -> pd.DataFrame:
+                  threads: int = 1, resume: bool = True) -> pd.DataFrame:
     """Segment scans and write, under ``out``: ``labels/*.nii.gz``, ``thickness/*.nii.gz`` (same affine as each input),
     ``knees/*.json`` (one finished record per input), ``mri_biomarkers.parquet`` (one row per knee, input order) and
     ``qc_summary.csv``/``.json``.
@@ -277,8 +277,10 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
         Show a progress bar.
     n_jobs
         Worker processes; default :func:`default_n_jobs` (one per core for large batches, this process for a few
-        scans), never more than the scans left to do; ``1`` segments in this process. Every process runs torch on
-        one thread (see :func:`_one_thread`).
+        scans), never more than the scans left to do; ``1`` segments in this process.
+    threads
+        torch/BLAS threads in each process (restored afterwards in this one); 1 is fastest on a shared machine
+        (see :func:`_limit_threads`).
     resume
         Reuse finished records (default); ``False`` segments every input again.
 
@@ -287,6 +289,8 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     pandas.DataFrame
         The per-knee table written to ``mri_biomarkers.parquet``.
     """
+    if int(threads) < 1 or (n_jobs is not None and int(n_jobs) < 1):
+        raise OAKitError(f"n_jobs/threads: got {n_jobs}/{threads}; expected positive integers (n_jobs None = automatic)")
     out = Path(out)
     paths = [Path(p) for p in inputs]
     weights = str(weights) if weights is not None else None
@@ -297,7 +301,7 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     jobs = max(1, min(default_n_jobs(len(pending)) if n_jobs is None else int(n_jobs), len(pending)))
     with tqdm(total=len(paths), initial=len(paths) - len(pending), desc="segmenting", unit="scan",
               disable=not progress) as bar:
-        done.update(_run_pending(pending, out, side, weights, keys, jobs, bar) if pending else {})
+        done.update(_run_pending(pending, out, side, weights, keys, jobs, int(threads), bar) if pending else {})
     table = pd.DataFrame([done[path] for path in paths])
     _write_tables(table, out)
     return table
