@@ -245,6 +245,9 @@ def test_default_n_jobs_only_starts_workers_that_pay_off():
     cores = pipeline.default_n_jobs(10 ** 6)
     assert cores >= 1 and pipeline.default_n_jobs(3) == 1 and pipeline.default_n_jobs(0) == 1
     assert pipeline.default_n_jobs(2 * pipeline.SCANS_PER_WORKER_START) == min(cores, 2)
+    for kwargs, message in (({"n_jobs": 0}, "n_jobs"), ({"threads": 0}, "threads"), ({}, "no scans")):
+        with pytest.raises(OAKitError, match=message):
+            pipeline.segment_scans([] if not kwargs else ["x.nii.gz"], "unused", **kwargs)
 
 
 @pytest.mark.slow

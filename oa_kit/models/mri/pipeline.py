@@ -293,6 +293,8 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
         raise OAKitError(f"n_jobs/threads: got {n_jobs}/{threads}; expected positive integers (n_jobs None = automatic)")
     out = Path(out)
     paths = [Path(p) for p in inputs]
+    if not paths:
+        raise OAKitError("inputs: no scans given; expected at least one DICOM folder or NIfTI/MHD/HDF5 file")
     weights = str(weights) if weights is not None else None
     weights_sha = str(verified_sidecar(weights or DEFAULT_WEIGHTS, "MRI segmenter weights")["sha256"])
     keys = {path: _record_key(path, side, weights_sha) for path in paths}
