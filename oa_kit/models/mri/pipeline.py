@@ -199,8 +199,8 @@ def _limit_threads(threads: int) -> Iterator[None]:
     """Run torch, BLAS and OpenMP on ``threads`` threads, restoring the caller's settings afterwards.
 
     One is the default: biomarkers (single-threaded NumPy/SciPy) dominate a knee's time and a second torch thread
-    saves ~0.1 s of network time on an idle machine, while on a shared machine its spin-waiting made a batch 6x
-    slower (10.0 vs 1.6 s/scan, ``benchmarks/mri_speed.py --batch``): parallelism comes from worker processes.
+    saves ~0.1 s of network time on an idle machine, while on a shared machine its spin-waiting made a batch
+    2.4-6x slower (4.3-10.0 vs 1.6-1.8 s/scan, ``benchmarks/mri_speed.py --batch``): parallelism comes from processes.
     """
     from threadpoolctl import threadpool_limits
 
@@ -255,9 +255,9 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     ``qc_summary.csv``/``.json``.
 
     Many scans: one model per process, a tqdm bar, and ``n_jobs`` worker processes with one torch thread each.
-    Measured on the shared 2-core machine (load 5-9, ``benchmarks/mri_speed.py --batch``): one process with 2 torch
-    threads 10.0 s/scan, with 1 thread 1.6-2.4 s/scan, two 1-thread workers 2.3 s/scan once started (other jobs
-    saturated the cores) plus ~40 s start-up; on a free machine the workers run in parallel.
+    Measured on the shared 2-core machine (load 4-9, ``benchmarks/mri_speed.py --batch``): one process with 2 torch
+    threads 4.3-10.0 s/scan, with 1 thread 1.6-2.4 s/scan, two 1-thread workers 2.3 s/scan once started (other jobs
+    saturated the cores) plus ~30-40 s start-up; on a free machine the workers run in parallel.
 
     An interrupted run resumes: inputs whose record exists for the same input file, ``side``, weights and oa_kit
     version (and whose NIfTIs are present) are not segmented again; pass ``resume=False`` after changing biomarker
