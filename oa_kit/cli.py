@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from oa_kit import __version__
-from oa_kit.errors import OAKitError
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made KL inference ~3x slower
+# (benchmarks/kl_speed.py). Set before torch loads; an explicit user setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from oa_kit import __version__  # noqa: E402
+from oa_kit.errors import OAKitError  # noqa: E402
 
 #: Modules that provide a subcommand through ``register(subparsers)``; each handler returns an exit code.
 SUBCOMMAND_MODULES = (

@@ -54,8 +54,7 @@ def radiograph_knee_inputs(paths: list[str | os.PathLike], visit_month: int = 0,
 
 def kl_feature_table(grader: KLGrader, X: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:
     """Per-knee KL-CNN features: calibrated probabilities ``kl_p0..kl_p4``, predicted grade and ``kl_emb_*`` embedding."""
-    proba = grader.predict_proba(X)
-    embedding = grader.embed(X)
+    proba, embedding = grader.predict_proba_and_embed(X)
     table = keys[["participant_id", "side", "visit_month"]].reset_index(drop=True).copy()
     for k in range(proba.shape[1]):
         table[f"kl_p{k}"] = proba[:, k]
