@@ -6,8 +6,8 @@ Steps (each one oa_kit call, so a notebook cell or dashboard callback can run an
 2. :func:`cohort_labels` — read it back through the real OAI readers and build progression labels with reasons;
 3. :func:`cohort_kl_features` — localise knees in the DICOMs, fine-tune the shipped KL-CNN per participant-grouped fold on the
    synthetic radiographs and predict the held-out knees (out-of-fold probabilities + embeddings, QWK);
-4. :func:`mri_substudy` + :func:`cohort_mri_features` — segment the MRIs of a seeded substudy with the shipped
-   segmenter and measure cartilage biomarkers;
+4. :func:`mri_substudy` + :func:`cohort_mri_features` — segment every baseline MRI (or a seeded substudy) with the
+   shipped segmenter and measure cartilage biomarkers;
 5. :func:`cohort_feature_table` + :func:`oa_kit.progression.pipeline.progression_report` — LightGBM and baselines per
    horizon, evaluated against the generator's oracle, with calibration, SHAP, model cards and an HTML report.
 
@@ -106,8 +106,8 @@ def cohort_kl_features(cohort: Path, baseline_kl: pd.DataFrame, out: Path, seed:
 def mri_substudy(cohort: Path, n_participants: int | None, seed: int) -> list[Path]:
     """Baseline DESS scans of a seeded random MRI substudy of ``n_participants`` (all scans when None).
 
-    Segmenting costs seconds per knee on 2 CPU cores, so the demo measures cartilage in a substudy, as OAI's
-    quantitative cartilage reads did; knees outside it have no MRI features (NaN), which LightGBM handles.
+    The demo segments every knee by default (about a second per knee on 2 CPU cores); a substudy, as OAI's quantitative
+    cartilage reads were, leaves knees outside it without MRI features (NaN), which LightGBM handles.
     """
     scans = sorted((cohort / "mri").glob("*_V00_DESS.nii.gz"))
     participants = sorted({p.name.split("_")[0] for p in scans})
@@ -137,7 +137,7 @@ def cohort_feature_table(tables, kl_features: pd.DataFrame | None, mri_features:
 
 
 def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, n_participants: int | None = None, jobs: int = 2,
-             kl_epochs: int = 6, mri_participants: int | None = 100, n_resamples: int = 1000,
+             kl_epochs: int = 6, mri_participants: int | None = None, n_resamples: int = 1000,
              progress: bool = True) -> DemoResult:
     """Run the whole synthetic pipeline into ``out`` and print the headline table (AUC with CI vs the oracle)."""
     from oa_kit.progression.model import make_provenance
@@ -186,8 +186,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-participants", type=int, default=None)
     p.add_argument("--jobs", type=int, default=2, help="Processes for rendering the cohort's images.")
     p.add_argument("--kl-epochs", type=int, default=6, help="Training epochs of each fold's synthetic KL-CNN.")
-    p.add_argument("--mri-participants", type=int, default=100,
-                   help="Size of the MRI substudy (participants whose MRIs are segmented; 0 = all).")
+    p.add_argument("--mri-participants", type=int, default=0,
+                   help="Size of a seeded MRI substudy (participants whose MRIs are segmented); 0 = every participant.")
     p.add_argument("--n-resamples", type=int, default=1000, help="Bootstrap resamples for the CIs.")
     p.add_argument("--overwrite", action="store_true", help="Replace earlier results in --out (the cohort is reused when unchanged).")
     p.add_argument("--quiet", action="store_true")
