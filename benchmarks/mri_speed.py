@@ -128,10 +128,13 @@ def bench_batch(n: int, weights: str | None, scans_dir: Path) -> None:
             load0, t0 = os.getloadavg()[0], time.perf_counter()
             segment_scans(scans, out, weights=weights, n_jobs=jobs, threads=threads, progress=False)
             wall = time.perf_counter() - t0
+            done = sorted(p.stat().st_mtime for p in (out / "knees").glob("*.json"))
         finally:
             shutil.rmtree(out, ignore_errors=True)
+        steady = (done[-1] - done[0]) / max(len(done) - 1, 1)
         print(f"batch of {n}: {jobs} process(es) x {threads} torch thread(s): {wall:.1f} s = {wall / n:.2f} s/scan "
-              f"(incl. start-up); load {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+              f"(incl. start-up), {steady:.2f} s/scan between first and last finished scan; "
+              f"load {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
 
 
 def compare_architectures(seconds: float, seed: int = 0) -> None:

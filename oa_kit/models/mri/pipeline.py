@@ -198,9 +198,9 @@ def _worker_segment(path: Path, out: Path, side: str | None, key: dict[str, obje
 def _limit_threads(threads: int) -> Iterator[None]:
     """Run torch, BLAS and OpenMP on ``threads`` threads, restoring the caller's settings afterwards.
 
-    One is the default: biomarkers (single-threaded NumPy/SciPy) dominate a knee's time and a second torch thread
-    saves ~0.1 s of network time on an idle machine, while on a shared machine its spin-waiting made a batch
-    2.4-6x slower (4.3-10.0 vs 1.6-1.8 s/scan, ``benchmarks/mri_speed.py --batch``): parallelism comes from processes.
+    One is the default: biomarkers (single-threaded NumPy/SciPy) dominate a knee's time, so a second torch thread
+    could only shorten the network's share (~0.4 s of a synthetic knee), while on the shared machine its
+    spin-waiting made a batch 2.4-6x slower (3.4-10.0 vs 1.0-1.8 s/scan, ``benchmarks/mri_speed.py --batch``).
     """
     from threadpoolctl import threadpool_limits
 
@@ -213,15 +213,14 @@ def _limit_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-#: A worker's start-up (spawn, import torch/MONAI/SciPy, load the model) costs about as much as this many scans.
-SCANS_PER_WORKER_START = 10
-
-
-def default_n_jobs(n_scans: int) -> int:
-    """Worker processes used by default for ``n_scans`` scans: one per available CPU core, but only as many as have
-    at least ``SCANS_PER_WORKER_START`` scans each to pay for their start-up (so a few scans run in this process)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, n_scans // SCANS_PER_WORKER_START))
+def resolve_n_jobs(n_jobs: int, n_scans: int) -> int:
+    """Processes to use for ``n_scans`` scans: ``n_jobs``, where -1 means one per CPU core available to this process;
+    never more than the scans (at least 1)."""
+    if n_jobs == -1:
+        n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n_jobs < 1:
+        raise OAKitError(f"n_jobs: got {n_jobs}; expected a positive number of processes or -1 (one per core)")
+    return max(1, min(n_jobs, n_scans))
 
 
 def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str | None, keys: dict[Path, dict],
@@ -248,16 +247,17 @@ def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str 
 
 
 def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | None = None,
-                  weights: str | Path | None = None, progress: bool = True, n_jobs: int | None = None,
+                  weights: str | Path | None = None, progress: bool = True, n_jobs: int = 1,
                   threads: int = 1, resume: bool = True) -> pd.DataFrame:
     """Segment scans and write, under ``out``: ``labels/*.nii.gz``, ``thickness/*.nii.gz`` (same affine as each input),
     ``knees/*.json`` (one finished record per input), ``mri_biomarkers.parquet`` (one row per knee, input order) and
     ``qc_summary.csv``/``.json``.
 
-    Many scans: one model per process, a tqdm bar, and ``n_jobs`` worker processes with one torch thread each.
-    Measured on the shared 2-core machine (load 4-9, ``benchmarks/mri_speed.py --batch``): one process with 2 torch
-    threads 4.3-10.0 s/scan, with 1 thread 1.6-2.4 s/scan, two 1-thread workers 2.3 s/scan once started (other jobs
-    saturated the cores) plus ~30-40 s start-up; on a free machine the workers run in parallel.
+    Many scans: one model per process, a tqdm bar, optionally ``n_jobs`` worker processes, torch on ``threads``
+    threads in each. Measured on the shared 2-core machine (``benchmarks/mri_speed.py --batch 20``, load 4-5): one
+    process with 1 thread 1.07 s/scan, with 2 threads 3.4 s/scan, two 1-thread workers 1.37 s/scan once started
+    plus ~22 s start-up (the other jobs kept the cores busy), hence the defaults ``n_jobs=1, threads=1``; on a
+    machine with idle cores, ``n_jobs=-1`` runs one worker per core.
 
     An interrupted run resumes: inputs whose record exists for the same input file, ``side``, weights and oa_kit
     version (and whose NIfTIs are present) are not segmented again; pass ``resume=False`` after changing biomarker
@@ -276,8 +276,8 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     progress
         Show a progress bar.
     n_jobs
-        Worker processes; default :func:`default_n_jobs` (one per core for large batches, this process for a few
-        scans), never more than the scans left to do; ``1`` segments in this process.
+        Processes: 1 (default) segments in this process; more start that many spawned workers (``-1``: one per
+        core), never more than the scans left to do.
     threads
         torch/BLAS threads in each process (restored afterwards in this one); 1 is fastest on a shared machine
         (see :func:`_limit_threads`).
@@ -289,8 +289,8 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     pandas.DataFrame
         The per-knee table written to ``mri_biomarkers.parquet``.
     """
-    if int(threads) < 1 or (n_jobs is not None and int(n_jobs) < 1):
-        raise OAKitError(f"n_jobs/threads: got {n_jobs}/{threads}; expected positive integers (n_jobs None = automatic)")
+    if int(threads) < 1:
+        raise OAKitError(f"threads: got {threads}; expected a positive number of torch threads per process")
     out = Path(out)
     paths = [Path(p) for p in inputs]
     if not paths:
@@ -300,7 +300,7 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     keys = {path: _record_key(path, side, weights_sha) for path in paths}
     done = {path: row for path in paths if resume and (row := _finished_row(out, path, keys[path])) is not None}
     pending = [path for path in dict.fromkeys(paths) if path not in done]
-    jobs = max(1, min(default_n_jobs(len(pending)) if n_jobs is None else int(n_jobs), len(pending)))
+    jobs = resolve_n_jobs(int(n_jobs), len(pending))
     with tqdm(total=len(paths), initial=len(paths) - len(pending), desc="segmenting", unit="scan",
               disable=not progress) as bar:
         done.update(_run_pending(pending, out, side, weights, keys, jobs, int(threads), bar) if pending else {})
