@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import cohen_kappa_score
 
+from oa_kit.cohort.splits import participant_bootstrap
 from oa_kit.models.kl.data import load_chen_arrays
 from oa_kit.models.kl.evaluate import kl_metrics
 from oa_kit.models.kl.losses import logits_to_proba
@@ -70,13 +71,7 @@ def cross_fitted(y: np.ndarray, probas: dict[str, np.ndarray], groups: np.ndarra
 
 def paired_gain(y: np.ndarray, a: np.ndarray, b: np.ndarray, groups: np.ndarray, n_boot: int, seed: int = 0) -> tuple:
     """QWK(a) − QWK(b) with a participant-bootstrap 95% CI."""
-    codes, uniques = pd.factorize(groups)
-    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        draws.append(qwk(y[idx], a[idx]) - qwk(y[idx], b[idx]))
+    draws = [qwk(y[idx], a[idx]) - qwk(y[idx], b[idx]) for idx in participant_bootstrap(groups, n_boot, seed)]
     return qwk(y, a) - qwk(y, b), *np.percentile(draws, [2.5, 97.5])
 
 

@@ -73,3 +73,17 @@ def test_overlap_check_and_bad_inputs():
     moved.loc[1, "site"] = "B"
     with pytest.raises(OAKitError, match="two sites"):
         site_held_out(moved, "A")
+
+
+def test_participant_bootstrap_draws_whole_participants_reproducibly():
+    from oa_kit.cohort.splits import participant_bootstrap
+
+    groups = np.repeat(np.array(["p1", "p2", "p3", "p4"]), [2, 2, 1, 3])
+    first = list(participant_bootstrap(groups, 20, seed=5))
+    again = list(participant_bootstrap(groups, 20, seed=5))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    for idx in first:
+        drawn, counts = np.unique(groups[idx], return_counts=True)
+        sizes = dict(zip(*np.unique(groups, return_counts=True)))
+        assert all(c % sizes[p] == 0 for p, c in zip(drawn, counts))      # a participant comes with all its rows
+        assert sum(c // sizes[p] for p, c in zip(drawn, counts)) == 4      # as many draws as participants

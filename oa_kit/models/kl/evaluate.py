@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, confusion_matrix, roc_auc_score
 
+from oa_kit.cohort.splits import participant_bootstrap
 from oa_kit.errors import OAKitError
 
 GRADES = np.arange(5)
@@ -52,14 +53,8 @@ def bootstrap_metrics(y: np.ndarray, proba: np.ndarray, groups: np.ndarray, sets
     if not len(y) == len(proba) == len(groups):
         raise OAKitError(f"y/proba/groups: lengths {len(y)}/{len(proba)}/{len(groups)}; expected equal lengths")
     estimate = kl_metrics(y, proba, sets)
-    codes, uniques = pd.factorize(groups)
-    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        draws.append(kl_metrics(y[idx], proba[idx], None if sets is None else sets[idx]))
-    draws = pd.DataFrame(draws)
+    draws = pd.DataFrame([kl_metrics(y[idx], proba[idx], None if sets is None else sets[idx])
+                          for idx in participant_bootstrap(groups, n_boot, seed)])
     tail = (1 - level) / 2 * 100
     return pd.DataFrame([{"metric": name, "estimate": value,
                           "ci_low": float(np.nanpercentile(draws[name], tail)),
