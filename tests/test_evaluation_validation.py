@@ -97,6 +97,7 @@ def test_report_and_model_card(tmp_path):
         assert section in card, section
     fused_auc = head.set_index("model").loc["fused", "auc"]
     assert f"{fused_auc:.3f}" in card
+    assert f"{len(GRID)}-configuration search in an inner 5-fold" in card     # the card states the search it ran
     assert (tmp_path / "plotly.min.js").exists() and written["figure_calibration"].read_text().count("plotly") > 0
     assert pd.read_csv(written["metrics"]).shape[0] == 12
 

@@ -87,7 +87,8 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         "## Model details",
         f"- oa_kit {__version__}; generated {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
         f"- Main model `{e.main_model}`: LightGBM binary classifier on the `{e.main_model}` feature set "
-        "(class weights balanced; 4-configuration search in an inner 3-fold participant-grouped CV; "
+        f"(class weights balanced; {e.settings.get('n_configurations', '?')}-configuration search in an inner "
+        f"{e.settings.get('n_inner_splits', '?')}-fold participant-grouped CV; "
         f"{e.settings.get('calibration')} calibration fitted on inner out-of-fold scores).",
         "- Baselines fitted and evaluated identically: " + ", ".join(f"`{k}` ({v} raw columns)" for k, v in fams.items()) + ".",
         f"- Training data provenance: data = {prov.get('data')}, cohort = {prov.get('cohort') or 'not stated'}.",

@@ -199,4 +199,6 @@ def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: 
         feature_sets={**feature_sets(table), **{n: list(m.columns) for n, m in models.items() if n == LATENT_REFERENCE}},
         cohort={"knees": len(y), "participants": len(np.unique(groups)), "events": int(y.sum())},
         provenance=provenance, settings={"n_splits": n_splits, "n_resamples": n_resamples, "seed": seed,
-                                         "calibration": calibration, "site_held_out": bool(site_metrics is not None)})
+                                         "calibration": calibration, "site_held_out": bool(site_metrics is not None),
+                                         "n_configurations": len(models[main].search_grid()),
+                                         "n_inner_splits": models[main].n_inner_splits})

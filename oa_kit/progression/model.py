@@ -223,8 +223,8 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self.seed = seed
 
     # -- fitting ----------------------------------------------------------------------------------------
-    def _grid(self) -> list[dict]:
-        """The configurations searched."""
+    def search_grid(self) -> list[dict]:
+        """The hyper-parameter configurations the inner CV searches (``param_grid`` or the estimator's default grid)."""
         if self.estimator not in ESTIMATORS:
             raise OAKitError(f"estimator: {self.estimator!r}; expected one of {ESTIMATORS}")
         grid = self.param_grid or (LIGHTGBM_GRID if self.estimator == "lightgbm" else LOGISTIC_GRID)
@@ -258,7 +258,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
     def _search(self, fold_data: list[tuple], y: np.ndarray) -> tuple[pd.DataFrame, tuple]:
         """Pooled out-of-fold AUC of every configuration; returns the table and (auc, params, oof scores) of the best."""
         rows, best = [], (-np.inf, None, None)
-        for i, params in enumerate(self._grid()):
+        for i, params in enumerate(self.search_grid()):
             oof = np.full(len(y), np.nan)
             for f_train, y_train, f_test, test in fold_data:
                 oof[test] = self._raw(self._fit_estimator(f_train, y_train, params), f_test)
