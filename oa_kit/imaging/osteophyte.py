@@ -16,15 +16,18 @@ columns, because the right knee's medial side faces the image centre and left kn
 4. **Joint line per compartment**: the row of minimum mean intensity over the compartment's columns
    (``COMPARTMENT_COLS_MM`` from the centre) within ``JOINT_SEARCH_MM`` of the centre row (the joint-space gap); it
    must be a valley at least ``MIN_VALLEY_FRACTION`` of the contrast deep, else the centre row is used (bone-on-bone).
-5. **Margins**: the outermost bone column (mask opened by ``OPEN_MM`` to drop noise specks; a spur need not touch the
-   condyle, its base is often fainter than its body) within ``MAX_LENGTH_MM`` beyond ``h``, in a femoral band
+5. **Margins**: the outermost bone column (mask opened by ``OPEN_MM`` to drop noise specks; bone followed outward
+   across gaps up to ``MAX_GAP_MM``, as a spur's base is often fainter than its body, but no farther, which leaves out
+   the soft-tissue envelope's edge) within ``MAX_LENGTH_MM`` beyond ``h``, in a femoral band
    ``FEMORAL_BAND_MM`` above and a tibial band ``TIBIAL_BAND_MM`` below each compartment's joint line. Its distance
    beyond ``h * (1 + NORMAL_MARGIN)`` (the band extent of a spur-free knee), floored at 0, is the length; a band with
    no bone at all gives NaN for that margin.
 
-The lengths are the part of the spur that stands out as bone against soft tissue: thin femoral spur tips fade into
-the soft tissue (measured lengths grow more slowly than drawn ones), and a short medial tibial spur does not stand out
-of the plateau's own rim, whose thin tip now and then reads as 1-3 mm of spur (validation: ``benchmarks/osteophyte.py``).
+The lengths are the part of the spur that stands out as bone against soft tissue. On the synthetic cohort they track
+the drawn lengths (r 0.7-0.9 per margin, ``benchmarks/osteophyte.py``), but single knees scatter: thin femoral spur
+tips fade into the soft tissue (lengths read short), a spur whose faint base leaves a gap wider than ``MAX_GAP_MM``
+is missed, a detached spur body can overshoot, and the medial tibial plateau's own thin rim now and then reads as a
+few mm of spur. Use the lengths as a feature, not as a per-knee measurement to report.
 ``NORMAL_MARGIN`` was measured on spur-free synthetic knees (``oa_kit.synth.radiograph``), so on real radiographs it is
 a starting point, not a calibration.
 """
@@ -64,6 +67,8 @@ FEMORAL_BAND_MM = (2.0, 9.0)
 TIBIAL_BAND_MM = (1.0, 8.0)
 #: Spurs are searched up to this many mm beyond the reference edge (the soft-tissue envelope's own edge lies farther).
 MAX_LENGTH_MM = 13.0
+#: Bone is followed outward across gaps of at most this many mm (a spur's faint base), no farther.
+MAX_GAP_MM = 6.0
 #: Side (mm) of the square opening that removes noise specks (and the plateau rim's thin tip) from the band mask.
 OPEN_MM = 2.5
 #: Band extent beyond the reference half-width of a spur-free knee, as a fraction of that half-width
@@ -163,7 +168,7 @@ def _measure(pixels: np.ndarray, sp: float) -> OsteophyteMeasurement:
         for bone_name, (r0, r1) in bands.items():
             key = bone_name + compartment[0]
             extent = _outer_extent(mask[max(0, r0):max(0, r1)], centre_col, sign, half,
-                                   _px(MAX_LENGTH_MM, sp), _px(OPEN_MM, sp))
+                                   _px(MAX_LENGTH_MM, sp), _px(OPEN_MM, sp), _px(MAX_GAP_MM, sp))
             beyond = (extent - half * (1.0 + NORMAL_MARGIN[key])) * sp
             lengths[key] = max(0.0, float(beyond)) if np.isfinite(beyond) else math.nan
     return OsteophyteMeasurement(lengths, "", joint_rows)
@@ -217,11 +222,13 @@ def _joint_row(smooth: np.ndarray, centre_row: int, centre_col: float, sign: int
     return r0 + low if depth >= MIN_VALLEY_FRACTION * contrast else centre_row
 
 
-def _outer_extent(band: np.ndarray, centre_col: float, sign: int, half: float, reach: int, open_px: int) -> float:
+def _outer_extent(band: np.ndarray, centre_col: float, sign: int, half: float, reach: int, open_px: int,
+                  max_gap: int) -> float:
     """Largest distance (px) from ``centre_col`` toward ``sign`` where the band holds bone, within ``half + reach``.
 
     Searched from half-way out to the reference edge; the band mask is opened (``open_px`` square) so noise specks do
-    not count, but a spur whose thin base falls below the threshold still does (it need not touch the condyle).
+    not count, and bone is followed outward across gaps of at most ``max_gap`` columns: a spur whose thin base falls
+    below the threshold still counts, but the soft-tissue envelope's edge, farther out, does not.
     """
     if band.shape[0] < 3:
         return math.nan
@@ -233,8 +240,8 @@ def _outer_extent(band: np.ndarray, centre_col: float, sign: int, half: float, r
     if hi - lo < 2:
         return math.nan
     window = ndimage.binary_opening(band[:, lo:hi], structure=np.ones((open_px, open_px), bool))
-    hit = np.flatnonzero(window.any(axis=0))
-    if hit.size == 0:
+    hit = np.flatnonzero(window.any(axis=0)[::sign])  # column offsets outward from the start column
+    if hit.size == 0 or hit[0] > max_gap:
         return math.nan
-    outer = lo + (hit[-1] if sign > 0 else hit[0])
-    return float(abs(outer - centre_col))
+    gaps = np.flatnonzero(np.diff(hit) > max_gap + 1)
+    return 0.5 * half + float(hit[gaps[0]] if gaps.size else hit[-1])
