@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from oa_kit import demo
@@ -36,6 +37,11 @@ def test_demo_steps_join_into_one_feature_table(tiny_cohort, tmp_path):
     assert len(features) == len(tables.clinical)
     families = {family_of(c) for c in features.columns if c.startswith(("kl_p", "mri_emb", "age"))}
     assert families == {"clinical", "radiograph", "mri"}
+    # measured marginal osteophyte lengths travel with the KL-CNN features, in the radiograph family
+    osteophyte = [f"osteophyte_mm_{site}" for site in ("fm", "fl", "tm", "tl")]
+    assert set(osteophyte) <= set(features.columns) and {family_of(c) for c in osteophyte} == {"radiograph"}
+    lengths = kl[osteophyte].to_numpy()
+    assert np.isnan(lengths).mean() < 0.5 and (lengths[~np.isnan(lengths)] >= 0).all()
     # knees outside the MRI substudy carry no MRI features rather than made-up ones
     assert features["mri_emb_000"].isna().sum() == len(features) - len(scans)
 

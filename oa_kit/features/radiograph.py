@@ -1,4 +1,5 @@
-"""Radiograph features per knee: KL-model inputs from a cohort's DICOMs and out-of-fold KL-CNN probabilities + embeddings."""
+"""Radiograph features per knee: KL-model inputs from a cohort's DICOMs, classical marginal-osteophyte lengths (mm),
+and out-of-fold KL-CNN probabilities + embeddings."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ from tqdm.auto import tqdm
 from oa_kit.cohort.splits import participant_kfold
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import knee_rois
+from oa_kit.imaging.osteophyte import marginal_osteophytes
 from oa_kit.io.radiograph import read_radiograph
 from oa_kit.models.kl.data import roi_arrays
 from oa_kit.models.kl.evaluate import kl_metrics
@@ -37,7 +39,9 @@ def radiograph_knee_inputs(paths: list[str | os.PathLike], visit_month: int = 0,
     X : numpy.ndarray
         uint8 (N, S, S) KL-model inputs, one per knee found (right-knee orientation).
     keys : DataFrame
-        participant_id, side, visit_month, source_file, qa_flags — one row per knee, aligned with X.
+        participant_id, side, visit_month, source_file, qa_flags and the measured marginal osteophyte lengths
+        ``osteophyte_mm_{fm,fl,tm,tl}`` (:func:`oa_kit.imaging.osteophyte.marginal_osteophytes`) — one row per knee,
+        aligned with X.
     """
     rois, rows = [], []
     for path in tqdm(list(paths), desc="radiograph ROIs", disable=not progress):
@@ -46,16 +50,19 @@ def radiograph_knee_inputs(paths: list[str | os.PathLike], visit_month: int = 0,
         for roi in knee_rois(radiograph):
             rois.append(roi.pixels)
             rows.append({"participant_id": participant, "side": roi.side, "visit_month": visit_month,
-                         "source_file": str(path), "qa_flags": ";".join(radiograph.qa_flags + roi.qa_flags)})
+                         "source_file": str(path), "qa_flags": ";".join(radiograph.qa_flags + roi.qa_flags),
+                         **marginal_osteophytes(roi)})
     if not rois:
         raise OAKitError(f"{paths[0] if paths else 'paths'}: no knee found in any radiograph; expected bilateral PA knee images")
     return roi_arrays(rois, clahe=True), pd.DataFrame(rows)
 
 
 def kl_feature_table(grader: KLGrader, X: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:
-    """Per-knee KL-CNN features: calibrated probabilities ``kl_p0..kl_p4``, predicted grade and ``kl_emb_*`` embedding."""
+    """Per-knee radiograph features: KL-CNN probabilities ``kl_p0..kl_p4``, predicted grade and ``kl_emb_*`` embedding,
+    plus the measured ``osteophyte_mm_*`` lengths when ``keys`` carries them (:func:`radiograph_knee_inputs`)."""
     proba, embedding = grader.predict_proba_and_embed(X)
-    table = keys[["participant_id", "side", "visit_month"]].reset_index(drop=True).copy()
+    carried = ["participant_id", "side", "visit_month", *[c for c in keys.columns if c.startswith("osteophyte_mm_")]]
+    table = keys[carried].reset_index(drop=True).copy()
     for k in range(proba.shape[1]):
         table[f"kl_p{k}"] = proba[:, k]
     table["kl_cnn_grade"] = proba.argmax(1)
