@@ -106,8 +106,8 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         "", "## Features",
         f"- Main model raw columns ({len(main_cols)}): " + ", ".join(f"`{c}`" for c in main_cols[:40])
         + (" …" if len(main_cols) > 40 else ""),
-        "- Families: clinical (age, sex, BMI, injury, surgery, WOMAC, site), radiograph (KL, JSN/JSW, KL-CNN "
-        "probabilities, KL-CNN embedding PCs), MRI (regional thickness/volume, MRI embedding PCs). Embeddings are "
+        "- Families: clinical (age, sex, BMI, injury, surgery, WOMAC, site), radiograph (KL, JSN/JSW, measured "
+        "marginal osteophyte lengths, KL-CNN probabilities, KL-CNN embedding PCs), MRI (regional thickness/volume, MRI embedding PCs). Embeddings are "
         "reduced by PCA fitted inside each training fold only.",
         "- LightGBM sets: compact derived features replace the raw JSW profile and regional MRI measurements — JSW "
         "residual from its expected value given sex and JSN grade per compartment and the smaller of the two, and "
