@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shutil
+
 import pytest
 
 SHARED_KL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "knee-kl-chen2018"
@@ -24,3 +26,20 @@ def chen_dir() -> Path:
     if not (SHARED_KL_DIR / "manifest.csv").exists():
         pytest.skip(f"{SHARED_KL_DIR} not present")
     return SHARED_KL_DIR
+
+
+@pytest.fixture
+def tampered_copy():
+    """Function copying weights + JSON sidecar into a folder with one byte of the weights flipped (checksum tests)."""
+    return _tampered_copy
+
+
+def _tampered_copy(weights: Path, folder: Path, name: str | None = None) -> Path:
+    """Copy ``weights`` and their JSON sidecar into ``folder`` and flip the last byte of the weights."""
+    dst = folder / (name or weights.name)
+    shutil.copyfile(weights, dst)
+    shutil.copyfile(weights.with_suffix(".json"), dst.with_suffix(".json"))
+    data = bytearray(dst.read_bytes())
+    data[-1] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    return dst

@@ -25,13 +25,8 @@ def grader() -> KLGrader:
     return KLGrader.from_pretrained()
 
 
-def test_checksum_mismatch_and_missing_files(tmp_path):
-    copy = tmp_path / "kl_weights.safetensors"
-    shutil.copy(SHIPPED_WEIGHTS, copy)
-    shutil.copy(SHIPPED_WEIGHTS.with_suffix(".json"), copy.with_suffix(".json"))
-    data = bytearray(copy.read_bytes())
-    data[-10] ^= 0xFF
-    copy.write_bytes(bytes(data))
+def test_checksum_mismatch_and_missing_files(tmp_path, tampered_copy):
+    copy = tampered_copy(SHIPPED_WEIGHTS, tmp_path)
     with pytest.raises(OAKitError, match=r"kl_weights\.safetensors: sha256"):
         KLGrader.from_pretrained(copy)
     with pytest.raises(OAKitError, match="missing"):

@@ -4,7 +4,6 @@ processes), ``oa-kit mri segment`` outputs (affine preserved to every NIfTI, par
 from __future__ import annotations
 
 import json
-import shutil
 
 import nibabel as nib
 import numpy as np
@@ -125,13 +124,8 @@ def test_fast_inference_matches_whole_volume_reference(segmenter, phantom, case)
     assert np.isclose(np.asarray(seg.proba)[2].sum(), ref_proba[:, 2].sum(), rtol=1e-3)   # femoral cartilage mass
 
 
-def test_tampered_weights_error_names_file(tmp_path):
-    dst = tmp_path / "w.safetensors"
-    shutil.copyfile(DEFAULT_WEIGHTS, dst)
-    shutil.copyfile(DEFAULT_WEIGHTS.with_suffix(".json"), dst.with_suffix(".json"))
-    data = bytearray(dst.read_bytes())
-    data[-1] ^= 0xFF
-    dst.write_bytes(bytes(data))
+def test_tampered_weights_error_names_file(tmp_path, tampered_copy):
+    dst = tampered_copy(DEFAULT_WEIGHTS, tmp_path, "w.safetensors")
     with pytest.raises(OAKitError, match="w.safetensors.*sha256"):
         MRISegmenter.from_pretrained(dst)
     with pytest.raises(OAKitError, match="missing.safetensors: MRI segmenter weights file missing"):
