@@ -75,7 +75,8 @@ def small_chen(chen_dir):
     from oa_kit.models.kl.data import load_chen_arrays
 
     images, frame = load_chen_arrays(chen_dir, limit=24, progress=False)
-    return images, frame
+    train, kl = (frame["split"] == "train").to_numpy(), frame["kl"].to_numpy()
+    return images[train][:16], kl[train][:16], images[~train][:8], kl[~train][:8]     # (x, y, x_val, y_val)
 
 
 @pytest.mark.slow
@@ -83,12 +84,10 @@ def small_chen(chen_dir):
 def test_smoke_training_loss_falls(small_chen, tmp_path):
     """One short CPU run on a handful of real Chen knees: the training loss falls and the run folder is complete."""
     torch.set_num_threads(1)
-    images, frame = small_chen
-    train = (frame["split"] == "train").to_numpy()
-    x, y = images[train][:16], frame["kl"].to_numpy()[train][:16]
+    x, y, x_val, y_val = small_chen
     trainer = KLTrainer(loss="sord", epochs=4, batch_size=8, lr=1e-3, warmup_epochs=0.5, ema_decay=0, aug_strength=0,
                         dropout=0.0, device="cpu", out_dir=tmp_path / "run", progress=False, seed=0)
-    trainer.fit(x, y, images[~train][:8], frame["kl"].to_numpy()[~train][:8])
+    trainer.fit(x, y, x_val, y_val)
     losses = trainer.history_["train_loss"].to_numpy()
     assert losses[-1] < losses[0]
     assert list(trainer.history_["epoch"]) == [1, 2, 3, 4]
@@ -100,9 +99,7 @@ def test_smoke_training_loss_falls(small_chen, tmp_path):
 @pytest.mark.shared_data
 def test_resume_continues_from_checkpoint(small_chen, tmp_path):
     torch.set_num_threads(1)
-    images, frame = small_chen
-    train = (frame["split"] == "train").to_numpy()
-    args = (images[train][:16], frame["kl"].to_numpy()[train][:16], images[~train][:8], frame["kl"].to_numpy()[~train][:8])
+    args = small_chen
     common = dict(loss="ce", epochs=2, batch_size=8, device="cpu", out_dir=tmp_path / "run", progress=False)
     first = KLTrainer(max_minutes=0.0, **common).fit(*args)  # interrupted after its first epoch
     assert len(first.history_) == 1
