@@ -114,6 +114,12 @@ def read_radiograph(path: str | os.PathLike, *, voi_lut: bool = True, allow_rgb:
     return _read_dicom(path, has_preamble=head[128:132] == b"DICM", voi_lut=voi_lut, allow_rgb=allow_rgb)
 
 
+def _radiograph(pixels: np.ndarray, spacing_mm: tuple[float, float] | None, flags: list[str], path: Path, meta: dict) -> Radiograph:
+    """Package decoded pixels as a read-only :class:`Radiograph` (float32, flags de-duplicated in order)."""
+    return Radiograph(pixels=np.ascontiguousarray(pixels, dtype=np.float32), spacing_mm=spacing_mm,
+                      qa_flags=tuple(dict.fromkeys(flags)), source=str(path), meta=types.MappingProxyType(meta))
+
+
 # --------------------------------------------------------------------------- DICOM
 
 
@@ -140,13 +146,7 @@ def _read_dicom(path: Path, has_preamble: bool, voi_lut: bool, allow_rgb: bool) 
     spacing, spacing_source = _dicom_spacing(ds, flags)
     meta = _dicom_meta(ds, syntax, flags)
     meta.update(photometric=photometric, bits_stored=bits_stored, spacing_source=spacing_source, **lut_info)
-    return Radiograph(
-        pixels=np.ascontiguousarray(pixels, dtype=np.float32),
-        spacing_mm=spacing,
-        qa_flags=tuple(dict.fromkeys(flags)),
-        source=str(path),
-        meta=types.MappingProxyType(meta),
-    )
+    return _radiograph(pixels, spacing, flags, path, meta)
 
 
 def _dicom_meta(ds, syntax, flags: list[str]) -> dict[str, object]:
@@ -309,13 +309,7 @@ def _read_pillow(path: Path, allow_rgb: bool) -> Radiograph:
         "bits_stored": bits, "laterality": "", "patient_id": "", "view": "", "spacing_source": "none",
         "modality_lut": False, "voi_lut": False, "inverted": False,
     }
-    return Radiograph(
-        pixels=np.ascontiguousarray(arr, dtype=np.float32),
-        spacing_mm=None,
-        qa_flags=tuple(dict.fromkeys(flags)),
-        source=str(path),
-        meta=types.MappingProxyType(meta),
-    )
+    return _radiograph(arr, None, flags, path, meta)
 
 
 def _fmt_guess(path: Path) -> str:
