@@ -20,10 +20,11 @@ import pandas as pd
 
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.metrics import bootstrap_metrics, check_binary
+from oa_kit.synth.model import IMAGE_LATENTS
 
 
 #: The generator's true image-only latents (synthetic truth ``knees.parquet``) used by the latent reference only.
-LATENT_COLUMNS: tuple[str, ...] = ("image_cartilage_z", "image_osteophyte_z", "image_jsw_z")
+LATENT_COLUMNS: tuple[str, ...] = IMAGE_LATENTS
 #: Name of the latent reference model in every table.
 LATENT_REFERENCE = "latent_reference"
 

@@ -67,6 +67,8 @@ from oa_kit.io.labels import SUBREGIONS
 VISITS: tuple[tuple[str, int], ...] = (("V00", 0), ("V01", 12), ("V03", 24), ("V05", 36), ("V06", 48), ("V08", 72), ("V10", 96))
 #: Horizons (months) at which each knee's true progression probability is stored.
 HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 48, 72, 96)
+#: The image-only latents (truth ``knees.parquet`` columns): cartilage thinning c, osteophyte size o, extra narrowing j.
+IMAGE_LATENTS: tuple[str, ...] = ("image_cartilage_z", "image_osteophyte_z", "image_jsw_z")
 #: Paths are simulated to this month; later increments and replacements are not recorded.
 FOLLOW_UP_MONTHS = 120
 SITES: tuple[str, ...] = ("A", "B", "C", "D", "E")
@@ -243,7 +245,7 @@ def _baseline_state(knees: pd.DataFrame, rng: np.random.Generator, balanced_kl: 
 def _rates(knees: pd.DataFrame, rng: np.random.Generator, model: DiseaseModel) -> pd.DataFrame:
     """Image-only latents, the KL-increment rate λ and TKR hazards (per year)."""
     m = len(knees)
-    for name in ("image_cartilage_z", "image_osteophyte_z", "image_jsw_z"):
+    for name in IMAGE_LATENTS:
         knees[name] = rng.standard_normal(m)
     knees["unmeasured_log_rate"] = model.unmeasured_sd * rng.standard_normal(m)
     female = (knees["sex"] == "F").to_numpy(float)

@@ -21,13 +21,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from oa_kit.errors import OAKitError
-from oa_kit.synth.model import HORIZONS_MONTHS, VISITS, SimulatedCohort
+from oa_kit.synth.model import HORIZONS_MONTHS, IMAGE_LATENTS, VISITS, SimulatedCohort
 
 #: Clinical predictors (per knee) used by the clinical-only baseline, as in the OAProgression baselines.
 CLINICAL_FEATURES: tuple[str, ...] = ("age", "female", "bmi", "injury", "surgery", "womac_pain", "womac_stiffness",
                                       "womac_function")
-#: The true image-only latents (not captured by KL or clinical data).
-IMAGE_LATENTS: tuple[str, ...] = ("image_cartilage_z", "image_osteophyte_z", "image_jsw_z")
 
 
 def reference_labels(cohort: SimulatedCohort, horizon_months: int) -> pd.DataFrame:
