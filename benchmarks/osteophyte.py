@@ -9,7 +9,8 @@ table, alone and with the four measurements added. **All numbers come from synth
 renderer; they say the measurement tracks that renderer's spurs, not that it works on real radiographs.**
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/osteophyte.py [--cohort demo_out/cohort] [--features
-demo_out/features.parquet] [--limit N]``
+demo_out/features.parquet] [--limit N]``; ``--normal-margin`` instead recomputes the constant
+``oa_kit.imaging.osteophyte.NORMAL_MARGIN`` from spur-free knees rendered at sites A-E.
 """
 from __future__ import annotations
 
@@ -27,8 +28,30 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from oa_kit.imaging.localize import knee_rois
-from oa_kit.imaging.osteophyte import OSTEOPHYTE_SITES, measure_osteophytes
-from oa_kit.io.radiograph import read_radiograph
+from oa_kit.imaging.osteophyte import NORMAL_MARGIN, OSTEOPHYTE_SITES, band_extents, measure_osteophytes
+from oa_kit.io.radiograph import Radiograph, read_radiograph
+
+
+def normal_margin(n_per_site: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Median ``extent / half - 1`` per margin over spur-free bilateral renders (``n_per_site`` per site A-E)."""
+    from oa_kit.synth.radiograph import SITE_PROFILES, KneeAnatomy, render_bilateral_pa
+
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for site in "ABCDE":
+        for _ in range(n_per_site):
+            jsw = rng.uniform(3.5, 6.0, size=2)
+            knees = [KneeAnatomy(side, float(jsw[0]), float(jsw[1]), {}, 0.1, 0.0) for side in ("R", "L")]
+            rendered = render_bilateral_pa(*knees, SITE_PROFILES[site], seed=int(rng.integers(2 ** 31)))
+            radiograph = Radiograph(rendered.pixels.astype(np.float32), (rendered.spacing_mm,) * 2, (), "render", {})
+            for roi in knee_rois(radiograph):
+                found = band_extents(np.asarray(roi.pixels, np.float32), float(roi.spacing_mm))
+                if not isinstance(found, str):
+                    extents, half, _ = found
+                    ratios.append({key: extents[key] / half - 1.0 for key in OSTEOPHYTE_SITES})
+    table = pd.DataFrame(ratios)
+    return pd.DataFrame({"margin": list(OSTEOPHYTE_SITES), "median_ratio": [table[k].median() for k in OSTEOPHYTE_SITES],
+                         "shipped_NORMAL_MARGIN": [NORMAL_MARGIN[k] for k in OSTEOPHYTE_SITES], "n_knees": len(table)})
 
 
 def measure_cohort(xray_dir: Path, limit: int | None) -> tuple[pd.DataFrame, float]:
@@ -84,7 +107,13 @@ def main() -> None:
     parser.add_argument("--cohort", type=Path, default=Path("demo_out/cohort"))
     parser.add_argument("--features", type=Path, default=Path("demo_out/features.parquet"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N DICOMs")
+    parser.add_argument("--normal-margin", action="store_true",
+                        help="recompute NORMAL_MARGIN from 30 spur-free synthetic knees (3 bilateral renders per site) and exit")
     args = parser.parse_args()
+    if args.normal_margin:
+        print("SYNTHETIC DATA (oa_kit renderer), spur-free knees: band extent / reference half-width - 1")
+        print(normal_margin().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        return
     measured, ms_per_roi = measure_cohort(args.cohort / "xray", args.limit)
     truth = pd.read_parquet(args.cohort / "truth" / "knees.parquet").astype({"ID": str})
     merged = measured.merge(truth, on=["ID", "side"], how="inner", validate="one_to_one")

@@ -72,9 +72,9 @@ MAX_GAP_MM = 6.0
 #: Side (mm) of the square opening that removes noise specks (and the plateau rim's thin tip) from the band mask.
 OPEN_MM = 2.5
 #: Band extent beyond the reference half-width of a spur-free knee, as a fraction of that half-width
-#: (median over 24 spur-free synthetic knees, sites A-E, of the raw band extent in mm over a ~36.5 mm half-width;
-#: see the module docstring).
-NORMAL_MARGIN = {"fm": -0.014, "fl": -0.041, "tm": -0.027, "tl": -0.007}
+#: (median over 30 spur-free synthetic knees, 3 bilateral renders per site A-E, seed 0, of the band extent over the
+#: ~36.5 mm half-width, minus 1; reproduced by ``python benchmarks/osteophyte.py --normal-margin``).
+NORMAL_MARGIN = {"fm": -0.023, "fl": -0.050, "tm": -0.040, "tl": -0.012}
 
 
 @dataclass(frozen=True)
@@ -141,24 +141,42 @@ def _px(mm: float, sp: float) -> int:
 
 def _measure(pixels: np.ndarray, sp: float) -> OsteophyteMeasurement:
     """Steps 1-5 of the module docstring on a float ROI at ``sp`` mm/px."""
+    found = band_extents(pixels, sp)
+    if isinstance(found, str):
+        return _missing(found)
+    extents, half, joint_rows = found
+    lengths = {}
+    for key, extent in extents.items():
+        beyond = (extent - half * (1.0 + NORMAL_MARGIN[key])) * sp
+        lengths[key] = max(0.0, float(beyond)) if np.isfinite(beyond) else math.nan
+    return OsteophyteMeasurement(lengths, "", joint_rows)
+
+
+def band_extents(pixels: np.ndarray, sp: float) -> tuple[dict[str, float], float, dict[str, float]] | str:
+    """Steps 1-5 before the spur-free margin is subtracted: outer bone extent per margin (px from the knee's centre
+    column), the reference half-width (px) and the joint row per compartment; or the reason no joint was found.
+
+    ``extent / half - 1`` on spur-free knees is what :data:`NORMAL_MARGIN` holds (``benchmarks/osteophyte.py
+    --normal-margin`` recomputes it).
+    """
     from skimage.filters import threshold_multiotsu
 
     smooth = ndimage.gaussian_filter(np.nan_to_num(pixels), SMOOTH_MM / sp)
     if not np.ptp(smooth) > 0:
-        return _missing("ROI is blank (constant intensity): no bone, no joint found")
+        return "ROI is blank (constant intensity): no bone, no joint found"
     try:
         _, t_bone = threshold_multiotsu(smooth, classes=3)
     except ValueError:
-        return _missing("ROI intensities do not separate into air/soft tissue/bone: no joint found")
+        return "ROI intensities do not separate into air/soft tissue/bone: no joint found"
     centre_row = smooth.shape[0] // 2
     ref = _reference(smooth, smooth > t_bone, centre_row, sp)
     if ref is None:
-        return _missing("no femoral condyles in the reference rows above the ROI centre: no joint found")
+        return "no femoral condyles in the reference rows above the ROI centre: no joint found"
     centre_col, half, background, contrast = ref
     if not min(contrast.values()) > 0:
-        return _missing("condyles are not brighter than the soft tissue beside them: no joint found")
+        return "condyles are not brighter than the soft tissue beside them: no joint found"
     corrected = smooth - background[None, :]
-    lengths, joint_rows = {}, {}
+    extents, joint_rows = {}, {}
     for compartment, sign in (("medial", 1), ("lateral", -1)):
         row = _joint_row(smooth, centre_row, centre_col, sign, contrast[compartment], sp)
         joint_rows[compartment] = float(row)
@@ -166,12 +184,10 @@ def _measure(pixels: np.ndarray, sp: float) -> OsteophyteMeasurement:
         bands = {"f": (row - _px(FEMORAL_BAND_MM[1], sp), row - _px(FEMORAL_BAND_MM[0], sp) + 1),
                  "t": (row + _px(TIBIAL_BAND_MM[0], sp), row + _px(TIBIAL_BAND_MM[1], sp) + 1)}
         for bone_name, (r0, r1) in bands.items():
-            key = bone_name + compartment[0]
-            extent = _outer_extent(mask[max(0, r0):max(0, r1)], centre_col, sign, half,
-                                   _px(MAX_LENGTH_MM, sp), _px(OPEN_MM, sp), _px(MAX_GAP_MM, sp))
-            beyond = (extent - half * (1.0 + NORMAL_MARGIN[key])) * sp
-            lengths[key] = max(0.0, float(beyond)) if np.isfinite(beyond) else math.nan
-    return OsteophyteMeasurement(lengths, "", joint_rows)
+            extents[bone_name + compartment[0]] = _outer_extent(
+                mask[max(0, r0):max(0, r1)], centre_col, sign, half, _px(MAX_LENGTH_MM, sp), _px(OPEN_MM, sp),
+                _px(MAX_GAP_MM, sp))
+    return extents, half, joint_rows
 
 
 def _reference(smooth: np.ndarray, bone: np.ndarray, centre_row: int,
