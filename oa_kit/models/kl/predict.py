@@ -157,9 +157,7 @@ class KLGrader:
     # ------------------------------------------------------------------ inference
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Calibrated grade probabilities (N, 5) for preprocessed inputs (N, 1, S, S) in [0, 1] or uint8 (N, S, S)."""
-        self._check_fitted()
-        logits, _ = self._forward(X)
-        return logits_to_proba(torch.as_tensor(logits), self.loss_, self.temperature_).numpy()
+        return self.predict_proba_and_embed(X)[0]
 
     def predict_proba_and_embed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities (N, 5) and embeddings (N, embedding_dim) from one pass (what ``predict_files`` needs)."""
