@@ -250,6 +250,12 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The derived features for ``X`` (same index), NaN where an input is missing."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN rows stay NaN in nanmin/nanmean/nanmax
+            return pd.DataFrame(self._derive(X), index=X.index)
+
+    def _derive(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """JSW residuals, their minimum, regional thickness losses and their maximum (columns whose inputs exist)."""
         female = _female(X)
         out: dict[str, np.ndarray] = {}
         for comp, fit in self.jsw_fits_.items():
@@ -258,23 +264,17 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
                 raise OAKitError(f"jsw_{comp}_mm: JSW columns missing at transform; expected those seen at fit")
             out[f"jsw_{comp}_resid_z"] = (jsw - self._design(X, comp, female) @ np.asarray(fit["coef"])) / fit["sd"]
         if len(out) == 2:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out["jsw_min_resid_z"] = np.nanmin(np.column_stack(list(out.values())), axis=1)
+            out["jsw_min_resid_z"] = np.nanmin(np.column_stack(list(out.values())), axis=1)
         losses = {}
         for comp, regions in WEIGHT_BEARING_REGIONS.items():
             parts = [self._loss(X, col, female) for r in regions for col in _thickness_columns(X.columns, r)
                      if col in self.thickness_medians_]
             if parts:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    losses[f"thickness_loss_{comp}"] = np.nanmean(np.column_stack(parts), axis=1)
+                losses[f"thickness_loss_{comp}"] = np.nanmean(np.column_stack(parts), axis=1)
         out.update(losses)
         if len(losses) == 2:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out["thickness_loss_max"] = np.nanmax(np.column_stack(list(losses.values())), axis=1)
-        return pd.DataFrame(out, index=X.index)
+            out["thickness_loss_max"] = np.nanmax(np.column_stack(list(losses.values())), axis=1)
+        return out
 
     def _loss(self, X: pd.DataFrame, col: str, female: np.ndarray | None) -> np.ndarray:
         """Relative thickness loss ``1 − thickness / sex-specific median`` of one region column."""
