@@ -16,7 +16,8 @@ from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.models.mri.network import (DEFAULT_CHANNELS, DEFAULT_STRIDES, NETWORK_CLASSES, N_NETWORK_CLASSES,
                                        bottleneck_module, build_unet)
 from oa_kit.models.mri.transforms import (MODEL_SPACING_MM, CanonicalView, check_volume, inplane_size,
-                                          normalise_intensity, resample_slices, split_position)
+                                          normalise_intensity, percentile_range, resample_slices, scale_intensity,
+                                          split_position)
 
 #: Folder holding the shipped weights (``mri_segmenter.safetensors`` + ``mri_segmenter.json``).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -133,21 +134,6 @@ def canonical_view(array: np.ndarray, view: CanonicalView) -> np.ndarray:
     """A (writable) view of a file-order 3D array in canonical right-knee RAS order (LR, AP, SI): no copy."""
     canon = nib.orientations.apply_orientation(array, view.ornt)
     return canon[::-1] if view.mirrored else canon
-
-
-def percentile_range(volume: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> tuple[float, float]:
-    """The ``lower``/``upper`` intensity percentiles that :func:`normalise_intensity` maps to 0/1 (linear interpolation)."""
-    lo, hi = np.percentile(volume, (lower, upper))
-    return float(lo), float(hi)
-
-
-def scale_intensity(chunk: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Map ``lo``/``hi`` to 0/1 and clip, in float32: :func:`normalise_intensity` applied to part of a volume."""
-    scaled = np.array(chunk, dtype=np.float32, order="C")
-    scaled -= lo
-    if hi > lo:
-        scaled /= hi - lo
-    return np.clip(scaled, 0.0, 1.0, out=scaled)
 
 
 class MRISegmenter:

@@ -7,7 +7,6 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.transforms import ScaleIntensityRangePercentiles
 
 from oa_kit.errors import OAKitError
 
@@ -64,9 +63,27 @@ def from_canonical(array: np.ndarray, view: CanonicalView) -> np.ndarray:
 
 
 def normalise_intensity(volume: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> np.ndarray:
-    """Scale intensities so the volume's ``lower``/``upper`` percentiles map to 0/1 (clipped): removes site gain/contrast."""
-    scaler = ScaleIntensityRangePercentiles(lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
-    return np.asarray(scaler(np.asarray(volume, dtype=np.float32)[None]), dtype=np.float32)[0]
+    """Scale intensities so the volume's ``lower``/``upper`` percentiles map to 0/1 (clipped): removes site gain/contrast.
+
+    The same two steps (:func:`percentile_range`, :func:`scale_intensity`) let inference normalise a volume slab by
+    slab with the whole volume's percentiles.
+    """
+    return scale_intensity(volume, *percentile_range(volume, lower, upper))
+
+
+def percentile_range(volume: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> tuple[float, float]:
+    """The ``lower``/``upper`` intensity percentiles that :func:`normalise_intensity` maps to 0/1 (linear interpolation)."""
+    lo, hi = np.percentile(volume, (lower, upper))
+    return float(lo), float(hi)
+
+
+def scale_intensity(chunk: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map ``lo``/``hi`` to 0/1 and clip, in float32: :func:`normalise_intensity` applied to part of a volume."""
+    scaled = np.array(chunk, dtype=np.float32, order="C")
+    scaled -= lo
+    if hi > lo:
+        scaled /= hi - lo
+    return np.clip(scaled, 0.0, 1.0, out=scaled)
 
 
 def inplane_size(shape: tuple[int, int], spacing_mm: tuple[float, float], target_mm: float = MODEL_SPACING_MM) -> tuple[int, int]:
