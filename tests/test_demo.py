@@ -41,7 +41,7 @@ def test_demo_steps_join_into_one_feature_table(tiny_cohort, tmp_path):
     osteophyte = [f"osteophyte_mm_{site}" for site in ("fm", "fl", "tm", "tl")]
     assert set(osteophyte) <= set(features.columns) and {family_of(c) for c in osteophyte} == {"radiograph"}
     lengths = kl[osteophyte].to_numpy()
-    assert np.isnan(lengths).mean() < 0.5 and (lengths[~np.isnan(lengths)] >= 0).all()
+    assert np.isnan(lengths).mean() < 0.5 and np.nanmax(lengths) > 1.0   # the tiny cohort's KL3-4 knees have spurs
     # knees outside the MRI substudy carry no MRI features rather than made-up ones
     assert features["mri_emb_000"].isna().sum() == len(features) - len(scans)
 
