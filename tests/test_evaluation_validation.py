@@ -11,7 +11,7 @@ from oa_kit.evaluation import cross_validate, grouped_folds, roc_auc, site_held_
 from oa_kit.evaluation.model_card import write_evaluation
 from oa_kit.evaluation.oracle import LATENT_COLUMNS, truth_latents
 from oa_kit.evaluation.report import evaluate_progression
-from oa_kit.progression import ProgressionModel, baseline_models, feature_sets, make_provenance
+from oa_kit.progression import ProgressionModel, feature_sets, make_provenance
 
 GRID = [{"num_leaves": 8, "n_estimators": 80, "learning_rate": 0.05, "min_child_samples": 5}]
 
