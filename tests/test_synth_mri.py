@@ -88,6 +88,19 @@ def test_truth_matches_requested_thickness(right):
         assert right.true_thickness_mm[key] == pytest.approx(DEFAULT_THICKNESS_MM[key], abs=0.03), key
 
 
+def test_truth_counts_cartilage_above_the_floor_and_keeps_the_whole_footprint_mean(right):
+    from oa_kit.synth.mri import TRUTH_MIN_THICKNESS_MM
+
+    assert TRUTH_MIN_THICKNESS_MM == pytest.approx(0.1)
+    assert list(right.true_thickness_all_mm) == list(SUBREGIONS)
+    for key in SUBREGIONS:  # the rim tapering below the floor only lowers the whole-footprint mean, and only a little
+        assert right.true_thickness_all_mm[key] < right.true_thickness_mm[key], key
+        assert right.true_thickness_all_mm[key] > right.true_thickness_mm[key] - 0.15, key
+    # the patella's taper is the widest: its sub-floor rim moves the mean the most of all plates
+    gap = {k: right.true_thickness_mm[k] - right.true_thickness_all_mm[k] for k in SUBREGIONS}
+    assert max(gap, key=gap.get) == "patellar"
+
+
 def test_truth_follows_uneven_regional_thinning():
     rng = np.random.default_rng(3)
     target = {k: float(rng.uniform(0.6, 3.4)) for k in SUBREGIONS}

@@ -15,13 +15,14 @@ The phantom is built from analytic surfaces in right-knee RAS coordinates (mm, o
 Images are rendered at 2x supersampling on the in-plane (AP, SI) axes and averaged (partial volume), then a smooth
 bias field and Rician noise are applied; labels are sampled at the voxel centres (unbiased boundaries). A left knee is the exact mirror image (along x) of the right knee rendered
 with the same seed. ``RenderedMRI.true_thickness_mm`` is computed analytically from the thickness field on a fine
-surface grid using the subregion rule of docs/DESIGN.md, never from voxels.
+surface grid using the subregion rule of docs/DESIGN.md, never from voxels, over the cartilage at least
+:data:`TRUTH_MIN_THICKNESS_MM` thick (the fields are scaled so that this mean equals the requested target).
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -108,17 +109,27 @@ DEFAULT_THICKNESS_MM: Mapping[str, float] = MappingProxyType({
     "patellar": 2.8,
 })
 
+#: Cartilage thinner than this (mm) does not count toward the true regional mean thickness. The phantom's plates taper
+#: smoothly to exactly 0 mm at their margins, a rendering convenience: real plates end at a finite thickness, and the
+#: reference measurements of real cartilage (Chondrometrics' ThCcAB) average over the cartilage a reader segments.
+#: 0.1 mm is a fifth of the default 0.5 mm voxel and well below the ~0.25 mm that voxel-based methods resolve, so the
+#: truth still includes rim cartilage no segmentation can see. ``RenderedMRI.true_thickness_all_mm`` keeps the mean
+#: over the whole footprint (down to 0 mm) for reference.
+TRUTH_MIN_THICKNESS_MM = 0.1
+
 
 @dataclass(frozen=True)
 class RenderedMRI:
     """One rendered knee: ``image`` float32 (LR, AP, SI) in integer-valued signal units, ``labels`` uint8
-    (harmonised convention), ``affine`` (voxel → RAS mm), ``true_thickness_mm`` per subregion, ``side``."""
+    (harmonised convention), ``affine`` (voxel → RAS mm), ``true_thickness_mm`` per subregion (over cartilage at least
+    :data:`TRUTH_MIN_THICKNESS_MM` thick), ``side``, and ``true_thickness_all_mm`` (whole footprint, rim down to 0 mm)."""
 
     image: np.ndarray
     labels: np.ndarray
     affine: np.ndarray
     true_thickness_mm: Mapping[str, float]
     side: str
+    true_thickness_all_mm: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
@@ -307,7 +318,8 @@ def _tibia_thickness(a: _Anatomy, f: _Fields, x: np.ndarray, y: np.ndarray, medi
 
 
 def _fit_fields(a: _Anatomy, target: Mapping[str, float]) -> _Fields:
-    """Scale the smooth fields so each subregion's area-weighted mean thickness equals the target."""
+    """Scale the smooth fields so each subregion's area-weighted mean thickness (the truth rule of :func:`_truth`)
+    equals the target."""
     xg, tg = np.meshgrid(_FEM_X, _FEM_T, indexing="ij")
     area = _femur_radius(a, xg, tg)
     shape = _femur_shape(a, xg, tg)
@@ -315,24 +327,26 @@ def _fit_fields(a: _Anatomy, target: Mapping[str, float]) -> _Fields:
     region = _femur_regions(a, xg, tg)
     fem_target = np.array([target[k] for k in SUBREGIONS[:6]])
     scale = fem_target.copy()
-    covered = shape > 0
     for _ in range(8):
         t = shape * np.tensordot(scale, soft, axes=1)
         for r in range(6):
-            m = covered & (region == r)
+            m = (t >= TRUTH_MIN_THICKNESS_MM) & (region == r)
             scale[r] *= fem_target[r] / (np.sum(t[m] * area[m]) / np.sum(area[m]))
-    tib = []
     x, y = _TIB_XY
-    for medial, key in ((True, "tibial_medial"), (False, "tibial_lateral")):
-        s = _tibia_shape(a, x, y, medial)
-        w = 1.0 / _tibia_normal_z(a, x, y)
-        m = s > 0
-        tib.append(target[key] / (np.sum(s[m] * w[m]) / np.sum(w[m])))
+    tib = [_scale_to_mean(_tibia_shape(a, x, y, medial), 1.0 / _tibia_normal_z(a, x, y), target[key])
+           for medial, key in ((True, "tibial_medial"), (False, "tibial_lateral"))]
     ux, uy, uz, w = _sphere_grid()
-    s = _patella_shape(a, ux, uy, uz)
-    m = s > 0
-    pat = target["patellar"] / (np.sum(s[m] * w[m]) / np.sum(w[m]))
+    pat = _scale_to_mean(_patella_shape(a, ux, uy, uz), w, target["patellar"])
     return _Fields(fem_scale=scale, tib_scale=np.array(tib), pat_scale=float(pat))
+
+
+def _scale_to_mean(shape: np.ndarray, weight: np.ndarray, target: float) -> float:
+    """Scale k such that the ``weight``-averaged ``k * shape`` over the part at least TRUTH_MIN_THICKNESS_MM thick is ``target``."""
+    k = target
+    for _ in range(8):
+        m = k * shape >= TRUTH_MIN_THICKNESS_MM
+        k = target / (np.sum(shape[m] * weight[m]) / np.sum(weight[m]))
+    return float(k)
 
 
 def _sphere_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -366,12 +380,13 @@ def _place(a: _Anatomy, f: _Fields) -> None:
     f.pat_centre = (a.pat_x, float(y_front + 0.6 + t_pat + a.pat_radius), float(z_p))
 
 
-def _truth(a: _Anatomy, f: _Fields) -> dict[str, float]:
-    """Mean thickness per subregion of the rendered cartilage, by the DESIGN rule, from the analytic field."""
+def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) -> dict[str, float]:
+    """Mean thickness (mm) per subregion of the rendered cartilage, by the DESIGN rule, from the analytic field,
+    over the part of each plate at least ``floor_mm`` thick (0 = the whole footprint, rim tapering to 0 mm)."""
     xg, tg = np.meshgrid(_FEM_X, _FEM_T, indexing="ij")
     r = _femur_radius(a, xg, tg)
     t = _femur_thickness(a, f, xg, tg)
-    covered = t > 0
+    covered = (t >= floor_mm) & (t > 0)
     yc, zc = _femur_centre(a, xg, f.zc_med, f.zc_lat)
     th = np.deg2rad(tg)
     py, pz = yc + r * np.sin(th), zc - r * np.cos(th)
@@ -388,11 +403,11 @@ def _truth(a: _Anatomy, f: _Fields) -> dict[str, float]:
     w = 1.0 / _tibia_normal_z(a, x, y)
     for medial, key in ((True, "tibial_medial"), (False, "tibial_lateral")):
         tt = _tibia_thickness(a, f, x, y, medial)
-        m = tt > 0
+        m = (tt >= floor_mm) & (tt > 0)
         out[key] = float(np.sum(tt[m] * w[m]) / np.sum(w[m]))
     ux, uy, uz, w = _sphere_grid()
     tp = _patella_shape(a, ux, uy, uz) * f.pat_scale
-    m = tp > 0
+    m = (tp >= floor_mm) & (tp > 0)
     out["patellar"] = float(np.sum(tp[m] * w[m]) / np.sum(w[m]))
     return {k: out[k] for k in SUBREGIONS}
 
@@ -590,7 +605,8 @@ def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIG
     -------
     RenderedMRI
         ``image`` float32 (LR, AP, SI), integer-valued (fluid ≈ 1000); ``labels`` uint8 harmonised labels;
-        ``affine`` voxel → RAS mm; ``true_thickness_mm`` mean thickness of the rendered cartilage per subregion.
+        ``affine`` voxel → RAS mm; ``true_thickness_mm`` mean thickness of the rendered cartilage per subregion
+        (over cartilage at least :data:`TRUTH_MIN_THICKNESS_MM` thick; ``true_thickness_all_mm``: whole footprint).
     """
     _check_side(side)
     target = _check_thickness(thickness_mm)
@@ -605,7 +621,8 @@ def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIG
     if side == "L":
         image, coarse_labels = image[::-1].copy(), coarse_labels[::-1].copy()
     return RenderedMRI(image=image, labels=coarse_labels, affine=geometry.affine,
-                       true_thickness_mm=MappingProxyType(_truth(a, f)), side=side)
+                       true_thickness_mm=MappingProxyType(_truth(a, f)), side=side,
+                       true_thickness_all_mm=MappingProxyType(_truth(a, f, floor_mm=0.0)))
 
 
 def _block_mean(fine: np.ndarray) -> np.ndarray:
