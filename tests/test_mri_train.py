@@ -5,11 +5,13 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from oa_kit.cli import main
 from oa_kit.io.labels import SUBREGIONS
 from oa_kit.models.mri.inference import MRISegmenter
-from oa_kit.models.mri.train import split_by_group
+from oa_kit.models.mri.train import ContactWeightedDiceCE, cartilage_contacts, split_by_group
 
 
 def test_train_resume_export(tmp_path):
@@ -47,3 +49,45 @@ def test_split_by_group_keeps_participants_together():
     train, val, test = split_by_group(cases, seed=3)
     sets = [{c.group for c in part} for part in (train, val, test)]
     assert sum(len(s) for s in sets) == 20 and not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+
+
+def test_contact_weighted_loss_is_dicece_at_zero_and_targets_touching_plates():
+    from monai.losses import DiceCELoss
+
+    g = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(2, 8, 12, 12, generator=g), torch.randint(0, 8, (2, 1, 12, 12), generator=g)
+    plain = DiceCELoss(to_onehot_y=True, softmax=True)(logits, targets)
+    assert float(ContactWeightedDiceCE(0.0)(logits, targets)) == pytest.approx(float(plain), rel=1e-6)
+    stack = torch.zeros(1, 1, 8, 5, dtype=torch.long)
+    stack[0, 0, 1:3], stack[0, 0, 3:6], stack[0, 0, 6] = 2, 4, 1      # femoral over tibial cartilage over bone
+    contact = cartilage_contacts(stack)[0, 0]
+    assert contact[2].eq(1).all() and contact[3].eq(1).all()           # the two rows where the plates touch
+    assert contact.sum() == 10                                          # and nowhere else (bone is not cartilage)
+    # an error on the contact rows costs more when they are weighted
+    wrong = torch.nn.functional.one_hot(stack[:, 0], 8).permute(0, 3, 1, 2).float() * 8.0
+    wrong[0, :, 3] = wrong[0, :, 2]                                      # first tibial row predicted femoral
+    assert float(ContactWeightedDiceCE(8.0)(wrong, stack)) > float(ContactWeightedDiceCE(0.0)(wrong, stack))
+
+
+def test_fine_tune_from_weights_with_more_training_participants(tmp_path):
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    common = ["mri", "train", "--synthetic", "3", "--steps-per-epoch", "1", "--batch-size", "2", "--channels", "4", "8",
+              "--max-val", "1", "--epochs", "1", "--no-progress"]
+    assert main([*common, "--out", str(base)]) == 0
+    start = base / "mri_segmenter.safetensors"
+    assert main([*common, "--out", str(tuned), "--init-weights", str(start), "--more-synthetic", "1",
+                 "--contact-weight", "4"]) == 0
+    split = json.loads((tuned / "split.json").read_text())
+    assert any(c.startswith("SYN001") for c in split["train"])        # the extra participants: training only, new ids
+    assert not any(c.startswith("SYN001") for c in split["val"] + split["test"])
+    meta = json.loads((tuned / "mri_segmenter.json").read_text())
+    assert meta["contact_weight"] == 4.0 and meta["init_weights"] == start.name
+    assert "training-only participants" in meta["training_data"]
+
+
+def test_fine_tune_rejects_weights_of_another_architecture(tmp_path):
+    run = tmp_path / "run"
+    common = ["mri", "train", "--synthetic", "3", "--steps-per-epoch", "1", "--batch-size", "2", "--max-val", "1",
+              "--epochs", "1", "--no-progress", "--out", str(run)]
+    assert main([*common, "--channels", "4", "8"]) == 0
+    assert main([*common, "--channels", "8", "16", "--init-weights", str(run / "mri_segmenter.safetensors")]) == 2

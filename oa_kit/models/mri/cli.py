@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train the segmenter on labelled scans or synthetic phantoms")
     train.add_argument("data", nargs="*", type=Path, help="dataset folders/files (synthetic cohort, OAI-ZIB, OAIZIB-CM, SKM-TEA)")
     train.add_argument("--synthetic", type=int, default=0, metavar="N", help="render N synthetic participants (2 knees each) instead")
+    train.add_argument("--more-synthetic", type=int, default=0, metavar="M",
+                       help="with --synthetic: render M more participants (seed + 1, other ids) for the training split only")
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, history, weights, test metrics)")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--steps-per-epoch", type=int, default=None)
@@ -27,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--channels", type=int, nargs="+", default=None,
                        help="U-Net channels per level (default 8 16 32 64)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--contact-weight", type=float, default=0.0,
+                       help="extra cross-entropy weight where two cartilage plates touch (0 = plain DiceCE)")
+    train.add_argument("--init-weights", type=Path, default=None,
+                       help="fine-tune: start from these .safetensors weights (same architecture) instead of random")
     train.add_argument("--max-val", type=int, default=8, help="validation scans scored each epoch")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.*")
     train.add_argument("--weights-out", type=Path, default=None, help="also copy the final weights (+json) here")
@@ -66,6 +72,8 @@ def _train(args: argparse.Namespace) -> int:
     """Handler of ``oa-kit mri train``."""
     import shutil
 
+    from oa_kit.io.atomic import write_text_atomic
+
     from oa_kit.models.mri.train import (evaluate_segmenter, render_phantom_cases, save_weights, split_by_group,
                                          train_segmenter)
 
@@ -79,11 +87,15 @@ def _train(args: argparse.Namespace) -> int:
     else:
         raise OAKitError("mri train: no data; expected DATA paths or --synthetic N")
     train, val, test = split_by_group(cases, seed=args.seed)
+    if args.more_synthetic > 0:
+        if args.synthetic <= 0:
+            raise OAKitError("mri train: --more-synthetic needs --synthetic N; expected both")
+        train = [*train, *render_phantom_cases(args.more_synthetic, seed=args.seed + 1, progress=progress)]
     if not train:
         raise OAKitError("mri train: the split left no training scans; expected more participants")
     args.out.mkdir(parents=True, exist_ok=True)
     split = {"train": [c.case_id for c in train], "val": [c.case_id for c in val], "test": [c.case_id for c in test]}
-    (args.out / "split.json").write_text(json.dumps(split, indent=1))
+    write_text_atomic(args.out / "split.json", json.dumps(split, indent=1))
     from oa_kit.models.mri.inference import MRISegmenter
     from oa_kit.models.mri.network import DEFAULT_CHANNELS
 
@@ -92,8 +104,10 @@ def _train(args: argparse.Namespace) -> int:
     result = train_segmenter(train, val[: args.max_val], out=args.out, epochs=args.epochs, seed=args.seed,
                              batch_size=args.batch_size, lr=args.lr, steps_per_epoch=args.steps_per_epoch,
                              resume=args.resume, progress=progress, segmenter=segmenter,
-                             log=lambda m: print(m, flush=True))
-    source = f"synthetic phantoms (oa_kit.synth.mri.render_knee_mri), {args.synthetic} participants" if args.synthetic \
+                             log=lambda m: print(m, flush=True), contact_weight=args.contact_weight,
+                             init_weights=args.init_weights)
+    extra = f" + {args.more_synthetic} training-only participants (seed {args.seed + 1})" if args.more_synthetic > 0 else ""
+    source = f"synthetic phantoms (oa_kit.synth.mri.render_knee_mri), {args.synthetic} participants{extra}" if args.synthetic \
         else "; ".join(str(p) for p in args.data)
     weights = save_weights(result, args.out / "mri_segmenter.safetensors", {"training_data": source})
     print(f"weights: {weights}", flush=True)

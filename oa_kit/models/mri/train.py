@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from monai.losses import DiceCELoss
+from monai.losses import DiceCELoss, DiceLoss
 from monai.metrics import DiceMetric, SurfaceDistanceMetric
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
@@ -93,6 +93,45 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return images.clamp(0, 1) ** gamma * gain + offset + noise
 
 
+# ----------------------------------------------------------------------------------------------------- loss
+#: Network classes of the cartilage plates (femoral, tibial, patellar) whose mutual contacts the contact weight targets.
+CARTILAGE_CHANNELS = (2, 4, 6)
+
+
+def cartilage_contacts(targets: torch.Tensor) -> torch.Tensor:
+    """Pixels (B, 1, H, W) of a cartilage class with a different cartilage class among their 8 neighbours.
+
+    Where femoral and tibial cartilage touch, the boundary between them is the least visible edge in the image
+    (a sub-voxel fluid film at most), yet it decides both plates' thickness; these are the pixels that carry it.
+    """
+    hot = [(targets == c).float() for c in CARTILAGE_CHANNELS]
+    near = [torch.nn.functional.max_pool2d(h, 3, stride=1, padding=1) for h in hot]
+    contact = torch.zeros_like(hot[0])
+    for i, h in enumerate(hot):
+        others = torch.stack([n for j, n in enumerate(near) if j != i]).amax(dim=0)
+        contact = torch.maximum(contact, h * others)
+    return contact
+
+
+class ContactWeightedDiceCE(torch.nn.Module):
+    """Dice + cross-entropy whose cross-entropy term weighs cartilage-cartilage contact pixels ``1 + contact_weight``.
+
+    The touching-objects weight map of the original U-Net paper (Ronneberger et al., 2015), restricted to the contact
+    between cartilage plates; ``contact_weight=0`` is MONAI's ``DiceCELoss(to_onehot_y=True, softmax=True)``.
+    """
+
+    def __init__(self, contact_weight: float = 0.0) -> None:
+        super().__init__()
+        self.contact_weight = contact_weight
+        self.dice = DiceLoss(to_onehot_y=True, softmax=True)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Loss of (B, C, H, W) logits against (B, 1, H, W) integer targets."""
+        weight = 1.0 + self.contact_weight * cartilage_contacts(targets)[:, 0]
+        ce = torch.nn.functional.cross_entropy(logits, targets[:, 0], reduction="none")
+        return self.dice(logits, targets) + (weight * ce).sum() / weight.sum()
+
+
 # ----------------------------------------------------------------------------------------------- checkpoints
 def _save_checkpoint(out: Path, net: torch.nn.Module, optim: torch.optim.Optimizer, state: dict) -> None:
     """Write the model + optimizer tensors (safetensors) and loop state (JSON) atomically; no pickle."""
@@ -124,7 +163,8 @@ def _load_checkpoint(out: Path, net: torch.nn.Module, optim: torch.optim.Optimiz
 def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence[SegmentationCase],
                     out: str | Path | None, epochs: int = 30, seed: int = 0, batch_size: int = 16, lr: float = 2e-3,
                     steps_per_epoch: int | None = None, resume: bool = False, progress: bool = True,
-                    segmenter=None, log: Callable[[str], None] | None = None) -> TrainResult:
+                    segmenter=None, log: Callable[[str], None] | None = None, contact_weight: float = 0.0,
+                    init_weights: str | Path | None = None) -> TrainResult:
     """Train the U-Net with DiceCE loss on sagittal slices; checkpoint every epoch, resume, keep the best validation Dice.
 
     Parameters
@@ -139,6 +179,11 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
         Seeds weight init, slice order and augmentation (resumed runs reproduce the same batches).
     resume
         Continue from ``out/checkpoint.*`` if present.
+    contact_weight
+        Extra cross-entropy weight on pixels where two cartilage plates touch (:class:`ContactWeightedDiceCE`);
+        0 trains with plain DiceCE.
+    init_weights
+        Start from these ``.safetensors`` weights (fine-tuning; same architecture) instead of a random init.
 
     Returns
     -------
@@ -150,8 +195,14 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
     segmenter = segmenter or MRISegmenter()
     torch.manual_seed(seed)
     net = segmenter._build()
+    if init_weights is not None:
+        try:
+            net.load_state_dict(load_file(str(init_weights)))
+        except (RuntimeError, OSError) as exc:
+            raise OAKitError(f"{init_weights}: cannot start from these weights ({exc.__class__.__name__}); "
+                             "expected a .safetensors file of the same architecture") from exc
     images, targets = stack_cases(train_cases, segmenter, progress)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = ContactWeightedDiceCE(contact_weight) if contact_weight > 0 else DiceCELoss(to_onehot_y=True, softmax=True)
     optim = torch.optim.Adam(net.parameters(), lr=lr)
     steps = steps_per_epoch or max(1, len(images) // batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + np.cos(np.pi * min(s / (epochs * steps), 1.0))) + 0.02)
@@ -196,7 +247,8 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
     metadata = {"architecture": {"spatial_dims": 2, "channels": list(segmenter.channels), "strides": list(segmenter.strides),
                                  "num_res_units": segmenter.num_res_units, "out_channels": N_NETWORK_CLASSES},
                 "spacing_mm": segmenter.spacing_mm, "roi_size": list(segmenter.roi_size), "seed": seed, "epochs": epochs,
-                "n_train_cases": len(train_cases), "n_val_cases": len(val_cases), "best_val_cartilage_dice": best["score"]}
+                "n_train_cases": len(train_cases), "n_val_cases": len(val_cases), "best_val_cartilage_dice": best["score"],
+                "contact_weight": contact_weight, "init_weights": Path(init_weights).name if init_weights else None}
     return TrainResult(net=net.eval(), metadata=metadata, history=history)
 
 
@@ -333,6 +385,7 @@ def render_phantom_cases(n_participants: int, seed: int = 0, geometry=None, prog
             r = render_knee_mri(side, thickness, geometry, site, seed=knee_seed)
             case = SegmentationCase(f"{pid}_{side}", r.image, r.labels, r.affine, side, group=pid)
             case.true_thickness_mm = dict(r.true_thickness_mm)  # type: ignore[attr-defined]
+            case.true_thickness_all_mm = dict(r.true_thickness_all_mm)  # type: ignore[attr-defined]
             cases.append(case)
     return cases
 
@@ -358,12 +411,14 @@ def evaluate_thickness(segmenter, cases: Sequence[SegmentationCase], n_boot: int
     """Mean-thickness error (mm) per subregion against the phantoms' analytic truth, with bootstrap 95% CIs.
 
     Measured twice per case: on the segmenter's output (labels + probabilities, the full pipeline) and on the
-    true label map (the thickness method alone). Cases need a ``true_thickness_mm`` attribute (synthetic phantoms).
+    true label map (the thickness method alone). Cases need a ``true_thickness_mm`` attribute (synthetic phantoms);
+    with ``true_thickness_all_mm`` (the whole footprint, rim tapering to 0 mm) its error is reported too
+    (``mae_all_mm``), for reference: no voxel-based method resolves that rim.
 
     Returns
     -------
     summary, per_case
-        ``summary``: subregion, source, metric (``mae_mm``, ``bias_mm``), estimate, ci_low, ci_high, n.
+        ``summary``: subregion, source, metric (``mae_mm``, ``bias_mm``[, ``mae_all_mm``]), estimate, ci_low, ci_high, n.
     """
     from oa_kit.features.cartilage import measure_cartilage
 
@@ -373,17 +428,22 @@ def evaluate_thickness(segmenter, cases: Sequence[SegmentationCase], n_boot: int
         for source, meas in (("segmenter", measure_cartilage(seg.labels, case.affine, case.side, proba=seg.proba)),
                              ("true_labels", measure_cartilage(case.labels, case.affine, case.side))):
             table = meas.subregion_table().set_index("subregion")
+            full = getattr(case, "true_thickness_all_mm", {})
             for name, truth in case.true_thickness_mm.items():  # type: ignore[attr-defined]
                 rows.append({"case_id": case.case_id, "group": case.group, "source": source, "subregion": name,
-                             "measured_mm": float(table.loc[name, "thickness_mm_mean"]), "true_mm": float(truth)})
+                             "measured_mm": float(table.loc[name, "thickness_mm_mean"]), "true_mm": float(truth),
+                             "true_all_mm": float(full.get(name, np.nan))})
     per_case = pd.DataFrame(rows)
     per_case["error_mm"] = per_case["measured_mm"] - per_case["true_mm"]
+    per_case["error_all_mm"] = per_case["measured_mm"] - per_case["true_all_mm"]
     rng = np.random.default_rng(seed)
     summary = []
     for (source, name), grp in per_case.groupby(["source", "subregion"], sort=False):
         err = grp.groupby("group")["error_mm"].apply(lambda e: e.abs().mean()).to_numpy()
         bias = grp.groupby("group")["error_mm"].mean().to_numpy()
-        for metric, values in (("mae_mm", err), ("bias_mm", bias)):
+        err_all = grp.groupby("group")["error_all_mm"].apply(lambda e: e.abs().mean()).to_numpy()
+        metrics = [("mae_mm", err), ("bias_mm", bias)] + ([("mae_all_mm", err_all)] if np.isfinite(err_all).any() else [])
+        for metric, values in metrics:
             values = values[np.isfinite(values)]
             boots = [rng.choice(values, len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
             summary.append({"subregion": name, "source": source, "metric": metric,
