@@ -85,7 +85,7 @@ def test_blank_roi_gives_nan_and_reason():
 
 def test_missing_spacing_gives_nan_and_feature_keys():
     row = marginal_osteophytes(_roi(np.zeros((280, 280)), spacing=math.nan))
-    assert sorted(row) == sorted(f"osteophyte_mm_{k}" for k in OSTEOPHYTE_SITES)
+    assert sorted(row) == sorted(f"osteophyte_{kind}_{k}" for kind in ("mm", "area_mm2") for k in OSTEOPHYTE_SITES)
     assert all(math.isnan(v) for v in row.values())
     assert "spacing" in measure_osteophytes(_roi(np.zeros((280, 280)), spacing=math.nan)).reason
 

@@ -1,5 +1,5 @@
-"""Radiograph features per knee: KL-model inputs from a cohort's DICOMs, classical marginal-osteophyte lengths (mm),
-and out-of-fold KL-CNN probabilities + embeddings."""
+"""Radiograph features per knee: KL-model inputs from a cohort's DICOMs, classical marginal-osteophyte lengths (mm)
+and spur areas (mm^2), and out-of-fold KL-CNN probabilities + embeddings."""
 from __future__ import annotations
 
 import os
@@ -40,7 +40,8 @@ def radiograph_knee_inputs(paths: list[str | os.PathLike], visit_month: int = 0,
         uint8 (N, S, S) KL-model inputs, one per knee found (right-knee orientation).
     keys : DataFrame
         participant_id, side, visit_month, source_file, qa_flags and the measured marginal osteophyte lengths
-        ``osteophyte_mm_{fm,fl,tm,tl}`` (:func:`oa_kit.imaging.osteophyte.marginal_osteophytes`) — one row per knee,
+        ``osteophyte_mm_{fm,fl,tm,tl}`` and spur areas ``osteophyte_area_mm2_{fm,fl,tm,tl}``
+        (:func:`oa_kit.imaging.osteophyte.marginal_osteophytes`) — one row per knee,
         aligned with X.
     """
     rois, rows = [], []
@@ -59,9 +60,11 @@ def radiograph_knee_inputs(paths: list[str | os.PathLike], visit_month: int = 0,
 
 def kl_feature_table(grader: KLGrader, X: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:
     """Per-knee radiograph features: KL-CNN probabilities ``kl_p0..kl_p4``, predicted grade and ``kl_emb_*`` embedding,
-    plus the measured ``osteophyte_mm_*`` lengths when ``keys`` carries them (:func:`radiograph_knee_inputs`)."""
+    plus the measured ``osteophyte_mm_*`` lengths and ``osteophyte_area_mm2_*`` spur areas when ``keys`` carries them
+    (:func:`radiograph_knee_inputs`)."""
     proba, embedding = grader.predict_proba_and_embed(X)
-    carried = ["participant_id", "side", "visit_month", *[c for c in keys.columns if c.startswith("osteophyte_mm_")]]
+    measured = ("osteophyte_mm_", "osteophyte_area_mm2_")
+    carried = ["participant_id", "side", "visit_month", *[c for c in keys.columns if c.startswith(measured)]]
     table = keys[carried].reset_index(drop=True).copy()
     for k in range(proba.shape[1]):
         table[f"kl_p{k}"] = proba[:, k]

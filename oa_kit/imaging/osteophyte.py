@@ -42,7 +42,8 @@ from scipy import ndimage
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import KneeROI
 
-__all__ = ["OSTEOPHYTE_SITES", "OsteophyteMeasurement", "measure_osteophytes", "marginal_osteophytes"]
+__all__ = ["OSTEOPHYTE_SITES", "OsteophyteMeasurement", "band_extents", "marginal_osteophytes", "measure_osteophytes",
+           "spur_row_offsets"]
 
 #: Output keys, one per joint margin (femoral/tibial x medial/lateral).
 OSTEOPHYTE_SITES = ("fm", "fl", "tm", "tl")
@@ -75,29 +76,51 @@ OPEN_MM = 2.5
 #: (median over 30 spur-free synthetic knees, 3 bilateral renders per site A-E, seed 0, of the band extent over the
 #: ~36.5 mm half-width, minus 1; reproduced by ``python benchmarks/osteophyte.py --normal-margin``).
 NORMAL_MARGIN = {"fm": -0.023, "fl": -0.050, "tm": -0.040, "tl": -0.012}
+#: Spur rows (mm from the bone's own articular surface: above the femoral, below the tibial) where marginal spurs
+#: arise, in a knee of reference half-width ``NOMINAL_HALF_WIDTH_MM`` (scaled with the knee's measured half-width).
+SPUR_ROWS_MM = (2.0, 4.0)
+#: Femoral condyle half-width (mm) of the knee the spur rows and :data:`SPUR_FREE_OFFSET_MM` refer to.
+NOMINAL_HALF_WIDTH_MM = 36.5
+#: Sampling steps (mm) of the joint-line frame: along the joint line (edge profiles) and across it (rows).
+EDGE_STEP_MM = 0.25
+ROW_STEP_MM = 0.5
+#: A row's bone edge is the outermost intensity drop whose gradient reaches this fraction of the condyles' edge gradient.
+EDGE_GRADIENT_FRACTION = 0.3
+#: Edges are searched only this many mm inside the skin (the soft-tissue envelope's own edge is a steep drop too).
+SKIN_GAP_MM = 2.0
+#: Mean spur-row edge offset (mm, nominal knee) from the reference edge of spur-free knees: the spur-free margin the
+#: spur area is measured beyond (median over 30 spur-free synthetic knees, 3 bilateral renders per site A-E, seed 0;
+#: reproduced by ``python benchmarks/osteophyte.py --normal-margin``).
+SPUR_FREE_OFFSET_MM = {"fm": -3.050, "fl": -3.178, "tm": 0.127, "tl": -0.488}
 
 
 @dataclass(frozen=True)
 class OsteophyteMeasurement:
-    """Marginal osteophyte lengths of one ROI and why they are missing, if they are.
+    """Marginal osteophyte lengths and spur areas of one ROI, and why they are missing, if they are.
 
     Attributes
     ----------
     lengths_mm : dict
-        ``{"fm", "fl", "tm", "tl"} -> mm`` (NaN when not measurable).
+        ``{"fm", "fl", "tm", "tl"} -> mm`` outer extent beyond the spur-free margin (NaN when not measurable).
     reason : str
-        Empty when measured; else one line saying why every length is NaN.
+        Empty when measured; else one line saying why every value is NaN.
     joint_rows : dict
         ROI row of the joint line used per compartment (``"medial"``, ``"lateral"``); empty when not measured.
+    areas_mm2 : dict
+        ``{"fm", "fl", "tm", "tl"} -> mm^2`` bone area beyond the spur-free margin in the spur rows (signed: below 0
+        when the margin lies inside the typical spur-free one; NaN when not measurable).
     """
 
     lengths_mm: dict[str, float]
     reason: str = ""
     joint_rows: dict[str, float] = field(default_factory=dict)
+    areas_mm2: dict[str, float] = field(default_factory=lambda: dict.fromkeys(OSTEOPHYTE_SITES, math.nan))
 
     def as_dict(self) -> dict[str, float]:
-        """Feature-table form: ``osteophyte_mm_{fm,fl,tm,tl}`` (mm)."""
-        return {f"osteophyte_mm_{key}": float(self.lengths_mm[key]) for key in OSTEOPHYTE_SITES}
+        """Feature-table form: ``osteophyte_mm_{fm,fl,tm,tl}`` (mm) and ``osteophyte_area_mm2_{fm,fl,tm,tl}`` (mm^2)."""
+        row = {f"osteophyte_mm_{key}": float(self.lengths_mm[key]) for key in OSTEOPHYTE_SITES}
+        row.update({f"osteophyte_area_mm2_{key}": float(self.areas_mm2[key]) for key in OSTEOPHYTE_SITES})
+        return row
 
 
 def marginal_osteophytes(roi: KneeROI) -> dict[str, float]:
@@ -140,32 +163,43 @@ def _px(mm: float, sp: float) -> int:
 
 
 def _measure(pixels: np.ndarray, sp: float) -> OsteophyteMeasurement:
-    """Steps 1-5 of the module docstring on a float ROI at ``sp`` mm/px."""
-    found = band_extents(pixels, sp)
-    if isinstance(found, str):
-        return _missing(found)
-    extents, half, joint_rows = found
+    """Steps 1-6 of the module docstring on a float ROI at ``sp`` mm/px."""
+    knee = _prepare(pixels, sp)
+    if isinstance(knee, str):
+        return _missing(knee)
+    extents, half, joint_rows = _band_extents(knee, sp)
     lengths = {}
     for key, extent in extents.items():
         beyond = (extent - half * (1.0 + NORMAL_MARGIN[key])) * sp
         lengths[key] = max(0.0, float(beyond)) if np.isfinite(beyond) else math.nan
-    return OsteophyteMeasurement(lengths, "", joint_rows)
+    offsets, scale = _spur_row_offsets(knee, sp)
+    height = (SPUR_ROWS_MM[1] - SPUR_ROWS_MM[0]) * scale
+    areas = {key: float((offsets[key] - SPUR_FREE_OFFSET_MM[key] * scale) * height) for key in OSTEOPHYTE_SITES}
+    return OsteophyteMeasurement(lengths, "", joint_rows, areas)
 
 
-def band_extents(pixels: np.ndarray, sp: float) -> tuple[dict[str, float], float, dict[str, float]] | str:
-    """Steps 1-5 before the spur-free margin is subtracted: outer bone extent per margin (px from the knee's centre
-    column), the reference half-width (px) and the joint row per compartment; or the reason no joint was found.
+@dataclass(frozen=True)
+class _Knee:
+    """What steps 1-4 find in one ROI (pixel units): smoothed image, thresholds, reference geometry, joint rows."""
 
-    ``extent / half - 1`` on spur-free knees is what :data:`NORMAL_MARGIN` holds (``benchmarks/osteophyte.py
-    --normal-margin`` recomputes it).
-    """
+    smooth: np.ndarray
+    t_soft: float
+    centre_col: float
+    half: float
+    background: np.ndarray
+    contrast: dict[str, float]
+    joint_rows: dict[str, int]
+
+
+def _prepare(pixels: np.ndarray, sp: float) -> _Knee | str:
+    """Steps 1-4: smoothing, Otsu classes, reference rows, soft-tissue background and joint rows; or why not."""
     from skimage.filters import threshold_multiotsu
 
     smooth = ndimage.gaussian_filter(np.nan_to_num(pixels), SMOOTH_MM / sp)
     if not np.ptp(smooth) > 0:
         return "ROI is blank (constant intensity): no bone, no joint found"
     try:
-        _, t_bone = threshold_multiotsu(smooth, classes=3)
+        t_soft, t_bone = threshold_multiotsu(smooth, classes=3)
     except ValueError:
         return "ROI intensities do not separate into air/soft tissue/bone: no joint found"
     centre_row = smooth.shape[0] // 2
@@ -175,19 +209,139 @@ def band_extents(pixels: np.ndarray, sp: float) -> tuple[dict[str, float], float
     centre_col, half, background, contrast = ref
     if not min(contrast.values()) > 0:
         return "condyles are not brighter than the soft tissue beside them: no joint found"
-    corrected = smooth - background[None, :]
-    extents, joint_rows = {}, {}
+    joint_rows = {compartment: _joint_row(smooth, centre_row, centre_col, sign, contrast[compartment], sp)
+                  for compartment, sign in (("medial", 1), ("lateral", -1))}
+    return _Knee(smooth, float(t_soft), centre_col, half, background, contrast, joint_rows)
+
+
+def band_extents(pixels: np.ndarray, sp: float) -> tuple[dict[str, float], float, dict[str, float]] | str:
+    """Steps 1-5 before the spur-free margin is subtracted: outer bone extent per margin (px from the knee's centre
+    column), the reference half-width (px) and the joint row per compartment; or the reason no joint was found.
+
+    ``extent / half - 1`` on spur-free knees is what :data:`NORMAL_MARGIN` holds (``benchmarks/osteophyte.py
+    --normal-margin`` recomputes it).
+    """
+    knee = _prepare(pixels, sp)
+    return knee if isinstance(knee, str) else _band_extents(knee, sp)
+
+
+def spur_row_offsets(pixels: np.ndarray, sp: float) -> tuple[dict[str, float], float] | str:
+    """Step 6 before the spur-free margin is subtracted: mean bone-edge offset (mm) of the spur rows beyond the
+    reference edge per margin and the knee's scale (reference half-width / :data:`NOMINAL_HALF_WIDTH_MM`); or the
+    reason no joint was found.
+
+    ``offset / scale`` on spur-free knees is what :data:`SPUR_FREE_OFFSET_MM` holds (``benchmarks/osteophyte.py
+    --normal-margin`` recomputes it).
+    """
+    knee = _prepare(pixels, sp)
+    return knee if isinstance(knee, str) else _spur_row_offsets(knee, sp)
+
+
+def _band_extents(knee: _Knee, sp: float) -> tuple[dict[str, float], float, dict[str, float]]:
+    """Step 5: outer bone extent (px from the centre column) per margin, the half-width (px) and the joint rows."""
+    corrected = knee.smooth - knee.background[None, :]
+    extents = {}
     for compartment, sign in (("medial", 1), ("lateral", -1)):
-        row = _joint_row(smooth, centre_row, centre_col, sign, contrast[compartment], sp)
-        joint_rows[compartment] = float(row)
-        mask = corrected > EDGE_FRACTION * contrast[compartment]
+        row = knee.joint_rows[compartment]
+        mask = corrected > EDGE_FRACTION * knee.contrast[compartment]
         bands = {"f": (row - _px(FEMORAL_BAND_MM[1], sp), row - _px(FEMORAL_BAND_MM[0], sp) + 1),
                  "t": (row + _px(TIBIAL_BAND_MM[0], sp), row + _px(TIBIAL_BAND_MM[1], sp) + 1)}
         for bone_name, (r0, r1) in bands.items():
             extents[bone_name + compartment[0]] = _outer_extent(
-                mask[max(0, r0):max(0, r1)], centre_col, sign, half, _px(MAX_LENGTH_MM, sp), _px(OPEN_MM, sp),
-                _px(MAX_GAP_MM, sp))
-    return extents, half, joint_rows
+                mask[max(0, r0):max(0, r1)], knee.centre_col, sign, knee.half, _px(MAX_LENGTH_MM, sp),
+                _px(OPEN_MM, sp), _px(MAX_GAP_MM, sp))
+    return extents, knee.half, {k: float(v) for k, v in knee.joint_rows.items()}
+
+
+def _spur_row_offsets(knee: _Knee, sp: float) -> tuple[dict[str, float], float]:
+    """Step 6: mean spur-row edge offset (mm beyond the reference edge) per margin, and the knee's scale."""
+    scale = knee.half * sp / NOMINAL_HALF_WIDTH_MM
+    rows = knee.joint_rows
+    angle = math.atan2(rows["medial"] - rows["lateral"], 2.0 * np.mean(COMPARTMENT_COLS_MM) / sp)
+    offsets = {}
+    for compartment, sign in (("medial", 1), ("lateral", -1)):
+        patch, u, v = _joint_frame_patch(knee, compartment, sign, angle, scale, sp)
+        edges = _row_edges(patch, u, knee.t_soft, knee.half * sp, reference=_reference_rows(v, scale))
+        reference = np.nanmedian(edges[_reference_rows(v, scale)]) if np.isfinite(edges).any() else math.nan
+        femoral, tibial = _surfaces(patch, u, v, scale)
+        steps = np.arange(SPUR_ROWS_MM[0], SPUR_ROWS_MM[1] + 1e-6, 0.5 * ROW_STEP_MM) * scale
+        for bone_name, rows_at in (("f", femoral - steps), ("t", tibial + steps)):
+            values = np.interp(rows_at, v, edges - reference) if np.isfinite(rows_at).all() else np.array([math.nan])
+            offsets[bone_name + compartment[0]] = _nanmean(values)
+    return offsets, scale
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the finite ``values``; NaN when there are none."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def _reference_rows(v: np.ndarray, scale: float) -> np.ndarray:
+    """Rows of the joint-line frame (``v`` mm) inside the reference rows (widest condyles, above spurs)."""
+    return (v >= -REFERENCE_ROWS_MM[1] * scale) & (v <= -REFERENCE_ROWS_MM[0] * scale)
+
+
+def _joint_frame_patch(knee: _Knee, compartment: str, sign: int, angle: float, scale: float,
+                       sp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The smoothed ROI resampled in one compartment's joint-line frame: rows ``v`` (mm, + distal, 0 at the
+    compartment's joint row, perpendicular to the line joining the two joint rows) by columns ``u`` (mm outward from
+    the knee's centre column, along that line)."""
+    v = np.arange(-(REFERENCE_ROWS_MM[1] + 2.0) * scale, (TIBIAL_BAND_MM[1] + 8.0) * scale, ROW_STEP_MM)
+    u = np.arange(COMPARTMENT_COLS_MM[0] * 0.8, knee.half * sp + MAX_LENGTH_MM + SKIN_GAP_MM + 2.0, EDGE_STEP_MM)
+    middle = 0.5 * (knee.joint_rows["medial"] + knee.joint_rows["lateral"])
+    across = v[:, None] / sp + (knee.joint_rows[compartment] - middle) * math.cos(angle)
+    along = sign * u[None, :] / sp
+    cos, sin = math.cos(angle), math.sin(angle)
+    coords = [middle + across * cos + along * sin, knee.centre_col + along * cos - across * sin]
+    return ndimage.map_coordinates(knee.smooth, coords, order=1, mode="nearest"), u, v
+
+
+def _row_edges(patch: np.ndarray, u: np.ndarray, t_soft: float, half_mm: float, reference: np.ndarray) -> np.ndarray:
+    """Sub-sample bone edge (mm, ``u``) of every patch row: the outermost gradient peak (intensity dropping outward)
+    of at least :data:`EDGE_GRADIENT_FRACTION` of the reference rows' edge gradient, within :data:`MAX_LENGTH_MM`
+    beyond the reference half-width and :data:`SKIN_GAP_MM` inside the skin; NaN where there is none."""
+    drop = -np.gradient(patch, EDGE_STEP_MM, axis=1)
+    peak = np.zeros(patch.shape, bool)
+    peak[:, 1:-1] = (drop[:, 1:-1] >= drop[:, :-2]) & (drop[:, 1:-1] > drop[:, 2:])
+    outside = patch < t_soft
+    skin = np.where(outside.any(axis=1), outside.argmax(axis=1), patch.shape[1]) - int(SKIN_GAP_MM / EDGE_STEP_MM)
+    limit = np.minimum(skin, np.searchsorted(u, half_mm + MAX_LENGTH_MM))
+    inside = np.arange(patch.shape[1])[None, :] < limit[:, None]
+    strongest = np.where(inside, drop, -np.inf)[reference].max(axis=1)
+    if not np.isfinite(strongest).any():
+        return np.full(patch.shape[0], math.nan)
+    ok = peak & inside & (drop >= EDGE_GRADIENT_FRACTION * np.median(strongest[np.isfinite(strongest)]))
+    last = patch.shape[1] - 1 - ok[:, ::-1].argmax(axis=1)
+    i = np.clip(last, 1, patch.shape[1] - 2)
+    rows = np.arange(patch.shape[0])
+    before, at, after = drop[rows, i - 1], drop[rows, i], drop[rows, i + 1]
+    curvature = before - 2.0 * at + after
+    shift = np.where(curvature < 0, 0.5 * (before - after) / np.where(curvature < 0, curvature, -1.0), 0.0)
+    edges = u[0] + EDGE_STEP_MM * (i + np.clip(shift, -0.5, 0.5))
+    return np.where(ok.any(axis=1), edges, math.nan)
+
+
+def _surfaces(patch: np.ndarray, u: np.ndarray, v: np.ndarray, scale: float) -> tuple[float, float]:
+    """Femoral and tibial articular surface rows (mm, ``v``) of the compartment: where its column-mean profile
+    crosses half-way from the joint-space valley to the bone above / below it; NaN when not found."""
+    profile = patch[:, (u >= COMPARTMENT_COLS_MM[0]) & (u <= COMPARTMENT_COLS_MM[1])].mean(axis=1)
+    near = np.abs(v) <= JOINT_SEARCH_MM * 0.6 * scale
+    low = int(np.argmin(np.where(near, profile, np.inf)))
+    reach = np.abs(v - v[low]) <= JOINT_SEARCH_MM * scale
+    surfaces = []
+    for step in (-1, 1):
+        side = np.flatnonzero(reach & (np.sign(np.arange(v.size) - low) == step))[::step]
+        if side.size == 0:
+            return math.nan, math.nan
+        level = 0.5 * (profile[low] + profile[side].max())
+        above = side[profile[side] >= level]
+        if above.size == 0:
+            return math.nan, math.nan
+        j = above[0]
+        p0, p1 = profile[j - step], profile[j]
+        surfaces.append(float(v[j - step] + step * ROW_STEP_MM * (level - p0) / max(p1 - p0, 1e-9)))
+    return surfaces[0], surfaces[1]
 
 
 def _reference(smooth: np.ndarray, bone: np.ndarray, centre_row: int,
