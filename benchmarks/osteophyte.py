@@ -8,7 +8,8 @@ osteophyte lengths and spur areas (``oa_kit.imaging.osteophyte.measure_osteophyt
 * per site and OARSI grade (truth), the within-grade Pearson r of the drawn length with the measured length and with
   the spur area (a measure that tracks spur size within a grade is what carries the size latent below);
 * the 5-fold (participant-grouped) cross-validated R^2 of the image-only osteophyte-size latent ``image_osteophyte_z``
-  from a linear model on the four OARSI osteophyte grades of the feature table, alone, with the four lengths of the
+  from a linear model on the four OARSI osteophyte grades of the feature table (a slope per grade for each
+  measure), alone, with the four lengths of the
   feature table (as the demo measured them), with the lengths measured now, and with lengths + spur areas.
 
 **All numbers come from synthetic images drawn by oa_kit's own renderer; they say the measurement tracks that
@@ -28,12 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
 from oa_kit.imaging.localize import KneeROI, knee_rois
 from oa_kit.imaging.osteophyte import (NORMAL_MARGIN, OSTEOPHYTE_SITES, SPUR_FREE_OFFSET_MM, band_extents,
@@ -148,15 +148,19 @@ def within_grade_table(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def latent_r2(data: pd.DataFrame, measures: list[str], seed: int = 0) -> float:
-    """Cross-validated R^2 of image_osteophyte_z from the OARSI osteophyte grades (one-hot) and ``measures``
-    (lengths also as log1p)."""
-    x = data[GRADES].astype(int).astype(str)
-    steps = [("grade", OneHotEncoder(handle_unknown="ignore"), GRADES)]
-    if measures:
-        lengths = [c for c in measures if "_mm_" in c]
-        x = pd.concat([x, data[measures], np.log1p(data[lengths]).add_prefix("log1p_")], axis=1)
-        steps.append(("measures", StandardScaler(), measures + [f"log1p_{c}" for c in lengths]))
-    model = make_pipeline(ColumnTransformer(steps), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    """Cross-validated R^2 of image_osteophyte_z from the OARSI osteophyte grades (one-hot) and ``measures`` (lengths
+    also as log1p), each measure with a slope per grade of its margin (spur size within a grade is the signal, and
+    1 mm means more at grade 0 than at grade 2)."""
+    grades = data[GRADES].astype(int)
+    x = pd.get_dummies(grades.astype(str)).astype(float)
+    columns = dict(zip(measures, measures))
+    columns.update({f"log1p_{c}": c for c in measures if "_mm_" in c})
+    for name, column in columns.items():
+        values = np.log1p(data[column]) if name.startswith("log1p_") else data[column]
+        margin = column.rsplit("_", 1)[1]
+        for grade in range(4):
+            x[f"{name}_g{grade}"] = values.where(grades[f"osteophyte_{margin}"] == grade, 0.0)
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
     cv = GroupKFold(n_splits=5, shuffle=True, random_state=seed)
     predicted = cross_val_predict(model, x, data["image_osteophyte_z"], cv=cv, groups=data["ID"].to_numpy())
     return float(r2_score(data["image_osteophyte_z"], predicted))

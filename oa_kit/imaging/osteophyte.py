@@ -86,12 +86,10 @@ EDGE_STEP_MM = 0.25
 ROW_STEP_MM = 0.5
 #: A row's bone edge is the outermost intensity drop whose gradient reaches this fraction of the condyles' edge gradient.
 EDGE_GRADIENT_FRACTION = 0.3
-#: Edges are searched only this many mm inside the skin (the soft-tissue envelope's own edge is a steep drop too).
-SKIN_GAP_MM = 2.0
 #: Mean spur-row edge offset (mm, nominal knee) from the reference edge of spur-free knees: the spur-free margin the
 #: spur area is measured beyond (median over 30 spur-free synthetic knees, 3 bilateral renders per site A-E, seed 0;
 #: reproduced by ``python benchmarks/osteophyte.py --normal-margin``).
-SPUR_FREE_OFFSET_MM = {"fm": -3.050, "fl": -3.178, "tm": 0.127, "tl": -0.488}
+SPUR_FREE_OFFSET_MM = {"fm": -3.009, "fl": -3.192, "tm": 0.344, "tl": -0.754}
 
 
 @dataclass(frozen=True)
@@ -257,18 +255,34 @@ def _spur_row_offsets(knee: _Knee, sp: float) -> tuple[dict[str, float], float]:
     """Step 6: mean spur-row edge offset (mm beyond the reference edge) per margin, and the knee's scale."""
     scale = knee.half * sp / NOMINAL_HALF_WIDTH_MM
     rows = knee.joint_rows
-    angle = math.atan2(rows["medial"] - rows["lateral"], 2.0 * np.mean(COMPARTMENT_COLS_MM) / sp)
+    span = 2.0 * float(np.mean(COMPARTMENT_COLS_MM))  # mm between the two compartments' profile centres
+    angle = math.atan2((rows["medial"] - rows["lateral"]) * sp, span)
+    frames = _compartment_frames(knee, angle, scale, sp)
+    # the joint line through the two compartments' mid-gaps, to sub-pixel precision (whole rows tilt it by ~0.6 deg)
+    middle = {c: 0.5 * (frames[c][3] + frames[c][4]) for c in frames}
+    if all(np.isfinite(list(middle.values()))):
+        frames = _compartment_frames(knee, angle + math.atan2(middle["medial"] - middle["lateral"], span), scale, sp)
     offsets = {}
-    for compartment, sign in (("medial", 1), ("lateral", -1)):
-        patch, u, v = _joint_frame_patch(knee, compartment, sign, angle, scale, sp)
-        edges = _row_edges(patch, u, knee.t_soft, knee.half * sp, reference=_reference_rows(v, scale))
-        reference = np.nanmedian(edges[_reference_rows(v, scale)]) if np.isfinite(edges).any() else math.nan
-        femoral, tibial = _surfaces(patch, u, v, scale)
-        steps = np.arange(SPUR_ROWS_MM[0], SPUR_ROWS_MM[1] + 1e-6, 0.5 * ROW_STEP_MM) * scale
+    steps = np.arange(SPUR_ROWS_MM[0], SPUR_ROWS_MM[1] + 1e-6, 0.5 * ROW_STEP_MM) * scale
+    for compartment, (edges, reference, v, femoral, tibial) in frames.items():
         for bone_name, rows_at in (("f", femoral - steps), ("t", tibial + steps)):
             values = np.interp(rows_at, v, edges - reference) if np.isfinite(rows_at).all() else np.array([math.nan])
             offsets[bone_name + compartment[0]] = _nanmean(values)
     return offsets, scale
+
+
+def _compartment_frames(knee: _Knee, angle: float, scale: float,
+                        sp: float) -> dict[str, tuple[np.ndarray, float, np.ndarray, float, float]]:
+    """Per compartment, in its joint-line frame tilted by ``angle``: row edges (mm), reference edge (mm), rows ``v``
+    (mm) and the femoral and tibial surface rows (mm)."""
+    frames = {}
+    for compartment, sign in (("medial", 1), ("lateral", -1)):
+        patch, u, v = _joint_frame_patch(knee, compartment, sign, angle, scale, sp)
+        reference_rows = _reference_rows(v, scale)
+        edges = _row_edges(patch, u, knee.t_soft, knee.half * sp, reference=reference_rows)
+        reference = _nanmean(np.array([np.nanmedian(edges[reference_rows])])) if np.isfinite(edges).any() else math.nan
+        frames[compartment] = (edges, reference, v, *_surfaces(patch, u, v, scale))
+    return frames
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -284,13 +298,13 @@ def _reference_rows(v: np.ndarray, scale: float) -> np.ndarray:
 
 def _joint_frame_patch(knee: _Knee, compartment: str, sign: int, angle: float, scale: float,
                        sp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The smoothed ROI resampled in one compartment's joint-line frame: rows ``v`` (mm, + distal, 0 at the
-    compartment's joint row, perpendicular to the line joining the two joint rows) by columns ``u`` (mm outward from
-    the knee's centre column, along that line)."""
+    """The smoothed ROI resampled in one compartment's joint-line frame: rows ``v`` (mm, + distal, 0 on the joint
+    line, which passes midway between the two compartments' joint rows at the centre column and is tilted by
+    ``angle``) by columns ``u`` (mm outward from the knee's centre column, along that line)."""
     v = np.arange(-(REFERENCE_ROWS_MM[1] + 2.0) * scale, (TIBIAL_BAND_MM[1] + 8.0) * scale, ROW_STEP_MM)
-    u = np.arange(COMPARTMENT_COLS_MM[0] * 0.8, knee.half * sp + MAX_LENGTH_MM + SKIN_GAP_MM + 2.0, EDGE_STEP_MM)
+    u = np.arange(COMPARTMENT_COLS_MM[0] * 0.8, knee.half * sp + MAX_LENGTH_MM + 2.0, EDGE_STEP_MM)
     middle = 0.5 * (knee.joint_rows["medial"] + knee.joint_rows["lateral"])
-    across = v[:, None] / sp + (knee.joint_rows[compartment] - middle) * math.cos(angle)
+    across = v[:, None] / sp
     along = sign * u[None, :] / sp
     cos, sin = math.cos(angle), math.sin(angle)
     coords = [middle + across * cos + along * sin, knee.centre_col + along * cos - across * sin]
@@ -304,10 +318,7 @@ def _row_edges(patch: np.ndarray, u: np.ndarray, t_soft: float, half_mm: float, 
     drop = -np.gradient(patch, EDGE_STEP_MM, axis=1)
     peak = np.zeros(patch.shape, bool)
     peak[:, 1:-1] = (drop[:, 1:-1] >= drop[:, :-2]) & (drop[:, 1:-1] > drop[:, 2:])
-    outside = patch < t_soft
-    skin = np.where(outside.any(axis=1), outside.argmax(axis=1), patch.shape[1]) - int(SKIN_GAP_MM / EDGE_STEP_MM)
-    limit = np.minimum(skin, np.searchsorted(u, half_mm + MAX_LENGTH_MM))
-    inside = np.arange(patch.shape[1])[None, :] < limit[:, None]
+    inside = (u <= half_mm + MAX_LENGTH_MM)[None, :] & (patch >= t_soft)
     strongest = np.where(inside, drop, -np.inf)[reference].max(axis=1)
     if not np.isfinite(strongest).any():
         return np.full(patch.shape[0], math.nan)
