@@ -1,4 +1,4 @@
-"""Classical marginal-osteophyte measurement on PA knee ROIs: horizontal bone extent (mm) beyond the expected margin.
+"""Classical marginal-osteophyte measurement on PA knee ROIs: spur length (mm) and spur area (mm^2) per joint margin.
 
 Method (per :class:`~oa_kit.imaging.localize.KneeROI`, right-knee orientation: medial at the ROI's RIGHT, i.e. higher
 columns, because the right knee's medial side faces the image centre and left knees are mirrored):
@@ -22,14 +22,32 @@ columns, because the right knee's medial side faces the image centre and left kn
    ``FEMORAL_BAND_MM`` above and a tibial band ``TIBIAL_BAND_MM`` below each compartment's joint line. Its distance
    beyond ``h * (1 + NORMAL_MARGIN)`` (the band extent of a spur-free knee), floored at 0, is the length; a band with
    no bone at all gives NaN for that margin.
+6. **Spur area** (sub-pixel, no threshold): the smoothed ROI is resampled (``EDGE_STEP_MM`` along, ``ROW_STEP_MM``
+   across) in a joint-line frame per compartment: the joint line runs through the two compartments' joint-space
+   mid-gaps (refined to sub-pixel from a first pass, as whole joint rows tilt it by up to ~0.6 deg, i.e. ~0.2 mm at
+   the tibial margin). In each frame row the bone edge is the outermost peak of the outward intensity drop that
+   reaches ``EDGE_GRADIENT_FRACTION`` of the condyles' edge gradient (reference rows) where the image is still
+   above the air/soft-tissue Otsu threshold (so the skin's drop never counts), located to sub-sample precision by a
+   parabola through the peak. The femoral and tibial articular surfaces are where the compartment's column-mean
+   profile crosses half-way from the joint-space valley to the bone. Spurs arise at the margin's corner, so the
+   spur rows are ``SPUR_ROWS_MM`` from each surface (above the femoral, below the tibial one; scaled by
+   ``h / NOMINAL_HALF_WIDTH_MM``). The mean edge offset of the spur rows beyond the reference edge, minus the same
+   offset of a spur-free knee (``SPUR_FREE_OFFSET_MM``, scaled likewise), times the spur rows' height is the area
+   (signed: a margin inside the typical spur-free one reads below 0). Edge positions average the noise of every
+   pixel across the edge and all spur rows, so the area tracks sub-millimetre differences in spur size that a
+   thresholded extent cannot.
 
 The lengths are the part of the spur that stands out as bone against soft tissue. On the synthetic cohort they track
 the drawn lengths (r 0.7-0.9 per margin, ``benchmarks/osteophyte.py``), but single knees scatter: thin femoral spur
 tips fade into the soft tissue (lengths read short), a spur whose faint base leaves a gap wider than ``MAX_GAP_MM``
 is missed, a detached spur body can overshoot, and the medial tibial plateau's own thin rim now and then reads as a
 few mm of spur. Use the lengths as a feature, not as a per-knee measurement to report.
-``NORMAL_MARGIN`` was measured on spur-free synthetic knees (``oa_kit.synth.radiograph``), so on real radiographs it is
-a starting point, not a calibration.
+The areas track spur size within an OARSI grade, where the lengths do not (on the synthetic cohort's 1000 knees,
+within-grade r with the drawn length at grade 0, whose spurs are 0.15-1.75 mm, is about 0.6-0.8 per margin against
+-0.1-0.3 for the lengths; ``benchmarks/osteophyte.py``). A spur that reaches the joint line and merges with its
+opposite spur can read small. ``NORMAL_MARGIN`` and ``SPUR_FREE_OFFSET_MM`` were measured on spur-free synthetic
+knees (``oa_kit.synth.radiograph``) and the spur rows chosen on synthetic knees, so on real radiographs they are a
+starting point, not a calibration.
 """
 from __future__ import annotations
 
@@ -84,7 +102,8 @@ NOMINAL_HALF_WIDTH_MM = 36.5
 #: Sampling steps (mm) of the joint-line frame: along the joint line (edge profiles) and across it (rows).
 EDGE_STEP_MM = 0.25
 ROW_STEP_MM = 0.5
-#: A row's bone edge is the outermost intensity drop whose gradient reaches this fraction of the condyles' edge gradient.
+#: A row's bone edge is the outermost intensity drop whose gradient reaches this fraction of the condyles' edge
+#: gradient.
 EDGE_GRADIENT_FRACTION = 0.3
 #: Mean spur-row edge offset (mm, nominal knee) from the reference edge of spur-free knees: the spur-free margin the
 #: spur area is measured beyond (median over 30 spur-free synthetic knees, 3 bilateral renders per site A-E, seed 0;
@@ -280,7 +299,8 @@ def _compartment_frames(knee: _Knee, angle: float, scale: float,
         patch, u, v = _joint_frame_patch(knee, compartment, sign, angle, scale, sp)
         reference_rows = _reference_rows(v, scale)
         edges = _row_edges(patch, u, knee.t_soft, knee.half * sp, reference=reference_rows)
-        reference = _nanmean(np.array([np.nanmedian(edges[reference_rows])])) if np.isfinite(edges).any() else math.nan
+        known = edges[reference_rows][np.isfinite(edges[reference_rows])]
+        reference = float(np.median(known)) if known.size else math.nan
         frames[compartment] = (edges, reference, v, *_surfaces(patch, u, v, scale))
     return frames
 
@@ -313,8 +333,9 @@ def _joint_frame_patch(knee: _Knee, compartment: str, sign: int, angle: float, s
 
 def _row_edges(patch: np.ndarray, u: np.ndarray, t_soft: float, half_mm: float, reference: np.ndarray) -> np.ndarray:
     """Sub-sample bone edge (mm, ``u``) of every patch row: the outermost gradient peak (intensity dropping outward)
-    of at least :data:`EDGE_GRADIENT_FRACTION` of the reference rows' edge gradient, within :data:`MAX_LENGTH_MM`
-    beyond the reference half-width and :data:`SKIN_GAP_MM` inside the skin; NaN where there is none."""
+    of at least :data:`EDGE_GRADIENT_FRACTION` of the ``reference`` rows' edge gradient, within :data:`MAX_LENGTH_MM`
+    beyond the reference half-width ``half_mm`` and where the patch is above ``t_soft`` (the air/soft-tissue
+    threshold, which leaves out the skin's drop); NaN where there is none."""
     drop = -np.gradient(patch, EDGE_STEP_MM, axis=1)
     peak = np.zeros(patch.shape, bool)
     peak[:, 1:-1] = (drop[:, 1:-1] >= drop[:, :-2]) & (drop[:, 1:-1] > drop[:, 2:])
