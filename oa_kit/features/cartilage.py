@@ -9,7 +9,8 @@ A bone point counts as covered when its ray's occupancy reaches 0.5, i.e. where 
 a voxel thick along the ray; plate means are area-weighted over covered points. A rim that tapers to zero is
 therefore measured only down to that thickness: its thinner margin (< ~0.25 mm at 0.5 mm voxels) is below what the
 voxels resolve, and a reference mean that includes it down to 0 mm is lower than the measured one (on the synthetic
-phantoms' patella ~0.1 mm; see tests/test_features_cartilage.py::test_tapered_cap_local_thickness_and_rim).
+phantoms' patella ~0.1 mm; see tests/test_features_cartilage.py::test_tapered_cap_local_thickness_and_rim). The
+phantoms' truth therefore counts cartilage at least ``oa_kit.synth.mri.TRUTH_MIN_THICKNESS_MM`` (0.1 mm) thick.
 
 Work is confined to each plate's bounding box (grown by the rays' reach and the normal smoothing), so the cost
 follows the cartilage, not the field of view.
