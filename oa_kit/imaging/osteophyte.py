@@ -141,7 +141,8 @@ class OsteophyteMeasurement:
 
 
 def marginal_osteophytes(roi: KneeROI) -> dict[str, float]:
-    """Marginal osteophyte lengths (mm) at the four tibiofemoral margins of a knee ROI, for the feature table.
+    """Marginal osteophyte lengths (mm) and spur areas (mm^2) at the four tibiofemoral margins of a knee ROI, for the
+    feature table.
 
     Parameters
     ----------
@@ -151,21 +152,24 @@ def marginal_osteophytes(roi: KneeROI) -> dict[str, float]:
     Returns
     -------
     dict
-        ``osteophyte_mm_fm``, ``osteophyte_mm_fl``, ``osteophyte_mm_tm``, ``osteophyte_mm_tl`` in mm; all NaN when the
-        ROI has no spacing or no joint is found (:func:`measure_osteophytes` gives the reason).
+        ``osteophyte_mm_fm``, ``osteophyte_mm_fl``, ``osteophyte_mm_tm``, ``osteophyte_mm_tl`` in mm (outer extent
+        beyond the spur-free margin, floored at 0) and ``osteophyte_area_mm2_fm`` ... ``osteophyte_area_mm2_tl`` in mm^2
+        (spur area beyond the spur-free margin in the spur rows, signed; tracks spur size within an OARSI grade); all
+        NaN when the ROI has no spacing or no joint is found (:func:`measure_osteophytes` gives the reason).
     """
     return measure_osteophytes(roi).as_dict()
 
 
 def measure_osteophytes(roi: KneeROI) -> OsteophyteMeasurement:
-    """Measure the four marginal osteophyte lengths (mm) of ``roi``; NaN with a reason when not measurable."""
+    """Measure the four marginal osteophyte lengths (mm) and spur areas (mm^2) of ``roi``; NaN with a reason when not
+    measurable."""
     if not isinstance(roi, KneeROI):
         raise OAKitError(f"roi: got {type(roi).__name__}; expected oa_kit.imaging.localize.KneeROI (from knee_rois)")
     pixels = np.asarray(roi.pixels, dtype=np.float32)
     if pixels.ndim != 2 or min(pixels.shape) < 16:
         raise OAKitError(f"roi.pixels: got shape {pixels.shape}; expected a 2-D ROI of at least 16 x 16 pixels")
     if not (np.isfinite(roi.spacing_mm) and roi.spacing_mm > 0):
-        return _missing("ROI has no pixel spacing (missing_spacing): lengths in mm cannot be measured")
+        return _missing("ROI has no pixel spacing (missing_spacing): lengths and areas in mm cannot be measured")
     return _measure(pixels, float(roi.spacing_mm))
 
 
