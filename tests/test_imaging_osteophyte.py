@@ -9,7 +9,8 @@ import pytest
 
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import KneeROI, knee_rois
-from oa_kit.imaging.osteophyte import OSTEOPHYTE_SITES, marginal_osteophytes, measure_osteophytes
+from oa_kit.imaging.osteophyte import (OSTEOPHYTE_SITES, band_extents, marginal_osteophytes, measure_osteophytes,
+                                       spur_row_offsets)
 from oa_kit.io.radiograph import Radiograph, read_radiograph
 
 SITES = "ABCDE"
@@ -158,3 +159,9 @@ def test_bad_input_raises():
         marginal_osteophytes(np.zeros((280, 280)))
     with pytest.raises(OAKitError, match="roi.pixels"):
         marginal_osteophytes(_roi(np.zeros((8, 8))))
+    with pytest.raises(OAKitError, match="pixels"):
+        spur_row_offsets(np.zeros((280, 280, 3)), 0.5)
+    with pytest.raises(OAKitError, match="spacing"):
+        spur_row_offsets(np.zeros((280, 280)), 0.0)
+    with pytest.raises(OAKitError, match="spacing"):
+        band_extents(np.zeros((280, 280)), math.nan)

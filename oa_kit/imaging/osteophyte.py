@@ -165,12 +165,20 @@ def measure_osteophytes(roi: KneeROI) -> OsteophyteMeasurement:
     measurable."""
     if not isinstance(roi, KneeROI):
         raise OAKitError(f"roi: got {type(roi).__name__}; expected oa_kit.imaging.localize.KneeROI (from knee_rois)")
-    pixels = np.asarray(roi.pixels, dtype=np.float32)
-    if pixels.ndim != 2 or min(pixels.shape) < 16:
-        raise OAKitError(f"roi.pixels: got shape {pixels.shape}; expected a 2-D ROI of at least 16 x 16 pixels")
+    pixels = _checked_pixels(roi.pixels, "roi.pixels")
     if not (np.isfinite(roi.spacing_mm) and roi.spacing_mm > 0):
         return _missing("ROI has no pixel spacing (missing_spacing): lengths and areas in mm cannot be measured")
     return _measure(pixels, float(roi.spacing_mm))
+
+
+def _checked_pixels(pixels: np.ndarray, name: str, sp: float = 1.0) -> np.ndarray:
+    """``pixels`` as float32 after checking it is a 2-D ROI of at least 16 x 16 and ``sp`` a positive spacing (mm)."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 2 or min(pixels.shape) < 16:
+        raise OAKitError(f"{name}: got shape {pixels.shape}; expected a 2-D ROI of at least 16 x 16 pixels")
+    if not (np.isfinite(sp) and sp > 0):
+        raise OAKitError(f"sp: got {sp!r}; expected the ROI's pixel spacing in mm (> 0)")
+    return pixels
 
 
 def _missing(reason: str) -> OsteophyteMeasurement:
@@ -242,7 +250,7 @@ def band_extents(pixels: np.ndarray, sp: float) -> tuple[dict[str, float], float
     ``extent / half - 1`` on spur-free knees is what :data:`NORMAL_MARGIN` holds (``benchmarks/osteophyte.py
     --normal-margin`` recomputes it).
     """
-    knee = _prepare(pixels, sp)
+    knee = _prepare(_checked_pixels(pixels, "pixels", sp), sp)
     return knee if isinstance(knee, str) else _band_extents(knee, sp)
 
 
@@ -254,7 +262,7 @@ def spur_row_offsets(pixels: np.ndarray, sp: float) -> tuple[dict[str, float], f
     ``offset / scale`` on spur-free knees is what :data:`SPUR_FREE_OFFSET_MM` holds (``benchmarks/osteophyte.py
     --normal-margin`` recomputes it).
     """
-    knee = _prepare(pixels, sp)
+    knee = _prepare(_checked_pixels(pixels, "pixels", sp), sp)
     return knee if isinstance(knee, str) else _spur_row_offsets(knee, sp)
 
 
