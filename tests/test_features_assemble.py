@@ -221,6 +221,36 @@ def test_derived_features_are_fitted_on_training_rows_only():
     assert (out["jsw_min_resid_z"] <= out[["jsw_medial_resid_z", "jsw_lateral_resid_z"]].min(axis=1) + 1e-12).all()
 
 
+def test_osteophyte_size_beyond_grade_tracks_the_size_factor_and_is_fitted_on_training_rows():
+    rng = np.random.default_rng(4)
+    n = 300
+    table, _ = _knee_measurements(n, seed=4)
+    o = rng.standard_normal(n)                                  # knee-level spur size factor beyond the grades
+    for k, margin in enumerate(("fm", "fl", "tm", "tl")):
+        grade = rng.integers(0, 4, n) if k else np.minimum(rng.integers(0, 5, n), 3)
+        table[f"osteophyte_{margin}"] = grade.astype(float)
+        area = (2.0 + 6.0 * grade) * np.exp(0.35 * o + rng.normal(0, 0.1, n))
+        table[f"osteophyte_area_mm2_{margin}"] = area
+        table[f"osteophyte_mm_{margin}"] = np.sqrt(area)
+    table.loc[5, "osteophyte_area_mm2_fm"] = np.nan              # one margin unmeasured: the others still count
+    table.loc[6, [f"osteophyte_{m}" for m in ("fm", "fl", "tm", "tl")]] = np.nan   # never graded: no value
+    train, test = table.iloc[:200], table.iloc[200:].copy()
+    derived = DerivedFeatures().fit(train)
+    assert set(derived.osteophyte_fits_) == {f"osteophyte_area_mm2_{m}" for m in ("fm", "fl", "tm", "tl")}
+    out = derived.transform(table)["osteophyte_resid_z"]
+    assert np.corrcoef(out.drop(index=6), np.delete(o, 6))[0, 1] > 0.95
+    assert np.isfinite(out[5]) and np.isnan(out[6])
+    test["osteophyte_area_mm2_tm"] *= 100                         # test rows never move the fitted references
+    assert DerivedFeatures().fit(train).to_dict() == derived.to_dict()
+    assert (derived.transform(test)["osteophyte_resid_z"] > derived.transform(table.iloc[200:])["osteophyte_resid_z"]).all()
+    asm = FeatureAssembler(derived="replace", n_components=2).fit(train)
+    assert "osteophyte_resid_z" in asm.feature_names_out_ and asm.feature_families_["osteophyte_resid_z"] == "radiograph"
+    assert not any(c.startswith(("osteophyte_mm_", "osteophyte_area_mm2_")) for c in asm.feature_names_out_)
+    assert "osteophyte_fm" in asm.feature_names_out_              # the grades themselves stay
+    with pytest.raises(OAKitError, match="osteophyte_area_mm2_tl"):
+        derived.transform(table.drop(columns="osteophyte_area_mm2_tl"))
+
+
 def test_derived_replace_keeps_summaries_drops_raw_inputs_and_round_trips():
     import json
 

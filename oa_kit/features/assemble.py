@@ -160,7 +160,11 @@ WEIGHT_BEARING_REGIONS: dict[str, tuple[str, ...]] = {
 #: Derived feature → known direction of its effect on progression risk (LightGBM monotone constraint).
 DERIVED_DIRECTIONS: dict[str, int] = {
     "jsw_medial_resid_z": -1, "jsw_lateral_resid_z": -1, "jsw_min_resid_z": -1,
-    "thickness_loss_medial": 1, "thickness_loss_lateral": 1, "thickness_loss_max": 1}
+    "thickness_loss_medial": 1, "thickness_loss_lateral": 1, "thickness_loss_max": 1, "osteophyte_resid_z": 1}
+#: Marginal osteophyte sites (femoral/tibial x medial/lateral): reading grade ``osteophyte_<m>`` and measured size.
+OSTEOPHYTE_MARGINS: tuple[str, ...] = ("fm", "fl", "tm", "tl")
+#: Fewest training knees with a grade for its own reference size (else the grade's value on a line over grades).
+MIN_KNEES_PER_GRADE = 5
 DERIVED_MODES: tuple[str, ...] = ("none", "add", "replace")
 
 
@@ -184,6 +188,11 @@ def _min_jsw(raw: pd.DataFrame, compartment: str) -> tuple[np.ndarray | None, li
         return np.nanmin(values, axis=1), sorted(set(cols) | set(profile))
 
 
+def _osteophyte_size_column(columns: Sequence[str], margin: str) -> str | None:
+    """Measured size of a margin's osteophyte: spur area ``osteophyte_area_mm2_<m>`` or else length ``osteophyte_mm_<m>``."""
+    return next((c for c in (f"osteophyte_area_mm2_{margin}", f"osteophyte_mm_{margin}") if c in columns), None)
+
+
 def _thickness_columns(columns: Sequence[str], region: str) -> list[str]:
     """Mean-thickness column of a region: ``thickness_mm_mean_<region>`` (segmenter) or ``thickness_mm_<region>``."""
     return [c for c in (f"thickness_mm_mean_{region}", f"thickness_mm_{region}") if c in columns][:1]
@@ -194,8 +203,10 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
 
     JSW residuals: per compartment, least squares ``min JSW (mm) ~ 1 + female + JSN grade`` on the training knees;
     the feature is the residual divided by the residual SD. Thickness loss: ``1 − thickness / median`` with the median
-    per sex over the training knees, averaged over the compartment's weight-bearing regions. A feature whose inputs are
-    absent is not produced.
+    per sex over the training knees, averaged over the compartment's weight-bearing regions. Osteophyte size beyond
+    grade: per margin, ``log(1 + measured size)`` minus its training mean for the knee's OARSI grade, over the pooled
+    residual SD, averaged over the margins measured (a large spur for its grade raises the risk). A feature whose
+    inputs are absent is not produced.
 
     Attributes
     ----------
@@ -203,6 +214,8 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
         compartment → {"coef": [intercept, female, jsn], "sd": residual SD (mm)}.
     thickness_medians_ : dict
         column → {"female": mm, "male": mm, "all": mm}.
+    osteophyte_fits_ : dict
+        size column → {"grade_column": str, "means": [log size per OARSI grade 0-3], "sd": pooled residual SD}.
     consumed_ : list of str
         Raw columns these features summarise (dropped by ``FeatureAssembler(derived="replace")``).
     feature_names_out_ : list of str
@@ -236,10 +249,47 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
                     part = values[female == flag] if female is not None else values[:0]
                     med[name] = float(np.nanmedian(part)) if np.isfinite(part).any() else med["all"]
                 self.thickness_medians_[col] = med
+        self.osteophyte_fits_ = self._fit_osteophytes(X)
+        consumed.update(c for c in X.columns if str(c).startswith(("osteophyte_mm_", "osteophyte_area_mm2_"))
+                        and self.osteophyte_fits_)
         consumed.update(c for c in X.columns if family_of(c) == "mri" and not str(c).startswith("mri_emb_"))
         self.consumed_ = sorted(consumed)
         self.feature_names_out_ = list(self.transform(X.iloc[:1]).columns)
         return self
+
+    @staticmethod
+    def _fit_osteophytes(X: pd.DataFrame) -> dict[str, dict]:
+        """Per margin with a grade and a measured size: mean log size per OARSI grade and the pooled residual SD."""
+        fits = {}
+        for margin in OSTEOPHYTE_MARGINS:
+            size_col, grade_col = _osteophyte_size_column(X.columns, margin), f"osteophyte_{margin}"
+            if size_col is None or grade_col not in X.columns:
+                continue
+            size = np.log1p(X[size_col].to_numpy(dtype=float, na_value=np.nan).clip(min=0.0))
+            grade = X[grade_col].to_numpy(dtype=float, na_value=np.nan)
+            ok = np.isfinite(size) & np.isin(grade, [0, 1, 2, 3])
+            if len(np.unique(grade[ok])) < 2:
+                continue
+            line = np.polyfit(grade[ok], size[ok], 1)
+            counts = [int((grade[ok] == g).sum()) for g in range(4)]
+            means = [float(size[ok][grade[ok] == g].mean()) if counts[g] >= MIN_KNEES_PER_GRADE
+                     else float(np.polyval(line, g)) for g in range(4)]
+            sd = float(np.std(size[ok] - np.asarray(means)[grade[ok].astype(int)]))
+            fits[size_col] = {"grade_column": grade_col, "means": means, "sd": sd if sd > 0 else 1.0}
+        return fits
+
+    def _osteophyte_z(self, X: pd.DataFrame) -> np.ndarray | None:
+        """Mean over margins of the osteophyte size residual z (NaN where no margin is measured and graded)."""
+        parts = []
+        for size_col, fit in self.osteophyte_fits_.items():
+            if size_col not in X.columns or fit["grade_column"] not in X.columns:
+                raise OAKitError(f"{size_col}: osteophyte size or grade column missing at transform; expected those seen at fit")
+            size = np.log1p(X[size_col].to_numpy(dtype=float, na_value=np.nan).clip(min=0.0))
+            grade = X[fit["grade_column"]].to_numpy(dtype=float, na_value=np.nan)
+            graded = np.isin(grade, [0, 1, 2, 3])
+            ref = np.where(graded, np.asarray(fit["means"])[np.where(graded, grade, 0).astype(int)], np.nan)
+            parts.append((size - ref) / fit["sd"])
+        return np.nanmean(np.column_stack(parts), axis=1) if parts else None
 
     @staticmethod
     def _design(X: pd.DataFrame, comp: str, female: np.ndarray | None) -> np.ndarray:
@@ -274,6 +324,9 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
         out.update(losses)
         if len(losses) == 2:
             out["thickness_loss_max"] = np.nanmax(np.column_stack(list(losses.values())), axis=1)
+        osteophyte = self._osteophyte_z(X)
+        if osteophyte is not None:
+            out["osteophyte_resid_z"] = osteophyte
         return out
 
     def _loss(self, X: pd.DataFrame, col: str, female: np.ndarray | None) -> np.ndarray:
@@ -286,7 +339,8 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
 
     def to_dict(self) -> dict:
         """JSON-ready fitted state."""
-        return {"jsw_fits": self.jsw_fits_, "thickness_medians": self.thickness_medians_, "consumed": self.consumed_,
+        return {"jsw_fits": self.jsw_fits_, "thickness_medians": self.thickness_medians_,
+                "osteophyte_fits": self.osteophyte_fits_, "consumed": self.consumed_,
                 "feature_names_out": self.feature_names_out_}
 
     @classmethod
@@ -294,6 +348,7 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
         """Rebuild from :meth:`to_dict` output."""
         obj = cls()
         obj.jsw_fits_, obj.thickness_medians_ = dict(state["jsw_fits"]), dict(state["thickness_medians"])
+        obj.osteophyte_fits_ = dict(state.get("osteophyte_fits", {}))   # models saved before it have none
         obj.consumed_, obj.feature_names_out_ = list(state["consumed"]), list(state["feature_names_out"])
         return obj
 
