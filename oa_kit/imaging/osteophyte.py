@@ -288,11 +288,14 @@ def _spur_row_offsets(knee: _Knee, sp: float) -> tuple[dict[str, float], float]:
     rows = knee.joint_rows
     span = 2.0 * float(np.mean(COMPARTMENT_COLS_MM))  # mm between the two compartments' profile centres
     angle = math.atan2((rows["medial"] - rows["lateral"]) * sp, span)
-    frames = _compartment_frames(knee, angle, scale, sp)
     # the joint line through the two compartments' mid-gaps, to sub-pixel precision (whole rows tilt it by ~0.6 deg)
-    middle = {c: 0.5 * (frames[c][3] + frames[c][4]) for c in frames}
+    middle = {}
+    for compartment, sign in (("medial", 1), ("lateral", -1)):
+        patch, u, v = _joint_frame_patch(knee, sign, angle, scale, sp, outer_mm=COMPARTMENT_COLS_MM[1])
+        middle[compartment] = float(np.mean(_surfaces(patch, u, v, scale)))
     if all(np.isfinite(list(middle.values()))):
-        frames = _compartment_frames(knee, angle + math.atan2(middle["medial"] - middle["lateral"], span), scale, sp)
+        angle += math.atan2(middle["medial"] - middle["lateral"], span)
+    frames = _compartment_frames(knee, angle, scale, sp)
     offsets = {}
     steps = np.arange(SPUR_ROWS_MM[0], SPUR_ROWS_MM[1] + 1e-6, 0.5 * ROW_STEP_MM) * scale
     for compartment, (edges, reference, v, femoral, tibial) in frames.items():
@@ -308,7 +311,7 @@ def _compartment_frames(knee: _Knee, angle: float, scale: float,
     (mm) and the femoral and tibial surface rows (mm)."""
     frames = {}
     for compartment, sign in (("medial", 1), ("lateral", -1)):
-        patch, u, v = _joint_frame_patch(knee, compartment, sign, angle, scale, sp)
+        patch, u, v = _joint_frame_patch(knee, sign, angle, scale, sp, outer_mm=knee.half * sp + MAX_LENGTH_MM + 2.0)
         reference_rows = _reference_rows(v, scale)
         edges = _row_edges(patch, u, knee.t_soft, knee.half * sp, reference=reference_rows)
         known = edges[reference_rows][np.isfinite(edges[reference_rows])]
@@ -328,13 +331,14 @@ def _reference_rows(v: np.ndarray, scale: float) -> np.ndarray:
     return (v >= -REFERENCE_ROWS_MM[1] * scale) & (v <= -REFERENCE_ROWS_MM[0] * scale)
 
 
-def _joint_frame_patch(knee: _Knee, compartment: str, sign: int, angle: float, scale: float,
-                       sp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The smoothed ROI resampled in one compartment's joint-line frame: rows ``v`` (mm, + distal, 0 on the joint
-    line, which passes midway between the two compartments' joint rows at the centre column and is tilted by
-    ``angle``) by columns ``u`` (mm outward from the knee's centre column, along that line)."""
+def _joint_frame_patch(knee: _Knee, sign: int, angle: float, scale: float, sp: float,
+                       outer_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The smoothed ROI resampled in the joint-line frame of the compartment on side ``sign``: rows ``v`` (mm,
+    + distal, 0 on the joint line, which passes midway between the two compartments' joint rows at the centre column
+    and is tilted by ``angle``) by columns ``u`` (mm outward from the knee's centre column along that line, up to
+    ``outer_mm``)."""
     v = np.arange(-(REFERENCE_ROWS_MM[1] + 2.0) * scale, (TIBIAL_BAND_MM[1] + 8.0) * scale, ROW_STEP_MM)
-    u = np.arange(COMPARTMENT_COLS_MM[0] * 0.8, knee.half * sp + MAX_LENGTH_MM + 2.0, EDGE_STEP_MM)
+    u = np.arange(COMPARTMENT_COLS_MM[0] * 0.8, outer_mm + EDGE_STEP_MM, EDGE_STEP_MM)
     middle = 0.5 * (knee.joint_rows["medial"] + knee.joint_rows["lateral"])
     across = v[:, None] / sp
     along = sign * u[None, :] / sp
