@@ -115,6 +115,12 @@ def test_plain_language_text():
     assert describe_feature("jsw_medial_mm", 3.14) == "medial joint space 3.1 mm"
     assert describe_feature("thickness_mm_tibial_medial", 1.87) == "tibial medial cartilage thickness 1.9 mm"
     assert describe_feature("xr_osteophyte_mm_FM", 3.79) == "femoral medial osteophyte 3.8 mm"
+    assert describe_feature("osteophyte_area_mm2_tl", 2.34) == "tibial lateral osteophyte area 2.3 mm²"
+    assert describe_feature("osteophyte_resid_z", 0.84) == "osteophytes large for their grade (+0.8 SD)"
+    assert describe_feature("jsw_medial_resid_z", -1.24) == \
+        "medial joint space narrower than expected for sex and JSN (-1.2 SD)"
+    assert describe_feature("thickness_loss_medial", 0.12) == "medial weight-bearing cartilage 12% thinner than typical for sex"
+    assert describe_feature("thickness_loss_max", -0.05) == "weight-bearing cartilage 5% thicker than typical for sex"
     assert describe_feature("jsw_lateral_x700_mm", 6.04) == "lateral joint space at x=0.700 6.0 mm"
     fam = family_text(pd.Series({"clinical": 0.3, "radiograph": 0.8, "mri": -0.5}))
     assert fam == "radiograph findings +0.80, MRI cartilage -0.50, clinical factors +0.30 (log-odds)"

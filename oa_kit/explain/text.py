@@ -52,14 +52,18 @@ def describe_feature(feature: str, value: float) -> str:
         label, fmt = NUMERIC_LABELS[feature]
         text = fmt.format(value)
         return label.format(text) if "{}" in label else f"{label} {text}"
+    derived = _describe_derived(feature, value)
+    if derived:
+        return derived
     if "thickness" in feature:
         region = feature.split("thickness_mm_")[-1].replace("_", " ")
         return f"{region} cartilage thickness {value:.1f} mm"
-    match = re.search(r"osteophyte_mm_([FT])([ML])$", feature, flags=re.IGNORECASE)
+    match = re.search(r"osteophyte_(mm|area_mm2)_([FT])([ML])$", feature, flags=re.IGNORECASE)
     if match:
-        bone = {"F": "femoral", "T": "tibial"}[match.group(1).upper()]
-        side = {"M": "medial", "L": "lateral"}[match.group(2).upper()]
-        return f"{bone} {side} osteophyte {value:.1f} mm"
+        bone = {"F": "femoral", "T": "tibial"}[match.group(2).upper()]
+        side = {"M": "medial", "L": "lateral"}[match.group(3).upper()]
+        return f"{bone} {side} osteophyte {value:.1f} mm" if match.group(1) == "mm" else \
+            f"{bone} {side} osteophyte area {value:.1f} mm²"
     match = re.match(r"jsw_(medial|lateral)(?:_x(\d+))?_mm$", feature)
     if match:
         where = f" at x={int(match.group(2)) / 1000:.3f}" if match.group(2) else ""
@@ -67,6 +71,21 @@ def describe_feature(feature: str, value: float) -> str:
     if feature.endswith("_mm"):
         return f"{feature[:-3].replace('_', ' ')} {value:.1f} mm"
     return f"{feature.replace('_', ' ')} {value:.3g}"
+
+
+def _describe_derived(feature: str, value: float) -> str | None:
+    """Phrase for the derived summaries of ``oa_kit.features.assemble.DerivedFeatures``, or None for other features."""
+    if feature == "osteophyte_resid_z":
+        return f"osteophytes {'large' if value >= 0 else 'small'} for their grade ({value:+.1f} SD)"
+    match = re.fullmatch(r"jsw_(medial|lateral|min)_resid_z", feature)
+    if match:
+        where = "narrowest" if match.group(1) == "min" else match.group(1)
+        return f"{where} joint space {'wider' if value >= 0 else 'narrower'} than expected for sex and JSN ({value:+.1f} SD)"
+    match = re.fullmatch(r"thickness_loss_(medial|lateral|max)", feature)
+    if match:
+        where = "weight-bearing" if match.group(1) == "max" else f"{match.group(1)} weight-bearing"
+        return f"{where} cartilage {abs(value):.0%} {'thinner' if value >= 0 else 'thicker'} than typical for sex"
+    return None
 
 
 def _merged_contributions(shap_row: pd.Series, value_row: pd.Series) -> list[tuple[str, float]]:
