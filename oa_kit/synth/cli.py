@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--n-participants", default=None, help="override the preset's number of participants")
     parser.add_argument("--no-images", action="store_true", help="write tables and truth only (no DICOM/NIfTI)")
     parser.add_argument("--jobs", default="1", help="worker processes for rendering images (default 1)")
+    parser.add_argument("--resume", action="store_true",
+                        help="build in OUT.partial and continue an interrupted --resume run found there (participants "
+                             "already rendered are kept; same preset, seed, size and images required)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=handle)
 
@@ -48,7 +51,8 @@ def handle(args: argparse.Namespace) -> int:
     if jobs < 1:
         raise OAKitError(f"--jobs: {jobs} is not positive; expected ≥ 1")
     out = generate_cohort(args.preset, Path(args.out), seed=seed, overwrite=args.overwrite,
-                          images=not args.no_images, progress=not args.quiet, n_participants=n, n_jobs=jobs)
+                          images=not args.no_images, progress=not args.quiet, n_participants=n, n_jobs=jobs,
+                          resume=args.resume)
     print(summary(out))
     return 0
 

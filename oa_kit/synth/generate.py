@@ -7,13 +7,28 @@ Layout (docs/DESIGN.md "Synthetic cohort on disk")::
 
 The folder is built in a hidden temporary sibling and renamed whole (``oa_kit.io.atomic.atomic_dir``);
 ``manifest.json`` (per-file sha256) is written last, so an interrupted run never leaves a complete-looking cohort.
+
+A resumable run (``generate_cohort(..., resume=True)``) builds in a persistent staging folder beside ``OUT``
+instead, so a run stopped anywhere (a session's time limit, a kill) continues where it stopped::
+
+    OUT.partial/resume.json        preset, seed, n_participants, images, version, geometry (written first)
+    OUT.partial/done/{ID}.json     one participant's image truth + sha256 of its files (written after its files)
+    OUT.partial/cohort/            the cohort being built; renamed to OUT once its manifest is written
+
+On resume, a participant counts as rendered only if its record is readable and every file it lists has the
+recorded size and sha256; everything else in ``cohort/`` (half-written participants, temporary files, old
+tables) is deleted and redone. One rendered participant is re-rendered in a scratch folder and must match its
+files byte for byte (so a renderer changed between sessions cannot mix two versions in one cohort).
+The result is byte-identical to an uninterrupted run: images are seeded per participant (``_sub_seed``).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +51,9 @@ if TYPE_CHECKING:
     from oa_kit.synth.radiograph import KneeAnatomy
 
 MANIFEST_NAME = "manifest.json"
+#: Suffix of the staging folder of a resumable generation (``OUT.partial`` beside ``OUT``).
+PARTIAL_SUFFIX = ".partial"
+_RESUME_NAME = "resume.json"
 #: Knee-truth columns that are internal draws, not documented truth.
 _INTERNAL_COLUMNS = tuple(f"grade_quantile_{i}" for i in range(6))
 
@@ -62,7 +80,8 @@ def simulate_cohort(preset: str, seed: int, n_participants: int | None = None) -
 
 
 def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: bool = False, images: bool = True,
-                    progress: bool = True, n_participants: int | None = None, n_jobs: int = 1) -> Path:
+                    progress: bool = True, n_participants: int | None = None, n_jobs: int = 1,
+                    resume: bool = False) -> Path:
     """Generate the synthetic cohort folder ``out`` (deterministic by ``seed``: same seed → byte-identical files).
 
     Parameters
@@ -74,15 +93,23 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
     seed : int
         Seed of every random draw (tables, images, DICOM UIDs).
     overwrite : bool
-        Replace an existing non-empty ``out`` (only once the new cohort is complete).
+        Replace an existing non-empty ``out`` (only once the new cohort is complete). Without ``resume`` it also
+        discards a staging folder ``out.partial`` left by an interrupted resumable run (once the cohort is complete).
     images : bool
         Render radiographs (DICOM) and MRI (NIfTI); ``False`` writes tables and truth only.
     progress : bool
-        Show a tqdm progress bar while rendering.
+        Show a tqdm progress bar while rendering (participants kept from an interrupted run count as done).
     n_participants : int, optional
         Override the preset's participant count.
     n_jobs : int
         Worker processes for rendering images (files are identical for any value).
+    resume : bool
+        Build in the persistent staging folder ``out.partial`` (see `partial_folder`) and continue an interrupted
+        run found there: participants whose files are complete are not rendered again, and the result is
+        byte-identical to an uninterrupted run. The staging folder must come from the same preset, seed,
+        ``n_participants`` and ``images`` (else `OAKitError`). If ``out`` already holds a complete cohort with these
+        parameters and not ``overwrite``, it is returned as is. ``False`` (default) builds in a hidden temporary
+        folder that an interruption discards, and refuses to run while ``out.partial`` exists unless ``overwrite``.
 
     Returns
     -------
@@ -94,17 +121,149 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise OAKitError(f"n_jobs: {n_jobs!r} is not a positive integer; expected ≥ 1")
     out = Path(out)
+    if resume:
+        return _generate_resumable(spec, out, seed, overwrite, images, progress, int(n_jobs))
     replace = _check_output(out, overwrite)
+    partial = partial_folder(out)
+    if partial.exists() and not overwrite:
+        raise OAKitError(f"{partial}: an interrupted resumable generation is there; expected resume=True (--resume) "
+                         f"to continue it, or overwrite=True (--overwrite) to discard it")
     cohort = simulate(spec.n_participants, seed, balanced_kl=spec.balanced_kl)
     with atomic_dir(out, overwrite=replace) as tmp:
         _default_permissions(tmp)
-        table_paths = write_oai_tables(cohort, tmp / "OAI")
-        knees = cohort.knees.drop(columns=list(_INTERNAL_COLUMNS))
-        if images:
-            knees = render_images(cohort, knees, spec, tmp, progress, int(n_jobs))
-        _write_truth(cohort.participants, knees, tmp / "truth")
-        write_manifest(tmp, spec, seed, images, {stem: _count_rows(path) for stem, path in table_paths.items()})
+        _write_cohort(cohort, spec, seed, images, tmp, lambda knees: render_images(
+            cohort, knees, spec, tmp, progress, int(n_jobs)))
+    if partial.exists():
+        shutil.rmtree(partial)
     return out
+
+
+def partial_folder(out: str | os.PathLike) -> Path:
+    """The staging folder ``<out>.partial`` in which ``generate_cohort(..., resume=True)`` builds ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def _write_cohort(cohort: SimulatedCohort, spec: CohortPreset, seed: int, images: bool, folder: Path,
+                  render) -> None:
+    """Write tables, images (through ``render(knees) -> knees``), truth and, last, the manifest into ``folder``."""
+    table_paths = write_oai_tables(cohort, folder / "OAI")
+    knees = cohort.knees.drop(columns=list(_INTERNAL_COLUMNS))
+    if images:
+        knees = render(knees)
+    _write_truth(cohort.participants, knees, folder / "truth")
+    write_manifest(folder, spec, seed, images, {stem: _count_rows(path) for stem, path in table_paths.items()})
+
+
+def _generate_resumable(spec: CohortPreset, out: Path, seed: int, overwrite: bool, images: bool, progress: bool,
+                        n_jobs: int) -> Path:
+    """``generate_cohort(..., resume=True)``: build in ``out.partial``, keep verified participants, rename at the end."""
+    if not overwrite and _holds_cohort(out, spec, seed, images):
+        return out
+    replace = _check_output(out, overwrite)
+    partial = partial_folder(out)
+    cohort = simulate(spec.n_participants, seed, balanced_kl=spec.balanced_kl)
+    with _staging(partial, _resume_parameters(spec, seed, images)):
+        build, records = partial / "cohort", partial / "done"
+        knees = cohort.knees.drop(columns=list(_INTERNAL_COLUMNS))
+        tasks = _image_tasks(cohort, knees, spec, build, records) if images else []
+        done = _verified_records(tasks, progress)
+        _remove_unclaimed(build, {name for record in done.values() for name in record["files"]})
+        if done:
+            _check_renderer(next(t for t in tasks if t.participant_id in done), done, partial / "check")
+        _write_cohort(cohort, spec, seed, images, build, lambda knees: render_images(
+            cohort, knees, spec, build, progress, n_jobs, records=records, done=done))
+        _publish(build, out, replace)
+    shutil.rmtree(partial)
+    return out
+
+
+def _holds_cohort(out: Path, spec: CohortPreset, seed: int, images: bool) -> bool:
+    """Whether ``out`` already holds a complete cohort (manifest) with this preset, seed, size and images."""
+    if not (out / MANIFEST_NAME).is_file():
+        return False
+    try:
+        manifest = read_manifest(out)
+    except OAKitError:
+        return False
+    wanted = {"preset": spec.name, "seed": seed, "n_participants": spec.n_participants, "images": images}
+    return all(manifest.get(key) == value for key, value in wanted.items())
+
+
+def _resume_parameters(spec: CohortPreset, seed: int, images: bool) -> dict:
+    """What a staging folder must have been started with to be continued (JSON-normalised)."""
+    params = {"preset": spec.name, "seed": seed, "n_participants": spec.n_participants, "images": images,
+              "oa_kit_version": __version__, "geometry": dataclasses.asdict(spec)}
+    return json.loads(json.dumps(params))
+
+
+@contextlib.contextmanager
+def _staging(partial: Path, params: dict) -> Iterator[Path]:
+    """Open (creating it if new) the staging folder of a resumable run, locked against a second concurrent run."""
+    if partial.exists() and not partial.is_dir():
+        raise OAKitError(f"{partial}: exists and is not a folder; expected the staging folder of a resumable run")
+    if not partial.exists():
+        with atomic_dir(partial) as tmp:
+            write_text_atomic(tmp / _RESUME_NAME, json.dumps(params, indent=2, sort_keys=True) + "\n")
+            (tmp / "cohort").mkdir()
+            (tmp / "done").mkdir()
+    _check_parameters(partial, params)
+    with _lock(partial / ".lock"):
+        shutil.rmtree(partial / "check", ignore_errors=True)
+        for sub in ("cohort", "done"):
+            (partial / sub).mkdir(exist_ok=True)
+        yield partial
+
+
+def _check_parameters(partial: Path, params: dict) -> None:
+    """Raise a one-line OAKitError naming the first parameter that differs from the staging folder's."""
+    path = partial / _RESUME_NAME
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OAKitError(f"{path}: missing; expected the staging folder of generate_cohort(..., resume=True) "
+                         f"(delete {partial} to start over)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OAKitError(f"{path}: not valid JSON ({exc}); expected the parameters of a resumable run "
+                         f"(delete {partial} to start over)") from None
+    for key, value in params.items():
+        if not isinstance(stored, dict) or stored.get(key) != value:
+            found = stored.get(key) if isinstance(stored, dict) else stored
+            raise OAKitError(f"{path}: {key} is {found!r} but this run asks for {value!r}; expected the preset, seed, "
+                             f"n_participants and images of the interrupted run (or delete {partial} to start over)")
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (POSIX ``flock``; no-op where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OAKitError(f"{path.parent}: another generate_cohort run is using this staging folder; "
+                             f"expected one run at a time") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _publish(build: Path, out: Path, replace: bool) -> None:
+    """Rename the finished ``build`` folder to ``out``, replacing an existing ``out`` only now that it is complete."""
+    if not replace:
+        os.replace(build, out)
+        return
+    old = out.with_name(f".{out.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    os.replace(out, old)
+    os.replace(build, out)
+    shutil.rmtree(old)
 
 
 def _default_permissions(folder: Path) -> None:
@@ -165,6 +324,7 @@ class _ParticipantImages:
     spacing_mm: float | None
     geometry: MRIGeometry
     folder: Path
+    records: Path | None = None
 
 
 def _render_participant(task: _ParticipantImages) -> dict[str, dict[str, float]]:
@@ -192,38 +352,140 @@ def _render_participant(task: _ParticipantImages) -> dict[str, dict[str, float]]
     return truth
 
 
+def _image_tasks(cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPreset, folder: Path,
+                 records: Path | None = None) -> list[_ParticipantImages]:
+    """One rendering task per participant, in cohort order, with its per-participant seeds."""
+    geometry = spec.mri_geometry()
+    columns = ["side", "jsw_medial_mm", "jsw_lateral_mm", "sclerosis", "varus_deg", "tkr_month",
+               *[f"osteophyte_mm_{s}" for s in OSTEOPHYTE_SITES], *[f"thickness_mm_{r}" for r in SUBREGIONS]]
+    by_id = {pid: {row["side"]: row for row in group[columns].to_dict("records")} for pid, group in knees.groupby("ID")}
+    return [_ParticipantImages(pid, site, by_id[pid], _sub_seed(cohort.seed, i, 0),
+                               {"R": _sub_seed(cohort.seed, i, 1), "L": _sub_seed(cohort.seed, i, 2)},
+                               tuple(spec.xray_field_mm), spec.xray_spacing_mm, geometry, folder, records)
+            for i, (pid, site) in enumerate(zip(cohort.participants["ID"], cohort.participants["site"]))]
+
+
 def render_images(cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPreset, folder: Path,
-                  progress: bool, n_jobs: int = 1) -> pd.DataFrame:
+                  progress: bool, n_jobs: int = 1, records: Path | None = None,
+                  done: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
     """Render and write each participant's bilateral PA DICOM and per-knee MRI; returns knees with image truth.
 
     Adds ``joint_centre_row``/``joint_centre_col`` (pixels in the DICOM), ``xray_spacing_mm`` and replaces
     ``thickness_mm_<subregion>`` by the rendered cartilage's true mean thickness. Knees replaced at baseline get no MRI.
     ``n_jobs`` > 1 renders participants in worker processes; files are identical either way (per-participant seeds).
+    ``records`` (a folder) receives a ``{ID}.json`` record after each participant's files are written; participants in
+    ``done`` (ID → record, already verified) are not rendered again: their truth comes from the record.
     """
-    geometry = spec.mri_geometry()
-    columns = ["side", "jsw_medial_mm", "jsw_lateral_mm", "sclerosis", "varus_deg", "tkr_month",
-               *[f"osteophyte_mm_{s}" for s in OSTEOPHYTE_SITES], *[f"thickness_mm_{r}" for r in SUBREGIONS]]
-    by_id = {pid: {row["side"]: row for row in group[columns].to_dict("records")} for pid, group in knees.groupby("ID")}
-    tasks = [_ParticipantImages(pid, site, by_id[pid], _sub_seed(cohort.seed, i, 0),
-                                {"R": _sub_seed(cohort.seed, i, 1), "L": _sub_seed(cohort.seed, i, 2)},
-                                tuple(spec.xray_field_mm), spec.xray_spacing_mm, geometry, folder)
-             for i, (pid, site) in enumerate(zip(cohort.participants["ID"], cohort.participants["site"]))]
-    bar = tqdm(total=len(tasks), desc="synthetic cohort images", unit="participant", disable=not progress)
+    done = dict(done or {})
+    tasks = _image_tasks(cohort, knees, spec, folder, records)
+    todo = [task for task in tasks if task.participant_id not in done]
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="synthetic cohort images", unit="participant",
+               disable=not progress)
     with bar:
         if n_jobs == 1:
-            results = [_tick(bar, _render_participant(task)) for task in tasks]
+            rendered = [_tick(bar, _render_and_record(task)) for task in todo]
         else:
             with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                results = [_tick(bar, r) for r in pool.map(_render_participant, tasks, chunksize=4)]
+                rendered = [_tick(bar, r) for r in pool.map(_render_and_record, todo, chunksize=4)]
+    truths = {pid: record["truth"] for pid, record in done.items()}
+    truths.update((task.participant_id, truth) for task, truth in zip(todo, rendered))
     knees = knees.copy()
     for col in ("joint_centre_row", "joint_centre_col", "xray_spacing_mm"):
         knees[col] = np.nan
     index = {(pid, side): i for i, (pid, side) in enumerate(zip(knees["ID"], knees["side"]))}
-    for task, truth in zip(tasks, results):
-        for side, values in truth.items():
+    for task in tasks:
+        for side, values in truths[task.participant_id].items():
             for col, value in values.items():
                 knees.iloc[index[(task.participant_id, side)], knees.columns.get_loc(col)] = value
     return knees
+
+
+def _task_files(task: _ParticipantImages) -> list[str]:
+    """Paths (relative to the cohort folder) of the files one participant's rendering writes."""
+    pid = task.participant_id
+    names = [f"xray/{pid}_V00_PA.dcm"]
+    for side in ("R", "L"):
+        if task.knees[side]["tkr_month"] != 0:
+            names += [f"mri/{pid}_{side}_V00_DESS.nii.gz", f"mri/{pid}_{side}_V00_labels.nii.gz"]
+    return names
+
+
+def _file_record(folder: Path, names: list[str]) -> dict[str, dict[str, int | str]]:
+    """sha256 and size (bytes) of each named file under ``folder``."""
+    return {name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size} for name in names}
+
+
+def _render_and_record(task: _ParticipantImages) -> dict[str, dict[str, float]]:
+    """Render one participant; with ``task.records``, then write its record (truth + file hashes) atomically."""
+    truth = _render_participant(task)
+    if task.records is not None:
+        record = {"participant_id": task.participant_id, "truth": truth,
+                  "files": _file_record(task.folder, _task_files(task))}
+        write_text_atomic(task.records / f"{task.participant_id}.json", json.dumps(record, sort_keys=True) + "\n")
+    return truth
+
+
+def _verified_records(tasks: list[_ParticipantImages], progress: bool) -> dict[str, dict]:
+    """Records of participants whose files are all present with the recorded size and sha256; others are deleted."""
+    done = {}
+    staged = [task for task in tasks if (task.records / f"{task.participant_id}.json").exists()]
+    for task in tqdm(staged, desc="checking rendered participants", unit="participant", disable=not progress):
+        path = task.records / f"{task.participant_id}.json"
+        record = _read_record(path)
+        if record is not None and _record_matches(task, record):
+            done[task.participant_id] = record
+        else:
+            path.unlink()
+    return done
+
+
+def _read_record(path: Path) -> dict | None:
+    """A participant record, or ``None`` when it cannot be read as one (then it is redone)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or \
+            not isinstance(record.get("truth"), dict):
+        return None
+    return record
+
+
+def _record_matches(task: _ParticipantImages, record: dict) -> bool:
+    """Whether the record lists exactly this participant's files and each is intact on disk."""
+    if record.get("participant_id") != task.participant_id or sorted(record["files"]) != sorted(_task_files(task)):
+        return False
+    if set(record["truth"]) != {"R", "L"}:
+        return False
+    for name, expected in record["files"].items():
+        path = task.folder / name
+        if not path.is_file() or not isinstance(expected, dict) or path.stat().st_size != expected.get("bytes"):
+            return False
+        if sha256_file(path) != expected.get("sha256"):
+            return False
+    return True
+
+
+def _remove_unclaimed(folder: Path, keep: set[str]) -> None:
+    """Delete every file under ``folder`` not in ``keep`` (half-written participants, temp files, old tables)."""
+    for path in sorted(folder.rglob("*")):
+        if (path.is_file() or path.is_symlink()) and path.relative_to(folder).as_posix() not in keep:
+            path.unlink()
+
+
+def _check_renderer(task: _ParticipantImages, done: Mapping[str, Mapping], scratch: Path) -> None:
+    """Re-render one kept participant in ``scratch``; different bytes mean the renderers changed (OAKitError)."""
+    record = done[task.participant_id]
+    probe = dataclasses.replace(task, folder=scratch, records=None)
+    try:
+        truth = _render_participant(probe)
+        same = truth == record["truth"] and _file_record(scratch, _task_files(task)) == record["files"]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not same:
+        raise OAKitError(f"{task.records.parent}: participant {task.participant_id} re-rendered differently from its "
+                         f"staged files (the image renderers changed since this generation started); expected the "
+                         f"same oa_kit code (or delete {task.records.parent} to start over)")
 
 
 def _tick(bar: tqdm, result):
