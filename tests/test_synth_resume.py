@@ -140,3 +140,19 @@ def test_resume_keeps_a_complete_cohort_and_respects_overwrite(tmp_path):
         generate_cohort("tiny", out, seed=1, images=False, progress=False, resume=True)
     generate_cohort("tiny", out, seed=1, images=False, progress=False, resume=True, overwrite=True)
     assert read_manifest(out)["seed"] == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]
+
+
+def test_a_run_stopped_right_after_its_rename_is_complete(tmp_path, monkeypatch):
+    out, real = tmp_path / "cohort", generate._publish
+
+    def publish_then_stop(*args):
+        real(*args)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(generate, "_publish", publish_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            generate_cohort("tiny", out, seed=0, images=False, progress=False, resume=True)
+    assert read_manifest(out)["seed"] == 0 and (partial_folder(out) / "resume.json").exists()
+    generate_cohort("tiny", out, seed=0, images=False, progress=False, resume=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]

@@ -158,10 +158,11 @@ def _write_cohort(cohort: SimulatedCohort, spec: CohortPreset, seed: int, images
 def _generate_resumable(spec: CohortPreset, out: Path, seed: int, overwrite: bool, images: bool, progress: bool,
                         n_jobs: int) -> Path:
     """``generate_cohort(..., resume=True)``: build in ``out.partial``, keep verified participants, rename at the end."""
+    partial = partial_folder(out)
     if not overwrite and _holds_cohort(out, spec, seed, images):
+        _discard_finished_staging(partial, _resume_parameters(spec, seed, images))
         return out
     replace = _check_output(out, overwrite)
-    partial = partial_folder(out)
     cohort = simulate(spec.n_participants, seed, balanced_kl=spec.balanced_kl)
     with _staging(partial, _resume_parameters(spec, seed, images)):
         build, records = partial / "cohort", partial / "done"
@@ -188,6 +189,16 @@ def _holds_cohort(out: Path, spec: CohortPreset, seed: int, images: bool) -> boo
         return False
     wanted = {"preset": spec.name, "seed": seed, "n_participants": spec.n_participants, "images": images}
     return all(manifest.get(key) == value for key, value in wanted.items())
+
+
+def _discard_finished_staging(partial: Path, params: dict) -> None:
+    """Remove a staging folder left by a run stopped between renaming its cohort to ``out`` and removing it."""
+    if (partial / _RESUME_NAME).is_file() and not (partial / "cohort").exists():
+        try:
+            _check_parameters(partial, params)
+        except OAKitError:
+            return
+        shutil.rmtree(partial)
 
 
 def _resume_parameters(spec: CohortPreset, seed: int, images: bool) -> dict:
@@ -229,8 +240,9 @@ def _check_parameters(partial: Path, params: dict) -> None:
     for key, value in params.items():
         if not isinstance(stored, dict) or stored.get(key) != value:
             found = stored.get(key) if isinstance(stored, dict) else stored
-            raise OAKitError(f"{path}: {key} is {found!r} but this run asks for {value!r}; expected the preset, seed, "
-                             f"n_participants and images of the interrupted run (or delete {partial} to start over)")
+            raise OAKitError(f"{path}: {key} is {found!r} but this run asks for {value!r}; expected the parameters of "
+                             f"the interrupted run (preset, seed, n_participants, images, oa_kit version) "
+                             f"(or delete {partial} to start over)")
 
 
 @contextlib.contextmanager
@@ -468,9 +480,12 @@ def _record_matches(task: _ParticipantImages, record: dict) -> bool:
 
 def _remove_unclaimed(folder: Path, keep: set[str]) -> None:
     """Delete every file under ``folder`` not in ``keep`` (half-written participants, temp files, old tables)."""
-    for path in sorted(folder.rglob("*")):
-        if (path.is_file() or path.is_symlink()) and path.relative_to(folder).as_posix() not in keep:
-            path.unlink()
+    for path in sorted(folder.rglob("*"), reverse=True):  # children before their folder
+        if path.is_symlink() or path.is_file():
+            if path.relative_to(folder).as_posix() not in keep:
+                path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def _check_renderer(task: _ParticipantImages, done: Mapping[str, Mapping], scratch: Path) -> None:
