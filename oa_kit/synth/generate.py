@@ -28,7 +28,7 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,7 +107,8 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
         Build in the persistent staging folder ``out.partial`` (see `partial_folder`) and continue an interrupted
         run found there: participants whose files are complete are not rendered again, and the result is
         byte-identical to an uninterrupted run. The staging folder must come from the same preset, seed,
-        ``n_participants`` and ``images`` (else `OAKitError`). If ``out`` already holds a complete cohort with these
+        ``n_participants``, ``images`` and oa_kit version (else `OAKitError`), and one kept participant is
+        re-rendered to check the renderers still give the same bytes. If ``out`` already holds a complete cohort with these
         parameters and not ``overwrite``, it is returned as is. ``False`` (default) builds in a hidden temporary
         folder that an interruption discards, and refuses to run while ``out.partial`` exists unless ``overwrite``.
 
@@ -145,7 +146,7 @@ def partial_folder(out: str | os.PathLike) -> Path:
 
 
 def _write_cohort(cohort: SimulatedCohort, spec: CohortPreset, seed: int, images: bool, folder: Path,
-                  render) -> None:
+                  render: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
     """Write tables, images (through ``render(knees) -> knees``), truth and, last, the manifest into ``folder``."""
     table_paths = write_oai_tables(cohort, folder / "OAI")
     knees = cohort.knees.drop(columns=list(_INTERNAL_COLUMNS))
