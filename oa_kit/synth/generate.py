@@ -108,9 +108,10 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
         run found there: participants whose files are complete are not rendered again, and the result is
         byte-identical to an uninterrupted run. The staging folder must come from the same preset, seed,
         ``n_participants``, ``images`` and oa_kit version (else `OAKitError`), and one kept participant is
-        re-rendered to check the renderers still give the same bytes. If ``out`` already holds a complete cohort with these
-        parameters and not ``overwrite``, it is returned as is. ``False`` (default) builds in a hidden temporary
-        folder that an interruption discards, and refuses to run while ``out.partial`` exists unless ``overwrite``.
+        re-rendered to check the renderers still give the same bytes. If ``out`` already holds a complete cohort
+        with these parameters and not ``overwrite``, it is returned as is. ``False`` (default) builds in a hidden
+        temporary folder that an interruption discards, and refuses to run while ``out.partial`` exists unless
+        ``overwrite``.
 
     Returns
     -------
@@ -158,7 +159,7 @@ def _write_cohort(cohort: SimulatedCohort, spec: CohortPreset, seed: int, images
 
 def _generate_resumable(spec: CohortPreset, out: Path, seed: int, overwrite: bool, images: bool, progress: bool,
                         n_jobs: int) -> Path:
-    """``generate_cohort(..., resume=True)``: build in ``out.partial``, keep verified participants, rename at the end."""
+    """``generate_cohort(..., resume=True)``: build in ``out.partial``, keep verified participants, rename at end."""
     partial = partial_folder(out)
     if not overwrite and _holds_cohort(out, spec, seed, images):
         _discard_finished_staging(partial, _resume_parameters(spec, seed, images))
