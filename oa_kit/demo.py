@@ -50,7 +50,8 @@ def _write_parquet(table: pd.DataFrame, path: Path) -> None:
 
 def ensure_cohort(folder: Path, preset: str, seed: int, n_participants: int | None, jobs: int,
                   progress: bool = True) -> Path:
-    """Generate the synthetic cohort into ``folder`` unless a complete one with the same preset/seed/size is there."""
+    """Generate the synthetic cohort into ``folder`` unless a complete one with the same preset/seed/size is there;
+    an interrupted generation continues where it stopped (``FOLDER.partial``, byte-identical result)."""
     from oa_kit.synth import generate_cohort, read_manifest
 
     if (folder / "manifest.json").exists():
@@ -61,7 +62,7 @@ def ensure_cohort(folder: Path, preset: str, seed: int, n_participants: int | No
             print(f"[1/5] reusing synthetic cohort at {folder} (preset {preset}, seed {seed})")
             return folder
     print(f"[1/5] generating synthetic cohort (preset {preset}, seed {seed}) at {folder}")
-    return generate_cohort(preset=preset, out=folder, seed=seed, overwrite=True, progress=progress,
+    return generate_cohort(preset=preset, out=folder, seed=seed, overwrite=True, resume=True, progress=progress,
                            n_participants=n_participants, n_jobs=jobs)
 
 
