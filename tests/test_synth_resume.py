@@ -143,14 +143,14 @@ def test_resume_keeps_a_complete_cohort_and_respects_overwrite(tmp_path):
 
 
 def test_a_run_stopped_right_after_its_rename_is_complete(tmp_path, monkeypatch):
-    out, real = tmp_path / "cohort", generate._publish
+    out, real = tmp_path / "cohort", generate.replace_dir
 
     def publish_then_stop(*args):
         real(*args)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(generate, "_publish", publish_then_stop)
+        patch.setattr(generate, "replace_dir", publish_then_stop)
         with pytest.raises(KeyboardInterrupt):
             generate_cohort("tiny", out, seed=0, images=False, progress=False, resume=True)
     assert read_manifest(out)["seed"] == 0 and (partial_folder(out) / "resume.json").exists()

@@ -42,20 +42,27 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
-        if target.exists():
-            if not overwrite:
-                raise FileExistsError(f"{target}: already exists; pass overwrite=True to replace it")
-            old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target}: already exists; pass overwrite=True to replace it")
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(build: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename the finished folder ``build`` onto ``target``; an existing ``target`` is set aside first and removed only
+    once ``build`` is in its place (two renames on one filesystem: never a half-replaced folder)."""
+    build, target = Path(build), Path(target)
+    if not target.exists():
+        os.replace(build, target)
+        return
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    os.replace(target, old)
+    os.replace(build, target)
+    shutil.rmtree(old)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

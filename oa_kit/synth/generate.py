@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from oa_kit import __version__
 from oa_kit.errors import OAKitError
 from oa_kit.io.artifacts import sha256_file
-from oa_kit.io.atomic import atomic_dir, write_text_atomic
+from oa_kit.io.atomic import atomic_dir, replace_dir, write_text_atomic
 from oa_kit.io.labels import SUBREGIONS
 from oa_kit.synth.model import OSTEOPHYTE_SITES, SimulatedCohort, simulate
 from oa_kit.synth.presets import CohortPreset, get_preset
@@ -164,7 +164,7 @@ def _generate_resumable(spec: CohortPreset, out: Path, seed: int, overwrite: boo
     if not overwrite and _holds_cohort(out, spec, seed, images):
         _discard_finished_staging(partial, _resume_parameters(spec, seed, images))
         return out
-    replace = _check_output(out, overwrite)
+    _check_output(out, overwrite)
     cohort = simulate(spec.n_participants, seed, balanced_kl=spec.balanced_kl)
     with _staging(partial, _resume_parameters(spec, seed, images)):
         build, records = partial / "cohort", partial / "done"
@@ -176,7 +176,7 @@ def _generate_resumable(spec: CohortPreset, out: Path, seed: int, overwrite: boo
             _check_renderer(next(t for t in tasks if t.participant_id in done), done, partial / "check")
         _write_cohort(cohort, spec, seed, images, build, lambda knees: render_images(
             cohort, knees, spec, build, progress, n_jobs, records=records, done=done))
-        _publish(build, out, replace)
+        replace_dir(build, out)   # an existing ``out`` is replaced only now that the new cohort is complete
     shutil.rmtree(partial)
     return out
 
@@ -265,19 +265,6 @@ def _lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _publish(build: Path, out: Path, replace: bool) -> None:
-    """Rename the finished ``build`` folder to ``out``, replacing an existing ``out`` only now that it is complete."""
-    if not replace:
-        os.replace(build, out)
-        return
-    old = out.with_name(f".{out.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    os.replace(out, old)
-    os.replace(build, out)
-    shutil.rmtree(old)
 
 
 def _default_permissions(folder: Path) -> None:
