@@ -107,12 +107,13 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         f"- Main model raw columns ({len(main_cols)}): " + ", ".join(f"`{c}`" for c in main_cols[:40])
         + (" …" if len(main_cols) > 40 else ""),
         "- Families: clinical (age, sex, BMI, injury, surgery, WOMAC, site), radiograph (KL, JSN/JSW, measured "
-        "marginal osteophyte lengths, KL-CNN probabilities, KL-CNN embedding PCs), MRI (regional thickness/volume, MRI embedding PCs). Embeddings are "
-        "reduced by PCA fitted inside each training fold only.",
-        "- LightGBM sets: compact derived features replace the raw JSW profile and regional MRI measurements — JSW "
-        "residual from its expected value given sex and JSN grade per compartment and the smaller of the two, and "
-        "weight-bearing cartilage thickness loss relative to sex-specific medians — all fitted inside each training "
-        "fold and monotone-constrained to their known risk direction; 3 PCs per embedding.",
+        "marginal osteophyte lengths and spur areas, KL-CNN probabilities, KL-CNN embedding PCs), MRI (regional "
+        "thickness/volume, MRI embedding PCs). Embeddings are reduced by PCA fitted inside each training fold only.",
+        "- LightGBM sets: compact derived features replace the raw JSW profile, the measured osteophyte sizes and the "
+        "regional MRI measurements — JSW residual from its expected value given sex and JSN grade per compartment and "
+        "the smaller of the two, osteophyte size beyond its OARSI grade averaged over the margins, and weight-bearing "
+        "cartilage thickness loss relative to sex-specific medians — all fitted inside each training fold and "
+        "monotone-constrained to their known risk direction; 3 PCs per embedding.",
         "- Missing values: LightGBM handles NaN natively; logistic baselines impute training medians.",
         "", "## Validation",
         f"- {e.settings.get('n_splits')}-fold participant-grouped, outcome-stratified cross-validation (both knees of a "
