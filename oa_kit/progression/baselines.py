@@ -14,9 +14,9 @@ name                       estimator   raw columns
 
 Sets whose columns are absent (e.g. no MRI table) are left out.
 
-The two LightGBM sets are sized for cohorts of ~1,000 knees (:data:`LIGHTGBM_SET_OPTIONS`): compact derived JSW and
-cartilage-loss features replace the raw JSW profile and regional MRI measurements (fitted inside each training
-fold), embeddings are reduced to 3 principal components, the derived features are monotone-constrained to their
+The two LightGBM sets are sized for cohorts of ~1,000 knees (:data:`LIGHTGBM_SET_OPTIONS`): compact derived JSW,
+osteophyte-size and cartilage-loss features replace the raw JSW profile, measured osteophyte sizes and regional MRI
+measurements (fitted inside each training fold), embeddings are reduced to 3 principal components, the derived features are monotone-constrained to their
 known risk direction, and the search grid adds a slow, strongly regularised additive configuration
 (:data:`~oa_kit.progression.model.LIGHTGBM_GRID`). On the synthetic demo cohort this raised the fused model's
 out-of-fold AUC by ~0.01–0.03 over raw features with 8 components (synthetic data; see the progression model card).
