@@ -93,12 +93,23 @@ def test_truth_counts_cartilage_above_the_floor_and_keeps_the_whole_footprint_me
 
     assert TRUTH_MIN_THICKNESS_MM == pytest.approx(0.1)
     assert list(right.true_thickness_all_mm) == list(SUBREGIONS)
-    for key in SUBREGIONS:  # the rim tapering below the floor only lowers the whole-footprint mean, and only a little
+    for key in SUBREGIONS:  # the rim thinner than the floor only lowers the whole-footprint mean, by tenths of a mm
         assert right.true_thickness_all_mm[key] < right.true_thickness_mm[key], key
-        assert right.true_thickness_all_mm[key] > right.true_thickness_mm[key] - 0.15, key
-    # the patella's taper is the widest: its sub-floor rim moves the mean the most of all plates
-    gap = {k: right.true_thickness_mm[k] - right.true_thickness_all_mm[k] for k in SUBREGIONS}
-    assert max(gap, key=gap.get) == "patellar"
+        assert right.true_thickness_all_mm[key] > right.true_thickness_mm[key] - 0.3, key
+
+
+@pytest.mark.slow
+def test_truth_is_what_an_isotropic_normal_ray_measurement_of_the_labels_gives():
+    """At isotropic 0.5 mm the normal-ray method on the phantom's own labels recovers the truth: thickness is along the
+    bone-surface normal (not the radius the femoral field is painted along) and the plate means agree within the
+    0.10 mm target (the femoral-tibial contact film, sub-voxel, costs the femoral central means a few hundredths)."""
+    from oa_kit.features.cartilage import measure_cartilage
+
+    geometry = MRIGeometry(shape=(160, 128, 128), spacing_mm=(0.5, 0.5, 0.5))
+    r = render_knee_mri("R", DEFAULT_THICKNESS_MM, geometry, SITE_MRI["A"], seed=1)
+    table = measure_cartilage(r.labels, r.affine, "R").subregion_table().set_index("subregion")
+    for key in SUBREGIONS:
+        assert table.loc[key, "thickness_mm_mean"] == pytest.approx(r.true_thickness_mm[key], abs=0.1), key
 
 
 def test_truth_follows_uneven_regional_thinning():

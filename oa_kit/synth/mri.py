@@ -6,9 +6,12 @@ The phantom is built from analytic surfaces in right-knee RAS coordinates (mm, o
   (medial radius larger), joined anteriorly by the trochlea and separated posteriorly by the notch, plus the shaft;
 * tibia: a sloped plateau (medial concave, lateral convex, intercondylar eminence between them) and a tapering shaft;
 * patella: the posterior cap of a sphere, anterior to the trochlea;
-* cartilage: shells on those bone surfaces, thickness measured along the surface normal (radial for the femur and
-  patella, vertical/normal for the tibia) following a smooth field scaled so that each subregion of
-  :data:`oa_kit.io.labels.SUBREGIONS` has the requested mean thickness;
+* cartilage: shells on those bone surfaces following a smooth field (painted radially for the femur and patella,
+  along the normal for the tibia) scaled so that each subregion of :data:`oa_kit.io.labels.SUBREGIONS` has the
+  requested mean thickness **measured along the bone-surface normal** (the DESIGN rule). For the sphere-cap patella
+  radial is normal; on the femur it is not where the radius changes (the condyles' rounded sides, the trochlea, the
+  notch), so the femoral truth is the radial offset times the cosine between radius and surface normal, averaged over
+  the true surface area;
 * menisci (wedges at the plateau periphery), a joint-fluid rim, a suprapatellar pouch, patellar tendon and a
   fat/muscle background.
 
@@ -317,12 +320,19 @@ def _tibia_thickness(a: _Anatomy, f: _Fields, x: np.ndarray, y: np.ndarray, medi
     return _tibia_shape(a, x, y, medial) * f.tib_scale[0 if medial else 1]
 
 
-def _fit_fields(a: _Anatomy, target: Mapping[str, float]) -> _Fields:
-    """Scale the smooth fields so each subregion's area-weighted mean thickness (the truth rule of :func:`_truth`)
-    equals the target."""
+def _fit_fields(a: _Anatomy, target: Mapping[str, float], centres: tuple[float, float] = (0.0, 0.0)) -> _Fields:
+    """Scale the smooth fields so each subregion's area-weighted mean thickness (the truth rule of :func:`_truth`:
+    along the bone-surface normal, over cartilage at least TRUTH_MIN_THICKNESS_MM thick) equals the target.
+
+    ``centres`` are the medial and lateral condyle centre heights (mm) that :func:`_place` sets; they tilt the femoral
+    surface near the notch, so :func:`render_knee_mri` fits, places, and fits again with the placed centres.
+    """
     xg, tg = np.meshgrid(_FEM_X, _FEM_T, indexing="ij")
-    area = _femur_radius(a, xg, tg)
-    shape = _femur_shape(a, xg, tg)
+    r = _femur_radius(a, xg, tg)
+    yc, zc = _femur_centre(a, xg, *centres)
+    th = np.deg2rad(tg)
+    cosine, area = _femur_normal_thickness(xg, th, yc + r * np.sin(th), zc - r * np.cos(th), np.ones_like(r))
+    shape = _femur_shape(a, xg, tg) * cosine
     soft = _femur_soft(a, xg, tg)
     region = _femur_regions(a, xg, tg)
     fem_target = np.array([target[k] for k in SUBREGIONS[:6]])
@@ -380,17 +390,37 @@ def _place(a: _Anatomy, f: _Fields) -> None:
     f.pat_centre = (a.pat_x, float(y_front + 0.6 + t_pat + a.pat_radius), float(z_p))
 
 
+def _femur_normal_thickness(xg: np.ndarray, th: np.ndarray, py: np.ndarray, pz: np.ndarray,
+                            radial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Femoral cartilage thickness along the bone-surface normal (mm) and the surface area element (mm^2 per grid cell)
+    on the (x, θ) grid of the bone surface points (x, py, pz).
+
+    The cartilage is painted as a radial offset ``radial`` of the bone surface; where the surface is not perpendicular
+    to the radius (the condyles' rounded sides, the trochlea and the notch), the thickness along the normal, which is
+    what the DESIGN rule measures, is the radial offset times the cosine between radius and normal.
+    """
+    d_py_dx, d_py_dt = np.gradient(py, _FEM_X, th[0], axis=(0, 1))
+    d_pz_dx, d_pz_dt = np.gradient(pz, _FEM_X, th[0], axis=(0, 1))
+    # normal = dP/dx x dP/dθ with dP/dx = (1, py_x, pz_x), dP/dθ = (0, py_θ, pz_θ)
+    nx, ny, nz = d_py_dx * d_pz_dt - d_pz_dx * d_py_dt, -d_pz_dt, d_py_dt
+    norm = np.sqrt(nx * nx + ny * ny + nz * nz)
+    cosine = np.abs(ny * np.sin(th) - nz * np.cos(th)) / np.maximum(norm, 1e-12)   # radial unit (0, sin θ, −cos θ)
+    area = norm * (_FEM_X[1] - _FEM_X[0]) * np.deg2rad(_FEM_T[1] - _FEM_T[0])
+    return radial * cosine, area
+
+
 def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) -> dict[str, float]:
     """Mean thickness (mm) per subregion of the rendered cartilage, by the DESIGN rule, from the analytic field,
     over the part of each plate at least ``floor_mm`` thick (0 = the whole footprint, rim tapering to 0 mm)."""
     xg, tg = np.meshgrid(_FEM_X, _FEM_T, indexing="ij")
     r = _femur_radius(a, xg, tg)
-    t = _femur_thickness(a, f, xg, tg)
-    covered = (t >= floor_mm) & (t > 0)
+    radial = _femur_thickness(a, f, xg, tg)
     yc, zc = _femur_centre(a, xg, f.zc_med, f.zc_lat)
     th = np.deg2rad(tg)
     py, pz = yc + r * np.sin(th), zc - r * np.cos(th)
-    vol = t * r
+    t, area = _femur_normal_thickness(xg, th, py, pz, radial)
+    covered = (t >= floor_mm) & (t > 0)
+    vol = radial * r
     split = np.sum(xg * vol) / np.sum(vol)
     out: dict[str, float] = {}
     h = FEMORAL_CENTRAL_HALF_ANGLE_DEG
@@ -398,7 +428,7 @@ def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) ->
         ang = np.degrees(np.arctan2(py - a.y_c, -(pz - zcc)))
         for name, m in (("anterior", ang > h), ("central", np.abs(ang) <= h), ("posterior", ang < -h)):
             m = m & sel & covered
-            out[f"femoral_{comp}_{name}"] = float(np.sum(t[m] * r[m]) / np.sum(r[m]))
+            out[f"femoral_{comp}_{name}"] = float(np.sum(t[m] * area[m]) / np.sum(area[m]))
     x, y = _TIB_XY
     w = 1.0 / _tibia_normal_z(a, x, y)
     for medial, key in ((True, "tibial_medial"), (False, "tibial_lateral")):
@@ -613,6 +643,8 @@ def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIG
     rng = np.random.default_rng(seed)
     a = _draw_anatomy(rng)
     f = _fit_fields(a, target)
+    _place(a, f)
+    f = _fit_fields(a, target, (f.zc_med, f.zc_lat))      # the placed condyle centres tilt the surface near the notch
     _place(a, f)
     _, tissue = _rasterise(a, f, geometry, factor=2)        # 2x supersampled tissue map → partial-volume image
     coarse_labels, _ = _rasterise(a, f, geometry, factor=1)  # labels at the voxel centres
