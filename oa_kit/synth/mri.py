@@ -328,10 +328,10 @@ def _fit_fields(a: _Anatomy, target: Mapping[str, float], centres: tuple[float, 
     surface near the notch, so :func:`render_knee_mri` fits, places, and fits again with the placed centres.
     """
     xg, tg = np.meshgrid(_FEM_X, _FEM_T, indexing="ij")
-    r = _femur_radius(a, xg, tg)
+    radius = _femur_radius(a, xg, tg)
     yc, zc = _femur_centre(a, xg, *centres)
     th = np.deg2rad(tg)
-    cosine, area = _femur_normal_thickness(xg, th, yc + r * np.sin(th), zc - r * np.cos(th), np.ones_like(r))
+    cosine, area = _femur_surface(th, yc + radius * np.sin(th), zc - radius * np.cos(th))
     shape = _femur_shape(a, xg, tg) * cosine
     soft = _femur_soft(a, xg, tg)
     region = _femur_regions(a, xg, tg)
@@ -390,14 +390,13 @@ def _place(a: _Anatomy, f: _Fields) -> None:
     f.pat_centre = (a.pat_x, float(y_front + 0.6 + t_pat + a.pat_radius), float(z_p))
 
 
-def _femur_normal_thickness(xg: np.ndarray, th: np.ndarray, py: np.ndarray, pz: np.ndarray,
-                            radial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Femoral cartilage thickness along the bone-surface normal (mm) and the surface area element (mm^2 per grid cell)
-    on the (x, θ) grid of the bone surface points (x, py, pz).
+def _femur_surface(th: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine between radius and bone-surface normal, and the surface area element (mm^2 per grid cell), on the
+    (x, θ) grid of the femoral bone surface points (x, py, pz) (θ in radians).
 
-    The cartilage is painted as a radial offset ``radial`` of the bone surface; where the surface is not perpendicular
-    to the radius (the condyles' rounded sides, the trochlea and the notch), the thickness along the normal, which is
-    what the DESIGN rule measures, is the radial offset times the cosine between radius and normal.
+    The cartilage is painted as a radial offset of the bone surface; where the surface is not perpendicular to the
+    radius (the condyles' rounded sides, the trochlea and the notch), the thickness along the normal, which is what
+    the DESIGN rule measures, is the radial offset times this cosine.
     """
     d_py_dx, d_py_dt = np.gradient(py, _FEM_X, th[0], axis=(0, 1))
     d_pz_dx, d_pz_dt = np.gradient(pz, _FEM_X, th[0], axis=(0, 1))
@@ -406,7 +405,7 @@ def _femur_normal_thickness(xg: np.ndarray, th: np.ndarray, py: np.ndarray, pz: 
     norm = np.sqrt(nx * nx + ny * ny + nz * nz)
     cosine = np.abs(ny * np.sin(th) - nz * np.cos(th)) / np.maximum(norm, 1e-12)   # radial unit (0, sin θ, −cos θ)
     area = norm * (_FEM_X[1] - _FEM_X[0]) * np.deg2rad(_FEM_T[1] - _FEM_T[0])
-    return radial * cosine, area
+    return cosine, area
 
 
 def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) -> dict[str, float]:
@@ -418,7 +417,8 @@ def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) ->
     yc, zc = _femur_centre(a, xg, f.zc_med, f.zc_lat)
     th = np.deg2rad(tg)
     py, pz = yc + r * np.sin(th), zc - r * np.cos(th)
-    t, area = _femur_normal_thickness(xg, th, py, pz, radial)
+    cosine, area = _femur_surface(th, py, pz)
+    t = radial * cosine
     covered = (t >= floor_mm) & (t > 0)
     vol = radial * r
     split = np.sum(xg * vol) / np.sum(vol)
