@@ -193,6 +193,11 @@ def _osteophyte_size_column(columns: Sequence[str], margin: str) -> str | None:
     return next((c for c in (f"osteophyte_area_mm2_{margin}", f"osteophyte_mm_{margin}") if c in columns), None)
 
 
+def _log_size(X: pd.DataFrame, column: str) -> np.ndarray:
+    """``log(1 + size)`` of a measured osteophyte size column (negative spur areas count as 0), NaN where missing."""
+    return np.log1p(X[column].to_numpy(dtype=float, na_value=np.nan).clip(min=0.0))
+
+
 def _thickness_columns(columns: Sequence[str], region: str) -> list[str]:
     """Mean-thickness column of a region: ``thickness_mm_mean_<region>`` (segmenter) or ``thickness_mm_<region>``."""
     return [c for c in (f"thickness_mm_mean_{region}", f"thickness_mm_{region}") if c in columns][:1]
@@ -250,8 +255,8 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
                     med[name] = float(np.nanmedian(part)) if np.isfinite(part).any() else med["all"]
                 self.thickness_medians_[col] = med
         self.osteophyte_fits_ = self._fit_osteophytes(X)
-        consumed.update(c for c in X.columns if str(c).startswith(("osteophyte_mm_", "osteophyte_area_mm2_"))
-                        and self.osteophyte_fits_)
+        if self.osteophyte_fits_:
+            consumed.update(c for c in X.columns if str(c).startswith(("osteophyte_mm_", "osteophyte_area_mm2_")))
         consumed.update(c for c in X.columns if family_of(c) == "mri" and not str(c).startswith("mri_emb_"))
         self.consumed_ = sorted(consumed)
         self.feature_names_out_ = list(self.transform(X.iloc[:1]).columns)
@@ -265,7 +270,7 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
             size_col, grade_col = _osteophyte_size_column(X.columns, margin), f"osteophyte_{margin}"
             if size_col is None or grade_col not in X.columns:
                 continue
-            size = np.log1p(X[size_col].to_numpy(dtype=float, na_value=np.nan).clip(min=0.0))
+            size = _log_size(X, size_col)
             grade = X[grade_col].to_numpy(dtype=float, na_value=np.nan)
             ok = np.isfinite(size) & np.isin(grade, [0, 1, 2, 3])
             if len(np.unique(grade[ok])) < 2:
@@ -284,7 +289,7 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
         for size_col, fit in self.osteophyte_fits_.items():
             if size_col not in X.columns or fit["grade_column"] not in X.columns:
                 raise OAKitError(f"{size_col}: osteophyte size or grade column missing at transform; expected those seen at fit")
-            size = np.log1p(X[size_col].to_numpy(dtype=float, na_value=np.nan).clip(min=0.0))
+            size = _log_size(X, size_col)
             grade = X[fit["grade_column"]].to_numpy(dtype=float, na_value=np.nan)
             graded = np.isin(grade, [0, 1, 2, 3])
             ref = np.where(graded, np.asarray(fit["means"])[np.where(graded, grade, 0).astype(int)], np.nan)
@@ -305,7 +310,8 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
             return pd.DataFrame(self._derive(X), index=X.index)
 
     def _derive(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        """JSW residuals, their minimum, regional thickness losses and their maximum (columns whose inputs exist)."""
+        """JSW residuals and their minimum, regional thickness losses and their maximum, and the osteophyte size beyond
+        grade (only those whose inputs exist)."""
         female = _female(X)
         out: dict[str, np.ndarray] = {}
         for comp, fit in self.jsw_fits_.items():
