@@ -454,17 +454,12 @@ def _read_record(path: Path) -> dict | None:
 
 def _record_matches(task: _ParticipantImages, record: dict) -> bool:
     """Whether the record lists exactly this participant's files and each is intact on disk."""
-    if record.get("participant_id") != task.participant_id or sorted(record["files"]) != sorted(_task_files(task)):
+    names = _task_files(task)
+    if record.get("participant_id") != task.participant_id or sorted(record["files"]) != sorted(names):
         return False
-    if set(record["truth"]) != {"R", "L"}:
+    if set(record["truth"]) != {"R", "L"} or not all((task.folder / name).is_file() for name in names):
         return False
-    for name, expected in record["files"].items():
-        path = task.folder / name
-        if not path.is_file() or not isinstance(expected, dict) or path.stat().st_size != expected.get("bytes"):
-            return False
-        if sha256_file(path) != expected.get("sha256"):
-            return False
-    return True
+    return _file_record(task.folder, names) == record["files"]
 
 
 def _remove_unclaimed(folder: Path, keep: set[str]) -> None:
