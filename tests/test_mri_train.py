@@ -76,13 +76,40 @@ def test_fine_tune_from_weights_with_more_training_participants(tmp_path):
     assert main([*common, "--out", str(base)]) == 0
     start = base / "mri_segmenter.safetensors"
     assert main([*common, "--out", str(tuned), "--init-weights", str(start), "--more-synthetic", "1",
-                 "--contact-weight", "4"]) == 0
+                 "--more-geometry", "oai-dess", "--contact-weight", "4"]) == 0
     split = json.loads((tuned / "split.json").read_text())
     assert any(c.startswith("SYN001") for c in split["train"])        # the extra participants: training only, new ids
     assert not any(c.startswith("SYN001") for c in split["val"] + split["test"])
     meta = json.loads((tuned / "mri_segmenter.json").read_text())
     assert meta["contact_weight"] == 4.0 and meta["init_weights"] == start.name
-    assert "training-only participants" in meta["training_data"]
+    assert "training-only participants" in meta["training_data"] and "oai-dess grid" in meta["training_data"]
+
+
+def test_geometry_names_of_the_cli_are_the_renderers():
+    from oa_kit.models.mri.cli import GEOMETRY_NAMES
+    from oa_kit.synth.mri import MRI_GEOMETRIES
+
+    assert GEOMETRY_NAMES == tuple(MRI_GEOMETRIES)
+
+
+def test_evaluate_scores_the_runs_test_participants_on_the_chosen_grid(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["mri", "train", "--synthetic", "5", "--steps-per-epoch", "1", "--batch-size", "2", "--channels", "4",
+                 "8", "--max-val", "1", "--epochs", "1", "--no-progress", "--out", str(run)]) == 0
+    test_ids = json.loads((run / "split.json").read_text())["test"]
+    out = tmp_path / "eval"
+    assert main(["mri", "evaluate", "--synthetic", "5", "--geometry", "oai-dess", "--weights",
+                 str(run / "mri_segmenter.safetensors"), "--n-boot", "20", "--out", str(out), "--no-progress"]) == 0
+    assert "oai-dess grid" in capsys.readouterr().out
+    per_case = pd.read_csv(out / "thickness_per_case.csv")
+    assert sorted(per_case["case_id"].unique()) == sorted(test_ids)          # the same participants as the run's test
+    assert set(per_case["source"]) == {"segmenter", "true_labels"}
+    assert set(per_case["subregion"]) == set(SUBREGIONS)
+    true_labels = per_case[per_case["source"] == "true_labels"]
+    assert true_labels["error_mm"].abs().max() < 0.25                        # the method on a fine grid's own labels
+    summary = pd.read_csv(out / "thickness_error.csv")
+    assert {"mae_mm", "bias_mm", "mae_all_mm"} <= set(summary["metric"])
+    assert set(pd.read_csv(out / "test_metrics.csv")["metric"]) == {"dice", "assd_mm"}
 
 
 def test_fine_tune_rejects_weights_of_another_architecture(tmp_path):

@@ -11,6 +11,17 @@ from oa_kit.errors import OAKitError
 log = logging.getLogger("oa_kit.mri")
 
 
+#: Names of the phantom grids (``oa_kit.synth.mri.MRI_GEOMETRIES``), listed here so the parser needs no renderer import.
+GEOMETRY_NAMES = ("phantom", "oai-dess")
+
+
+def _geometry(name: str):
+    """The ``oa_kit.synth.mri.MRIGeometry`` called ``name``."""
+    from oa_kit.synth.mri import MRI_GEOMETRIES
+
+    return MRI_GEOMETRIES[name]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``mri`` subcommand (``train``, ``segment``)."""
     parser = subparsers.add_parser("mri", help="MRI cartilage segmentation and biomarkers")
@@ -21,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--synthetic", type=int, default=0, metavar="N", help="render N synthetic participants (2 knees each) instead")
     train.add_argument("--more-synthetic", type=int, default=0, metavar="M",
                        help="with --synthetic: render M more participants (seed + 1, other ids) for the training split only")
+    train.add_argument("--geometry", choices=GEOMETRY_NAMES, default="phantom",
+                       help="grid of the --synthetic phantoms: 'phantom' 2 x 0.5 x 0.5 mm, 'oai-dess' 0.7 x 0.365 x 0.365 mm")
+    train.add_argument("--more-geometry", choices=GEOMETRY_NAMES, default=None,
+                       help="grid of the --more-synthetic phantoms (default: --geometry)")
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, history, weights, test metrics)")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--steps-per-epoch", type=int, default=None)
@@ -49,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--synthetic", type=int, required=True, metavar="N", help="participants of the training run")
     ev.add_argument("--seed", type=int, default=0, help="seed of the training run")
     ev.add_argument("--weights", type=Path, default=None, help="weights to score; default: shipped weights")
+    ev.add_argument("--geometry", choices=GEOMETRY_NAMES, default="phantom",
+                    help="grid the test phantoms are rendered on (same participants and thickness at either)")
     ev.add_argument("--out", type=Path, required=True, help="folder for test_metrics.csv, thickness_error.csv, ...")
     ev.add_argument("--n-boot", type=int, default=1000)
     ev.add_argument("--no-progress", action="store_true")
@@ -79,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
 
     progress = not args.no_progress
     if args.synthetic > 0:
-        cases = render_phantom_cases(args.synthetic, seed=args.seed, progress=progress)
+        cases = render_phantom_cases(args.synthetic, seed=args.seed, geometry=_geometry(args.geometry), progress=progress)
     elif args.data:
         from oa_kit.models.mri.datasets import discover_cases
 
@@ -90,7 +107,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.more_synthetic > 0:
         if args.synthetic <= 0:
             raise OAKitError("mri train: --more-synthetic needs --synthetic N; expected both")
-        train = [*train, *render_phantom_cases(args.more_synthetic, seed=args.seed + 1, progress=progress)]
+        more_geometry = args.more_geometry or args.geometry
+        train = [*train, *render_phantom_cases(args.more_synthetic, seed=args.seed + 1,
+                                               geometry=_geometry(more_geometry), progress=progress)]
     if not train:
         raise OAKitError("mri train: the split left no training scans; expected more participants")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -106,8 +125,10 @@ def _train(args: argparse.Namespace) -> int:
                              resume=args.resume, progress=progress, segmenter=segmenter,
                              log=lambda m: print(m, flush=True), contact_weight=args.contact_weight,
                              init_weights=args.init_weights)
-    extra = f" + {args.more_synthetic} training-only participants (seed {args.seed + 1})" if args.more_synthetic > 0 else ""
-    source = f"synthetic phantoms (oa_kit.synth.mri.render_knee_mri), {args.synthetic} participants{extra}" if args.synthetic \
+    extra = (f" + {args.more_synthetic} training-only participants (seed {args.seed + 1}, "
+             f"{args.more_geometry or args.geometry} grid)") if args.more_synthetic > 0 else ""
+    source = (f"synthetic phantoms (oa_kit.synth.mri.render_knee_mri), {args.synthetic} participants "
+              f"({args.geometry} grid){extra}") if args.synthetic \
         else "; ".join(str(p) for p in args.data)
     weights = save_weights(result, args.out / "mri_segmenter.safetensors", {"training_data": source})
     print(f"weights: {weights}", flush=True)
@@ -143,7 +164,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     groups = [f"SYN{args.seed:03d}{p:04d}" for p in range(args.synthetic)]
     placeholders = [type("G", (), {"group": g, "case_id": g})() for g in groups]
     test_groups = {c.group for c in split_by_group(placeholders, seed=args.seed)[2]}
-    cases = render_phantom_cases(args.synthetic, seed=args.seed, progress=progress, only_groups=test_groups)
+    cases = render_phantom_cases(args.synthetic, seed=args.seed, geometry=_geometry(args.geometry), progress=progress,
+                                 only_groups=test_groups)
     model = MRISegmenter.from_pretrained(args.weights)
     args.out.mkdir(parents=True, exist_ok=True)
     seg_summary, seg_cases = evaluate_segmenter(model, cases, n_boot=args.n_boot, seed=args.seed, progress=progress)
@@ -151,7 +173,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     for name, frame in (("test_metrics", seg_summary), ("test_per_case", seg_cases),
                         ("thickness_error", th_summary), ("thickness_per_case", th_cases)):
         write_text_atomic(args.out / f"{name}.csv", frame.to_csv(index=False))
-    print("synthetic test set (phantoms, not real scans)")
+    print(f"synthetic test set (phantoms on the {args.geometry} grid, not real scans)")
     print(seg_summary.to_string(index=False))
     print(th_summary.to_string(index=False))
     return 0
