@@ -250,3 +250,15 @@ def test_segment_scans_worker_processes_match_in_process(tmp_path, two_scans):
     two = pipeline.segment_scans(two_scans, tmp_path / "two", n_jobs=2, progress=False)
     pd.testing.assert_frame_equal(one.drop(columns="source_file"), two.drop(columns="source_file"), rtol=1e-4)
     assert pipeline.scan_record_path(tmp_path / "two", two_scans[1]).is_file()
+
+
+def test_label_resampling_takes_the_pixel_under_each_output_centre():
+    # OAI DESS in-plane (176 px at 0.3646 mm) to the network's 0.5 mm (128 px): each output pixel must carry the label
+    # of the source pixel under its centre, as the bilinear image does, or thin cartilage shifts against its image
+    src, dst = 176, 128
+    index = torch.arange(src, dtype=torch.float32)
+    labels = (index[:, None] * 1000 + index[None, :])[None, None]
+    out = resample_slices(labels, (dst, dst), mode="nearest")[0, 0]
+    centre = (torch.arange(dst) + 0.5) * src / dst - 0.5               # output centres in source-index units
+    assert torch.all((out // 1000 - centre[:, None]).abs() <= 0.5)
+    assert torch.all((out % 1000 - centre[None, :]).abs() <= 0.5)

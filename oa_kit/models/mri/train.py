@@ -19,7 +19,7 @@ from oa_kit.errors import OAKitError
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.io.labels import LABELS
 from oa_kit.models.mri.network import N_NETWORK_CLASSES, harmonised_to_network
-from oa_kit.models.mri.transforms import check_volume, to_canonical
+from oa_kit.models.mri.transforms import check_volume, resample_slices, to_canonical
 
 #: Tissues scored by :func:`evaluate_segmenter` (harmonised ids).
 EVAL_LABELS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
@@ -56,7 +56,7 @@ def case_slices(case: SegmentationCase, segmenter) -> tuple[torch.Tensor, torch.
     lab, _ = to_canonical(np.asarray(case.labels), case.affine, case.side)
     images = segmenter.network_slices(canon, view.spacing_mm)
     target = torch.from_numpy(harmonised_to_network(lab).astype(np.float32))[:, None]
-    target = torch.nn.functional.interpolate(target, size=tuple(images.shape[-2:]), mode="nearest").long()
+    target = resample_slices(target, tuple(images.shape[-2:]), mode="nearest").long()
     return images, target
 
 

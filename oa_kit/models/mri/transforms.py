@@ -92,11 +92,16 @@ def inplane_size(shape: tuple[int, int], spacing_mm: tuple[float, float], target
 
 
 def resample_slices(slices: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    """Resample a stack of 2D slices (B, C, H, W) to ``size`` (H', W'); a no-op when the size already matches."""
+    """Resample a stack of 2D slices (B, C, H, W) to ``size`` (H', W'); a no-op when the size already matches.
+
+    ``mode="nearest"`` (for label maps) takes the source pixel under each output pixel's centre (torch's
+    ``nearest-exact``); torch's plain ``nearest`` indexes by the output pixel's corner, which shifts labels by up to
+    one source pixel against the bilinearly resampled image.
+    """
     if tuple(slices.shape[-2:]) == tuple(size):
         return slices
     if mode == "nearest":
-        return F.interpolate(slices, size=size, mode="nearest")
+        return F.interpolate(slices, size=size, mode="nearest-exact")
     return F.interpolate(slices, size=size, mode=mode, align_corners=False)
 
 
