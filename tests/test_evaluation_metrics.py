@@ -142,3 +142,34 @@ def test_oracle_comparison_share_of_gain():
     assert out.loc["clinical", "share_of_gain"] == 0 and out.loc["fused", "gap_to_oracle"] == pytest.approx(oracle - fused)
     with pytest.raises(OAKitError, match="clinical: model 'lr'"):
         oracle_comparison(preds, truth, "lr")
+
+
+def test_oracle_comparison_leaves_out_knees_without_a_true_probability():
+    # a knee truly KL 4 at baseline but graded KL 3 by the readers is labelled, yet the generator holds no probability
+    rng = np.random.default_rng(6)
+    n = 400
+    truth = rng.uniform(0.05, 0.9, n)
+    y = rng.binomial(1, truth)
+    risk = np.clip(truth + rng.normal(0, 0.2, n), 0.01, 0.99)
+    preds = pd.DataFrame({"model": "clinical", "row": np.arange(n), "participant_id": np.arange(n), "label": y,
+                          "risk": risk})
+    undefined = truth.copy()
+    undefined[:7] = np.nan
+    out = oracle_comparison(preds, undefined, "clinical", n_resamples=50).set_index("model")
+    assert (out["knees"] == n - 7).all()
+    assert out.loc["clinical", "auc"] == pytest.approx(roc_auc_score(y[7:], risk[7:]))
+    assert out.loc["oracle", "auc"] == pytest.approx(roc_auc_score(y[7:], truth[7:]))
+    with pytest.raises(OAKitError, match="oracle: no evaluated knee"):
+        oracle_comparison(preds, np.full(n, np.nan), "clinical", n_resamples=50)
+
+
+def test_oracle_column_is_nan_only_where_the_generator_has_no_probability():
+    from oa_kit.progression.pipeline import oracle_column
+
+    truth = pd.DataFrame({"ID": ["9000001", "9000001", "9000002"], "side": ["R", "L", "R"],
+                          "p_progress_24": [0.2, np.nan, 0.4]})
+    X = pd.DataFrame({"participant_id": ["9000001", "9000001", "9000002"], "side": ["R", "L", "R"]})
+    out = oracle_column(X, truth, 24)
+    assert out.iloc[0] == 0.2 and np.isnan(out.iloc[1]) and out.iloc[2] == 0.4
+    with pytest.raises(OAKitError, match="1 labelled knees are not in the truth table"):
+        oracle_column(pd.DataFrame({"participant_id": ["9000003"], "side": ["R"]}), truth, 24)

@@ -81,6 +81,8 @@ def test_single_class_training_split_is_an_error():
 
 def test_report_and_model_card(tmp_path):
     X, y, p = make_knee_table(70, seed=5)
+    p = np.asarray(p, dtype=float).copy()
+    p[:2] = np.nan                              # labelled knees the generator holds no probability for (true KL 4)
     ev = evaluate_progression(X, y, 24, oracle_risk=p, n_splits=3, n_resamples=200, seed=0,
                               provenance=make_provenance("synthetic", "test fixture"), lightgbm_grid=GRID,
                               include=["clinical", "kl", "fused"])
@@ -95,6 +97,7 @@ def test_report_and_model_card(tmp_path):
                     "## Decision curve", "## Limitations", "## TRIPOD+AI checklist", "not a clinical estimate",
                     "Oracle comparison", "Site-held-out"):
         assert section in card, section
+    assert f"Compared on the {len(y) - 2} of {len(y)} labelled knees" in card
     fused_auc = head.set_index("model").loc["fused", "auc"]
     assert f"{fused_auc:.3f}" in card
     assert f"{len(GRID)}-configuration search in an inner 5-fold" in card     # the card states the search it ran

@@ -132,7 +132,7 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
                   + (" `latent_reference` is the same out-of-fold logistic procedure on clinical factors + KL + the "
                      "generator's true image-only latents (cartilage, osteophyte, joint-space): the ceiling for any "
                      "image model on this sample; its gap to the oracle is the finite-sample cost."
-                     if "latent_reference" in set(e.oracle["model"]) else ""), _markdown(e.oracle), ""]
+                     if "latent_reference" in set(e.oracle["model"]) else "") + _oracle_knees(e), _markdown(e.oracle), ""]
     lines += ["## Calibration (main model, quantile bins)", _markdown(e.calibration), "",
               "## Subgroups (main model)", _markdown(_metric_table(e.subgroups, "subgroup")), ""]
     if e.site_metrics is not None:
@@ -178,3 +178,14 @@ def write_evaluation(evaluation: ProgressionEvaluation, out_dir: str | os.PathLi
         write_text_atomic(path, fig.to_html(include_plotlyjs="directory", full_html=True))
         written[f"figure_{name}"] = path
     return written
+
+
+def _oracle_knees(e) -> str:
+    """Sentence on how many labelled knees the oracle comparison covers (those with a true probability)."""
+    compared, labelled = int(e.oracle["knees"].iloc[0]), int(e.cohort["knees"])
+    if compared == labelled:
+        return ""
+    return (f" Compared on the {compared} of {labelled} labelled knees that have a true probability; the other "
+            f"{labelled - compared} are truly KL 4 at baseline but were graded lower by the readers, so they are "
+            "labelled while the generator gives them no probability.")
+

@@ -69,7 +69,10 @@ def oracle_comparison(predictions: pd.DataFrame, oracle_risk: Sequence[float], c
     predictions : DataFrame
         Long out-of-sample table (model, row, participant_id, label, risk) from ``oa_kit.evaluation.validation``.
     oracle_risk : array-like
-        True probability of the event by the horizon for every row of the evaluated table (indexed by ``row``).
+        True probability of the event by the horizon for every row of the evaluated table (indexed by ``row``); NaN
+        where the generator has none (a knee truly KL 4 at baseline that the readers graded lower, so it is labelled
+        but cannot progress in the generator). Every model is compared with the oracle on the knees where it is
+        defined; ``knees`` in the result says how many.
     clinical : str
         Name of the clinical-only reference model.
     n_resamples, seed : int
@@ -78,14 +81,17 @@ def oracle_comparison(predictions: pd.DataFrame, oracle_risk: Sequence[float], c
     Returns
     -------
     DataFrame
-        model, auc, ci_low, ci_high, ece, oracle_auc, gap_to_oracle, share_of_gain (NaN for the oracle itself);
-        rows in prediction order (clinical → image models → latent reference) with the oracle last.
+        model, auc, ci_low, ci_high, ece, oracle_auc, gap_to_oracle, share_of_gain (NaN for the oracle itself),
+        knees (compared); rows in prediction order (clinical → image models → latent reference) with the oracle last.
     """
     oracle_risk = np.asarray(oracle_risk, dtype=float)
     models = list(predictions["model"].unique())
     if clinical not in models:
         raise OAKitError(f"clinical: model {clinical!r} not in predictions; expected one of {models}")
     first = predictions[predictions["model"] == models[0]]
+    first = first[np.isfinite(oracle_risk[first["row"].to_numpy()])]
+    if first.empty:
+        raise OAKitError("oracle: no evaluated knee has a true probability; expected the synthetic truth for them")
     rows_idx = first["row"].to_numpy()
     y, truth = check_binary(first["label"], oracle_risk[rows_idx], name="oracle")
     oracle = bootstrap_metrics(y, truth, first["participant_id"], n_resamples, seed)
@@ -106,4 +112,4 @@ def oracle_comparison(predictions: pd.DataFrame, oracle_risk: Sequence[float], c
     out.append({"model": "oracle", "auc": oracle_auc, "ci_low": float(oracle.loc["auc", "ci_low"]),
                 "ci_high": float(oracle.loc["auc", "ci_high"]), "ece": float(oracle.loc["ece", "estimate"]),
                 "oracle_auc": oracle_auc, "gap_to_oracle": 0.0, "share_of_gain": np.nan})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).assign(knees=len(rows_idx))
