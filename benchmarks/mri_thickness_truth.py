@@ -1,5 +1,6 @@
 """Why the femoral thickness of the synthetic MRI phantoms reads high on 2 mm sagittal slices: the method against the
-phantom's analytic truth on its own labels, at the phantoms' 2 x 0.5 x 0.5 mm grid and at isotropic 0.5 mm.
+phantom's analytic truth on its own labels, at the phantoms' 2 x 0.5 x 0.5 mm grid, the OAI DESS grid
+(0.7 x 0.365 x 0.365 mm) and isotropic 0.5 mm.
 
 For each grid, one phantom (default thickness targets, site A) is rendered; the normal-ray method
 (:func:`oa_kit.features.cartilage.measure_cartilage`) is run on the TRUE label map, so every difference is the method
@@ -8,7 +9,7 @@ and the grid, not a segmenter. Printed per grid: the error of each subregion's m
 femoral plate the measured covered area and mean against the truth's area and mean over cartilage at least 0.1, 0.25
 and 0.5 mm thick. **Synthetic phantoms only.**
 
-Usage: ``OMP_NUM_THREADS=2 python benchmarks/mri_thickness_truth.py [--seeds 1 2]`` (about 30 s per seed).
+Usage: ``OMP_NUM_THREADS=2 python benchmarks/mri_thickness_truth.py [--seeds 1 2]`` (about 40 s per seed).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from oa_kit.io.labels import SUBREGIONS
 from oa_kit.synth import mri
 
 GRIDS = {"2 mm sagittal slices": mri.DEFAULT_GEOMETRY,
+         "OAI DESS 0.7 mm slices": mri.OAI_DESS_GEOMETRY,
          "isotropic 0.5 mm": mri.MRIGeometry(shape=(160, 128, 128), spacing_mm=(0.5, 0.5, 0.5))}
 FOOTPRINTS_MM = (0.1, 0.25, 0.5)
 
