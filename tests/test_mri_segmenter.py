@@ -18,7 +18,8 @@ from oa_kit.io.labels import SUBREGIONS
 from oa_kit.models.mri import pipeline
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
 from oa_kit.models.mri.network import network_to_harmonised
-from oa_kit.models.mri.transforms import from_canonical, resample_slices, split_medial_lateral, to_canonical
+from oa_kit.models.mri.transforms import (from_canonical, percentile_range, resample_slices, scale_intensity,
+                                          split_medial_lateral, to_canonical)
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +263,82 @@ def test_label_resampling_takes_the_pixel_under_each_output_centre():
     centre = (torch.arange(dst) + 0.5) * src / dst - 0.5               # output centres in source-index units
     assert torch.all((out // 1000 - centre[:, None]).abs() <= 0.5)
     assert torch.all((out % 1000 - centre[None, :]).abs() <= 0.5)
+
+
+# ------------------------------------------------------------------------------------------------------ 2.5D input
+def test_shipped_weights_stay_2d_and_segment_as_before(segmenter, phantom):
+    """Weights whose JSON has no ``context_mm``/``in_channels`` (the shipped file) load as the 2D model and give
+    exactly the outputs of the one-channel slab-by-slab algorithm (scale, resample, forward, softmax)."""
+    assert segmenter.context_mm == 0 and segmenter.in_channels == 1
+    meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+    assert "context_mm" not in meta and "in_channels" not in meta["architecture"]
+    assert segmenter.net_.model[0].conv.unit0.conv.weight.shape[1] == 1
+    seg = segmenter.segment(phantom.image, phantom.affine, "L")
+    canon, view = to_canonical(phantom.image.astype(np.float32), phantom.affine, "L")
+    lo, hi = percentile_range(phantom.image.astype(np.float32))
+    with torch.no_grad():
+        parts = []
+        for start in range(0, canon.shape[0], segmenter.slice_batch):
+            slices = torch.from_numpy(scale_intensity(canon[start:start + segmenter.slice_batch], lo, hi))[:, None]
+            parts.append(torch.softmax(segmenter.net_(resample_slices(slices, segmenter.roi_size)), dim=1))
+        proba = torch.cat(parts).to(torch.float16).numpy()
+    for c in range(proba.shape[1]):
+        assert np.array_equal(to_canonical(seg.proba.channels[c], phantom.affine, "L")[0], proba[:, c]), c
+    assert np.array_equal(seg.labels, _reference_segment(segmenter, phantom.image, phantom.affine, "L")[0])
+
+
+def test_weights_json_declares_the_input_channels(tmp_path):
+    """``context_mm``/``in_channels`` in the JSON are read back; a JSON whose in_channels contradicts its context fails."""
+    from oa_kit.io.artifacts import sha256_file
+    from oa_kit.models.mri.train import TrainResult, save_weights
+
+    model = MRISegmenter(channels=(4, 8), strides=(2,), context_mm=1.5)
+    net = model._build()
+    path = save_weights(TrainResult(net=net, metadata={"architecture": {"channels": [4, 8], "strides": [2],
+                                                                        "in_channels": 3}, "context_mm": 1.5}),
+                        tmp_path / "w.safetensors")
+    loaded = MRISegmenter.from_pretrained(path)
+    assert loaded.context_mm == 1.5 and loaded.in_channels == 3
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["context_mm"] = 0.0
+    path.with_suffix(".json").write_text(json.dumps(dict(meta, sha256=sha256_file(path))))
+    with pytest.raises(OAKitError, match="in_channels 3 does not fit context_mm 0.0"):
+        MRISegmenter.from_pretrained(path)
+
+
+@pytest.mark.parametrize("step_mm", [2.0, 0.7])
+def test_context_channels_sample_the_volume_in_mm(step_mm):
+    """On a volume whose value is each slice's LR position x (mm), the 2.5D channels read x - D, x, x + D (linear
+    interpolation between slices, clamped to the volume's extent), on a 2 mm and a 0.7 mm slice grid; slab by
+    slab (slices at the slab's edges read their neighbours beyond it) equals the whole volume."""
+    from oa_kit.models.mri.transforms import context_stack
+
+    n, context = 13, 2.0
+    x = np.arange(n) * step_mm
+    volume = np.broadcast_to(x[:, None, None], (n, 8, 8)).astype(np.float32)
+    stack = context_stack(volume, step_mm, context)
+    assert stack.shape == (n, 3, 8, 8)
+    expected = np.stack([np.clip(x - context, 0, x[-1]), x, np.clip(x + context, 0, x[-1])], axis=1)
+    assert np.allclose(stack[:, :, 3, 4], expected, atol=1e-5)
+    model = MRISegmenter(context_mm=context)
+    slab = model.input_slices(volume, 4, 9, (0.0, float(x[-1])), (step_mm, 0.5, 0.5))
+    assert slab.shape == (5, 3, 8, 8)
+    assert torch.allclose(slab[:, :, 0, 0], torch.from_numpy(expected[4:9] / x[-1]).float(), atol=1e-6)
+    assert torch.equal(model.network_slices(volume, (step_mm, 0.5, 0.5))[4:9], slab)
+
+
+def test_2d_weights_start_an_equal_25d_model(segmenter, phantom):
+    """A 2.5D network initialised from the shipped 2D weights (2D kernels on the centre channel, zeros on the
+    neighbours) predicts what the 2D model does before any training: same labels, probabilities and embedding."""
+    from oa_kit.models.mri.train import load_initial_weights
+
+    wide = MRISegmenter(context_mm=2.0)
+    wide.net_ = load_initial_weights(wide._build(), DEFAULT_WEIGHTS).eval()
+    first = wide.net_.model[0].conv.unit0.conv.weight
+    assert first.shape[1] == 3 and torch.count_nonzero(first[:, [0, 2]]) == 0
+    flat, deep = segmenter.segment(phantom.image, phantom.affine, "L"), wide.segment(phantom.image, phantom.affine, "L")
+    assert np.array_equal(flat.labels, deep.labels)
+    assert np.allclose(np.asarray(flat.proba), np.asarray(deep.proba), atol=1e-3)
+    assert np.allclose(flat.embedding, deep.embedding, rtol=1e-5, atol=1e-6)
+    with pytest.raises(OAKitError, match="cannot start from these weights"):
+        load_initial_weights(MRISegmenter(channels=(4, 8), strides=(2,), context_mm=2.0)._build(), DEFAULT_WEIGHTS)

@@ -118,3 +118,35 @@ def test_fine_tune_rejects_weights_of_another_architecture(tmp_path):
               "--epochs", "1", "--no-progress", "--out", str(run)]
     assert main([*common, "--channels", "4", "8"]) == 0
     assert main([*common, "--channels", "8", "16", "--init-weights", str(run / "mri_segmenter.safetensors")]) == 2
+
+
+def test_25d_fine_tune_from_2d_trains_resumes_and_exports(tmp_path):
+    """``--context-mm`` with 2D ``--init-weights``: the 3-channel network starts from the 2D kernels, trains on
+    3-channel slices, resumes, and its weights (direct and exported) reload as 2.5D with the same embedding size."""
+    from safetensors.torch import load_file
+
+    from oa_kit.models.mri.train import TrainResult, _metadata, render_phantom_cases, save_weights, stack_cases
+
+    run, flat_model = tmp_path / "run", MRISegmenter(channels=(4, 8), strides=(2,))
+    torch.manual_seed(0)
+    flat = save_weights(TrainResult(net=flat_model._build(), metadata=_metadata(flat_model)), tmp_path / "flat.safetensors")
+    common = ["mri", "train", "--synthetic", "3", "--steps-per-epoch", "2", "--batch-size", "2", "--channels", "4", "8",
+              "--max-val", "1", "--no-progress"]
+    wide = [*common, "--out", str(run), "--context-mm", "2", "--init-weights", str(flat)]
+    assert main([*wide, "--epochs", "1"]) == 0
+    assert json.loads((run / "checkpoint.json").read_text())["context_mm"] == 2.0
+    assert main([*wide, "--epochs", "2", "--resume"]) == 0
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2]
+    meta = json.loads((run / "mri_segmenter.json").read_text())
+    assert meta["context_mm"] == 2.0 and meta["architecture"]["in_channels"] == 3 and meta["init_weights"] == flat.name
+    out = tmp_path / "w.safetensors"
+    assert main(["mri", "export", str(run), "--out", str(out)]) == 0
+    for path in (run / "mri_segmenter.safetensors", out):
+        model = MRISegmenter.from_pretrained(path)
+        assert (model.context_mm, model.in_channels, model.channels, model.embed_dim) == (2.0, 3, (4, 8), 8)
+        assert load_file(str(path))["model.0.conv.unit0.conv.weight"].shape[1] == 3
+    (case,) = render_phantom_cases(1, seed=5, progress=False)[:1]
+    images, targets = stack_cases([case], model, progress=False)
+    assert images.shape[1] == 3 and targets.shape[1] == 1 and images.shape[0] == targets.shape[0] > 0
+    seg = model.segment(case.image, case.affine, case.side)
+    assert seg.labels.shape == case.image.shape and seg.embedding.shape == (8,)

@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="extra cross-entropy weight where two cartilage plates touch (0 = plain DiceCE)")
     train.add_argument("--init-weights", type=Path, default=None,
                        help="fine-tune: start from these .safetensors weights (same architecture) instead of random")
+    train.add_argument("--context-mm", type=float, default=0.0, metavar="D",
+                       help="2.5D: also feed the network the volume D mm either side of each sagittal slice (0 = 2D); "
+                            "with 2D --init-weights the neighbour channels start at zero")
     train.add_argument("--max-val", type=int, default=8, help="validation scans scored each epoch")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.*")
     train.add_argument("--weights-out", type=Path, default=None, help="also copy the final weights (+json) here")
@@ -119,7 +122,9 @@ def _train(args: argparse.Namespace) -> int:
     from oa_kit.models.mri.network import DEFAULT_CHANNELS
 
     channels = tuple(args.channels or DEFAULT_CHANNELS)
-    segmenter = MRISegmenter(channels=channels, strides=(2,) * (len(channels) - 1))
+    if args.context_mm < 0:
+        raise OAKitError(f"mri train: --context-mm {args.context_mm}; expected >= 0 mm")
+    segmenter = MRISegmenter(channels=channels, strides=(2,) * (len(channels) - 1), context_mm=args.context_mm)
     result = train_segmenter(train, val[: args.max_val], out=args.out, epochs=args.epochs, seed=args.seed,
                              batch_size=args.batch_size, lr=args.lr, steps_per_epoch=args.steps_per_epoch,
                              resume=args.resume, progress=progress, segmenter=segmenter,

@@ -15,9 +15,9 @@ from oa_kit.errors import OAKitError
 from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.models.mri.network import (DEFAULT_CHANNELS, DEFAULT_STRIDES, NETWORK_CLASSES, N_NETWORK_CLASSES,
                                        bottleneck_module, build_unet)
-from oa_kit.models.mri.transforms import (MODEL_SPACING_MM, CanonicalView, check_volume, inplane_size,
-                                          normalise_intensity, percentile_range, resample_slices, scale_intensity,
-                                          split_position)
+from oa_kit.models.mri.transforms import (CONTEXT_OFFSETS, MODEL_SPACING_MM, CanonicalView, check_volume,
+                                          context_stack, inplane_size, normalise_intensity, percentile_range,
+                                          resample_slices, scale_intensity, split_position)
 
 #: Folder holding the shipped weights (``mri_segmenter.safetensors`` + ``mri_segmenter.json``).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -137,7 +137,7 @@ def canonical_view(array: np.ndarray, view: CanonicalView) -> np.ndarray:
 
 
 class MRISegmenter:
-    """Knee MRI segmenter: 2D sagittal-slice MONAI U-Net applied with sliding-window inference.
+    """Knee MRI segmenter: 2D (or 2.5D) sagittal-slice MONAI U-Net applied with sliding-window inference.
 
     Parameters
     ----------
@@ -154,6 +154,10 @@ class MRISegmenter:
         (about ``slice_batch`` x 20 MB at OAI DESS geometry) without changing any result.
     weights_path
         Where :meth:`fit` stores, or :meth:`from_pretrained` loaded, the weights (informational).
+    context_mm
+        0 (default): 2D, the network sees one sagittal slice. > 0: 2.5D, it also sees the volume ``context_mm`` mm
+        either side along LR (linear interpolation between slices, clamped at the edges) as two more input
+        channels, e.g. where the fluid film between touching cartilage plates is thinner than one slice.
 
     Examples
     --------
@@ -163,7 +167,8 @@ class MRISegmenter:
 
     def __init__(self, channels: tuple[int, ...] = DEFAULT_CHANNELS, strides: tuple[int, ...] = DEFAULT_STRIDES,
                  num_res_units: int = 1, spacing_mm: float = MODEL_SPACING_MM, roi_size: tuple[int, int] = (128, 128),
-                 sw_batch_size: int = 16, slice_batch: int = 16, weights_path: str | None = None) -> None:
+                 sw_batch_size: int = 16, slice_batch: int = 16, weights_path: str | None = None,
+                 context_mm: float = 0.0) -> None:
         self.channels = channels
         self.strides = strides
         self.num_res_units = num_res_units
@@ -172,11 +177,17 @@ class MRISegmenter:
         self.sw_batch_size = sw_batch_size
         self.slice_batch = slice_batch
         self.weights_path = weights_path
+        self.context_mm = context_mm
 
     @property
     def embed_dim(self) -> int:
         """Length of :meth:`embed` vectors: the bottleneck channel count (``channels[-1]``)."""
         return int(self.channels[-1])
+
+    @property
+    def in_channels(self) -> int:
+        """Network input channels: 1 for 2D (``context_mm == 0``), 3 for 2.5D (the slice and its two neighbours)."""
+        return len(CONTEXT_OFFSETS) if self.context_mm > 0 else 1
 
     # ----------------------------------------------------------------------------------------- loading / fitting
     @classmethod
@@ -198,7 +209,11 @@ class MRISegmenter:
         arch = meta.get("architecture", {})
         model = cls(channels=tuple(arch.get("channels", DEFAULT_CHANNELS)), strides=tuple(arch.get("strides", DEFAULT_STRIDES)),
                     num_res_units=int(arch.get("num_res_units", 1)), spacing_mm=float(meta.get("spacing_mm", MODEL_SPACING_MM)),
-                    roi_size=tuple(meta.get("roi_size", (128, 128))), weights_path=str(weights))
+                    roi_size=tuple(meta.get("roi_size", (128, 128))), weights_path=str(weights),
+                    context_mm=float(meta.get("context_mm", 0.0)))
+        if int(arch.get("in_channels", model.in_channels)) != model.in_channels:
+            raise OAKitError(f"{weights.with_suffix('.json')}: architecture.in_channels {arch.get('in_channels')} does not fit "
+                             f"context_mm {model.context_mm}; expected {model.in_channels}")
         net = model._build()
         try:
             net.load_state_dict(load_file(str(weights)))
@@ -210,7 +225,7 @@ class MRISegmenter:
 
     def _build(self) -> torch.nn.Module:
         """Construct the untrained network for this configuration."""
-        return build_unet(2, self.channels, self.strides, self.num_res_units)
+        return build_unet(2, self.channels, self.strides, self.num_res_units, in_channels=self.in_channels)
 
     def fit(self, volumes: list[np.ndarray], labels: list[np.ndarray], affines: list[np.ndarray], sides: list[str],
             epochs: int = 10, seed: int = 0, out: str | Path | None = None, progress: bool = True) -> "MRISegmenter":
@@ -232,24 +247,41 @@ class MRISegmenter:
 
     # ----------------------------------------------------------------------------------------------- inference
     def network_slices(self, volume: np.ndarray, spacing_mm: tuple[float, float, float]) -> torch.Tensor:
-        """Turn a canonical right-oriented volume into normalised sagittal slices (X, 1, H, W) at the model spacing."""
+        """Turn a canonical right-oriented volume into normalised sagittal network inputs (X, in_channels, H, W)
+        at the model spacing (2.5D: each slice with the volume ``context_mm`` either side, see :meth:`input_slices`)."""
+        if self.context_mm > 0:
+            return self.input_slices(volume, 0, volume.shape[0], percentile_range(volume), spacing_mm)
         norm = normalise_intensity(volume)
         slices = torch.from_numpy(norm)[:, None]
         size = inplane_size(norm.shape[1:], spacing_mm[1:], self.spacing_mm)
         return resample_slices(slices, size)
 
-    def _slice_proba(self, net: torch.nn.Module, canon: np.ndarray, intensity: tuple[float, float],
+    def input_slices(self, canon: np.ndarray, start: int, stop: int, intensity: tuple[float, float],
                      spacing_mm: tuple[float, float, float]) -> torch.Tensor:
-        """Network-class probabilities (B, C, AP, SI) float32 of a few canonical sagittal slices (B, AP, SI).
+        """Network input (B, in_channels, H, W) of canonical slices ``start:stop`` of a (LR, AP, SI) volume.
 
-        Slices are normalised, resampled in-plane to the model spacing, segmented (one forward pass per
-        ``sw_batch_size`` slices when a slice is exactly the ROI size, sliding windows with Gaussian blending
-        otherwise) and the logits resampled back to the scan grid before the softmax.
+        Intensities are scaled with the whole volume's percentiles ``intensity``, then resampled in-plane to the
+        model spacing; for 2.5D the neighbour channels are sampled ``context_mm`` either side along LR
+        (:func:`~oa_kit.models.mri.transforms.context_stack`).
         """
-        slices = torch.from_numpy(scale_intensity(canon, *intensity))[:, None]
+        if self.context_mm > 0:
+            stack = context_stack(canon, spacing_mm[0], self.context_mm, start, stop, intensity=intensity)
+            slices = torch.from_numpy(stack)
+        else:
+            slices = torch.from_numpy(scale_intensity(canon[start:stop], *intensity))[:, None]
         size = inplane_size(canon.shape[1:], spacing_mm[1:], self.spacing_mm)
-        slices = resample_slices(slices, size)
-        if tuple(size) == tuple(self.roi_size):
+        return resample_slices(slices, size)
+
+    def _slice_proba(self, net: torch.nn.Module, canon: np.ndarray, part: slice, intensity: tuple[float, float],
+                     spacing_mm: tuple[float, float, float]) -> torch.Tensor:
+        """Network-class probabilities (B, C, AP, SI) float32 of the canonical sagittal slices ``canon[part]``.
+
+        Slices are normalised, resampled in-plane to the model spacing (:meth:`input_slices`), segmented (one
+        forward pass per ``sw_batch_size`` slices when a slice is exactly the ROI size, sliding windows with
+        Gaussian blending otherwise) and the logits resampled back to the scan grid before the softmax.
+        """
+        slices = self.input_slices(canon, part.start, min(part.stop, canon.shape[0]), intensity, spacing_mm)
+        if tuple(slices.shape[-2:]) == tuple(self.roi_size):
             logits = torch.cat([net(slices[i:i + self.sw_batch_size]) for i in range(0, len(slices), self.sw_batch_size)])
         else:
             logits = sliding_window_inference(slices, roi_size=self.roi_size, sw_batch_size=self.sw_batch_size,
@@ -294,7 +326,7 @@ class MRISegmenter:
         try:
             for start in range(0, canon.shape[0], self.slice_batch):
                 part = slice(start, start + self.slice_batch)
-                proba = self._slice_proba(net, canon[part], intensity, view.spacing_mm)
+                proba = self._slice_proba(net, canon, part, intensity, view.spacing_mm)
                 hard = proba.argmax(dim=1).numpy()          # first maximum on ties, as NumPy; ~10x faster here
                 half = proba.to(torch.float16).numpy()      # torch casts tiny values ~10x faster than NumPy
                 for c, target in enumerate(canon_channels):

@@ -18,10 +18,32 @@ DEFAULT_STRIDES = (2, 2, 2)
 
 
 def build_unet(spatial_dims: int = 2, channels: tuple[int, ...] = DEFAULT_CHANNELS,
-               strides: tuple[int, ...] = DEFAULT_STRIDES, num_res_units: int = 1) -> UNet:
-    """Build the MONAI U-Net (input (B, 1, H, W[, D]) -> logits (B, N_NETWORK_CLASSES, H, W[, D]))."""
-    return UNet(spatial_dims=spatial_dims, in_channels=1, out_channels=N_NETWORK_CLASSES,
+               strides: tuple[int, ...] = DEFAULT_STRIDES, num_res_units: int = 1, in_channels: int = 1) -> UNet:
+    """Build the MONAI U-Net (input (B, in_channels, H, W[, D]) -> logits (B, N_NETWORK_CLASSES, H, W[, D]))."""
+    return UNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=N_NETWORK_CLASSES,
                 channels=tuple(channels), strides=tuple(strides), num_res_units=num_res_units)
+
+
+def expand_input_channels(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                          centre: int) -> dict[str, torch.Tensor]:
+    """Widen one-input-channel weights (a 2D model) to a network with more input channels (2.5D) that starts equal.
+
+    Every tensor of ``state`` that reads the image (the first convolution and, with residual units, its input
+    projection) has shape (out, 1, ...) where ``target`` has (out, C, ...): it becomes zeros with the old kernel at
+    input channel ``centre``, so the widened network computes exactly what the 2D one did on its centre channel.
+    Other tensors are kept as they are (``load_state_dict`` checks them).
+    """
+    out = dict(state)
+    for key, value in state.items():
+        want = target.get(key)
+        if want is None or want.shape == value.shape:
+            continue
+        if value.ndim < 2 or value.shape[1] != 1 or value.shape[:1] + value.shape[2:] != want.shape[:1] + want.shape[2:]:
+            continue
+        wide = torch.zeros(want.shape, dtype=value.dtype)
+        wide[:, centre] = value[:, 0]
+        out[key] = wide
+    return out
 
 
 def bottleneck_module(net: UNet) -> torch.nn.Module:

@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 from oa_kit.errors import OAKitError
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.io.labels import LABELS
-from oa_kit.models.mri.network import N_NETWORK_CLASSES, harmonised_to_network
-from oa_kit.models.mri.transforms import check_volume, resample_slices, to_canonical
+from oa_kit.models.mri.network import N_NETWORK_CLASSES, expand_input_channels, harmonised_to_network
+from oa_kit.models.mri.transforms import CONTEXT_CENTRE, check_volume, resample_slices, to_canonical
 
 #: Tissues scored by :func:`evaluate_segmenter` (harmonised ids).
 EVAL_LABELS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
@@ -48,7 +48,8 @@ class TrainResult:
 
 # ------------------------------------------------------------------------------------------------ data preparation
 def case_slices(case: SegmentationCase, segmenter) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sagittal training slices of one case: images (X, 1, H, W) float32 and network-class targets (X, 1, H, W) int64."""
+    """Sagittal training slices of one case: images (X, in_channels, H, W) float32 (2.5D: each slice with its
+    neighbours ``segmenter.context_mm`` either side) and network-class targets (X, 1, H, W) int64."""
     check_volume(case.image, case.affine, name=case.case_id)
     if case.labels.shape != case.image.shape:
         raise OAKitError(f"{case.case_id}: labels shape {case.labels.shape} != image shape {case.image.shape}; expected equal")
@@ -184,6 +185,8 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
         0 trains with plain DiceCE.
     init_weights
         Start from these ``.safetensors`` weights (fine-tuning; same architecture) instead of a random init.
+        One-channel (2D) weights also start a 2.5D network (``segmenter.context_mm > 0``): their kernels go to the
+        centre channel and the neighbour channels start at zero, so training starts from exactly the 2D model.
 
     Returns
     -------
@@ -196,11 +199,7 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
     torch.manual_seed(seed)
     net = segmenter._build()
     if init_weights is not None:
-        try:
-            net.load_state_dict(load_file(str(init_weights)))
-        except (RuntimeError, OSError) as exc:
-            raise OAKitError(f"{init_weights}: cannot start from these weights ({exc.__class__.__name__}); "
-                             "expected a .safetensors file of the same architecture") from exc
+        load_initial_weights(net, init_weights)
     images, targets = stack_cases(train_cases, segmenter, progress)
     loss_fn = ContactWeightedDiceCE(contact_weight) if contact_weight > 0 else DiceCELoss(to_onehot_y=True, softmax=True)
     optim = torch.optim.Adam(net.parameters(), lr=lr)
@@ -240,16 +239,35 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
         if log:
             log(f"{time.strftime('%H:%M:%S')} epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.4f} val_cartilage_dice {score:.4f}")
         if run is not None:
-            _save_checkpoint(run, net, optim, {"epoch": epoch + 1, "history": history, "best_score": best["score"], "seed": seed})
+            _save_checkpoint(run, net, optim, {"epoch": epoch + 1, "history": history, "best_score": best["score"], "seed": seed,
+                                               "context_mm": segmenter.context_mm})
             write_text_atomic(run / "history.csv", pd.DataFrame(history).to_csv(index=False))
     if best["state"] is not None:
         net.load_state_dict(best["state"])
-    metadata = {"architecture": {"spatial_dims": 2, "channels": list(segmenter.channels), "strides": list(segmenter.strides),
-                                 "num_res_units": segmenter.num_res_units, "out_channels": N_NETWORK_CLASSES},
-                "spacing_mm": segmenter.spacing_mm, "roi_size": list(segmenter.roi_size), "seed": seed, "epochs": epochs,
+    metadata = {**_metadata(segmenter), "seed": seed, "epochs": epochs,
                 "n_train_cases": len(train_cases), "n_val_cases": len(val_cases), "best_val_cartilage_dice": best["score"],
                 "contact_weight": contact_weight, "init_weights": Path(init_weights).name if init_weights else None}
     return TrainResult(net=net.eval(), metadata=metadata, history=history)
+
+
+def load_initial_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load fine-tuning start weights into ``net``: same architecture, or 2D (one input channel) weights widened to a
+    2.5D network with zero neighbour kernels (:func:`~oa_kit.models.mri.network.expand_input_channels`)."""
+    try:
+        state = expand_input_channels(load_file(str(path)), net.state_dict(), CONTEXT_CENTRE)
+        net.load_state_dict(state)
+    except (RuntimeError, OSError) as exc:
+        raise OAKitError(f"{path}: cannot start from these weights ({exc.__class__.__name__}); "
+                         "expected a .safetensors file of the same architecture (or its 2D version)") from exc
+    return net
+
+
+def _metadata(segmenter) -> dict:
+    """Architecture and preprocessing entries of the weights JSON (what :meth:`MRISegmenter.from_pretrained` reads)."""
+    return {"architecture": {"spatial_dims": 2, "channels": list(segmenter.channels), "strides": list(segmenter.strides),
+                             "num_res_units": segmenter.num_res_units, "out_channels": N_NETWORK_CLASSES,
+                             "in_channels": segmenter.in_channels},
+            "spacing_mm": segmenter.spacing_mm, "roi_size": list(segmenter.roi_size), "context_mm": segmenter.context_mm}
 
 
 def _validation_score(segmenter, cases: Sequence[SegmentationCase]) -> float:
@@ -289,14 +307,12 @@ def export_best(run: str | Path, path: str | Path, segmenter=None, extra: dict |
         raise OAKitError(f"{run}: no best.safetensors/checkpoint.json; expected a run folder from 'oa-kit mri train'")
     state = json.loads((run / "checkpoint.json").read_text())
     tensors = load_file(str(run / "best.safetensors"))
-    segmenter = segmenter or MRISegmenter(channels=_channels_from_state(tensors))
+    segmenter = segmenter or MRISegmenter(channels=_channels_from_state(tensors), context_mm=float(state.get("context_mm", 0.0)))
     segmenter.strides = (2,) * (len(segmenter.channels) - 1)
     net = segmenter._build()
     net.load_state_dict(tensors)
     best_epoch = max(state["history"], key=lambda h: h["val_cartilage_dice"])["epoch"]
-    metadata = {"architecture": {"spatial_dims": 2, "channels": list(segmenter.channels), "strides": list(segmenter.strides),
-                                 "num_res_units": segmenter.num_res_units, "out_channels": N_NETWORK_CLASSES},
-                "spacing_mm": segmenter.spacing_mm, "roi_size": list(segmenter.roi_size), "seed": state.get("seed"),
+    metadata = {**_metadata(segmenter), "seed": state.get("seed"),
                 "epochs_completed": state["epoch"], "best_epoch": best_epoch,
                 "best_val_cartilage_dice": state["best_score"], "history": state["history"]}
     return save_weights(TrainResult(net=net, metadata=metadata, history=state["history"]), path, extra)

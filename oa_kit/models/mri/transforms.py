@@ -86,6 +86,47 @@ def scale_intensity(chunk: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(scaled, 0.0, 1.0, out=scaled)
 
 
+#: Order of the 2.5D input channels: the volume at x - context_mm, the slice itself (x), the volume at x + context_mm.
+CONTEXT_OFFSETS = (-1.0, 0.0, 1.0)
+#: Index of the slice itself among the 2.5D input channels (where 2D weights go when a 2.5D network starts from them).
+CONTEXT_CENTRE = CONTEXT_OFFSETS.index(0.0)
+
+
+def context_positions(n_slices: int, step_mm: float, context_mm: float, start: int = 0,
+                      stop: int | None = None) -> np.ndarray:
+    """Fractional LR slice indices (B, 3) of slices ``start:stop`` and of the points ``context_mm`` (mm) either side.
+
+    Positions are in mm along LR (slice ``i`` lies at ``i * step_mm``), so a context means the same physical
+    distance on a 2 mm and a 0.7 mm grid; points outside the volume are clamped to its first/last slice.
+    """
+    if step_mm <= 0 or context_mm < 0:
+        raise OAKitError(f"context: step {step_mm} mm, context {context_mm} mm; expected step > 0 and context >= 0")
+    index = np.arange(start, n_slices if stop is None else min(stop, n_slices), dtype=float)
+    shift = np.asarray(CONTEXT_OFFSETS) * (context_mm / step_mm)
+    return np.clip(index[:, None] + shift[None, :], 0.0, n_slices - 1.0)
+
+
+def context_stack(volume: np.ndarray, step_mm: float, context_mm: float, start: int = 0, stop: int | None = None,
+                  intensity: tuple[float, float] | None = None) -> np.ndarray:
+    """2.5D network input (B, 3, AP, SI) float32 of canonical slices ``start:stop`` of a (LR, AP, SI) volume.
+
+    Channels are the volume at x - ``context_mm``, the slice itself and at x + ``context_mm`` (x: the slice's LR
+    position in mm), linearly interpolated between the two nearest slices and clamped at the volume's edges. Only
+    the source slices needed are read, and scaled by :func:`scale_intensity` with ``intensity`` (the whole
+    volume's percentiles) when given, so inference can work slab by slab on a view without copying the volume.
+    """
+    pos = context_positions(volume.shape[0], step_mm, context_mm, start, stop)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, volume.shape[0] - 1)
+    weight = (pos - lo).astype(np.float32)[..., None, None]
+    needed = np.unique(np.concatenate([lo.ravel(), hi.ravel()]))
+    source = np.asarray(volume[needed], dtype=np.float32)
+    if intensity is not None:
+        source = scale_intensity(source, *intensity)
+    below, above = source[np.searchsorted(needed, lo)], source[np.searchsorted(needed, hi)]
+    return below + weight * (above - below)
+
+
 def inplane_size(shape: tuple[int, int], spacing_mm: tuple[float, float], target_mm: float = MODEL_SPACING_MM) -> tuple[int, int]:
     """Slice size (AP, SI) after resampling a sagittal slice of ``shape`` voxels at ``spacing_mm`` to ``target_mm``."""
     return tuple(max(8, int(round(n * s / target_mm))) for n, s in zip(shape, spacing_mm))  # type: ignore[return-value]
