@@ -266,12 +266,21 @@ def test_label_resampling_takes_the_pixel_under_each_output_centre():
 
 
 # ------------------------------------------------------------------------------------------------------ 2.5D input
-def test_shipped_weights_stay_2d_and_segment_as_before(segmenter, phantom):
-    """Weights whose JSON has no ``context_mm``/``in_channels`` (the shipped file) load as the 2D model and give
-    exactly the outputs of the one-channel slab-by-slab algorithm (scale, resample, forward, softmax)."""
+def test_weights_without_context_load_as_2d_and_segment_as_before(tmp_path, phantom):
+    """Weights whose JSON has no ``context_mm``/``in_channels`` (files written before the 2.5D option) load as the
+    one-channel 2D model and give exactly the outputs of the slab-by-slab algorithm (scale, resample, forward, softmax)."""
+    from oa_kit.models.mri.train import TrainResult, save_weights
+
+    torch.manual_seed(0)
+    old = MRISegmenter(channels=(4, 8), strides=(2,))
+    path = save_weights(TrainResult(net=old._build(), metadata={"architecture": {"channels": [4, 8], "strides": [2]}}),
+                        tmp_path / "legacy.safetensors")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta.pop("context_mm", None)
+    meta["architecture"].pop("in_channels", None)
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    segmenter = MRISegmenter.from_pretrained(path)
     assert segmenter.context_mm == 0 and segmenter.in_channels == 1
-    meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
-    assert "context_mm" not in meta and "in_channels" not in meta["architecture"]
     assert segmenter.net_.model[0].conv.unit0.conv.weight.shape[1] == 1
     seg = segmenter.segment(phantom.image, phantom.affine, "L")
     canon, view = to_canonical(phantom.image.astype(np.float32), phantom.affine, "L")
@@ -285,6 +294,14 @@ def test_shipped_weights_stay_2d_and_segment_as_before(segmenter, phantom):
     for c in range(proba.shape[1]):
         assert np.array_equal(to_canonical(seg.proba.channels[c], phantom.affine, "L")[0], proba[:, c]), c
     assert np.array_equal(seg.labels, _reference_segment(segmenter, phantom.image, phantom.affine, "L")[0])
+
+
+def test_shipped_weights_are_the_2_5d_model(segmenter):
+    """The shipped JSON declares the 2.5D input the model card describes (3 channels, +/- 2 mm)."""
+    meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+    assert meta["context_mm"] == 2.0 and meta["architecture"]["in_channels"] == 3
+    assert segmenter.context_mm == 2.0 and segmenter.in_channels == 3
+    assert segmenter.net_.model[0].conv.unit0.conv.weight.shape[1] == 3
 
 
 def test_weights_json_declares_the_input_channels(tmp_path):
@@ -327,13 +344,19 @@ def test_context_channels_sample_the_volume_in_mm(step_mm):
     assert torch.equal(model.network_slices(volume, (step_mm, 0.5, 0.5))[4:9], slab)
 
 
-def test_2d_weights_start_an_equal_25d_model(segmenter, phantom):
-    """A 2.5D network initialised from the shipped 2D weights (2D kernels on the centre channel, zeros on the
-    neighbours) predicts what the 2D model does before any training: same labels, probabilities and embedding."""
-    from oa_kit.models.mri.train import load_initial_weights
+def test_2d_weights_start_an_equal_25d_model(tmp_path, phantom):
+    """A 2.5D network initialised from 2D weights (2D kernels on the centre channel, zeros on the neighbours)
+    predicts what the 2D model does before any training: same labels, probabilities and embedding."""
+    from oa_kit.models.mri.train import TrainResult, load_initial_weights, save_weights
 
+    torch.manual_seed(1)
+    flat_model = MRISegmenter()
+    arch = {"architecture": {"channels": [8, 16, 32, 64], "strides": [2, 2, 2]}}
+    path = save_weights(TrainResult(net=flat_model._build(), metadata=arch), tmp_path / "2d.safetensors")
+    segmenter = MRISegmenter.from_pretrained(path)
+    assert segmenter.in_channels == 1
     wide = MRISegmenter(context_mm=2.0)
-    wide.net_ = load_initial_weights(wide._build(), DEFAULT_WEIGHTS).eval()
+    wide.net_ = load_initial_weights(wide._build(), path).eval()
     first = wide.net_.model[0].conv.unit0.conv.weight
     assert first.shape[1] == 3 and torch.count_nonzero(first[:, [0, 2]]) == 0
     flat, deep = segmenter.segment(phantom.image, phantom.affine, "L"), wide.segment(phantom.image, phantom.affine, "L")
@@ -341,4 +364,4 @@ def test_2d_weights_start_an_equal_25d_model(segmenter, phantom):
     assert np.allclose(np.asarray(flat.proba), np.asarray(deep.proba), atol=1e-3)
     assert np.allclose(flat.embedding, deep.embedding, rtol=1e-5, atol=1e-6)
     with pytest.raises(OAKitError, match="cannot start from these weights"):
-        load_initial_weights(MRISegmenter(channels=(4, 8), strides=(2,), context_mm=2.0)._build(), DEFAULT_WEIGHTS)
+        load_initial_weights(MRISegmenter(channels=(4, 8), strides=(2,), context_mm=2.0)._build(), path)
