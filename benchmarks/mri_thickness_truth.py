@@ -31,18 +31,8 @@ FOOTPRINTS_MM = (0.1, 0.25, 0.5)
 def femoral_truth_footprints(seed: int) -> dict[float, tuple[float, float]]:
     """Analytic femoral cartilage area (mm^2) and mean normal thickness (mm) over cartilage at least each limit thick,
     for the phantom ``render_knee_mri`` draws with ``seed`` and the default targets."""
-    rng = np.random.default_rng(seed)
-    a = mri._draw_anatomy(rng)
-    target = mri._check_thickness(mri.DEFAULT_THICKNESS_MM)
-    f = mri._fit_fields(a, target)
-    mri._place(a, f)
-    f = mri._fit_fields(a, target, (f.zc_med, f.zc_lat))
-    mri._place(a, f)
-    xg, tg = np.meshgrid(mri._FEM_X, mri._FEM_T, indexing="ij")
-    radius, th = mri._femur_radius(a, xg, tg), np.deg2rad(tg)
-    yc, zc = mri._femur_centre(a, xg, f.zc_med, f.zc_lat)
-    cosine, area = mri._femur_surface(th, yc + radius * np.sin(th), zc - radius * np.cos(th))
-    t = mri._femur_thickness(a, f, xg, tg) * cosine
+    a, f = mri._fitted_phantom(np.random.default_rng(seed), mri._check_thickness(mri.DEFAULT_THICKNESS_MM))
+    t, area = mri._femoral_normal_thickness(a, f)[:2]
     return {lim: (float(area[t >= lim].sum()), float(np.average(t[t >= lim], weights=area[t >= lim])))
             for lim in FOOTPRINTS_MM}
 

@@ -188,4 +188,3 @@ def _oracle_knees(e) -> str:
     return (f" Compared on the {compared} of {labelled} labelled knees that have a true probability; the other "
             f"{labelled - compared} are truly KL 4 at baseline but were graded lower by the readers, so they are "
             "labelled while the generator gives them no probability.")
-

@@ -415,9 +415,20 @@ def _femur_surface(th: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.n
     return cosine, area
 
 
-def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) -> dict[str, float]:
-    """Mean thickness (mm) per subregion of the rendered cartilage, by the DESIGN rule, from the analytic field,
-    over the part of each plate at least ``floor_mm`` thick (0 = the whole footprint, rim tapering to 0 mm)."""
+def _fitted_phantom(rng: np.random.Generator, target: Mapping[str, float]) -> tuple[_Anatomy, _Fields]:
+    """Draw an anatomy and fit its thickness fields to ``target`` (mm): fit, place the bones, fit again with the
+    placed condyle centres (they tilt the femoral surface near the notch), place again."""
+    a = _draw_anatomy(rng)
+    f = _fit_fields(a, target)
+    _place(a, f)
+    f = _fit_fields(a, target, (f.zc_med, f.zc_lat))
+    _place(a, f)
+    return a, f
+
+
+def _femoral_normal_thickness(a: _Anatomy, f: _Fields) -> tuple[np.ndarray, ...]:
+    """On the femur's (x, θ) grid: normal cartilage thickness (mm), surface area element (mm^2), x (mm) and the bone
+    surface point (py, pz) (mm), and the radial thickness and radius (mm)."""
     xg, tg = np.meshgrid(_FEM_X, _FEM_T, indexing="ij")
     r = _femur_radius(a, xg, tg)
     radial = _femur_thickness(a, f, xg, tg)
@@ -425,7 +436,13 @@ def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) ->
     th = np.deg2rad(tg)
     py, pz = yc + r * np.sin(th), zc - r * np.cos(th)
     cosine, area = _femur_surface(th, py, pz)
-    t = radial * cosine
+    return radial * cosine, area, xg, py, pz, radial, r
+
+
+def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) -> dict[str, float]:
+    """Mean thickness (mm) per subregion of the rendered cartilage, by the DESIGN rule, from the analytic field,
+    over the part of each plate at least ``floor_mm`` thick (0 = the whole footprint, rim tapering to 0 mm)."""
+    t, area, xg, py, pz, radial, r = _femoral_normal_thickness(a, f)
     covered = (t >= floor_mm) & (t > 0)
     vol = radial * r
     split = np.sum(xg * vol) / np.sum(vol)
@@ -648,11 +665,7 @@ def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIG
     _check_side(side)
     target = _check_thickness(thickness_mm)
     rng = np.random.default_rng(seed)
-    a = _draw_anatomy(rng)
-    f = _fit_fields(a, target)
-    _place(a, f)
-    f = _fit_fields(a, target, (f.zc_med, f.zc_lat))      # the placed condyle centres tilt the surface near the notch
-    _place(a, f)
+    a, f = _fitted_phantom(rng, target)
     _, tissue = _rasterise(a, f, geometry, factor=2)        # 2x supersampled tissue map → partial-volume image
     coarse_labels, _ = _rasterise(a, f, geometry, factor=1)  # labels at the voxel centres
     image = _intensities(tissue, site, rng)

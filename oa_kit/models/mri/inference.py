@@ -16,7 +16,7 @@ from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.models.mri.network import (DEFAULT_CHANNELS, DEFAULT_STRIDES, NETWORK_CLASSES, N_NETWORK_CLASSES,
                                        bottleneck_module, build_unet)
 from oa_kit.models.mri.transforms import (CONTEXT_OFFSETS, MODEL_SPACING_MM, CanonicalView, check_volume,
-                                          context_stack, inplane_size, normalise_intensity, percentile_range,
+                                          context_stack, inplane_size, percentile_range,
                                           resample_slices, scale_intensity, split_position)
 
 #: Folder holding the shipped weights (``mri_segmenter.safetensors`` + ``mri_segmenter.json``).
@@ -249,12 +249,7 @@ class MRISegmenter:
     def network_slices(self, volume: np.ndarray, spacing_mm: tuple[float, float, float]) -> torch.Tensor:
         """Turn a canonical right-oriented volume into normalised sagittal network inputs (X, in_channels, H, W)
         at the model spacing (2.5D: each slice with the volume ``context_mm`` either side, see :meth:`input_slices`)."""
-        if self.context_mm > 0:
-            return self.input_slices(volume, 0, volume.shape[0], percentile_range(volume), spacing_mm)
-        norm = normalise_intensity(volume)
-        slices = torch.from_numpy(norm)[:, None]
-        size = inplane_size(norm.shape[1:], spacing_mm[1:], self.spacing_mm)
-        return resample_slices(slices, size)
+        return self.input_slices(volume, 0, volume.shape[0], percentile_range(volume), spacing_mm)
 
     def input_slices(self, canon: np.ndarray, start: int, stop: int, intensity: tuple[float, float],
                      spacing_mm: tuple[float, float, float]) -> torch.Tensor:
