@@ -118,11 +118,12 @@ def mri_substudy(cohort: Path, n_participants: int | None, seed: int) -> list[Pa
     return [p for p in scans if p.name.split("_")[0] in chosen]
 
 
-def cohort_mri_features(scans: list[Path], out: Path, progress: bool = True) -> pd.DataFrame:
-    """Segment the given MRIs with the shipped segmenter and measure cartilage; returns the numeric per-knee table."""
+def cohort_mri_features(scans: list[Path], out: Path, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
+    """Segment the given MRIs with the shipped segmenter (``jobs`` worker processes, one torch thread each) and
+    measure cartilage; returns the numeric per-knee table."""
     from oa_kit.models.mri.pipeline import segment_scans
 
-    table = segment_scans(scans, out, progress=progress)
+    table = segment_scans(scans, out, progress=progress, n_jobs=jobs)
     numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
     keep = ["participant_id", "side", *[c for c in numeric if c != "visit_month"]]
     return table[keep].assign(participant_id=lambda t: t["participant_id"].astype(str))
@@ -159,7 +160,7 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, n_participant
     scans = mri_substudy(cohort, mri_participants, seed)
     print(f"[4/5] MRI segmentation and cartilage biomarkers for {len(scans)} knees "
           "(shipped segmenter, trained on synthetic phantoms)")
-    mri_features = cohort_mri_features(scans, out / "mri", progress)
+    mri_features = cohort_mri_features(scans, out / "mri", progress, jobs)
     features = cohort_feature_table(tables, kl_features, mri_features)
     _write_parquet(features, out / "features.parquet")
     print("[5/5] progression models per horizon: evaluation vs oracle, calibration, SHAP, model cards")
@@ -168,7 +169,7 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, n_participant
     command = f"oa-kit demo --out {out} --preset {preset} --seed {seed}"
     headline = progression_report(features, labels.labels, out / "progression", horizons=DEMO_HORIZONS, truth=truth,
                                   provenance=provenance, n_resamples=n_resamples, seed=seed, command=command,
-                                  progress=progress)
+                                  progress=progress, n_jobs=jobs)
     write_text_atomic(out / "demo.json", json.dumps({
         "preset": preset, "seed": seed, "minutes": round((time.perf_counter() - started) / 60, 1),
         "kl_oof": {k: round(float(v), 4) for k, v in m.items()}, "note": SYNTHETIC_NOTE}, indent=2) + "\n")
@@ -185,7 +186,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="demo", help="Synthetic cohort preset: tiny, demo or full.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-participants", type=int, default=None)
-    p.add_argument("--jobs", type=int, default=2, help="Processes for rendering the cohort's images.")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="Worker processes for rendering the cohort's images, segmenting its MRIs and the progression "
+                        "horizons (-1: one per core); the results are the same for any value.")
     p.add_argument("--kl-epochs", type=int, default=6, help="Training epochs of each fold's synthetic KL-CNN.")
     p.add_argument("--mri-participants", type=int, default=0,
                    help="Size of a seeded MRI substudy (participants whose MRIs are segmented); 0 = every participant.")

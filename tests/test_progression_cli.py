@@ -72,6 +72,22 @@ def test_evaluate_writes_cards_and_headline(tables, tmp_path, capsys):
     assert (tmp_path / "report" / "model_card_h24.md").exists()
 
 
+def test_evaluate_in_worker_processes_gives_the_same_tables(tables, tmp_path):
+    from oa_kit.progression.cli import QUICK_GRID, load_features
+    from oa_kit.progression.pipeline import progression_report
+
+    args = ["--labels", str(tables / "labels.parquet"), "--horizons", "12", "24", "--n-splits", "3",
+            "--n-resamples", "50", "--no-site-held-out", "--search", "quick", "--data", "synthetic"]
+    assert main(["progression", "evaluate", *_inputs(tables), *args, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    parsed = oa_kit.cli.build_parser().parse_args(["progression", "evaluate", *_inputs(tables), *args, "--out", "x"])
+    serial = progression_report(load_features(parsed), pd.read_parquet(tables / "labels.parquet"), tmp_path / "one",
+                                horizons=(12, 24), provenance=None, n_splits=3, n_resamples=50, site_held_out=False,
+                                fit_final=False, lightgbm_grid=QUICK_GRID, progress=False, n_jobs=1)
+    two = pd.read_csv(tmp_path / "two" / "headline.csv")
+    pd.testing.assert_frame_equal(two.drop(columns="provenance"), serial.drop(columns="provenance"), check_dtype=False)
+    assert sorted(p.name for p in (tmp_path / "two").glob("model_card_h*.md")) == ["model_card_h12.md", "model_card_h24.md"]
+
+
 def test_bad_inputs_are_one_line_errors(tables, tmp_path, capsys):
     labels = pd.read_parquet(tables / "labels.parquet")
     labels.drop(columns="label").to_csv(tmp_path / "nolabel.csv", index=False)

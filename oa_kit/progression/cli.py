@@ -106,6 +106,8 @@ def register(subparsers) -> None:
     ev.add_argument("--no-site-held-out", action="store_true")
     ev.add_argument("--fit-final", action="store_true",
                     help="also fit, save (OUT/models/h{H}) and explain (OUT/explain) the final model per horizon")
+    ev.add_argument("--jobs", type=int, default=1,
+                    help="worker processes, one horizon each (-1: one per core); same tables for any value")
     pr = sub.add_parser("predict", help="risk per knee and horizon, with provenance")
     _add_inputs(pr, labels=False)
     pr.add_argument("--model", required=True, help="folder from `progression fit` (or one h{H}/ model folder)")
@@ -159,7 +161,7 @@ def do_evaluate(args: argparse.Namespace) -> int:
                                n_splits=args.n_splits, n_resamples=args.n_resamples, seed=args.seed,
                                site_held_out=not args.no_site_held_out, fit_final=args.fit_final,
                                lightgbm_grid=QUICK_GRID if args.search == "quick" else None,
-                               calibration=args.calibration, command=command, progress=False)
+                               calibration=args.calibration, command=command, progress=False, n_jobs=args.jobs)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.drop(columns="provenance").round(3).to_string(index=False))
     print(table["provenance"].iloc[0])

@@ -24,6 +24,7 @@ from oa_kit.features.mri_qc import QC_FLAGS, qc_flags
 from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
+from oa_kit.parallel import resolve_n_jobs
 
 _NAME = re.compile(r"(?P<pid>[^_/]+)_(?P<side>[RL])_(?P<visit>V\d\d)")
 _SIDE_WORDS = {"RIGHT": "R", "LEFT": "L"}
@@ -211,16 +212,6 @@ def _limit_threads(threads: int) -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(previous)
-
-
-def resolve_n_jobs(n_jobs: int, n_scans: int) -> int:
-    """Processes to use for ``n_scans`` scans: ``n_jobs``, where -1 means one per CPU core available to this process;
-    never more than the scans (at least 1)."""
-    if n_jobs == -1:
-        n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if n_jobs < 1:
-        raise OAKitError(f"n_jobs: got {n_jobs}; expected a positive number of processes or -1 (one per core)")
-    return max(1, min(n_jobs, n_scans))
 
 
 def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str | None, keys: dict[Path, dict],
