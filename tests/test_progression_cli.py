@@ -88,6 +88,15 @@ def test_evaluate_in_worker_processes_gives_the_same_tables(tables, tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").glob("model_card_h*.md")) == ["model_card_h12.md", "model_card_h24.md"]
 
 
+def test_card_command_is_copy_pasteable(tables, tmp_path, monkeypatch):
+    args = ["progression", "evaluate", *_inputs(tables), "--labels", str(tables / "labels.parquet"), "--horizons", "24",
+            "--out", str(tmp_path / "r"), "--n-splits", "3", "--n-resamples", "20", "--no-site-held-out",
+            "--search", "quick", "--data", "synthetic", "--cohort", "synthetic cohort (60 knees), seed 0"]
+    monkeypatch.setattr("sys.argv", ["/usr/bin/oa-kit", *args])
+    assert main(args) == 0
+    assert "--cohort 'synthetic cohort (60 knees), seed 0'" in (tmp_path / "r" / "model_card_h24.md").read_text()
+
+
 def test_bad_inputs_are_one_line_errors(tables, tmp_path, capsys):
     labels = pd.read_parquet(tables / "labels.parquet")
     labels.drop(columns="label").to_csv(tmp_path / "nolabel.csv", index=False)

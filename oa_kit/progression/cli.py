@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def do_fit(args: argparse.Namespace) -> int:
 
 def do_evaluate(args: argparse.Namespace) -> int:
     """Evaluate out of sample per horizon and write model cards (and, with --fit-final, models + explanations)."""
-    command = "oa-kit " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("oa-kit") else None
+    command = "oa-kit " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("oa-kit") else None
     table = progression_report(load_features(args), read_table(args.labels), args.out, args.horizons,
                                truth=read_table(args.oracle) if args.oracle else None, provenance=_provenance(args),
                                n_splits=args.n_splits, n_resamples=args.n_resamples, seed=args.seed,
