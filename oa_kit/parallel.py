@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -39,4 +39,3 @@ def ordered_map(func: Callable[..., Any], tasks: Sequence[tuple], n_jobs: int = 
         finally:
             for future in futures:
                 future.cancel()
-

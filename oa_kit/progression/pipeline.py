@@ -143,12 +143,13 @@ def progression_report(features: pd.DataFrame, labels: pd.DataFrame, out: str | 
                 "seed": seed, "site_held_out": site_held_out, "fit_final": fit_final, "lightgbm_grid": lightgbm_grid,
                 "calibration": calibration, "command": command, "latent_reference": latent_reference}
     tasks = [(features, labels, h, out, settings) for h in horizons]
-    if resolve_n_jobs(int(n_jobs), len(tasks)) == 1:
+    jobs = resolve_n_jobs(int(n_jobs), len(tasks))
+    if jobs == 1:
         headlines = [report_horizon(*task) for task in tqdm(tasks, disable=not progress, desc="progression horizons")]
     else:
         if progress:
-            print(f"progression horizons {list(horizons)} in {resolve_n_jobs(int(n_jobs), len(tasks))} worker processes")
-        headlines = ordered_map(report_horizon, tasks, n_jobs)
+            print(f"progression horizons {list(horizons)} in {jobs} worker processes")
+        headlines = ordered_map(report_horizon, tasks, jobs)
     table = pd.concat(headlines, ignore_index=True)
     write_text_atomic(out / "headline.csv", table.to_csv(index=False))
     return table

@@ -5,7 +5,6 @@ import contextlib
 import hashlib
 import json
 import multiprocessing
-import os
 import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
