@@ -10,6 +10,7 @@ shipped model and the inference cost (CPU ms per knee, which grows linearly with
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/kl_ensemble.py [--data DIR] [--runs-dir runs] [--n-boot 1000]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ def run_proba(weights: Path, x: torch.Tensor, batch_size: int = 32) -> tuple[np.
     start, logits = time.process_time(), []
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            logits.append(model(x[i:i + batch_size].contiguous(memory_format=torch.channels_last)))
+            logits.append(model(x[i : i + batch_size].contiguous(memory_format=torch.channels_last)))
     proba = logits_to_proba(torch.cat(logits), meta["loss"]).numpy()
     return proba, (time.process_time() - start) / len(x)
 
@@ -92,10 +93,14 @@ def main() -> None:
     rows = [{"model": name, "members": 1, **kl_metrics(y, p)} for name, p in probas.items()]
     order = top_k_ranking(y, probas)
     ensembles = {k: np.mean([probas[n] for n in order[:k]], 0) for k in range(2, len(order) + 1)}
-    rows += [{"model": f"top-{k} mean (" + ", ".join(order[:k]) + ")", "members": k, **kl_metrics(y, p)}
-             for k, p in ensembles.items()]
+    rows += [
+        {"model": f"top-{k} mean (" + ", ".join(order[:k]) + ")", "members": k, **kl_metrics(y, p)}
+        for k, p in ensembles.items()
+    ]
     honest = cross_fitted(y, probas, groups)
-    rows.append({"model": "cross-fitted top-k (k and ranking from the other val half)", "members": 0, **kl_metrics(y, honest)})
+    rows.append(
+        {"model": "cross-fitted top-k (k and ranking from the other val half)", "members": 0, **kl_metrics(y, honest)}
+    )
     shipped = KLGrader.from_pretrained().predict_proba(images)
     rows.append({"model": "shipped (gpu2/c, calibrated)", "members": 1, **kl_metrics(y, shipped)})
     table = pd.DataFrame(rows)[["model", "members", *METRICS]]
@@ -104,17 +109,23 @@ def main() -> None:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     best_k = max(ensembles, key=lambda k: qwk(y, ensembles[k]))
     gain, low, high = paired_gain(y, ensembles[best_k], shipped, groups, args.n_boot)
-    print(f"best ensemble top-{best_k} vs shipped: ΔQWK {gain:+.4f} (95% participant-bootstrap CI {low:+.4f} to {high:+.4f})")
+    print(
+        f"best ensemble top-{best_k} vs shipped: ΔQWK {gain:+.4f} (95% participant-bootstrap CI {low:+.4f} to {high:+.4f})"
+    )
     gain, low, high = paired_gain(y, ensembles[len(order)], shipped, groups, args.n_boot)
     print(f"all {len(order)} runs (no selection) vs shipped: ΔQWK {gain:+.4f} (95% CI {low:+.4f} to {high:+.4f})")
     gain, low, high = paired_gain(y, honest, shipped, groups, args.n_boot)
     print(f"cross-fitted top-k vs shipped: ΔQWK {gain:+.4f} (95% CI {low:+.4f} to {high:+.4f})")
     splits = [qwk(y, cross_fitted(y, probas, groups, seed=seed)) for seed in range(10)]
-    print(f"cross-fitted top-k QWK over 10 random participant halvings: mean {np.mean(splits):.4f}, "
-          f"range {min(splits):.4f}-{max(splits):.4f} (shipped {qwk(y, shipped):.4f})")
-    print(f"inference cost: {1000 * np.mean(cpu):.1f} CPU ms/knee per member at {torch.get_num_threads()} thread(s) "
-          f"(fused path, batch 32; min {1000 * min(cpu):.1f}, max {1000 * max(cpu):.1f}) → the top-{best_k} ensemble costs "
-          f"{best_k}× that, about {best_k * 1000 * np.mean(cpu) / 2:.0f} ms/knee wall on 2 idle cores")
+    print(
+        f"cross-fitted top-k QWK over 10 random participant halvings: mean {np.mean(splits):.4f}, "
+        f"range {min(splits):.4f}-{max(splits):.4f} (shipped {qwk(y, shipped):.4f})"
+    )
+    print(
+        f"inference cost: {1000 * np.mean(cpu):.1f} CPU ms/knee per member at {torch.get_num_threads()} thread(s) "
+        f"(fused path, batch 32; min {1000 * min(cpu):.1f}, max {1000 * max(cpu):.1f}) → the top-{best_k} ensemble costs "
+        f"{best_k}× that, about {best_k * 1000 * np.mean(cpu) / 2:.0f} ms/knee wall on 2 idle cores"
+    )
 
 
 if __name__ == "__main__":

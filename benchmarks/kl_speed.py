@@ -12,12 +12,13 @@ trained, ``KLGrader(fuse=False)``); they give the same probabilities up to float
 
 Run: ``python benchmarks/kl_speed.py [--threads 2 1] [--knees 256] [--no-train]``. Prints figures; asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -49,17 +50,21 @@ def batched(graders: dict[str, KLGrader], x: np.ndarray, threads: int, repeats: 
     for name, batch_size, tta in (("fused", 32, 1), ("plain", 32, 1), ("fused", 64, 1), ("fused", 32, 3)):
         grader = graders[name]
         grader.tta, grader.batch_size = tta, batch_size
-        wall, cpu = timed(lambda: grader.predict_proba(x), repeats)
+        wall, cpu = timed(lambda g=grader: g.predict_proba(x), repeats)
         grader.tta, grader.batch_size = 1, 32
-        print(f"{threads} thread(s) batched {name} (batch {batch_size}, TTA {tta}): {1000 * wall / len(x):6.2f} ms/knee wall, "
-              f"{1000 * cpu / len(x):6.2f} ms/knee CPU (≈ {1000 * cpu / len(x) / threads:5.2f} ms wall on "
-              f"{threads} idle core(s))  [{load()}]", flush=True)
+        print(
+            f"{threads} thread(s) batched {name} (batch {batch_size}, TTA {tta}): {1000 * wall / len(x):6.2f} ms/knee wall, "
+            f"{1000 * cpu / len(x):6.2f} ms/knee CPU (≈ {1000 * cpu / len(x) / threads:5.2f} ms wall on "
+            f"{threads} idle core(s))  [{load()}]",
+            flush=True,
+        )
 
 
 def single_knee(graders: dict[str, KLGrader], threads: int, repeats: int) -> None:
     """Print ms for one knee: preprocessing with CLAHE, calibrated probabilities, conformal set and Grad-CAM."""
     roi = np.random.default_rng(1).random((280, 280)).astype(np.float32)
     for name, grader in graders.items():
+
         def one_knee(grader: KLGrader = grader) -> None:
             x = kl_input(roi)[None]
             proba = grader.predict_proba(x)
@@ -67,9 +72,11 @@ def single_knee(graders: dict[str, KLGrader], threads: int, repeats: int) -> Non
             grader.gradcam(x, target=proba.argmax(1))
 
         wall, cpu = timed(one_knee, repeats)
-        print(f"{threads} thread(s) single knee {name} (preprocess + CLAHE + probabilities + set + Grad-CAM): {1000 * wall:6.1f} ms wall, "
-              f"{1000 * cpu:6.1f} ms CPU (≈ {1000 * cpu / threads:5.1f} ms wall on {threads} idle core(s))  [{load()}]",
-              flush=True)
+        print(
+            f"{threads} thread(s) single knee {name} (preprocess + CLAHE + probabilities + set + Grad-CAM): {1000 * wall:6.1f} ms wall, "
+            f"{1000 * cpu:6.1f} ms CPU (≈ {1000 * cpu / threads:5.1f} ms wall on {threads} idle core(s))  [{load()}]",
+            flush=True,
+        )
 
 
 def training(threads: int) -> None:
@@ -81,8 +88,10 @@ def training(threads: int) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit(images, labels, images[:8], labels[:8])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"CPU training throughput ({threads} threads, batch 32, augmentation + EMA): {128 / wall:.1f} images/s wall, "
-          f"{128 / cpu * threads:.1f} images/s from CPU time on {threads} idle cores  [{load()}]")
+    print(
+        f"CPU training throughput ({threads} threads, batch 32, augmentation + EMA): {128 / wall:.1f} images/s wall, "
+        f"{128 / cpu * threads:.1f} images/s from CPU time on {threads} idle cores  [{load()}]"
+    )
 
 
 def main() -> None:
@@ -93,8 +102,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-train", action="store_true", help="skip the training-throughput figure")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
-          f"{load()} at start")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
+        f"{load()} at start"
+    )
     graders = {"fused": KLGrader.from_pretrained(), "plain": KLGrader.from_pretrained(fuse=False)}
     x = np.random.default_rng(0).random((args.knees, 1, 160, 160), dtype=np.float32)
     for threads in args.threads:

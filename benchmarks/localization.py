@@ -10,6 +10,7 @@ no spacing, so only recognition is measured, not error) are recognised as a knee
 
 Usage: ``python benchmarks/localization.py [--participants 60] [--seed 0] [--chen 200]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,12 @@ def synthetic_case(index: int, seed: int):
     rng = np.random.default_rng([seed, index])
     site = SITE_PROFILES["ABCDE"[index % 5]]
     kls = {side: int(rng.integers(0, 5)) for side in ("R", "L")}
-    anatomy = {side: anatomy_from_grades(side, kl, *(v * rng.uniform(0.85, 1.15) for v in JSW_BY_KL[kl]),
-                                         seed=int(rng.integers(2**31)))
-               for side, kl in kls.items()}
+    anatomy = {
+        side: anatomy_from_grades(
+            side, kl, *(v * rng.uniform(0.85, 1.15) for v in JSW_BY_KL[kl]), seed=int(rng.integers(2**31))
+        )
+        for side, kl in kls.items()
+    }
     rendered = render_bilateral_pa(anatomy["R"], anatomy["L"], site, seed=int(rng.integers(2**31)))
     return site, kls, rendered
 
@@ -55,9 +59,19 @@ def localisation_errors(participants: int, seed: int, folder: Path) -> pd.DataFr
             err = np.nan
             if side in found:
                 err = float(np.hypot(found[side][0] - t_row, found[side][1] - t_col) * rendered.spacing_mm)
-            rows.append({"participant": i, "site": site.site, "side": side, "kl": kls[side], "photometric": site.photometric,
-                         "transfer_syntax": site.transfer_syntax, "found": side in found, "error_mm": err,
-                         "read_localise_s": seconds})
+            rows.append(
+                {
+                    "participant": i,
+                    "site": site.site,
+                    "side": side,
+                    "kl": kls[side],
+                    "photometric": site.photometric,
+                    "transfer_syntax": site.transfer_syntax,
+                    "found": side in found,
+                    "error_mm": err,
+                    "read_localise_s": seconds,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -68,8 +82,9 @@ def chen_recognition(n: int, seed: int) -> tuple[int, int]:
         return 0, 0
     manifest = pd.read_csv(root / "manifest.csv")
     sample = manifest[manifest["split"] == "val"].sample(min(n, 826), random_state=seed)
-    found = sum(bool(knee_rois(read_radiograph(root / path), side=side)) for path, side in zip(sample["path"],
-                                                                                               sample["side"]))
+    found = sum(
+        bool(knee_rois(read_radiograph(root / path), side=side)) for path, side in zip(sample["path"], sample["side"])
+    )
     return found, len(sample)
 
 
@@ -84,17 +99,22 @@ def main() -> None:
         table = localisation_errors(args.participants, args.seed, Path(tmp))
     err = table["error_mm"].dropna()
     per_image = table.groupby("participant")["read_localise_s"].first().mean()
-    print(f"synthetic knees: {len(table)} ({args.participants} radiographs, sites A-E), found {table['found'].sum()}"
-          f" ({100 * table['found'].mean():.1f}%); read + localise + 2 ROIs: {per_image:.2f} s per radiograph")
-    print(f"joint-centre error (mm, SYNTHETIC data): mean {err.mean():.2f}  median {err.median():.2f}  "
-          f"p95 {np.percentile(err, 95):.2f}  max {err.max():.2f}")
+    print(
+        f"synthetic knees: {len(table)} ({args.participants} radiographs, sites A-E), found {table['found'].sum()}"
+        f" ({100 * table['found'].mean():.1f}%); read + localise + 2 ROIs: {per_image:.2f} s per radiograph"
+    )
+    print(
+        f"joint-centre error (mm, SYNTHETIC data): mean {err.mean():.2f}  median {err.median():.2f}  "
+        f"p95 {np.percentile(err, 95):.2f}  max {err.max():.2f}"
+    )
     summary = table.groupby(["site", "photometric", "transfer_syntax"])["error_mm"].agg(["count", "mean", "max"])
     print(summary.round(2).to_string())
     print(table.groupby("kl")["error_mm"].agg(["count", "mean", "max"]).round(2).to_string())
     found, tried = chen_recognition(args.chen, args.seed)
     if tried:
-        print(f"real Chen 2018 val crops recognised as a knee (passthrough): {found}/{tried} "
-              f"({100 * found / tried:.1f}%)")
+        print(
+            f"real Chen 2018 val crops recognised as a knee (passthrough): {found}/{tried} ({100 * found / tried:.1f}%)"
+        )
 
 
 if __name__ == "__main__":

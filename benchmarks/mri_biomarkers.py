@@ -8,6 +8,7 @@ probability path of the pipeline (10 x X x Y x Z float32) is exercised without r
 the QC flags, the tracemalloc peak of a second, traced run (Python/numpy allocations made by the measurement, inputs
 excluded) and the process peak RSS (inputs included). ``benchmarks/mri_speed.py`` times segmentation plus biomarkers end to end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,17 +53,20 @@ def time_biomarkers(labels: np.ndarray, affine: np.ndarray, side: str, trace: bo
         tracemalloc.start()
         measure_cartilage(labels, affine, side, proba=proba)
         qc_flags(labels, affine, side, proba)
-        out["peak_mib"] = tracemalloc.get_traced_memory()[1] / 2 ** 20
+        out["peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     return out
 
 
 def _report(name: str, shape: tuple[int, ...], t: dict[str, float]) -> None:
     """Print one line of results."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10
-    print(f"{name} {shape}: biomarkers {t['bio_wall']:.2f} s (CPU {t['bio_cpu']:.2f} s) + QC {t['qc_wall']:.2f} s "
-          f"(CPU {t['qc_cpu']:.2f} s) = {t['bio_wall'] + t['qc_wall']:.2f} s (CPU {t['bio_cpu'] + t['qc_cpu']:.2f} s); "
-          f"tracemalloc peak {t['peak_mib']:.0f} MiB; process peak RSS so far {rss:.0f} MiB", flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    print(
+        f"{name} {shape}: biomarkers {t['bio_wall']:.2f} s (CPU {t['bio_cpu']:.2f} s) + QC {t['qc_wall']:.2f} s "
+        f"(CPU {t['qc_cpu']:.2f} s) = {t['bio_wall'] + t['qc_wall']:.2f} s (CPU {t['bio_cpu'] + t['qc_cpu']:.2f} s); "
+        f"tracemalloc peak {t['peak_mib']:.0f} MiB; process peak RSS so far {rss:.0f} MiB",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -74,8 +78,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for i in range(args.n):
         side = "RL"[i % 2]
-        r = render_knee_mri(side, {s: float(rng.uniform(1, 3)) for s in SUBREGIONS}, DEFAULT_GEOMETRY,
-                            SITE_MRI["ABCDE"[i % 5]], seed=i)
+        r = render_knee_mri(
+            side, {s: float(rng.uniform(1, 3)) for s in SUBREGIONS}, DEFAULT_GEOMETRY, SITE_MRI["ABCDE"[i % 5]], seed=i
+        )
         _report(f"synthetic {side}", r.labels.shape, time_biomarkers(r.labels, r.affine, side, trace=i == 0))
     if args.oai:
         r = render_knee_mri("R", {s: 2.0 for s in SUBREGIONS}, OAI_GEOMETRY, SITE_MRI["A"], seed=0)

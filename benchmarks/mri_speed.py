@@ -6,6 +6,7 @@ Prints seconds (wall and CPU) and peak memory: tracemalloc for Python/numpy allo
 the peak RSS of a fresh process that reads, segments and measures one OAI-sized NIfTI. The machine is shared, so the
 load average is printed with every figure; times are upper bounds when it exceeds the core count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,16 +66,21 @@ def bench_synthetic(segmenter: MRISegmenter, n: int) -> None:
     rng = np.random.default_rng(0)
     for i in range(n):
         side = "RL"[i % 2]
-        r = render_knee_mri(side, {s: float(rng.uniform(1, 3)) for s in SUBREGIONS}, DEFAULT_GEOMETRY, SITE_MRI["ABCDE"[i % 5]], seed=i)
+        r = render_knee_mri(
+            side, {s: float(rng.uniform(1, 3)) for s in SUBREGIONS}, DEFAULT_GEOMETRY, SITE_MRI["ABCDE"[i % 5]], seed=i
+        )
         seg_s, bio_s, cpu_s = _run_knee(segmenter, r.image, r.affine, side)
         peak = float("nan")
         if i == 0:
             tracemalloc.start()
             _run_knee(segmenter, r.image, r.affine, side)
-            peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
-        print(f"synthetic {r.image.shape} {side}: segmentation {seg_s:.2f} s + biomarkers/QC {bio_s:.2f} s "
-              f"= {seg_s + bio_s:.2f} s wall ({cpu_s:.2f} s CPU); tracemalloc peak {peak:.0f} MiB; {_load()}", flush=True)
+        print(
+            f"synthetic {r.image.shape} {side}: segmentation {seg_s:.2f} s + biomarkers/QC {bio_s:.2f} s "
+            f"= {seg_s + bio_s:.2f} s wall ({cpu_s:.2f} s CPU); tracemalloc peak {peak:.0f} MiB; {_load()}",
+            flush=True,
+        )
 
 
 def oai_worker(path: str, weights: str | None, biomarkers: bool) -> None:
@@ -90,16 +96,22 @@ def oai_worker(path: str, weights: str | None, biomarkers: bool) -> None:
     cpu, t0 = time.process_time(), time.perf_counter()
     seg = segmenter.segment(scan.image, scan.affine, "R")
     seg_s, seg_cpu = time.perf_counter() - t0, time.process_time() - cpu
-    print(f"OAI DESS geometry {scan.image.shape}: segmentation {seg_s:.1f} s wall ({seg_cpu:.1f} s CPU, torch threads "
-          f"{torch.get_num_threads()}); peak RSS {base:.0f} MiB after imports + model, {read_peak:.0f} MiB after reading "
-          f"the NIfTI, {_peak_rss_mib():.0f} MiB after segmentation; {_load()}", flush=True)
+    print(
+        f"OAI DESS geometry {scan.image.shape}: segmentation {seg_s:.1f} s wall ({seg_cpu:.1f} s CPU, torch threads "
+        f"{torch.get_num_threads()}); peak RSS {base:.0f} MiB after imports + model, {read_peak:.0f} MiB after reading "
+        f"the NIfTI, {_peak_rss_mib():.0f} MiB after segmentation; {_load()}",
+        flush=True,
+    )
     if biomarkers:
         cpu, t1 = time.process_time(), time.perf_counter()
         measure_cartilage(seg.labels, scan.affine, "R", proba=seg.proba)
         qc_flags(seg.labels, scan.affine, "R", seg.proba)
         bio_s = time.perf_counter() - t1
-        print(f"OAI DESS geometry: biomarkers/QC {bio_s:.1f} s wall ({time.process_time() - cpu:.1f} s CPU); total "
-              f"{seg_s + bio_s:.1f} s; peak RSS {_peak_rss_mib():.0f} MiB after biomarkers; {_load()}", flush=True)
+        print(
+            f"OAI DESS geometry: biomarkers/QC {bio_s:.1f} s wall ({time.process_time() - cpu:.1f} s CPU); total "
+            f"{seg_s + bio_s:.1f} s; peak RSS {_peak_rss_mib():.0f} MiB after biomarkers; {_load()}",
+            flush=True,
+        )
 
 
 def bench_oai(weights: str | None, cache: Path, biomarkers: bool) -> None:
@@ -132,9 +144,12 @@ def bench_batch(n: int, weights: str | None, scans_dir: Path) -> None:
         finally:
             shutil.rmtree(out, ignore_errors=True)
         steady = (done[-1] - done[0]) / max(len(done) - 1, 1)
-        print(f"batch of {n}: {jobs} process(es) x {threads} torch thread(s): {wall:.1f} s = {wall / n:.2f} s/scan "
-              f"(incl. start-up), {steady:.2f} s/scan between first and last finished scan; "
-              f"load {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        print(
+            f"batch of {n}: {jobs} process(es) x {threads} torch thread(s): {wall:.1f} s = {wall / n:.2f} s/scan "
+            f"(incl. start-up), {steady:.2f} s/scan between first and last finished scan; "
+            f"load {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+            flush=True,
+        )
 
 
 def compare_architectures(seconds: float, seed: int = 0) -> None:
@@ -164,7 +179,7 @@ def compare_architectures(seconds: float, seed: int = 0) -> None:
                 x, y = img[v, :, s], lab[v, :, s]
             else:
                 v = int(torch.randint(0, len(img), (1,), generator=gen))
-                x, y = img[v:v + 1, :, 4:36, 16:112, 16:112], lab[v:v + 1, :, 4:36, 16:112, 16:112]
+                x, y = img[v : v + 1, :, 4:36, 16:112, 16:112], lab[v : v + 1, :, 4:36, 16:112, 16:112]
             opt.zero_grad()
             loss = loss_fn(net(x), y)
             loss.backward()
@@ -184,8 +199,10 @@ def compare_architectures(seconds: float, seed: int = 0) -> None:
                     a, b = pred == k, truth == k
                     dices.append(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
         infer = (time.perf_counter() - t0) / len(val)
-        print(f"{dims}D U-Net {channels}: {steps} steps in {seconds:.0f} CPU-s, val cartilage Dice {np.mean(dices):.3f}, "
-              f"inference {infer:.2f} s/volume")
+        print(
+            f"{dims}D U-Net {channels}: {steps} steps in {seconds:.0f} CPU-s, val cartilage Dice {np.mean(dices):.3f}, "
+            f"inference {infer:.2f} s/volume"
+        )
 
 
 def main() -> None:
@@ -198,8 +215,13 @@ def main() -> None:
     parser.add_argument("--segmentation-only", action="store_true", help="--oai: skip the (slow) biomarkers")
     parser.add_argument("--batch", type=int, default=0, metavar="N", help="time segment_scans on N scans per setting")
     parser.add_argument("--scans", default="demo_out/cohort/mri", help="folder of *_DESS.nii.gz scans for --batch")
-    parser.add_argument("--compare-architectures", type=float, default=0.0, metavar="CPU_S",
-                        help="train 2D and 3D U-Nets for this many CPU seconds each and compare")
+    parser.add_argument(
+        "--compare-architectures",
+        type=float,
+        default=0.0,
+        metavar="CPU_S",
+        help="train 2D and 3D U-Nets for this many CPU seconds each and compare",
+    )
     parser.add_argument("--weights", default=None)
     args = parser.parse_args()
     if args.oai_worker:

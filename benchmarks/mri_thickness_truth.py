@@ -11,6 +11,7 @@ and 0.5 mm thick. **Synthetic phantoms only.**
 
 Usage: ``OMP_NUM_THREADS=2 python benchmarks/mri_thickness_truth.py [--seeds 1 2]`` (about 40 s per seed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,11 @@ from oa_kit.features.cartilage import measure_cartilage
 from oa_kit.io.labels import SUBREGIONS
 from oa_kit.synth import mri
 
-GRIDS = {"2 mm sagittal slices": mri.DEFAULT_GEOMETRY,
-         "OAI DESS 0.7 mm slices": mri.OAI_DESS_GEOMETRY,
-         "isotropic 0.5 mm": mri.MRIGeometry(shape=(160, 128, 128), spacing_mm=(0.5, 0.5, 0.5))}
+GRIDS = {
+    "2 mm sagittal slices": mri.DEFAULT_GEOMETRY,
+    "OAI DESS 0.7 mm slices": mri.OAI_DESS_GEOMETRY,
+    "isotropic 0.5 mm": mri.MRIGeometry(shape=(160, 128, 128), spacing_mm=(0.5, 0.5, 0.5)),
+}
 FOOTPRINTS_MM = (0.1, 0.25, 0.5)
 
 
@@ -33,8 +36,10 @@ def femoral_truth_footprints(seed: int) -> dict[float, tuple[float, float]]:
     for the phantom ``render_knee_mri`` draws with ``seed`` and the default targets."""
     a, f = mri._fitted_phantom(np.random.default_rng(seed), mri._check_thickness(mri.DEFAULT_THICKNESS_MM))
     t, area = mri._femoral_normal_thickness(a, f)[:2]
-    return {lim: (float(area[t >= lim].sum()), float(np.average(t[t >= lim], weights=area[t >= lim])))
-            for lim in FOOTPRINTS_MM}
+    return {
+        lim: (float(area[t >= lim].sum()), float(np.average(t[t >= lim], weights=area[t >= lim])))
+        for lim in FOOTPRINTS_MM
+    }
 
 
 def main() -> None:
@@ -46,8 +51,10 @@ def main() -> None:
     errors = {}
     for seed in args.seeds:
         truth = femoral_truth_footprints(seed)
-        print(f"seed {seed}: femoral truth " + ", ".join(
-            f">= {lim} mm: {area:,.0f} mm^2, mean {mean:.3f} mm" for lim, (area, mean) in truth.items()))
+        print(
+            f"seed {seed}: femoral truth "
+            + ", ".join(f">= {lim} mm: {area:,.0f} mm^2, mean {mean:.3f} mm" for lim, (area, mean) in truth.items())
+        )
         for name, geometry in GRIDS.items():
             r = mri.render_knee_mri("R", mri.DEFAULT_THICKNESS_MM, geometry, mri.SITE_MRI["A"], seed=seed)
             table = measure_cartilage(r.labels, r.affine, "R").subregion_table().set_index("subregion")

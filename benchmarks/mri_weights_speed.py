@@ -6,6 +6,7 @@ Usage: ``OMP_NUM_THREADS=2 python benchmarks/mri_weights_speed.py OTHER.safetens
 (the JSON must sit beside OTHER; e.g. ``git show 447863b:oa_kit/weights/mri_segmenter.safetensors`` and its .json for
 the 2D stage-2 weights). Synthetic phantoms only; about 30 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,22 +25,29 @@ def input_kernel_norms(net: torch.nn.Module) -> str:
     """Norm of the image-reading kernels per input channel (how much a 2.5D network uses its neighbour channels)."""
     state = net.state_dict()
     keys = [k for k in ("model.0.conv.unit0.conv.weight", "model.0.residual.weight") if k in state]
-    return "; ".join(f"{k} norm per input channel " + ", ".join(f"{float(state[k][:, c].norm()):.3f}"
-                                                                 for c in range(state[k].shape[1])) for k in keys)
+    return "; ".join(
+        f"{k} norm per input channel "
+        + ", ".join(f"{float(state[k][:, c].norm()):.3f}" for c in range(state[k].shape[1]))
+        for k in keys
+    )
 
 
 def main() -> None:
     """Print min and median ``segment()`` seconds per knee for each weights file and grid."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("other", type=Path, help="weights (.safetensors, JSON beside it) to compare with the shipped ones")
+    parser.add_argument(
+        "other", type=Path, help="weights (.safetensors, JSON beside it) to compare with the shipped ones"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     models = {"shipped": MRISegmenter.from_pretrained(), args.other.name: MRISegmenter.from_pretrained(args.other)}
     for name, model in models.items():
-        print(f"{name}: {model.in_channels} input channel(s), context {model.context_mm} mm; "
-              + input_kernel_norms(model.net_))
+        print(
+            f"{name}: {model.in_channels} input channel(s), context {model.context_mm} mm; "
+            + input_kernel_norms(model.net_)
+        )
     for grid, geometry in MRI_GEOMETRIES.items():
         r = render_knee_mri("R", {s: 2.0 for s in SUBREGIONS}, geometry, SITE_MRI["A"], seed=1)
         times: dict[str, list[float]] = {k: [] for k in models}

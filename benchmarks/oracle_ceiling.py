@@ -10,6 +10,7 @@ the oracle's gain. **Synthetic data only: illustrative figures, not clinical est
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/oracle_ceiling.py [--out DIR] [--n-resamples 200]`` (about 6 min).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,15 +30,26 @@ HORIZONS = (12, 24, 36, 48)
 SIZES = (500, 4000)
 
 
-def oracle_table(features: pd.DataFrame, labels: pd.DataFrame, truth: pd.DataFrame, horizon: int,
-                 n_resamples: int, seed: int) -> pd.DataFrame:
+def oracle_table(
+    features: pd.DataFrame, labels: pd.DataFrame, truth: pd.DataFrame, horizon: int, n_resamples: int, seed: int
+) -> pd.DataFrame:
     """Oracle comparison of clinical, clinical_kl and latent_reference at one horizon."""
     X, y = labelled_rows(features, labels, horizon)
     X = X.reset_index(drop=True)
     provenance = make_provenance("synthetic", cohort=f"oa_kit synthetic full cohort (tables only), seed {seed}")
-    ev = evaluate_progression(X, y, horizon, oracle_risk=oracle_column(X, truth, horizon).to_numpy(), n_splits=5,
-                              n_resamples=n_resamples, seed=seed, site_held_out=False, provenance=provenance,
-                              include=["clinical", "clinical_kl"], latents=truth_latents(X, truth))
+    ev = evaluate_progression(
+        X,
+        y,
+        horizon,
+        oracle_risk=oracle_column(X, truth, horizon).to_numpy(),
+        n_splits=5,
+        n_resamples=n_resamples,
+        seed=seed,
+        site_held_out=False,
+        provenance=provenance,
+        include=["clinical", "clinical_kl"],
+        latents=truth_latents(X, truth),
+    )
     return ev.oracle
 
 
@@ -63,11 +75,14 @@ def main() -> None:
         for h in HORIZONS:
             table = oracle_table(f, lab, truth, h, args.n_resamples, args.seed)
             rows.append(table.assign(participants=size, horizon_months=h))
-            print(f"{size} participants, {h} months: " + ", ".join(
-                f"{r.model} {r.auc:.3f}" for r in table.itertuples()), flush=True)
+            print(
+                f"{size} participants, {h} months: " + ", ".join(f"{r.model} {r.auc:.3f}" for r in table.itertuples()),
+                flush=True,
+            )
     out = pd.concat(rows)
-    out = out[out["model"] != "oracle"].pivot_table(index=["participants", "horizon_months"], columns="model",
-                                                     values=["gap_to_oracle", "share_of_gain"])
+    out = out[out["model"] != "oracle"].pivot_table(
+        index=["participants", "horizon_months"], columns="model", values=["gap_to_oracle", "share_of_gain"]
+    )
     print("\nGap to the oracle (AUC) and share of its gain over clinical-only (synthetic data):")
     print(out.round(3).to_string())
 

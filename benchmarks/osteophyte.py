@@ -25,6 +25,7 @@ DICOMs, so iterating on the measurement skips the slow ROI extraction; delete it
 ``--normal-margin`` instead recomputes the constants ``NORMAL_MARGIN`` and ``SPUR_FREE_OFFSET_MM`` of
 ``oa_kit.imaging.osteophyte`` from spur-free knees rendered at sites A-E.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from oa_kit.imaging.localize import KneeROI, knee_rois
-from oa_kit.imaging.osteophyte import (NORMAL_MARGIN, OSTEOPHYTE_SITES, SPUR_FREE_OFFSET_MM, band_extents,
-                                       measure_osteophytes, spur_row_offsets)
+from oa_kit.imaging.osteophyte import (
+    NORMAL_MARGIN,
+    OSTEOPHYTE_SITES,
+    SPUR_FREE_OFFSET_MM,
+    band_extents,
+    measure_osteophytes,
+    spur_row_offsets,
+)
 from oa_kit.io.atomic import atomic_path
 from oa_kit.io.radiograph import Radiograph, read_radiograph
 
@@ -61,7 +68,7 @@ def normal_margin(n_per_site: int = 3, seed: int = 0) -> pd.DataFrame:
         for _ in range(n_per_site):
             jsw = rng.uniform(3.5, 6.0, size=2)
             knees = [KneeAnatomy(side, float(jsw[0]), float(jsw[1]), {}, 0.1, 0.0) for side in ("R", "L")]
-            rendered = render_bilateral_pa(*knees, SITE_PROFILES[site], seed=int(rng.integers(2 ** 31)))
+            rendered = render_bilateral_pa(*knees, SITE_PROFILES[site], seed=int(rng.integers(2**31)))
             radiograph = Radiograph(rendered.pixels.astype(np.float32), (rendered.spacing_mm,) * 2, (), "render", {})
             for roi in knee_rois(radiograph):
                 pixels, sp = np.asarray(roi.pixels, np.float32), float(roi.spacing_mm)
@@ -73,14 +80,17 @@ def normal_margin(n_per_site: int = 3, seed: int = 0) -> pd.DataFrame:
                     offset, scale = spur
                     offsets.append({key: offset[key] / scale for key in OSTEOPHYTE_SITES})
     ratios, offsets = pd.DataFrame(ratios), pd.DataFrame(offsets)
-    return pd.DataFrame({
-        "margin": list(OSTEOPHYTE_SITES), "n_knees": len(ratios),
-        "median_ratio": [ratios[k].median() for k in OSTEOPHYTE_SITES],
-        "shipped_NORMAL_MARGIN": [NORMAL_MARGIN[k] for k in OSTEOPHYTE_SITES],
-        "median_offset_mm": [offsets[k].median() for k in OSTEOPHYTE_SITES],
-        "sd_offset_mm": [offsets[k].std() for k in OSTEOPHYTE_SITES],
-        "shipped_SPUR_FREE_OFFSET_MM": [SPUR_FREE_OFFSET_MM[k] for k in OSTEOPHYTE_SITES],
-    })
+    return pd.DataFrame(
+        {
+            "margin": list(OSTEOPHYTE_SITES),
+            "n_knees": len(ratios),
+            "median_ratio": [ratios[k].median() for k in OSTEOPHYTE_SITES],
+            "shipped_NORMAL_MARGIN": [NORMAL_MARGIN[k] for k in OSTEOPHYTE_SITES],
+            "median_offset_mm": [offsets[k].median() for k in OSTEOPHYTE_SITES],
+            "sd_offset_mm": [offsets[k].std() for k in OSTEOPHYTE_SITES],
+            "shipped_SPUR_FREE_OFFSET_MM": [SPUR_FREE_OFFSET_MM[k] for k in OSTEOPHYTE_SITES],
+        }
+    )
 
 
 def cohort_rois(xray_dir: Path, limit: int | None, cache: Path | None) -> list[tuple[str, KneeROI]]:
@@ -88,15 +98,24 @@ def cohort_rois(xray_dir: Path, limit: int | None, cache: Path | None) -> list[t
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as saved:
             pixels, spacing, ids, sides = saved["pixels"], saved["spacing"], saved["ID"], saved["side"]
-        return [(str(i), KneeROI(str(s), p, float(sp), (0.0, 0.0), (0, 0, 1, 1), False, ()))
-                for p, sp, i, s in zip(pixels, spacing, ids, sides)]
-    found = [(path.name.split("_")[0], roi) for path in sorted(xray_dir.glob("*.dcm"))[:limit]
-             for roi in knee_rois(read_radiograph(path))]
+        return [
+            (str(i), KneeROI(str(s), p, float(sp), (0.0, 0.0), (0, 0, 1, 1), False, ()))
+            for p, sp, i, s in zip(pixels, spacing, ids, sides)
+        ]
+    found = [
+        (path.name.split("_")[0], roi)
+        for path in sorted(xray_dir.glob("*.dcm"))[:limit]
+        for roi in knee_rois(read_radiograph(path))
+    ]
     if cache is not None:
         with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, pixels=np.stack([np.asarray(r.pixels, np.float32) for _, r in found]),
-                     spacing=np.array([r.spacing_mm for _, r in found]), ID=np.array([i for i, _ in found]),
-                     side=np.array([r.side for _, r in found]))
+            np.savez(
+                handle,
+                pixels=np.stack([np.asarray(r.pixels, np.float32) for _, r in found]),
+                spacing=np.array([r.spacing_mm for _, r in found]),
+                ID=np.array([i for i, _ in found]),
+                side=np.array([r.side for _, r in found]),
+            )
     return found
 
 
@@ -119,14 +138,19 @@ def site_table(merged: pd.DataFrame) -> pd.DataFrame:
         measured, truth = merged[f"osteophyte_mm_{key}"], merged[f"osteophyte_mm_{key.upper()}"]
         ok = measured.notna()
         graded = ok & (merged[f"os_{key.upper()}"] >= 1)
-        out.append({
-            "site": key.upper(), "n": int(ok.sum()),
-            "r": np.corrcoef(measured[ok], truth[ok])[0, 1], "mae_mm": float((measured[ok] - truth[ok]).abs().mean()),
-            "n_graded": int(graded.sum()),
-            "r_graded": np.corrcoef(measured[graded], truth[graded])[0, 1] if graded.sum() > 2 else np.nan,
-            "mae_graded_mm": float((measured[graded] - truth[graded]).abs().mean()),
-            "mean_drawn_mm": float(truth[ok].mean()), "mean_measured_mm": float(measured[ok].mean()),
-        })
+        out.append(
+            {
+                "site": key.upper(),
+                "n": int(ok.sum()),
+                "r": np.corrcoef(measured[ok], truth[ok])[0, 1],
+                "mae_mm": float((measured[ok] - truth[ok]).abs().mean()),
+                "n_graded": int(graded.sum()),
+                "r_graded": np.corrcoef(measured[graded], truth[graded])[0, 1] if graded.sum() > 2 else np.nan,
+                "mae_graded_mm": float((measured[graded] - truth[graded]).abs().mean()),
+                "mean_drawn_mm": float(truth[ok].mean()),
+                "mean_measured_mm": float(measured[ok].mean()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -143,11 +167,17 @@ def within_grade_table(data: pd.DataFrame) -> pd.DataFrame:
     for key in OSTEOPHYTE_SITES:
         for grade, group in data.groupby(f"os_{key.upper()}"):
             truth = group[f"osteophyte_mm_{key.upper()}"]
-            out.append({"site": key.upper(), "grade": int(grade), "n": len(group),
-                        "drawn_mm_range": f"{truth.min():.2f}-{truth.max():.2f}",
-                        "r_length_demo": _r(group[f"demo_osteophyte_mm_{key}"], truth),
-                        "r_length_now": _r(group[f"osteophyte_mm_{key}"], truth),
-                        "r_area": _r(group[f"osteophyte_area_mm2_{key}"], truth)})
+            out.append(
+                {
+                    "site": key.upper(),
+                    "grade": int(grade),
+                    "n": len(group),
+                    "drawn_mm_range": f"{truth.min():.2f}-{truth.max():.2f}",
+                    "r_length_demo": _r(group[f"demo_osteophyte_mm_{key}"], truth),
+                    "r_length_now": _r(group[f"osteophyte_mm_{key}"], truth),
+                    "r_area": _r(group[f"osteophyte_area_mm2_{key}"], truth),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -177,21 +207,28 @@ def main() -> None:
     parser.add_argument("--features", type=Path, default=Path("demo_out/features.parquet"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N DICOMs")
     parser.add_argument("--roi-cache", type=Path, default=None, help=".npz of the ROIs (written if missing)")
-    parser.add_argument("--normal-margin", action="store_true",
-                        help="recompute NORMAL_MARGIN and SPUR_FREE_OFFSET_MM from 30 spur-free synthetic knees "
-                             "(3 bilateral renders per site) and exit")
+    parser.add_argument(
+        "--normal-margin",
+        action="store_true",
+        help="recompute NORMAL_MARGIN and SPUR_FREE_OFFSET_MM from 30 spur-free synthetic knees "
+        "(3 bilateral renders per site) and exit",
+    )
     args = parser.parse_args()
     fmt = {"float_format": lambda v: f"{v:.3f}", "index": False}
     if args.normal_margin:
-        print("SYNTHETIC DATA (oa_kit renderer), spur-free knees: band extent / reference half-width - 1, "
-              "spur-row edge offset / scale")
+        print(
+            "SYNTHETIC DATA (oa_kit renderer), spur-free knees: band extent / reference half-width - 1, "
+            "spur-row edge offset / scale"
+        )
         print(normal_margin().to_string(**fmt))
         return
     measured, ms_per_roi = measure_cohort(cohort_rois(args.cohort / "xray", args.limit, args.roi_cache))
     truth = pd.read_parquet(args.cohort / "truth" / "knees.parquet").astype({"ID": str})
     merged = measured.merge(truth, on=["ID", "side"], how="inner", validate="one_to_one")
-    print(f"SYNTHETIC DATA (oa_kit renderer): {len(merged)} knees measured, "
-          f"{int((merged['reason'] != '').sum())} not measurable; {ms_per_roi:.1f} ms per ROI")
+    print(
+        f"SYNTHETIC DATA (oa_kit renderer): {len(merged)} knees measured, "
+        f"{int((merged['reason'] != '').sum())} not measurable; {ms_per_roi:.1f} ms per ROI"
+    )
     print(site_table(merged).to_string(**fmt))
     features = pd.read_parquet(args.features)
     features = features[features["visit_month"] == 0].rename(columns={"participant_id": "ID"}).astype({"ID": str})

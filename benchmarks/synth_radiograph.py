@@ -4,6 +4,7 @@ Run: ``python benchmarks/synth_radiograph.py [repeats]``. Reports wall and CPU s
 by other processes on a shared machine) for ``render_bilateral_pa`` at the default 180 x 280 mm field and for
 ``write_radiograph_dicom`` with each site's transfer syntax.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -31,10 +32,14 @@ def main(repeats: int = 5) -> None:
         for code, site in SITE_PROFILES.items():
             renders, writes = [], []
             for seed in range(repeats):
-                image, wall, cpu = _timed(lambda: render_bilateral_pa(right, left, site, seed=seed))
+                image, wall, cpu = _timed(
+                    lambda site=site, seed=seed: render_bilateral_pa(right, left, site, seed=seed)
+                )
                 renders.append((wall, cpu))
                 path = Path(tmp) / f"{code}.dcm"
-                _, write_wall, _ = _timed(lambda: write_radiograph_dicom(path, image, site, "9000000", 0))
+                _, write_wall, _ = _timed(
+                    lambda path=path, image=image, site=site: write_radiograph_dicom(path, image, site, "9000000", 0)
+                )
                 writes.append(write_wall)
             shape = "x".join(map(str, image.pixels.shape))
             wall = statistics.median(w for w, _ in renders)

@@ -1,4 +1,5 @@
 """Allow ``python -m oa_kit``."""
+
 import sys
 
 from oa_kit.cli import main

@@ -1,4 +1,5 @@
 """The ``oa-kit`` command: a thin argparse front end; each subsystem registers its own subcommand."""
+
 from __future__ import annotations
 
 import argparse

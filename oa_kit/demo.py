@@ -13,6 +13,7 @@ Steps (each one oa_kit call, so a notebook cell or dashboard callback can run an
 
 Every number printed comes from models trained on synthetic data and says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,22 +49,35 @@ def _write_parquet(table: pd.DataFrame, path: Path) -> None:
         table.to_parquet(tmp, index=False)
 
 
-def ensure_cohort(folder: Path, preset: str, seed: int, n_participants: int | None, jobs: int,
-                  progress: bool = True) -> Path:
+def ensure_cohort(
+    folder: Path, preset: str, seed: int, n_participants: int | None, jobs: int, progress: bool = True
+) -> Path:
     """Generate the synthetic cohort into ``folder`` unless a complete one with the same preset/seed/size is there;
     an interrupted generation continues where it stopped (``FOLDER.partial``, byte-identical result)."""
     from oa_kit.synth import generate_cohort, read_manifest
 
     if (folder / "manifest.json").exists():
         manifest = read_manifest(folder)
-        same = manifest.get("images") and manifest.get("preset") == preset and manifest.get("seed") == seed and (
-            n_participants is None or manifest.get("n_participants") == n_participants)
+        same = (
+            manifest.get("images")
+            and manifest.get("preset") == preset
+            and manifest.get("seed") == seed
+            and (n_participants is None or manifest.get("n_participants") == n_participants)
+        )
         if same:
             print(f"[1/5] reusing synthetic cohort at {folder} (preset {preset}, seed {seed})")
             return folder
     print(f"[1/5] generating synthetic cohort (preset {preset}, seed {seed}) at {folder}")
-    return generate_cohort(preset=preset, out=folder, seed=seed, overwrite=True, resume=True, progress=progress,
-                           n_participants=n_participants, n_jobs=jobs)
+    return generate_cohort(
+        preset=preset,
+        out=folder,
+        seed=seed,
+        overwrite=True,
+        resume=True,
+        progress=progress,
+        n_participants=n_participants,
+        n_jobs=jobs,
+    )
 
 
 def cohort_labels(cohort: Path, out: Path):
@@ -72,8 +86,13 @@ def cohort_labels(cohort: Path, out: Path):
     from oa_kit.cohort.cli import summary_text
 
     tables = load_tables(cohort, source="oai")
-    labels = build_progression_labels(tables.readings, (12, 24, 36, 48, 72, 96), definition="tiulpin2019",
-                                      deaths=tables.deaths, replacements=tables.replacements)
+    labels = build_progression_labels(
+        tables.readings,
+        (12, 24, 36, 48, 72, 96),
+        definition="tiulpin2019",
+        deaths=tables.deaths,
+        replacements=tables.replacements,
+    )
     out.mkdir(parents=True, exist_ok=True)
     _write_parquet(labels.labels, out / "labels.parquet")
     _write_parquet(labels.exclusions, out / "exclusions.parquet")
@@ -83,8 +102,15 @@ def cohort_labels(cohort: Path, out: Path):
     return tables, labels
 
 
-def cohort_kl_features(cohort: Path, baseline_kl: pd.DataFrame, out: Path, seed: int, n_splits: int = 5,
-                       epochs: int = 6, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cohort_kl_features(
+    cohort: Path,
+    baseline_kl: pd.DataFrame,
+    out: Path,
+    seed: int,
+    n_splits: int = 5,
+    epochs: int = 6,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-fold KL-CNN features for every baseline knee of the cohort, trained on its synthetic radiographs.
 
     ``baseline_kl`` holds participant_id, side, kl (the central baseline reading, the training target).
@@ -94,9 +120,16 @@ def cohort_kl_features(cohort: Path, baseline_kl: pd.DataFrame, out: Path, seed:
     X, keys = radiograph_knee_inputs(sorted((cohort / "xray").glob("*.dcm")), progress=progress)
     target = keys.merge(baseline_kl[["participant_id", "side", "kl"]], on=["participant_id", "side"], how="left")
     usable = target["kl"].notna().to_numpy()
-    features, metrics = out_of_fold_kl_features(X[usable], keys[usable].reset_index(drop=True),
-                                                target.loc[usable, "kl"].astype(int).to_numpy(), n_splits=n_splits,
-                                                seed=seed, epochs=epochs, run_dir=out / "folds", progress=progress)
+    features, metrics = out_of_fold_kl_features(
+        X[usable],
+        keys[usable].reset_index(drop=True),
+        target.loc[usable, "kl"].astype(int).to_numpy(),
+        n_splits=n_splits,
+        seed=seed,
+        epochs=epochs,
+        run_dir=out / "folds",
+        progress=progress,
+    )
     out.mkdir(parents=True, exist_ok=True)
     _write_parquet(features, out / "kl_features.parquet")
     with atomic_path(out / "kl_oof_metrics.csv") as tmp:
@@ -124,7 +157,9 @@ def cohort_mri_features(scans: list[Path], out: Path, progress: bool = True, job
     from oa_kit.models.mri.pipeline import segment_scans
 
     table = segment_scans(scans, out, progress=progress, n_jobs=jobs)
-    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
+    numeric = [
+        c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+    ]
     keep = ["participant_id", "side", *[c for c in numeric if c != "visit_month"]]
     return table[keep].assign(participant_id=lambda t: t["participant_id"].astype(str))
 
@@ -138,9 +173,17 @@ def cohort_feature_table(tables, kl_features: pd.DataFrame | None, mri_features:
     return join_knee_tables(clinical, radiograph=radiograph, mri=mri_features, visit_month=None)
 
 
-def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, n_participants: int | None = None, jobs: int = 2,
-             kl_epochs: int = 6, mri_participants: int | None = None, n_resamples: int = 1000,
-             progress: bool = True) -> DemoResult:
+def run_demo(
+    out: str | Path,
+    preset: str = "demo",
+    seed: int = 0,
+    n_participants: int | None = None,
+    jobs: int = 2,
+    kl_epochs: int = 6,
+    mri_participants: int | None = None,
+    n_resamples: int = 1000,
+    progress: bool = True,
+) -> DemoResult:
     """Run the whole synthetic pipeline into ``out`` and print the headline table (AUC with CI vs the oracle)."""
     from oa_kit.progression.model import make_provenance
     from oa_kit.progression.pipeline import progression_report
@@ -153,26 +196,55 @@ def run_demo(out: str | Path, preset: str = "demo", seed: int = 0, n_participant
     print("[3/5] KL-CNN on the synthetic radiographs (out-of-fold, participant-grouped)")
     baseline = tables.readings[tables.readings["visit_month"] == 0]
     baseline = baseline[baseline["kl_status"] == "ok"]
-    kl_features, kl_metrics = cohort_kl_features(cohort, baseline, out / "kl", seed, epochs=kl_epochs, progress=progress)
+    kl_features, kl_metrics = cohort_kl_features(
+        cohort, baseline, out / "kl", seed, epochs=kl_epochs, progress=progress
+    )
     m = kl_metrics.set_index("metric")["estimate"]
-    print(f"      out-of-fold KL grading on held-out synthetic knees: QWK {m['qwk']:.3f}, "
-          f"accuracy {m['accuracy']:.3f} ({SYNTHETIC_NOTE})")
+    print(
+        f"      out-of-fold KL grading on held-out synthetic knees: QWK {m['qwk']:.3f}, "
+        f"accuracy {m['accuracy']:.3f} ({SYNTHETIC_NOTE})"
+    )
     scans = mri_substudy(cohort, mri_participants, seed)
-    print(f"[4/5] MRI segmentation and cartilage biomarkers for {len(scans)} knees "
-          "(shipped segmenter, trained on synthetic phantoms)")
+    print(
+        f"[4/5] MRI segmentation and cartilage biomarkers for {len(scans)} knees "
+        "(shipped segmenter, trained on synthetic phantoms)"
+    )
     mri_features = cohort_mri_features(scans, out / "mri", progress, jobs)
     features = cohort_feature_table(tables, kl_features, mri_features)
     _write_parquet(features, out / "features.parquet")
     print("[5/5] progression models per horizon: evaluation vs oracle, calibration, SHAP, model cards")
     truth = pd.read_parquet(cohort / "truth" / "knees.parquet")
-    provenance = make_provenance("synthetic", cohort=f"oa_kit synthetic {preset} cohort, seed {seed}", note=SYNTHETIC_NOTE)
+    provenance = make_provenance(
+        "synthetic", cohort=f"oa_kit synthetic {preset} cohort, seed {seed}", note=SYNTHETIC_NOTE
+    )
     command = f"oa-kit demo --out {out} --preset {preset} --seed {seed}"
-    headline = progression_report(features, labels.labels, out / "progression", horizons=DEMO_HORIZONS, truth=truth,
-                                  provenance=provenance, n_resamples=n_resamples, seed=seed, command=command,
-                                  progress=progress, n_jobs=jobs)
-    write_text_atomic(out / "demo.json", json.dumps({
-        "preset": preset, "seed": seed, "minutes": round((time.perf_counter() - started) / 60, 1),
-        "kl_oof": {k: round(float(v), 4) for k, v in m.items()}, "note": SYNTHETIC_NOTE}, indent=2) + "\n")
+    headline = progression_report(
+        features,
+        labels.labels,
+        out / "progression",
+        horizons=DEMO_HORIZONS,
+        truth=truth,
+        provenance=provenance,
+        n_resamples=n_resamples,
+        seed=seed,
+        command=command,
+        progress=progress,
+        n_jobs=jobs,
+    )
+    write_text_atomic(
+        out / "demo.json",
+        json.dumps(
+            {
+                "preset": preset,
+                "seed": seed,
+                "minutes": round((time.perf_counter() - started) / 60, 1),
+                "kl_oof": {k: round(float(v), 4) for k, v in m.items()},
+                "note": SYNTHETIC_NOTE,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     print(f"\nHeadline ({SYNTHETIC_NOTE}):")
     print(headline.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nReport, model cards and tables: {out / 'progression'}")
@@ -186,14 +258,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="demo", help="Synthetic cohort preset: tiny, demo or full.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-participants", type=int, default=None)
-    p.add_argument("--jobs", type=int, default=2,
-                   help="Worker processes for rendering the cohort's images, segmenting its MRIs and the progression "
-                        "horizons (-1: one per core); the results are the same for any value.")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="Worker processes for rendering the cohort's images, segmenting its MRIs and the progression "
+        "horizons (-1: one per core); the results are the same for any value.",
+    )
     p.add_argument("--kl-epochs", type=int, default=6, help="Training epochs of each fold's synthetic KL-CNN.")
-    p.add_argument("--mri-participants", type=int, default=0,
-                   help="Size of a seeded MRI substudy (participants whose MRIs are segmented); 0 = every participant.")
+    p.add_argument(
+        "--mri-participants",
+        type=int,
+        default=0,
+        help="Size of a seeded MRI substudy (participants whose MRIs are segmented); 0 = every participant.",
+    )
     p.add_argument("--n-resamples", type=int, default=1000, help="Bootstrap resamples for the CIs.")
-    p.add_argument("--overwrite", action="store_true", help="Replace earlier results in --out (the cohort is reused when unchanged).")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace earlier results in --out (the cohort is reused when unchanged).",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_handle)
 
@@ -206,7 +290,15 @@ def _handle(args: argparse.Namespace) -> int:
         raise OAKitError(f"{out}: holds results of an earlier run; expected --overwrite to replace them")
     if args.n_participants is not None and args.n_participants <= 0:
         raise OAKitError(f"--n-participants: {args.n_participants}; expected a positive number")
-    run_demo(out, preset=args.preset, seed=args.seed, n_participants=args.n_participants, jobs=args.jobs,
-             kl_epochs=args.kl_epochs, mri_participants=args.mri_participants or None,
-             n_resamples=args.n_resamples, progress=not args.quiet)
+    run_demo(
+        out,
+        preset=args.preset,
+        seed=args.seed,
+        n_participants=args.n_participants,
+        jobs=args.jobs,
+        kl_epochs=args.kl_epochs,
+        mri_participants=args.mri_participants or None,
+        n_resamples=args.n_resamples,
+        progress=not args.quiet,
+    )
     return 0

@@ -1,4 +1,5 @@
 """Error types: every bad input raises ``OAKitError`` with one line naming the file/field and what was expected."""
+
 from __future__ import annotations
 
 

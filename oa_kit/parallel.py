@@ -3,6 +3,7 @@
 Workers are spawned (not forked), so a parent holding torch or BLAS thread pools cannot deadlock them; results come
 back in input order, so a run's outputs do not depend on how many workers computed them.
 """
+
 from __future__ import annotations
 
 import multiprocessing

@@ -1,9 +1,9 @@
 """Shared fixtures: the tiny synthetic cohort (generated once per session) and the shared data folder."""
+
 from __future__ import annotations
 
-from pathlib import Path
-
 import shutil
+from pathlib import Path
 
 import pytest
 

@@ -1,4 +1,5 @@
 """Chen 2018 layout reader: real manifest, layout without manifest, bad names."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,10 @@ def test_layout_without_manifest(tmp_path):
     assert is_chen_layout(tmp_path)
     frame = read_chen(tmp_path)
     assert frame[["participant_id", "side", "kl", "split"]].values.tolist() == [
-        ["9000001", "L", 0, "train"], ["9000001", "R", 3, "train"], ["9000002", "R", 4, "val"]]
+        ["9000001", "L", 0, "train"],
+        ["9000001", "R", 3, "train"],
+        ["9000002", "R", 4, "val"],
+    ]
     assert len(read_chen(tmp_path, splits=("val",))) == 1
 
 

@@ -1,4 +1,5 @@
 """Progression labels on a hand-built cohort whose right answers are known, for both definitions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,19 +12,19 @@ from oa_kit.errors import OAKitError
 M = "missing"
 # knee → [(visit_month, kl, status)]; NaN KL wherever the status is not "ok"
 KNEES = {
-    ("P1", "R"): [(0, 0, "ok"), (12, 0, "ok"), (24, 1, "ok"), (48, 1, "ok")],            # 0→1 ignored
-    ("P1", "L"): [(0, 2, "ok"), (12, 2, "ok"), (24, 3, "ok"), (48, 3, "ok")],            # progresses at 24
-    ("P2", "R"): [(0, 4, "ok"), (12, 4, "ok"), (24, 4, "ok"), (48, 4, "ok")],            # baseline KL4
-    ("P2", "L"): [(12, 1, "ok"), (24, 1, "ok"), (48, 1, "ok")],                          # no baseline row
-    ("P3", "R"): [(0, 1, "ok"), (12, None, M), (24, 1, "ok"), (48, None, M)],            # missing ≠ progression
+    ("P1", "R"): [(0, 0, "ok"), (12, 0, "ok"), (24, 1, "ok"), (48, 1, "ok")],  # 0→1 ignored
+    ("P1", "L"): [(0, 2, "ok"), (12, 2, "ok"), (24, 3, "ok"), (48, 3, "ok")],  # progresses at 24
+    ("P2", "R"): [(0, 4, "ok"), (12, 4, "ok"), (24, 4, "ok"), (48, 4, "ok")],  # baseline KL4
+    ("P2", "L"): [(12, 1, "ok"), (24, 1, "ok"), (48, 1, "ok")],  # no baseline row
+    ("P3", "R"): [(0, 1, "ok"), (12, None, M), (24, 1, "ok"), (48, None, M)],  # missing ≠ progression
     ("P3", "L"): [(0, 2, "ok"), (12, 2, "ok"), (24, None, "replacement"), (48, None, "replacement")],  # .P at 24
-    ("P4", "R"): [(0, 3, "ok"), (12, 2, "ok"), (24, 3, "ok"), (48, 3, "ok")],            # decreasing KL
+    ("P4", "R"): [(0, 3, "ok"), (12, 2, "ok"), (24, 3, "ok"), (48, 3, "ok")],  # decreasing KL
     ("P4", "L"): [(0, 1, "ok"), (12, 1, "ok"), (24, None, "technical"), (48, 1, "ok")],  # .T at 24
-    ("P5", "R"): [(0, 2, "ok"), (12, 2, "ok"), (24, None, M), (48, None, M)],            # died at month 20
-    ("P6", "R"): [(0, None, "replacement"), (12, None, "replacement")],                  # replaced at baseline
-    ("P6", "L"): [(0, 1, "ok"), (12, None, M), (24, None, M), (48, None, M)],            # replacement table: 30 m
-    ("P7", "R"): [(0, 0, "ok"), (12, 2, "ok"), (24, 2, "ok"), (48, 2, "ok")],            # 0→2 at 12
-    ("P7", "L"): [(0, 1, "ok"), (12, 0, "ok"), (24, 1, "ok"), (48, 1, "ok")],            # 1→0→1
+    ("P5", "R"): [(0, 2, "ok"), (12, 2, "ok"), (24, None, M), (48, None, M)],  # died at month 20
+    ("P6", "R"): [(0, None, "replacement"), (12, None, "replacement")],  # replaced at baseline
+    ("P6", "L"): [(0, 1, "ok"), (12, None, M), (24, None, M), (48, None, M)],  # replacement table: 30 m
+    ("P7", "R"): [(0, 0, "ok"), (12, 2, "ok"), (24, 2, "ok"), (48, 2, "ok")],  # 0→2 at 12
+    ("P7", "L"): [(0, 1, "ok"), (12, 0, "ok"), (24, 1, "ok"), (48, 1, "ok")],  # 1→0→1
     ("P8", "R"): [(0, 1, "ok"), (12, None, "not_expected"), (24, None, M), (48, None, M)],  # never followed
 }
 DEATHS = pd.DataFrame({"participant_id": ["P5"], "death_month": [20.0]})
@@ -57,8 +58,11 @@ PANFILOV = {
 
 
 def _readings() -> pd.DataFrame:
-    rows = [(pid, side, month, np.nan if kl is None else float(kl), status)
-            for (pid, side), visits in KNEES.items() for month, kl, status in visits]
+    rows = [
+        (pid, side, month, np.nan if kl is None else float(kl), status)
+        for (pid, side), visits in KNEES.items()
+        for month, kl, status in visits
+    ]
     return pd.DataFrame(rows, columns=["participant_id", "side", "visit_month", "kl", "kl_status"])
 
 
@@ -73,8 +77,9 @@ def _outcomes(result) -> dict:
 
 @pytest.mark.parametrize("definition, expected", [("tiulpin2019", TIULPIN), ("panfilov2025", PANFILOV)])
 def test_every_knee_gets_the_known_label_or_reason(definition, expected):
-    result = build_progression_labels(_readings(), HORIZONS, definition=definition,
-                                      deaths=DEATHS, replacements=REPLACEMENTS)
+    result = build_progression_labels(
+        _readings(), HORIZONS, definition=definition, deaths=DEATHS, replacements=REPLACEMENTS
+    )
     got = _outcomes(result)
     want = {(pid, side, h): o for (pid, side), outs in expected.items() for h, o in zip(HORIZONS, outs)}
     assert got == want
@@ -99,7 +104,7 @@ def test_time_to_event_columns():
     assert lab.loc[("P6", "L", 48), ["event", "event_month", "months_to_event_or_censoring"]].tolist() == [1, 30, 30]
     row = lab.loc[("P1", "R", 48)]
     assert row["event"] == 0 and np.isnan(row["event_month"]) and row["months_to_event_or_censoring"] == 48
-    assert lab.loc[("P5", "R", 12), "months_to_event_or_censoring"] == 12   # censored at last valid reading
+    assert lab.loc[("P5", "R", 12), "months_to_event_or_censoring"] == 12  # censored at last valid reading
     assert lab.loc[("P1", "L", 24), "baseline_kl"] == 2
 
 
@@ -156,7 +161,11 @@ def test_labels_cli_writes_tables_and_prints_counts(tmp_path, capsys):
     assert set(labels["horizon_months"]) == {12, 24}
     assert set(exclusions["reason_code"]) == {"baseline_kl4", "baseline_replacement", "missing_follow_up"}
     assert flow[(flow["stage"] == "knees")]["n_knees"].tolist() == [6, 6]
-    assert pd.read_parquet(out / "readings.parquet")["kl_status"].isin(["ok", "replacement", "not_expected", "missing"]).all()
+    assert (
+        pd.read_parquet(out / "readings.parquet")["kl_status"]
+        .isin(["ok", "replacement", "not_expected", "missing"])
+        .all()
+    )
     with pytest.raises(OAKitError, match="horizons_months: 36"):
         _run_labels_cli(["--tables", str(fixtures), "--horizons", "36", "--out", str(out)])
     with pytest.raises(OAKitError, match="--horizons"):
@@ -170,14 +179,16 @@ def test_labels_from_synthetic_cohort_match_its_truth(tiny_cohort):
     from oa_kit.cohort.tables import load_tables
 
     tables = load_tables(tiny_cohort, "oai")
-    result = build_progression_labels(tables.readings, (12, 24, 36, 48, 72, 96), deaths=tables.deaths,
-                                      replacements=tables.replacements)
+    result = build_progression_labels(
+        tables.readings, (12, 24, 36, 48, 72, 96), deaths=tables.deaths, replacements=tables.replacements
+    )
     truth = pd.read_parquet(tiny_cohort / "truth" / "knees.parquet").assign(
-        participant_id=lambda t: t["ID"].astype(str))
+        participant_id=lambda t: t["ID"].astype(str)
+    )
     merged = result.labels.merge(truth[["participant_id", "side", "event_month_true"]], on=["participant_id", "side"])
     assert len(merged) == len(result.labels) > 0
     true_label = (merged["event_month_true"] <= merged["horizon_months"]).astype(int)
-    assert (true_label == merged["label"]).mean() >= 0.9        # misreads (3 % per reading) may flip a few
+    assert (true_label == merged["label"]).mean() >= 0.9  # misreads (3 % per reading) may flip a few
     replaced = truth[truth["tkr_month"] == 0]
     excluded = result.exclusions.set_index(["participant_id", "side"])["reason_code"]
     for pid, side in replaced[["participant_id", "side"]].itertuples(index=False):

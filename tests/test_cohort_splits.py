@@ -1,4 +1,5 @@
 """Participant-grouped splits never share a participant between train and test (property-tested)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oa_kit.cohort.splits import (check_no_participant_overlap, fold_column, leave_one_site_out,
-                                  participant_kfold, site_held_out)
+from oa_kit.cohort.splits import (
+    check_no_participant_overlap,
+    fold_column,
+    leave_one_site_out,
+    participant_kfold,
+    site_held_out,
+)
 from oa_kit.errors import OAKitError
 
 
@@ -17,20 +23,30 @@ def _table(labels: list[int], sites: str = "ABCDE") -> pd.DataFrame:
     rows = []
     for i, label in enumerate(labels):
         for side in "RL":
-            rows.append({"participant_id": f"P{i:03d}", "side": side, "label": (label + (side == "L")) % 2,
-                         "site": sites[i % len(sites)]})
+            rows.append(
+                {
+                    "participant_id": f"P{i:03d}",
+                    "side": side,
+                    "label": (label + (side == "L")) % 2,
+                    "site": sites[i % len(sites)],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 @settings(max_examples=25, deadline=None)
-@given(labels=st.lists(st.integers(0, 1), min_size=6, max_size=40), n_splits=st.integers(2, 5),
-       seed=st.integers(0, 10_000), stratified=st.booleans())
+@given(
+    labels=st.lists(st.integers(0, 1), min_size=6, max_size=40),
+    n_splits=st.integers(2, 5),
+    seed=st.integers(0, 10_000),
+    stratified=st.booleans(),
+)
 def test_kfold_never_shares_a_participant(labels, n_splits, seed, stratified):
     table = _table(labels)
     folds = participant_kfold(table, n_splits=n_splits, seed=seed, stratify="label" if stratified else None)
     assert len(folds) == n_splits
     tested = np.concatenate([test for _, test in folds])
-    assert sorted(tested) == list(range(len(table)))          # every row tested exactly once
+    assert sorted(tested) == list(range(len(table)))  # every row tested exactly once
     groups = table["participant_id"].to_numpy()
     for train, test in folds:
         assert not set(groups[train]) & set(groups[test])
@@ -85,5 +101,5 @@ def test_participant_bootstrap_draws_whole_participants_reproducibly():
     for idx in first:
         drawn, counts = np.unique(groups[idx], return_counts=True)
         sizes = dict(zip(*np.unique(groups, return_counts=True)))
-        assert all(c % sizes[p] == 0 for p, c in zip(drawn, counts))      # a participant comes with all its rows
-        assert sum(c // sizes[p] for p, c in zip(drawn, counts)) == 4      # as many draws as participants
+        assert all(c % sizes[p] == 0 for p, c in zip(drawn, counts))  # a participant comes with all its rows
+        assert sum(c // sizes[p] for p, c in zip(drawn, counts)) == 4  # as many draws as participants

@@ -1,4 +1,5 @@
 """Every data card in data_cards/ follows the schema in docs/DESIGN.md; the validator catches each kind of problem."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -44,7 +45,9 @@ label_definitions:
 known_biases: [small]
 used_by: [oa_kit.io.oai]
 ---
-""" + "".join(f"\n## {title}\n{'Some text that is long enough to count as content. ' * 2}\n" for title in REQUIRED_SECTIONS)
+""" + "".join(
+    f"\n## {title}\n{'Some text that is long enough to count as content. ' * 2}\n" for title in REQUIRED_SECTIONS
+)
 
 
 def test_validator_accepts_a_minimal_card_and_reports_each_problem(tmp_path):
@@ -65,7 +68,9 @@ def test_validator_accepts_a_minimal_card_and_reports_each_problem(tmp_path):
         bad.write_text(VALID.format(name="example").replace(old, new, 1))
         problems = validate_card(bad)
         assert any(problem in p for p in problems), (old, problems)
-    swapped = VALID.format(name="example").replace("## Motivation", "## TEMP").replace("## Composition", "## Motivation")
+    swapped = (
+        VALID.format(name="example").replace("## Motivation", "## TEMP").replace("## Composition", "## Motivation")
+    )
     good.write_text(swapped.replace("## TEMP", "## Composition"))
     assert any("out of order" in p for p in validate_card(good))
     short = VALID.format(name="example").replace("## Maintenance\n", "## Maintenance\nTBD\n\n## Extra\n", 1)

@@ -1,4 +1,5 @@
 """The demo's steps on the tiny synthetic cohort: each is one oa_kit call, and they join into one feature table."""
+
 from __future__ import annotations
 
 import subprocess
@@ -26,8 +27,9 @@ def test_demo_steps_join_into_one_feature_table(tiny_cohort, tmp_path):
     tables, labels = demo.cohort_labels(tiny_cohort, tmp_path / "labels")
     assert (tmp_path / "labels" / "labels.parquet").exists()
     baseline = tables.readings[(tables.readings["visit_month"] == 0) & (tables.readings["kl_status"] == "ok")]
-    kl, metrics = demo.cohort_kl_features(tiny_cohort, baseline, tmp_path / "kl", seed=0, n_splits=2, epochs=1,
-                                          progress=False)
+    kl, metrics = demo.cohort_kl_features(
+        tiny_cohort, baseline, tmp_path / "kl", seed=0, n_splits=2, epochs=1, progress=False
+    )
     assert set(metrics["metric"]) >= {"qwk", "accuracy"}
     assert len(kl) == len(baseline)
     scans = demo.mri_substudy(tiny_cohort, 1, seed=0)
@@ -41,13 +43,15 @@ def test_demo_steps_join_into_one_feature_table(tiny_cohort, tmp_path):
     osteophyte = [f"osteophyte_mm_{site}" for site in ("fm", "fl", "tm", "tl")]
     assert set(osteophyte) <= set(features.columns) and {family_of(c) for c in osteophyte} == {"radiograph"}
     lengths = kl[osteophyte].to_numpy()
-    assert np.isnan(lengths).mean() < 0.5 and np.nanmax(lengths) > 1.0   # the tiny cohort's KL3-4 knees have spurs
+    assert np.isnan(lengths).mean() < 0.5 and np.nanmax(lengths) > 1.0  # the tiny cohort's KL3-4 knees have spurs
     # knees outside the MRI substudy carry no MRI features rather than made-up ones
     assert features["mri_emb_000"].isna().sum() == len(features) - len(scans)
 
 
 def test_demo_cli_refuses_to_overwrite_results(tmp_path):
     (tmp_path / "progression").mkdir()
-    out = subprocess.run([sys.executable, "-m", "oa_kit", "demo", "--out", str(tmp_path)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "oa_kit", "demo", "--out", str(tmp_path)], capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "--overwrite" in out.stderr

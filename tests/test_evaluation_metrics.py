@@ -1,4 +1,5 @@
 """Metrics with participant bootstrap CIs, DeLong, decision curve, calibration curve, subgroups, oracle."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -114,10 +115,17 @@ def test_net_benefit_hand_example_and_calibration_curve():
 
 def test_subgroup_metrics_levels_and_single_class_note():
     y, p, g = _scores(n=200, seed=4)
-    table = pd.DataFrame({"sex": np.where(g % 2, "F", "M"), "age": 50 + (g % 30), "bmi": 22 + (g % 12),
-                          "kl": g % 4, "site": np.array(list("ABCDE"))[g % 5]})
+    table = pd.DataFrame(
+        {
+            "sex": np.where(g % 2, "F", "M"),
+            "age": 50 + (g % 30),
+            "bmi": 22 + (g % 12),
+            "kl": g % 4,
+            "site": np.array(list("ABCDE"))[g % 5],
+        }
+    )
     y = y.copy()
-    y[table.site.to_numpy() == "E"] = 0                 # site E: no events
+    y[table.site.to_numpy() == "E"] = 0  # site E: no events
     out = subgroup_metrics(y, p, g, table, n_resamples=200)
     groups = set(out.subgroup)
     assert {"all", "sex=F", "sex=M", "age_band=<55", "bmi_band=30+", "baseline_kl=0", "site=A"} <= groups
@@ -132,14 +140,27 @@ def test_oracle_comparison_share_of_gain():
     y = rng.binomial(1, truth)
     noise = rng.normal(0, 1, n)
     logit = np.log(truth / (1 - truth))
-    preds = pd.concat([pd.DataFrame({"model": m, "row": np.arange(n), "participant_id": np.arange(n) // 2,
-                                     "label": y, "risk": 1 / (1 + np.exp(-(logit + s * noise)))})
-                       for m, s in (("clinical", 3.0), ("fused", 0.5))])
+    preds = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "model": m,
+                    "row": np.arange(n),
+                    "participant_id": np.arange(n) // 2,
+                    "label": y,
+                    "risk": 1 / (1 + np.exp(-(logit + s * noise))),
+                }
+            )
+            for m, s in (("clinical", 3.0), ("fused", 0.5))
+        ]
+    )
     out = oracle_comparison(preds, truth, "clinical", n_resamples=200).set_index("model")
     oracle, clin, fused = (out.loc[m, "auc"] for m in ("oracle", "clinical", "fused"))
     assert oracle == pytest.approx(roc_auc_score(y, truth))
     assert out.loc["fused", "share_of_gain"] == pytest.approx((fused - clin) / (oracle - clin))
-    assert out.loc["clinical", "share_of_gain"] == 0 and out.loc["fused", "gap_to_oracle"] == pytest.approx(oracle - fused)
+    assert out.loc["clinical", "share_of_gain"] == 0 and out.loc["fused", "gap_to_oracle"] == pytest.approx(
+        oracle - fused
+    )
     with pytest.raises(OAKitError, match="clinical: model 'lr'"):
         oracle_comparison(preds, truth, "lr")
 
@@ -151,8 +172,9 @@ def test_oracle_comparison_leaves_out_knees_without_a_true_probability():
     truth = rng.uniform(0.05, 0.9, n)
     y = rng.binomial(1, truth)
     risk = np.clip(truth + rng.normal(0, 0.2, n), 0.01, 0.99)
-    preds = pd.DataFrame({"model": "clinical", "row": np.arange(n), "participant_id": np.arange(n), "label": y,
-                          "risk": risk})
+    preds = pd.DataFrame(
+        {"model": "clinical", "row": np.arange(n), "participant_id": np.arange(n), "label": y, "risk": risk}
+    )
     undefined = truth.copy()
     undefined[:7] = np.nan
     out = oracle_comparison(preds, undefined, "clinical", n_resamples=50).set_index("model")
@@ -166,8 +188,9 @@ def test_oracle_comparison_leaves_out_knees_without_a_true_probability():
 def test_oracle_column_is_nan_only_where_the_generator_has_no_probability():
     from oa_kit.progression.pipeline import oracle_column
 
-    truth = pd.DataFrame({"ID": ["9000001", "9000001", "9000002"], "side": ["R", "L", "R"],
-                          "p_progress_24": [0.2, np.nan, 0.4]})
+    truth = pd.DataFrame(
+        {"ID": ["9000001", "9000001", "9000002"], "side": ["R", "L", "R"], "p_progress_24": [0.2, np.nan, 0.4]}
+    )
     X = pd.DataFrame({"participant_id": ["9000001", "9000001", "9000002"], "side": ["R", "L", "R"]})
     out = oracle_column(X, truth, 24)
     assert out.iloc[0] == 0.2 and np.isnan(out.iloc[1]) and out.iloc[2] == 0.4

@@ -1,4 +1,5 @@
 """Out-of-sample validation: grouped folds, baselines evaluated out of sample, site-held-out, report and model card."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,14 +43,16 @@ def test_baselines_are_evaluated_out_of_sample_on_label_noise():
     """Pure-noise labels: in-sample AUC is optimistic, out-of-sample AUC stays near chance."""
     X, _, _ = make_knee_table(80, seed=1)
     y = np.random.default_rng(0).binomial(1, 0.35, len(X))
-    models = {"clinical": ProgressionModel(estimator="logistic", columns=feature_sets(X)["clinical"], seed=0),
-              "fused": ProgressionModel(param_grid=GRID, seed=0)}
+    models = {
+        "clinical": ProgressionModel(estimator="logistic", columns=feature_sets(X)["clinical"], seed=0),
+        "fused": ProgressionModel(param_grid=GRID, seed=0),
+    }
     in_sample = roc_auc(y, models["fused"].fit(X, y).predict_proba(X)[:, 1])
     preds = cross_validate(models, X, y, n_splits=3, seed=0)
     assert in_sample > 0.7
     for name, part in preds.groupby("model"):
         assert abs(roc_auc(part["label"], part["risk"]) - 0.5) < 0.12, name
-        assert sorted(part["row"]) == list(range(len(X)))       # every knee predicted once, out of fold
+        assert sorted(part["row"]) == list(range(len(X)))  # every knee predicted once, out of fold
     table = summarize(preds, n_resamples=300)
     auc = table[(table.model == "fused") & (table.metric == "auc")].iloc[0]
     assert auc.ci_low < 0.5 < auc.ci_high
@@ -74,7 +77,7 @@ def test_site_held_out_trains_on_other_sites():
 
 def test_single_class_training_split_is_an_error():
     X, _, _ = make_knee_table(40, seed=4)
-    y = (X["site"] == "A").astype(int).to_numpy()      # events only at site A: training without A has one class
+    y = (X["site"] == "A").astype(int).to_numpy()  # events only at site A: training without A has one class
     with pytest.raises(OAKitError, match="single class"):
         site_held_out_validate({"kl": ProgressionModel(estimator="logistic", columns=["kl"])}, X, y)
 
@@ -82,10 +85,19 @@ def test_single_class_training_split_is_an_error():
 def test_report_and_model_card(tmp_path):
     X, y, p = make_knee_table(70, seed=5)
     p = np.asarray(p, dtype=float).copy()
-    p[:2] = np.nan                              # labelled knees the generator holds no probability for (true KL 4)
-    ev = evaluate_progression(X, y, 24, oracle_risk=p, n_splits=3, n_resamples=200, seed=0,
-                              provenance=make_provenance("synthetic", "test fixture"), lightgbm_grid=GRID,
-                              include=["clinical", "kl", "fused"])
+    p[:2] = np.nan  # labelled knees the generator holds no probability for (true KL 4)
+    ev = evaluate_progression(
+        X,
+        y,
+        24,
+        oracle_risk=p,
+        n_splits=3,
+        n_resamples=200,
+        seed=0,
+        provenance=make_provenance("synthetic", "test fixture"),
+        lightgbm_grid=GRID,
+        include=["clinical", "kl", "fused"],
+    )
     head = ev.headline()
     assert list(head["model"]) == ["clinical", "kl", "fused", "oracle"]
     assert {"auc", "auc_ci_low", "auc_ci_high", "ece", "oracle_auc", "share_of_gain"} <= set(head.columns)
@@ -93,14 +105,25 @@ def test_report_and_model_card(tmp_path):
     assert ev.site_metrics is not None and set(ev.delong["model"]) == {"kl", "fused"}
     written = write_evaluation(ev, tmp_path)
     card = written["card"].read_text()
-    for section in ("## Intended use", "## Data", "## Features", "## Metrics", "## Calibration", "## Subgroups",
-                    "## Decision curve", "## Limitations", "## TRIPOD+AI checklist", "not a clinical estimate",
-                    "Oracle comparison", "Site-held-out"):
+    for section in (
+        "## Intended use",
+        "## Data",
+        "## Features",
+        "## Metrics",
+        "## Calibration",
+        "## Subgroups",
+        "## Decision curve",
+        "## Limitations",
+        "## TRIPOD+AI checklist",
+        "not a clinical estimate",
+        "Oracle comparison",
+        "Site-held-out",
+    ):
         assert section in card, section
     assert f"Compared on the {len(y) - 2} of {len(y)} labelled knees" in card
     fused_auc = head.set_index("model").loc["fused", "auc"]
     assert f"{fused_auc:.3f}" in card
-    assert f"{len(GRID)}-configuration search in an inner 5-fold" in card     # the card states the search it ran
+    assert f"{len(GRID)}-configuration search in an inner 5-fold" in card  # the card states the search it ran
     assert (tmp_path / "plotly.min.js").exists() and written["figure_calibration"].read_text().count("plotly") > 0
     assert pd.read_csv(written["metrics"]).shape[0] == 12
 
@@ -129,8 +152,11 @@ def test_grouped_folds_property():
 
 def _truth(X, z):
     """A synthetic-truth-like knees table (ID, side, image latents) for the rows of ``X``."""
-    return X[["participant_id", "side"]].rename(columns={"participant_id": "ID"}).assign(
-        image_cartilage_z=z[0], image_osteophyte_z=z[1], image_jsw_z=z[2])
+    return (
+        X[["participant_id", "side"]]
+        .rename(columns={"participant_id": "ID"})
+        .assign(image_cartilage_z=z[0], image_osteophyte_z=z[1], image_jsw_z=z[2])
+    )
 
 
 def test_latent_reference_only_with_truth_and_latents_feed_no_other_model(tmp_path):
@@ -138,7 +164,7 @@ def test_latent_reference_only_with_truth_and_latents_feed_no_other_model(tmp_pa
     rng = np.random.default_rng(0)
     logit = np.log(p / (1 - p))
     z = np.vstack([logit - logit.mean() + rng.normal(0, 0.3, len(X)), rng.normal(size=(2, len(X)))])
-    truth = _truth(X, z).sample(frac=1.0, random_state=0)          # any row order
+    truth = _truth(X, z).sample(frac=1.0, random_state=0)  # any row order
     latents = truth_latents(X, truth)
     assert list(latents.columns) == list(LATENT_COLUMNS) and np.allclose(latents["image_cartilage_z"], z[0])
     kw = dict(n_splits=3, n_resamples=50, seed=0, site_held_out=False, include=["clinical", "kl"])
@@ -146,14 +172,15 @@ def test_latent_reference_only_with_truth_and_latents_feed_no_other_model(tmp_pa
     head = ev.headline()
     assert list(head["model"]) == ["clinical", "kl", "latent_reference", "oracle"]
     auc = head.set_index("model")["auc"]
-    assert auc["latent_reference"] > auc["kl"]                      # the latents carry the risk here
+    assert auc["latent_reference"] > auc["kl"]  # the latents carry the risk here
     for name, cols in ev.feature_sets.items():
         assert bool(set(cols) & set(LATENT_COLUMNS)) == (name == "latent_reference")
     assert "latent_reference" in write_evaluation(ev, tmp_path)["card"].read_text()
     plain = evaluate_progression(X, y, 24, oracle_risk=p, **kw)
     assert "latent_reference" not in set(plain.headline()["model"]) and "latent_reference" not in plain.feature_sets
-    pd.testing.assert_frame_equal(plain.predictions, ev.predictions[ev.predictions.model != "latent_reference"]
-                                  .reset_index(drop=True))            # other models unchanged by the reference
+    pd.testing.assert_frame_equal(
+        plain.predictions, ev.predictions[ev.predictions.model != "latent_reference"].reset_index(drop=True)
+    )  # other models unchanged by the reference
 
 
 def test_truth_latents_absent_or_incomplete():
@@ -163,14 +190,26 @@ def test_truth_latents_absent_or_incomplete():
     with pytest.raises(OAKitError, match="lack image latents"):
         truth_latents(X, _truth(X, z).iloc[2:])
     with pytest.raises(OAKitError, match="already in the feature table"):
-        evaluate_progression(X.assign(image_jsw_z=0.0), np.arange(len(X)) % 2, 24, latents=truth_latents(X, _truth(X, z)),
-                             include=["clinical"], site_held_out=False)
+        evaluate_progression(
+            X.assign(image_jsw_z=0.0),
+            np.arange(len(X)) % 2,
+            24,
+            latents=truth_latents(X, _truth(X, z)),
+            include=["clinical"],
+            site_held_out=False,
+        )
 
 
 def test_nested_cross_validation_reproduces_by_seed():
     X, y, _ = make_knee_table(50, seed=8)
-    models = {"fused": ProgressionModel(columns=["age", "bmi", "kl", "jsw_medial_mm", "thickness_mm_tibial_medial"],
-                                        param_grid=GRID[:1], derived="replace", monotone=True)}
+    models = {
+        "fused": ProgressionModel(
+            columns=["age", "bmi", "kl", "jsw_medial_mm", "thickness_mm_tibial_medial"],
+            param_grid=GRID[:1],
+            derived="replace",
+            monotone=True,
+        )
+    }
     first, again = (cross_validate(models, X, y, n_splits=3, seed=4) for _ in range(2))
     pd.testing.assert_frame_equal(first, again)
     assert not cross_validate(models, X, y, n_splits=3, seed=5)["risk"].equals(first["risk"])

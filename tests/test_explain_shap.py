@@ -1,4 +1,5 @@
 """SHAP explanations: additivity, grouped additivity, LightGBM cross-check, interactions, text and plotly figures."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -102,10 +103,30 @@ def test_logistic_models_are_rejected_for_tree_shap(model_and_data):
 
 
 def test_plain_language_text():
-    values = pd.Series({"bmi": 34.2, "injury": 0.0, "age": 61.0, "site_A": 0.0, "site_C": 1.0, "sex_M": 0.0,
-                        "kl_emb_pc01": 1.0, "kl_emb_pc02": -2.0})
-    shap = pd.Series({"bmi": 0.40, "injury": -0.20, "age": 0.01, "site_A": 0.02, "site_C": 0.01, "sex_M": 0.03,
-                      "kl_emb_pc01": 0.5, "kl_emb_pc02": -0.3})
+    values = pd.Series(
+        {
+            "bmi": 34.2,
+            "injury": 0.0,
+            "age": 61.0,
+            "site_A": 0.0,
+            "site_C": 1.0,
+            "sex_M": 0.0,
+            "kl_emb_pc01": 1.0,
+            "kl_emb_pc02": -2.0,
+        }
+    )
+    shap = pd.Series(
+        {
+            "bmi": 0.40,
+            "injury": -0.20,
+            "age": 0.01,
+            "site_A": 0.02,
+            "site_C": 0.01,
+            "sex_M": 0.03,
+            "kl_emb_pc01": 0.5,
+            "kl_emb_pc02": -0.3,
+        }
+    )
     assert explain_text(shap, values, top_k=2) == "BMI 34 raised the risk; no prior injury lowered it."
     text = explain_text(shap, values, top_k=5, min_abs=0.02)
     assert "the radiograph image features raised it" in text and "female sex raised it" in text
@@ -117,9 +138,14 @@ def test_plain_language_text():
     assert describe_feature("xr_osteophyte_mm_FM", 3.79) == "femoral medial osteophyte 3.8 mm"
     assert describe_feature("osteophyte_area_mm2_tl", 2.34) == "tibial lateral osteophyte area 2.3 mm²"
     assert describe_feature("osteophyte_resid_z", 0.84) == "osteophytes large for their grade (+0.8 SD)"
-    assert describe_feature("jsw_medial_resid_z", -1.24) == \
-        "medial joint space narrower than expected for sex and JSN (-1.2 SD)"
-    assert describe_feature("thickness_loss_medial", 0.12) == "medial weight-bearing cartilage 12% thinner than typical for sex"
+    assert (
+        describe_feature("jsw_medial_resid_z", -1.24)
+        == "medial joint space narrower than expected for sex and JSN (-1.2 SD)"
+    )
+    assert (
+        describe_feature("thickness_loss_medial", 0.12)
+        == "medial weight-bearing cartilage 12% thinner than typical for sex"
+    )
     assert describe_feature("thickness_loss_max", -0.05) == "weight-bearing cartilage 5% thicker than typical for sex"
     assert describe_feature("jsw_lateral_x700_mm", 6.04) == "lateral joint space at x=0.700 6.0 mm"
     fam = family_text(pd.Series({"clinical": 0.3, "radiograph": 0.8, "mri": -0.5}))
@@ -129,13 +155,18 @@ def test_plain_language_text():
 def test_plotly_figures(model_and_data, result):
     model, X = model_and_data
     grouped = grouped_shap(result)
-    figs = [shap_plots.importance_figure(result, note="synthetic"), shap_plots.grouped_figure(grouped, 0),
-            shap_plots.beeswarm_figure(result), shap_plots.waterfall_figure(result, 1),
-            shap_plots.dependence_figure(result, "age", "bmi")]
+    figs = [
+        shap_plots.importance_figure(result, note="synthetic"),
+        shap_plots.grouped_figure(grouped, 0),
+        shap_plots.beeswarm_figure(result),
+        shap_plots.waterfall_figure(result, 1),
+        shap_plots.dependence_figure(result, "age", "bmi"),
+    ]
     assert all(isinstance(f, go.Figure) for f in figs)
     assert isinstance(figs[3].data[0], go.Waterfall)
     assert "synthetic" in figs[0].layout.title.text
-    preds = pd.DataFrame({"model": "fused", "label": make_knee_table(80, seed=0)[1][:60],
-                          "risk": model.predict_proba(X)[:, 1]})
+    preds = pd.DataFrame(
+        {"model": "fused", "label": make_knee_table(80, seed=0)[1][:60], "risk": model.predict_proba(X)[:, 1]}
+    )
     for fig in (vp.roc_figure(preds), vp.calibration_figure(preds), vp.decision_curve_figure(preds)):
         assert isinstance(fig, go.Figure) and len(fig.data) >= 2

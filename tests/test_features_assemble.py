@@ -1,4 +1,5 @@
 """Feature assembly: families, in-fold embedding PCA, bad inputs, out-of-fold image features."""
+
 from __future__ import annotations
 
 import warnings
@@ -9,7 +10,7 @@ import pytest
 from test_progression_fixtures import make_knee_table
 
 from oa_kit.errors import OAKitError
-from oa_kit.features import FeatureAssembler, EmbeddingPCA, family_of, join_knee_tables, out_of_fold_predictions
+from oa_kit.features import EmbeddingPCA, FeatureAssembler, family_of, join_knee_tables, out_of_fold_predictions
 from oa_kit.features.assemble import DerivedFeatures, _default_columns
 
 
@@ -28,7 +29,7 @@ def test_families_cover_every_output_feature():
     assert asm.feature_families_["site_B"] == "clinical"
     assert not any(c.startswith(("kl_emb_0", "mri_emb_0")) for c in out.columns)  # raw embeddings replaced
     assert "participant_id" not in out.columns and "race" not in out.columns
-    assert out.dtypes.map(lambda d: d == float).all()
+    assert out.dtypes.map(lambda d: d == np.dtype(float)).all()
     assert family_of("jsn_medial") == "radiograph" and family_of("womac_pain") == "clinical"
 
 
@@ -108,7 +109,7 @@ def test_join_knee_tables_renames_and_validates():
     kl = pd.DataFrame({"participant_id": ["1", "2"], "side": ["R", "R"], "p0": [0.5, 0.1], "p1": [0.5, 0.9]})
     joined = join_knee_tables(clinical, radiograph=kl)
     assert {"kl_p0", "kl_p1", "participant_id"} <= set(joined.columns)
-    assert joined["kl_p0"].isna().sum() == 1                           # knee 1/L has no radiograph row
+    assert joined["kl_p0"].isna().sum() == 1  # knee 1/L has no radiograph row
     with pytest.raises(OAKitError, match="appears twice"):
         join_knee_tables(pd.concat([clinical, clinical]))
     with pytest.raises(OAKitError, match="side: value 'X'"):
@@ -128,11 +129,11 @@ def test_out_of_fold_predictions_never_use_a_model_trained_on_the_knee():
 
     oof = out_of_fold_predictions(fit_predict, X, n_splits=5, seed=0)
     assert list(oof.index) == list(X.index)
-    assert (oof["kl_p0"] == -1.0).all()                 # a memorising model never saw the knee it predicts
+    assert (oof["kl_p0"] == -1.0).all()  # a memorising model never saw the knee it predicts
     assert all(not (tr & te) for tr, te in seen)
     assert sorted(oof["oof_fold"].unique()) == [0, 1, 2, 3, 4]
     both = oof.groupby(X["participant_id"])["oof_fold"].nunique()
-    assert (both == 1).all()                            # both knees of a participant in one fold
+    assert (both == 1).all()  # both knees of a participant in one fold
 
 
 def test_synthetic_cohort_tables_assemble_end_to_end(tmp_path):
@@ -153,7 +154,7 @@ def test_synthetic_cohort_tables_assemble_end_to_end(tmp_path):
     X, y = labelled_rows(joined, labels.labels, 24)
     assert len(X) == len(y) > 0
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)              # tiny cohort: some constant columns
+        warnings.simplefilter("ignore", UserWarning)  # tiny cohort: some constant columns
         asm = FeatureAssembler(on_nan_heavy="keep").fit(X)
     fam = asm.feature_families_
     assert fam.get("kl") == "radiograph" and "race" not in fam and "clinical_status" not in fam
@@ -163,13 +164,26 @@ def test_synthetic_cohort_tables_assemble_end_to_end(tmp_path):
 
 def test_image_table_columns_keep_their_family_through_the_join():
     clinical = pd.DataFrame({"participant_id": ["1", "2"], "side": ["R", "R"], "age": [60, 70]})
-    mri = pd.DataFrame({"participant_id": ["1", "2"], "side": ["R", "R"], "covered_area_mm2_patellar": [100.0, 90.0],
-                        "signal_ratio": [1.0, 1.1], "thickness_mm_mean_patellar": [2.0, 1.9],
-                        "qc_cartilage_entropy": [0.1, 0.2], "source_file": ["a.nii.gz", "b.nii.gz"]})
+    mri = pd.DataFrame(
+        {
+            "participant_id": ["1", "2"],
+            "side": ["R", "R"],
+            "covered_area_mm2_patellar": [100.0, 90.0],
+            "signal_ratio": [1.0, 1.1],
+            "thickness_mm_mean_patellar": [2.0, 1.9],
+            "qc_cartilage_entropy": [0.1, 0.2],
+            "source_file": ["a.nii.gz", "b.nii.gz"],
+        }
+    )
     xr = pd.DataFrame({"participant_id": ["1", "2"], "side": ["R", "R"], "p0": [0.9, 0.1], "sharpness": [3.0, 4.0]})
     joined = join_knee_tables(clinical, radiograph=xr, mri=mri)
-    assert {"mri_signal_ratio", "thickness_mm_mean_patellar", "covered_area_mm2_patellar", "xr_sharpness",
-            "kl_p0"} <= set(joined.columns)
+    assert {
+        "mri_signal_ratio",
+        "thickness_mm_mean_patellar",
+        "covered_area_mm2_patellar",
+        "xr_sharpness",
+        "kl_p0",
+    } <= set(joined.columns)
     asm = FeatureAssembler().fit(joined)
     assert asm.feature_families_["mri_signal_ratio"] == "mri" and asm.feature_families_["xr_sharpness"] == "radiograph"
     assert asm.feature_families_["covered_area_mm2_patellar"] == "mri"
@@ -187,13 +201,21 @@ def _knee_measurements(n: int = 200, seed: int = 0) -> tuple[pd.DataFrame, np.nd
     jsn_m, jsn_l = rng.integers(0, 3, n), rng.integers(0, 2, n)
     z = rng.normal(size=n)
     medial = 5.2 - 0.6 * female - 1.3 * jsn_m - 0.5 * z * (np.arange(n) % 2 == 0) + rng.normal(0, 0.1, n)
-    table = pd.DataFrame({"participant_id": [f"p{i // 2}" for i in range(n)], "side": np.tile(["R", "L"], n // 2),
-                          "sex": np.where(female == 1, "F", "M"), "age": rng.uniform(45, 79, n), "kl": jsn_m,
-                          "jsn_medial": jsn_m, "jsn_lateral": jsn_l, "jsw_medial_mm": medial})
+    table = pd.DataFrame(
+        {
+            "participant_id": [f"p{i // 2}" for i in range(n)],
+            "side": np.tile(["R", "L"], n // 2),
+            "sex": np.where(female == 1, "F", "M"),
+            "age": rng.uniform(45, 79, n),
+            "kl": jsn_m,
+            "jsn_medial": jsn_m,
+            "jsn_lateral": jsn_l,
+            "jsw_medial_mm": medial,
+        }
+    )
     for x in (700, 800, 900):
         table[f"jsw_lateral_x{x}_mm"] = 6.0 - 0.6 * female - 1.3 * jsn_l + rng.normal(0, 0.2, n) + x / 1000
-    for region in ("femoral_medial_central", "tibial_medial", "femoral_lateral_central", "tibial_lateral",
-                   "patellar"):
+    for region in ("femoral_medial_central", "tibial_medial", "femoral_lateral_central", "tibial_lateral", "patellar"):
         table[f"thickness_mm_mean_{region}"] = (2.3 - 0.3 * female) * (1 - 0.09 * z) + rng.normal(0, 0.02, n)
         table[f"volume_mm3_{region}"] = 900 * table[f"thickness_mm_mean_{region}"]
     return table, z
@@ -210,13 +232,19 @@ def test_derived_features_are_fitted_on_training_rows_only():
     coef = derived.jsw_fits_["medial"]["coef"]
     assert coef[1] == pytest.approx(-0.6, abs=0.15) and coef[2] == pytest.approx(-1.3, abs=0.1)
     before = derived.transform(test)
-    test["thickness_mm_mean_tibial_medial"] *= 10           # test rows never move the fitted references
+    test["thickness_mm_mean_tibial_medial"] *= 10  # test rows never move the fitted references
     assert DerivedFeatures().fit(train).to_dict() == derived.to_dict()
     assert (derived.transform(test)["thickness_loss_medial"] < before["thickness_loss_medial"]).all()
     out = derived.transform(table)
-    assert list(out.columns) == ["jsw_medial_resid_z", "jsw_lateral_resid_z", "jsw_min_resid_z",
-                                 "thickness_loss_medial", "thickness_loss_lateral", "thickness_loss_max"]
-    assert np.corrcoef(out["jsw_medial_resid_z"][::2], z[::2])[0, 1] < -0.9     # narrowing beyond the grade
+    assert list(out.columns) == [
+        "jsw_medial_resid_z",
+        "jsw_lateral_resid_z",
+        "jsw_min_resid_z",
+        "thickness_loss_medial",
+        "thickness_loss_lateral",
+        "thickness_loss_max",
+    ]
+    assert np.corrcoef(out["jsw_medial_resid_z"][::2], z[::2])[0, 1] < -0.9  # narrowing beyond the grade
     assert np.corrcoef(out["thickness_loss_medial"], z)[0, 1] > 0.9
     assert (out["jsw_min_resid_z"] <= out[["jsw_medial_resid_z", "jsw_lateral_resid_z"]].min(axis=1) + 1e-12).all()
 
@@ -225,28 +253,32 @@ def test_osteophyte_size_beyond_grade_tracks_the_size_factor_and_is_fitted_on_tr
     rng = np.random.default_rng(4)
     n = 300
     table, _ = _knee_measurements(n, seed=4)
-    o = rng.standard_normal(n)                                  # knee-level spur size factor beyond the grades
+    o = rng.standard_normal(n)  # knee-level spur size factor beyond the grades
     for k, margin in enumerate(("fm", "fl", "tm", "tl")):
         grade = rng.integers(0, 4, n) if k else np.minimum(rng.integers(0, 5, n), 3)
         table[f"osteophyte_{margin}"] = grade.astype(float)
         area = (2.0 + 6.0 * grade) * np.exp(0.35 * o + rng.normal(0, 0.1, n))
         table[f"osteophyte_area_mm2_{margin}"] = area
         table[f"osteophyte_mm_{margin}"] = np.sqrt(area)
-    table.loc[5, "osteophyte_area_mm2_fm"] = np.nan              # one margin unmeasured: the others still count
-    table.loc[6, [f"osteophyte_{m}" for m in ("fm", "fl", "tm", "tl")]] = np.nan   # never graded: no value
+    table.loc[5, "osteophyte_area_mm2_fm"] = np.nan  # one margin unmeasured: the others still count
+    table.loc[6, [f"osteophyte_{m}" for m in ("fm", "fl", "tm", "tl")]] = np.nan  # never graded: no value
     train, test = table.iloc[:200], table.iloc[200:].copy()
     derived = DerivedFeatures().fit(train)
     assert set(derived.osteophyte_fits_) == {f"osteophyte_area_mm2_{m}" for m in ("fm", "fl", "tm", "tl")}
     out = derived.transform(table)["osteophyte_resid_z"]
     assert np.corrcoef(out.drop(index=6), np.delete(o, 6))[0, 1] > 0.95
     assert np.isfinite(out[5]) and np.isnan(out[6])
-    test["osteophyte_area_mm2_tm"] *= 100                         # test rows never move the fitted references
+    test["osteophyte_area_mm2_tm"] *= 100  # test rows never move the fitted references
     assert DerivedFeatures().fit(train).to_dict() == derived.to_dict()
-    assert (derived.transform(test)["osteophyte_resid_z"] > derived.transform(table.iloc[200:])["osteophyte_resid_z"]).all()
+    assert (
+        derived.transform(test)["osteophyte_resid_z"] > derived.transform(table.iloc[200:])["osteophyte_resid_z"]
+    ).all()
     asm = FeatureAssembler(derived="replace", n_components=2).fit(train)
-    assert "osteophyte_resid_z" in asm.feature_names_out_ and asm.feature_families_["osteophyte_resid_z"] == "radiograph"
+    assert (
+        "osteophyte_resid_z" in asm.feature_names_out_ and asm.feature_families_["osteophyte_resid_z"] == "radiograph"
+    )
     assert not any(c.startswith(("osteophyte_mm_", "osteophyte_area_mm2_")) for c in asm.feature_names_out_)
-    assert "osteophyte_fm" in asm.feature_names_out_              # the grades themselves stay
+    assert "osteophyte_fm" in asm.feature_names_out_  # the grades themselves stay
     with pytest.raises(OAKitError, match="osteophyte_area_mm2_tl"):
         derived.transform(table.drop(columns="osteophyte_area_mm2_tl"))
 
@@ -276,9 +308,20 @@ def test_truth_columns_of_a_synthetic_cohort_never_become_features():
     """Generator truth joined onto a feature table by mistake is still never a default feature."""
     X, _, _ = make_knee_table(20, seed=0)
     truth = X[["participant_id", "side"]].assign(
-        image_cartilage_z=0.1, image_osteophyte_z=0.2, image_jsw_z=0.3, p_progress_24=0.4, latent_severity=1.0,
-        progression_rate_per_year=0.1, kl_true_V00=2, unmeasured_log_rate=0.0, log_rate_image=0.0,
-        event_month_true=12.0, tkr_month=np.nan, kl_increment_1_month=6.0, eligible=True)
+        image_cartilage_z=0.1,
+        image_osteophyte_z=0.2,
+        image_jsw_z=0.3,
+        p_progress_24=0.4,
+        latent_severity=1.0,
+        progression_rate_per_year=0.1,
+        kl_true_V00=2,
+        unmeasured_log_rate=0.0,
+        log_rate_image=0.0,
+        event_month_true=12.0,
+        tkr_month=np.nan,
+        kl_increment_1_month=6.0,
+        eligible=True,
+    )
     columns = _default_columns(X.merge(truth, on=["participant_id", "side"]))
     assert not set(truth.columns) & set(columns)
     asm = FeatureAssembler(n_components=2, derived="replace").fit(X.merge(truth, on=["participant_id", "side"]))

@@ -1,4 +1,5 @@
 """Cartilage biomarkers on analytic shapes (slab, spherical shell) with known thickness, FCL, subregions, NIfTI maps."""
+
 from __future__ import annotations
 
 import nibabel as nib
@@ -32,7 +33,7 @@ def test_spherical_shell_thickness(spacing):
     sp = np.array(spacing)
     n = np.ceil(30 / sp).astype(int)
     grids = np.meshgrid(*[(np.arange(k) - k / 2) * s for k, s in zip(n, sp)], indexing="ij")
-    r = np.sqrt(sum(g ** 2 for g in grids))
+    r = np.sqrt(sum(g**2 for g in grids))
     r1, r2 = 9.0, 11.4
     bone = (np.clip(0.5 - (r - r1) / sp.min(), 0, 1)).astype(np.float32)
     cart = (np.clip(0.5 - (r - r2) / sp.min(), 0, 1) - bone).astype(np.float32)
@@ -41,7 +42,9 @@ def test_spherical_shell_thickness(spacing):
     assert surf.covered.mean() > 0.95
     assert abs(np.average(th, weights=surf.area_mm2[surf.covered]) - (r2 - r1)) < 0.05
     # binary masks (no partial volume) stay close as well
-    binary = plate_thickness(((r > r1) & (r <= r2)).astype(np.float32), (r <= r1).astype(np.float32), np.diag([*sp, 1.0]), 2)
+    binary = plate_thickness(
+        ((r > r1) & (r <= r2)).astype(np.float32), (r <= r1).astype(np.float32), np.diag([*sp, 1.0]), 2
+    )
     assert abs(binary.thickness_mm[binary.covered].mean() - (r2 - r1)) < 0.1
 
 
@@ -52,7 +55,7 @@ def test_full_thickness_loss_hole_area():
     bone = np.broadcast_to(_ramp(z, -10.0, 4.0, h), shape).astype(np.float32).copy()
     cart = np.broadcast_to(_ramp(z, 4.0, 6.0, h), shape).astype(np.float32).copy()
     yy, xx = np.meshgrid(np.arange(60) * h, np.arange(60) * h)
-    hole = (xx - 15.0) ** 2 + (yy - 15.0) ** 2 < 4.0 ** 2          # radius 4 mm -> 50.3 mm^2
+    hole = (xx - 15.0) ** 2 + (yy - 15.0) ** 2 < 4.0**2  # radius 4 mm -> 50.3 mm^2
     cart[hole] = 0.0
     surf = plate_thickness(cart, bone, np.diag([h, h, h, 1.0]), label=4)
     area = surf.area_mm2[surf.fcl].sum()
@@ -68,19 +71,23 @@ def test_fit_circle_and_femoral_sectors():
     pts = np.array([[-10.0, 3.0, -24.0], [-10.0, 3.0 + 20.0, -4.0], [-10.0, 3.0 - 20.0, -4.0], [10.0, 3.0, -24.0]])
     iface = np.column_stack([np.where(np.arange(200) % 2, -10.0, 10.0), y, z])
     model = FemoralSubregions("R").fit(pts, iface)
-    assert list(model.transform(pts)) == ["femoral_medial_central", "femoral_medial_anterior",
-                                          "femoral_medial_posterior", "femoral_lateral_central"]
+    assert list(model.transform(pts)) == [
+        "femoral_medial_central",
+        "femoral_medial_anterior",
+        "femoral_medial_posterior",
+        "femoral_lateral_central",
+    ]
     assert FemoralSubregions("L").fit(pts, iface).transform(pts)[0] == "femoral_lateral_central"
 
 
 def _toy_knee(affine_scale=(1.0, 0.5, 0.5)):
     """A blocky knee: femur + femoral cartilage on top of tibia + tibial cartilage (medial at -x)."""
     lab = np.zeros((24, 40, 40), dtype=np.uint8)
-    lab[2:22, 5:35, 24:38] = 1          # femur
-    lab[2:22, 5:35, 20:24] = 2          # femoral cartilage 2 mm
-    lab[2:22, 5:35, 2:14] = 3           # tibia
-    lab[2:11, 5:35, 14:18] = 4          # medial tibial cartilage (low x = -x)
-    lab[13:22, 5:35, 14:19] = 5         # lateral, 2.5 mm
+    lab[2:22, 5:35, 24:38] = 1  # femur
+    lab[2:22, 5:35, 20:24] = 2  # femoral cartilage 2 mm
+    lab[2:22, 5:35, 2:14] = 3  # tibia
+    lab[2:11, 5:35, 14:18] = 4  # medial tibial cartilage (low x = -x)
+    lab[13:22, 5:35, 14:19] = 5  # lateral, 2.5 mm
     aff = np.diag([*affine_scale, 1.0])
     aff[:3, 3] = (-12.0, -10.0, -10.0)
     return lab, aff
@@ -125,9 +132,11 @@ def test_projected_thickness_figure():
 
     lab, aff = _toy_knee()
     fig = thickness_map_figure(measure_cartilage(lab, aff, "L"), title="toy")
-    assert len(fig.data) == 2                                   # femur and tibia panels (no patella in the toy)
+    assert len(fig.data) == 2  # femur and tibia panels (no patella in the toy)
     tibia = np.asarray(fig.data[1].marker.color)
-    assert np.percentile(tibia, 75) == pytest.approx(2.5, abs=0.05) and np.percentile(tibia, 25) == pytest.approx(2.0, abs=0.05)
+    assert np.percentile(tibia, 75) == pytest.approx(2.5, abs=0.05) and np.percentile(tibia, 25) == pytest.approx(
+        2.0, abs=0.05
+    )
     assert "L knee" in fig.layout.title.text
 
 
@@ -141,23 +150,36 @@ def _supersampled(inside, shape, spacing, factor=4):
     return fine.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5))
 
 
-@pytest.mark.parametrize("spacing, normal", [((2.0, 0.5, 0.5), (0.0, 0.42, 0.91)),     # thick sagittal slices, in-plane tilt
-                                             ((0.6, 0.6, 0.6), (0.3, 0.4, 0.87))])     # oblique to every axis
+@pytest.mark.parametrize(
+    "spacing, normal",
+    [
+        ((2.0, 0.5, 0.5), (0.0, 0.42, 0.91)),  # thick sagittal slices, in-plane tilt
+        ((0.6, 0.6, 0.6), (0.3, 0.4, 0.87)),
+    ],
+)  # oblique to every axis
 def test_tilted_slab_thickness(spacing, normal):
     """A slab whose normal is oblique to the grid: the normal-ray thickness stays within 0.05 mm."""
     sp, n = np.array(spacing), np.array(normal) / np.linalg.norm(normal)
     shape = tuple(int(v) for v in np.ceil(np.array([24.0, 20.0, 20.0]) / sp))
     thickness, d0 = 2.3, float(n @ (np.array(shape) * sp / 2))
-    dist = lambda x, y, z: n[0] * x + n[1] * y + n[2] * z                      # noqa: E731
+    dist = lambda x, y, z: n[0] * x + n[1] * y + n[2] * z  # noqa: E731
     bone = _supersampled(lambda x, y, z: dist(x, y, z) < d0, shape, sp, factor=(2 if sp[0] > 1 else 3))
-    cart = _supersampled(lambda x, y, z: (dist(x, y, z) >= d0) & (dist(x, y, z) < d0 + thickness), shape, sp,
-                         factor=(2 if sp[0] > 1 else 3))
+    cart = _supersampled(
+        lambda x, y, z: (dist(x, y, z) >= d0) & (dist(x, y, z) < d0 + thickness),
+        shape,
+        sp,
+        factor=(2 if sp[0] > 1 else 3),
+    )
     surf = plate_thickness(cart, bone, np.diag([*sp, 1.0]), label=4)
     inner = np.all((surf.points_mm > 5.0) & (surf.points_mm < np.array(shape) * sp - 5.0), axis=1)
     assert surf.covered[inner].mean() > 0.95
-    assert abs(np.average(surf.thickness_mm[inner & surf.covered], weights=surf.area_mm2[inner & surf.covered])
-               - thickness) < 0.05
-    assert np.median(surf.normals[inner] @ n) > 0.99                            # rays follow the true normal
+    assert (
+        abs(
+            np.average(surf.thickness_mm[inner & surf.covered], weights=surf.area_mm2[inner & surf.covered]) - thickness
+        )
+        < 0.05
+    )
+    assert np.median(surf.normals[inner] @ n) > 0.99  # rays follow the true normal
 
 
 def test_tapered_cap_local_thickness_and_rim():
@@ -169,7 +191,7 @@ def test_tapered_cap_local_thickness_and_rim():
     """
     h, R, peak, phi_max, width = 0.5, 14.0, 2.6, 45.0, 8.0
     shape = (72, 48, 72)
-    centre = np.array([18.0, 8.0 + R, 18.0])                                   # cap faces -y
+    centre = np.array([18.0, 8.0 + R, 18.0])  # cap faces -y
 
     def taper(x, y, z):
         d = np.stack([x - centre[0], y - centre[1], z - centre[2]])
@@ -193,7 +215,7 @@ def test_tapered_cap_local_thickness_and_rim():
     resolved = t_true >= h / 2
     mean = np.average(surf.thickness_mm[cov], weights=w[cov])
     assert abs(mean - np.average(t_true[resolved], weights=w[resolved])) < 0.05
-    assert not np.any(~cov & (t_true > 2 * h))                                  # nothing thicker than 2 voxels is missed
+    assert not np.any(~cov & (t_true > 2 * h))  # nothing thicker than 2 voxels is missed
     everything = t_true > 0.01
     assert np.average(t_true[everything], weights=w[everything]) < mean - 0.02  # the sub-voxel rim lowers the full mean
 
@@ -207,8 +229,13 @@ def _reference_ray_thickness(cartilage, points, normals, spacing, max_mm=10.0):
     back = np.abs(normals) @ spacing
     t = np.arange(-float(spacing.max()), max_mm + step, step)
     pts = points[:, None, :] + t[None, :, None] * normals[:, None, :]
-    occ = np.clip(ndimage.map_coordinates(cartilage, (pts / spacing).reshape(-1, 3).T, order=1, mode="constant")
-                  .reshape(pts.shape[:-1]), 0, 1)
+    occ = np.clip(
+        ndimage.map_coordinates(cartilage, (pts / spacing).reshape(-1, 3).T, order=1, mode="constant").reshape(
+            pts.shape[:-1]
+        ),
+        0,
+        1,
+    )
     occ[t[None, :] < -back[:, None]] = 0.0
     out, cov = np.zeros(len(points)), np.zeros(len(points), dtype=bool)
     for i, row in enumerate(occ):
@@ -238,9 +265,9 @@ def test_ray_marching_matches_full_profile_rule():
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     got, got_cov = ray_thickness(field, points, normals, spacing, max_mm=6.0)
     ref, ref_cov = _reference_ray_thickness(field, points, normals, spacing, max_mm=6.0)
-    assert got_cov.sum() > 50 and (~got_cov).sum() > 50                         # both outcomes exercised
+    assert got_cov.sum() > 50 and (~got_cov).sum() > 50  # both outcomes exercised
     np.testing.assert_array_equal(got_cov, ref_cov)
-    np.testing.assert_allclose(got, ref, atol=1e-5)                             # reference sums in float32
+    np.testing.assert_allclose(got, ref, atol=1e-5)  # reference sums in float32
 
 
 def test_fcl_vectorised_gap_test_matches_per_point_rule():
@@ -253,7 +280,7 @@ def test_fcl_vectorised_gap_test_matches_per_point_rule():
     x, y = np.meshgrid(g, g, indexing="ij")
     pts = np.column_stack([x.ravel(), y.ravel(), 0.02 * x.ravel() ** 1.5])
     normals = np.tile([0.0, 0.0, 1.0], (len(pts), 1))
-    normals[: len(pts) // 7] = [0.0, 0.6, 0.8]                                  # some faces turned away
+    normals[: len(pts) // 7] = [0.0, 0.6, 0.8]  # some faces turned away
     covered = ((pts[:, 0] - 15) ** 2 + (pts[:, 1] - 12) ** 2 > 9.0) & (pts[:, 0] < 26) & (np.abs(pts[:, 1] - 20) > 1.0)
     got = full_thickness_loss(pts, normals, covered)
     expect = np.zeros(len(pts), dtype=bool)
@@ -308,9 +335,9 @@ def test_full_thickness_loss_on_thick_slices():
     bone = np.broadcast_to(_ramp(z, -10.0, 4.0, sp[2]), shape).astype(np.float32).copy()
     cart = np.broadcast_to(_ramp(z, 4.0, 6.0, sp[2]), shape).astype(np.float32).copy()
     xx, yy = np.meshgrid(np.arange(20) * sp[0], np.arange(60) * sp[1], indexing="ij")
-    cart[(xx - 20.0) ** 2 + (yy - 15.0) ** 2 < 4.5 ** 2] = 0.0
+    cart[(xx - 20.0) ** 2 + (yy - 15.0) ** 2 < 4.5**2] = 0.0
     surf = plate_thickness(cart, bone, np.diag([*sp, 1.0]), label=4)
-    inside = (surf.points_mm[:, 0] - 20.0) ** 2 + (surf.points_mm[:, 1] - 15.0) ** 2 < 4.5 ** 2
+    inside = (surf.points_mm[:, 0] - 20.0) ** 2 + (surf.points_mm[:, 1] - 15.0) ** 2 < 4.5**2
     assert surf.fcl.any() and not np.any(surf.fcl & ~inside)
     r = render_knee_mri("R", {s: 2.0 for s in SUBREGIONS}, DEFAULT_GEOMETRY, seed=6)
     m = measure_cartilage(r.labels, r.affine, "R")

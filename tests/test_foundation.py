@@ -1,4 +1,5 @@
 """Foundation contracts: CLI wiring, atomic writes, pins that agree across pyproject/constraints/environment.yml."""
+
 from __future__ import annotations
 
 import re
@@ -52,14 +53,16 @@ def test_environment_yml_pins_agree_with_constraints():
     env = _pins((ROOT / "environment.yml").read_text())
     assert env, "environment.yml pins nothing"
     for name, version in env.items():
-        assert constraints.get(name) == version, f"{name}: environment.yml {version} != constraints {constraints.get(name)}"
+        assert constraints.get(name) == version, (
+            f"{name}: environment.yml {version} != constraints {constraints.get(name)}"
+        )
     assert constraints["torch"] == "2.13.0"
 
 
 def test_pyproject_lower_bounds_are_satisfied_by_constraints():
-    from packaging.requirements import Requirement
-
     import tomllib
+
+    from packaging.requirements import Requirement
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     constraints = _pins((ROOT / "constraints.txt").read_text())

@@ -1,4 +1,5 @@
 """Knee localisation and ROI cutting on synthetic DICOM radiographs (known joint centres) and edge cases."""
+
 from __future__ import annotations
 
 import math
@@ -110,7 +111,7 @@ def test_missing_spacing_single_crop_passthrough(rendered_dicoms):
     full = read_radiograph(path)
     r, c = (int(v) for v in rendered.joint_centres_px["R"])
     half = int(60 / full.spacing_mm[0])
-    crop = full.pixels[max(0, r - half):r + half, max(0, c - half):c + half]  # a joint-centred crop like Chen 2018
+    crop = full.pixels[max(0, r - half) : r + half, max(0, c - half) : c + half]  # a joint-centred crop like Chen 2018
     rois = knee_rois(Radiograph(crop, None, ("missing_spacing",), "crop.png", {}), side="R")
     assert len(rois) == 1
     roi = rois[0]
@@ -133,7 +134,7 @@ def test_one_knee_missing_in_bilateral(rendered_dicoms):
     path, _, _ = rendered_dicoms[0]
     full = read_radiograph(path)
     pixels = full.pixels.copy()
-    pixels[:, pixels.shape[1] // 2:] = np.percentile(pixels, 1)  # left knee absent (e.g. shielded)
+    pixels[:, pixels.shape[1] // 2 :] = np.percentile(pixels, 1)  # left knee absent (e.g. shielded)
     rois = knee_rois(Radiograph(pixels, full.spacing_mm, (), "x", {}))
     assert [r.side for r in rois] == ["R"] and rois.qa_flags == ("knee_not_found_L",)
 
@@ -157,7 +158,7 @@ def test_bilateral_mismatch_and_too_tall_field_are_rejected(rendered_dicoms):
 def test_no_recognisable_knee_gives_flag_and_no_roi(kind):
     rng = np.random.default_rng(3)
     shape = (1000, 1500)
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     image = {
         "blank": np.zeros(shape),
         "noise": rng.normal(1000, 100, shape),

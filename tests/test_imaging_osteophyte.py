@@ -1,5 +1,6 @@
 """Marginal osteophyte lengths and spur areas on synthetic PA radiographs rendered with known spur lengths, and failure
 cases."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,13 @@ import pytest
 
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import KneeROI, knee_rois
-from oa_kit.imaging.osteophyte import (OSTEOPHYTE_SITES, band_extents, marginal_osteophytes, measure_osteophytes,
-                                       spur_row_offsets)
+from oa_kit.imaging.osteophyte import (
+    OSTEOPHYTE_SITES,
+    band_extents,
+    marginal_osteophytes,
+    measure_osteophytes,
+    spur_row_offsets,
+)
 from oa_kit.io.radiograph import Radiograph, read_radiograph
 
 SITES = "ABCDE"

@@ -1,4 +1,5 @@
 """The standard KL input: size, range, CLAHE on/off, bit depths, RGB, odd shapes, bad inputs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ def _knee_like(shape=(300, 300), seed=0) -> np.ndarray:
     """A smooth gradient with a dark horizontal band (joint space) plus noise."""
     rng = np.random.default_rng(seed)
     rows = np.linspace(0, 1, shape[0])[:, None]
-    image = 0.5 + 0.3 * np.cos(np.linspace(0, 3, shape[1]))[None] - 0.4 * np.exp(-((rows - 0.5) / 0.03) ** 2)
+    image = 0.5 + 0.3 * np.cos(np.linspace(0, 3, shape[1]))[None] - 0.4 * np.exp(-(((rows - 0.5) / 0.03) ** 2))
     return image + 0.02 * rng.standard_normal(shape)
 
 
@@ -53,8 +54,10 @@ def test_blank_roi_gives_zeros_even_with_clahe():
     assert not kl_input(np.full((224, 224), 128, np.uint8), clahe=True).any()
 
 
-@pytest.mark.parametrize("bad, match", [(np.zeros((10, 10)), "too small"), (np.zeros((4, 50, 50)), "2-D"),
-                                        (np.full((64, 64), np.nan), "NaN")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [(np.zeros((10, 10)), "too small"), (np.zeros((4, 50, 50)), "2-D"), (np.full((64, 64), np.nan), "NaN")],
+)
 def test_bad_inputs(bad, match):
     with pytest.raises(OAKitError, match=match):
         kl_input(bad)

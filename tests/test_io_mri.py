@@ -1,4 +1,5 @@
 """MRI readers/writers on files in their real formats, geometry round trips, and the label crosswalk."""
+
 from __future__ import annotations
 
 import gzip
@@ -41,7 +42,7 @@ from oa_kit.io.mri import (
     write_mhd,
     write_nifti,
 )
-from oa_kit.synth.mri import SITE_MRI, DEFAULT_THICKNESS_MM, MRIGeometry, render_knee_mri
+from oa_kit.synth.mri import DEFAULT_THICKNESS_MM, SITE_MRI, MRIGeometry, render_knee_mri
 
 
 def _one_line(exc_info) -> str:
@@ -70,11 +71,11 @@ def phantom():
 @pytest.fixture(scope="module")
 def oblique(phantom) -> MRIVolume:
     """The phantom as an oblique sagittal acquisition: axes (AP, SI, LR) rotated 12°/−20°/7°, off-centre."""
-    arr = np.ascontiguousarray(phantom.image.astype(np.int16).transpose(1, 2, 0))   # (AP, SI, LR)
+    arr = np.ascontiguousarray(phantom.image.astype(np.int16).transpose(1, 2, 0))  # (AP, SI, LR)
     base = np.zeros((4, 4))
-    base[:3, 0] = [0, -1.4, 0]      # array axis 0 toward posterior
-    base[:3, 1] = [0, 0, -1.6]      # axis 1 toward inferior
-    base[:3, 2] = [5.0, 0, 0]       # axis 2 (slices) toward the patient's right
+    base[:3, 0] = [0, -1.4, 0]  # array axis 0 toward posterior
+    base[:3, 1] = [0, 0, -1.6]  # axis 1 toward inferior
+    base[:3, 2] = [5.0, 0, 0]  # axis 2 (slices) toward the patient's right
     base[:3, :3] = _rotation(12, -20, 7) @ base[:3, :3]
     base[:3, 3] = [-31.0, 18.5, 42.25]
     base[3, 3] = 1.0
@@ -89,8 +90,8 @@ def test_nifti_round_trip_keeps_affine_orientation_and_bytes(tmp_path, oblique):
     np.testing.assert_allclose(back.affine, oblique.affine, atol=1e-5)
     assert back.orientation == oblique.orientation and back.spacing_mm == pytest.approx(oblique.spacing_mm)
     assert back.source == path and back.metadata["format"] == "nifti"
-    assert write_nifti(tmp_path / "y.nii.gz", oblique).read_bytes() == path.read_bytes()   # deterministic bytes
-    again = read_nifti(write_nifti(tmp_path / "w.nii.gz", back))                          # read → write → read
+    assert write_nifti(tmp_path / "y.nii.gz", oblique).read_bytes() == path.read_bytes()  # deterministic bytes
+    again = read_nifti(write_nifti(tmp_path / "w.nii.gz", back))  # read → write → read
     np.testing.assert_allclose(again.affine, back.affine, atol=1e-6)
     header = nib.load(path).header
     assert int(header["qform_code"]) == 1 and int(header["sform_code"]) == 1
@@ -167,7 +168,7 @@ def _write_two_echo_series(folder: Path, vol: MRIVolume) -> None:
     second = MRIVolume((vol.array // 2).astype(vol.array.dtype), vol.affine)
     write_dicom_series(tmp / "e2", second, echo_time_ms=9.2, echo_number=2, series_uid=uid, patient_id="9000001")
     files = sorted(tmp.rglob("*.dcm"))
-    names = [f"{n:08x}" for n in random.Random(0).sample(range(10 ** 6), len(files))]
+    names = [f"{n:08x}" for n in random.Random(0).sample(range(10**6), len(files))]
     folder.mkdir(parents=True)
     for src, name in zip(files, names):
         shutil.move(src, folder / name)
@@ -219,8 +220,10 @@ def _copy_series(src: Path, dst: Path) -> Path:
 
 
 def test_dicom_bad_inputs(tmp_path, dicom_folder):
-    echo1 = sorted((p for p in dicom_folder.iterdir() if int(pydicom.dcmread(p).EchoNumbers) == 1),
-                   key=lambda p: int(pydicom.dcmread(p).InstanceNumber))
+    echo1 = sorted(
+        (p for p in dicom_folder.iterdir() if int(pydicom.dcmread(p).EchoNumbers) == 1),
+        key=lambda p: int(pydicom.dcmread(p).InstanceNumber),
+    )
     gap = tmp_path / "gap"
     gap.mkdir()
     for p in echo1[:4] + echo1[5:]:
@@ -297,8 +300,8 @@ def test_mhd_hand_written_itk_header(tmp_path):
     (tmp_path / "image.mhd").write_text(ITK_HEADER)
     vol = read_mhd(tmp_path / "image.mhd")
     assert vol.shape == (6, 5, 4) and vol.array.dtype == np.uint16
-    assert vol.array[1, 0, 0] == 1 and vol.array[0, 1, 0] == 6 and vol.array[0, 0, 1] == 30   # x fastest on disk
-    lps_axis0 = np.array([0, 1, 0]) * 0.3646                     # first TransformMatrix triple = axis 0 direction
+    assert vol.array[1, 0, 0] == 1 and vol.array[0, 1, 0] == 6 and vol.array[0, 0, 1] == 30  # x fastest on disk
+    lps_axis0 = np.array([0, 1, 0]) * 0.3646  # first TransformMatrix triple = axis 0 direction
     np.testing.assert_allclose(vol.affine[:3, 0], lps_axis0 * [-1, -1, 1])
     np.testing.assert_allclose(vol.affine[:3, 3], [-12.5, 40.0, 7.25])
     assert vol.spacing_mm == pytest.approx((0.3646, 0.3646, 0.7))
@@ -320,7 +323,7 @@ def test_mhd_round_trip_and_compressed(tmp_path, oblique):
 
 def test_mhd_pair_copies_image_geometry_into_corrupt_mask(tmp_path, oblique, phantom):
     write_mhd(tmp_path / "img.mhd", oblique)
-    mask = MRIVolume(phantom.labels.transpose(1, 2, 0).copy(), np.diag([1.0, 1.0, 1.0, 1.0]))   # wrong geometry
+    mask = MRIVolume(phantom.labels.transpose(1, 2, 0).copy(), np.diag([1.0, 1.0, 1.0, 1.0]))  # wrong geometry
     write_mhd(tmp_path / "mask.mhd", mask)
     img, msk = read_mhd_pair(tmp_path / "img.mhd", tmp_path / "mask.mhd")
     assert msk.metadata["geometry_from_image"] is True
@@ -359,7 +362,7 @@ def test_mhd_bad_inputs(tmp_path):
 # ------------------------------------------------------------------------------------------------------------- HDF5
 def _skmtea_file(path: Path, phantom) -> np.ndarray:
     """Write a SKM-TEA DICOM-track HDF5 file from the phantom; returns the harmonised labels in (SI, AP, LR)."""
-    harm = phantom.labels.transpose(2, 1, 0)[::-1, ::-1, :]           # (LR, AP, SI) RAS → (SI, AP, LR) = I, P, R
+    harm = phantom.labels.transpose(2, 1, 0)[::-1, ::-1, :]  # (LR, AP, SI) RAS → (SI, AP, LR) = I, P, R
     channels = from_harmonised(harm, "skmtea", drop=("femur", "tibia", "patella"))
     echo1 = phantom.image.transpose(2, 1, 0)[::-1, ::-1, :].astype(np.uint16)
     with h5py.File(path, "w") as f:
@@ -384,7 +387,7 @@ def test_skmtea_h5(tmp_path, phantom):
     # reoriented to RAS the labels line up with the phantom again
     canon = to_canonical(MRIVolume(harm, scan["seg"].affine))
     np.testing.assert_array_equal(canon.array, np.where(np.isin(phantom.labels, [1, 3, 6]), 0, phantom.labels))
-    flipped = read_skmtea_h5(tmp_path / "MTR_001.h5", orientation=("SI", "AP", "RL"))   # DOSMA codes accepted
+    flipped = read_skmtea_h5(tmp_path / "MTR_001.h5", orientation=("SI", "AP", "RL"))  # DOSMA codes accepted
     assert flipped["echo1"].orientation == ("I", "P", "L")
     with pytest.raises(OAKitError, match="orientation"):
         read_skmtea_h5(tmp_path / "MTR_001.h5", orientation=("SI", "IS", "LR"))
@@ -462,8 +465,9 @@ def test_mrnet_bad_inputs(tmp_path):
 # ------------------------------------------------------------------------------------------------------ crosswalks
 def test_oaizib_tibial_cartilage_split_by_side(phantom):
     harm = phantom.labels
-    oaizib = from_harmonised(harm, "oaizib", merge=True, drop=("patella", "patellar_cartilage",
-                                                               "medial_meniscus", "lateral_meniscus"))
+    oaizib = from_harmonised(
+        harm, "oaizib", merge=True, drop=("patella", "patellar_cartilage", "medial_meniscus", "lateral_meniscus")
+    )
     assert set(np.unique(oaizib)) == {0, 1, 2, 3, 4}
     back = to_harmonised(oaizib, "oaizib", side="R", affine=phantom.affine)
     tib = np.isin(harm, [4, 5])
@@ -479,8 +483,9 @@ def test_oaizib_tibial_cartilage_split_by_side(phantom):
 def test_oaizib_cm_and_synthetic_round_trips(phantom):
     cm = from_harmonised(phantom.labels, "oaizib_cm", drop=(6, 7, 8, 9))
     np.testing.assert_array_equal(to_harmonised(cm, "oaizib_cm"), np.where(phantom.labels > 5, 0, phantom.labels))
-    np.testing.assert_array_equal(to_harmonised(from_harmonised(phantom.labels, "synthetic"), "synthetic"),
-                                  phantom.labels)
+    np.testing.assert_array_equal(
+        to_harmonised(from_harmonised(phantom.labels, "synthetic"), "synthetic"), phantom.labels
+    )
 
 
 def test_crosswalks_cover_every_tissue_without_silent_loss():
@@ -490,7 +495,7 @@ def test_crosswalks_cover_every_tissue_without_silent_loss():
     assert CROSSWALKS["iwoai"][6] == LABEL_IDS["medial_meniscus"]
     harm = np.array([[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]], dtype=np.uint8)
     with pytest.raises(OAKitError, match="femur") as info:
-        from_harmonised(harm, "skmtea")                      # femur has no SKM-TEA channel: must be dropped explicitly
+        from_harmonised(harm, "skmtea")  # femur has no SKM-TEA channel: must be dropped explicitly
     _one_line(info)
     with pytest.raises(OAKitError, match="merge=True"):
         from_harmonised(harm, "oaizib", drop=(6, 7, 8, 9))
@@ -526,7 +531,7 @@ def test_cohort_mri_reads_back(tiny_cohort):
     right = mirror_to_right(lab, side).array
     med = np.argwhere(right == LABEL_IDS["medial_tibial_cartilage"])[:, 0].mean()
     lat = np.argwhere(right == LABEL_IDS["lateral_tibial_cartilage"])[:, 0].mean()
-    assert med < lat                                        # right orientation: medial toward −x
+    assert med < lat  # right orientation: medial toward −x
 
 
 def test_dicom_rle_compressed_series(tmp_path, oblique):

@@ -1,4 +1,5 @@
 """OAI table readers on hand-made files in the real ASCII format (quirks included) and on the synthetic cohort."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,7 +17,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "oai"
 
 
 def _knee(readings: pd.DataFrame, pid: str, side: str, month: int) -> pd.Series:
-    rows = readings[(readings["participant_id"] == pid) & (readings["side"] == side) & (readings["visit_month"] == month)]
+    rows = readings[
+        (readings["participant_id"] == pid) & (readings["side"] == side) & (readings["visit_month"] == month)
+    ]
     assert len(rows) == 1
     return rows.iloc[0]
 
@@ -30,14 +33,14 @@ def test_visit_months_cover_imaging_and_clinical_visits():
 
 
 def test_read_oai_table_normalises_headers_labels_and_special_codes():
-    table = oai.read_oai_table(FIXTURES / "kxr_sq_bu01.txt")      # lower-case headers, quotes, padded cells
+    table = oai.read_oai_table(FIXTURES / "kxr_sq_bu01.txt")  # lower-case headers, quotes, padded cells
     assert {"ID", "SIDE", "READPRJ", "V01XRKL"} <= set(table.columns)
     assert table["ID"].tolist() == ["9000001", "9000001", "9000002", "9000003", "9000003"]
-    assert table["SIDE"].tolist() == [1, 2, 2, 1, 2]                  # "1: Right" → 1
+    assert table["SIDE"].tolist() == [1, 2, 2, 1, 2]  # "1: Right" → 1
     assert table["V01XRKL_STATUS"].tolist() == ["ok", "ok", "replacement", "ok", "not_expected"]
     assert np.isnan(table["V01XRKL"].iloc[2]) and table["V01XRKL"].iloc[0] == 3
     enrollees = oai.read_oai_table(FIXTURES / "enrollees.txt")
-    assert enrollees["VERSION"].tolist() == ["2.2.1"] * 3              # identifiers stay text
+    assert enrollees["VERSION"].tolist() == ["2.2.1"] * 3  # identifiers stay text
     assert enrollees["P02SEX"].tolist() == [2, 1, 2]
 
 
@@ -50,8 +53,8 @@ def test_kl_readings_resolve_codes_and_readprj_priority():
     right_replaced = _knee(readings, "9000002", "R", 0)
     assert right_replaced["kl_status"] == "replacement" and np.isnan(right_replaced["kl"])
     assert _knee(readings, "9000003", "L", 12)["kl_status"] == "not_expected"
-    assert _knee(readings, "9000003", "L", 24)["kl_status"] == "missing"       # blank cell
-    assert _knee(readings, "9000001", "R", 0)["osteophytes"] == 2              # max of the four sites
+    assert _knee(readings, "9000003", "L", 24)["kl_status"] == "missing"  # blank cell
+    assert _knee(readings, "9000001", "R", 0)["osteophytes"] == 2  # max of the four sites
     # a different priority picks project 42 first
     other = oai.read_kl_readings(FIXTURES, visits=["V00"], readprj_priority=(42, 15, 37))
     assert _knee(other, "9000001", "L", 0)[["kl", "readprj"]].tolist() == [3, 42]
@@ -62,37 +65,46 @@ def test_kl_readings_resolve_codes_and_readprj_priority():
 def test_jsw_clinical_and_outcomes():
     jsw = oai.read_jsw(FIXTURES)
     right = jsw[(jsw["participant_id"] == "9000001") & (jsw["side"] == "R")].iloc[0]
-    assert right["jsw_medial_mm"] == pytest.approx(4.1) and right["readprj"] == 22   # unlisted READPRJ: lowest first
+    assert right["jsw_medial_mm"] == pytest.approx(4.1) and right["readprj"] == 22  # unlisted READPRJ: lowest first
     assert right["jsw_lateral_x700_mm"] == pytest.approx(6.1) and right["beam_angle_deg"] == 10
     assert jsw.set_index(["participant_id", "side"]).loc[("9000001", "L"), "jsw_medial_status"] == "technical"
 
     clinical = oai.read_clinical_baseline(FIXTURES).set_index(["participant_id", "side"])
     assert len(clinical) == 6
-    assert clinical.loc[("9000001", "R"), ["sex", "site", "injury", "womac_pain", "womac_total"]].tolist() == ["F", "A", 1, 5, 27]
+    assert clinical.loc[("9000001", "R"), ["sex", "site", "injury", "womac_pain", "womac_total"]].tolist() == [
+        "F",
+        "A",
+        1,
+        5,
+        27,
+    ]
     assert clinical.loc[("9000001", "L"), ["injury", "womac_pain", "womac_total"]].tolist() == [0, 2, 13]
     assert clinical.loc[("9000002", "L"), "clinical_status"] == "womac_pain=not_expected;womac_total=not_expected"
     assert clinical.loc[("9000003", "R"), "clinical_status"] == "bmi_kg_m2=missing"
 
     replacements, deaths = oai.read_outcomes(FIXTURES)
     reps = replacements.set_index(["participant_id", "side"])["replacement_month"]
-    assert reps[("9000002", "R")] == 0                                  # baseline replacement
+    assert reps[("9000002", "R")] == 0  # baseline replacement
     assert reps[("9000002", "L")] == pytest.approx(400 / oai.DAYS_PER_MONTH)
-    assert ("9000003", "L") not in reps.index                           # adjudicated but not confirmed
+    assert ("9000003", "L") not in reps.index  # adjudicated but not confirmed
     assert deaths.to_dict("records") == [{"participant_id": "9000002", "death_month": 24.0}]
 
 
 def test_load_tables_and_data_dictionary():
     tables = load_tables(FIXTURES, "oai")
-    assert list(tables.readings.columns[:len(READINGS_COLUMNS)]) == list(READINGS_COLUMNS)
+    assert list(tables.readings.columns[: len(READINGS_COLUMNS)]) == list(READINGS_COLUMNS)
     assert list(tables.clinical.columns) == list(CLINICAL_COLUMNS)
     assert _knee(tables.readings, "9000003", "R", 0)["jsw_medial_mm"] == pytest.approx(5.5)
     knees = baseline_knee_table(tables).set_index(["participant_id", "side"])
-    assert len(knees) == 6 and knees.loc[("9000001", "L"), ["age_years", "baseline_kl", "baseline_readprj"]].tolist() == [61, 2, 37]
+    assert len(knees) == 6 and knees.loc[
+        ("9000001", "L"), ["age_years", "baseline_kl", "baseline_readprj"]
+    ].tolist() == [61, 2, 37]
     assert knees.loc[("9000002", "R"), "baseline_kl_status"] == "replacement"
     dictionary = data_dictionary("readings")
     assert set(dictionary["column"]) == set(READINGS_COLUMNS) and dictionary["units"].str.len().gt(0).all()
     assert "F" in data_dictionary("clinical").set_index("column").loc["sex", "units"]
     from oa_kit.cohort.labels import build_progression_labels
+
     result = build_progression_labels(tables.readings, [12])
     assert list(data_dictionary("labels")["column"]) == list(result.labels.columns)
     assert list(data_dictionary("exclusions")["column"]) == list(result.exclusions.columns)
@@ -150,7 +162,7 @@ def test_trailing_separator_is_tolerated_but_extra_values_are_not(tmp_path):
     table = tmp_path / "t.txt"
     table.write_text("ID|A\n1|2|\n3|4|\n")
     assert oai.read_oai_table(table)["A"].tolist() == [2, 4]
-    table.write_text("ID|A|B\n1|.5|10:30\n2|.A|11:00\n")           # decimals and times are values, not codes
+    table.write_text("ID|A|B\n1|.5|10:30\n2|.A|11:00\n")  # decimals and times are values, not codes
     parsed = oai.read_oai_table(table)
     assert parsed["A"].iloc[0] == 0.5 and parsed["A_STATUS"].tolist() == ["ok", "not_expected"]
     assert parsed["B"].tolist() == ["10:30", "11:00"]

@@ -1,4 +1,5 @@
 """Radiograph readers on real file formats: DICOM in every supported transfer syntax, PNG/JPEG 8/16-bit, bad files."""
+
 from __future__ import annotations
 
 import io
@@ -99,7 +100,7 @@ def jpeg_lossless_sv1(arr: np.ndarray, precision: int = 16) -> bytes:
     bits.extend([1] * (-len(bits) % 8))
     scan = bytearray()
     for i in range(0, len(bits), 8):
-        byte = int("".join(map(str, bits[i:i + 8])), 2)
+        byte = int("".join(map(str, bits[i : i + 8])), 2)
         scan.append(byte)
         if byte == 0xFF:
             scan.append(0x00)
@@ -256,8 +257,9 @@ def test_presentation_lut_inverse_flips_display(tmp_path):
     arr = ramp16()
     m2 = read_radiograph(save(make_dataset(arr, PresentationLUTShape="INVERSE"), tmp_path / "m2i.dcm"))
     np.testing.assert_array_equal(m2.pixels, (65535 - arr).astype(np.float32))
-    m1 = read_radiograph(save(make_dataset(arr, photometric="MONOCHROME1", PresentationLUTShape="INVERSE"),
-                              tmp_path / "m1i.dcm"))
+    m1 = read_radiograph(
+        save(make_dataset(arr, photometric="MONOCHROME1", PresentationLUTShape="INVERSE"), tmp_path / "m1i.dcm")
+    )
     np.testing.assert_array_equal(m1.pixels, m2.pixels)  # DX pairs MONOCHROME1 with INVERSE: one inversion
     assert m2.meta["inverted"] and m1.meta["inverted"]
 
@@ -277,15 +279,17 @@ def test_monochrome1_with_12_bits_stored_and_rescale(tmp_path):
 
 def test_spacing_precedence_and_missing_flag(tmp_path):
     arr = ramp16(8, 8)
-    both = read_radiograph(save(make_dataset(arr, ImagerPixelSpacing=[0.2, 0.25], PixelSpacing=[0.1, 0.1]),
-                                tmp_path / "b.dcm"))
+    both = read_radiograph(
+        save(make_dataset(arr, ImagerPixelSpacing=[0.2, 0.25], PixelSpacing=[0.1, 0.1]), tmp_path / "b.dcm")
+    )
     assert both.spacing_mm == pytest.approx((0.2, 0.25)) and both.meta["spacing_source"] == "ImagerPixelSpacing"
     pixel = read_radiograph(save(make_dataset(arr, PixelSpacing=[0.1, 0.12]), tmp_path / "p.dcm"))
     assert pixel.spacing_mm == pytest.approx((0.1, 0.12)) and pixel.meta["spacing_source"] == "PixelSpacing"
     none = read_radiograph(save(make_dataset(arr), tmp_path / "n.dcm"))
     assert none.spacing_mm is None and "missing_spacing" in none.qa_flags
-    bad = read_radiograph(save(make_dataset(arr, ImagerPixelSpacing=[0, 0.2], PixelSpacing=[0.3, 0.3]),
-                               tmp_path / "bad.dcm"))
+    bad = read_radiograph(
+        save(make_dataset(arr, ImagerPixelSpacing=[0, 0.2], PixelSpacing=[0.3, 0.3]), tmp_path / "bad.dcm")
+    )
     assert bad.spacing_mm == pytest.approx((0.3, 0.3)) and "invalid_spacing" in bad.qa_flags
     assert set(bad.qa_flags) <= set(QA_FLAGS)
 

@@ -1,4 +1,5 @@
 """Temperature scaling, conformal sets, evaluation metrics with bootstrap CIs, and the KL plotly figures."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,13 @@ import torch
 from oa_kit.errors import OAKitError
 from oa_kit.models.kl.calibration import TemperatureScaler
 from oa_kit.models.kl.conformal import APSConformal, set_labels
-from oa_kit.models.kl.evaluate import bootstrap_metrics, confusion_table, expected_calibration_error, kl_metrics, reliability_table
+from oa_kit.models.kl.evaluate import (
+    bootstrap_metrics,
+    confusion_table,
+    expected_calibration_error,
+    kl_metrics,
+    reliability_table,
+)
 
 
 def _synthetic(n: int, seed: int, sharpen: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +74,9 @@ def test_metrics_and_bootstrap():
     assert kl_metrics(y, perfect)["qwk"] == pytest.approx(1.0) and kl_metrics(y, perfect)["mae"] == 0
     groups = np.repeat(np.arange(200), 2)
     table = bootstrap_metrics(y, proba, groups, sets=proba > 0.1, n_boot=50, seed=0)
-    assert {"qwk", "accuracy", "balanced_accuracy", "mae", "auc_kl2", "ece", "nll", "coverage", "mean_set_size"} == set(table["metric"])
+    assert {"qwk", "accuracy", "balanced_accuracy", "mae", "auc_kl2", "ece", "nll", "coverage", "mean_set_size"} == set(
+        table["metric"]
+    )
     assert (table["ci_low"] <= table["estimate"] + 1e-9).all() and (table["estimate"] <= table["ci_high"] + 1e-9).all()
     assert confusion_table(y, proba.argmax(1)).to_numpy().sum() == 400
     assert reliability_table(proba, y)["n"].sum() == 400
@@ -80,7 +89,12 @@ def test_figures():
 
     logits, y = _synthetic(100, seed=5)
     proba = torch.softmax(torch.as_tensor(logits), 1).numpy()
-    assert len(gradcam_figure(np.random.rand(1, 32, 32), np.random.rand(32, 32)).data) == 2
+    assert (
+        len(
+            gradcam_figure(np.random.default_rng(0).random((1, 32, 32)), np.random.default_rng(1).random((32, 32))).data
+        )
+        == 2
+    )
     assert probability_figure(proba[0], "1,2").data[0].marker.color[1] == "#d62728"
     assert confusion_figure(confusion_table(y, proba.argmax(1))).data[0].z.shape == (5, 5)
     assert len(reliability_figure(reliability_table(proba, y)).data) == 2

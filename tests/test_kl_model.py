@@ -1,4 +1,5 @@
 """KL network, losses, augmentation, trainer (smoke training on real Chen images, resume)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,7 +77,7 @@ def small_chen(chen_dir):
 
     images, frame = load_chen_arrays(chen_dir, limit=24, progress=False)
     train, kl = (frame["split"] == "train").to_numpy(), frame["kl"].to_numpy()
-    return images[train][:16], kl[train][:16], images[~train][:8], kl[~train][:8]     # (x, y, x_val, y_val)
+    return images[train][:16], kl[train][:16], images[~train][:8], kl[~train][:8]  # (x, y, x_val, y_val)
 
 
 @pytest.mark.slow
@@ -85,14 +86,27 @@ def test_smoke_training_loss_falls(small_chen, tmp_path):
     """One short CPU run on a handful of real Chen knees: the training loss falls and the run folder is complete."""
     torch.set_num_threads(1)
     x, y, x_val, y_val = small_chen
-    trainer = KLTrainer(loss="sord", epochs=4, batch_size=8, lr=1e-3, warmup_epochs=0.5, ema_decay=0, aug_strength=0,
-                        dropout=0.0, device="cpu", out_dir=tmp_path / "run", progress=False, seed=0)
+    trainer = KLTrainer(
+        loss="sord",
+        epochs=4,
+        batch_size=8,
+        lr=1e-3,
+        warmup_epochs=0.5,
+        ema_decay=0,
+        aug_strength=0,
+        dropout=0.0,
+        device="cpu",
+        out_dir=tmp_path / "run",
+        progress=False,
+        seed=0,
+    )
     trainer.fit(x, y, x_val, y_val)
     losses = trainer.history_["train_loss"].to_numpy()
     assert losses[-1] < losses[0]
     assert list(trainer.history_["epoch"]) == [1, 2, 3, 4]
     assert {"best.safetensors", "checkpoint.safetensors", "checkpoint.json", "history.csv"} <= {
-        p.name for p in (tmp_path / "run").iterdir()}
+        p.name for p in (tmp_path / "run").iterdir()
+    }
 
 
 @pytest.mark.slow
@@ -110,7 +124,9 @@ def test_resume_continues_from_checkpoint(small_chen, tmp_path):
 
 def test_trainer_rejects_bad_arrays():
     with pytest.raises(OAKitError, match="uint8"):
-        KLTrainer(device="cpu").fit(np.zeros((4, 32, 32)), np.zeros(4, int), np.zeros((2, 32, 32), np.uint8), np.zeros(2, int))
+        KLTrainer(device="cpu").fit(
+            np.zeros((4, 32, 32)), np.zeros(4, int), np.zeros((2, 32, 32), np.uint8), np.zeros(2, int)
+        )
 
 
 @pytest.mark.slow
@@ -136,8 +152,25 @@ def test_pack_roundtrip_and_cli_train(chen_dir, tmp_path):
     assert list(table["kl"]) == list(direct_table["kl"])
     assert np.abs(packed.astype(float) - direct).mean() < 6  # JPEG q85 error, in 8-bit levels
     torch.set_num_threads(1)
-    assert main(["kl", "train", str(pack), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4",
-                 "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "kl",
+                "train",
+                str(pack),
+                "--out",
+                str(tmp_path / "run"),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "run" / "best.safetensors").exists()
     with pytest.raises(OAKitError, match="not a KL pack"):
         load_pack(tmp_path / "run" / "history.csv")

@@ -1,4 +1,5 @@
 """Shipped KL weights: offline load, checksum errors, QWK against the model card, Grad-CAM, QA flags, CLI on PNG and DICOM."""
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,10 @@ def test_qwk_on_fixed_val_subset_matches_card(grader, chen_dir):
     qwk = cohen_kappa_score(frame["kl"], grader.predict(x), weights="quadratic", labels=range(5))
     card = CARD.read_text()
     subset_qwk = float(re.search(r"Check subset .*?QWK ([0-9]+\.[0-9]+)", card, re.S).group(1))
-    low, high = map(float, re.search(r"\| Quadratic weighted kappa \| [0-9.]+ \| ([0-9]+\.[0-9]+) – ([0-9]+\.[0-9]+) \|", card).groups())
+    low, high = map(
+        float,
+        re.search(r"\| Quadratic weighted kappa \| [0-9.]+ \| ([0-9]+\.[0-9]+) – ([0-9]+\.[0-9]+) \|", card).groups(),
+    )
     assert len(frame) == info["n"]
     assert qwk == pytest.approx(subset_qwk, abs=0.01)  # the card's number is reproduced from the shipped file
     assert low - 0.05 <= qwk <= high + 0.05  # and the subset agrees with the full-val CI
@@ -119,8 +123,9 @@ def test_cli_predict_bilateral_dicom(tmp_path):
     from oa_kit.synth.radiograph import SITE_PROFILES, anatomy_from_grades, render_bilateral_pa, write_radiograph_dicom
 
     site = SITE_PROFILES["A"]
-    rendered = render_bilateral_pa(anatomy_from_grades("R", 2, 3.0, 5.5, seed=1),
-                                   anatomy_from_grades("L", 0, 5.0, 6.0, seed=2), site, seed=3)
+    rendered = render_bilateral_pa(
+        anatomy_from_grades("R", 2, 3.0, 5.5, seed=1), anatomy_from_grades("L", 0, 5.0, 6.0, seed=2), site, seed=3
+    )
     dicom = tmp_path / "P1_V00_PA.dcm"
     write_radiograph_dicom(dicom, rendered, site, "P1", 0)
     out = tmp_path / "pred.parquet"
@@ -151,7 +156,9 @@ def test_16bit_and_rgb_png_match_8bit(grader, chen_dir, tmp_path):
     Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "a16.png")
     Image.fromarray(np.repeat(gray[..., None], 3, axis=2)).save(tmp_path / "argb.png")
     Image.fromarray(np.stack([gray, gray // 2, gray], axis=2)).save(tmp_path / "colour.png")
-    table = predict_files(grader, [tmp_path / "a8.png", tmp_path / "a16.png", tmp_path / "argb.png"], side="R", clahe="no")
+    table = predict_files(
+        grader, [tmp_path / "a8.png", tmp_path / "a16.png", tmp_path / "argb.png"], side="R", clahe="no"
+    )
     probs = table[[f"p{k}" for k in range(5)]].to_numpy()
     assert np.allclose(probs[0], probs[1], atol=0.02) and np.allclose(probs[0], probs[2], atol=1e-6)
     with pytest.raises(OAKitError, match="colour"):

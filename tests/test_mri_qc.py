@@ -1,4 +1,5 @@
 """QC flags fire on deliberately broken segmentations: empty mask, swapped laterality, cropped field of view, low confidence."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,7 @@ def test_empty_mask_flags_missing():
 
 
 def test_swapped_laterality_flags(phantom):
-    assert anatomical_medial_sign(phantom.labels, phantom.affine) == -1      # right knee: medial toward -x
+    assert anatomical_medial_sign(phantom.labels, phantom.affine) == -1  # right knee: medial toward -x
     q = qc_flags(phantom.labels, phantom.affine, "L")
     assert q["qc_laterality_mismatch"] and "declared L" in q["qc_reasons"]
     mirrored = phantom.labels[::-1].copy()
@@ -38,20 +39,20 @@ def test_swapped_laterality_flags(phantom):
 
 def test_cropped_fov_flags(phantom):
     zs = np.flatnonzero((phantom.labels == 2).any(axis=(0, 1)))
-    cropped = phantom.labels[:, :, zs[0] + 3:]                    # cut through the femoral cartilage
+    cropped = phantom.labels[:, :, zs[0] + 3 :]  # cut through the femoral cartilage
     q = qc_flags(cropped, phantom.affine, "R")
     assert q["qc_truncated_fov"] and "axis 2" in q["qc_reasons"]
 
 
 def test_disconnected_and_implausible(phantom):
     lab = phantom.labels.copy()
-    lab[lab == 7] = 0                                             # drop patellar cartilage ...
-    lab[2:6, 2:10, 2:10] = 2                                      # ... and add a stray femoral-cartilage blob
-    lab[10:30, 2:40, 2:60] = 2                                    # big enough to be a second piece
+    lab[lab == 7] = 0  # drop patellar cartilage ...
+    lab[2:6, 2:10, 2:10] = 2  # ... and add a stray femoral-cartilage blob
+    lab[10:30, 2:40, 2:60] = 2  # big enough to be a second piece
     q = qc_flags(lab, phantom.affine, "R")
     assert q["qc_missing_compartment"] and q["qc_disconnected"]
     huge = phantom.labels.copy()
-    huge[np.isin(huge, (0, 6, 7))] = 7                            # patellar cartilage everywhere: far too large
+    huge[np.isin(huge, (0, 6, 7))] = 7  # patellar cartilage everywhere: far too large
     q = qc_flags(huge, phantom.affine, "R")
     assert q["qc_volume_implausible"] and "patellar_cartilage" in q["qc_reasons"]
 

@@ -1,6 +1,7 @@
 """MRI segmenter end to end with the shipped weights: predict/proba/embed, mirroring and reorientation, weight checks,
 the fast slice-batched inference against the whole-volume reference, ``segment_scans`` batches (resume, worker
 processes), ``oa-kit mri segment`` outputs (affine preserved to every NIfTI, parquet table, QC) and bad inputs."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,14 @@ from oa_kit.io.labels import SUBREGIONS
 from oa_kit.models.mri import pipeline
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
 from oa_kit.models.mri.network import network_to_harmonised
-from oa_kit.models.mri.transforms import (from_canonical, percentile_range, resample_slices, scale_intensity,
-                                          split_medial_lateral, to_canonical)
+from oa_kit.models.mri.transforms import (
+    from_canonical,
+    percentile_range,
+    resample_slices,
+    scale_intensity,
+    split_medial_lateral,
+    to_canonical,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +50,13 @@ def test_segment_phantom_end_to_end(segmenter, phantom):
     assert seg.labels.shape == phantom.image.shape and seg.labels.dtype == np.uint8
     dense = np.asarray(seg.proba)
     assert seg.proba.shape == dense.shape == (10, *phantom.image.shape) and dense.dtype == np.float32
-    assert np.allclose(dense.sum(axis=0), 1.0, atol=2e-3)          # float16 storage: 3 significant digits
+    assert np.allclose(dense.sum(axis=0), 1.0, atol=2e-3)  # float16 storage: 3 significant digits
     mask = seg.labels == 2
     assert np.array_equal(seg.proba[:, mask], dense[:, mask]) and np.array_equal(seg.proba[5], dense[5])
     assert np.array_equal(seg.proba[4:6], dense[4:6]) and np.array_equal(seg.proba[:, 3, 5:9], dense[:, 3, 5:9])
-    assert not np.any(dense[4] * dense[5]) and not np.any(dense[8] * dense[9])   # medial/lateral never overlap
+    assert not np.any(dense[4] * dense[5]) and not np.any(dense[8] * dense[9])  # medial/lateral never overlap
     assert seg.embedding.shape == (segmenter.embed_dim,) and np.all(np.isfinite(seg.embedding))
-    for label in (2, 4, 5):                       # femoral, medial and lateral tibial cartilage of a LEFT knee
+    for label in (2, 4, 5):  # femoral, medial and lateral tibial cartilage of a LEFT knee
         assert _dice(seg.labels == label, phantom.labels == label) > 0.8
 
 
@@ -58,7 +65,7 @@ def test_reoriented_input_gives_reoriented_labels(segmenter, phantom):
     img = np.ascontiguousarray(np.transpose(phantom.image, (2, 0, 1))[::-1])
     perm = np.zeros((4, 4))
     perm[3, 3] = 1
-    perm[2, 0], perm[0, 1], perm[1, 2] = -1, 1, 1             # new (i, j, k) -> old (x, y, z) indices
+    perm[2, 0], perm[0, 1], perm[1, 2] = -1, 1, 1  # new (i, j, k) -> old (x, y, z) indices
     perm[2, 3] = phantom.image.shape[2] - 1
     affine = phantom.affine @ perm
     labels = segmenter.predict(img, affine, "L")
@@ -73,7 +80,9 @@ def test_class_probabilities_read_like_the_dense_array():
     from oa_kit.models.mri.inference import ClassProbabilities
 
     rng = np.random.default_rng(0)
-    proba = ClassProbabilities([rng.random((5, 6, 7)).astype(np.float16) for _ in range(8)], rng.random((5, 6, 7)) > 0.5)
+    proba = ClassProbabilities(
+        [rng.random((5, 6, 7)).astype(np.float16) for _ in range(8)], rng.random((5, 6, 7)) > 0.5
+    )
     dense = np.asarray(proba)
     assert dense.shape == proba.shape == (10, 5, 6, 7) and len(proba) == 10
     box = (slice(1, 4), slice(0, 6), slice(2, 5))
@@ -107,7 +116,7 @@ def test_fast_inference_matches_whole_volume_reference(segmenter, phantom, case)
     """Slice batches (with a remainder), direct forward passes or sliding windows, float16 storage and writes
     through canonical views give the labels of the whole-volume reference (Dice >= 0.999 for every tissue)."""
     image, affine = phantom.image, phantom.affine
-    if case == "windowed_reoriented":         # 100 x 150 slices: padded/overlapping windows; axes stored as (SI, LR, AP)
+    if case == "windowed_reoriented":  # 100 x 150 slices: padded/overlapping windows; axes stored as (SI, LR, AP)
         image = np.ascontiguousarray(np.transpose(image[:, 10:110, :], (2, 0, 1))[:, :, :])
         image = np.concatenate([image, image[:22]], axis=0)
         perm = np.zeros((4, 4))
@@ -122,7 +131,7 @@ def test_fast_inference_matches_whole_volume_reference(segmenter, phantom, case)
     for label in np.unique(ref_labels):
         assert _dice(seg.labels == label, ref_labels == label) >= 0.999, label
     assert (seg.labels != ref_labels).mean() <= 1e-4
-    assert np.isclose(np.asarray(seg.proba)[2].sum(), ref_proba[:, 2].sum(), rtol=1e-3)   # femoral cartilage mass
+    assert np.isclose(np.asarray(seg.proba)[2].sum(), ref_proba[:, 2].sum(), rtol=1e-3)  # femoral cartilage mass
 
 
 def test_tampered_weights_error_names_file(tmp_path, tampered_copy):
@@ -166,9 +175,15 @@ def _nifti(path, data, affine, orient=True):
     return path
 
 
-@pytest.mark.parametrize("case, message", [
-    ("2d", "3-D"), ("no_orientation", "orientation"), ("anisotropic", "anisotropic"), ("flat", "3D volume"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("2d", "3-D"),
+        ("no_orientation", "orientation"),
+        ("anisotropic", "anisotropic"),
+        ("flat", "3D volume"),
+    ],
+)
 def test_bad_inputs_fail_clearly(tmp_path, capsys, case, message):
     aff = np.diag([0.5, 0.5, 0.5, 1.0])
     if case == "2d":
@@ -190,15 +205,26 @@ def test_non_mr_dicom_and_uneven_spacing(tmp_path, capsys):
     from oa_kit.io.mri import MRIVolume, write_dicom_series
 
     vol = MRIVolume(np.arange(16 * 16 * 6, dtype=np.uint16).reshape(16, 16, 6), np.diag([0.5, 0.5, 0.7, 1.0]))
-    for name, edit in (("ct", lambda ds, i: setattr(ds, "Modality", "CT")),
-                       ("uneven", lambda ds, i: setattr(ds, "ImagePositionPatient",
-                                                        [*ds.ImagePositionPatient[:2], float(ds.ImagePositionPatient[2]) + (0.5 if i == 3 else 0)]))):
+    for name, edit in (
+        ("ct", lambda ds, i: setattr(ds, "Modality", "CT")),
+        (
+            "uneven",
+            lambda ds, i: setattr(
+                ds,
+                "ImagePositionPatient",
+                [*ds.ImagePositionPatient[:2], float(ds.ImagePositionPatient[2]) + (0.5 if i == 3 else 0)],
+            ),
+        ),
+    ):
         files = write_dicom_series(tmp_path / name, vol)
         for i, f in enumerate(sorted(files)):
             ds = pydicom.dcmread(f)
             edit(ds, i)
             ds.save_as(f)
-        assert main(["mri", "segment", str(tmp_path / name), "--side", "R", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+        assert (
+            main(["mri", "segment", str(tmp_path / name), "--side", "R", "--out", str(tmp_path / "o"), "--no-progress"])
+            == 2
+        )
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and ("CT" if name == "ct" else "spacing") in err
 
@@ -258,7 +284,7 @@ def test_label_resampling_takes_the_pixel_under_each_output_centre():
     index = torch.arange(src, dtype=torch.float32)
     labels = (index[:, None] * 1000 + index[None, :])[None, None]
     out = resample_slices(labels, (dst, dst), mode="nearest")[0, 0]
-    centre = (torch.arange(dst) + 0.5) * src / dst - 0.5               # output centres in source-index units
+    centre = (torch.arange(dst) + 0.5) * src / dst - 0.5  # output centres in source-index units
     assert torch.all((out // 1000 - centre[:, None]).abs() <= 0.5)
     assert torch.all((out % 1000 - centre[None, :]).abs() <= 0.5)
 
@@ -271,8 +297,10 @@ def test_weights_without_context_load_as_2d_and_segment_as_before(tmp_path, phan
 
     torch.manual_seed(0)
     old = MRISegmenter(channels=(4, 8), strides=(2,))
-    path = save_weights(TrainResult(net=old._build(), metadata={"architecture": {"channels": [4, 8], "strides": [2]}}),
-                        tmp_path / "legacy.safetensors")
+    path = save_weights(
+        TrainResult(net=old._build(), metadata={"architecture": {"channels": [4, 8], "strides": [2]}}),
+        tmp_path / "legacy.safetensors",
+    )
     meta = json.loads(path.with_suffix(".json").read_text())
     meta.pop("context_mm", None)
     meta["architecture"].pop("in_channels", None)
@@ -286,7 +314,7 @@ def test_weights_without_context_load_as_2d_and_segment_as_before(tmp_path, phan
     with torch.no_grad():
         parts = []
         for start in range(0, canon.shape[0], segmenter.slice_batch):
-            slices = torch.from_numpy(scale_intensity(canon[start:start + segmenter.slice_batch], lo, hi))[:, None]
+            slices = torch.from_numpy(scale_intensity(canon[start : start + segmenter.slice_batch], lo, hi))[:, None]
             parts.append(torch.softmax(segmenter.net_(resample_slices(slices, segmenter.roi_size)), dim=1))
         proba = torch.cat(parts).to(torch.float16).numpy()
     for c in range(proba.shape[1]):
@@ -309,9 +337,13 @@ def test_weights_json_declares_the_input_channels(tmp_path):
 
     model = MRISegmenter(channels=(4, 8), strides=(2,), context_mm=1.5)
     net = model._build()
-    path = save_weights(TrainResult(net=net, metadata={"architecture": {"channels": [4, 8], "strides": [2],
-                                                                        "in_channels": 3}, "context_mm": 1.5}),
-                        tmp_path / "w.safetensors")
+    path = save_weights(
+        TrainResult(
+            net=net,
+            metadata={"architecture": {"channels": [4, 8], "strides": [2], "in_channels": 3}, "context_mm": 1.5},
+        ),
+        tmp_path / "w.safetensors",
+    )
     loaded = MRISegmenter.from_pretrained(path)
     assert loaded.context_mm == 1.5 and loaded.in_channels == 3
     meta = json.loads(path.with_suffix(".json").read_text())

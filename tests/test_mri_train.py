@@ -1,4 +1,5 @@
 """``oa-kit mri train`` on synthetic phantoms and on a cohort folder: checkpoints every epoch, resume, export, reload."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,24 @@ from oa_kit.models.mri.train import ContactWeightedDiceCE, cartilage_contacts, s
 
 def test_train_resume_export(tmp_path):
     run = tmp_path / "run"
-    common = ["mri", "train", "--synthetic", "3", "--out", str(run), "--steps-per-epoch", "2", "--batch-size", "2",
-              "--channels", "4", "8", "--max-val", "1", "--no-progress"]
+    common = [
+        "mri",
+        "train",
+        "--synthetic",
+        "3",
+        "--out",
+        str(run),
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "2",
+        "--channels",
+        "4",
+        "8",
+        "--max-val",
+        "1",
+        "--no-progress",
+    ]
     assert main([*common, "--epochs", "1"]) == 0
     assert json.loads((run / "checkpoint.json").read_text())["epoch"] == 1
     assert main([*common, "--epochs", "2", "--resume"]) == 0
@@ -59,26 +76,58 @@ def test_contact_weighted_loss_is_dicece_at_zero_and_targets_touching_plates():
     plain = DiceCELoss(to_onehot_y=True, softmax=True)(logits, targets)
     assert float(ContactWeightedDiceCE(0.0)(logits, targets)) == pytest.approx(float(plain), rel=1e-6)
     stack = torch.zeros(1, 1, 8, 5, dtype=torch.long)
-    stack[0, 0, 1:3], stack[0, 0, 3:6], stack[0, 0, 6] = 2, 4, 1      # femoral over tibial cartilage over bone
+    stack[0, 0, 1:3], stack[0, 0, 3:6], stack[0, 0, 6] = 2, 4, 1  # femoral over tibial cartilage over bone
     contact = cartilage_contacts(stack)[0, 0]
-    assert contact[2].eq(1).all() and contact[3].eq(1).all()           # the two rows where the plates touch
-    assert contact.sum() == 10                                          # and nowhere else (bone is not cartilage)
+    assert contact[2].eq(1).all() and contact[3].eq(1).all()  # the two rows where the plates touch
+    assert contact.sum() == 10  # and nowhere else (bone is not cartilage)
     # an error on the contact rows costs more when they are weighted
     wrong = torch.nn.functional.one_hot(stack[:, 0], 8).permute(0, 3, 1, 2).float() * 8.0
-    wrong[0, :, 3] = wrong[0, :, 2]                                      # first tibial row predicted femoral
+    wrong[0, :, 3] = wrong[0, :, 2]  # first tibial row predicted femoral
     assert float(ContactWeightedDiceCE(8.0)(wrong, stack)) > float(ContactWeightedDiceCE(0.0)(wrong, stack))
 
 
 def test_fine_tune_from_weights_with_more_training_participants(tmp_path):
     base, tuned = tmp_path / "base", tmp_path / "tuned"
-    common = ["mri", "train", "--synthetic", "3", "--steps-per-epoch", "1", "--batch-size", "2", "--channels", "4", "8",
-              "--max-val", "1", "--epochs", "1", "--no-progress"]
+    common = [
+        "mri",
+        "train",
+        "--synthetic",
+        "3",
+        "--steps-per-epoch",
+        "1",
+        "--batch-size",
+        "2",
+        "--channels",
+        "4",
+        "8",
+        "--max-val",
+        "1",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
     assert main([*common, "--out", str(base)]) == 0
     start = base / "mri_segmenter.safetensors"
-    assert main([*common, "--out", str(tuned), "--init-weights", str(start), "--more-synthetic", "1",
-                 "--more-geometry", "oai-dess", "--contact-weight", "4"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--out",
+                str(tuned),
+                "--init-weights",
+                str(start),
+                "--more-synthetic",
+                "1",
+                "--more-geometry",
+                "oai-dess",
+                "--contact-weight",
+                "4",
+            ]
+        )
+        == 0
+    )
     split = json.loads((tuned / "split.json").read_text())
-    assert any(c.startswith("SYN001") for c in split["train"])        # the extra participants: training only, new ids
+    assert any(c.startswith("SYN001") for c in split["train"])  # the extra participants: training only, new ids
     assert not any(c.startswith("SYN001") for c in split["val"] + split["test"])
     meta = json.loads((tuned / "mri_segmenter.json").read_text())
     assert meta["contact_weight"] == 4.0 and meta["init_weights"] == start.name
@@ -94,19 +143,60 @@ def test_geometry_names_of_the_cli_are_the_renderers():
 
 def test_evaluate_scores_the_runs_test_participants_on_the_chosen_grid(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["mri", "train", "--synthetic", "5", "--steps-per-epoch", "1", "--batch-size", "2", "--channels", "4",
-                 "8", "--max-val", "1", "--epochs", "1", "--no-progress", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "mri",
+                "train",
+                "--synthetic",
+                "5",
+                "--steps-per-epoch",
+                "1",
+                "--batch-size",
+                "2",
+                "--channels",
+                "4",
+                "8",
+                "--max-val",
+                "1",
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     test_ids = json.loads((run / "split.json").read_text())["test"]
     out = tmp_path / "eval"
-    assert main(["mri", "evaluate", "--synthetic", "5", "--geometry", "oai-dess", "--weights",
-                 str(run / "mri_segmenter.safetensors"), "--n-boot", "20", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "mri",
+                "evaluate",
+                "--synthetic",
+                "5",
+                "--geometry",
+                "oai-dess",
+                "--weights",
+                str(run / "mri_segmenter.safetensors"),
+                "--n-boot",
+                "20",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "oai-dess grid" in capsys.readouterr().out
     per_case = pd.read_csv(out / "thickness_per_case.csv")
-    assert sorted(per_case["case_id"].unique()) == sorted(test_ids)          # the same participants as the run's test
+    assert sorted(per_case["case_id"].unique()) == sorted(test_ids)  # the same participants as the run's test
     assert set(per_case["source"]) == {"segmenter", "true_labels"}
     assert set(per_case["subregion"]) == set(SUBREGIONS)
     true_labels = per_case[per_case["source"] == "true_labels"]
-    assert true_labels["error_mm"].abs().max() < 0.25                        # the method on a fine grid's own labels
+    assert true_labels["error_mm"].abs().max() < 0.25  # the method on a fine grid's own labels
     summary = pd.read_csv(out / "thickness_error.csv")
     assert {"mae_mm", "bias_mm", "mae_all_mm"} <= set(summary["metric"])
     assert set(pd.read_csv(out / "test_metrics.csv")["metric"]) == {"dice", "assd_mm"}
@@ -114,8 +204,23 @@ def test_evaluate_scores_the_runs_test_participants_on_the_chosen_grid(tmp_path,
 
 def test_fine_tune_rejects_weights_of_another_architecture(tmp_path):
     run = tmp_path / "run"
-    common = ["mri", "train", "--synthetic", "3", "--steps-per-epoch", "1", "--batch-size", "2", "--max-val", "1",
-              "--epochs", "1", "--no-progress", "--out", str(run)]
+    common = [
+        "mri",
+        "train",
+        "--synthetic",
+        "3",
+        "--steps-per-epoch",
+        "1",
+        "--batch-size",
+        "2",
+        "--max-val",
+        "1",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out",
+        str(run),
+    ]
     assert main([*common, "--channels", "4", "8"]) == 0
     assert main([*common, "--channels", "8", "16", "--init-weights", str(run / "mri_segmenter.safetensors")]) == 2
 
@@ -129,9 +234,25 @@ def test_25d_fine_tune_from_2d_trains_resumes_and_exports(tmp_path):
 
     run, flat_model = tmp_path / "run", MRISegmenter(channels=(4, 8), strides=(2,))
     torch.manual_seed(0)
-    flat = save_weights(TrainResult(net=flat_model._build(), metadata=_metadata(flat_model)), tmp_path / "flat.safetensors")
-    common = ["mri", "train", "--synthetic", "3", "--steps-per-epoch", "2", "--batch-size", "2", "--channels", "4", "8",
-              "--max-val", "1", "--no-progress"]
+    flat = save_weights(
+        TrainResult(net=flat_model._build(), metadata=_metadata(flat_model)), tmp_path / "flat.safetensors"
+    )
+    common = [
+        "mri",
+        "train",
+        "--synthetic",
+        "3",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "2",
+        "--channels",
+        "4",
+        "8",
+        "--max-val",
+        "1",
+        "--no-progress",
+    ]
     wide = [*common, "--out", str(run), "--context-mm", "2", "--init-weights", str(flat)]
     assert main([*wide, "--epochs", "1"]) == 0
     assert json.loads((run / "checkpoint.json").read_text())["context_mm"] == 2.0

@@ -1,4 +1,5 @@
 """Worker-process helpers: how many workers, and an ordered map whose result does not depend on them."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,11 +12,11 @@ def _power(base: int, exponent: int) -> int:
     """Module-level task for the spawned workers."""
     if base < 0:
         raise OAKitError(f"base: {base}; expected a non-negative number")
-    return base ** exponent
+    return base**exponent
 
 
 def test_resolve_n_jobs():
-    assert resolve_n_jobs(-1, 10 ** 6) >= 1
+    assert resolve_n_jobs(-1, 10**6) >= 1
     assert resolve_n_jobs(4, 3) == 3 and resolve_n_jobs(2, 0) == 1
     with pytest.raises(OAKitError, match="n_jobs"):
         resolve_n_jobs(0, 5)
@@ -23,7 +24,9 @@ def test_resolve_n_jobs():
 
 def test_ordered_map_same_in_workers_and_in_process():
     tasks = [(b, 3) for b in range(6, 0, -1)]
-    assert ordered_map(_power, tasks, n_jobs=2) == ordered_map(_power, tasks, n_jobs=1) == [b ** 3 for b in range(6, 0, -1)]
+    assert (
+        ordered_map(_power, tasks, n_jobs=2) == ordered_map(_power, tasks, n_jobs=1) == [b**3 for b in range(6, 0, -1)]
+    )
 
 
 def test_ordered_map_raises_the_task_error_from_a_worker():

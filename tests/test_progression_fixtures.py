@@ -1,4 +1,5 @@
 """Small per-knee tables with a known risk model, for the progression/evaluation/explain tests (not shipped)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,9 @@ import pandas as pd
 SITES = ("A", "B", "C", "D", "E")
 
 
-def make_knee_table(n_participants: int = 150, seed: int = 0, emb_dim: int = 12) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def make_knee_table(
+    n_participants: int = 150, seed: int = 0, emb_dim: int = 12
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Joined per-knee table (clinical + KL-CNN + MRI columns), outcome and true probability per knee.
 
     Risk model: logit = -2.2 + 0.06(age-62) + 0.12(bmi-28) + 0.8 injury + 0.35 kl + 1.1 z_xr + 1.0 z_mri, where
@@ -26,12 +29,24 @@ def make_knee_table(n_participants: int = 150, seed: int = 0, emb_dim: int = 12)
     womac = np.clip(rng.normal(3 + 2 * injury, 3), 0, 20).round()
     kl = np.clip(np.round(rng.normal(1.3, 1.0, n) + 0.02 * (bmi - 28)), 0, 3).astype(int)
     z_xr, z_mri = rng.normal(size=n), rng.normal(size=n)
-    logit = (-2.2 + 0.06 * (age - 62) + 0.12 * (bmi - 28) + 0.8 * injury + 0.35 * kl + 1.1 * z_xr + 1.0 * z_mri)
+    logit = -2.2 + 0.06 * (age - 62) + 0.12 * (bmi - 28) + 0.8 * injury + 0.35 * kl + 1.1 * z_xr + 1.0 * z_mri
     p_true = 1 / (1 + np.exp(-logit))
     y = rng.binomial(1, p_true)
-    table = pd.DataFrame({"participant_id": pid, "side": side, "site": site, "sex": sex, "age": age, "bmi": bmi,
-                          "injury": injury, "surgery": surgery, "womac_pain": womac, "kl": kl,
-                          "jsw_medial_mm": (5.0 - 0.6 * kl - 0.3 * z_xr + rng.normal(0, 0.3, n)).round(2)})
+    table = pd.DataFrame(
+        {
+            "participant_id": pid,
+            "side": side,
+            "site": site,
+            "sex": sex,
+            "age": age,
+            "bmi": bmi,
+            "injury": injury,
+            "surgery": surgery,
+            "womac_pain": womac,
+            "kl": kl,
+            "jsw_medial_mm": (5.0 - 0.6 * kl - 0.3 * z_xr + rng.normal(0, 0.3, n)).round(2),
+        }
+    )
     logits = -0.9 * (np.arange(5)[None, :] - kl[:, None]) ** 2 + rng.normal(0, 0.3, (n, 5))
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     for k in range(5):

@@ -1,4 +1,5 @@
 """ProgressionModel: fitting, calibration, bad labels, provenance, pickle-free persistence with checksums."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,10 @@ from oa_kit.progression import (
     save_model,
 )
 
-SMALL_GRID = [{"num_leaves": 4, "n_estimators": 60, "learning_rate": 0.05},
-              {"num_leaves": 8, "n_estimators": 40, "learning_rate": 0.05}]
+SMALL_GRID = [
+    {"num_leaves": 4, "n_estimators": 60, "learning_rate": 0.05},
+    {"num_leaves": 8, "n_estimators": 40, "learning_rate": 0.05},
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def fitted(data):
 def test_fit_learns_signal_and_records_search(fitted, data):
     _, (Xt, yt, pt) = data
     risk = fitted.predict_proba(Xt)[:, 1]
-    assert roc_auc(yt, risk) > 0.7                     # held-out knees, oracle ≈ 0.87
+    assert roc_auc(yt, risk) > 0.7  # held-out knees, oracle ≈ 0.87
     assert len(fitted.cv_results_) == 2 and set(fitted.best_params_) >= {"num_leaves"}
     assert fitted.classes_.tolist() == [0, 1] and fitted.predict(Xt).shape == (len(Xt),)
     assert len(fitted.data_sha256_) == 64
@@ -82,7 +85,7 @@ def test_calibration_improves_ece_on_a_miscalibrated_fixture():
     rng = np.random.default_rng(0)
     true_logit = rng.normal(-1.0, 1.5, 4000)
     y = rng.binomial(1, 1 / (1 + np.exp(-true_logit)))
-    score = 2.5 * true_logit + 2.0                     # overconfident and shifted: badly calibrated
+    score = 2.5 * true_logit + 2.0  # overconfident and shifted: badly calibrated
     raw = 1 / (1 + np.exp(-score))
     train, test = slice(0, 2000), slice(2000, None)
     before = expected_calibration_error(y[test], raw[test])
@@ -100,15 +103,21 @@ def test_model_calibration_beats_uncalibrated_class_weighted_scores(data):
     raw = ProgressionModel(estimator="logistic", columns=cols, calibration="none").fit(X, y)
     cal = ProgressionModel(estimator="logistic", columns=cols, calibration="sigmoid").fit(X, y)
     # class_weight="balanced" inflates uncalibrated risks (event rate ~26%); calibration restores them
-    assert expected_calibration_error(yt, cal.predict_proba(Xt)[:, 1]) < \
-        expected_calibration_error(yt, raw.predict_proba(Xt)[:, 1])
+    assert expected_calibration_error(yt, cal.predict_proba(Xt)[:, 1]) < expected_calibration_error(
+        yt, raw.predict_proba(Xt)[:, 1]
+    )
 
 
 @pytest.mark.parametrize("estimator", ["lightgbm", "logistic"])
 def test_save_load_round_trip_gives_identical_predictions(tmp_path, data, fitted, estimator):
     (X, y, _), (Xt, _, _) = data
-    model = fitted if estimator == "lightgbm" else ProgressionModel(
-        estimator="logistic", columns=["age", "sex", "site", "kl", "kl_emb_000"], calibration="isotonic").fit(X, y)
+    model = (
+        fitted
+        if estimator == "lightgbm"
+        else ProgressionModel(
+            estimator="logistic", columns=["age", "sex", "site", "kl", "kl_emb_000"], calibration="isotonic"
+        ).fit(X, y)
+    )
     folder = save_model(model, tmp_path / "model", metrics={"auc": 0.8})
     loaded = load_model(folder)
     assert np.array_equal(model.predict_proba(Xt), loaded.predict_proba(Xt))

@@ -1,4 +1,5 @@
 """``oa-kit synth``: prints where the cohort is and what is in it; bad arguments give one error line and exit 2."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,20 +20,25 @@ def test_synth_writes_cohort_and_prints_summary(tmp_path, capsys):
 
 def test_n_participants_override(tmp_path, capsys):
     out = tmp_path / "c"
-    assert main(["synth", "--preset", "demo", "--n-participants", "12", "--out", str(out), "--no-images", "--quiet"]) == 0
+    assert (
+        main(["synth", "--preset", "demo", "--n-participants", "12", "--out", str(out), "--no-images", "--quiet"]) == 0
+    )
     assert read_manifest(out)["n_participants"] == 12
     assert "12 participants, 24 knees" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--preset", "enormous"], "unknown preset 'enormous'"),
-    (["--preset", "tiny", "--n-participants", "0"], "n_participants"),
-    (["--preset", "tiny", "--n-participants", "-5"], "n_participants"),
-    (["--preset", "tiny", "--n-participants", "many"], "--n-participants"),
-    (["--preset", "tiny", "--seed", "x"], "--seed"),
-    (["--preset", "tiny", "--seed", "-1"], "--seed"),
-    (["--preset", "tiny", "--jobs", "0"], "--jobs"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--preset", "enormous"], "unknown preset 'enormous'"),
+        (["--preset", "tiny", "--n-participants", "0"], "n_participants"),
+        (["--preset", "tiny", "--n-participants", "-5"], "n_participants"),
+        (["--preset", "tiny", "--n-participants", "many"], "--n-participants"),
+        (["--preset", "tiny", "--seed", "x"], "--seed"),
+        (["--preset", "tiny", "--seed", "-1"], "--seed"),
+        (["--preset", "tiny", "--jobs", "0"], "--jobs"),
+    ],
+)
 def test_bad_arguments_one_line_exit_2(tmp_path, capsys, extra, message):
     out = tmp_path / "o"
     assert main(["synth", "--out", str(out), "--no-images", "--quiet", *extra]) == 2

@@ -1,4 +1,5 @@
 """Synthetic cohort contract: deterministic files, OAI tables, images, closed-form truth, oracle gap, atomic output."""
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,40 @@ from oa_kit.synth.tables import oai_tables
 
 OAI_COLUMNS = {
     "enrollees": ["ID", "P02SEX", "V00SITE", "P02RACE"],
-    "allclinical00": ["ID", "V00AGE", "P01BMI", "P01INJL", "P01INJR", "P01KSURGL", "P01KSURGR", "V00WOMKPL", "V00WOMKPR",
-                      "V00WOMSTFL", "V00WOMSTFR", "V00WOMADLL", "V00WOMADLR", "V00WOMTSL", "V00WOMTSR"],
-    "kxr_qjsw_duryea00": ["ID", "SIDE", "READPRJ", "V00MCMJSW", *[f"V00JSW{x}" for x in range(150, 301, 25)],
-                          *[f"V00LJSW{x}" for x in range(700, 901, 25)], "V00BMANG"],
+    "allclinical00": [
+        "ID",
+        "V00AGE",
+        "P01BMI",
+        "P01INJL",
+        "P01INJR",
+        "P01KSURGL",
+        "P01KSURGR",
+        "V00WOMKPL",
+        "V00WOMKPR",
+        "V00WOMSTFL",
+        "V00WOMSTFR",
+        "V00WOMADLL",
+        "V00WOMADLR",
+        "V00WOMTSL",
+        "V00WOMTSR",
+    ],
+    "kxr_qjsw_duryea00": [
+        "ID",
+        "SIDE",
+        "READPRJ",
+        "V00MCMJSW",
+        *[f"V00JSW{x}" for x in range(150, 301, 25)],
+        *[f"V00LJSW{x}" for x in range(700, 901, 25)],
+        "V00BMANG",
+    ],
 }
 for _vv in ("00", "01", "03", "05", "06", "08", "10"):
-    OAI_COLUMNS[f"kxr_sq_bu{_vv}"] = ["ID", "SIDE", "READPRJ", *[f"V{_vv}XR{c}" for c in
-                                                                 ("KL", "OSFL", "OSFM", "OSTL", "OSTM", "JSL", "JSM")]]
+    OAI_COLUMNS[f"kxr_sq_bu{_vv}"] = [
+        "ID",
+        "SIDE",
+        "READPRJ",
+        *[f"V{_vv}XR{c}" for c in ("KL", "OSFL", "OSFM", "OSTL", "OSTM", "JSL", "JSM")],
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +110,15 @@ def test_every_table_opens_with_oai_columns_and_codes(tiny_cohort):
 
 def test_demo_tables_have_special_codes_duplicates_and_misreads(demo):
     tables = oai_tables(demo)
-    sq = pd.concat([t.set_axis(["ID", "SIDE", "READPRJ", "KL", "OSFL", "OSFM", "OSTL", "OSTM", "JSL", "JSM"], axis=1)
-                    .assign(visit=v) for v, t in tables.items() if v.startswith("kxr_sq_bu")])
+    sq = pd.concat(
+        [
+            t.set_axis(["ID", "SIDE", "READPRJ", "KL", "OSFL", "OSFM", "OSTL", "OSTM", "JSL", "JSM"], axis=1).assign(
+                visit=v
+            )
+            for v, t in tables.items()
+            if v.startswith("kxr_sq_bu")
+        ]
+    )
     assert {".P", ".T", ".A"} <= set(sq["KL"])
     assert {"15", "37", "42"} == set(sq["READPRJ"])
     dups = sq[sq.duplicated(["ID", "SIDE", "visit"], keep=False)]
@@ -117,7 +151,9 @@ def test_images_open_with_right_geometry(tiny_cohort):
         assert abs(ds.Columns * spacing - 280) < 2 and abs(ds.Rows * spacing - 180) < 2
         assert ds.pixel_array.shape == (ds.Rows, ds.Columns)
         rows = knees[knees["ID"] == ds.PatientID]
-        assert (rows["joint_centre_row"].between(0, ds.Rows)).all() and (rows["joint_centre_col"].between(0, ds.Columns)).all()
+        assert (rows["joint_centre_row"].between(0, ds.Rows)).all() and (
+            rows["joint_centre_col"].between(0, ds.Columns)
+        ).all()
         right, left = rows.set_index("side").loc[["R", "L"], "joint_centre_col"]
         assert right < ds.Columns / 2 < left  # right knee in the image's left half
     for image in sorted((tiny_cohort / "mri").glob("*_DESS.nii.gz")):
@@ -149,8 +185,17 @@ def test_structure_is_consistent_with_kl(large):
 
 def test_risk_directions_and_image_latents_independent(large):
     k = large.knees
-    X = np.column_stack([k["age"], k["bmi"], k["sex"].eq("F"), k["injury"], k["surgery"], k["womac_pain"],
-                         k["kl_baseline_true"].clip(upper=3)]).astype(float)
+    X = np.column_stack(
+        [
+            k["age"],
+            k["bmi"],
+            k["sex"].eq("F"),
+            k["injury"],
+            k["surgery"],
+            k["womac_pain"],
+            k["kl_baseline_true"].clip(upper=3),
+        ]
+    ).astype(float)
     X1 = np.column_stack([np.ones(len(k)), X])
     coef = np.linalg.lstsq(X1, np.log(k["progression_rate_per_year"]), rcond=None)[0][1:]
     assert (coef > 0).all(), coef  # older, heavier, female, injured, operated, more pain, higher KL → faster
@@ -215,13 +260,16 @@ def test_interrupted_generation_leaves_no_complete_looking_folder(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"preset": "huge"}, "unknown preset"),
-    ({"preset": "tiny", "n_participants": 0}, "positive"),
-    ({"preset": "tiny", "n_participants": -3}, "positive"),
-    ({"preset": "tiny", "seed": -1}, "seed"),
-    ({"preset": "tiny", "n_jobs": 0}, "n_jobs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"preset": "huge"}, "unknown preset"),
+        ({"preset": "tiny", "n_participants": 0}, "positive"),
+        ({"preset": "tiny", "n_participants": -3}, "positive"),
+        ({"preset": "tiny", "seed": -1}, "seed"),
+        ({"preset": "tiny", "n_jobs": 0}, "n_jobs"),
+    ],
+)
 def test_bad_arguments_raise_one_line_errors(tmp_path, kwargs, match):
     kwargs = {"seed": 0, **kwargs}
     with pytest.raises(OAKitError, match=match) as info:
@@ -252,9 +300,19 @@ def test_truth_tables_follow_the_design(tiny_cohort):
     participants = pd.read_parquet(tiny_cohort / "truth" / "participants.parquet")
     knees = pd.read_parquet(tiny_cohort / "truth" / "knees.parquet")
     assert {"ID", "site", "sex", "age", "bmi", "death_month"} <= set(participants.columns)
-    needed = {"ID", "side", "latent_severity", "progression_rate_per_year", "jsw_medial_mm", "jsw_lateral_mm",
-              "joint_centre_row", "joint_centre_col", *[f"kl_true_V{v}" for v in ("00", "01", "03", "05", "06", "08", "10")],
-              *[f"thickness_mm_{r}" for r in SUBREGIONS], *[f"p_progress_{h}" for h in HORIZONS_MONTHS]}
+    needed = {
+        "ID",
+        "side",
+        "latent_severity",
+        "progression_rate_per_year",
+        "jsw_medial_mm",
+        "jsw_lateral_mm",
+        "joint_centre_row",
+        "joint_centre_col",
+        *[f"kl_true_V{v}" for v in ("00", "01", "03", "05", "06", "08", "10")],
+        *[f"thickness_mm_{r}" for r in SUBREGIONS],
+        *[f"p_progress_{h}" for h in HORIZONS_MONTHS],
+    }
     assert needed <= set(knees.columns)
     assert len(knees) == 16 and set(knees["side"]) == {"R", "L"}
     assert set(knees["kl_true_V00"]) == {0, 1, 2, 3, 4}  # the tiny preset balances baseline KL
@@ -275,7 +333,9 @@ def test_mri_tracks_the_stored_cartilage_truth(tiny_cohort):
         labels = np.asarray(img.dataobj)
         volumes.append(np.isin(labels, (4, 5)).sum() * np.prod(img.header.get_zooms()))
         truth.append(row.thickness_mm_tibial_medial + row.thickness_mm_tibial_lateral)
-        target.append(targets.loc[(row.ID, row.side), ["thickness_mm_tibial_medial", "thickness_mm_tibial_lateral"]].sum())
+        target.append(
+            targets.loc[(row.ID, row.side), ["thickness_mm_tibial_medial", "thickness_mm_tibial_lateral"]].sum()
+        )
     assert len(volumes) >= 12
     assert spearmanr(volumes, truth).statistic > 0.6  # thinner stored cartilage → less labelled cartilage
     assert np.abs(np.array(truth) - np.array(target)).mean() < 0.2  # rendered thickness close to the model's target
@@ -284,7 +344,11 @@ def test_mri_tracks_the_stored_cartilage_truth(tiny_cohort):
 def test_data_card_oracle_table_matches_the_generator(demo):
     """The oracle figures in data_cards/synthetic_oai.md are what ``python -m oa_kit.synth.oracle`` computes now."""
     card = (Path(__file__).resolve().parents[1] / "data_cards" / "synthetic_oai.md").read_text(encoding="utf-8")
-    rows = [line.strip("|").split("|") for line in card.splitlines() if line.startswith("| ") and line[2:4].strip().isdigit()]
+    rows = [
+        line.strip("|").split("|")
+        for line in card.splitlines()
+        if line.startswith("| ") and line[2:4].strip().isdigit()
+    ]
     card_table = {int(r[0]): [float(x) for x in r[3:7]] for r in rows if len(r) == 7}
     assert sorted(card_table) == list(HORIZONS_MONTHS)
     wide = oracle_table(demo, seed=0).pivot(index="horizon_months", columns="model", values="auc")

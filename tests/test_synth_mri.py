@@ -1,4 +1,5 @@
 """Synthetic DESS-like knee MRI phantom: labels, thickness truth, mirror symmetry, determinism, files on disk."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -138,7 +139,7 @@ def test_dess_like_contrast_partial_volume_and_site_effects(right):
     assert mean["medial_meniscus"] < 0.5 * mean["femur"]
     clean_site = MRISite("Z", contrast=1.0, noise=0.0, bias_field=0.0)
     clean = render_knee_mri("R", DEFAULT_THICKNESS_MM, DEFAULT_GEOMETRY, clean_site, seed=7)
-    assert clean.image.max() >= 950                      # fluid ≈ 1000 without noise
+    assert clean.image.max() >= 950  # fluid ≈ 1000 without noise
     cart = clean.labels == LABEL_IDS["femoral_cartilage"]
     # partial volume: cartilage voxels span a range of values (edge voxels are mixtures), not one level
     assert np.percentile(clean.image[cart], 95) - np.percentile(clean.image[cart], 5) > 100
@@ -163,14 +164,17 @@ def test_write_reads_back_identical_and_deterministic(tmp_path, left):
     assert not list(tmp_path.rglob("*.part"))
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: render_knee_mri("X", DEFAULT_THICKNESS_MM), "side"),
-    (lambda: render_knee_mri("R", {"patellar": 2.0}), "missing"),
-    (lambda: render_knee_mri("R", {**DEFAULT_THICKNESS_MM, "tibial_medial": -1.0}), "out of range"),
-    (lambda: render_knee_mri("R", {**DEFAULT_THICKNESS_MM, "tibial_medial": float("nan")}), "out of range"),
-    (lambda: MRIGeometry(shape=(40, 0, 128), spacing_mm=(2.0, 0.5, 0.5)), "shape"),
-    (lambda: MRIGeometry(shape=(40, 128, 128), spacing_mm=(2.0, -0.5, 0.5)), "spacing"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: render_knee_mri("X", DEFAULT_THICKNESS_MM), "side"),
+        (lambda: render_knee_mri("R", {"patellar": 2.0}), "missing"),
+        (lambda: render_knee_mri("R", {**DEFAULT_THICKNESS_MM, "tibial_medial": -1.0}), "out of range"),
+        (lambda: render_knee_mri("R", {**DEFAULT_THICKNESS_MM, "tibial_medial": float("nan")}), "out of range"),
+        (lambda: MRIGeometry(shape=(40, 0, 128), spacing_mm=(2.0, 0.5, 0.5)), "shape"),
+        (lambda: MRIGeometry(shape=(40, 128, 128), spacing_mm=(2.0, -0.5, 0.5)), "spacing"),
+    ],
+)
 def test_bad_inputs_give_one_line_errors(call, match):
     with pytest.raises(OAKitError, match=match) as info:
         call()

@@ -1,4 +1,5 @@
 """Tests for the synthetic bilateral PA knee radiograph: DICOM per site, determinism, KL and osteophytes in pixels."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Resumable cohort generation: an interrupted ``resume=True`` run continues to byte-identical files."""
+
 from __future__ import annotations
 
 import fcntl
@@ -18,8 +19,9 @@ N = 3  # participants; every one of them (seed 0) has both knees imaged: 1 DICOM
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """An uninterrupted run (the classic, non-resumable path) of the parameters every test resumes."""
-    return generate_cohort("tiny", tmp_path_factory.mktemp("reference") / "cohort", seed=0, progress=False,
-                           n_participants=N)
+    return generate_cohort(
+        "tiny", tmp_path_factory.mktemp("reference") / "cohort", seed=0, progress=False, n_participants=N
+    )
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -72,8 +74,9 @@ def test_interrupted_run_resumes_to_the_same_bytes(tmp_path, monkeypatch, capsys
     assert [pid for pid, folder in log if folder != partial / "cohort"] == ids[:1]  # the renderer check
     assert not partial.exists()
     assert _files(out) == _files(reference)
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "truth" / "knees.parquet"),
-                                  pd.read_parquet(reference / "truth" / "knees.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "truth" / "knees.parquet"), pd.read_parquet(reference / "truth" / "knees.parquet")
+    )
 
 
 def test_corrupt_and_half_written_participants_are_redone(tmp_path, monkeypatch, reference):
@@ -97,8 +100,12 @@ def test_corrupt_and_half_written_participants_are_redone(tmp_path, monkeypatch,
 def test_resume_refuses_other_parameters_and_changed_renderers(tmp_path, monkeypatch):
     out = tmp_path / "cohort"
     partial = _interrupt(monkeypatch, out, crash_at=3)  # participant 1 complete
-    for change, field in [({"seed": 1}, "seed"), ({"n_participants": 4}, "n_participants"),
-                          ({"preset": "demo"}, "preset"), ({"images": False}, "images")]:
+    for change, field in [
+        ({"seed": 1}, "seed"),
+        ({"n_participants": 4}, "n_participants"),
+        ({"preset": "demo"}, "preset"),
+        ({"images": False}, "images"),
+    ]:
         kwargs = {"preset": "tiny", "seed": 0, "n_participants": N, **change}
         with pytest.raises(OAKitError, match=f"resume.json: {field} is .* but this run asks for") as info:
             generate_cohort(out=out, progress=False, resume=True, **kwargs)

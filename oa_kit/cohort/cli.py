@@ -1,4 +1,5 @@
 """``oa-kit labels``: read OAI or MOST tables, build progression labels, write labels/exclusions/flow, print counts."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from oa_kit.cohort.labels import DEFINITIONS, MOST_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS, ProgressionLabels, build_progression_labels
+from oa_kit.cohort.labels import (
+    DEFINITIONS,
+    MOST_HORIZONS_MONTHS,
+    OAI_HORIZONS_MONTHS,
+    ProgressionLabels,
+    build_progression_labels,
+)
 from oa_kit.cohort.tables import SOURCES, load_tables
 from oa_kit.errors import OAKitError
 from oa_kit.io.atomic import atomic_path, write_text_atomic
@@ -17,14 +24,19 @@ OUTPUT_FILES = ("labels.parquet", "exclusions.parquet", "flow.csv", "readings.pa
 def register(subparsers) -> None:
     """Add the ``labels`` subcommand to the ``oa-kit`` parser."""
     parser = subparsers.add_parser(
-        "labels", help="build knee progression labels with exclusion reasons from OAI/MOST tables",
+        "labels",
+        help="build knee progression labels with exclusion reasons from OAI/MOST tables",
         description="Read the official OAI (or MOST) tables, build progression labels per horizon, and write "
-                    "labels.parquet, exclusions.parquet, flow.csv (cohort flow), readings.parquet, clinical.parquet.")
+        "labels.parquet, exclusions.parquet, flow.csv (cohort flow), readings.parquet, clinical.parquet.",
+    )
     parser.add_argument("--tables", required=True, help="folder with the OAI/MOST tables (or a synthetic cohort root)")
     parser.add_argument("--source", default="oai", choices=SOURCES, help="cohort the tables come from (default oai)")
     parser.add_argument("--definition", default="tiulpin2019", choices=DEFINITIONS, help="label definition")
-    parser.add_argument("--horizons", default=None,
-                        help="comma-separated horizons in months (default OAI 12,24,36,48,72,96; MOST 15,30,60,84)")
+    parser.add_argument(
+        "--horizons",
+        default=None,
+        help="comma-separated horizons in months (default OAI 12,24,36,48,72,96; MOST 15,30,60,84)",
+    )
     parser.add_argument("--out", required=True, help="output folder (created if needed; files are replaced)")
     parser.set_defaults(func=handle)
 
@@ -43,10 +55,17 @@ def handle(args: argparse.Namespace) -> int:
     """Run ``oa-kit labels``; returns 0 on success (bad input raises OAKitError)."""
     tables_dir = Path(args.tables)
     if not tables_dir.is_dir():
-        raise OAKitError(f"--tables: {tables_dir} is not a folder; expected the folder with the {args.source.upper()} tables")
+        raise OAKitError(
+            f"--tables: {tables_dir} is not a folder; expected the folder with the {args.source.upper()} tables"
+        )
     tables = load_tables(tables_dir, args.source)
-    result = build_progression_labels(tables.readings, parse_horizons(args.horizons, args.source),
-                                      definition=args.definition, deaths=tables.deaths, replacements=tables.replacements)
+    result = build_progression_labels(
+        tables.readings,
+        parse_horizons(args.horizons, args.source),
+        definition=args.definition,
+        deaths=tables.deaths,
+        replacements=tables.replacements,
+    )
     out = Path(args.out)
     write_outputs(result, out, readings=tables.readings, clinical=tables.clinical)
     print(f"{args.source.upper()} labels ({args.definition}) written to {out.resolve()}")
@@ -54,12 +73,17 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_outputs(result: ProgressionLabels, out: Path, readings: pd.DataFrame | None = None,
-                  clinical: pd.DataFrame | None = None) -> None:
+def write_outputs(
+    result: ProgressionLabels, out: Path, readings: pd.DataFrame | None = None, clinical: pd.DataFrame | None = None
+) -> None:
     """Write labels/exclusions (parquet), the flow (CSV) and optionally the tidy tables, each atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    frames = {"labels.parquet": result.labels, "exclusions.parquet": result.exclusions,
-              "readings.parquet": readings, "clinical.parquet": clinical}
+    frames = {
+        "labels.parquet": result.labels,
+        "exclusions.parquet": result.exclusions,
+        "readings.parquet": readings,
+        "clinical.parquet": clinical,
+    }
     for name, frame in frames.items():
         if frame is not None:
             with atomic_path(out / name) as tmp:

@@ -13,6 +13,7 @@ Two definitions (docs: REFERENCE §3.1/§3.2), both without the published bugs:
     same grade. Replacement readings are dropped (a replacement inside the window excludes the knee) unless
     ``replacement_as_progression=True``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,17 +34,19 @@ OAI_HORIZONS_MONTHS = (12, 24, 36, 48, 72, 96)
 MOST_HORIZONS_MONTHS = (15, 30, 60, 84)
 
 #: Reason code → (number, explanation). Numbers are stable; a knee gets the first reason that applies.
-REASON_CODES = MappingProxyType({
-    "not_present_at_baseline": (0, "no baseline KL reading for this knee (absent, blank or not expected)"),
-    "baseline_replacement": (1, "knee already replaced at baseline"),
-    "technical_read": (2, "the reading needed (baseline or horizon visit) had a technical problem (.T)"),
-    "baseline_kl4": (3, "baseline KL 4: no higher grade to progress to"),
-    "decreasing_kl": (4, "KL fell below baseline inside the window (panfilov2025)"),
-    "replacement_in_window": (5, "knee replaced inside the window and replacement is not counted as progression"),
-    "death_before_horizon": (6, "participant died before the horizon without progression"),
-    "insufficient_followups": (7, "no valid follow-up reading inside the window (panfilov2025)"),
-    "missing_follow_up": (8, "no progression seen and no valid reading at the horizon visit"),
-})
+REASON_CODES = MappingProxyType(
+    {
+        "not_present_at_baseline": (0, "no baseline KL reading for this knee (absent, blank or not expected)"),
+        "baseline_replacement": (1, "knee already replaced at baseline"),
+        "technical_read": (2, "the reading needed (baseline or horizon visit) had a technical problem (.T)"),
+        "baseline_kl4": (3, "baseline KL 4: no higher grade to progress to"),
+        "decreasing_kl": (4, "KL fell below baseline inside the window (panfilov2025)"),
+        "replacement_in_window": (5, "knee replaced inside the window and replacement is not counted as progression"),
+        "death_before_horizon": (6, "participant died before the horizon without progression"),
+        "insufficient_followups": (7, "no valid follow-up reading inside the window (panfilov2025)"),
+        "missing_follow_up": (8, "no progression seen and no valid reading at the horizon visit"),
+    }
+)
 READING_COLUMNS = ("participant_id", "side", "visit_month", "kl", "kl_status")
 KL_STATUSES = ("ok", "replacement", "technical", "not_expected", "missing")
 #: Columns of ``ProgressionLabels.labels`` and ``.exclusions``: column → (meaning, units / encoding).
@@ -54,16 +57,17 @@ LABELS_DICTIONARY = {
     "label": ("progression by the horizon under the chosen definition", "1 progressor, 0 non-progressor"),
     "baseline_kl": ("baseline KL grade (NaN when there was no valid baseline reading)", "grade 0-4"),
     "event_month": ("first visit (or replacement month) with progression over all follow-up; NaN if none", "months"),
-    "months_to_event_or_censoring": ("event_month if event, else the last valid reading before any uncounted "
-                                     "replacement", "months"),
+    "months_to_event_or_censoring": (
+        "event_month if event, else the last valid reading before any uncounted replacement",
+        "months",
+    ),
     "event": ("progression observed at any time in follow-up (for survival models)", "0/1"),
 }
 EXCLUSIONS_DICTIONARY = {
     "participant_id": ("participant identifier", "string"),
     "side": ("knee", '"R" / "L"'),
     "horizon_months": ("horizon the knee is excluded from", "months"),
-    "reason_code": ("first exclusion reason that applies (see REASON_CODES for the order)",
-                    " | ".join(REASON_CODES)),
+    "reason_code": ("first exclusion reason that applies (see REASON_CODES for the order)", " | ".join(REASON_CODES)),
     "reason": ("plain-language explanation of reason_code", "text"),
     "baseline_kl": ("baseline KL grade (NaN when there was no valid baseline reading)", "grade 0-4"),
 }
@@ -108,8 +112,12 @@ class ProgressionLabels:
         for stage, code in [("progressor", ""), ("non_progressor", "")] + [("excluded", c) for c in REASON_CODES]:
             part = flow[(flow["stage"] == stage) & (flow["reason_code"] == code)]
             fig.add_bar(x=part["horizon_months"], y=part["n_knees"], name=code or stage)
-        fig.update_layout(barmode="stack", xaxis_title="horizon (months)", yaxis_title="knees",
-                          title=f"Cohort flow ({self.definition})")
+        fig.update_layout(
+            barmode="stack",
+            xaxis_title="horizon (months)",
+            yaxis_title="knees",
+            title=f"Cohort flow ({self.definition})",
+        )
         return fig
 
 
@@ -129,10 +137,14 @@ class _Knee:
     death_month: float
 
 
-def build_progression_labels(readings: pd.DataFrame, horizons_months: Iterable[int] = OAI_HORIZONS_MONTHS,
-                             definition: str = "tiulpin2019", deaths: pd.DataFrame | None = None,
-                             replacements: pd.DataFrame | None = None,
-                             replacement_as_progression: bool | None = None) -> ProgressionLabels:
+def build_progression_labels(
+    readings: pd.DataFrame,
+    horizons_months: Iterable[int] = OAI_HORIZONS_MONTHS,
+    definition: str = "tiulpin2019",
+    deaths: pd.DataFrame | None = None,
+    replacements: pd.DataFrame | None = None,
+    replacement_as_progression: bool | None = None,
+) -> ProgressionLabels:
     """Build binary progression labels per horizon with an auditable exclusion table.
 
     Parameters
@@ -178,12 +190,24 @@ def build_progression_labels(readings: pd.DataFrame, horizons_months: Iterable[i
                 exclusions.append((knee.participant_id, knee.side, horizon, outcome, REASON_CODES[outcome][1], base))
             else:
                 event = int(not np.isnan(event_month))
-                labels.append((knee.participant_id, knee.side, horizon, outcome, base, event_month,
-                               event_month if event else censor_month, event))
+                labels.append(
+                    (
+                        knee.participant_id,
+                        knee.side,
+                        horizon,
+                        outcome,
+                        base,
+                        event_month,
+                        event_month if event else censor_month,
+                        event,
+                    )
+                )
     return ProgressionLabels(
         labels=_frame(labels, LABEL_COLUMNS, {"label": "int64", "event": "int64", "horizon_months": "int64"}),
         exclusions=_frame(exclusions, EXCLUSION_COLUMNS, {"horizon_months": "int64"}),
-        definition=definition, horizons_months=horizons)
+        definition=definition,
+        horizons_months=horizons,
+    )
 
 
 def _frame(rows: list[tuple], columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
@@ -203,12 +227,16 @@ def _check_horizons(readings: pd.DataFrame, horizons_months: Iterable[int]) -> t
             raise OAKitError(f"readings: missing column {column}; expected {', '.join(READING_COLUMNS)}")
     bad = ~readings["kl_status"].isin(KL_STATUSES)
     if bad.any():
-        raise OAKitError(f"readings: kl_status {readings['kl_status'][bad].iloc[0]!r}; expected one of {', '.join(KL_STATUSES)}")
+        raise OAKitError(
+            f"readings: kl_status {readings['kl_status'][bad].iloc[0]!r}; expected one of {', '.join(KL_STATUSES)}"
+        )
     dup = readings.duplicated(["participant_id", "side", "visit_month"])
     if dup.any():
         row = readings[dup].iloc[0]
-        raise OAKitError(f"readings: knee {row['participant_id']}/{row['side']} has two rows at month "
-                         f"{row['visit_month']}; expected one row per (participant_id, side, visit_month)")
+        raise OAKitError(
+            f"readings: knee {row['participant_id']}/{row['side']} has two rows at month "
+            f"{row['visit_month']}; expected one row per (participant_id, side, visit_month)"
+        )
     horizons = tuple(sorted({int(h) for h in horizons_months}))
     months = set(pd.to_numeric(readings["visit_month"]).astype(int))
     for horizon in horizons:
@@ -217,8 +245,9 @@ def _check_horizons(readings: pd.DataFrame, horizons_months: Iterable[int]) -> t
     return horizons
 
 
-def _collect_knees(readings: pd.DataFrame, deaths: pd.DataFrame | None,
-                   replacements: pd.DataFrame | None) -> list[_Knee]:
+def _collect_knees(
+    readings: pd.DataFrame, deaths: pd.DataFrame | None, replacements: pd.DataFrame | None
+) -> list[_Knee]:
     """Group readings per knee and attach replacement and death months."""
     rep = _replacement_months(replacements)
     death = _death_months(deaths)
@@ -246,8 +275,11 @@ def _replacement_months(replacements: pd.DataFrame | None) -> dict[tuple[str, st
     for column in ("participant_id", "side", "replacement_month"):
         if column not in replacements.columns:
             raise OAKitError(f"replacements: missing column {column}; expected participant_id, side, replacement_month")
-    months = replacements.assign(participant_id=replacements["participant_id"].astype(str)).groupby(
-        ["participant_id", "side"])["replacement_month"].min()
+    months = (
+        replacements.assign(participant_id=replacements["participant_id"].astype(str))
+        .groupby(["participant_id", "side"])["replacement_month"]
+        .min()
+    )
     return {key: float(value) for key, value in months.items() if pd.notna(value)}
 
 
@@ -258,7 +290,11 @@ def _death_months(deaths: pd.DataFrame | None) -> dict[str, float]:
     for column in ("participant_id", "death_month"):
         if column not in deaths.columns:
             raise OAKitError(f"deaths: missing column {column}; expected participant_id, death_month")
-    months = deaths.assign(participant_id=deaths["participant_id"].astype(str)).groupby("participant_id")["death_month"].min()
+    months = (
+        deaths.assign(participant_id=deaths["participant_id"].astype(str))
+        .groupby("participant_id")["death_month"]
+        .min()
+    )
     return {key: float(value) for key, value in months.items() if pd.notna(value)}
 
 
@@ -320,7 +356,9 @@ def _time_to_event(knee: _Knee, definition: str, replacement_counts: bool) -> tu
     if _baseline_exclusion(knee):
         return np.nan, np.nan
     base = knee.visits[0][0]
-    valid = [(m, kl) for m, (kl, s) in sorted(knee.visits.items()) if m > 0 and s == "ok" and m < knee.replacement_month]
+    valid = [
+        (m, kl) for m, (kl, s) in sorted(knee.visits.items()) if m > 0 and s == "ok" and m < knee.replacement_month
+    ]
     rises = [m for m, kl in valid if _increases(base, kl, definition)]
     event = float(rises[0]) if rises else np.nan
     if replacement_counts and np.isfinite(knee.replacement_month) and not (event <= knee.replacement_month):

@@ -1,4 +1,5 @@
 """Participant-grouped splits: stratified k-fold and site held-out; no participant ever appears on both sides."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -12,8 +13,9 @@ from oa_kit.errors import OAKitError
 Split = tuple[np.ndarray, np.ndarray]
 
 
-def check_no_participant_overlap(table: pd.DataFrame, train: np.ndarray, test: np.ndarray,
-                                 group: str = "participant_id") -> None:
+def check_no_participant_overlap(
+    table: pd.DataFrame, train: np.ndarray, test: np.ndarray, group: str = "participant_id"
+) -> None:
     """Raise ``AssertionError`` if any participant has rows in both ``train`` and ``test`` (positional indices)."""
     groups = table[group].astype(str).to_numpy()
     shared = set(groups[train]) & set(groups[test])
@@ -21,8 +23,13 @@ def check_no_participant_overlap(table: pd.DataFrame, train: np.ndarray, test: n
         raise AssertionError(f"participants in both train and test: {sorted(shared)[:5]}")
 
 
-def participant_kfold(table: pd.DataFrame, n_splits: int = 5, seed: int = 0, stratify: str | Sequence | None = None,
-                      group: str = "participant_id") -> list[Split]:
+def participant_kfold(
+    table: pd.DataFrame,
+    n_splits: int = 5,
+    seed: int = 0,
+    stratify: str | Sequence | None = None,
+    group: str = "participant_id",
+) -> list[Split]:
     """K folds grouped by participant (both knees together), optionally stratified.
 
     Parameters
@@ -69,20 +76,25 @@ def site_held_out(table: pd.DataFrame, site: str, site_column: str = "site", gro
         raise OAKitError(f"site: {site!r} not in column {site_column}; expected one of {sorted(set(sites))}")
     per_participant = pd.Series(sites).groupby(groups).nunique()
     if (per_participant > 1).any():
-        raise OAKitError(f"{site_column}: participant {per_participant[per_participant > 1].index[0]!r} has rows at "
-                         "two sites; expected one site per participant")
+        raise OAKitError(
+            f"{site_column}: participant {per_participant[per_participant > 1].index[0]!r} has rows at "
+            "two sites; expected one site per participant"
+        )
     test = np.flatnonzero(sites == site)
     train = np.flatnonzero(sites != site)
     check_no_participant_overlap(table, train, test, group)
     return train, test
 
 
-def leave_one_site_out(table: pd.DataFrame, site_column: str = "site", group: str = "participant_id") -> dict[str, Split]:
+def leave_one_site_out(
+    table: pd.DataFrame, site_column: str = "site", group: str = "participant_id"
+) -> dict[str, Split]:
     """One :func:`site_held_out` split per site, keyed by the held-out site."""
     if site_column not in table.columns:
         raise OAKitError(f"table: missing column {site_column}; expected a site column for site-held-out splits")
-    return {site: site_held_out(table, site, site_column, group)
-            for site in sorted(table[site_column].astype(str).unique())}
+    return {
+        site: site_held_out(table, site, site_column, group) for site in sorted(table[site_column].astype(str).unique())
+    }
 
 
 def fold_column(table: pd.DataFrame, folds: Sequence[Split]) -> pd.Series:

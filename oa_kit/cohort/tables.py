@@ -1,4 +1,5 @@
 """The tidy long readings table, the wide baseline clinical table, their data dictionary, and one loader for both cohorts."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,11 @@ READINGS_DICTIONARY = {
     "side": ("knee", '"R" right, "L" left (OAI SIDE 1 = right, 2 = left)'),
     "visit_month": ("months since baseline (OAI V00 0 … V10 96; MOST V0 0, V1 15, V2 30, V3 60, V5 84)", "months"),
     "kl": ("Kellgren-Lawrence grade; NaN exactly when kl_status is not 'ok'", "grade 0-4"),
-    "kl_status": ("why kl is or is not a grade", "ok | replacement (.P / MOST 8 at or after the replacement visit) | "
-                  "technical (.T / MOST 8 otherwise) | not_expected (.A) | missing (blank, '.', MOST 9, no PA film)"),
+    "kl_status": (
+        "why kl is or is not a grade",
+        "ok | replacement (.P / MOST 8 at or after the replacement visit) | "
+        "technical (.T / MOST 8 otherwise) | not_expected (.A) | missing (blank, '.', MOST 9, no PA film)",
+    ),
     "jsn_medial": ("medial joint-space narrowing (OARSI)", "grade 0-3"),
     "jsn_lateral": ("lateral joint-space narrowing (OARSI)", "grade 0-3"),
     "osteophytes": ("worst marginal osteophyte grade of the four sites (max of osteophyte_fm/fl/tm/tl)", "grade 0-3"),
@@ -25,7 +29,10 @@ READINGS_DICTIONARY = {
     "osteophyte_fl": ("femoral lateral osteophyte (OARSI)", "grade 0-3"),
     "osteophyte_tm": ("tibial medial osteophyte (OARSI)", "grade 0-3"),
     "osteophyte_tl": ("tibial lateral osteophyte (OARSI)", "grade 0-3"),
-    "jsw_medial_mm": ("minimum medial joint-space width (OAI kxr_qjsw_duryea V{vv}MCMJSW); NaN where not measured", "mm"),
+    "jsw_medial_mm": (
+        "minimum medial joint-space width (OAI kxr_qjsw_duryea V{vv}MCMJSW); NaN where not measured",
+        "mm",
+    ),
     "readprj": ("OAI reading project (READPRJ) whose row was used; NA for MOST", "integer code (15, 37, 42, ...)"),
 }
 #: Wide baseline clinical table: one row per (participant_id, side).
@@ -33,7 +40,10 @@ CLINICAL_DICTIONARY = {
     "participant_id": ("participant identifier", "string"),
     "side": ("knee", '"R" / "L"'),
     "age_years": ("age at baseline (OAI V00AGE, MOST AGE)", "years"),
-    "sex": ("sex (OAI P02SEX, MOST SEX: 1 = male, 2 = female)", '"M" male, "F" female (not OAProgression\'s 2 - P02SEX)'),
+    "sex": (
+        "sex (OAI P02SEX, MOST SEX: 1 = male, 2 = female)",
+        '"M" male, "F" female (not OAProgression\'s 2 - P02SEX)',
+    ),
     "bmi_kg_m2": ("body-mass index at baseline (OAI P01BMI, MOST V0BMI)", "kg/m^2"),
     "site": ("recruitment site (OAI V00SITE); NaN for MOST", "A-E"),
     "race": ("race code (OAI P02RACE); NaN for MOST", "0 other non-white, 1 white, 2 black, 3 Asian (OAI codes)"),
@@ -57,8 +67,12 @@ def data_dictionary(table: str = "readings") -> pd.DataFrame:
     """
     from oa_kit.cohort.labels import EXCLUSIONS_DICTIONARY, LABELS_DICTIONARY
 
-    dictionaries = {"readings": READINGS_DICTIONARY, "clinical": CLINICAL_DICTIONARY,
-                    "labels": LABELS_DICTIONARY, "exclusions": EXCLUSIONS_DICTIONARY}
+    dictionaries = {
+        "readings": READINGS_DICTIONARY,
+        "clinical": CLINICAL_DICTIONARY,
+        "labels": LABELS_DICTIONARY,
+        "exclusions": EXCLUSIONS_DICTIONARY,
+    }
     if table not in dictionaries:
         raise OAKitError(f"table: {table!r}; expected one of {', '.join(dictionaries)}")
     rows = [(column, meaning, units) for column, (meaning, units) in dictionaries[table].items()]
@@ -81,7 +95,8 @@ def merge_jsw(readings: pd.DataFrame, jsw: pd.DataFrame) -> pd.DataFrame:
     keys = ["participant_id", "side", "visit_month"]
     extra = [c for c in jsw.columns if c.startswith("jsw_") or c == "beam_angle_deg"]
     merged = readings.drop(columns=[c for c in extra if c in readings.columns]).merge(
-        jsw[keys + extra], on=keys, how="left", validate="one_to_one")
+        jsw[keys + extra], on=keys, how="left", validate="one_to_one"
+    )
     return merged
 
 
@@ -165,8 +180,13 @@ def load_tables(folder: str | os.PathLike, source: str = "oai") -> CohortTables:
 
 def _empty_replacements() -> pd.DataFrame:
     """An empty replacements table with the right columns."""
-    return pd.DataFrame({"participant_id": pd.Series(dtype=str), "side": pd.Series(dtype=str),
-                         "replacement_month": pd.Series(dtype="float64")})
+    return pd.DataFrame(
+        {
+            "participant_id": pd.Series(dtype=str),
+            "side": pd.Series(dtype=str),
+            "replacement_month": pd.Series(dtype="float64"),
+        }
+    )
 
 
 def _empty_deaths() -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """Evaluation: metrics with bootstrap CIs, DeLong, decision curves, subgroups, model cards."""
+
 from __future__ import annotations
 
 from oa_kit.evaluation.delong import delong_covariance, delong_test
@@ -25,9 +26,26 @@ from oa_kit.evaluation.validation import (
 )
 
 __all__ = [
-    "ProgressionEvaluation", "evaluate_progression", "model_card_markdown", "write_evaluation",
-    "average_precision", "bootstrap_metrics", "brier_score", "calibration_curve", "compare_to_reference",
-    "cross_validate", "delong_covariance", "delong_test", "expected_calibration_error", "grouped_folds",
-    "net_benefit", "oracle_comparison", "predict_splits", "roc_auc", "site_held_out_validate", "subgroup_columns",
-    "subgroup_metrics", "summarize",
+    "ProgressionEvaluation",
+    "evaluate_progression",
+    "model_card_markdown",
+    "write_evaluation",
+    "average_precision",
+    "bootstrap_metrics",
+    "brier_score",
+    "calibration_curve",
+    "compare_to_reference",
+    "cross_validate",
+    "delong_covariance",
+    "delong_test",
+    "expected_calibration_error",
+    "grouped_folds",
+    "net_benefit",
+    "oracle_comparison",
+    "predict_splits",
+    "roc_auc",
+    "site_held_out_validate",
+    "subgroup_columns",
+    "subgroup_metrics",
+    "summarize",
 ]

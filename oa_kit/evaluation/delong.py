@@ -3,6 +3,7 @@
 DeLong, DeLong & Clarke-Pearson (1988) estimate the covariance of paired AUCs from the structural components
 V10 (per positive) and V01 (per negative); Sun & Xu compute them in O(n log n) with midranks.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -33,8 +34,8 @@ def delong_covariance(y: Sequence, scores: Sequence[Sequence[float]]) -> tuple[n
     ty = np.apply_along_axis(_midrank, 1, neg)
     tz = np.apply_along_axis(_midrank, 1, np.concatenate([pos, neg], axis=1))
     aucs = tz[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
-    v10 = (tz[:, :m] - tx) / n            # per positive: share of negatives ranked below
-    v01 = 1.0 - (tz[:, m:] - ty) / m      # per negative: share of positives ranked above
+    v10 = (tz[:, :m] - tx) / n  # per positive: share of negatives ranked below
+    v01 = 1.0 - (tz[:, m:] - ty) / m  # per negative: share of positives ranked above
     cov = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
     return aucs, cov
 
@@ -59,5 +60,17 @@ def delong_test(y: Sequence, p1: Sequence, p2: Sequence, ci: float = 0.95) -> pd
         z = float(diff / se)
         pval = float(2 * stats.norm.sf(abs(z)))
     q = stats.norm.ppf(0.5 + ci / 2)
-    return pd.DataFrame([{"auc_1": float(aucs[0]), "auc_2": float(aucs[1]), "difference": float(diff), "se": se,
-                          "ci_low": float(diff - q * se), "ci_high": float(diff + q * se), "z": z, "p_value": pval}])
+    return pd.DataFrame(
+        [
+            {
+                "auc_1": float(aucs[0]),
+                "auc_2": float(aucs[1]),
+                "difference": float(diff),
+                "se": se,
+                "ci_low": float(diff - q * se),
+                "ci_high": float(diff + q * se),
+                "z": z,
+                "p_value": pval,
+            }
+        ]
+    )

@@ -6,6 +6,7 @@ a resample draws participants with replacement and gives each knee the count of 
 A metric that is undefined (AUC/AP with a single class) is never returned silently: the estimate functions raise
 :class:`~oa_kit.errors.OAKitError`, and tables report NaN with a ``note``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,8 +22,9 @@ METRICS: tuple[str, ...] = ("auc", "ap", "brier", "ece")
 _CHUNK = 250
 
 
-def check_binary(y: Sequence, p: Sequence, name: str = "y", require_both: bool = True,
-                 scores: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def check_binary(
+    y: Sequence, p: Sequence, name: str = "y", require_both: bool = True, scores: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate labels (0/1) and probabilities ([0, 1]; any finite score if ``scores``), same length; returns floats."""
     y = np.asarray(y, dtype=float).ravel()
     p = np.asarray(p, dtype=float).ravel()
@@ -48,7 +50,7 @@ def _tie_matrix(p: np.ndarray) -> sparse.csr_matrix:
 def _weighted_metrics(y: np.ndarray, p: np.ndarray, W: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:
     """AUC, AP, Brier and ECE for each row of weights ``W`` (B, n); NaN where a class has zero weight."""
     M = _tie_matrix(p)
-    P = np.asarray((M.T @ (W * y).T).T)          # (B, K) positive weight per distinct score
+    P = np.asarray((M.T @ (W * y).T).T)  # (B, K) positive weight per distinct score
     N = np.asarray((M.T @ (W * (1 - y)).T).T)
     w1, w0 = P.sum(axis=1), N.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -101,8 +103,16 @@ def participant_weights(groups: Sequence, n_resamples: int, seed: int) -> np.nda
     return counts[:, codes].astype(float)
 
 
-def bootstrap_metrics(y: Sequence, p: Sequence, groups: Sequence, n_resamples: int = 1000, seed: int = 0,
-                      ci: float = 0.95, n_bins: int = 10, subgroup: str = "all") -> pd.DataFrame:
+def bootstrap_metrics(
+    y: Sequence,
+    p: Sequence,
+    groups: Sequence,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    n_bins: int = 10,
+    subgroup: str = "all",
+) -> pd.DataFrame:
     """Point estimates and participant-level bootstrap percentile CIs of AUC, AP, Brier and ECE.
 
     Parameters
@@ -136,20 +146,38 @@ def bootstrap_metrics(y: Sequence, p: Sequence, groups: Sequence, n_resamples: i
         raise OAKitError(f"n_resamples: {n_resamples}; expected a positive integer")
     point = _weighted_metrics(y, p, np.ones((1, len(y))), n_bins)
     W = participant_weights(groups, n_resamples, seed)
-    draws = {m: np.concatenate([_weighted_metrics(y, p, W[i:i + _CHUNK], n_bins)[m]
-                                for i in range(0, n_resamples, _CHUNK)]) for m in METRICS}
+    draws = {
+        m: np.concatenate(
+            [_weighted_metrics(y, p, W[i : i + _CHUNK], n_bins)[m] for i in range(0, n_resamples, _CHUNK)]
+        )
+        for m in METRICS
+    }
     single = len(np.unique(y)) < 2
     rows = []
     alpha = (1 - ci) / 2
     for m in METRICS:
         undefined = single and m in ("auc", "ap")
         finite = draws[m][np.isfinite(draws[m])]
-        lo, hi = (np.quantile(finite, [alpha, 1 - alpha]) if len(finite) and not undefined else (np.nan, np.nan))
-        note = "single class: undefined" if undefined else (
-            f"{n_resamples - len(finite)} resamples had one class" if len(finite) < n_resamples else "")
-        rows.append({"metric": m, "estimate": np.nan if undefined else float(point[m][0]), "ci_low": float(lo),
-                     "ci_high": float(hi), "subgroup": subgroup, "n": len(y), "n_events": int(y.sum()),
-                     "n_participants": len(np.unique(groups.astype(str))), "n_resamples": n_resamples, "note": note})
+        lo, hi = np.quantile(finite, [alpha, 1 - alpha]) if len(finite) and not undefined else (np.nan, np.nan)
+        note = (
+            "single class: undefined"
+            if undefined
+            else (f"{n_resamples - len(finite)} resamples had one class" if len(finite) < n_resamples else "")
+        )
+        rows.append(
+            {
+                "metric": m,
+                "estimate": np.nan if undefined else float(point[m][0]),
+                "ci_low": float(lo),
+                "ci_high": float(hi),
+                "subgroup": subgroup,
+                "n": len(y),
+                "n_events": int(y.sum()),
+                "n_participants": len(np.unique(groups.astype(str))),
+                "n_resamples": n_resamples,
+                "note": note,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -168,8 +196,16 @@ def calibration_curve(y: Sequence, p: Sequence, n_bins: int = 10, strategy: str 
         mask = idx == b
         n, k = int(mask.sum()), float(y[mask].sum())
         lo, hi = _wilson(k, n)
-        rows.append({"bin": int(b), "mean_predicted": float(p[mask].mean()), "observed": k / n, "observed_low": lo,
-                     "observed_high": hi, "n": n})
+        rows.append(
+            {
+                "bin": int(b),
+                "mean_predicted": float(p[mask].mean()),
+                "observed": k / n,
+                "observed_low": lo,
+                "observed_high": hi,
+                "n": n,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -196,5 +232,11 @@ def net_benefit(y: Sequence, p: Sequence, thresholds: Sequence[float] | None = N
     treat = p[None, :] >= thresholds[:, None]
     tp = (treat & (y[None, :] == 1)).sum(axis=1) / n
     fp = (treat & (y[None, :] == 0)).sum(axis=1) / n
-    return pd.DataFrame({"threshold": thresholds, "net_benefit": tp - fp * odds,
-                         "treat_all": prevalence - (1 - prevalence) * odds, "treat_none": 0.0})
+    return pd.DataFrame(
+        {
+            "threshold": thresholds,
+            "net_benefit": tp - fp * odds,
+            "treat_all": prevalence - (1 - prevalence) * odds,
+            "treat_none": 0.0,
+        }
+    )

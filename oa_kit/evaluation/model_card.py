@@ -4,6 +4,7 @@
 as HTML (with one local ``plotly.min.js``, so reports open offline). Every number in the card comes from the
 :class:`~oa_kit.evaluation.report.ProgressionEvaluation` passed in; the card repeats the provenance statement.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -57,10 +58,12 @@ def _fmt_ci(row: pd.Series) -> str:
 def _markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
     """Small Markdown table writer (no tabulate dependency)."""
     cols = list(table.columns)
+
     def cell(v):
         if isinstance(v, float):
             return "" if pd.isna(v) else format(v, floatfmt)
         return str(v)
+
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
@@ -69,10 +72,12 @@ def _markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
 def _metric_table(metrics: pd.DataFrame, key: str) -> pd.DataFrame:
     """Wide table: one row per ``key`` value, one column per metric, cells 'estimate (CI)'."""
     wide = metrics.assign(value=metrics.apply(_fmt_ci, axis=1)).pivot_table(
-        index=key, columns="metric", values="value", aggfunc="first", sort=False)
+        index=key, columns="metric", values="value", aggfunc="first", sort=False
+    )
     counts = metrics.drop_duplicates(key).set_index(key)[["n", "n_events"]]
-    return wide.join(counts).reset_index()[[key, "n", "n_events", *[m for m in ("auc", "ap", "brier", "ece")
-                                                                    if m in wide.columns]]]
+    return wide.join(counts).reset_index()[
+        [key, "n", "n_events", *[m for m in ("auc", "ap", "brier", "ece") if m in wide.columns]]
+    ]
 
 
 def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None = None) -> str:
@@ -83,28 +88,36 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
     main_cols = e.feature_sets.get(e.main_model, [])
     lines = [
         f"# Model card: knee OA progression within {e.horizon_months} months ({e.main_model} model)",
-        "", f"> **{prov.get('statement', '')}**", "",
+        "",
+        f"> **{prov.get('statement', '')}**",
+        "",
         "## Model details",
-        f"- oa_kit {__version__}; generated {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
+        f"- oa_kit {__version__}; generated {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         f"- Main model `{e.main_model}`: LightGBM binary classifier on the `{e.main_model}` feature set "
         f"(class weights balanced; {e.settings.get('n_configurations', '?')}-configuration search in an inner "
         f"{e.settings.get('n_inner_splits', '?')}-fold participant-grouped CV; "
         f"{e.settings.get('calibration')} calibration fitted on inner out-of-fold scores).",
-        "- Baselines fitted and evaluated identically: " + ", ".join(f"`{k}` ({v} raw columns)" for k, v in fams.items()) + ".",
+        "- Baselines fitted and evaluated identically: "
+        + ", ".join(f"`{k}` ({v} raw columns)" for k, v in fams.items())
+        + ".",
         f"- Training data provenance: data = {prov.get('data')}, cohort = {prov.get('cohort') or 'not stated'}.",
-        "", "## Intended use",
+        "",
+        "## Intended use",
         "- Research and teaching: comparing image-derived and clinical predictors of radiographic progression, "
         "and demonstrating calibrated, explained risk models.",
         "- **Not** for diagnosis, treatment decisions or any clinical use. A model trained on synthetic data says "
         "nothing about real patients.",
-        "", "## Data",
+        "",
+        "## Data",
         f"- Knees: {e.cohort['knees']}; participants: {e.cohort['participants']}; progression events: "
         f"{e.cohort['events']} ({e.cohort['events'] / max(e.cohort['knees'], 1):.1%}).",
         f"- Outcome: radiographic progression (oa_kit default definition, `oa_kit.cohort.labels`) within "
         f"{e.horizon_months} months of baseline; knees with missing follow-up are excluded with reason codes, "
         "never labelled.",
-        "", "## Features",
-        f"- Main model raw columns ({len(main_cols)}): " + ", ".join(f"`{c}`" for c in main_cols[:40])
+        "",
+        "## Features",
+        f"- Main model raw columns ({len(main_cols)}): "
+        + ", ".join(f"`{c}`" for c in main_cols[:40])
         + (" …" if len(main_cols) > 40 else ""),
         "- Families: clinical (age, sex, BMI, injury, surgery, WOMAC, site), radiograph (KL, JSN/JSW, measured "
         "marginal osteophyte lengths and spur areas, KL-CNN probabilities, KL-CNN embedding PCs), MRI (regional "
@@ -115,45 +128,81 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         "cartilage thickness loss relative to sex-specific medians — all fitted inside each training fold and "
         "monotone-constrained to their known risk direction; 3 PCs per embedding.",
         "- Missing values: LightGBM handles NaN natively; logistic baselines impute training medians.",
-        "", "## Validation",
+        "",
+        "## Validation",
         f"- {e.settings.get('n_splits')}-fold participant-grouped, outcome-stratified cross-validation (both knees of a "
         "participant always in the same fold); all tuning and calibration inside each training fold (nested).",
         f"- 95% CIs: participant-level bootstrap, {e.settings.get('n_resamples')} resamples, seed "
         f"{e.settings.get('seed')}.",
-        "", "## Metrics (out of sample, pooled over folds)", _markdown(_metric_table(e.metrics, "model")), "",
+        "",
+        "## Metrics (out of sample, pooled over folds)",
+        _markdown(_metric_table(e.metrics, "model")),
+        "",
         "### DeLong test against the clinical-only baseline",
         _markdown(e.delong[["model", "reference", "auc_1", "auc_2", "difference", "ci_low", "ci_high", "p_value"]])
-        if len(e.delong) else "(no comparison)", "",
+        if len(e.delong)
+        else "(no comparison)",
+        "",
     ]
     if e.oracle is not None:
-        lines += ["### Oracle comparison (synthetic data only)",
-                  "The oracle is the generator's true probability; `share_of_gain` = (AUC − AUC_clinical) / "
-                  "(AUC_oracle − AUC_clinical)."
-                  + (" `latent_reference` is the same out-of-fold logistic procedure on clinical factors + KL + the "
-                     "generator's true image-only latents (cartilage, osteophyte, joint-space): the ceiling for any "
-                     "image model on this sample; its gap to the oracle is the finite-sample cost."
-                     if "latent_reference" in set(e.oracle["model"]) else "") + _oracle_knees(e), _markdown(e.oracle), ""]
-    lines += ["## Calibration (main model, quantile bins)", _markdown(e.calibration), "",
-              "## Subgroups (main model)", _markdown(_metric_table(e.subgroups, "subgroup")), ""]
+        lines += [
+            "### Oracle comparison (synthetic data only)",
+            "The oracle is the generator's true probability; `share_of_gain` = (AUC − AUC_clinical) / "
+            "(AUC_oracle − AUC_clinical)."
+            + (
+                " `latent_reference` is the same out-of-fold logistic procedure on clinical factors + KL + the "
+                "generator's true image-only latents (cartilage, osteophyte, joint-space): the ceiling for any "
+                "image model on this sample; its gap to the oracle is the finite-sample cost."
+                if "latent_reference" in set(e.oracle["model"])
+                else ""
+            )
+            + _oracle_knees(e),
+            _markdown(e.oracle),
+            "",
+        ]
+    lines += [
+        "## Calibration (main model, quantile bins)",
+        _markdown(e.calibration),
+        "",
+        "## Subgroups (main model)",
+        _markdown(_metric_table(e.subgroups, "subgroup")),
+        "",
+    ]
     if e.site_metrics is not None:
-        lines += ["## Site-held-out validation (train on other sites, test on one)",
-                  _markdown(_metric_table(e.site_metrics, "subgroup")), ""]
-    lines += ["## Decision curve (main model)", _markdown(e.decision_curve, ".4f"), "",
-              "## Limitations",
-              "- " + ("Trained and evaluated on **synthetic** data: effect sizes are illustrative and every number "
-                      "describes the generator, not knee OA in people." if prov.get("data") == "synthetic" else
-                      "Performance on other cohorts, scanners and populations is unknown until validated externally."),
-              "- Internal (cross-validated) and site-held-out figures are not comparable to external validation.",
-              "- Subgroups with few events have wide intervals; small subgroups (<10 knees) are not reported.",
-              "- ECE bootstrap intervals are biased upward (ECE is positive by construction).", "",
-              "## TRIPOD+AI checklist", _markdown(pd.DataFrame(TRIPOD_AI_ITEMS, columns=["item", "topic", "section"])),
-              "", "## Reproduce", f"`{command}`" if command else
-              "`oa-kit progression evaluate --features FEATURES --labels LABELS --out DIR`", ""]
+        lines += [
+            "## Site-held-out validation (train on other sites, test on one)",
+            _markdown(_metric_table(e.site_metrics, "subgroup")),
+            "",
+        ]
+    lines += [
+        "## Decision curve (main model)",
+        _markdown(e.decision_curve, ".4f"),
+        "",
+        "## Limitations",
+        "- "
+        + (
+            "Trained and evaluated on **synthetic** data: effect sizes are illustrative and every number "
+            "describes the generator, not knee OA in people."
+            if prov.get("data") == "synthetic"
+            else "Performance on other cohorts, scanners and populations is unknown until validated externally."
+        ),
+        "- Internal (cross-validated) and site-held-out figures are not comparable to external validation.",
+        "- Subgroups with few events have wide intervals; small subgroups (<10 knees) are not reported.",
+        "- ECE bootstrap intervals are biased upward (ECE is positive by construction).",
+        "",
+        "## TRIPOD+AI checklist",
+        _markdown(pd.DataFrame(TRIPOD_AI_ITEMS, columns=["item", "topic", "section"])),
+        "",
+        "## Reproduce",
+        f"`{command}`" if command else "`oa-kit progression evaluate --features FEATURES --labels LABELS --out DIR`",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def write_evaluation(evaluation: ProgressionEvaluation, out_dir: str | os.PathLike,
-                     command: str | None = None) -> dict[str, Path]:
+def write_evaluation(
+    evaluation: ProgressionEvaluation, out_dir: str | os.PathLike, command: str | None = None
+) -> dict[str, Path]:
     """Write the card, tables (CSV) and figures (HTML) of one horizon into ``out_dir``; returns written paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,10 +211,17 @@ def write_evaluation(evaluation: ProgressionEvaluation, out_dir: str | os.PathLi
     card = out / f"model_card_h{h}.md"
     write_text_atomic(card, model_card_markdown(evaluation, command))
     written["card"] = card
-    tables = {"metrics": evaluation.metrics, "delong": evaluation.delong, "subgroups": evaluation.subgroups,
-              "calibration": evaluation.calibration, "decision_curve": evaluation.decision_curve,
-              "predictions": evaluation.predictions, "headline": evaluation.headline(),
-              "site_metrics": evaluation.site_metrics, "oracle": evaluation.oracle}
+    tables = {
+        "metrics": evaluation.metrics,
+        "delong": evaluation.delong,
+        "subgroups": evaluation.subgroups,
+        "calibration": evaluation.calibration,
+        "decision_curve": evaluation.decision_curve,
+        "predictions": evaluation.predictions,
+        "headline": evaluation.headline(),
+        "site_metrics": evaluation.site_metrics,
+        "oracle": evaluation.oracle,
+    }
     for name, table in tables.items():
         if table is not None:
             path = out / f"{name}_h{h}.csv"
@@ -185,6 +241,8 @@ def _oracle_knees(e) -> str:
     compared, labelled = int(e.oracle["knees"].iloc[0]), int(e.cohort["knees"])
     if compared == labelled:
         return ""
-    return (f" Compared on the {compared} of {labelled} labelled knees that have a true probability; the other "
-            f"{labelled - compared} are truly KL 4 at baseline but were graded lower by the readers, so they are "
-            "labelled while the generator gives them no probability.")
+    return (
+        f" Compared on the {compared} of {labelled} labelled knees that have a true probability; the other "
+        f"{labelled - compared} are truly KL 4 at baseline but were graded lower by the readers, so they are "
+        "labelled while the generator gives them no probability."
+    )

@@ -11,6 +11,7 @@ sample: an image model that recovered the latents perfectly would score about th
 oracle is the cost of estimating the risk model from a finite sample. Synthetic cohorts only (it needs the truth
 table); the latents are never features of any other model.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,7 +22,6 @@ import pandas as pd
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.metrics import bootstrap_metrics, check_binary
 from oa_kit.synth.model import IMAGE_LATENTS
-
 
 #: The generator's true image-only latents (synthetic truth ``knees.parquet``) used by the latent reference only.
 LATENT_COLUMNS: tuple[str, ...] = IMAGE_LATENTS
@@ -52,16 +52,23 @@ def truth_latents(X: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame | None:
             raise OAKitError(f"truth.{key}: column missing; expected knees keyed by participant_id and side")
     truth = truth.assign(participant_id=truth["participant_id"].astype(str))
     keys = X[["participant_id", "side"]].astype({"participant_id": str}).reset_index(drop=True)
-    out = keys.merge(truth[["participant_id", "side", *LATENT_COLUMNS]], on=["participant_id", "side"], how="left",
-                     validate="many_to_one")
+    out = keys.merge(
+        truth[["participant_id", "side", *LATENT_COLUMNS]],
+        on=["participant_id", "side"],
+        how="left",
+        validate="many_to_one",
+    )
     if out[list(LATENT_COLUMNS)].isna().any().any():
-        raise OAKitError(f"truth: {int(out[list(LATENT_COLUMNS)].isna().any(axis=1).sum())} evaluated knees lack "
-                         "image latents; expected every knee in the synthetic truth table")
+        raise OAKitError(
+            f"truth: {int(out[list(LATENT_COLUMNS)].isna().any(axis=1).sum())} evaluated knees lack "
+            "image latents; expected every knee in the synthetic truth table"
+        )
     return out[list(LATENT_COLUMNS)]
 
 
-def oracle_comparison(predictions: pd.DataFrame, oracle_risk: Sequence[float], clinical: str,
-                      n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def oracle_comparison(
+    predictions: pd.DataFrame, oracle_risk: Sequence[float], clinical: str, n_resamples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """Each model's pooled out-of-sample AUC against the oracle on the same knees.
 
     Parameters
@@ -106,10 +113,28 @@ def oracle_comparison(predictions: pd.DataFrame, oracle_risk: Sequence[float], c
     out = []
     gain = oracle_auc - aucs[clinical]["estimate"]
     for name, row in aucs.items():
-        out.append({"model": name, "auc": row["estimate"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
-                    "ece": eces[name], "oracle_auc": oracle_auc, "gap_to_oracle": oracle_auc - row["estimate"],
-                    "share_of_gain": (row["estimate"] - aucs[clinical]["estimate"]) / gain if gain > 0 else np.nan})
-    out.append({"model": "oracle", "auc": oracle_auc, "ci_low": float(oracle.loc["auc", "ci_low"]),
-                "ci_high": float(oracle.loc["auc", "ci_high"]), "ece": float(oracle.loc["ece", "estimate"]),
-                "oracle_auc": oracle_auc, "gap_to_oracle": 0.0, "share_of_gain": np.nan})
+        out.append(
+            {
+                "model": name,
+                "auc": row["estimate"],
+                "ci_low": row["ci_low"],
+                "ci_high": row["ci_high"],
+                "ece": eces[name],
+                "oracle_auc": oracle_auc,
+                "gap_to_oracle": oracle_auc - row["estimate"],
+                "share_of_gain": (row["estimate"] - aucs[clinical]["estimate"]) / gain if gain > 0 else np.nan,
+            }
+        )
+    out.append(
+        {
+            "model": "oracle",
+            "auc": oracle_auc,
+            "ci_low": float(oracle.loc["auc", "ci_low"]),
+            "ci_high": float(oracle.loc["auc", "ci_high"]),
+            "ece": float(oracle.loc["ece", "estimate"]),
+            "oracle_auc": oracle_auc,
+            "gap_to_oracle": 0.0,
+            "share_of_gain": np.nan,
+        }
+    )
     return pd.DataFrame(out).assign(knees=len(rows_idx))

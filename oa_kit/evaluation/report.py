@@ -6,6 +6,7 @@ On synthetic cohorts the headline runs clinical → image models → latent refe
 ``evaluate_progression`` returns a :class:`ProgressionEvaluation` (tables + ``figures()``), which
 :mod:`oa_kit.evaluation.model_card` turns into a model card.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -60,13 +61,27 @@ class ProgressionEvaluation:
         """
         auc = self.metrics[self.metrics.metric == "auc"].set_index("model")
         ece = self.metrics[self.metrics.metric == "ece"].set_index("model")["estimate"]
-        out = pd.DataFrame({"horizon_months": self.horizon_months, "auc": auc["estimate"], "auc_ci_low": auc["ci_low"],
-                            "auc_ci_high": auc["ci_high"], "ece": ece})
+        out = pd.DataFrame(
+            {
+                "horizon_months": self.horizon_months,
+                "auc": auc["estimate"],
+                "auc_ci_low": auc["ci_low"],
+                "auc_ci_high": auc["ci_high"],
+                "ece": ece,
+            }
+        )
         if self.oracle is not None:
             o = self.oracle.set_index("model")
-            oracle_row = pd.DataFrame({"horizon_months": self.horizon_months, "auc": o.loc["oracle", "auc"],
-                                       "auc_ci_low": o.loc["oracle", "ci_low"], "auc_ci_high": o.loc["oracle", "ci_high"],
-                                       "ece": o.loc["oracle", "ece"]}, index=pd.Index(["oracle"], name="model"))
+            oracle_row = pd.DataFrame(
+                {
+                    "horizon_months": self.horizon_months,
+                    "auc": o.loc["oracle", "auc"],
+                    "auc_ci_low": o.loc["oracle", "ci_low"],
+                    "auc_ci_high": o.loc["oracle", "ci_high"],
+                    "ece": o.loc["oracle", "ece"],
+                },
+                index=pd.Index(["oracle"], name="model"),
+            )
             out = pd.concat([out, oracle_row])
             out["oracle_auc"] = float(o.loc["oracle", "auc"])
             out["gap_to_oracle"] = o["gap_to_oracle"]
@@ -83,26 +98,37 @@ class ProgressionEvaluation:
         oracle_auc = None
         if self.oracle is not None:
             oracle_auc = float(self.oracle.loc[self.oracle.model == "oracle", "auc"].iloc[0])
-        return {"roc": vp.roc_figure(self.predictions, note), "calibration": vp.calibration_figure(self.predictions,
-                note=note), "decision_curve": vp.decision_curve_figure(main, note=note),
-                "auc_forest": vp.auc_forest_figure(self.metrics, oracle_auc, note),
-                "subgroups": vp.subgroup_figure(self.subgroups, note)}
+        return {
+            "roc": vp.roc_figure(self.predictions, note),
+            "calibration": vp.calibration_figure(self.predictions, note=note),
+            "decision_curve": vp.decision_curve_figure(main, note=note),
+            "auc_forest": vp.auc_forest_figure(self.metrics, oracle_auc, note),
+            "subgroups": vp.subgroup_figure(self.subgroups, note),
+        }
 
 
 #: KL grade as a category (indicator per grade) for the latent reference only.
 LATENT_KL_LEVEL = "kl_level_latent_reference"
 
 
-def latent_reference_model(table: pd.DataFrame, latents: pd.DataFrame, horizon_months: int, seed: int = 0,
-                           calibration: str = "sigmoid", n_inner_splits: int = 5) -> tuple[pd.DataFrame, ProgressionModel]:
+def latent_reference_model(
+    table: pd.DataFrame,
+    latents: pd.DataFrame,
+    horizon_months: int,
+    seed: int = 0,
+    calibration: str = "sigmoid",
+    n_inner_splits: int = 5,
+) -> tuple[pd.DataFrame, ProgressionModel]:
     """The table with the true latents appended and the unfitted latent reference model.
 
     Logistic regression on clinical + KL + latents (clinical + latents when there is no KL column), KL entering both
     linearly and as indicators per grade (``kl_level``), since the generator's KL effect is not linear in the grade.
     """
     if len(latents) != len(table) or list(latents.columns) != list(LATENT_COLUMNS):
-        raise OAKitError(f"latents: {len(latents)} rows with columns {list(latents.columns)}; expected {len(table)} "
-                         f"rows of {list(LATENT_COLUMNS)}")
+        raise OAKitError(
+            f"latents: {len(latents)} rows with columns {list(latents.columns)}; expected {len(table)} "
+            f"rows of {list(LATENT_COLUMNS)}"
+        )
     clash = {*LATENT_COLUMNS, LATENT_KL_LEVEL} & set(table.columns)
     if clash:
         raise OAKitError(f"{sorted(clash)[0]}: truth latent already in the feature table; expected it only in truth")
@@ -113,17 +139,34 @@ def latent_reference_model(table: pd.DataFrame, latents: pd.DataFrame, horizon_m
         kl = sets["kl"][0]
         extra.insert(0, LATENT_KL_LEVEL, table[kl].map(lambda v: f"KL{int(v)}" if pd.notna(v) else None))
         base += [kl, LATENT_KL_LEVEL]
-    model = ProgressionModel(horizon_months=horizon_months, estimator="logistic", columns=[*base, *LATENT_COLUMNS],
-                             calibration=calibration, n_inner_splits=n_inner_splits, seed=seed)
+    model = ProgressionModel(
+        horizon_months=horizon_months,
+        estimator="logistic",
+        columns=[*base, *LATENT_COLUMNS],
+        calibration=calibration,
+        n_inner_splits=n_inner_splits,
+        seed=seed,
+    )
     return pd.concat([table, extra], axis=1), model
 
 
-def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: int,
-                         oracle_risk: Sequence[float] | None = None, groups: Sequence | None = None,
-                         n_splits: int = 5, n_resamples: int = 1000, seed: int = 0, site_held_out: bool = True,
-                         provenance: Mapping[str, str] | None = None, include: Sequence[str] | None = None,
-                         lightgbm_grid: Sequence[Mapping] | None = None, calibration: str = "sigmoid",
-                         latents: pd.DataFrame | None = None, progress: bool = False) -> ProgressionEvaluation:
+def evaluate_progression(
+    table: pd.DataFrame,
+    y: Sequence[int],
+    horizon_months: int,
+    oracle_risk: Sequence[float] | None = None,
+    groups: Sequence | None = None,
+    n_splits: int = 5,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    site_held_out: bool = True,
+    provenance: Mapping[str, str] | None = None,
+    include: Sequence[str] | None = None,
+    lightgbm_grid: Sequence[Mapping] | None = None,
+    calibration: str = "sigmoid",
+    latents: pd.DataFrame | None = None,
+    progress: bool = False,
+) -> ProgressionEvaluation:
     """Evaluate the fused model and every baseline out of sample for one horizon.
 
     Parameters
@@ -180,25 +223,43 @@ def evaluate_progression(table: pd.DataFrame, y: Sequence[int], horizon_months: 
     metrics = summarize(predictions, n_resamples, seed)
     main_pred = predictions[predictions.model == main]
     sub_table = table.iloc[main_pred["row"].to_numpy()]
-    subgroups = subgroup_metrics(main_pred["label"], main_pred["risk"], main_pred["participant_id"], sub_table,
-                                 n_resamples, seed)
+    subgroups = subgroup_metrics(
+        main_pred["label"], main_pred["risk"], main_pred["participant_id"], sub_table, n_resamples, seed
+    )
     site_metrics = None
     if site_held_out and "site" in table.columns and table["site"].nunique() > 1:
-        site_pred = site_held_out_validate({main: models[main]}, table, y, groups, provenance=provenance,
-                                           progress=progress)
+        site_pred = site_held_out_validate(
+            {main: models[main]}, table, y, groups, provenance=provenance, progress=progress
+        )
         site_metrics = summarize(site_pred, n_resamples, seed, by_split=True, split_label="held_out_site")
     oracle = None
     if oracle_risk is not None:
         oracle = oracle_comparison(predictions, np.asarray(oracle_risk, dtype=float), "clinical", n_resamples, seed)
     return ProgressionEvaluation(
-        horizon_months=int(horizon_months), main_model=main, reference_model="clinical", predictions=predictions,
-        metrics=metrics, delong=compare_to_reference(predictions, "clinical"), subgroups=subgroups,
+        horizon_months=int(horizon_months),
+        main_model=main,
+        reference_model="clinical",
+        predictions=predictions,
+        metrics=metrics,
+        delong=compare_to_reference(predictions, "clinical"),
+        subgroups=subgroups,
         calibration=calibration_curve(main_pred["label"], main_pred["risk"]),
         decision_curve=net_benefit(main_pred["label"], main_pred["risk"], np.asarray(CARD_THRESHOLDS)),
-        site_metrics=site_metrics, oracle=oracle,
-        feature_sets={**feature_sets(table), **{n: list(m.columns) for n, m in models.items() if n == LATENT_REFERENCE}},
+        site_metrics=site_metrics,
+        oracle=oracle,
+        feature_sets={
+            **feature_sets(table),
+            **{n: list(m.columns) for n, m in models.items() if n == LATENT_REFERENCE},
+        },
         cohort={"knees": len(y), "participants": len(np.unique(groups)), "events": int(y.sum())},
-        provenance=provenance, settings={"n_splits": n_splits, "n_resamples": n_resamples, "seed": seed,
-                                         "calibration": calibration, "site_held_out": bool(site_metrics is not None),
-                                         "n_configurations": len(models[main].search_grid()),
-                                         "n_inner_splits": models[main].n_inner_splits})
+        provenance=provenance,
+        settings={
+            "n_splits": n_splits,
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "calibration": calibration,
+            "site_held_out": bool(site_metrics is not None),
+            "n_configurations": len(models[main].search_grid()),
+            "n_inner_splits": models[main].n_inner_splits,
+        },
+    )

@@ -1,4 +1,5 @@
 """Subgroup metrics (sex, age band, BMI band, baseline KL, site) with participant-level bootstrap CIs."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,11 +10,20 @@ import pandas as pd
 from oa_kit.evaluation.metrics import bootstrap_metrics
 
 #: Age bands (years) and BMI bands (kg/m²): (label, low inclusive, high exclusive).
-AGE_BANDS: tuple[tuple[str, float, float], ...] = (("<55", 0, 55), ("55-64", 55, 65), ("65-74", 65, 75),
-                                                   ("75+", 75, np.inf))
+AGE_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("<55", 0, 55),
+    ("55-64", 55, 65),
+    ("65-74", 65, 75),
+    ("75+", 75, np.inf),
+)
 BMI_BANDS: tuple[tuple[str, float, float], ...] = (("<25", 0, 25), ("25-29.9", 25, 30), ("30+", 30, np.inf))
-_SOURCES = {"sex": ("sex",), "age_band": ("age", "age_years"), "bmi_band": ("bmi", "bmi_kg_m2"),
-            "baseline_kl": ("kl", "baseline_kl", "kl_grade"), "site": ("site",)}
+_SOURCES = {
+    "sex": ("sex",),
+    "age_band": ("age", "age_years"),
+    "bmi_band": ("bmi", "bmi_kg_m2"),
+    "baseline_kl": ("kl", "baseline_kl", "kl_grade"),
+    "site": ("site",),
+}
 
 
 def _band(values: pd.Series, bands: Sequence[tuple[str, float, float]]) -> pd.Series:
@@ -43,8 +53,15 @@ def subgroup_columns(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=table.index)
 
 
-def subgroup_metrics(y: Sequence[int], p: Sequence[float], groups: Sequence, table: pd.DataFrame,
-                     n_resamples: int = 1000, seed: int = 0, min_knees: int = 10) -> pd.DataFrame:
+def subgroup_metrics(
+    y: Sequence[int],
+    p: Sequence[float],
+    groups: Sequence,
+    table: pd.DataFrame,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    min_knees: int = 10,
+) -> pd.DataFrame:
     """AUC/AP/Brier/ECE with CIs per subgroup level (``subgroup`` column like ``sex=F``).
 
     Levels with fewer than ``min_knees`` knees are skipped; single-class levels report NaN AUC/AP with a note.
@@ -55,10 +72,11 @@ def subgroup_metrics(y: Sequence[int], p: Sequence[float], groups: Sequence, tab
     for column in labels.columns:
         present = set(labels[column].dropna().unique())
         order = {"age_band": [b[0] for b in AGE_BANDS], "bmi_band": [b[0] for b in BMI_BANDS]}.get(column)
-        for level in ([lv for lv in order if lv in present] if order else sorted(present)):
+        for level in [lv for lv in order if lv in present] if order else sorted(present):
             mask = (labels[column] == level).fillna(False).to_numpy()
             if mask.sum() < min_knees:
                 continue
-            rows.append(bootstrap_metrics(y[mask], p[mask], groups[mask], n_resamples, seed,
-                                          subgroup=f"{column}={level}"))
+            rows.append(
+                bootstrap_metrics(y[mask], p[mask], groups[mask], n_resamples, seed, subgroup=f"{column}={level}")
+            )
     return pd.concat(rows, ignore_index=True)

@@ -4,6 +4,7 @@ Every model (the fused LightGBM and each baseline) is refitted inside each outer
 assembly, embedding PCA, hyper-parameter search and calibration — and predicts only knees of participants it never
 saw. With :class:`~oa_kit.progression.ProgressionModel` the tuning inside ``fit`` makes this nested CV.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -22,8 +23,9 @@ from oa_kit.progression.model import resolve_groups
 Split = tuple[np.ndarray, np.ndarray]
 
 
-def grouped_folds(X: pd.DataFrame, y: Sequence[int], groups: Sequence | None = None, n_splits: int = 5,
-                  seed: int = 0) -> list[Split]:
+def grouped_folds(
+    X: pd.DataFrame, y: Sequence[int], groups: Sequence | None = None, n_splits: int = 5, seed: int = 0
+) -> list[Split]:
     """Outcome-stratified, participant-grouped folds (both knees of a participant in the same fold)."""
     table = pd.DataFrame({"participant_id": resolve_groups(X, groups), "label": np.asarray(y)})
     return participant_kfold(table, n_splits=n_splits, seed=seed, stratify="label")
@@ -37,9 +39,15 @@ def site_folds(X: pd.DataFrame, groups: Sequence | None = None, site_column: str
     return leave_one_site_out(table)
 
 
-def predict_splits(models: Mapping[str, object], X: pd.DataFrame, y: Sequence[int], splits: Mapping[str, Split],
-                   groups: Sequence | None = None, provenance: Mapping[str, str] | None = None,
-                   progress: bool = False) -> pd.DataFrame:
+def predict_splits(
+    models: Mapping[str, object],
+    X: pd.DataFrame,
+    y: Sequence[int],
+    splits: Mapping[str, Split],
+    groups: Sequence | None = None,
+    provenance: Mapping[str, str] | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Fit a clone of each model on each split's training rows and predict its test rows.
 
     Parameters
@@ -74,39 +82,71 @@ def predict_splits(models: Mapping[str, object], X: pd.DataFrame, y: Sequence[in
         if len(np.unique(y[train])) < 2:
             raise OAKitError(f"label: training split {split!r} has a single class; expected events and non-events")
         model = clone(models[name]).fit(X.iloc[train], y[train], groups=ids[train], provenance=provenance)
-        part = pd.DataFrame({"model": name, "split": str(split), "participant_id": ids[test], "row": test,
-                             "label": y[test], "risk": model.predict_proba(X.iloc[test])[:, 1]})
+        part = pd.DataFrame(
+            {
+                "model": name,
+                "split": str(split),
+                "participant_id": ids[test],
+                "row": test,
+                "label": y[test],
+                "risk": model.predict_proba(X.iloc[test])[:, 1],
+            }
+        )
         if "side" in X.columns:
             part.insert(3, "side", X["side"].to_numpy()[test])
         pieces.append(part)
     return pd.concat(pieces, ignore_index=True)
 
 
-def cross_validate(models: Mapping[str, object], X: pd.DataFrame, y: Sequence[int], groups: Sequence | None = None,
-                   n_splits: int = 5, seed: int = 0, provenance: Mapping[str, str] | None = None,
-                   progress: bool = False) -> pd.DataFrame:
+def cross_validate(
+    models: Mapping[str, object],
+    X: pd.DataFrame,
+    y: Sequence[int],
+    groups: Sequence | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    provenance: Mapping[str, str] | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Out-of-fold predictions of every model on the same participant-grouped folds (see :func:`predict_splits`)."""
     folds = grouped_folds(X, y, groups, n_splits, seed)
     return predict_splits(models, X, y, {i: f for i, f in enumerate(folds)}, groups, provenance, progress)
 
 
-def site_held_out_validate(models: Mapping[str, object], X: pd.DataFrame, y: Sequence[int],
-                           groups: Sequence | None = None, site_column: str = "site",
-                           provenance: Mapping[str, str] | None = None, progress: bool = False) -> pd.DataFrame:
+def site_held_out_validate(
+    models: Mapping[str, object],
+    X: pd.DataFrame,
+    y: Sequence[int],
+    groups: Sequence | None = None,
+    site_column: str = "site",
+    provenance: Mapping[str, str] | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Leave-one-site-out predictions (train on the other sites, test on the held-out one)."""
     return predict_splits(models, X, y, site_folds(X, groups, site_column), groups, provenance, progress)
 
 
-def summarize(predictions: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, by_split: bool = False,
-              split_label: str = "split") -> pd.DataFrame:
+def summarize(
+    predictions: pd.DataFrame,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    by_split: bool = False,
+    split_label: str = "split",
+) -> pd.DataFrame:
     """Metrics with participant bootstrap CIs for each model (pooled over splits, or per split with ``by_split``,
     labelled ``<split_label>=<split>`` in the ``subgroup`` column)."""
     keys = ["model", "split"] if by_split else ["model"]
     rows = []
     for key, part in predictions.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        table = bootstrap_metrics(part["label"], part["risk"], part["participant_id"], n_resamples, seed,
-                                  subgroup=f"{split_label}={key[1]}" if by_split else "all")
+        table = bootstrap_metrics(
+            part["label"],
+            part["risk"],
+            part["participant_id"],
+            n_resamples,
+            seed,
+            subgroup=f"{split_label}={key[1]}" if by_split else "all",
+        )
         for name, value in zip(keys, key):
             table.insert(0, name, value)
         rows.append(table)

@@ -2,15 +2,24 @@
 
 Names are imported on first use (PEP 562), so ``oa_kit.explain.gradcam`` does not pay for importing shap.
 """
+
 from __future__ import annotations
 
 import importlib
 
 _SOURCES = {
-    "ShapResult": "attributions", "beeswarm_data": "attributions", "dependence_data": "attributions",
-    "global_importance": "attributions", "grouped_shap": "attributions", "interaction_values": "attributions",
-    "lightgbm_contributions": "attributions", "shap_values": "attributions", "waterfall_data": "attributions",
-    "describe_feature": "text", "explain_text": "text", "family_text": "text",
+    "ShapResult": "attributions",
+    "beeswarm_data": "attributions",
+    "dependence_data": "attributions",
+    "global_importance": "attributions",
+    "grouped_shap": "attributions",
+    "interaction_values": "attributions",
+    "lightgbm_contributions": "attributions",
+    "shap_values": "attributions",
+    "waterfall_data": "attributions",
+    "describe_feature": "text",
+    "explain_text": "text",
+    "family_text": "text",
 }
 __all__ = sorted(_SOURCES)
 

@@ -6,6 +6,7 @@ logistic of a linear function), so signs and rankings of contributions carry ove
 assembled float matrix (nullable dtypes are cast to float, REFERENCE §6.4). Grouped SHAP sums the values of each
 feature family (clinical / radiograph / MRI) so a clinician sees three numbers instead of dozens of components.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -52,8 +53,10 @@ def _booster(model: object):
     """The LightGBM booster of a fitted ProgressionModel (SHAP TreeExplainer needs trees)."""
     booster = getattr(model, "booster_", None)
     if booster is None:
-        raise OAKitError("model: not a fitted LightGBM ProgressionModel; expected estimator='lightgbm' "
-                         "(logistic baselines are explained by their coefficients)")
+        raise OAKitError(
+            "model: not a fitted LightGBM ProgressionModel; expected estimator='lightgbm' "
+            "(logistic baselines are explained by their coefficients)"
+        )
     return booster
 
 
@@ -72,8 +75,13 @@ def shap_values(model: object, X: pd.DataFrame) -> ShapResult:
     if values.ndim != 2:
         raise OAKitError(f"shap: unexpected value shape {values.shape}; expected (knees, features) for a binary model")
     keys = X[[c for c in ("participant_id", "side") if c in X.columns]].reset_index(drop=True)
-    return ShapResult(pd.DataFrame(values, columns=features.columns), np.asarray(explanation.base_values, float).ravel(),
-                      features.reset_index(drop=True), dict(model.feature_families_), keys)
+    return ShapResult(
+        pd.DataFrame(values, columns=features.columns),
+        np.asarray(explanation.base_values, float).ravel(),
+        features.reset_index(drop=True),
+        dict(model.feature_families_),
+        keys,
+    )
 
 
 def lightgbm_contributions(model: object, X: pd.DataFrame) -> pd.DataFrame:
@@ -87,9 +95,13 @@ def lightgbm_contributions(model: object, X: pd.DataFrame) -> pd.DataFrame:
 def global_importance(result: ShapResult) -> pd.DataFrame:
     """Mean |SHAP| per feature with its family, largest first."""
     imp = result.values.abs().mean(axis=0)
-    return (pd.DataFrame({"feature": imp.index, "family": [result.families.get(f, "clinical") for f in imp.index],
-                          "mean_abs_shap": imp.to_numpy()})
-            .sort_values("mean_abs_shap", ascending=False, ignore_index=True))
+    return pd.DataFrame(
+        {
+            "feature": imp.index,
+            "family": [result.families.get(f, "clinical") for f in imp.index],
+            "mean_abs_shap": imp.to_numpy(),
+        }
+    ).sort_values("mean_abs_shap", ascending=False, ignore_index=True)
 
 
 def grouped_shap(result: ShapResult, families: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -107,8 +119,9 @@ def grouped_shap(result: ShapResult, families: Mapping[str, str] | None = None) 
     return pd.concat([result.keys, out], axis=1)
 
 
-def interaction_values(model: object, X: pd.DataFrame, features: Sequence[str] | None = None,
-                       max_rows: int = 300) -> pd.DataFrame:
+def interaction_values(
+    model: object, X: pd.DataFrame, features: Sequence[str] | None = None, max_rows: int = 300
+) -> pd.DataFrame:
     """Mean |SHAP interaction| between pairs of features (default: the clinical family), long format.
 
     Each pair's value is the mean over knees of |φ_ab + φ_ba| (log-odds); main effects (diagonal) are left out.
@@ -117,8 +130,11 @@ def interaction_values(model: object, X: pd.DataFrame, features: Sequence[str] |
     """
     booster = _booster(model)
     data = model_features(model, X).iloc[:max_rows]
-    names = list(features) if features is not None else [f for f, fam in model.feature_families_.items()
-                                                         if fam == "clinical"]
+    names = (
+        list(features)
+        if features is not None
+        else [f for f, fam in model.feature_families_.items() if fam == "clinical"]
+    )
     missing = [f for f in names if f not in data.columns]
     if missing:
         raise OAKitError(f"features: {missing[0]!r} is not a model feature; expected names from feature_names_")
@@ -126,9 +142,13 @@ def interaction_values(model: object, X: pd.DataFrame, features: Sequence[str] |
     inter = np.asarray(inter[1] if isinstance(inter, list) else inter)
     idx = [data.columns.get_loc(f) for f in names]
     sub = inter[:, idx][:, :, idx]
-    mean_abs = np.abs(sub + sub.transpose(0, 2, 1)).mean(axis=0)   # total pairwise effect phi_ab + phi_ba
-    rows = [{"feature_a": a, "feature_b": b, "mean_abs_interaction": float(mean_abs[i, j])}
-            for i, a in enumerate(names) for j, b in enumerate(names) if j > i]
+    mean_abs = np.abs(sub + sub.transpose(0, 2, 1)).mean(axis=0)  # total pairwise effect phi_ab + phi_ba
+    rows = [
+        {"feature_a": a, "feature_b": b, "mean_abs_interaction": float(mean_abs[i, j])}
+        for i, a in enumerate(names)
+        for j, b in enumerate(names)
+        if j > i
+    ]
     return pd.DataFrame(rows).sort_values("mean_abs_interaction", ascending=False, ignore_index=True)
 
 
@@ -139,11 +159,21 @@ def waterfall_data(result: ShapResult, index: int, top_k: int = 10) -> pd.DataFr
     row = result.values.iloc[index]
     order = row.abs().sort_values(ascending=False).index
     top, rest = list(order[:top_k]), list(order[top_k:])
-    table = pd.DataFrame({"feature": top, "value": result.data.iloc[index][top].to_numpy(),
-                          "shap": row[top].to_numpy(), "family": [result.families.get(f, "clinical") for f in top]})
+    table = pd.DataFrame(
+        {
+            "feature": top,
+            "value": result.data.iloc[index][top].to_numpy(),
+            "shap": row[top].to_numpy(),
+            "family": [result.families.get(f, "clinical") for f in top],
+        }
+    )
     if rest:
-        table.loc[len(table)] = {"feature": f"{len(rest)} other features", "value": np.nan,
-                                 "shap": float(row[rest].sum()), "family": "mixed"}
+        table.loc[len(table)] = {
+            "feature": f"{len(rest)} other features",
+            "value": np.nan,
+            "shap": float(row[rest].sum()),
+            "family": "mixed",
+        }
     return table
 
 
@@ -154,8 +184,16 @@ def beeswarm_data(result: ShapResult, top_k: int = 15) -> pd.DataFrame:
     for f in features:
         v = result.data[f]
         span = v.max() - v.min()
-        pieces.append(pd.DataFrame({"feature": f, "shap": result.values[f].to_numpy(), "value": v.to_numpy(),
-                                    "value_scaled": ((v - v.min()) / span if span > 0 else v * 0 + 0.5).to_numpy()}))
+        pieces.append(
+            pd.DataFrame(
+                {
+                    "feature": f,
+                    "shap": result.values[f].to_numpy(),
+                    "value": v.to_numpy(),
+                    "value_scaled": ((v - v.min()) / span if span > 0 else v * 0 + 0.5).to_numpy(),
+                }
+            )
+        )
     return pd.concat(pieces, ignore_index=True)
 
 

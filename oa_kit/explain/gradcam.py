@@ -1,4 +1,5 @@
 """Grad-CAM heatmaps for the KL CNN via captum ``LayerGradCam``, upsampled to and aligned with the input ROI."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,13 @@ class _LogProba(nn.Module):
         return torch.log(logits_to_proba(self.model(x), self.loss, self.temperature).clamp_min(1e-12))
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor | np.ndarray, target: int | np.ndarray | None = None, loss: str = "sord",
-             layer: nn.Module | None = None) -> np.ndarray:
+def grad_cam(
+    model: nn.Module,
+    x: torch.Tensor | np.ndarray,
+    target: int | np.ndarray | None = None,
+    loss: str = "sord",
+    layer: nn.Module | None = None,
+) -> np.ndarray:
     """Grad-CAM of the log-probability of ``target`` grades (default: each image's predicted grade).
 
     Parameters
@@ -56,7 +62,9 @@ def grad_cam(model: nn.Module, x: torch.Tensor | np.ndarray, target: int | np.nd
     target = torch.as_tensor(np.broadcast_to(np.asarray(target), (len(inputs),)).copy(), dtype=torch.long)
     cam = LayerGradCam(wrapped, layer if layer is not None else model.stages[-1])
     attribution = cam.attribute(inputs.requires_grad_(True), target=target, relu_attributions=True)
-    upsampled = LayerAttribution.interpolate(attribution.detach(), tuple(inputs.shape[-2:]), interpolate_mode="bilinear")
+    upsampled = LayerAttribution.interpolate(
+        attribution.detach(), tuple(inputs.shape[-2:]), interpolate_mode="bilinear"
+    )
     maps = upsampled[:, 0].clamp_min(0).numpy()
     peak = maps.reshape(len(maps), -1).max(1).reshape(-1, 1, 1)
     model.train(was_training)

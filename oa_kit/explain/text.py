@@ -4,6 +4,7 @@ Example: "BMI 34 raised the risk; no prior injury lowered it; the MRI image feat
 One-hot and embedding features are merged first (``site_*`` → study site, ``sex_*`` → sex, ``kl_emb_pc*`` →
 radiograph image features, ``mri_emb_pc*`` → MRI image features, ``kl_p*`` → KL-CNN grade probabilities).
 """
+
 from __future__ import annotations
 
 import math
@@ -13,20 +14,29 @@ import pandas as pd
 
 #: Display name and value format of known numeric features.
 NUMERIC_LABELS: dict[str, tuple[str, str]] = {
-    "age": ("age", "{:.0f}"), "age_years": ("age", "{:.0f}"), "bmi": ("BMI", "{:.0f}"),
-    "bmi_kg_m2": ("BMI", "{:.0f}"), "kl": ("KL grade", "{:.0f}"),
-    "baseline_kl": ("KL grade", "{:.0f}"), "womac_pain": ("WOMAC pain", "{:.0f}"),
-    "womac_stiffness": ("WOMAC stiffness", "{:.0f}"), "womac_function": ("WOMAC function", "{:.0f}"),
-    "womac_total": ("WOMAC total", "{:.0f}"), "jsw_medial_mm": ("medial joint space {} mm", "{:.1f}"),
+    "age": ("age", "{:.0f}"),
+    "age_years": ("age", "{:.0f}"),
+    "bmi": ("BMI", "{:.0f}"),
+    "bmi_kg_m2": ("BMI", "{:.0f}"),
+    "kl": ("KL grade", "{:.0f}"),
+    "baseline_kl": ("KL grade", "{:.0f}"),
+    "womac_pain": ("WOMAC pain", "{:.0f}"),
+    "womac_stiffness": ("WOMAC stiffness", "{:.0f}"),
+    "womac_function": ("WOMAC function", "{:.0f}"),
+    "womac_total": ("WOMAC total", "{:.0f}"),
+    "jsw_medial_mm": ("medial joint space {} mm", "{:.1f}"),
     "jsw_lateral_mm": ("lateral joint space {} mm", "{:.1f}"),
 }
 #: Wording of binary features: (when 1, when 0).
 BINARY_LABELS: dict[str, tuple[str, str]] = {
-    "injury": ("prior knee injury", "no prior injury"), "surgery": ("prior knee surgery", "no prior knee surgery"),
+    "injury": ("prior knee injury", "no prior injury"),
+    "surgery": ("prior knee surgery", "no prior knee surgery"),
 }
-_GROUPS = ((re.compile(r"^kl_emb_pc\d+$"), "the radiograph image features"),
-           (re.compile(r"^mri_emb_pc\d+$"), "the MRI image features"),
-           (re.compile(r"^kl_p\d$"), "the KL-CNN grade probabilities"))
+_GROUPS = (
+    (re.compile(r"^kl_emb_pc\d+$"), "the radiograph image features"),
+    (re.compile(r"^mri_emb_pc\d+$"), "the MRI image features"),
+    (re.compile(r"^kl_p\d$"), "the KL-CNN grade probabilities"),
+)
 FAMILY_LABELS = {"clinical": "clinical factors", "radiograph": "radiograph findings", "mri": "MRI cartilage"}
 
 
@@ -62,8 +72,11 @@ def describe_feature(feature: str, value: float) -> str:
     if match:
         bone = {"F": "femoral", "T": "tibial"}[match.group(2).upper()]
         side = {"M": "medial", "L": "lateral"}[match.group(3).upper()]
-        return f"{bone} {side} osteophyte {value:.1f} mm" if match.group(1) == "mm" else \
-            f"{bone} {side} osteophyte area {value:.1f} mm²"
+        return (
+            f"{bone} {side} osteophyte {value:.1f} mm"
+            if match.group(1) == "mm"
+            else f"{bone} {side} osteophyte area {value:.1f} mm²"
+        )
     match = re.match(r"jsw_(medial|lateral)(?:_x(\d+))?_mm$", feature)
     if match:
         where = f" at x={int(match.group(2)) / 1000:.3f}" if match.group(2) else ""

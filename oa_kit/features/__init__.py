@@ -1,4 +1,5 @@
 """Features: image embeddings, cartilage biomarkers, per-knee feature assembly with families."""
+
 from __future__ import annotations
 
 from oa_kit.features.assemble import (

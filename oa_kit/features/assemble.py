@@ -24,6 +24,7 @@ training median (``thickness_loss_{medial,lateral,max}``). ``"replace"`` also dr
 (the Duryea per-location JSW profile and the regional MRI measurements), leaving ~900-knee models few, informative
 columns; MRI embeddings and KL-CNN outputs are kept.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -43,18 +44,64 @@ FEATURE_FAMILIES: tuple[str, ...] = ("clinical", "radiograph", "mri")
 #: Columns identifying a knee (never features).
 KEY_COLUMNS: tuple[str, ...] = ("participant_id", "side")
 #: Columns never used as features unless named explicitly: keys, outcomes, generator truth, bookkeeping.
-EXCLUDED_COLUMNS: frozenset[str] = frozenset({
-    "participant_id", "side", "visit_month", "id", "label", "horizon_months", "event", "event_month",
-    "months_to_event_or_censoring", "reason", "reason_code", "race", "fold", "provenance", "death_month",
-})
-EXCLUDED_PREFIXES: tuple[str, ...] = ("p_progress", "latent", "progression_rate", "kl_true", "readprj", "path",
-                                      "oof_", "risk", "n_readings", "image_", "event_month", "kl_increment", "tkr_",
-                                      "unmeasured", "log_rate", "eligible", "grade_quantile", "qc_", "source")
+EXCLUDED_COLUMNS: frozenset[str] = frozenset(
+    {
+        "participant_id",
+        "side",
+        "visit_month",
+        "id",
+        "label",
+        "horizon_months",
+        "event",
+        "event_month",
+        "months_to_event_or_censoring",
+        "reason",
+        "reason_code",
+        "race",
+        "fold",
+        "provenance",
+        "death_month",
+    }
+)
+EXCLUDED_PREFIXES: tuple[str, ...] = (
+    "p_progress",
+    "latent",
+    "progression_rate",
+    "kl_true",
+    "readprj",
+    "path",
+    "oof_",
+    "risk",
+    "n_readings",
+    "image_",
+    "event_month",
+    "kl_increment",
+    "tkr_",
+    "unmeasured",
+    "log_rate",
+    "eligible",
+    "grade_quantile",
+    "qc_",
+    "source",
+)
 #: Column-name endings never used as features (status/bookkeeping text such as ``clinical_status``).
 EXCLUDED_SUFFIXES: tuple[str, ...] = ("_status", "_path", "_month", "_file", "_reasons")
 _RADIOGRAPH_EXACT = {"kl", "kl_grade", "baseline_kl", "grade"}
-_RADIOGRAPH_PREFIXES = ("kl_", "xr_", "jsw", "jsn", "osteophyte", "ost_", "os_", "osf", "sclerosis", "mcmjsw",
-                        "bmang", "beam_angle", "varus")
+_RADIOGRAPH_PREFIXES = (
+    "kl_",
+    "xr_",
+    "jsw",
+    "jsn",
+    "osteophyte",
+    "ost_",
+    "os_",
+    "osf",
+    "sclerosis",
+    "mcmjsw",
+    "bmang",
+    "beam_angle",
+    "varus",
+)
 _MRI_PREFIXES = ("mri_", "thickness", "volume", "fcl", "cartilage", "t2_", "menisc")
 
 
@@ -86,8 +133,9 @@ def _check_keys(table: pd.DataFrame, name: str, visit_month: int | None) -> pd.D
     dup = table.duplicated(list(KEY_COLUMNS))
     if dup.any():
         row = table[dup].iloc[0]
-        raise OAKitError(f"{name}: knee {row['participant_id']}/{row['side']} appears twice; expected one row per "
-                         "knee (and visit)")
+        raise OAKitError(
+            f"{name}: knee {row['participant_id']}/{row['side']} appears twice; expected one row per knee (and visit)"
+        )
     return table
 
 
@@ -95,13 +143,22 @@ def _family_prefixes(columns: Sequence[str], family: str) -> dict[str, str]:
     """Renames that make a column's name carry its source table's family (``xr_`` / ``mri_`` prefix) when
     :func:`family_of` would otherwise read it as another family, so families stay recoverable from names alone."""
     prefix = {"radiograph": "xr_", "mri": "mri_"}[family]
-    return {c: f"{prefix}{c}" for c in columns
-            if c not in KEY_COLUMNS and c != "visit_month" and family_of(c) != family
-            and c in _default_columns(pd.DataFrame(columns=[c]))}
+    return {
+        c: f"{prefix}{c}"
+        for c in columns
+        if c not in KEY_COLUMNS
+        and c != "visit_month"
+        and family_of(c) != family
+        and c in _default_columns(pd.DataFrame(columns=[c]))
+    }
 
 
-def join_knee_tables(clinical: pd.DataFrame, radiograph: pd.DataFrame | None = None,
-                     mri: pd.DataFrame | None = None, visit_month: int | None = 0) -> pd.DataFrame:
+def join_knee_tables(
+    clinical: pd.DataFrame,
+    radiograph: pd.DataFrame | None = None,
+    mri: pd.DataFrame | None = None,
+    visit_month: int | None = 0,
+) -> pd.DataFrame:
     """Left-join the KL-CNN and MRI tables onto the clinical table per knee (one visit, baseline by default).
 
     Parameters
@@ -130,7 +187,9 @@ def join_knee_tables(clinical: pd.DataFrame, radiograph: pd.DataFrame | None = N
         table = table.rename(columns=_family_prefixes(table.columns, name))
         clash = (set(table.columns) & set(merged.columns)) - set(KEY_COLUMNS)
         if clash:
-            raise OAKitError(f"{name}.{sorted(clash)[0]}: column also present in another table; expected distinct names")
+            raise OAKitError(
+                f"{name}.{sorted(clash)[0]}: column also present in another table; expected distinct names"
+            )
         merged = merged.merge(table, on=list(KEY_COLUMNS), how="left", validate="one_to_one")
     return merged.reset_index(drop=True)
 
@@ -145,22 +204,36 @@ def reading_features(readings: pd.DataFrame, visit_month: int = 0) -> pd.DataFra
     Only valid readings count (``kl_status == "ok"`` where that column exists); the KL grade is kept as ``kl``.
     Status, READPRJ and count columns are dropped. One row per knee (participant_id, side).
     """
-    table = _check_keys(readings[readings["visit_month"] == visit_month] if "visit_month" in readings.columns
-                        else readings, "readings", None)
+    table = _check_keys(
+        readings[readings["visit_month"] == visit_month] if "visit_month" in readings.columns else readings,
+        "readings",
+        None,
+    )
     if "kl_status" in table.columns:
         table = table[table["kl_status"] == "ok"]
-    keep = [c for c in table.columns if c in KEY_COLUMNS or (
-        str(c).startswith(READING_FEATURE_PREFIXES) and not str(c).endswith(EXCLUDED_SUFFIXES))]
+    keep = [
+        c
+        for c in table.columns
+        if c in KEY_COLUMNS or (str(c).startswith(READING_FEATURE_PREFIXES) and not str(c).endswith(EXCLUDED_SUFFIXES))
+    ]
     return table[keep].reset_index(drop=True)
 
 
 #: Weight-bearing cartilage regions summarised per compartment (femoral central + tibial), by column-name stem.
 WEIGHT_BEARING_REGIONS: dict[str, tuple[str, ...]] = {
-    "medial": ("femoral_medial_central", "tibial_medial"), "lateral": ("femoral_lateral_central", "tibial_lateral")}
+    "medial": ("femoral_medial_central", "tibial_medial"),
+    "lateral": ("femoral_lateral_central", "tibial_lateral"),
+}
 #: Derived feature → known direction of its effect on progression risk (LightGBM monotone constraint).
 DERIVED_DIRECTIONS: dict[str, int] = {
-    "jsw_medial_resid_z": -1, "jsw_lateral_resid_z": -1, "jsw_min_resid_z": -1,
-    "thickness_loss_medial": 1, "thickness_loss_lateral": 1, "thickness_loss_max": 1, "osteophyte_resid_z": 1}
+    "jsw_medial_resid_z": -1,
+    "jsw_lateral_resid_z": -1,
+    "jsw_min_resid_z": -1,
+    "thickness_loss_medial": 1,
+    "thickness_loss_lateral": 1,
+    "thickness_loss_max": 1,
+    "osteophyte_resid_z": 1,
+}
 #: Marginal osteophyte sites (femoral/tibial x medial/lateral): reading grade ``osteophyte_<m>`` and measured size.
 OSTEOPHYTE_MARGINS: tuple[str, ...] = ("fm", "fl", "tm", "tl")
 #: Fewest training knees with a grade for its own reference size (else the grade's value on a line over grades).
@@ -184,7 +257,7 @@ def _min_jsw(raw: pd.DataFrame, compartment: str) -> tuple[np.ndarray | None, li
         return None, []
     values = raw[cols].to_numpy(dtype=float, na_value=np.nan)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN rows stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
         return np.nanmin(values, axis=1), sorted(set(cols) | set(profile))
 
 
@@ -277,8 +350,12 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
                 continue
             line = np.polyfit(grade[ok], size[ok], 1)
             counts = [int((grade[ok] == g).sum()) for g in range(4)]
-            means = [float(size[ok][grade[ok] == g].mean()) if counts[g] >= MIN_KNEES_PER_GRADE
-                     else float(np.polyval(line, g)) for g in range(4)]
+            means = [
+                float(size[ok][grade[ok] == g].mean())
+                if counts[g] >= MIN_KNEES_PER_GRADE
+                else float(np.polyval(line, g))
+                for g in range(4)
+            ]
             sd = float(np.std(size[ok] - np.asarray(means)[grade[ok].astype(int)]))
             fits[size_col] = {"grade_column": grade_col, "means": means, "sd": sd if sd > 0 else 1.0}
         return fits
@@ -288,7 +365,9 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
         parts = []
         for size_col, fit in self.osteophyte_fits_.items():
             if size_col not in X.columns or fit["grade_column"] not in X.columns:
-                raise OAKitError(f"{size_col}: osteophyte size or grade column missing at transform; expected those seen at fit")
+                raise OAKitError(
+                    f"{size_col}: osteophyte size or grade column missing at transform; expected those seen at fit"
+                )
             size = _log_size(X, size_col)
             grade = X[fit["grade_column"]].to_numpy(dtype=float, na_value=np.nan)
             graded = np.isin(grade, [0, 1, 2, 3])
@@ -306,7 +385,7 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The derived features for ``X`` (same index), NaN where an input is missing."""
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN rows stay NaN in nanmin/nanmean/nanmax
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN in nanmin/nanmean/nanmax
             return pd.DataFrame(self._derive(X), index=X.index)
 
     def _derive(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -323,8 +402,12 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
             out["jsw_min_resid_z"] = np.nanmin(np.column_stack(list(out.values())), axis=1)
         losses = {}
         for comp, regions in WEIGHT_BEARING_REGIONS.items():
-            parts = [self._loss(X, col, female) for r in regions for col in _thickness_columns(X.columns, r)
-                     if col in self.thickness_medians_]
+            parts = [
+                self._loss(X, col, female)
+                for r in regions
+                for col in _thickness_columns(X.columns, r)
+                if col in self.thickness_medians_
+            ]
             if parts:
                 losses[f"thickness_loss_{comp}"] = np.nanmean(np.column_stack(parts), axis=1)
         out.update(losses)
@@ -345,25 +428,33 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
 
     def to_dict(self) -> dict:
         """JSON-ready fitted state."""
-        return {"jsw_fits": self.jsw_fits_, "thickness_medians": self.thickness_medians_,
-                "osteophyte_fits": self.osteophyte_fits_, "consumed": self.consumed_,
-                "feature_names_out": self.feature_names_out_}
+        return {
+            "jsw_fits": self.jsw_fits_,
+            "thickness_medians": self.thickness_medians_,
+            "osteophyte_fits": self.osteophyte_fits_,
+            "consumed": self.consumed_,
+            "feature_names_out": self.feature_names_out_,
+        }
 
     @classmethod
     def from_dict(cls, state: dict) -> DerivedFeatures:
         """Rebuild from :meth:`to_dict` output."""
         obj = cls()
         obj.jsw_fits_, obj.thickness_medians_ = dict(state["jsw_fits"]), dict(state["thickness_medians"])
-        obj.osteophyte_fits_ = dict(state.get("osteophyte_fits", {}))   # models saved before it have none
+        obj.osteophyte_fits_ = dict(state.get("osteophyte_fits", {}))  # models saved before it have none
         obj.consumed_, obj.feature_names_out_ = list(state["consumed"]), list(state["feature_names_out"])
         return obj
 
 
 def _default_columns(table: pd.DataFrame) -> list[str]:
     """Every column usable as a feature: not a key, outcome, truth or bookkeeping column."""
-    return [c for c in table.columns
-            if c not in EXCLUDED_COLUMNS and not str(c).lower().startswith(EXCLUDED_PREFIXES)
-            and not str(c).lower().endswith(EXCLUDED_SUFFIXES)]
+    return [
+        c
+        for c in table.columns
+        if c not in EXCLUDED_COLUMNS
+        and not str(c).lower().startswith(EXCLUDED_PREFIXES)
+        and not str(c).lower().endswith(EXCLUDED_SUFFIXES)
+    ]
 
 
 class FeatureAssembler(BaseEstimator, TransformerMixin):
@@ -399,9 +490,17 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         Features constant on the training rows (dropped).
     """
 
-    def __init__(self, columns: Sequence[str] | None = None, families: Mapping[str, str] | None = None,
-                 n_components: int = DEFAULT_COMPONENTS, max_missing_fraction: float = 0.5,
-                 on_nan_heavy: str = "error", max_levels: int = 12, derived: str = "none", seed: int = 0) -> None:
+    def __init__(
+        self,
+        columns: Sequence[str] | None = None,
+        families: Mapping[str, str] | None = None,
+        n_components: int = DEFAULT_COMPONENTS,
+        max_missing_fraction: float = 0.5,
+        on_nan_heavy: str = "error",
+        max_levels: int = 12,
+        derived: str = "none",
+        seed: int = 0,
+    ) -> None:
         self.columns = columns
         self.families = families
         self.n_components = n_components
@@ -426,8 +525,10 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         cols = list(self.columns) if self.columns is not None else self.raw_columns_
         missing = [c for c in cols if c not in X.columns]
         if missing:
-            raise OAKitError(f"{missing[0]}: feature column missing; expected all of {len(cols)} feature columns "
-                             f"({', '.join(map(str, cols[:6]))}{'...' if len(cols) > 6 else ''})")
+            raise OAKitError(
+                f"{missing[0]}: feature column missing; expected all of {len(cols)} feature columns "
+                f"({', '.join(map(str, cols[:6]))}{'...' if len(cols) > 6 else ''})"
+            )
         return X[cols]
 
     def _with_derived(self, raw: pd.DataFrame) -> pd.DataFrame:
@@ -454,11 +555,20 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
             text = X[col].astype("string")
             missing = text.isna().to_numpy()
             text = text.fillna("").to_numpy(dtype=object)
-            for level in (levels[1:] if len(levels) == 2 else levels):
+            for level in levels[1:] if len(levels) == 2 else levels:
                 parts[f"{col}_{level}"] = np.where(missing, np.nan, (text == level).astype(float))
-        order = [name for col in X.columns for name in ([col] if col not in self.levels_ else
-                 [f"{col}_{lv}" for lv in (self.levels_[col][1:] if len(self.levels_[col]) == 2
-                                            else self.levels_[col])])]
+        order = [
+            name
+            for col in X.columns
+            for name in (
+                [col]
+                if col not in self.levels_
+                else [
+                    f"{col}_{lv}"
+                    for lv in (self.levels_[col][1:] if len(self.levels_[col]) == 2 else self.levels_[col])
+                ]
+            )
+        ]
         return pd.DataFrame({name: parts[name] for name in order}, index=X.index)
 
     def _check_nan_rows(self, features: pd.DataFrame, keys: pd.DataFrame | None) -> None:
@@ -469,10 +579,15 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         heavy = frac > self.max_missing_fraction
         if heavy.any() and self.on_nan_heavy == "error":
             pos = int(np.flatnonzero(heavy.to_numpy())[0])
-            who = (f"knee {keys.iloc[pos]['participant_id']}/{keys.iloc[pos]['side']}" if keys is not None
-                   else f"row {features.index[pos]!r}")
-            raise OAKitError(f"{who}: {frac.iloc[pos]:.0%} of features missing ({int(heavy.sum())} such rows); "
-                             f"expected at most {self.max_missing_fraction:.0%}, or on_nan_heavy='keep'")
+            who = (
+                f"knee {keys.iloc[pos]['participant_id']}/{keys.iloc[pos]['side']}"
+                if keys is not None
+                else f"row {features.index[pos]!r}"
+            )
+            raise OAKitError(
+                f"{who}: {frac.iloc[pos]:.0%} of features missing ({int(heavy.sum())} such rows); "
+                f"expected at most {self.max_missing_fraction:.0%}, or on_nan_heavy='keep'"
+            )
 
     # -- estimator API -----------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureAssembler:
@@ -490,8 +605,10 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
             if not (pd.api.types.is_numeric_dtype(raw[col]) or pd.api.types.is_bool_dtype(raw[col])):
                 levels = sorted(raw[col].dropna().astype(str).unique().tolist())
                 if len(levels) > self.max_levels:
-                    raise OAKitError(f"{col}: {len(levels)} text levels; expected at most {self.max_levels} "
-                                     "(encode it numerically or leave it out)")
+                    raise OAKitError(
+                        f"{col}: {len(levels)} text levels; expected at most {self.max_levels} "
+                        "(encode it numerically or leave it out)"
+                    )
                 self.levels_[col] = levels
         self.pca_ = EmbeddingPCA(EMBEDDING_PREFIXES, self.n_components, self.seed).fit(raw)
         features = self._encode(self.pca_.transform(raw))
@@ -500,8 +617,11 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         if len(constant) == features.shape[1]:
             raise OAKitError(f"X: all {len(constant)} features are constant on the training rows; expected variation")
         if constant:
-            warnings.warn(f"FeatureAssembler: dropping {len(constant)} constant feature(s): {', '.join(constant[:5])}",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"FeatureAssembler: dropping {len(constant)} constant feature(s): {', '.join(constant[:5])}",
+                UserWarning,
+                stacklevel=2,
+            )
         self.dropped_constant_ = constant
         self.feature_names_out_ = [c for c in features.columns if c not in constant]
         self.feature_families_ = {c: self._family(self._source(c)) for c in self.feature_names_out_}
@@ -521,8 +641,9 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         """Encode ``X`` with the fitted state; returns float features in ``feature_names_out_`` order, same index."""
         raw = self._with_derived(self._select(X))
         features = self._encode(self.pca_.transform(raw))
-        self._check_nan_rows(features[self.feature_names_out_],
-                             X[list(KEY_COLUMNS)] if set(KEY_COLUMNS) <= set(X.columns) else None)
+        self._check_nan_rows(
+            features[self.feature_names_out_], X[list(KEY_COLUMNS)] if set(KEY_COLUMNS) <= set(X.columns) else None
+        )
         return features[self.feature_names_out_]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -531,11 +652,16 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
 
     def to_dict(self) -> dict:
         """JSON-ready fitted state for pickle-free persistence."""
-        return {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
-                "raw_columns": self.raw_columns_, "levels": self.levels_, "pca": self.pca_.to_dict(),
-                "dropped_constant": self.dropped_constant_, "feature_names_out": self.feature_names_out_,
-                "feature_families": self.feature_families_,
-                "derived": self.derived_.to_dict() if self.derived_ is not None else None}
+        return {
+            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+            "raw_columns": self.raw_columns_,
+            "levels": self.levels_,
+            "pca": self.pca_.to_dict(),
+            "dropped_constant": self.dropped_constant_,
+            "feature_names_out": self.feature_names_out_,
+            "feature_families": self.feature_families_,
+            "derived": self.derived_.to_dict() if self.derived_ is not None else None,
+        }
 
     @classmethod
     def from_dict(cls, state: dict) -> FeatureAssembler:
@@ -551,9 +677,13 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         return obj
 
 
-def out_of_fold_predictions(fit_predict: Callable[[pd.DataFrame, pd.DataFrame], Any], table: pd.DataFrame,
-                            group_column: str = "participant_id", n_splits: int = 5,
-                            seed: int = 0) -> pd.DataFrame:
+def out_of_fold_predictions(
+    fit_predict: Callable[[pd.DataFrame, pd.DataFrame], Any],
+    table: pd.DataFrame,
+    group_column: str = "participant_id",
+    n_splits: int = 5,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Out-of-fold image features: fit an image model on participant-grouped train folds, predict the held-out fold.
 
     No knee's features come from a model that saw that knee (or the participant's other knee) in training.
@@ -581,15 +711,23 @@ def out_of_fold_predictions(fit_predict: Callable[[pd.DataFrame, pd.DataFrame], 
         raise OAKitError(f"{group_column}: column missing; expected participant ids to group folds")
     groups = table[group_column].astype(str).to_numpy()
     if len(np.unique(groups)) < n_splits:
-        raise OAKitError(f"{group_column}: {len(np.unique(groups))} participants; expected at least n_splits={n_splits}")
+        raise OAKitError(
+            f"{group_column}: {len(np.unique(groups))} participants; expected at least n_splits={n_splits}"
+        )
     splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     pieces = []
     for fold, (train, test) in enumerate(splitter.split(table, groups=groups)):
         assert not set(groups[train]) & set(groups[test]), "participant in both train and test"
         pred = fit_predict(table.iloc[train], table.iloc[test])
-        pred = pd.DataFrame(pred).reset_index(drop=True) if not isinstance(pred, pd.DataFrame) else pred.reset_index(drop=True)
+        pred = (
+            pd.DataFrame(pred).reset_index(drop=True)
+            if not isinstance(pred, pd.DataFrame)
+            else pred.reset_index(drop=True)
+        )
         if len(pred) != len(test):
-            raise OAKitError(f"fit_predict: returned {len(pred)} rows for {len(test)} held-out rows; expected one per row")
+            raise OAKitError(
+                f"fit_predict: returned {len(pred)} rows for {len(test)} held-out rows; expected one per row"
+            )
         pred.index = table.index[test]
         pred["oof_fold"] = fold
         pieces.append(pred)

@@ -15,6 +15,7 @@ phantoms' truth therefore counts cartilage at least ``oa_kit.synth.mri.TRUTH_MIN
 Work is confined to each plate's bounding box (grown by the rays' reach and the normal smoothing), so the cost
 follows the cartilage, not the field of view.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class SurfaceThickness:
 def voxel_spacing(affine: np.ndarray) -> np.ndarray:
     """Voxel size along each array axis (mm); rejects sheared (non-orthogonal) grids, where thickness would be wrong."""
     cols = np.asarray(affine, dtype=float)[:3, :3]
-    zooms = np.sqrt((cols ** 2).sum(axis=0))
+    zooms = np.sqrt((cols**2).sum(axis=0))
     if np.any(zooms <= 0):
         raise OAKitError("affine: zero voxel size; expected a valid voxel->RAS matrix")
     unit = cols / zooms
@@ -88,7 +89,9 @@ def _crop(mask: np.ndarray, margin: np.ndarray) -> tuple[slice, ...]:
 
 def _grow(box: tuple[slice, ...], margin: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, ...]:
     """``box`` grown by ``margin`` voxels per axis, clipped to ``shape``."""
-    return tuple(slice(max(int(b.start) - int(m), 0), min(int(b.stop) + int(m), int(n))) for b, m, n in zip(box, margin, shape))
+    return tuple(
+        slice(max(int(b.start) - int(m), 0), min(int(b.stop) + int(m), int(n))) for b, m, n in zip(box, margin, shape)
+    )
 
 
 def _margin(spacing: np.ndarray, smooth_mm: float, max_mm: float) -> np.ndarray:
@@ -111,7 +114,9 @@ def _vertex_area(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return out
 
 
-def bone_surface(bone: np.ndarray, spacing: np.ndarray, smooth_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bone_surface(
+    bone: np.ndarray, spacing: np.ndarray, smooth_mm: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bone surface vertices (mm), outward unit normals (from the gradient of the smoothed bone field) and vertex areas.
 
     The smoothing width is ``smooth_mm`` but never less than the largest voxel size, so that on anisotropic grids
@@ -120,13 +125,18 @@ def bone_surface(bone: np.ndarray, spacing: np.ndarray, smooth_mm: float = 1.0) 
     if bone.max() <= 0.5 or bone.min() >= 0.5:
         return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)
     verts, faces, _, _ = marching_cubes(bone, level=0.5, spacing=tuple(spacing))
-    sigma_mm = max(smooth_mm, float(spacing.max()))          # at least one thick slice: no staircase normals
+    sigma_mm = max(smooth_mm, float(spacing.max()))  # at least one thick slice: no staircase normals
     smooth = ndimage.gaussian_filter(bone, sigma=sigma_mm / spacing, mode="nearest")
     # central differences one voxel either side, interpolated at the vertices: np.gradient sampled at the vertices,
     # without computing three gradient volumes (the linear padding reproduces its one-sided differences at the border)
     padded, shifted = _pad_linear(smooth), verts + spacing
-    grads = np.stack([(_sample(padded, shifted + e, spacing) - _sample(padded, shifted - e, spacing)) / (2.0 * spacing[a])
-                      for a, e in enumerate(np.diag(spacing))], axis=1)
+    grads = np.stack(
+        [
+            (_sample(padded, shifted + e, spacing) - _sample(padded, shifted - e, spacing)) / (2.0 * spacing[a])
+            for a, e in enumerate(np.diag(spacing))
+        ],
+        axis=1,
+    )
     norm = np.linalg.norm(grads, axis=1, keepdims=True)
     normals = -grads / np.where(norm > 0, norm, 1.0)
     return verts, normals, _vertex_area(verts, faces)
@@ -146,8 +156,14 @@ def _pad_linear(field_: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------------------------- thickness
-def ray_thickness(cartilage: np.ndarray, points_mm: np.ndarray, normals: np.ndarray, spacing: np.ndarray,
-                  max_mm: float = 10.0, step_mm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def ray_thickness(
+    cartilage: np.ndarray,
+    points_mm: np.ndarray,
+    normals: np.ndarray,
+    spacing: np.ndarray,
+    max_mm: float = 10.0,
+    step_mm: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Normal-ray thickness (mm) at each bone-surface point, and whether the ray met cartilage next to the bone.
 
     Each ray starts one voxel inside the bone and runs ``max_mm`` outward; thickness is the integral of the
@@ -157,7 +173,7 @@ def ray_thickness(cartilage: np.ndarray, points_mm: np.ndarray, normals: np.ndar
     """
     step = step_mm or float(spacing.min()) / 5.0
     t = np.arange(-float(spacing.max()), max_mm + step, step)
-    near = np.abs(normals) @ spacing + step                 # a segment must start within one voxel (+ a step)
+    near = np.abs(normals) @ spacing + step  # a segment must start within one voxel (+ a step)
     state = _RayState(len(points_mm))
     state.done[_blind(cartilage, points_mm, spacing, float(spacing.sum()) + step)] = True
     block = max(1, int(round(1.0 / step)))
@@ -165,8 +181,8 @@ def ray_thickness(cartilage: np.ndarray, points_mm: np.ndarray, normals: np.ndar
         live = state.live()
         if not len(live):
             break
-        tb = t[b0:b0 + block]
-        inside_bone = tb[-1] < step - near[live]           # whole block before the ray's start: all zeros
+        tb = t[b0 : b0 + block]
+        inside_bone = tb[-1] < step - near[live]  # whole block before the ray's start: all zeros
         state.skip(live[inside_bone], b0 + len(tb))
         live = live[~inside_bone]
         pts = points_mm[live, None, :] + tb[None, :, None] * normals[live, None, :]
@@ -220,7 +236,7 @@ class _RayState:
             grow = ~zero & ~done
             run[grow] += o[grow]
             found |= grow & (o >= 0.5)
-            done |= found & zero                                     # first segment reaching 0.5 has closed
+            done |= found & zero  # first segment reaching 0.5 has closed
             done |= ~found & (t[np.minimum(start, len(t) - 1)] > near)  # no segment can start next to the bone now
         self.run[live], self.start[live], self.found[live], self.done[live] = run, start, found, done
 
@@ -230,7 +246,9 @@ class _RayState:
         return np.where(covered, self.run * step, 0.0), covered
 
 
-def closest_point_thickness(cartilage: np.ndarray, bone: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+def closest_point_thickness(
+    cartilage: np.ndarray, bone: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray
+) -> np.ndarray:
     """Cross-check: distance (mm) from each bone-surface point to the nearest articular-surface point of the cartilage."""
     union = np.clip(cartilage + bone, 0.0, 1.0)
     if union.max() <= 0.5 or len(points_mm) == 0:
@@ -242,9 +260,16 @@ def closest_point_thickness(cartilage: np.ndarray, bone: np.ndarray, points_mm: 
     return cKDTree(articular).query(points_mm)[0]
 
 
-def full_thickness_loss(points_mm: np.ndarray, normals: np.ndarray, covered: np.ndarray, radius_mm: float = 6.0,
-                        grid_mm: float = 1.0, max_gap_deg: float = 100.0, min_agreement: float = 0.9,
-                        candidates: np.ndarray | None = None) -> np.ndarray:
+def full_thickness_loss(
+    points_mm: np.ndarray,
+    normals: np.ndarray,
+    covered: np.ndarray,
+    radius_mm: float = 6.0,
+    grid_mm: float = 1.0,
+    max_gap_deg: float = 100.0,
+    min_agreement: float = 0.9,
+    candidates: np.ndarray | None = None,
+) -> np.ndarray:
     """Flag uncovered bone-surface points that covered cartilage encloses on all sides (a hole = full-thickness loss).
 
     Only covered points within ``radius_mm`` whose surface faces the same way count, and the candidate's own normal
@@ -295,14 +320,21 @@ def _max_angular_gaps_deg(vectors: np.ndarray, normal: np.ndarray, owner: np.nda
     first = np.r_[True, owner[1:] != owner[:-1]]
     starts = np.flatnonzero(first)
     size = np.diff(np.r_[starts, len(ang)])
-    wrap = ang[starts][np.cumsum(first) - 1] + 360.0 - ang           # gap from each angle back to its group's first
+    wrap = ang[starts][np.cumsum(first) - 1] + 360.0 - ang  # gap from each angle back to its group's first
     gap = np.where(np.r_[~first[1:], False], np.r_[ang[1:], 0.0] - ang, wrap)
     out[owner[starts]] = np.where(size >= 2, np.maximum.reduceat(gap, starts), 360.0)
     return out
 
 
-def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, label: int, max_mm: float = 10.0,
-                    smooth_mm: float = 1.0, fcl_radius_mm: float = 6.0) -> SurfaceThickness:
+def plate_thickness(
+    cartilage: np.ndarray,
+    bone: np.ndarray,
+    affine: np.ndarray,
+    label: int,
+    max_mm: float = 10.0,
+    smooth_mm: float = 1.0,
+    fcl_radius_mm: float = 6.0,
+) -> SurfaceThickness:
     """Measure one cartilage plate: bone surface under it, normal-ray thickness, closest-point cross-check, FCL points.
 
     Parameters
@@ -318,8 +350,9 @@ def plate_thickness(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray,
     if not np.any(cartilage > 0.5):
         return _empty_surface(label)
     box = _crop(cartilage > 0.5, _margin(spacing, smooth_mm, max_mm))
-    return _measure_plate(cartilage[box], bone[box], affine, np.array([s.start for s in box]), label, max_mm,
-                          smooth_mm, fcl_radius_mm)
+    return _measure_plate(
+        cartilage[box], bone[box], affine, np.array([s.start for s in box]), label, max_mm, smooth_mm, fcl_radius_mm
+    )
 
 
 def _empty_surface(label: int) -> SurfaceThickness:
@@ -328,8 +361,16 @@ def _empty_surface(label: int) -> SurfaceThickness:
     return SurfaceThickness(label, z3, z3, z3, z, z, z.astype(bool), z, z.astype(bool), np.empty(0, dtype=object))
 
 
-def _measure_plate(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, origin: np.ndarray, label: int,
-                   max_mm: float, smooth_mm: float, fcl_radius_mm: float) -> SurfaceThickness:
+def _measure_plate(
+    cartilage: np.ndarray,
+    bone: np.ndarray,
+    affine: np.ndarray,
+    origin: np.ndarray,
+    label: int,
+    max_mm: float,
+    smooth_mm: float,
+    fcl_radius_mm: float,
+) -> SurfaceThickness:
     """:func:`plate_thickness` on a crop whose first voxel is ``origin`` (voxel index) of the scan grid."""
     spacing = voxel_spacing(affine)
     c = np.ascontiguousarray(cartilage, dtype=np.float32)
@@ -340,7 +381,7 @@ def _measure_plate(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, 
     verts, normals, area, thickness, covered = verts[near], normals[near], area[near], thickness[near], covered[near]
     cp = np.full(len(verts), np.nan)
     if covered.any():
-        inner = _grow(_crop(c > 0, np.zeros(3, dtype=int)), np.full(3, 2), c.shape)   # articular surface lies here
+        inner = _grow(_crop(c > 0, np.zeros(3, dtype=int)), np.full(3, 2), c.shape)  # articular surface lies here
         shift = np.array([s.start for s in inner]) * spacing
         cp[covered] = closest_point_thickness(c[inner], b[inner], verts[covered] - shift, spacing)
     fcl = full_thickness_loss(verts, normals, covered, fcl_radius_mm, candidates=_judgeable(verts, normals, spacing))
@@ -349,7 +390,9 @@ def _measure_plate(cartilage: np.ndarray, bone: np.ndarray, affine: np.ndarray, 
     return SurfaceThickness(label, points, world, normals, area, thickness, covered, cp, fcl)
 
 
-def _judgeable(points_mm: np.ndarray, normals: np.ndarray, spacing: np.ndarray, max_component: float = 0.5) -> np.ndarray:
+def _judgeable(
+    points_mm: np.ndarray, normals: np.ndarray, spacing: np.ndarray, max_component: float = 0.5
+) -> np.ndarray:
     """Bone points where full-thickness loss can be judged on a grid with thick slices (spacing > 1.5 x the finest).
 
     Only points on a slice plane qualify (marching-cubes vertices between two slices interpolate two differently
@@ -392,8 +435,8 @@ class CartilageMeasurement:
     affine: np.ndarray
     surfaces: dict[int, SurfaceThickness]
     volume_mm3: dict[str, float]
-    thickness_map: np.ndarray            # (X, Y, Z) float32, mm at every cartilage voxel, 0 elsewhere
-    subregion_map: np.ndarray            # (X, Y, Z) uint8, 0 none, i + 1 = SUBREGIONS[i]
+    thickness_map: np.ndarray  # (X, Y, Z) float32, mm at every cartilage voxel, 0 elsewhere
+    subregion_map: np.ndarray  # (X, Y, Z) uint8, 0 none, i + 1 = SUBREGIONS[i]
 
     def subregion_table(self) -> pd.DataFrame:
         """One row per subregion: mean/median/p5 thickness (mm), closest-point mean (mm), FCL and covered area (mm^2), volume."""
@@ -410,16 +453,18 @@ class CartilageMeasurement:
                 area.append(surf.area_mm2[sel & surf.covered])
                 fcl_area += float(surf.area_mm2[sel & surf.fcl].sum())
             th, cp, area = np.concatenate(th), np.concatenate(cp), np.concatenate(area)
-            rows.append({
-                "subregion": name,
-                "thickness_mm_mean": float(np.average(th, weights=area)) if area.sum() > 0 else np.nan,
-                "thickness_mm_median": float(np.median(th)) if len(th) else np.nan,
-                "thickness_mm_p05": float(np.percentile(th, 5)) if len(th) else np.nan,
-                "thickness_cp_mm_mean": float(np.nanmean(cp)) if np.isfinite(cp).any() else np.nan,
-                "fcl_area_mm2": fcl_area,
-                "covered_area_mm2": float(area.sum()),
-                "volume_mm3": float(counts[SUBREGION_INDEX[name]]) * vox,
-            })
+            rows.append(
+                {
+                    "subregion": name,
+                    "thickness_mm_mean": float(np.average(th, weights=area)) if area.sum() > 0 else np.nan,
+                    "thickness_mm_median": float(np.median(th)) if len(th) else np.nan,
+                    "thickness_mm_p05": float(np.percentile(th, 5)) if len(th) else np.nan,
+                    "thickness_cp_mm_mean": float(np.nanmean(cp)) if np.isfinite(cp).any() else np.nan,
+                    "fcl_area_mm2": fcl_area,
+                    "covered_area_mm2": float(area.sum()),
+                    "volume_mm3": float(counts[SUBREGION_INDEX[name]]) * vox,
+                }
+            )
         return pd.DataFrame(rows)
 
     def to_row(self) -> dict[str, float]:
@@ -431,8 +476,15 @@ class CartilageMeasurement:
         return row
 
 
-def measure_cartilage(labels: np.ndarray, affine: np.ndarray, side: str, proba: np.ndarray | None = None,
-                      max_mm: float = 10.0, smooth_mm: float = 1.0, fcl_radius_mm: float = 6.0) -> CartilageMeasurement:
+def measure_cartilage(
+    labels: np.ndarray,
+    affine: np.ndarray,
+    side: str,
+    proba: np.ndarray | None = None,
+    max_mm: float = 10.0,
+    smooth_mm: float = 1.0,
+    fcl_radius_mm: float = 6.0,
+) -> CartilageMeasurement:
     """Measure every cartilage plate of one knee and assign subregions (docs/DESIGN.md rule).
 
     Parameters
@@ -459,8 +511,9 @@ def measure_cartilage(labels: np.ndarray, affine: np.ndarray, side: str, proba: 
     if proba is not None and proba.shape != (len(LABELS), *labels.shape):
         raise OAKitError(f"proba: shape {proba.shape}; expected {(len(LABELS), *labels.shape)}")
     spacing = voxel_spacing(affine)
-    boxes = ndimage.find_objects(np.asarray(labels, dtype=np.intp) if labels.dtype.kind not in "ui" else labels,
-                                 max_label=len(LABELS) - 1)
+    boxes = ndimage.find_objects(
+        np.asarray(labels, dtype=np.intp) if labels.dtype.kind not in "ui" else labels, max_label=len(LABELS) - 1
+    )
     surfaces: dict[int, SurfaceThickness] = {}
     for label, bone_label in CARTILAGE_BONE.items():
         box = boxes[label - 1]
@@ -476,11 +529,19 @@ def measure_cartilage(labels: np.ndarray, affine: np.ndarray, side: str, proba: 
         inner = _crop(cart > 0.5, _margin(spacing, smooth_mm, max_mm))
         origin = np.array([b.start + i.start for b, i in zip(big, inner)])
         bone = _occupancy(labels, proba, bone_label, big)
-        surfaces[label] = _measure_plate(cart[inner], bone[inner], affine, origin, label, max_mm, smooth_mm, fcl_radius_mm)
+        surfaces[label] = _measure_plate(
+            cart[inner], bone[inner], affine, origin, label, max_mm, smooth_mm, fcl_radius_mm
+        )
     _assign_subregions(surfaces, labels, affine, side, boxes)
     thickness_map, subregion_map = _voxel_maps(surfaces, labels, spacing, boxes)
-    return CartilageMeasurement(side, np.asarray(affine, dtype=float), surfaces, cartilage_volume_mm3(labels, affine, proba),
-                                thickness_map, subregion_map)
+    return CartilageMeasurement(
+        side,
+        np.asarray(affine, dtype=float),
+        surfaces,
+        cartilage_volume_mm3(labels, affine, proba),
+        thickness_map,
+        subregion_map,
+    )
 
 
 def _occupancy(labels: np.ndarray, proba: np.ndarray | None, label: int, box: tuple[slice, ...]) -> np.ndarray:
@@ -490,7 +551,7 @@ def _occupancy(labels: np.ndarray, proba: np.ndarray | None, label: int, box: tu
     if proba is None:
         return mask.astype(np.float32)
     near = ndimage.binary_dilation(mask, iterations=1)
-    return np.where(near, proba[(label, *box)], 0.0).astype(np.float32)          # reads only the box
+    return np.where(near, proba[(label, *box)], 0.0).astype(np.float32)  # reads only the box
 
 
 def _offset(box: tuple[slice, ...]) -> np.ndarray:
@@ -498,8 +559,9 @@ def _offset(box: tuple[slice, ...]) -> np.ndarray:
     return np.array([s.start for s in box])
 
 
-def _assign_subregions(surfaces: dict[int, SurfaceThickness], labels: np.ndarray, affine: np.ndarray, side: str,
-                       boxes: list) -> None:
+def _assign_subregions(
+    surfaces: dict[int, SurfaceThickness], labels: np.ndarray, affine: np.ndarray, side: str, boxes: list
+) -> None:
     """Set ``subregion`` on every surface: femoral by the fitted condyle geometry, the other plates by label."""
     for label, surf in surfaces.items():
         if label in PLATE_SUBREGION:
@@ -511,8 +573,9 @@ def _assign_subregions(surfaces: dict[int, SurfaceThickness], labels: np.ndarray
         fem.subregion = model.transform(fem.world_xyz)
 
 
-def _voxel_maps(surfaces: dict[int, SurfaceThickness], labels: np.ndarray, spacing: np.ndarray,
-                boxes: list) -> tuple[np.ndarray, np.ndarray]:
+def _voxel_maps(
+    surfaces: dict[int, SurfaceThickness], labels: np.ndarray, spacing: np.ndarray, boxes: list
+) -> tuple[np.ndarray, np.ndarray]:
     """Give each cartilage voxel the thickness and subregion of its nearest covered bone-surface point."""
     thickness = np.zeros(labels.shape, dtype=np.float32)
     subregions = np.zeros(labels.shape, dtype=np.uint8)

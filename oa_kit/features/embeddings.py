@@ -5,6 +5,7 @@ columns). Trees and logistic regression see them through a few principal compone
 estimator so that, inside a cross-validation loop, it is refitted on each training fold and never sees the
 held-out knees. Rows with any missing embedding value get missing components (LightGBM treats NaN natively).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ DEFAULT_COMPONENTS = 8
 
 def embedding_columns(columns: Sequence[str], prefix: str) -> list[str]:
     """Return the columns that belong to the embedding ``prefix`` (e.g. ``kl_emb_000`` for ``kl_emb_``), in order."""
-    return sorted(c for c in columns if str(c).startswith(prefix) and str(c)[len(prefix):].isdigit())
+    return sorted(c for c in columns if str(c).startswith(prefix) and str(c)[len(prefix) :].isdigit())
 
 
 def component_name(prefix: str, index: int) -> str:
@@ -51,8 +52,9 @@ class EmbeddingPCA(BaseEstimator, TransformerMixin):
         prefix → {"columns": [...], "mean": [...], "components": [[...]]} for each block found at fit.
     """
 
-    def __init__(self, prefixes: Sequence[str] = EMBEDDING_PREFIXES, n_components: int = DEFAULT_COMPONENTS,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, prefixes: Sequence[str] = EMBEDDING_PREFIXES, n_components: int = DEFAULT_COMPONENTS, seed: int = 0
+    ) -> None:
         self.prefixes = prefixes
         self.n_components = n_components
         self.seed = seed
@@ -69,12 +71,13 @@ class EmbeddingPCA(BaseEstimator, TransformerMixin):
             block = X[cols].to_numpy(dtype=float)
             complete = block[np.isfinite(block).all(axis=1)]
             if len(complete) < 2:
-                raise OAKitError(f"{prefix}*: fewer than 2 training rows with a complete embedding; "
-                                 "expected image-model embeddings for most knees")
+                raise OAKitError(
+                    f"{prefix}*: fewer than 2 training rows with a complete embedding; "
+                    "expected image-model embeddings for most knees"
+                )
             k = min(int(self.n_components), complete.shape[0] - 1, complete.shape[1])
             pca = PCA(n_components=k, random_state=self.seed).fit(complete)
-            self.blocks_[prefix] = {"columns": cols, "mean": pca.mean_.tolist(),
-                                    "components": pca.components_.tolist()}
+            self.blocks_[prefix] = {"columns": cols, "mean": pca.mean_.tolist(), "components": pca.components_.tolist()}
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -84,8 +87,10 @@ class EmbeddingPCA(BaseEstimator, TransformerMixin):
         for prefix, block in self.blocks_.items():
             missing = [c for c in block["columns"] if c not in X.columns]
             if missing:
-                raise OAKitError(f"{missing[0]}: embedding column missing at transform; expected the "
-                                 f"{len(block['columns'])} columns {prefix}* seen at fit")
+                raise OAKitError(
+                    f"{missing[0]}: embedding column missing at transform; expected the "
+                    f"{len(block['columns'])} columns {prefix}* seen at fit"
+                )
             values = X[block["columns"]].to_numpy(dtype=float, na_value=np.nan)
             scores = (values - np.asarray(block["mean"])) @ np.asarray(block["components"]).T
             scores[~np.isfinite(values).all(axis=1)] = np.nan
@@ -96,8 +101,12 @@ class EmbeddingPCA(BaseEstimator, TransformerMixin):
 
     def to_dict(self) -> dict:
         """JSON-ready state (parameters and fitted blocks) for pickle-free persistence."""
-        return {"prefixes": list(self.prefixes), "n_components": int(self.n_components), "seed": int(self.seed),
-                "blocks": self.blocks_}
+        return {
+            "prefixes": list(self.prefixes),
+            "n_components": int(self.n_components),
+            "seed": int(self.seed),
+            "blocks": self.blocks_,
+        }
 
     @classmethod
     def from_dict(cls, state: dict) -> EmbeddingPCA:

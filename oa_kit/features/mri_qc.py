@@ -1,5 +1,6 @@
 """Per-scan QC flags for a knee segmentation: implausible volumes, missing/disconnected compartments, laterality,
 truncated field of view and low model confidence. None of the anchor systems flags a bad segmentation; oa_kit does."""
+
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -14,24 +15,32 @@ from oa_kit.models.mri.transforms import split_position
 
 #: Plausible tissue volumes (mm^3) of an adult knee in a DESS field of view; outside -> ``qc_volume_implausible``.
 #: Wide on purpose (cartilage loss and small knees are real); bones are partial volumes inside the field of view.
-PLAUSIBLE_VOLUME_MM3 = MappingProxyType({
-    "femur": (15_000.0, 600_000.0),
-    "femoral_cartilage": (1_500.0, 40_000.0),
-    "tibia": (10_000.0, 600_000.0),
-    "medial_tibial_cartilage": (200.0, 8_000.0),
-    "lateral_tibial_cartilage": (200.0, 8_000.0),
-    "patella": (2_000.0, 60_000.0),
-    "patellar_cartilage": (300.0, 12_000.0),
-    "medial_meniscus": (200.0, 12_000.0),
-    "lateral_meniscus": (200.0, 12_000.0),
-})
+PLAUSIBLE_VOLUME_MM3 = MappingProxyType(
+    {
+        "femur": (15_000.0, 600_000.0),
+        "femoral_cartilage": (1_500.0, 40_000.0),
+        "tibia": (10_000.0, 600_000.0),
+        "medial_tibial_cartilage": (200.0, 8_000.0),
+        "lateral_tibial_cartilage": (200.0, 8_000.0),
+        "patella": (2_000.0, 60_000.0),
+        "patellar_cartilage": (300.0, 12_000.0),
+        "medial_meniscus": (200.0, 12_000.0),
+        "lateral_meniscus": (200.0, 12_000.0),
+    }
+)
 #: A second connected piece larger than this fraction of the largest makes a tissue "disconnected".
 DISCONNECTED_FRACTION = 0.10
 #: Mean normalised softmax entropy (0 = certain, 1 = uniform) in cartilage above which confidence is "low".
 ENTROPY_THRESHOLD = 0.30
 
-QC_FLAGS = ("qc_volume_implausible", "qc_missing_compartment", "qc_disconnected", "qc_laterality_mismatch",
-            "qc_truncated_fov", "qc_low_confidence")
+QC_FLAGS = (
+    "qc_volume_implausible",
+    "qc_missing_compartment",
+    "qc_disconnected",
+    "qc_laterality_mismatch",
+    "qc_truncated_fov",
+    "qc_low_confidence",
+)
 
 
 def tissue_volumes_mm3(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
@@ -92,7 +101,7 @@ def _interface(bone: np.ndarray, cartilage: np.ndarray) -> np.ndarray:
 
 def _footprint_mm2(points: np.ndarray, cell_mm: float = 1.0) -> float:
     """Area (mm^2) of the x-y projection of points on a ``cell_mm`` grid."""
-    return float(len(np.unique(np.floor(points[:, :2] / cell_mm).astype(np.int64), axis=0))) * cell_mm ** 2
+    return float(len(np.unique(np.floor(points[:, :2] / cell_mm).astype(np.int64), axis=0))) * cell_mm**2
 
 
 def _larger_side(points: np.ndarray, size) -> int:
@@ -102,7 +111,7 @@ def _larger_side(points: np.ndarray, size) -> int:
     if len(edges) < 3:
         return 0
     hist, _ = np.histogram(x, bins=edges)
-    cut = edges[int(round(split_position(hist[:, None])))] + 0.5      # centre of the emptiest 1 mm bin
+    cut = edges[int(round(split_position(hist[:, None])))] + 0.5  # centre of the emptiest 1 mm bin
     low, high = size(points[x < cut]), size(points[x >= cut])
     if max(low, high) == 0 or abs(low - high) < 0.02 * max(low, high):
         return 0
@@ -141,7 +150,9 @@ def qc_flags(labels: np.ndarray, affine: np.ndarray, side: str, proba: np.ndarra
     volumes = tissue_volumes_mm3(labels, affine)
     reasons = []
     missing = [n for n, v in volumes.items() if v == 0]
-    implausible = [n for n, v in volumes.items() if v > 0 and not (PLAUSIBLE_VOLUME_MM3[n][0] <= v <= PLAUSIBLE_VOLUME_MM3[n][1])]
+    implausible = [
+        n for n, v in volumes.items() if v > 0 and not (PLAUSIBLE_VOLUME_MM3[n][0] <= v <= PLAUSIBLE_VOLUME_MM3[n][1])
+    ]
     disconnected = disconnected_tissues(labels)
     cart = np.isin(labels, CARTILAGE_LABELS)
     border = [f"axis {a}" for a in range(3) if cart.take(0, axis=a).any() or cart.take(-1, axis=a).any()]
@@ -157,13 +168,19 @@ def qc_flags(labels: np.ndarray, affine: np.ndarray, side: str, proba: np.ndarra
         "qc_truncated_fov": bool(border),
         "qc_low_confidence": bool(np.isfinite(entropy) and entropy > ENTROPY_THRESHOLD),
     }
-    for flag, detail in (("qc_volume_implausible", implausible), ("qc_missing_compartment", missing),
-                         ("qc_disconnected", disconnected), ("qc_truncated_fov", border)):
+    for flag, detail in (
+        ("qc_volume_implausible", implausible),
+        ("qc_missing_compartment", missing),
+        ("qc_disconnected", disconnected),
+        ("qc_truncated_fov", border),
+    ):
         if flags[flag]:
             reasons.append(f"{flag[3:]}: {', '.join(detail)}")
     if laterality:
-        reasons.append(f"laterality_mismatch: declared {side} but the medial compartment lies toward "
-                       f"{'-x' if medial_sign < 0 else '+x'}")
+        reasons.append(
+            f"laterality_mismatch: declared {side} but the medial compartment lies toward "
+            f"{'-x' if medial_sign < 0 else '+x'}"
+        )
     if flags["qc_low_confidence"]:
         reasons.append(f"low_confidence: cartilage entropy {entropy:.2f} > {ENTROPY_THRESHOLD}")
     return {**flags, "qc_any": any(flags.values()), "qc_reasons": "; ".join(reasons), "qc_cartilage_entropy": entropy}

@@ -1,5 +1,6 @@
 """Radiograph features per knee: KL-model inputs from a cohort's DICOMs, classical marginal-osteophyte lengths (mm)
 and spur areas (mm^2), and out-of-fold KL-CNN probabilities + embeddings."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,9 @@ from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
 from oa_kit.models.kl.train import KLTrainer
 
 
-def radiograph_knee_inputs(paths: list[str | os.PathLike], visit_month: int = 0,
-                           progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+def radiograph_knee_inputs(
+    paths: list[str | os.PathLike], visit_month: int = 0, progress: bool = True
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Localise both knees in each bilateral PA radiograph and preprocess them for the KL model.
 
     Parameters
@@ -50,11 +52,20 @@ def radiograph_knee_inputs(paths: list[str | os.PathLike], visit_month: int = 0,
         participant = str(radiograph.meta.get("patient_id") or Path(path).name.split("_")[0])
         for roi in knee_rois(radiograph):
             rois.append(roi.pixels)
-            rows.append({"participant_id": participant, "side": roi.side, "visit_month": visit_month,
-                         "source_file": str(path), "qa_flags": ";".join(radiograph.qa_flags + roi.qa_flags),
-                         **marginal_osteophytes(roi)})
+            rows.append(
+                {
+                    "participant_id": participant,
+                    "side": roi.side,
+                    "visit_month": visit_month,
+                    "source_file": str(path),
+                    "qa_flags": ";".join(radiograph.qa_flags + roi.qa_flags),
+                    **marginal_osteophytes(roi),
+                }
+            )
     if not rois:
-        raise OAKitError(f"{paths[0] if paths else 'paths'}: no knee found in any radiograph; expected bilateral PA knee images")
+        raise OAKitError(
+            f"{paths[0] if paths else 'paths'}: no knee found in any radiograph; expected bilateral PA knee images"
+        )
     return roi_arrays(rois, clahe=True), pd.DataFrame(rows)
 
 
@@ -73,10 +84,17 @@ def kl_feature_table(grader: KLGrader, X: np.ndarray, keys: pd.DataFrame) -> pd.
     return pd.concat([table, emb], axis=1)
 
 
-def out_of_fold_kl_features(X: np.ndarray, keys: pd.DataFrame, grades: np.ndarray, n_splits: int = 5,
-                            seed: int = 0, epochs: int = 6, init_weights: str | os.PathLike | None = SHIPPED_WEIGHTS,
-                            run_dir: str | os.PathLike | None = None,
-                            progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def out_of_fold_kl_features(
+    X: np.ndarray,
+    keys: pd.DataFrame,
+    grades: np.ndarray,
+    n_splits: int = 5,
+    seed: int = 0,
+    epochs: int = 6,
+    init_weights: str | os.PathLike | None = SHIPPED_WEIGHTS,
+    run_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train a KL-CNN per participant-grouped fold and predict the held-out knees, so no knee's features leak.
 
     Each fold trains a fresh ``KLNet`` on the other folds (a participant-grouped fifth of them for early
@@ -111,16 +129,27 @@ def out_of_fold_kl_features(X: np.ndarray, keys: pd.DataFrame, grades: np.ndarra
     parts: list[pd.DataFrame] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(run_dir) if run_dir is not None else Path(tmp)
-        for fold, (train_idx, test_idx) in enumerate(participant_kfold(table, n_splits=n_splits, seed=seed, stratify="kl")):
+        for fold, (train_idx, test_idx) in enumerate(
+            participant_kfold(table, n_splits=n_splits, seed=seed, stratify="kl")
+        ):
             inner = table.iloc[train_idx].reset_index(drop=True)
             n_inner = min(5, inner["participant_id"].nunique())
             fit_idx, cal_idx = participant_kfold(inner, n_splits=n_inner, seed=seed)[0]
             fit_idx, cal_idx = train_idx[fit_idx], train_idx[cal_idx]
             out = base / f"fold{fold}"
-            KLTrainer(epochs=epochs, batch_size=32, lr=1e-3 if init_weights is not None else 2e-3, warmup_epochs=1.0,
-                      ema_decay=0.0, patience=epochs, seed=seed + fold, device="cpu", out_dir=out,
-                      init_weights=init_weights,
-                      progress=progress).fit(X[fit_idx], grades[fit_idx], X[cal_idx], grades[cal_idx])
+            KLTrainer(
+                epochs=epochs,
+                batch_size=32,
+                lr=1e-3 if init_weights is not None else 2e-3,
+                warmup_epochs=1.0,
+                ema_decay=0.0,
+                patience=epochs,
+                seed=seed + fold,
+                device="cpu",
+                out_dir=out,
+                init_weights=init_weights,
+                progress=progress,
+            ).fit(X[fit_idx], grades[fit_idx], X[cal_idx], grades[cal_idx])
             grader = KLGrader(weights=out / "best.safetensors").fit(X[cal_idx], grades[cal_idx])
             parts.append(kl_feature_table(grader, X[test_idx], keys.iloc[test_idx]).set_index(pd.Index(test_idx)))
     features = pd.concat(parts).sort_index().reset_index(drop=True)

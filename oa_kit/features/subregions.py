@@ -1,4 +1,5 @@
 """Cartilage subregions (docs/DESIGN.md "Cartilage subregions"): femoral M/L x A/C/P by condyle angle, tibial M/L, patellar."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,9 @@ def fit_circle(y: np.ndarray, z: np.ndarray) -> tuple[float, float, float]:
     if len(y) < 3:
         return float(np.mean(y)) if len(y) else 0.0, float(np.mean(z)) if len(z) else 0.0, 0.0
     a = np.column_stack([2 * y, 2 * z, np.ones_like(y)])
-    b = y ** 2 + z ** 2
+    b = y**2 + z**2
     (cy, cz, c), *_ = np.linalg.lstsq(a, b, rcond=None)
-    return float(cy), float(cz), float(np.sqrt(max(c + cy ** 2 + cz ** 2, 0.0)))
+    return float(cy), float(cz), float(np.sqrt(max(c + cy**2 + cz**2, 0.0)))
 
 
 def is_medial(x: np.ndarray, split_x: float, side: str) -> np.ndarray:
@@ -44,7 +45,7 @@ class FemoralSubregions:
         self.side = side
         self.central_half_angle_deg = central_half_angle_deg
 
-    def fit(self, cartilage_xyz: np.ndarray, interface_xyz: np.ndarray) -> "FemoralSubregions":
+    def fit(self, cartilage_xyz: np.ndarray, interface_xyz: np.ndarray) -> FemoralSubregions:
         """Fit from femoral cartilage points (for the LR centroid) and bone-cartilage interface points (circle fits), world mm."""
         self.split_x_ = float(np.mean(cartilage_xyz[:, 0])) if len(cartilage_xyz) else 0.0
         self.centres_ = {}
@@ -60,7 +61,9 @@ class FemoralSubregions:
         out = np.empty(len(xyz), dtype=object)
         for name, sel in (("medial", medial), ("lateral", ~medial)):
             theta = sagittal_angle_deg(xyz[sel, 1], xyz[sel, 2], self.centres_[name])
-            part = np.where(theta > self.central_half_angle_deg, 0, np.where(theta < -self.central_half_angle_deg, 2, 1))
+            part = np.where(
+                theta > self.central_half_angle_deg, 0, np.where(theta < -self.central_half_angle_deg, 2, 1)
+            )
             names = np.array([f"femoral_{name}_{p}" for p in ("anterior", "central", "posterior")], dtype=object)
             out[sel] = names[part]
         return out

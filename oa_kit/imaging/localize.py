@@ -33,6 +33,7 @@ image's ROIs are ``ROI_PER_CONDYLE_WIDTH`` femoral-condyle widths square, and a 
 ready crop, like the Chen 2018 PNGs) passes through whole (padded square), once a knee is recognised in it; both
 give ``spacing_mm`` NaN. Single-knee side: the ``side`` argument, else DICOM laterality, else ``""`` + ``unknown_side``.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,16 +47,26 @@ from oa_kit.errors import OAKitError
 from oa_kit.io.radiograph import Radiograph
 
 __all__ = [
-    "KneeROI", "KneeROIList", "JointCentre", "knee_rois", "find_joint_centres", "crop_roi", "passthrough_roi",
+    "KneeROI",
+    "KneeROIList",
+    "JointCentre",
+    "knee_rois",
+    "find_joint_centres",
+    "crop_roi",
+    "passthrough_roi",
     "is_bilateral",
-    "ROI_QA_FLAGS", "NOMINAL_FIELD_MM", "BILATERAL_MIN_WIDTH_MM", "BILATERAL_MIN_ASPECT", "MAX_FIELD_HEIGHT_MM",
+    "ROI_QA_FLAGS",
+    "NOMINAL_FIELD_MM",
+    "BILATERAL_MIN_WIDTH_MM",
+    "BILATERAL_MIN_ASPECT",
+    "MAX_FIELD_HEIGHT_MM",
 ]
 
 #: Flags the localiser adds (the reader's flags are carried over too).
 ROI_QA_FLAGS = {
     "no_knee_found": "no recognisable knee joint in the image (blank, noise, non-knee): no ROI returned",
     "bilateral_mismatch": "bilateral image whose two 'knees' differ in height by > 40 mm: both rejected "
-                          "(no_knee_found)",
+    "(no_knee_found)",
     "field_too_tall": "field taller than MAX_FIELD_HEIGHT_MM (long-leg/whole-body): not searched (no_knee_found)",
     "knee_not_found_R": "bilateral image: the right knee (image's left half) was not found",
     "knee_not_found_L": "bilateral image: the left knee (image's right half) was not found",
@@ -163,8 +174,9 @@ class KneeROIList(list):
 # --------------------------------------------------------------------------- public API
 
 
-def knee_rois(radiograph: Radiograph, roi_mm: float = 140.0, out_spacing_mm: float = 0.5,
-              side: str | None = None) -> KneeROIList:
+def knee_rois(
+    radiograph: Radiograph, roi_mm: float = 140.0, out_spacing_mm: float = 0.5, side: str | None = None
+) -> KneeROIList:
     """Find the knee joint(s) of a PA radiograph and cut ``roi_mm`` square ROIs at ``out_spacing_mm`` (mm/px).
 
     Parameters
@@ -185,8 +197,10 @@ def knee_rois(radiograph: Radiograph, roi_mm: float = 140.0, out_spacing_mm: flo
         ``("no_knee_found",)`` with an empty list when no knee is recognisable.
     """
     if not isinstance(radiograph, Radiograph):
-        raise OAKitError(f"radiograph: got {type(radiograph).__name__}; expected oa_kit.io.radiograph.Radiograph "
-                         "(read_radiograph(path), or Radiograph(pixels, spacing_mm, (), source, {}) for an array)")
+        raise OAKitError(
+            f"radiograph: got {type(radiograph).__name__}; expected oa_kit.io.radiograph.Radiograph "
+            "(read_radiograph(path), or Radiograph(pixels, spacing_mm, (), source, {}) for an array)"
+        )
     if not (roi_mm > 0 and out_spacing_mm > 0):
         raise OAKitError(f"roi_mm/out_spacing_mm: got {roi_mm}/{out_spacing_mm}; expected positive numbers of mm")
     if side not in (None, "R", "L"):
@@ -206,8 +220,9 @@ def knee_rois(radiograph: Radiograph, roi_mm: float = 140.0, out_spacing_mm: flo
     return KneeROIList(rois, image_flags)
 
 
-def find_joint_centres(pixels: np.ndarray, spacing_mm: tuple[float, float] | None,
-                       single_side: str = "") -> tuple[list[JointCentre], tuple[str, ...]]:
+def find_joint_centres(
+    pixels: np.ndarray, spacing_mm: tuple[float, float] | None, single_side: str = ""
+) -> tuple[list[JointCentre], tuple[str, ...]]:
     """Locate knee joint centres (source pixels) in a bone-bright radiograph; returns centres and image flags.
 
     Bilateral images give up to two centres (``"R"`` from the image's left half first); single-knee images give at
@@ -226,8 +241,9 @@ def find_joint_centres(pixels: np.ndarray, spacing_mm: tuple[float, float] | Non
     regions = _split_legs(work) if bilateral else [("", slice(0, work.shape[1]))]
     centres, flags = [], []
     for region_side, cols in regions:
-        found = _locate_in_region(work, cols, spacing_known=spacing_mm is not None,
-                                  maybe_crop=spacing_mm is None and not bilateral)
+        found = _locate_in_region(
+            work, cols, spacing_known=spacing_mm is not None, maybe_crop=spacing_mm is None and not bilateral
+        )
         side = region_side or single_side
         if found is None:
             if region_side:
@@ -252,8 +268,13 @@ def _consistent_pair(right: JointCentre, left: JointCentre, scale: tuple[float, 
     return abs(right.row - left.row) * scale[0] <= MAX_KNEE_HEIGHT_DIFFERENCE_MM
 
 
-def crop_roi(radiograph: Radiograph, centre: JointCentre, roi_mm: float = 140.0, out_spacing_mm: float = 0.5,
-             flags: Iterable[str] = ()) -> KneeROI:
+def crop_roi(
+    radiograph: Radiograph,
+    centre: JointCentre,
+    roi_mm: float = 140.0,
+    out_spacing_mm: float = 0.5,
+    flags: Iterable[str] = (),
+) -> KneeROI:
     """Cut a ``roi_mm`` square around ``centre`` (padding outside the image), resample, mirror left knees."""
     pixels = radiograph.pixels
     n_out = max(1, int(round(roi_mm / out_spacing_mm)))
@@ -265,8 +286,12 @@ def crop_roi(radiograph: Radiograph, centre: JointCentre, roi_mm: float = 140.0,
         side_px = ROI_PER_CONDYLE_WIDTH * centre.condyle_width_px
         half, spacing = (0.5 * side_px, 0.5 * side_px), math.nan
         flags.append("missing_spacing")
-    box = (int(round(centre.row - half[0])), int(round(centre.col - half[1])),
-           int(round(centre.row + half[0])), int(round(centre.col + half[1])))
+    box = (
+        int(round(centre.row - half[0])),
+        int(round(centre.col - half[1])),
+        int(round(centre.row + half[0])),
+        int(round(centre.col + half[1])),
+    )
     crop, padded = _padded_crop(pixels, box)
     if padded:
         flags.append("roi_padded")
@@ -275,8 +300,12 @@ def crop_roi(radiograph: Radiograph, centre: JointCentre, roi_mm: float = 140.0,
     if mirrored:
         out = out[:, ::-1]
     return KneeROI(
-        side=centre.side, pixels=np.ascontiguousarray(out, dtype=np.float32), spacing_mm=spacing,
-        centre_px=(float(centre.row), float(centre.col)), box_px=box, mirrored=mirrored,
+        side=centre.side,
+        pixels=np.ascontiguousarray(out, dtype=np.float32),
+        spacing_mm=spacing,
+        centre_px=(float(centre.row), float(centre.col)),
+        box_px=box,
+        mirrored=mirrored,
         qa_flags=tuple(dict.fromkeys(flags)),
     )
 
@@ -292,8 +321,12 @@ def passthrough_roi(radiograph: Radiograph, centre: JointCentre, n_out: int, fla
     out = _resize(crop, (n_out, n_out))
     mirrored = centre.side == "L"
     return KneeROI(
-        side=centre.side, pixels=np.ascontiguousarray(out[:, ::-1] if mirrored else out, dtype=np.float32),
-        spacing_mm=math.nan, centre_px=(float(centre.row), float(centre.col)), box_px=box, mirrored=mirrored,
+        side=centre.side,
+        pixels=np.ascontiguousarray(out[:, ::-1] if mirrored else out, dtype=np.float32),
+        spacing_mm=math.nan,
+        centre_px=(float(centre.row), float(centre.col)),
+        box_px=box,
+        mirrored=mirrored,
         qa_flags=tuple(dict.fromkeys(flags)),
     )
 
@@ -310,8 +343,7 @@ def is_bilateral(shape: tuple[int, int], spacing_mm: tuple[float, float] | None)
     return aspect >= BILATERAL_MIN_ASPECT
 
 
-def _work_scale(shape: tuple[int, int], spacing_mm: tuple[float, float] | None,
-                bilateral: bool) -> tuple[float, float]:
+def _work_scale(shape: tuple[int, int], spacing_mm: tuple[float, float] | None, bilateral: bool) -> tuple[float, float]:
     """Source mm per pixel (row, col): the real spacing, or a nominal one from ``NOMINAL_FIELD_MM`` (width)."""
     if spacing_mm is not None:
         return float(spacing_mm[0]), float(spacing_mm[1])
@@ -327,8 +359,10 @@ def _working_image(pixels: np.ndarray, scale: tuple[float, float]) -> np.ndarray
     lo, hi = np.percentile(finite, [1.0, 99.5])
     if not hi > lo:
         return None
-    shape = (max(8, int(round(pixels.shape[0] * scale[0] / WORK_SPACING_MM))),
-             max(8, int(round(pixels.shape[1] * scale[1] / WORK_SPACING_MM))))
+    shape = (
+        max(8, int(round(pixels.shape[0] * scale[0] / WORK_SPACING_MM))),
+        max(8, int(round(pixels.shape[1] * scale[1] / WORK_SPACING_MM))),
+    )
     work = _resize(np.nan_to_num(pixels, nan=float(lo)), shape)
     return np.clip((work - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
@@ -340,8 +374,9 @@ def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if tuple(image.shape) == tuple(shape):
         return image.astype(np.float32)
     shrink = image.shape[0] > shape[0] or image.shape[1] > shape[1]
-    return resize(image.astype(np.float32), shape, order=1, mode="edge", anti_aliasing=shrink,
-                  preserve_range=True).astype(np.float32)
+    return resize(
+        image.astype(np.float32), shape, order=1, mode="edge", anti_aliasing=shrink, preserve_range=True
+    ).astype(np.float32)
 
 
 def _split_legs(work: np.ndarray) -> list[tuple[str, slice]]:
@@ -391,12 +426,13 @@ def _window_max(values: np.ndarray, reach: int, below: bool) -> np.ndarray:
     n = values.size
     pad = np.full(reach + 1, -np.inf)
     if below:
-        return np.lib.stride_tricks.sliding_window_view(np.concatenate([values, pad]), reach)[1:n + 1].max(axis=1)
+        return np.lib.stride_tricks.sliding_window_view(np.concatenate([values, pad]), reach)[1 : n + 1].max(axis=1)
     return np.lib.stride_tricks.sliding_window_view(np.concatenate([pad[:reach], values]), reach)[:n].max(axis=1)
 
 
-def _locate_in_region(work: np.ndarray, cols: slice, spacing_known: bool,
-                      maybe_crop: bool) -> tuple[float, float, float, float] | None:
+def _locate_in_region(
+    work: np.ndarray, cols: slice, spacing_known: bool, maybe_crop: bool
+) -> tuple[float, float, float, float] | None:
     """Coarse joint centre (work row, work col, condyle width in work px, valley SNR) in one leg's columns, or None.
 
     ``maybe_crop``: the region may be a tight joint-centred crop without air (single knee, no spacing).
@@ -442,7 +478,7 @@ def _central_profile(region: np.ndarray, bone: np.ndarray) -> np.ndarray:
     profile = np.full(region.shape[0], np.nan)
     for r in np.flatnonzero(span_hi > span_lo):
         pad = 0.15 * (span_hi[r] - span_lo[r])
-        profile[r] = region[r, int(span_lo[r] + pad):int(span_hi[r] - pad) + 1].mean()
+        profile[r] = region[r, int(span_lo[r] + pad) : int(span_hi[r] - pad) + 1].mean()
     floor = np.nanmin(profile) if np.isfinite(profile).any() else 0.0
     return np.where(np.isfinite(profile), profile, floor)
 
@@ -459,8 +495,9 @@ def _bone_edges(bone: np.ndarray, r0: int, r1: int) -> tuple[float, float] | Non
     return float(np.median(first)), float(np.median(last))
 
 
-def _refine(pixels: np.ndarray, scale: tuple[float, float], row_w: float, col_w: float,
-            width_w: float) -> tuple[float, float, bool]:
+def _refine(
+    pixels: np.ndarray, scale: tuple[float, float], row_w: float, col_w: float, width_w: float
+) -> tuple[float, float, bool]:
     """Full-resolution centre (row, col, notch found): joint line between the femoral and tibial edges, column at
     the intercondylar notch."""
     r_src = (row_w + 0.5) * WORK_SPACING_MM / scale[0] - 0.5
@@ -479,8 +516,7 @@ def _band(pixels: np.ndarray, r0: float, r1: float, c0: float, c1: float) -> np.
     return pixels[r0:r1, c0:c1].astype(np.float64)
 
 
-def _refine_row(pixels: np.ndarray, scale: tuple[float, float], r_src: float, c_src: float,
-                half_width: float) -> float:
+def _refine_row(pixels: np.ndarray, scale: tuple[float, float], r_src: float, c_src: float, half_width: float) -> float:
     """Joint line = midpoint of the femoral (bright→dark) and tibial (dark→bright) edges around the coarse row.
 
     The row profile averages the medial and lateral compartments (12–45% of the condyle width either side of the
@@ -489,8 +525,10 @@ def _refine_row(pixels: np.ndarray, scale: tuple[float, float], r_src: float, c_
     reach = 8.0 / scale[0]
     r0 = max(0, int(round(r_src - 2 * reach)))
     r1 = r_src + 2 * reach
-    bands = [_band(pixels, r0, r1, c_src - 0.9 * half_width, c_src - 0.24 * half_width),
-             _band(pixels, r0, r1, c_src + 0.24 * half_width, c_src + 0.9 * half_width)]
+    bands = [
+        _band(pixels, r0, r1, c_src - 0.9 * half_width, c_src - 0.24 * half_width),
+        _band(pixels, r0, r1, c_src + 0.24 * half_width, c_src + 0.9 * half_width),
+    ]
     bands = [b for b in bands if b.size]
     if not bands or min(b.shape[0] for b in bands) < 5:
         return r_src
@@ -502,13 +540,14 @@ def _refine_row(pixels: np.ndarray, scale: tuple[float, float], r_src: float, c_
     if hi - lo < 3:
         return r_src
     valley = lo + int(np.argmin(ndimage.gaussian_filter1d(profile, 0.7 / scale[0])[lo:hi]))
-    femoral = int(np.argmin(grad[lo:valley + 1])) + lo
+    femoral = int(np.argmin(grad[lo : valley + 1])) + lo
     tibial = int(np.argmax(grad[valley:hi])) + valley
     return float(r0 + 0.5 * (femoral + tibial))
 
 
-def _refine_col(pixels: np.ndarray, scale: tuple[float, float], row: float, c_src: float,
-                half_width: float) -> tuple[float, bool]:
+def _refine_col(
+    pixels: np.ndarray, scale: tuple[float, float], row: float, c_src: float, half_width: float
+) -> tuple[float, bool]:
     """Column of the intercondylar notch: middle of the deepest dark run between two brighter columns (the condyles),
     in rows ``NOTCH_ROWS_MM`` above the joint line (above the tibial spines), within ±``NOTCH_SEARCH_MM``.
 
@@ -546,6 +585,6 @@ def _padded_crop(pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np
     out = np.full((max(1, r1 - r0), max(1, c1 - c0)), float(np.nanmin(pixels)), dtype=np.float32)
     sr0, sc0, sr1, sc1 = max(r0, 0), max(c0, 0), min(r1, rows), min(c1, cols)
     if sr1 > sr0 and sc1 > sc0:
-        out[sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = pixels[sr0:sr1, sc0:sc1]
+        out[sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = pixels[sr0:sr1, sc0:sc1]
     padded = r0 < 0 or c0 < 0 or r1 > rows or c1 > cols
     return out, padded

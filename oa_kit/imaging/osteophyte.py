@@ -49,6 +49,7 @@ opposite spur can read small. ``NORMAL_MARGIN`` and ``SPUR_FREE_OFFSET_MM`` were
 knees (``oa_kit.synth.radiograph``) and the spur rows chosen on synthetic knees, so on real radiographs they are a
 starting point, not a calibration.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,14 @@ from scipy import ndimage
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import KneeROI
 
-__all__ = ["OSTEOPHYTE_SITES", "OsteophyteMeasurement", "band_extents", "marginal_osteophytes", "measure_osteophytes",
-           "spur_row_offsets"]
+__all__ = [
+    "OSTEOPHYTE_SITES",
+    "OsteophyteMeasurement",
+    "band_extents",
+    "marginal_osteophytes",
+    "measure_osteophytes",
+    "spur_row_offsets",
+]
 
 #: Output keys, one per joint margin (femoral/tibial x medial/lateral).
 OSTEOPHYTE_SITES = ("fm", "fl", "tm", "tl")
@@ -238,8 +245,10 @@ def _prepare(pixels: np.ndarray, sp: float) -> _Knee | str:
     centre_col, half, background, contrast = ref
     if not min(contrast.values()) > 0:
         return "condyles are not brighter than the soft tissue beside them: no joint found"
-    joint_rows = {compartment: _joint_row(smooth, centre_row, centre_col, sign, contrast[compartment], sp)
-                  for compartment, sign in (("medial", 1), ("lateral", -1))}
+    joint_rows = {
+        compartment: _joint_row(smooth, centre_row, centre_col, sign, contrast[compartment], sp)
+        for compartment, sign in (("medial", 1), ("lateral", -1))
+    }
     return _Knee(smooth, float(t_soft), centre_col, half, background, contrast, joint_rows)
 
 
@@ -273,12 +282,20 @@ def _band_extents(knee: _Knee, sp: float) -> tuple[dict[str, float], float, dict
     for compartment, sign in (("medial", 1), ("lateral", -1)):
         row = knee.joint_rows[compartment]
         mask = corrected > EDGE_FRACTION * knee.contrast[compartment]
-        bands = {"f": (row - _px(FEMORAL_BAND_MM[1], sp), row - _px(FEMORAL_BAND_MM[0], sp) + 1),
-                 "t": (row + _px(TIBIAL_BAND_MM[0], sp), row + _px(TIBIAL_BAND_MM[1], sp) + 1)}
+        bands = {
+            "f": (row - _px(FEMORAL_BAND_MM[1], sp), row - _px(FEMORAL_BAND_MM[0], sp) + 1),
+            "t": (row + _px(TIBIAL_BAND_MM[0], sp), row + _px(TIBIAL_BAND_MM[1], sp) + 1),
+        }
         for bone_name, (r0, r1) in bands.items():
             extents[bone_name + compartment[0]] = _outer_extent(
-                mask[max(0, r0):max(0, r1)], knee.centre_col, sign, knee.half, _px(MAX_LENGTH_MM, sp),
-                _px(OPEN_MM, sp), _px(MAX_GAP_MM, sp))
+                mask[max(0, r0) : max(0, r1)],
+                knee.centre_col,
+                sign,
+                knee.half,
+                _px(MAX_LENGTH_MM, sp),
+                _px(OPEN_MM, sp),
+                _px(MAX_GAP_MM, sp),
+            )
     return extents, knee.half, {k: float(v) for k, v in knee.joint_rows.items()}
 
 
@@ -305,8 +322,9 @@ def _spur_row_offsets(knee: _Knee, sp: float) -> tuple[dict[str, float], float]:
     return offsets, scale
 
 
-def _compartment_frames(knee: _Knee, angle: float, scale: float,
-                        sp: float) -> dict[str, tuple[np.ndarray, float, np.ndarray, float, float]]:
+def _compartment_frames(
+    knee: _Knee, angle: float, scale: float, sp: float
+) -> dict[str, tuple[np.ndarray, float, np.ndarray, float, float]]:
     """Per compartment, in its joint-line frame tilted by ``angle``: row edges (mm), reference edge (mm), rows ``v``
     (mm) and the femoral and tibial surface rows (mm)."""
     frames = {}
@@ -331,8 +349,9 @@ def _reference_rows(v: np.ndarray, scale: float) -> np.ndarray:
     return (v >= -REFERENCE_ROWS_MM[1] * scale) & (v <= -REFERENCE_ROWS_MM[0] * scale)
 
 
-def _joint_frame_patch(knee: _Knee, sign: int, angle: float, scale: float, sp: float,
-                       outer_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _joint_frame_patch(
+    knee: _Knee, sign: int, angle: float, scale: float, sp: float, outer_mm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The smoothed ROI resampled in the joint-line frame of the compartment on side ``sign``: rows ``v`` (mm,
     + distal, 0 on the joint line, which passes midway between the two compartments' joint rows at the centre column
     and is tilted by ``angle``) by columns ``u`` (mm outward from the knee's centre column along that line, up to
@@ -392,8 +411,9 @@ def _surfaces(patch: np.ndarray, u: np.ndarray, v: np.ndarray, scale: float) -> 
     return surfaces[0], surfaces[1]
 
 
-def _reference(smooth: np.ndarray, bone: np.ndarray, centre_row: int,
-               sp: float) -> tuple[float, float, np.ndarray, dict[str, float]] | None:
+def _reference(
+    smooth: np.ndarray, bone: np.ndarray, centre_row: int, sp: float
+) -> tuple[float, float, np.ndarray, dict[str, float]] | None:
     """Centre column, half-width (px), soft-tissue background per column and per-side bone contrast, or None.
 
     The background is the reference rows' column median outside the condyles (the soft-tissue envelope, which does
@@ -418,8 +438,8 @@ def _reference(smooth: np.ndarray, bone: np.ndarray, centre_row: int,
     corrected = profile - background
     inner = _px(BONE_PROBE_MM[0], sp), _px(BONE_PROBE_MM[1], sp)
     contrast = {
-        "medial": float(np.median(corrected[max(0, int(right) - inner[1]):max(1, int(right) - inner[0])])),
-        "lateral": float(np.median(corrected[int(left) + inner[0]:int(left) + inner[1]])),
+        "medial": float(np.median(corrected[max(0, int(right) - inner[1]) : max(1, int(right) - inner[0])])),
+        "lateral": float(np.median(corrected[int(left) + inner[0] : int(left) + inner[1]])),
     }
     return 0.5 * (left + right), half, background.astype(np.float32), contrast
 
@@ -431,17 +451,18 @@ def _joint_row(smooth: np.ndarray, centre_row: int, centre_col: float, sign: int
     c1 = int(round(centre_col + sign * _px(COMPARTMENT_COLS_MM[1], sp)))
     c0, c1 = sorted((c0, c1))
     r0 = max(0, centre_row - reach)
-    block = smooth[r0:centre_row + reach + 1, max(0, c0):max(0, c1)]
+    block = smooth[r0 : centre_row + reach + 1, max(0, c0) : max(0, c1)]
     if block.size == 0:
         return centre_row
     profile = block.mean(axis=1)
     low = int(np.argmin(profile))
-    depth = min(profile[:low + 1].max(), profile[low:].max()) - profile[low]
+    depth = min(profile[: low + 1].max(), profile[low:].max()) - profile[low]
     return r0 + low if depth >= MIN_VALLEY_FRACTION * contrast else centre_row
 
 
-def _outer_extent(band: np.ndarray, centre_col: float, sign: int, half: float, reach: int, open_px: int,
-                  max_gap: int) -> float:
+def _outer_extent(
+    band: np.ndarray, centre_col: float, sign: int, half: float, reach: int, open_px: int, max_gap: int
+) -> float:
     """Largest distance (px) from ``centre_col`` toward ``sign`` where the band holds bone, within ``half + reach``.
 
     Searched from half-way out to the reference edge; the band mask is opened (``open_px`` square) so noise specks do

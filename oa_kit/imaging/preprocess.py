@@ -1,4 +1,5 @@
 """The one standard KL-model input: square ROI → fixed size, percentile clip to [0, 1], CLAHE (skipped for CLAHE-enhanced sources)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,12 @@ KL_CLIP_PERCENTILES = (0.5, 99.5)
 KL_CLAHE_CLIP = 0.02
 
 
-def kl_input(roi: np.ndarray, size: int = KL_INPUT_SIZE, clahe: bool = True,
-             clip_percentiles: tuple[float, float] = KL_CLIP_PERCENTILES) -> np.ndarray:
+def kl_input(
+    roi: np.ndarray,
+    size: int = KL_INPUT_SIZE,
+    clahe: bool = True,
+    clip_percentiles: tuple[float, float] = KL_CLIP_PERCENTILES,
+) -> np.ndarray:
     """Turn one knee ROI into the KL model input.
 
     Steps: pad to square (edge values), resample to ``size``×``size`` (anti-aliased, bilinear), clip to the

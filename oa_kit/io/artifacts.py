@@ -1,4 +1,5 @@
 """Model artifacts on disk: sha256 checksums and the JSON sidecars that vouch for shipped weights."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,15 +27,21 @@ def verified_sidecar(weights: str | os.PathLike, what: str) -> dict:
     weights = Path(weights)
     sidecar = weights.with_suffix(".json")
     if not weights.is_file():
-        raise OAKitError(f"{weights}: {what} file missing; expected it to ship with oa_kit (reinstall) or pass its path")
+        raise OAKitError(
+            f"{weights}: {what} file missing; expected it to ship with oa_kit (reinstall) or pass its path"
+        )
     if not sidecar.is_file():
-        raise OAKitError(f"{sidecar}: {what} sidecar missing; expected the JSON with its sha256 written beside the weights")
+        raise OAKitError(
+            f"{sidecar}: {what} sidecar missing; expected the JSON with its sha256 written beside the weights"
+        )
     try:
         info = json.loads(sidecar.read_text())
     except json.JSONDecodeError as exc:
         raise OAKitError(f"{sidecar}: not valid JSON ({exc.msg}); expected the {what} sidecar") from exc
     actual = sha256_file(weights)
     if actual != info.get("sha256"):
-        raise OAKitError(f"{weights}: sha256 {actual[:12]}… does not match {str(info.get('sha256'))[:12]}… in "
-                         f"{sidecar.name}; expected the unmodified {what} file")
+        raise OAKitError(
+            f"{weights}: sha256 {actual[:12]}… does not match {str(info.get('sha256'))[:12]}… in "
+            f"{sidecar.name}; expected the unmodified {what} file"
+        )
     return info

@@ -1,4 +1,5 @@
 """Atomic writers: write to a temporary sibling, then rename, so nothing is ever half-written."""
+
 from __future__ import annotations
 
 import contextlib
@@ -74,4 +75,3 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
-

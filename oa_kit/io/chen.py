@@ -1,4 +1,5 @@
 """Reader for the Chen 2018 KL-grade PNG dataset: layout ``{split}/{0..4}/<OAI ID><L|R>.png`` plus optional manifest.csv."""
+
 from __future__ import annotations
 
 import os
@@ -56,17 +57,21 @@ def _from_manifest(root: Path, manifest: Path, verify: bool) -> pd.DataFrame:
         raise OAKitError(f"{manifest}: kl_grade outside 0–4; expected integers 0..4")
     if not raw["side"].isin(["L", "R"]).all():
         raise OAKitError(f"{manifest}: side values {sorted(set(raw['side']) - {'L', 'R'})}; expected L or R")
-    frame = pd.DataFrame({
-        "path": [str(root / p) for p in raw["path"]],
-        "participant_id": raw["oai_id"].astype(str),
-        "side": raw["side"].astype(str),
-        "kl": kl.astype(np.int64),
-        "split": raw["split"].astype(str),
-    })
+    frame = pd.DataFrame(
+        {
+            "path": [str(root / p) for p in raw["path"]],
+            "participant_id": raw["oai_id"].astype(str),
+            "side": raw["side"].astype(str),
+            "kl": kl.astype(np.int64),
+            "split": raw["split"].astype(str),
+        }
+    )
     if verify:
         absent = [p for p in frame["path"] if not Path(p).exists()]
         if absent:
-            raise OAKitError(f"{manifest}: {len(absent)} listed files missing, e.g. {absent[0]}; expected every path to exist")
+            raise OAKitError(
+                f"{manifest}: {len(absent)} listed files missing, e.g. {absent[0]}; expected every path to exist"
+            )
     return frame
 
 

@@ -5,6 +5,7 @@ Schema (docs/DESIGN.md, "Data cards"): front-matter keys ``name`` (slug = file s
 ``known_biases`` (list), ``used_by`` (oa_kit modules); then the sections listed in :data:`REQUIRED_SECTIONS`, in order,
 each with content. Extra keys (e.g. Hugging Face ``tags``) are allowed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,10 +18,26 @@ import yaml
 
 from oa_kit.errors import OAKitError
 
-REQUIRED_KEYS = ("name", "pretty_name", "license", "access", "modality", "size", "label_definitions",
-                 "known_biases", "used_by")
-REQUIRED_SECTIONS = ("Motivation", "Composition", "Collection", "Preprocessing and labelling", "Uses",
-                     "Distribution", "Maintenance")
+REQUIRED_KEYS = (
+    "name",
+    "pretty_name",
+    "license",
+    "access",
+    "modality",
+    "size",
+    "label_definitions",
+    "known_biases",
+    "used_by",
+)
+REQUIRED_SECTIONS = (
+    "Motivation",
+    "Composition",
+    "Collection",
+    "Preprocessing and labelling",
+    "Uses",
+    "Distribution",
+    "Maintenance",
+)
 MIN_SECTION_CHARS = 40
 _SLUG = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
 _MODALITY = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -46,7 +63,9 @@ def read_card(path: str | os.PathLike) -> DataCard:
     try:
         front = yaml.safe_load(match.group(1))
     except yaml.YAMLError as exc:
-        raise OAKitError(f"{path}: front matter is not valid YAML ({' '.join(str(exc).split())}); expected YAML") from None
+        raise OAKitError(
+            f"{path}: front matter is not valid YAML ({' '.join(str(exc).split())}); expected YAML"
+        ) from None
     if not isinstance(front, dict):
         raise OAKitError(f"{path}: front matter is a {type(front).__name__}; expected a YAML mapping of keys")
     return DataCard(path, front, _sections(match.group(2)))
@@ -77,7 +96,9 @@ def validate_card(path: str | os.PathLike) -> list[str]:
         card = read_card(path)
     except (OAKitError, OSError, UnicodeDecodeError) as exc:
         return [str(exc)]
-    return [f"{path.name}: {p}" for p in _front_problems(card.front_matter, path.stem) + _section_problems(card.sections)]
+    return [
+        f"{path.name}: {p}" for p in _front_problems(card.front_matter, path.stem) + _section_problems(card.sections)
+    ]
 
 
 def validate_cards(folder: str | os.PathLike) -> dict[str, list[str]]:
@@ -129,8 +150,11 @@ def _section_problems(sections: dict[str, str]) -> list[str]:
     present = [title for title in sections if title in REQUIRED_SECTIONS]
     if not problems and present != list(REQUIRED_SECTIONS):
         problems.append(f"sections out of order: {present}; expected {list(REQUIRED_SECTIONS)}")
-    problems += [f"section '## {title}' is empty or too short; expected at least {MIN_SECTION_CHARS} characters"
-                 for title in REQUIRED_SECTIONS if title in sections and len(sections[title]) < MIN_SECTION_CHARS]
+    problems += [
+        f"section '## {title}' is empty or too short; expected at least {MIN_SECTION_CHARS} characters"
+        for title in REQUIRED_SECTIONS
+        if title in sections and len(sections[title]) < MIN_SECTION_CHARS
+    ]
     return problems
 
 

@@ -1,4 +1,5 @@
 """The harmonised MRI label convention (the one place it is defined) and crosswalks from public datasets."""
+
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -9,18 +10,20 @@ from oa_kit.errors import OAKitError
 
 #: oa_kit's harmonised knee MRI labels. Medial/lateral tibial cartilage and menisci stay separate;
 #: they are merged only on export to conventions that lack the split.
-LABELS = MappingProxyType({
-    0: "background",
-    1: "femur",
-    2: "femoral_cartilage",
-    3: "tibia",
-    4: "medial_tibial_cartilage",
-    5: "lateral_tibial_cartilage",
-    6: "patella",
-    7: "patellar_cartilage",
-    8: "medial_meniscus",
-    9: "lateral_meniscus",
-})
+LABELS = MappingProxyType(
+    {
+        0: "background",
+        1: "femur",
+        2: "femoral_cartilage",
+        3: "tibia",
+        4: "medial_tibial_cartilage",
+        5: "lateral_tibial_cartilage",
+        6: "patella",
+        7: "patellar_cartilage",
+        8: "medial_meniscus",
+        9: "lateral_meniscus",
+    }
+)
 LABEL_IDS = MappingProxyType({name: idx for idx, name in LABELS.items()})
 CARTILAGE_LABELS = (2, 4, 5, 7)
 BONE_LABELS = (1, 3, 6)
@@ -49,19 +52,21 @@ FEMORAL_CENTRAL_HALF_ANGLE_DEG = 30.0
 #: Value of OAI-ZIB's combined tibial cartilage; :func:`to_harmonised` splits it into medial (4) / lateral (5).
 OAIZIB_TIBIAL_CARTILAGE = 4
 
-CROSSWALKS = MappingProxyType({
-    # OAI-ZIB / SKI10: 1 femur, 2 femoral cartilage, 3 tibia, 4 tibial cartilage (split by side + x-centroid).
-    "oaizib": MappingProxyType({0: 0, 1: 1, 2: 2, 3: 3, 4: OAIZIB_TIBIAL_CARTILAGE}),
-    # OAIZIB-CM: as OAI-ZIB with tibial cartilage already split: 4 medial, 5 lateral.
-    "oaizib_cm": MappingProxyType({0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5}),
-    # SKM-TEA seg channels 1-6: patellar, femoral, medial tibial, lateral tibial cartilage, medial, lateral meniscus.
-    "skmtea": MappingProxyType({0: 0, 1: 7, 2: 2, 3: 4, 4: 5, 5: 8, 6: 9}),
-    # IWOAI 2019 channels 1-6: femoral, medial tibial, lateral tibial, patellar cartilage, lateral, medial meniscus
-    # (order per REFERENCE §2.3, marked unverified there).
-    "iwoai": MappingProxyType({0: 0, 1: 2, 2: 4, 3: 5, 4: 7, 5: 9, 6: 8}),
-    # oa_kit's synthetic cohort writes the harmonised convention itself.
-    "synthetic": MappingProxyType({k: k for k in LABELS}),
-})
+CROSSWALKS = MappingProxyType(
+    {
+        # OAI-ZIB / SKI10: 1 femur, 2 femoral cartilage, 3 tibia, 4 tibial cartilage (split by side + x-centroid).
+        "oaizib": MappingProxyType({0: 0, 1: 1, 2: 2, 3: 3, 4: OAIZIB_TIBIAL_CARTILAGE}),
+        # OAIZIB-CM: as OAI-ZIB with tibial cartilage already split: 4 medial, 5 lateral.
+        "oaizib_cm": MappingProxyType({0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5}),
+        # SKM-TEA seg channels 1-6: patellar, femoral, medial tibial, lateral tibial cartilage, medial, lateral meniscus.
+        "skmtea": MappingProxyType({0: 0, 1: 7, 2: 2, 3: 4, 4: 5, 5: 8, 6: 9}),
+        # IWOAI 2019 channels 1-6: femoral, medial tibial, lateral tibial, patellar cartilage, lateral, medial meniscus
+        # (order per REFERENCE §2.3, marked unverified there).
+        "iwoai": MappingProxyType({0: 0, 1: 2, 2: 4, 3: 5, 4: 7, 5: 9, 6: 8}),
+        # oa_kit's synthetic cohort writes the harmonised convention itself.
+        "synthetic": MappingProxyType({k: k for k in LABELS}),
+    }
+)
 #: Sources whose masks are stored one-hot with this many channels (last axis).
 ONEHOT_CHANNELS = MappingProxyType({"skmtea": 6, "iwoai": 6})
 
@@ -103,27 +108,31 @@ def _check_values(values: np.ndarray, allowed, name: str) -> None:
     present = np.unique(values)
     unknown = sorted(set(present.tolist()) - set(allowed))
     if unknown:
-        raise OAKitError(f"labels ({name}): values {unknown[:10]} are not in the {name} convention; "
-                         f"expected {sorted(allowed)}")
+        raise OAKitError(
+            f"labels ({name}): values {unknown[:10]} are not in the {name} convention; expected {sorted(allowed)}"
+        )
 
 
 def _split_tibial(out: np.ndarray, combined: np.ndarray, side: str | None, affine: np.ndarray | None) -> None:
     """Split combined tibial cartilage (mask) into medial 4 / lateral 5 at its x-centroid (in place)."""
     if side not in ("R", "L"):
-        raise OAKitError(f"side: got {side!r}; expected 'R' or 'L' to split OAI-ZIB tibial cartilage into medial/lateral")
+        raise OAKitError(
+            f"side: got {side!r}; expected 'R' or 'L' to split OAI-ZIB tibial cartilage into medial/lateral"
+        )
     idx = np.nonzero(combined)
     if affine is None:
-        x = idx[0].astype(float)            # array axis 0 taken as LR, increasing toward +x (patient's right)
+        x = idx[0].astype(float)  # array axis 0 taken as LR, increasing toward +x (patient's right)
     else:
         aff = np.asarray(affine, dtype=float)
         x = aff[0, 0] * idx[0] + aff[0, 1] * idx[1] + aff[0, 2] * idx[2] + aff[0, 3]
-    medial_low_x = side == "R"               # right knee: medial toward −x (patient's left)
+    medial_low_x = side == "R"  # right knee: medial toward −x (patient's left)
     is_medial = (x < x.mean()) if medial_low_x else (x >= x.mean())
     out[idx] = np.where(is_medial, LABEL_IDS["medial_tibial_cartilage"], LABEL_IDS["lateral_tibial_cartilage"])
 
 
-def to_harmonised(labels: np.ndarray, source: str, side: str | None = None,
-                  affine: np.ndarray | None = None) -> np.ndarray:
+def to_harmonised(
+    labels: np.ndarray, source: str, side: str | None = None, affine: np.ndarray | None = None
+) -> np.ndarray:
     """Convert a label map from ``source`` into the harmonised convention (:data:`LABELS`), uint8.
 
     Parameters
@@ -165,13 +174,16 @@ def to_harmonised(labels: np.ndarray, source: str, side: str | None = None,
 
 
 #: Harmonised labels merged on export to conventions that lack the split (explicit, see ``merge`` below).
-EXPORT_MERGES = MappingProxyType({
-    "oaizib": MappingProxyType({4: 4, 5: 4}),
-})
+EXPORT_MERGES = MappingProxyType(
+    {
+        "oaizib": MappingProxyType({4: 4, 5: 4}),
+    }
+)
 
 
-def from_harmonised(labels: np.ndarray, target: str, merge: bool = False,
-                    drop: tuple[int | str, ...] = ()) -> np.ndarray:
+def from_harmonised(
+    labels: np.ndarray, target: str, merge: bool = False, drop: tuple[int | str, ...] = ()
+) -> np.ndarray:
     """Convert a harmonised label map to ``target``'s convention (channel numbers for one-hot targets).
 
     Parameters
@@ -210,7 +222,9 @@ def from_harmonised(labels: np.ndarray, target: str, merge: bool = False,
     inverse.update({h: s for h, s in merges.items()})
     missing = sorted(v for v in present if v not in inverse and v not in dropped and v != 0)
     if missing:
-        raise OAKitError(f"labels: {[LABELS[v] for v in missing]} have no {target} label; expected them listed in drop=")
+        raise OAKitError(
+            f"labels: {[LABELS[v] for v in missing]} have no {target} label; expected them listed in drop="
+        )
     lut = np.zeros(len(LABELS), dtype=np.uint8)
     for harm, src in inverse.items():
         if harm not in dropped:

@@ -5,6 +5,7 @@ KL 8 is a replacement only at or after the knee's recorded replacement visit (``
 unreadable film (``technical``); KL 1.9 is read as KL 1 (as OAProgression does; configurable), the raw code kept in
 ``kl_raw``; a visit whose ``V{v}PA`` flag says no PA radiograph was taken gets ``kl_status = "missing"``.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,9 @@ KL_MISSING_CODE = 9.0
 KL_SPECIAL_CODE = 8.0
 
 
-def read_most_outcomes(folder: str | os.PathLike,
-                       visit_months: dict[int, int] | MappingProxyType = MOST_VISIT_MONTHS) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_most_outcomes(
+    folder: str | os.PathLike, visit_months: dict[int, int] | MappingProxyType = MOST_VISIT_MONTHS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read ``mostoutcomes``: knee replacements and deaths by visit index, converted to months.
 
     ``V99E{L,R}KRINDEX`` = visit index at which the replacement was recorded → replacement_month = that visit's
@@ -61,13 +63,18 @@ def _index_to_month(values: pd.Series, visit_months, path: Path, column: str, as
     index = index.where(index > 0)
     unknown = index.notna() & ~index.isin(list(visit_months))
     if unknown.any():
-        raise OAKitError(f"{path}: column {column}: visit index {index[unknown].iloc[0]:g}; "
-                         f"expected one of {sorted(visit_months)} (pass visit_months for others)")
+        raise OAKitError(
+            f"{path}: column {column}: visit index {index[unknown].iloc[0]:g}; "
+            f"expected one of {sorted(visit_months)} (pass visit_months for others)"
+        )
     return index if as_index else index.map(dict(visit_months)).astype("float64")
 
 
-def read_most_readings(folder: str | os.PathLike, kl_1_9_as: float = 1.0,
-                       visit_months: dict[int, int] | MappingProxyType = MOST_VISIT_MONTHS) -> pd.DataFrame:
+def read_most_readings(
+    folder: str | os.PathLike,
+    kl_1_9_as: float = 1.0,
+    visit_months: dict[int, int] | MappingProxyType = MOST_VISIT_MONTHS,
+) -> pd.DataFrame:
     """Read ``mostv01235xray`` (+ ``mostoutcomes`` and ``mostv{v}enroll`` when present) into the tidy long table.
 
     Parameters
@@ -92,7 +99,9 @@ def read_most_readings(folder: str | os.PathLike, kl_1_9_as: float = 1.0,
     replaced = {}
     if find_table(folder, "mostoutcomes", required=False) is not None:
         reps, _ = read_most_outcomes(folder, visit_months)
-        replaced = {(p, s): m for p, s, m in reps[["participant_id", "side", "replacement_month"]].itertuples(index=False)}
+        replaced = {
+            (p, s): m for p, s, m in reps[["participant_id", "side", "replacement_month"]].itertuples(index=False)
+        }
     frames = []
     for visit, month in visit_months.items():
         pa_taken = _pa_taken(folder, visit, table["MOSTID"])
@@ -116,8 +125,16 @@ def _pa_taken(folder: Path, visit: int, ids: pd.Series) -> pd.Series:
     return ids.astype(str).map(lambda i: taken.get(i, False)).astype(bool)
 
 
-def _most_visit_side(table: pd.DataFrame, path: Path, visit: int, month: int, side: str, kl_1_9_as: float,
-                     replaced: dict, pa_taken: pd.Series) -> pd.DataFrame:
+def _most_visit_side(
+    table: pd.DataFrame,
+    path: Path,
+    visit: int,
+    month: int,
+    side: str,
+    kl_1_9_as: float,
+    replaced: dict,
+    pa_taken: pd.Series,
+) -> pd.DataFrame:
     """Tidy rows for one MOST visit and side."""
     column = f"V{visit}X{side}KL"
     raw = pd.to_numeric(table[column], errors="coerce")
@@ -140,20 +157,49 @@ def _most_visit_side(table: pd.DataFrame, path: Path, visit: int, month: int, si
 
     def part(suffix: str) -> pd.Series:
         name = f"V{visit}X{side}{suffix}"
-        values = pd.to_numeric(table[name], errors="coerce") if name in table.columns else pd.Series(np.nan, index=table.index)
+        values = (
+            pd.to_numeric(table[name], errors="coerce")
+            if name in table.columns
+            else pd.Series(np.nan, index=table.index)
+        )
         return values.where(valid).astype("float64")
 
-    tidy = pd.DataFrame({
-        "participant_id": ids, "side": side, "visit_month": month, "kl": kl.astype("float64"),
-        "kl_status": status.astype(str), "kl_raw": raw.astype("float64"),
-        "jsn_medial": part("JSM"), "jsn_lateral": part("JSL"),
-        "osteophyte_fm": part("OSFM"), "osteophyte_fl": part("OSFL"),
-        "osteophyte_tm": part("OSTM"), "osteophyte_tl": part("OSTL"),
-    })
-    tidy["osteophytes"] = tidy[["osteophyte_fm", "osteophyte_fl", "osteophyte_tm", "osteophyte_tl"]].max(axis=1, skipna=False)
+    tidy = pd.DataFrame(
+        {
+            "participant_id": ids,
+            "side": side,
+            "visit_month": month,
+            "kl": kl.astype("float64"),
+            "kl_status": status.astype(str),
+            "kl_raw": raw.astype("float64"),
+            "jsn_medial": part("JSM"),
+            "jsn_lateral": part("JSL"),
+            "osteophyte_fm": part("OSFM"),
+            "osteophyte_fl": part("OSFL"),
+            "osteophyte_tm": part("OSTM"),
+            "osteophyte_tl": part("OSTL"),
+        }
+    )
+    tidy["osteophytes"] = tidy[["osteophyte_fm", "osteophyte_fl", "osteophyte_tm", "osteophyte_tl"]].max(
+        axis=1, skipna=False
+    )
     tidy["readprj"] = pd.array([pd.NA] * len(tidy), dtype="Int64")
-    order = ["participant_id", "side", "visit_month", "kl", "kl_status", "kl_raw", "jsn_medial", "jsn_lateral",
-             "osteophytes", "osteophyte_fm", "osteophyte_fl", "osteophyte_tm", "osteophyte_tl", "readprj"]
+    order = [
+        "participant_id",
+        "side",
+        "visit_month",
+        "kl",
+        "kl_status",
+        "kl_raw",
+        "jsn_medial",
+        "jsn_lateral",
+        "osteophytes",
+        "osteophyte_fm",
+        "osteophyte_fl",
+        "osteophyte_tm",
+        "osteophyte_tl",
+        "readprj",
+    ]
     return tidy.loc[tidy["participant_id"].ne(""), order]
 
 
@@ -173,16 +219,33 @@ def read_most_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
     require_columns(table, ENROLL_COLUMNS, path)
     rows = []
     for side in ("R", "L"):
-        fields = {"age_years": "AGE", "sex": "SEX", "bmi_kg_m2": "V0BMI", "injury": f"V0LA{side}",
-                  "surgery": f"V0SURG{side}", "womac_total": f"V0WOTOT{side}"}
-        knee = pd.DataFrame({
-            "participant_id": table["MOSTID"].astype(str), "side": side,
-            "age_years": table["AGE"], "sex": table["SEX"].map({1.0: "M", 2.0: "F"}), "bmi_kg_m2": table["V0BMI"],
-            "site": np.nan, "race": np.nan,
-            "injury": table[f"V0LA{side}"], "surgery": table[f"V0SURG{side}"],
-            "womac_pain": np.nan, "womac_stiffness": np.nan, "womac_function": np.nan,
-            "womac_total": table[f"V0WOTOT{side}"],
-        })
+        fields = {
+            "age_years": "AGE",
+            "sex": "SEX",
+            "bmi_kg_m2": "V0BMI",
+            "injury": f"V0LA{side}",
+            "surgery": f"V0SURG{side}",
+            "womac_total": f"V0WOTOT{side}",
+        }
+        knee = pd.DataFrame(
+            {
+                "participant_id": table["MOSTID"].astype(str),
+                "side": side,
+                "age_years": table["AGE"],
+                "sex": table["SEX"].map({1.0: "M", 2.0: "F"}),
+                "bmi_kg_m2": table["V0BMI"],
+                "site": np.nan,
+                "race": np.nan,
+                "injury": table[f"V0LA{side}"],
+                "surgery": table[f"V0SURG{side}"],
+                "womac_pain": np.nan,
+                "womac_stiffness": np.nan,
+                "womac_function": np.nan,
+                "womac_total": table[f"V0WOTOT{side}"],
+            }
+        )
         knee["clinical_status"] = status_summary(table, fields)
         rows.append(knee)
-    return pd.concat(rows, ignore_index=True).sort_values(["participant_id", "side"], kind="stable").reset_index(drop=True)
+    return (
+        pd.concat(rows, ignore_index=True).sort_values(["participant_id", "side"], kind="stable").reset_index(drop=True)
+    )

@@ -5,6 +5,7 @@ Use :func:`reorient` / :func:`to_canonical` to get RAS-ordered arrays, and :func
 left knee as a right knee before a model sees it. Label maps are read as stored; convert them with
 :func:`oa_kit.io.labels.to_harmonised`.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -63,7 +64,9 @@ class MRIVolume:
     def __post_init__(self) -> None:
         name = self.source or "volume"
         if self.array.ndim not in (3, 4):
-            raise OAKitError(f"{name}: array has {self.array.ndim} dimensions {self.array.shape}; expected a 3-D volume")
+            raise OAKitError(
+                f"{name}: array has {self.array.ndim} dimensions {self.array.shape}; expected a 3-D volume"
+            )
         aff = np.asarray(self.affine, dtype=np.float64)
         if aff.shape != (4, 4) or not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-9:
             raise OAKitError(f"{name}: affine is not an invertible finite 4x4 matrix; expected voxel → RAS mm")
@@ -93,7 +96,9 @@ def _nib_codes(codes: Sequence[str]) -> tuple[str, str, str]:
     ``("SI", "AP", "LR")`` (superior → inferior, ...) become ``("I", "P", "R")``."""
     out = tuple(str(c)[-1].upper() for c in codes)
     if len(out) != 3 or sorted({"L": "R", "P": "A", "I": "S"}.get(c, c) for c in out) != ["A", "R", "S"]:
-        raise OAKitError(f"orientation: {tuple(codes)} is not three distinct anatomical axes; expected e.g. ('R','A','S')")
+        raise OAKitError(
+            f"orientation: {tuple(codes)} is not three distinct anatomical axes; expected e.g. ('R','A','S')"
+        )
     return out
 
 
@@ -155,13 +160,15 @@ def read_nifti(path: str | os.PathLike) -> MRIVolume:
         raise OAKitError(f"{path}: file not found; expected a NIfTI file")
     try:
         img = nib.load(str(path))
-        array = np.asarray(img.dataobj)       # stored dtype unless scl_slope/scl_inter rescale it
+        array = np.asarray(img.dataobj)  # stored dtype unless scl_slope/scl_inter rescale it
         if array.dtype == np.float64 and img.get_data_dtype() != np.float64:
             array = array.astype(np.float32)
     except OAKitError:
         raise
     except Exception as exc:  # nibabel raises many types for corrupt/truncated files
-        raise OAKitError(f"{path}: cannot read as NIfTI ({type(exc).__name__}: {exc}); expected a valid .nii/.nii.gz")
+        raise OAKitError(
+            f"{path}: cannot read as NIfTI ({type(exc).__name__}: {exc}); expected a valid .nii/.nii.gz"
+        ) from exc
     if array.ndim < 3:
         raise OAKitError(f"{path}: image is {array.ndim}-D {array.shape}; expected a 3-D volume")
     if array.ndim > 4:
@@ -203,7 +210,7 @@ def write_nifti(path: str | os.PathLike, volume: MRIVolume) -> Path:
     array = np.asarray(volume.array)
     if array.dtype == bool:
         array = array.astype(np.uint8)
-    elif array.dtype in (np.int64, np.uint64):        # NIfTI readers handle 64-bit integers poorly
+    elif array.dtype in (np.int64, np.uint64):  # NIfTI readers handle 64-bit integers poorly
         if array.size and (array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max):
             raise OAKitError(f"{path}: integer values exceed int32; expected values that fit a NIfTI int32")
         array = array.astype(np.int32)
@@ -228,8 +235,9 @@ def _dicom_files(folder: Path) -> list[Path]:
     """All regular files under ``folder`` (DICOM series often have no extension); DICOMDIR is skipped."""
     if not folder.is_dir():
         raise OAKitError(f"{folder}: not a folder; expected a folder of DICOM slices")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.upper() != "DICOMDIR"
-                   and not p.name.startswith("."))
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.name.upper() != "DICOMDIR" and not p.name.startswith(".")
+    )
     if not files:
         raise OAKitError(f"{folder}: no files; expected DICOM slices")
     return files
@@ -242,14 +250,18 @@ def _read_slice(path: Path):
     try:
         ds = pydicom.dcmread(str(path))
     except Exception as exc:
-        raise OAKitError(f"{path}: not a readable DICOM file ({type(exc).__name__}); expected a DICOM MR slice")
+        raise OAKitError(
+            f"{path}: not a readable DICOM file ({type(exc).__name__}); expected a DICOM MR slice"
+        ) from exc
     modality = str(getattr(ds, "Modality", ""))
     if modality != "MR":
         raise OAKitError(f"{path}: Modality is {modality or 'missing'!r}; expected 'MR'")
     for tag in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"):
         value = getattr(ds, tag, None)
-        if value is None or len(value) != {"ImageOrientationPatient": 6, "ImagePositionPatient": 3,
-                                            "PixelSpacing": 2}[tag]:
+        if (
+            value is None
+            or len(value) != {"ImageOrientationPatient": 6, "ImagePositionPatient": 3, "PixelSpacing": 2}[tag]
+        ):
             raise OAKitError(f"{path}: {tag} missing or malformed; expected it in every MR slice")
     if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
         raise OAKitError(f"{path}: enhanced multi-frame DICOM; expected one slice per file")
@@ -295,7 +307,9 @@ def read_dicom_series(folder: str | os.PathLike, echo: int = 1, series_uid: str 
     """Read one echo (1-based position in echo order) of a DICOM MR series folder; see :func:`read_dicom_echoes`."""
     volumes = read_dicom_echoes(folder, series_uid=series_uid)
     if not 1 <= echo <= len(volumes):
-        raise OAKitError(f"{folder}: echo {echo} requested but the series has {len(volumes)}; expected 1..{len(volumes)}")
+        raise OAKitError(
+            f"{folder}: echo {echo} requested but the series has {len(volumes)}; expected 1..{len(volumes)}"
+        )
     return volumes[echo - 1]
 
 
@@ -307,7 +321,9 @@ def _stack_echo(folder: Path, key: tuple[float, float], items: list) -> MRIVolum
     row_dir, col_dir = iops[0, :3], iops[0, 3:]
     normal = np.cross(row_dir, col_dir)
     if abs(np.linalg.norm(normal) - 1.0) > 1e-3:
-        raise OAKitError(f"{folder}: ImageOrientationPatient is not two orthonormal vectors; expected direction cosines")
+        raise OAKitError(
+            f"{folder}: ImageOrientationPatient is not two orthonormal vectors; expected direction cosines"
+        )
     pos = np.array([[float(v) for v in ds.ImagePositionPatient] for ds, _ in items])
     dist = pos @ normal
     order = np.argsort(dist, kind="stable")
@@ -318,8 +334,10 @@ def _stack_echo(folder: Path, key: tuple[float, float], items: list) -> MRIVolum
             dup = items[int(np.argmin(gaps))][1].name
             raise OAKitError(f"{folder}: two slices at the same position ({dup}); expected one slice per position")
         if np.max(gaps) - np.min(gaps) > max(0.01, 0.01 * np.mean(gaps)):
-            raise OAKitError(f"{folder}: inconsistent slice spacing {np.min(gaps):.3f}–{np.max(gaps):.3f} mm; "
-                             "expected equally spaced slices (missing slice?)")
+            raise OAKitError(
+                f"{folder}: inconsistent slice spacing {np.min(gaps):.3f}–{np.max(gaps):.3f} mm; "
+                "expected equally spaced slices (missing slice?)"
+            )
         slice_step = float(np.mean(gaps))
     else:
         only = items[0][0]
@@ -330,7 +348,9 @@ def _stack_echo(folder: Path, key: tuple[float, float], items: list) -> MRIVolum
         try:
             px = ds.pixel_array
         except Exception as exc:
-            raise OAKitError(f"{p}: pixel data cannot be decoded ({type(exc).__name__}); expected a complete slice")
+            raise OAKitError(
+                f"{p}: pixel data cannot be decoded ({type(exc).__name__}); expected a complete slice"
+            ) from exc
         if px.ndim != 2:
             raise OAKitError(f"{p}: pixel array shape {px.shape}; expected a 2-D grayscale slice")
         slope = float(getattr(ds, "RescaleSlope", 1) or 1)
@@ -340,22 +360,35 @@ def _stack_echo(folder: Path, key: tuple[float, float], items: list) -> MRIVolum
     if len(shapes) > 1:
         raise OAKitError(f"{folder}: slices have different sizes {sorted(shapes)}; expected one matrix size")
     lps = np.eye(4)
-    lps[:3, 0] = row_dir * spacing[1]      # array axis 0 = DICOM column index (along the row direction)
-    lps[:3, 1] = col_dir * spacing[0]      # array axis 1 = DICOM row index
+    lps[:3, 0] = row_dir * spacing[1]  # array axis 0 = DICOM column index (along the row direction)
+    lps[:3, 1] = col_dir * spacing[0]  # array axis 1 = DICOM row index
     lps[:3, 2] = normal * slice_step
     lps[:3, 3] = pos[0]
     first = items[0][0]
-    meta = {"format": "dicom", "echo_number": int(key[0]), "echo_time_ms": key[1], "n_slices": len(items),
-            "series_description": str(getattr(first, "SeriesDescription", "")),
-            "series_uid": str(getattr(first, "SeriesInstanceUID", "")),
-            "patient_id": str(getattr(first, "PatientID", "")),
-            "laterality": str(getattr(first, "Laterality", "") or getattr(first, "ImageLaterality", ""))}
+    meta = {
+        "format": "dicom",
+        "echo_number": int(key[0]),
+        "echo_time_ms": key[1],
+        "n_slices": len(items),
+        "series_description": str(getattr(first, "SeriesDescription", "")),
+        "series_uid": str(getattr(first, "SeriesInstanceUID", "")),
+        "patient_id": str(getattr(first, "PatientID", "")),
+        "laterality": str(getattr(first, "Laterality", "") or getattr(first, "ImageLaterality", "")),
+    }
     return MRIVolume(array=np.stack(planes, axis=-1), affine=_LPS_TO_RAS @ lps, source=folder, metadata=meta)
 
 
-def write_dicom_series(folder: str | os.PathLike, volume: MRIVolume, *, series_description: str = "oa_kit",
-                       patient_id: str = "ANON", echo_time_ms: float | None = None, echo_number: int | None = None,
-                       series_uid: str | None = None, file_prefix: str = "IM") -> list[Path]:
+def write_dicom_series(
+    folder: str | os.PathLike,
+    volume: MRIVolume,
+    *,
+    series_description: str = "oa_kit",
+    patient_id: str = "ANON",
+    echo_time_ms: float | None = None,
+    echo_number: int | None = None,
+    series_uid: str | None = None,
+    file_prefix: str = "IM",
+) -> list[Path]:
     """Write a 3-D volume as an MR DICOM series (one uint16/int16 file per slice along array axis 2), atomically
     per file; geometry (IOP/IPP/PixelSpacing) is derived from the affine so :func:`read_dicom_series` reads it back."""
     import pydicom
@@ -412,17 +445,28 @@ def write_dicom_series(folder: str | os.PathLike, volume: MRIVolume, *, series_d
 # --------------------------------------------------------------------------------------------------------------------
 # MetaImage (.mhd + .raw)
 # --------------------------------------------------------------------------------------------------------------------
-_MET_TYPES = MappingProxyType({
-    "MET_UCHAR": np.uint8, "MET_CHAR": np.int8, "MET_USHORT": np.uint16, "MET_SHORT": np.int16,
-    "MET_UINT": np.uint32, "MET_INT": np.int32, "MET_ULONG": np.uint64, "MET_LONG": np.int64,
-    "MET_ULONG_LONG": np.uint64, "MET_LONG_LONG": np.int64, "MET_FLOAT": np.float32, "MET_DOUBLE": np.float64,
-})
+_MET_TYPES = MappingProxyType(
+    {
+        "MET_UCHAR": np.uint8,
+        "MET_CHAR": np.int8,
+        "MET_USHORT": np.uint16,
+        "MET_SHORT": np.int16,
+        "MET_UINT": np.uint32,
+        "MET_INT": np.int32,
+        "MET_ULONG": np.uint64,
+        "MET_LONG": np.int64,
+        "MET_ULONG_LONG": np.uint64,
+        "MET_LONG_LONG": np.int64,
+        "MET_FLOAT": np.float32,
+        "MET_DOUBLE": np.float64,
+    }
+)
 _MET_NAMES = MappingProxyType({np.dtype(v).str[1:]: k for k, v in reversed(list(_MET_TYPES.items()))})
 
 
 def _parse_mhd_header(path: Path) -> dict[str, str]:
     """``key = value`` lines of a MetaImage header (keys as written)."""
-    text = path.read_bytes()[:65536].decode("latin-1")     # LOCAL files carry binary voxels after the header
+    text = path.read_bytes()[:65536].decode("latin-1")  # LOCAL files carry binary voxels after the header
     header: dict[str, str] = {}
     for line in text.splitlines():
         if "=" in line:
@@ -442,7 +486,7 @@ def _floats(path: Path, header: Mapping[str, str], key: str, n: int, default: Se
     try:
         values = np.array([float(v) for v in header[key].split()])
     except ValueError:
-        raise OAKitError(f"{path}: {key} = {header[key]!r}; expected {n} numbers")
+        raise OAKitError(f"{path}: {key} = {header[key]!r}; expected {n} numbers") from None
     if values.size != n or not np.all(np.isfinite(values)):
         raise OAKitError(f"{path}: {key} = {header[key]!r}; expected {n} finite numbers")
     return values
@@ -461,7 +505,7 @@ def read_mhd(path: str | os.PathLike) -> MRIVolume:
     try:
         ndims = int(h.get("NDims", "0"))
     except ValueError:
-        raise OAKitError(f"{path}: NDims = {h.get('NDims')!r}; expected 3")
+        raise OAKitError(f"{path}: NDims = {h.get('NDims')!r}; expected 3") from None
     if ndims != 3:
         raise OAKitError(f"{path}: NDims = {h.get('NDims', 'missing')}; expected a 3-D image (NDims = 3)")
     dims = _floats(path, h, "DimSize", 3, None).astype(int)
@@ -472,21 +516,24 @@ def read_mhd(path: str | os.PathLike) -> MRIVolume:
     offset_key = next((k for k in ("Offset", "Origin", "Position") if k in h), "Offset")
     offset = _floats(path, h, offset_key, 3, (0.0, 0.0, 0.0))
     rot_key = next((k for k in ("TransformMatrix", "Rotation", "Orientation") if k in h), "TransformMatrix")
-    rotation = _floats(path, h, rot_key, 9, np.eye(3).ravel()).reshape(3, 3)   # row i = direction of axis i
+    rotation = _floats(path, h, rot_key, 9, np.eye(3).ravel()).reshape(3, 3)  # row i = direction of axis i
     msb = (h.get("ElementByteOrderMSB") or h.get("BinaryDataByteOrderMSB") or "False").lower() == "true"
     dtype = np.dtype(_MET_TYPES[etype]).newbyteorder(">" if msb else "<")
     raw = _mhd_data(path, h)
     count = int(np.prod(dims))
     if len(raw) != count * dtype.itemsize:
-        raise OAKitError(f"{path}: data has {len(raw)} bytes; expected {count * dtype.itemsize} for DimSize "
-                         f"{tuple(dims)} of {etype} (truncated or wrong header?)")
+        raise OAKitError(
+            f"{path}: data has {len(raw)} bytes; expected {count * dtype.itemsize} for DimSize "
+            f"{tuple(dims)} of {etype} (truncated or wrong header?)"
+        )
     array = np.frombuffer(raw, dtype=dtype).reshape(dims[::-1]).transpose(2, 1, 0)
     array = np.ascontiguousarray(array.astype(dtype.newbyteorder("=")))
     lps = np.eye(4)
     lps[:3, :3] = rotation.T * spacing[None, :]
     lps[:3, 3] = offset
-    return MRIVolume(array=array, affine=_LPS_TO_RAS @ lps, source=path,
-                     metadata={"format": "mhd", "element_type": etype})
+    return MRIVolume(
+        array=array, affine=_LPS_TO_RAS @ lps, source=path, metadata={"format": "mhd", "element_type": etype}
+    )
 
 
 def _mhd_data(path: Path, h: Mapping[str, str]) -> bytes:
@@ -497,7 +544,7 @@ def _mhd_data(path: Path, h: Mapping[str, str]) -> bytes:
     if data_file == "LOCAL":
         blob = path.read_bytes()
         marker = blob.find(b"ElementDataFile")
-        blob = blob[blob.index(b"\n", marker) + 1:]
+        blob = blob[blob.index(b"\n", marker) + 1 :]
     else:
         data_path = path.parent / data_file
         if not data_path.is_file():
@@ -510,7 +557,7 @@ def _mhd_data(path: Path, h: Mapping[str, str]) -> bytes:
         try:
             blob = zlib.decompress(blob)
         except zlib.error as exc:
-            raise OAKitError(f"{path}: compressed data is corrupt ({exc}); expected zlib data")
+            raise OAKitError(f"{path}: compressed data is corrupt ({exc}); expected zlib data") from exc
     return blob
 
 
@@ -534,11 +581,18 @@ def write_mhd(path: str | os.PathLike, volume: MRIVolume, compress: bool = False
     raw_name = path.with_suffix(".zraw" if compress else ".raw").name
     fmt = " ".join
     header = [
-        "ObjectType = Image", "NDims = 3", "BinaryData = True", "BinaryDataByteOrderMSB = False",
-        f"CompressedData = {compress}", f"TransformMatrix = {fmt(f'{v:.10g}' for v in rotation.ravel())}",
-        f"Offset = {fmt(f'{v:.10g}' for v in lps[:3, 3])}", "CenterOfRotation = 0 0 0",
-        "AnatomicalOrientation = RAI", f"ElementSpacing = {fmt(f'{v:.10g}' for v in spacing)}",
-        f"DimSize = {fmt(str(n) for n in arr.shape)}", f"ElementType = {_MET_NAMES[key]}",
+        "ObjectType = Image",
+        "NDims = 3",
+        "BinaryData = True",
+        "BinaryDataByteOrderMSB = False",
+        f"CompressedData = {compress}",
+        f"TransformMatrix = {fmt(f'{v:.10g}' for v in rotation.ravel())}",
+        f"Offset = {fmt(f'{v:.10g}' for v in lps[:3, 3])}",
+        "CenterOfRotation = 0 0 0",
+        "AnatomicalOrientation = RAI",
+        f"ElementSpacing = {fmt(f'{v:.10g}' for v in spacing)}",
+        f"DimSize = {fmt(str(n) for n in arr.shape)}",
+        f"ElementType = {_MET_NAMES[key]}",
         f"ElementDataFile = {raw_name}",
     ]
     write_bytes_atomic(path.parent / raw_name, data)
@@ -546,8 +600,9 @@ def write_mhd(path: str | os.PathLike, volume: MRIVolume, compress: bool = False
     return path
 
 
-def read_mhd_pair(image: str | os.PathLike, mask: str | os.PathLike,
-                  atol_mm: float = 1e-3) -> tuple[MRIVolume, MRIVolume]:
+def read_mhd_pair(
+    image: str | os.PathLike, mask: str | os.PathLike, atol_mm: float = 1e-3
+) -> tuple[MRIVolume, MRIVolume]:
     """Read an OAI-ZIB image/mask pair, applying the OAI-ZIB fix: when the mask's geometry disagrees with the
     image's (the published masks' headers are corrupt), the image affine is copied into the mask and
     ``metadata["geometry_from_image"]`` is set. Different voxel grids (DimSize) raise :class:`OAKitError`."""
@@ -579,7 +634,7 @@ def _open_h5(path: Path):
     try:
         return h5py.File(path, "r")
     except Exception as exc:
-        raise OAKitError(f"{path}: not a readable HDF5 file ({type(exc).__name__}); expected HDF5")
+        raise OAKitError(f"{path}: not a readable HDF5 file ({type(exc).__name__}); expected HDF5") from exc
 
 
 def _h5_array(path: Path, f, key: str, ndim: int, channels: int | None = None) -> np.ndarray:
@@ -589,15 +644,20 @@ def _h5_array(path: Path, f, key: str, ndim: int, channels: int | None = None) -
     try:
         arr = f[key][()]
     except Exception as exc:
-        raise OAKitError(f"{path}: dataset {key!r} cannot be read ({type(exc).__name__}); expected complete data")
+        raise OAKitError(
+            f"{path}: dataset {key!r} cannot be read ({type(exc).__name__}); expected complete data"
+        ) from exc
     if arr.ndim != ndim or (channels is not None and arr.shape[-1] != channels):
         want = f"{ndim}-D" + (f" with {channels} channels last" if channels else "")
         raise OAKitError(f"{path}: dataset {key!r} has shape {arr.shape}; expected {want}")
     return arr
 
 
-def read_skmtea_h5(path: str | os.PathLike, spacing_mm: Sequence[float] = SKMTEA_SPACING_MM,
-                   orientation: Sequence[str] = SKMTEA_ORIENTATION) -> dict[str, MRIVolume]:
+def read_skmtea_h5(
+    path: str | os.PathLike,
+    spacing_mm: Sequence[float] = SKMTEA_SPACING_MM,
+    orientation: Sequence[str] = SKMTEA_ORIENTATION,
+) -> dict[str, MRIVolume]:
     """Read a SKM-TEA DICOM-track HDF5 scan: ``{"echo1", "echo2", "seg"}`` volumes.
 
     ``seg`` keeps the 6 one-hot channels (X, Y, Z, 6) in SKM-TEA order (patellar, femoral, medial tibial, lateral
@@ -611,19 +671,24 @@ def read_skmtea_h5(path: str | os.PathLike, spacing_mm: Sequence[float] = SKMTEA
         echo2 = _h5_array(path, f, "echo2", 3)
         seg = _h5_array(path, f, "seg", 4, channels=6) if "seg" in f else None
     if echo1.shape != echo2.shape or (seg is not None and seg.shape[:3] != echo1.shape):
-        raise OAKitError(f"{path}: echo1 {echo1.shape}, echo2 {echo2.shape}, seg "
-                         f"{None if seg is None else seg.shape} disagree; expected one grid")
+        raise OAKitError(
+            f"{path}: echo1 {echo1.shape}, echo2 {echo2.shape}, seg "
+            f"{None if seg is None else seg.shape} disagree; expected one grid"
+        )
     affine = axis_codes_affine(orientation, spacing_mm, echo1.shape)
     meta = {"format": "skmtea_h5", "geometry": "assumed from SKM-TEA orientation (SI, AP, LR) and spacing"}
-    out = {"echo1": MRIVolume(echo1, affine, path, {**meta, "echo": 1}),
-           "echo2": MRIVolume(echo2, affine, path, {**meta, "echo": 2})}
+    out = {
+        "echo1": MRIVolume(echo1, affine, path, {**meta, "echo": 1}),
+        "echo2": MRIVolume(echo2, affine, path, {**meta, "echo": 2}),
+    }
     if seg is not None:
         out["seg"] = MRIVolume(seg, affine, path, {**meta, "labels": "skmtea_onehot"})
     return out
 
 
-def read_iwoai(image: str | os.PathLike, seg: str | os.PathLike | None = None,
-               spacing_mm: Sequence[float] = IWOAI_SPACING_MM) -> tuple[MRIVolume, MRIVolume | None]:
+def read_iwoai(
+    image: str | os.PathLike, seg: str | os.PathLike | None = None, spacing_mm: Sequence[float] = IWOAI_SPACING_MM
+) -> tuple[MRIVolume, MRIVolume | None]:
     """Read an IWOAI 2019 ``.im`` (HDF5 key ``data``, 3-D) and optional ``.seg`` (key ``data``, 6 one-hot channels).
 
     The files store no geometry; the affine assumes OAI sagittal DESS (SI, AP, LR) at ``spacing_mm`` (documented
@@ -641,7 +706,9 @@ def read_iwoai(image: str | os.PathLike, seg: str | os.PathLike | None = None,
     with _open_h5(seg) as f:
         mask = _h5_array(seg, f, "data", 4, channels=6)
     if mask.shape[:3] != im.shape:
-        raise OAKitError(f"{seg}: mask shape {mask.shape[:3]} differs from image shape {im.shape}; expected the same grid")
+        raise OAKitError(
+            f"{seg}: mask shape {mask.shape[:3]} differs from image shape {im.shape}; expected the same grid"
+        )
     return vol, MRIVolume(mask, affine, seg, {**meta, "labels": "iwoai_onehot"})
 
 
@@ -657,12 +724,16 @@ def read_mrnet_case(path: str | os.PathLike) -> MRIVolume:
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as exc:
-        raise OAKitError(f"{path}: cannot read as .npy ({type(exc).__name__}); expected a (S, 256, 256) array")
+        raise OAKitError(f"{path}: cannot read as .npy ({type(exc).__name__}); expected a (S, 256, 256) array") from exc
     if arr.ndim != 3:
         raise OAKitError(f"{path}: array shape {arr.shape}; expected a 3-D (slices, 256, 256) stack")
     view = path.parent.name if path.parent.name in ("axial", "coronal", "sagittal") else ""
-    meta = {"format": "mrnet", "geometry": "unknown (MRNet has no spacing/orientation)", "plane": view,
-            "case": path.stem}
+    meta = {
+        "format": "mrnet",
+        "geometry": "unknown (MRNet has no spacing/orientation)",
+        "plane": view,
+        "case": path.stem,
+    }
     return MRIVolume(arr, np.eye(4), path, meta)
 
 
@@ -680,7 +751,9 @@ def read_mrnet_labels(root: str | os.PathLike, split: str) -> pd.DataFrame:
         try:
             df = pd.read_csv(path, header=None, names=["case", task], dtype={0: str, 1: str})
         except Exception as exc:
-            raise OAKitError(f"{path}: cannot parse ({type(exc).__name__}); expected 'case,label' rows without header")
+            raise OAKitError(
+                f"{path}: cannot parse ({type(exc).__name__}); expected 'case,label' rows without header"
+            ) from exc
         if df.shape[1] != 2 or df["case"].isna().any() or not df["case"].str.fullmatch(r"\d+").all():
             raise OAKitError(f"{path}: case column has non-numeric values; expected zero-padded case ids")
         if not df[task].isin(["0", "1"]).all():

@@ -4,6 +4,7 @@ Special codes are never turned silently into NaN: every value column that holds 
 ``<COLUMN>_STATUS`` column (``ok``, ``replacement`` for ``.P``, ``technical`` for ``.T``, ``not_expected`` for ``.A``,
 ``missing`` for blanks and ``.``), and tidy tables carry a ``kl_status`` column.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,21 +21,35 @@ import pandas as pd
 from oa_kit.errors import OAKitError
 
 #: OAI visit prefix → months since baseline (imaging visits plus the clinical-only V02/V04/V07/V09/V11).
-VISIT_MONTHS = MappingProxyType({
-    "V00": 0, "V01": 12, "V02": 18, "V03": 24, "V04": 30, "V05": 36, "V06": 48,
-    "V07": 60, "V08": 72, "V09": 84, "V10": 96, "V11": 108,
-})
+VISIT_MONTHS = MappingProxyType(
+    {
+        "V00": 0,
+        "V01": 12,
+        "V02": 18,
+        "V03": 24,
+        "V04": 30,
+        "V05": 36,
+        "V06": 48,
+        "V07": 60,
+        "V08": 72,
+        "V09": 84,
+        "V10": 96,
+        "V11": 108,
+    }
+)
 #: Visits with knee radiograph readings (``kxr_sq_bu{vv}``).
 XRAY_VISITS = ("V00", "V01", "V03", "V05", "V06", "V08", "V10")
 
 #: OAI special codes → status word; a bare ``.`` is SAS's "missing form/incomplete workbook".
-SPECIAL_CODES = MappingProxyType({
-    ".P": "replacement",
-    ".T": "technical",
-    ".A": "not_expected",
-    ".": "missing",
-    "": "missing",
-})
+SPECIAL_CODES = MappingProxyType(
+    {
+        ".P": "replacement",
+        ".T": "technical",
+        ".A": "not_expected",
+        ".": "missing",
+        "": "missing",
+    }
+)
 STATUSES = ("ok", "replacement", "technical", "not_expected", "missing")
 STATUS_SUFFIX = "_STATUS"
 #: Columns that are identifiers: kept as strings, never parsed as numbers.
@@ -94,9 +109,18 @@ def _read_raw(path: Path) -> pd.DataFrame:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            table = pd.read_csv(path, sep=sep, dtype=object, keep_default_na=False, na_filter=False,
-                                encoding="utf-8-sig", encoding_errors="replace", quotechar='"', index_col=False,
-                                skipinitialspace=True)
+            table = pd.read_csv(
+                path,
+                sep=sep,
+                dtype=object,
+                keep_default_na=False,
+                na_filter=False,
+                encoding="utf-8-sig",
+                encoding_errors="replace",
+                quotechar='"',
+                index_col=False,
+                skipinitialspace=True,
+            )
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise OAKitError(f"{path}: cannot parse as a {sep!r}-separated table ({exc}); expected OAI ASCII") from None
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
@@ -109,8 +133,10 @@ def _check_extra_fields(path: Path, sep: str, n_columns: int) -> None:
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter=sep, quotechar='"'), start=1):
             if len(row) > n_columns and any(field.strip() for field in row[n_columns:]):
-                raise OAKitError(f"{path}: line {number} has {len(row)} fields for {n_columns} columns; "
-                                 "expected one value per header column")
+                raise OAKitError(
+                    f"{path}: line {number} has {len(row)} fields for {n_columns} columns; "
+                    "expected one value per header column"
+                )
 
 
 def _read_sas_as_text(path: Path) -> pd.DataFrame:
@@ -123,7 +149,9 @@ def _read_sas_as_text(path: Path) -> pd.DataFrame:
     for column in frame.columns:
         series = frame[column]
         if pd.api.types.is_numeric_dtype(series):
-            text[column] = series.map(lambda v: "" if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v))))
+            text[column] = series.map(
+                lambda v: "" if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v)))
+            )
         else:
             text[column] = series.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     return pd.DataFrame(text, index=frame.index)
@@ -137,13 +165,16 @@ def _normalise_headers(columns: Iterable[str], path: Path) -> list[str]:
         if not name:
             raise OAKitError(f"{path}: empty column header; expected every column to be named")
         if name in seen:
-            raise OAKitError(f"{path}: column {name!r} appears twice (headers are case-insensitive); expected unique names")
+            raise OAKitError(
+                f"{path}: column {name!r} appears twice (headers are case-insensitive); expected unique names"
+            )
         seen.add(name)
     return names
 
 
-def _clean_column(raw: pd.Series, column: str, path: Path,
-                  special_codes: Mapping[str, str]) -> tuple[pd.Series, pd.Series | None]:
+def _clean_column(
+    raw: pd.Series, column: str, path: Path, special_codes: Mapping[str, str]
+) -> tuple[pd.Series, pd.Series | None]:
     """Strip quotes/labels from one column, resolve special codes to a status series, parse numbers.
 
     Works on the column's distinct values (OAI columns hold few), then maps back: fast on wide tables.
@@ -156,8 +187,10 @@ def _clean_column(raw: pd.Series, column: str, path: Path,
     for value in uniques:
         text, status = _clean_value(value, special_codes)
         if status is None:
-            raise OAKitError(f"{path}: column {column}: unknown special code {text!r}; "
-                             f"expected a value or one of {', '.join(repr(c) for c in special_codes)}")
+            raise OAKitError(
+                f"{path}: column {column}: unknown special code {text!r}; "
+                f"expected a value or one of {', '.join(repr(c) for c in special_codes)}"
+            )
         texts.append(text)
         statuses.append(status)
     values = _maybe_numeric(texts)[codes]
@@ -225,8 +258,11 @@ def find_table(folder: str | os.PathLike, stem: str, required: bool = True) -> P
     folder = Path(folder)
     if not folder.is_dir():
         raise OAKitError(f"{folder}: not a folder; expected the folder holding the OAI tables")
-    matches = sorted(p for p in folder.iterdir()
-                     if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES and p.stem.lower() == stem.lower())
+    matches = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES and p.stem.lower() == stem.lower()
+    )
     if not matches:
         if required:
             raise OAKitError(f"{folder}: no table {stem}{{{','.join(TABLE_SUFFIXES)}}}; expected the OAI file {stem}")
@@ -253,12 +289,15 @@ def parse_side(values: pd.Series, path: str | os.PathLike, column: str = "SIDE")
     mapped = values.map({1.0: "R", 2.0: "L", "1": "R", "2": "L", "R": "R", "L": "L", "RIGHT": "R", "LEFT": "L"})
     bad = mapped.isna()
     if bad.any():
-        raise OAKitError(f"{path}: column {column}: value {show_value(values[bad].iloc[0])}; expected 1 (right) or 2 (left)")
+        raise OAKitError(
+            f"{path}: column {column}: value {show_value(values[bad].iloc[0])}; expected 1 (right) or 2 (left)"
+        )
     return mapped.astype(str)
 
 
-def choose_by_readprj(table: pd.DataFrame, keys: Sequence[str], priority: Sequence[int],
-                      valid: pd.Series | None = None) -> pd.DataFrame:
+def choose_by_readprj(
+    table: pd.DataFrame, keys: Sequence[str], priority: Sequence[int], valid: pd.Series | None = None
+) -> pd.DataFrame:
     """Keep one row per ``keys``: the highest-priority READPRJ among rows with a valid reading, else among all.
 
     READPRJ values not in ``priority`` rank after those listed, in ascending order, so the choice never depends on
@@ -266,13 +305,17 @@ def choose_by_readprj(table: pd.DataFrame, keys: Sequence[str], priority: Sequen
     """
     rank = {int(p): i for i, p in enumerate(priority)}
     readprj = pd.to_numeric(table["READPRJ"], errors="coerce")
-    order = pd.DataFrame({
-        "invalid": ~(valid if valid is not None else pd.Series(True, index=table.index)).astype(bool),
-        "rank": readprj.map(lambda p: rank.get(int(p), len(rank)) if pd.notna(p) else len(rank) + 1),
-        "readprj": readprj.fillna(np.inf),
-    }, index=table.index)
+    order = pd.DataFrame(
+        {
+            "invalid": ~(valid if valid is not None else pd.Series(True, index=table.index)).astype(bool),
+            "rank": readprj.map(lambda p: rank.get(int(p), len(rank)) if pd.notna(p) else len(rank) + 1),
+            "readprj": readprj.fillna(np.inf),
+        },
+        index=table.index,
+    )
     ordered = table.assign(**{f"_{k}": v for k, v in order.items()}).sort_values(
-        [*keys, "_invalid", "_rank", "_readprj"], kind="stable")
+        [*keys, "_invalid", "_rank", "_readprj"], kind="stable"
+    )
     chosen = ordered.drop_duplicates(list(keys), keep="first")
     return chosen.drop(columns=[f"_{k}" for k in order.columns])
 
@@ -293,8 +336,11 @@ def _requested_visits(folder: Path, stem_prefix: str, visits: Iterable[str | int
     return [(p, _visit_table_path(folder, stem_prefix, p, required=True)) for p in map(visit_prefix, visits)]
 
 
-def read_kl_readings(folder: str | os.PathLike, visits: Iterable[str | int] | None = None,
-                     readprj_priority: Sequence[int] = READPRJ_PRIORITY) -> pd.DataFrame:
+def read_kl_readings(
+    folder: str | os.PathLike,
+    visits: Iterable[str | int] | None = None,
+    readprj_priority: Sequence[int] = READPRJ_PRIORITY,
+) -> pd.DataFrame:
     """Read ``kxr_sq_bu{vv}`` files into one row per (participant, side, visit) with the READPRJ used.
 
     Parameters
@@ -314,7 +360,10 @@ def read_kl_readings(folder: str | os.PathLike, visits: Iterable[str | int] | No
         marginal osteophyte grades), osteophyte_fm/fl/tm/tl, readprj, n_readings (rows found for that knee-visit).
     """
     folder = Path(folder)
-    frames = [_read_sq_visit(path, prefix, readprj_priority) for prefix, path in _requested_visits(folder, "kxr_sq_bu", visits)]
+    frames = [
+        _read_sq_visit(path, prefix, readprj_priority)
+        for prefix, path in _requested_visits(folder, "kxr_sq_bu", visits)
+    ]
     readings = pd.concat(frames, ignore_index=True)
     return readings.sort_values(["participant_id", "side", "visit_month"], kind="stable").reset_index(drop=True)
 
@@ -328,20 +377,23 @@ def _read_sq_visit(path: Path, prefix: str, priority: Sequence[int]) -> pd.DataF
     side = parse_side(table["SIDE"], path)
     kl_status = value_status(table, kl_col)
     _check_kl(table[kl_col], kl_status, path, kl_col)
-    tidy = pd.DataFrame({
-        "participant_id": table["ID"].astype(str),
-        "side": side,
-        "visit_month": VISIT_MONTHS[prefix],
-        "kl": table[kl_col].astype("float64"),
-        "kl_status": kl_status.astype(str),
-        "jsn_medial": _optional(table, f"{prefix}XRJSM"),
-        "jsn_lateral": _optional(table, f"{prefix}XRJSL"),
-        "osteophyte_fm": _optional(table, f"{prefix}XROSFM"),
-        "osteophyte_fl": _optional(table, f"{prefix}XROSFL"),
-        "osteophyte_tm": _optional(table, f"{prefix}XROSTM"),
-        "osteophyte_tl": _optional(table, f"{prefix}XROSTL"),
-        "READPRJ": table["READPRJ"],
-    }, index=table.index)
+    tidy = pd.DataFrame(
+        {
+            "participant_id": table["ID"].astype(str),
+            "side": side,
+            "visit_month": VISIT_MONTHS[prefix],
+            "kl": table[kl_col].astype("float64"),
+            "kl_status": kl_status.astype(str),
+            "jsn_medial": _optional(table, f"{prefix}XRJSM"),
+            "jsn_lateral": _optional(table, f"{prefix}XRJSL"),
+            "osteophyte_fm": _optional(table, f"{prefix}XROSFM"),
+            "osteophyte_fl": _optional(table, f"{prefix}XROSFL"),
+            "osteophyte_tm": _optional(table, f"{prefix}XROSTM"),
+            "osteophyte_tl": _optional(table, f"{prefix}XROSTL"),
+            "READPRJ": table["READPRJ"],
+        },
+        index=table.index,
+    )
     valid = tidy["kl_status"].isin(["ok", "replacement"])
     counts = tidy.groupby(["participant_id", "side"])["kl"].transform("size")
     chosen = choose_by_readprj(tidy.assign(n_readings=counts), ["participant_id", "side"], priority, valid)
@@ -364,21 +416,31 @@ def _check_kl(kl: pd.Series, status: pd.Series, path: Path, column: str) -> None
     values = pd.to_numeric(kl, errors="coerce")
     bad = status.eq("ok") & ~values.isin([0, 1, 2, 3, 4])
     if bad.any():
-        raise OAKitError(f"{path}: column {column}: KL value {show_value(kl[bad].iloc[0])}; expected 0-4 or a special code")
+        raise OAKitError(
+            f"{path}: column {column}: KL value {show_value(kl[bad].iloc[0])}; expected 0-4 or a special code"
+        )
 
 
-def read_jsw(folder: str | os.PathLike, visits: Iterable[str | int] | None = None,
-             readprj_priority: Sequence[int] = READPRJ_PRIORITY) -> pd.DataFrame:
+def read_jsw(
+    folder: str | os.PathLike,
+    visits: Iterable[str | int] | None = None,
+    readprj_priority: Sequence[int] = READPRJ_PRIORITY,
+) -> pd.DataFrame:
     """Read ``kxr_qjsw_duryea{vv}`` files: minimum medial JSW (mm) and fixed-location JSW per knee-visit.
 
     Returns participant_id, side, visit_month, jsw_medial_mm (``V{vv}MCMJSW``), jsw_medial_status,
     jsw_medial_x{150..300}_mm / jsw_lateral_x{700..900}_mm for the fixed locations present, beam_angle_deg, readprj.
     """
     folder = Path(folder)
-    frames = [_read_jsw_visit(path, prefix, readprj_priority)
-              for prefix, path in _requested_visits(folder, "kxr_qjsw_duryea", visits)]
-    return pd.concat(frames, ignore_index=True).sort_values(
-        ["participant_id", "side", "visit_month"], kind="stable").reset_index(drop=True)
+    frames = [
+        _read_jsw_visit(path, prefix, readprj_priority)
+        for prefix, path in _requested_visits(folder, "kxr_qjsw_duryea", visits)
+    ]
+    return (
+        pd.concat(frames, ignore_index=True)
+        .sort_values(["participant_id", "side", "visit_month"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def _read_jsw_visit(path: Path, prefix: str, priority: Sequence[int]) -> pd.DataFrame:
@@ -386,13 +448,16 @@ def _read_jsw_visit(path: Path, prefix: str, priority: Sequence[int]) -> pd.Data
     table = read_oai_table(path)
     mcm = f"{prefix}MCMJSW"
     require_columns(table, ["ID", "SIDE", "READPRJ", mcm], path)
-    tidy = pd.DataFrame({
-        "participant_id": table["ID"].astype(str),
-        "side": parse_side(table["SIDE"], path),
-        "visit_month": VISIT_MONTHS[prefix],
-        "jsw_medial_mm": _optional(table, mcm),
-        "jsw_medial_status": value_status(table, mcm).astype(str),
-    }, index=table.index)
+    tidy = pd.DataFrame(
+        {
+            "participant_id": table["ID"].astype(str),
+            "side": parse_side(table["SIDE"], path),
+            "visit_month": VISIT_MONTHS[prefix],
+            "jsw_medial_mm": _optional(table, mcm),
+            "jsw_medial_status": value_status(table, mcm).astype(str),
+        },
+        index=table.index,
+    )
     for column in table.columns:
         fixed = re.fullmatch(rf"{prefix}(L?)JSW(\d+)", column)
         if fixed:
@@ -408,12 +473,32 @@ def _read_jsw_visit(path: Path, prefix: str, priority: Sequence[int]) -> pd.Data
 
 #: Required columns of the two baseline clinical files.
 ENROLLEES_COLUMNS = ("ID", "P02SEX", "V00SITE", "P02RACE")
-ALLCLINICAL00_COLUMNS = ("ID", "V00AGE", "P01BMI", "P01INJL", "P01INJR", "P01KSURGL", "P01KSURGR",
-                         "V00WOMKPL", "V00WOMKPR", "V00WOMSTFL", "V00WOMSTFR", "V00WOMADLL", "V00WOMADLR",
-                         "V00WOMTSL", "V00WOMTSR")
+ALLCLINICAL00_COLUMNS = (
+    "ID",
+    "V00AGE",
+    "P01BMI",
+    "P01INJL",
+    "P01INJR",
+    "P01KSURGL",
+    "P01KSURGR",
+    "V00WOMKPL",
+    "V00WOMKPR",
+    "V00WOMSTFL",
+    "V00WOMSTFR",
+    "V00WOMADLL",
+    "V00WOMADLR",
+    "V00WOMTSL",
+    "V00WOMTSR",
+)
 #: Per-side clinical fields: output name → OAI column with ``{s}`` = L/R.
-_PER_SIDE = {"injury": "P01INJ{s}", "surgery": "P01KSURG{s}", "womac_pain": "V00WOMKP{s}",
-             "womac_stiffness": "V00WOMSTF{s}", "womac_function": "V00WOMADL{s}", "womac_total": "V00WOMTS{s}"}
+_PER_SIDE = {
+    "injury": "P01INJ{s}",
+    "surgery": "P01KSURG{s}",
+    "womac_pain": "V00WOMKP{s}",
+    "womac_stiffness": "V00WOMSTF{s}",
+    "womac_function": "V00WOMADL{s}",
+    "womac_total": "V00WOMTS{s}",
+}
 
 
 def read_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
@@ -436,25 +521,35 @@ def read_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
     sex = merged["P02SEX"].map({1.0: "M", 2.0: "F"})
     rows = []
     for side in ("R", "L"):
-        knee = pd.DataFrame({
-            "participant_id": merged["ID"].astype(str), "side": side,
-            "age_years": merged["V00AGE"], "sex": sex, "bmi_kg_m2": merged["P01BMI"],
-            "site": merged["V00SITE"].astype(str).replace("", np.nan), "race": merged["P02RACE"],
-        })
+        knee = pd.DataFrame(
+            {
+                "participant_id": merged["ID"].astype(str),
+                "side": side,
+                "age_years": merged["V00AGE"],
+                "sex": sex,
+                "bmi_kg_m2": merged["P01BMI"],
+                "site": merged["V00SITE"].astype(str).replace("", np.nan),
+                "race": merged["P02RACE"],
+            }
+        )
         fields = {"age_years": "V00AGE", "sex": "P02SEX", "bmi_kg_m2": "P01BMI", "site": "V00SITE", "race": "P02RACE"}
         for name, template in _PER_SIDE.items():
             knee[name] = pd.to_numeric(merged[template.format(s=side)], errors="coerce")
             fields[name] = template.format(s=side)
         knee["clinical_status"] = status_summary(merged, fields)
         rows.append(knee)
-    return pd.concat(rows, ignore_index=True).sort_values(["participant_id", "side"], kind="stable").reset_index(drop=True)
+    return (
+        pd.concat(rows, ignore_index=True).sort_values(["participant_id", "side"], kind="stable").reset_index(drop=True)
+    )
 
 
 def _check_unique_ids(table: pd.DataFrame, path: Path) -> None:
     """Participant-level tables must have one row per ID."""
     dup = table["ID"].duplicated()
     if dup.any():
-        raise OAKitError(f"{path}: column ID: participant {table['ID'][dup].iloc[0]!r} appears twice; expected one row per ID")
+        raise OAKitError(
+            f"{path}: column ID: participant {table['ID'][dup].iloc[0]!r} appears twice; expected one row per ID"
+        )
 
 
 def status_summary(table: pd.DataFrame, fields: Mapping[str, str]) -> pd.Series:
@@ -510,11 +605,15 @@ def _read_deaths(table: pd.DataFrame, path: Path) -> pd.DataFrame:
         by_index = {int(p[1:]): m for p, m in VISIT_MONTHS.items()}
         unknown = index.notna() & ~index.isin(list(by_index))
         if unknown.any():
-            raise OAKitError(f"{path}: column V99EDDVSPR: visit {index[unknown].iloc[0]!r}; expected an OAI visit number 0-11")
+            raise OAKitError(
+                f"{path}: column V99EDDVSPR: visit {index[unknown].iloc[0]!r}; expected an OAI visit number 0-11"
+            )
         month = index.map(by_index)
     else:
         month = pd.Series(np.nan, index=table.index)
     died = month.notna()
     if "V99EDDCF" in table.columns:
         died &= pd.to_numeric(table["V99EDDCF"], errors="coerce").ge(1)
-    return pd.DataFrame({"participant_id": table["ID"], "death_month": month.astype("float64")})[died].reset_index(drop=True)
+    return pd.DataFrame({"participant_id": table["ID"], "death_month": month.astype("float64")})[died].reset_index(
+        drop=True
+    )

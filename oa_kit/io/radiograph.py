@@ -17,6 +17,7 @@ Conventions (docs/DESIGN.md, REFERENCE §1.6):
 
 Every bad input raises :class:`oa_kit.errors.OAKitError` with one line naming the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,15 +33,17 @@ from oa_kit.errors import OAKitError
 __all__ = ["Radiograph", "read_radiograph", "QA_FLAGS"]
 
 #: Every QA flag the readers can set, with its meaning.
-QA_FLAGS: Mapping[str, str] = types.MappingProxyType({
-    "missing_spacing": "no ImagerPixelSpacing/PixelSpacing (or not a DICOM): physical scale unknown, never guessed",
-    "invalid_spacing": "a spacing attribute was present but not two positive finite numbers; treated as missing",
-    "lossy_compressed": "lossy compression (JPEG baseline/extended, lossy JPEG 2000/JPEG-LS, "
-                        "or LossyImageCompression=01)",
-    "stored_as_rgb": "three identical colour channels, read as grayscale",
-    "converted_from_rgb": "true colour converted to grayscale (ITU-R 601 luma) because allow_rgb=True",
-    "non_pa_view": "DICOM ViewPosition is present and is neither PA nor AP",
-})
+QA_FLAGS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "missing_spacing": "no ImagerPixelSpacing/PixelSpacing (or not a DICOM): physical scale unknown, never guessed",
+        "invalid_spacing": "a spacing attribute was present but not two positive finite numbers; treated as missing",
+        "lossy_compressed": "lossy compression (JPEG baseline/extended, lossy JPEG 2000/JPEG-LS, "
+        "or LossyImageCompression=01)",
+        "stored_as_rgb": "three identical colour channels, read as grayscale",
+        "converted_from_rgb": "true colour converted to grayscale (ITU-R 601 luma) because allow_rgb=True",
+        "non_pa_view": "DICOM ViewPosition is present and is neither PA nor AP",
+    }
+)
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -114,10 +117,17 @@ def read_radiograph(path: str | os.PathLike, *, voi_lut: bool = True, allow_rgb:
     return _read_dicom(path, has_preamble=head[128:132] == b"DICM", voi_lut=voi_lut, allow_rgb=allow_rgb)
 
 
-def _radiograph(pixels: np.ndarray, spacing_mm: tuple[float, float] | None, flags: list[str], path: Path, meta: dict) -> Radiograph:
+def _radiograph(
+    pixels: np.ndarray, spacing_mm: tuple[float, float] | None, flags: list[str], path: Path, meta: dict
+) -> Radiograph:
     """Package decoded pixels as a read-only :class:`Radiograph` (float32, flags de-duplicated in order)."""
-    return Radiograph(pixels=np.ascontiguousarray(pixels, dtype=np.float32), spacing_mm=spacing_mm,
-                      qa_flags=tuple(dict.fromkeys(flags)), source=str(path), meta=types.MappingProxyType(meta))
+    return Radiograph(
+        pixels=np.ascontiguousarray(pixels, dtype=np.float32),
+        spacing_mm=spacing_mm,
+        qa_flags=tuple(dict.fromkeys(flags)),
+        source=str(path),
+        meta=types.MappingProxyType(meta),
+    )
 
 
 # --------------------------------------------------------------------------- DICOM
@@ -177,8 +187,9 @@ def _dcmread(path: Path, has_preamble: bool):
     except InvalidDicomError:
         raise OAKitError(f"{path}: not a DICOM, PNG or JPEG file; expected a radiograph") from None
     except Exception as exc:  # truncated/corrupt headers raise many types inside pydicom
-        raise OAKitError(f"{path}: corrupt or truncated DICOM ({_short(exc)}); "
-                         "expected a readable DICOM file") from None
+        raise OAKitError(
+            f"{path}: corrupt or truncated DICOM ({_short(exc)}); expected a readable DICOM file"
+        ) from None
     if not has_preamble and not any(k in ds for k in ("SOPClassUID", "PixelData", "Modality")):
         raise OAKitError(f"{path}: not a DICOM, PNG or JPEG file; expected a radiograph")
     if "PixelData" not in ds:
@@ -203,16 +214,22 @@ def _decode_pixels(ds, path: Path, syntax) -> np.ndarray:
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError:
-        raise OAKitError(f"{path}: transfer syntax {syntax.name} ({syntax}) is not supported; expected an "
-                         "uncompressed, RLE, JPEG, JPEG-LS or JPEG 2000 DICOM") from None
+        raise OAKitError(
+            f"{path}: transfer syntax {syntax.name} ({syntax}) is not supported; expected an "
+            "uncompressed, RLE, JPEG, JPEG-LS or JPEG 2000 DICOM"
+        ) from None
     if not decoder.is_available:
-        raise OAKitError(f"{path}: no decoder installed for transfer syntax {syntax.name} ({syntax}); expected "
-                         "a syntax handled by pylibjpeg (JPEG, JPEG 2000, RLE)")
+        raise OAKitError(
+            f"{path}: no decoder installed for transfer syntax {syntax.name} ({syntax}); expected "
+            "a syntax handled by pylibjpeg (JPEG, JPEG 2000, RLE)"
+        )
     try:
         return np.asarray(ds.pixel_array)
     except Exception as exc:  # pydicom raises ValueError/RuntimeError/... for short or corrupt pixel data
-        raise OAKitError(f"{path}: pixel data cannot be decoded as {syntax.name} ({_short(exc)}); "
-                         "expected complete, valid pixel data (truncated or corrupt file?)") from None
+        raise OAKitError(
+            f"{path}: pixel data cannot be decoded as {syntax.name} ({_short(exc)}); "
+            "expected complete, valid pixel data (truncated or corrupt file?)"
+        ) from None
 
 
 def _apply_luts(stored: np.ndarray, ds, photometric: str, voi_lut: bool) -> tuple[np.ndarray, dict]:
@@ -248,8 +265,10 @@ def _palette_to_rgb(stored: np.ndarray, ds, path: Path, allow_rgb: bool) -> np.n
     from pydicom.pixels import apply_color_lut
 
     if not allow_rgb:
-        raise OAKitError(f"{path}: PhotometricInterpretation PALETTE COLOR (a colour image); expected a grayscale "
-                         "radiograph (pass allow_rgb=True to convert with a QA flag)")
+        raise OAKitError(
+            f"{path}: PhotometricInterpretation PALETTE COLOR (a colour image); expected a grayscale "
+            "radiograph (pass allow_rgb=True to convert with a QA flag)"
+        )
     return np.asarray(apply_color_lut(stored, ds))
 
 
@@ -297,17 +316,27 @@ def _read_pillow(path: Path, allow_rgb: bool) -> Radiograph:
     except UnidentifiedImageError:
         raise OAKitError(f"{path}: image format not recognised; expected a PNG or JPEG file") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise OAKitError(f"{path}: corrupt or truncated {_fmt_guess(path)} ({_short(exc)}); "
-                         "expected a complete image") from None
+        raise OAKitError(
+            f"{path}: corrupt or truncated {_fmt_guess(path)} ({_short(exc)}); expected a complete image"
+        ) from None
     flags: list[str] = []
     if arr.ndim == 3:
         arr = _to_gray(arr, path, allow_rgb, flags)
     flags.append("missing_spacing")
     bits = 16 if arr.dtype.itemsize >= 2 else 8
     meta = {
-        "format": str(fmt).lower(), "mode": mode, "photometric": "MONOCHROME2", "transfer_syntax": "",
-        "bits_stored": bits, "laterality": "", "patient_id": "", "view": "", "spacing_source": "none",
-        "modality_lut": False, "voi_lut": False, "inverted": False,
+        "format": str(fmt).lower(),
+        "mode": mode,
+        "photometric": "MONOCHROME2",
+        "transfer_syntax": "",
+        "bits_stored": bits,
+        "laterality": "",
+        "patient_id": "",
+        "view": "",
+        "spacing_source": "none",
+        "modality_lut": False,
+        "voi_lut": False,
+        "inverted": False,
     }
     return _radiograph(arr, None, flags, path, meta)
 
@@ -343,8 +372,10 @@ def _to_gray(arr: np.ndarray, path: Path, allow_rgb: bool, flags: list[str]) -> 
         flags.append("stored_as_rgb")
         return rgb[..., 0]
     if not allow_rgb:
-        raise OAKitError(f"{path}: colour (RGB) image; expected a grayscale radiograph "
-                         "(pass allow_rgb=True to convert with a QA flag)")
+        raise OAKitError(
+            f"{path}: colour (RGB) image; expected a grayscale radiograph "
+            "(pass allow_rgb=True to convert with a QA flag)"
+        )
     flags.append("converted_from_rgb")
     return rgb.astype(np.float64) @ _LUMA
 

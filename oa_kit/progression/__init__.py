@@ -1,4 +1,5 @@
 """Progression models: LightGBM per horizon, baselines, calibration, persistence."""
+
 from __future__ import annotations
 
 from oa_kit.progression.baselines import baseline_models, feature_sets

@@ -21,6 +21,7 @@ known risk direction, and the search grid adds a slow, strongly regularised addi
 (:data:`~oa_kit.progression.model.LIGHTGBM_GRID`). On the synthetic demo cohort this raised the fused model's
 out-of-fold AUC by ~0.01–0.03 over raw features with 8 components (synthetic data; see the progression model card).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -59,13 +60,24 @@ def feature_sets(table: pd.DataFrame, families: Mapping[str, str] | None = None)
 LIGHTGBM_SET_OPTIONS: dict[str, object] = {"derived": "replace", "n_components": 3, "monotone": True}
 
 #: Estimator kind per feature set.
-SET_ESTIMATORS: dict[str, str] = {"clinical": "logistic", "kl": "logistic", "clinical_kl": "logistic",
-                                  "clinical_radiograph": "lightgbm", "fused": "lightgbm"}
+SET_ESTIMATORS: dict[str, str] = {
+    "clinical": "logistic",
+    "kl": "logistic",
+    "clinical_kl": "logistic",
+    "clinical_radiograph": "lightgbm",
+    "fused": "lightgbm",
+}
 
 
-def baseline_models(table: pd.DataFrame, horizon_months: int, seed: int = 0, calibration: str = "sigmoid",
-                    n_inner_splits: int = 5, include: Sequence[str] | None = None,
-                    lightgbm_grid: Sequence[Mapping] | None = None) -> dict[str, ProgressionModel]:
+def baseline_models(
+    table: pd.DataFrame,
+    horizon_months: int,
+    seed: int = 0,
+    calibration: str = "sigmoid",
+    n_inner_splits: int = 5,
+    include: Sequence[str] | None = None,
+    lightgbm_grid: Sequence[Mapping] | None = None,
+) -> dict[str, ProgressionModel]:
     """Unfitted :class:`ProgressionModel` per feature set, ready for :func:`oa_kit.evaluation.cross_validate`.
 
     Parameters
@@ -91,8 +103,16 @@ def baseline_models(table: pd.DataFrame, horizon_months: int, seed: int = 0, cal
     unknown = [n for n in names if n not in sets]
     if unknown:
         raise OAKitError(f"include: {unknown[0]!r} not available for this table; expected some of {list(sets)}")
-    return {name: ProgressionModel(horizon_months=horizon_months, estimator=SET_ESTIMATORS[name], columns=sets[name],
-                                   calibration=calibration, n_inner_splits=n_inner_splits, seed=seed,
-                                   param_grid=lightgbm_grid if SET_ESTIMATORS[name] == "lightgbm" else None,
-                                   **(LIGHTGBM_SET_OPTIONS if SET_ESTIMATORS[name] == "lightgbm" else {}))
-            for name in names}
+    return {
+        name: ProgressionModel(
+            horizon_months=horizon_months,
+            estimator=SET_ESTIMATORS[name],
+            columns=sets[name],
+            calibration=calibration,
+            n_inner_splits=n_inner_splits,
+            seed=seed,
+            param_grid=lightgbm_grid if SET_ESTIMATORS[name] == "lightgbm" else None,
+            **(LIGHTGBM_SET_OPTIONS if SET_ESTIMATORS[name] == "lightgbm" else {}),
+        )
+        for name in names
+    }

@@ -3,6 +3,7 @@
 Fitted on out-of-fold scores from the inner participant-grouped CV of :class:`ProgressionModel`, so the calibration
 map never sees a knee scored by a model trained on it.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -51,8 +52,12 @@ class ProbabilityCalibrator(BaseEstimator):
             lr = LogisticRegression(C=1e6, max_iter=1000).fit(s[:, None], y)
             self.slope_, self.intercept_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
             if self.slope_ < 0:  # out-of-fold scores rank the wrong way: no usable signal, predict the event rate
-                warnings.warn("calibration: out-of-fold scores anti-correlate with outcomes; predicting the event "
-                              "rate for every knee", UserWarning, stacklevel=2)
+                warnings.warn(
+                    "calibration: out-of-fold scores anti-correlate with outcomes; predicting the event "
+                    "rate for every knee",
+                    UserWarning,
+                    stacklevel=2,
+                )
                 rate = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
                 self.slope_, self.intercept_ = 0.0, float(np.log(rate / (1 - rate)))
         elif self.method == "isotonic":

@@ -5,6 +5,7 @@ KL-CNN and ``--mri`` tables joined per knee at baseline); labels come from ``oa-
 (participant_id, side, horizon_months, label). Models are written as ``OUT/h{H}/`` folders (LightGBM text + JSON +
 sha256); every prediction carries the provenance statement of the training data.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,10 +60,12 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 def load_features(args: argparse.Namespace) -> pd.DataFrame:
     """Join the clinical/joined table with the optional KL-CNN and MRI tables (baseline visit)."""
-    return join_knee_tables(read_table(args.features),
-                            read_table(args.radiograph) if getattr(args, "radiograph", None) else None,
-                            read_table(args.mri) if getattr(args, "mri", None) else None,
-                            visit_month=args.visit_month)
+    return join_knee_tables(
+        read_table(args.features),
+        read_table(args.radiograph) if getattr(args, "radiograph", None) else None,
+        read_table(args.mri) if getattr(args, "mri", None) else None,
+        visit_month=args.visit_month,
+    )
 
 
 def _provenance(args: argparse.Namespace) -> dict:
@@ -79,19 +82,28 @@ def _add_inputs(p: argparse.ArgumentParser, labels: bool) -> None:
     if labels:
         p.add_argument("--labels", required=True, help="labels table: participant_id, side, horizon_months, label")
         p.add_argument("--horizons", type=int, nargs="+", default=list(DEFAULT_HORIZONS), help="months")
-        p.add_argument("--data", choices=("synthetic", "real", "unknown"), default="unknown",
-                       help="provenance of the training data")
+        p.add_argument(
+            "--data",
+            choices=("synthetic", "real", "unknown"),
+            default="unknown",
+            help="provenance of the training data",
+        )
         p.add_argument("--cohort", help="cohort name recorded in provenance (e.g. 'oa_kit synthetic demo seed 0')")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--calibration", choices=("sigmoid", "isotonic", "none"), default="sigmoid")
-        p.add_argument("--search", choices=("default", "quick"), default="default",
-                       help="LightGBM search: the 4-configuration grid, or one configuration for smoke runs")
+        p.add_argument(
+            "--search",
+            choices=("default", "quick"),
+            default="default",
+            help="LightGBM search: the 4-configuration grid, or one configuration for smoke runs",
+        )
 
 
 def register(subparsers) -> None:
     """Add the ``progression`` subcommand with fit / evaluate / predict / explain."""
-    parser = subparsers.add_parser("progression", help="progression models: fit, evaluate, predict, explain",
-                                   description=__doc__.split("\n")[0])
+    parser = subparsers.add_parser(
+        "progression", help="progression models: fit, evaluate, predict, explain", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     fit = sub.add_parser("fit", help="fit one calibrated LightGBM model per horizon")
     _add_inputs(fit, labels=True)
@@ -100,15 +112,25 @@ def register(subparsers) -> None:
     ev = sub.add_parser("evaluate", help="out-of-sample evaluation of the fused model and baselines + model cards")
     _add_inputs(ev, labels=True)
     ev.add_argument("--out", required=True, help="report folder (cards, CSV tables, HTML figures)")
-    ev.add_argument("--oracle", help="synthetic truth table with p_progress_{H} per knee (truth/knees.parquet); "
-                    "its image_*_z latents add the latent reference row")
+    ev.add_argument(
+        "--oracle",
+        help="synthetic truth table with p_progress_{H} per knee (truth/knees.parquet); "
+        "its image_*_z latents add the latent reference row",
+    )
     ev.add_argument("--n-splits", type=int, default=5)
     ev.add_argument("--n-resamples", type=int, default=1000)
     ev.add_argument("--no-site-held-out", action="store_true")
-    ev.add_argument("--fit-final", action="store_true",
-                    help="also fit, save (OUT/models/h{H}) and explain (OUT/explain) the final model per horizon")
-    ev.add_argument("--jobs", type=int, default=1,
-                    help="worker processes, one horizon each (-1: one per core); same tables for any value")
+    ev.add_argument(
+        "--fit-final",
+        action="store_true",
+        help="also fit, save (OUT/models/h{H}) and explain (OUT/explain) the final model per horizon",
+    )
+    ev.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes, one horizon each (-1: one per core); same tables for any value",
+    )
     pr = sub.add_parser("predict", help="risk per knee and horizon, with provenance")
     _add_inputs(pr, labels=False)
     pr.add_argument("--model", required=True, help="folder from `progression fit` (or one h{H}/ model folder)")
@@ -141,12 +163,19 @@ def do_fit(args: argparse.Namespace) -> int:
     for h in args.horizons:
         X, y = labelled_rows(features, labels, h)
         grid = QUICK_GRID if args.search == "quick" else None
-        models[h] = ProgressionModel(horizon_months=h, calibration=args.calibration, seed=args.seed,
-                                     param_grid=grid, n_inner_splits=5, **LIGHTGBM_SET_OPTIONS).fit(
-            X, y, provenance=_provenance(args))
+        models[h] = ProgressionModel(
+            horizon_months=h,
+            calibration=args.calibration,
+            seed=args.seed,
+            param_grid=grid,
+            n_inner_splits=5,
+            **LIGHTGBM_SET_OPTIONS,
+        ).fit(X, y, provenance=_provenance(args))
         m = models[h]
-        print(f"h{h}: {len(y)} knees, {int(y.sum())} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "
-              f"(tuning estimate, optimistic; use `evaluate` for out-of-sample figures)")
+        print(
+            f"h{h}: {len(y)} knees, {int(y.sum())} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "
+            f"(tuning estimate, optimistic; use `evaluate` for out-of-sample figures)"
+        )
     with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
         for h, m in models.items():
             save_model(m, tmp / f"h{h}", metrics={"inner_cv_auc": float(m.cv_results_["inner_auc"].max())})
@@ -157,12 +186,24 @@ def do_fit(args: argparse.Namespace) -> int:
 def do_evaluate(args: argparse.Namespace) -> int:
     """Evaluate out of sample per horizon and write model cards (and, with --fit-final, models + explanations)."""
     command = "oa-kit " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("oa-kit") else None
-    table = progression_report(load_features(args), read_table(args.labels), args.out, args.horizons,
-                               truth=read_table(args.oracle) if args.oracle else None, provenance=_provenance(args),
-                               n_splits=args.n_splits, n_resamples=args.n_resamples, seed=args.seed,
-                               site_held_out=not args.no_site_held_out, fit_final=args.fit_final,
-                               lightgbm_grid=QUICK_GRID if args.search == "quick" else None,
-                               calibration=args.calibration, command=command, progress=False, n_jobs=args.jobs)
+    table = progression_report(
+        load_features(args),
+        read_table(args.labels),
+        args.out,
+        args.horizons,
+        truth=read_table(args.oracle) if args.oracle else None,
+        provenance=_provenance(args),
+        n_splits=args.n_splits,
+        n_resamples=args.n_resamples,
+        seed=args.seed,
+        site_held_out=not args.no_site_held_out,
+        fit_final=args.fit_final,
+        lightgbm_grid=QUICK_GRID if args.search == "quick" else None,
+        calibration=args.calibration,
+        command=command,
+        progress=False,
+        n_jobs=args.jobs,
+    )
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.drop(columns="provenance").round(3).to_string(index=False))
     print(table["provenance"].iloc[0])

@@ -8,6 +8,7 @@ model on all training knees. Class imbalance: ``class_weight="balanced"`` for bo
 then maps the re-weighted scores back to event probabilities). Evaluating it in an outer participant-grouped CV
 (``oa_kit.evaluation.validation``) makes the tuning nested.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,14 @@ UNKNOWN_STATEMENT = "training data provenance not recorded — research use only
 #: Small bounded LightGBM search (5 configurations, from slow, strongly regularised additive stumps to 8-leaf trees;
 #: shallow models won on the synthetic demo cohort, where ~800 knees carry ~70–220 events per horizon).
 LIGHTGBM_GRID: tuple[dict, ...] = (
-    {"num_leaves": 2, "n_estimators": 800, "learning_rate": 0.03, "min_child_samples": 30, "reg_lambda": 10.0,
-     "colsample_bytree": 0.5},
+    {
+        "num_leaves": 2,
+        "n_estimators": 800,
+        "learning_rate": 0.03,
+        "min_child_samples": 30,
+        "reg_lambda": 10.0,
+        "colsample_bytree": 0.5,
+    },
     {"num_leaves": 3, "n_estimators": 600, "learning_rate": 0.03, "min_child_samples": 30, "extra_trees": True},
     {"num_leaves": 4, "n_estimators": 300, "learning_rate": 0.03, "min_child_samples": 20},
     {"num_leaves": 8, "n_estimators": 400, "learning_rate": 0.02, "min_child_samples": 40},
@@ -50,7 +57,8 @@ def make_provenance(data: str = "unknown", cohort: str = "", note: str = "") -> 
     if data not in ("synthetic", "real", "unknown"):
         raise OAKitError(f"provenance.data: {data!r}; expected 'synthetic', 'real' or 'unknown'")
     statement = {"synthetic": SYNTHETIC_STATEMENT, "unknown": UNKNOWN_STATEMENT}.get(
-        data, f"trained on {cohort or 'real data'} — research use only, not a validated clinical tool")
+        data, f"trained on {cohort or 'real data'} — research use only, not a validated clinical tool"
+    )
     return {"data": data, "cohort": cohort, "statement": statement, "note": note}
 
 
@@ -81,14 +89,21 @@ class LinearScorer:
 
     def to_dict(self) -> dict:
         """JSON-ready arrays."""
-        return {"medians": self.medians.tolist(), "means": self.means.tolist(), "scales": self.scales.tolist(),
-                "coef": self.coef.tolist(), "intercept": float(self.intercept)}
+        return {
+            "medians": self.medians.tolist(),
+            "means": self.means.tolist(),
+            "scales": self.scales.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": float(self.intercept),
+        }
 
     @classmethod
     def from_dict(cls, state: dict) -> LinearScorer:
         """Rebuild from :meth:`to_dict` output."""
-        return cls(*(np.asarray(state[k], dtype=float) for k in ("medians", "means", "scales", "coef")),
-                   float(state["intercept"]))
+        return cls(
+            *(np.asarray(state[k], dtype=float) for k in ("medians", "means", "scales", "coef")),
+            float(state["intercept"]),
+        )
 
 
 def fit_linear(X: pd.DataFrame, y: np.ndarray, C: float, class_weight: str | None, seed: int) -> LinearScorer:
@@ -109,8 +124,14 @@ def monotone_constraints(columns: Sequence[str], directions: Mapping[str, int] =
     return [int(directions.get(str(c), 0)) for c in columns]
 
 
-def fit_booster(X: pd.DataFrame, y: np.ndarray, params: Mapping[str, Any], class_weight: str | None,
-                seed: int, monotone: bool = False) -> lgb.Booster:
+def fit_booster(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    params: Mapping[str, Any],
+    class_weight: str | None,
+    seed: int,
+    monotone: bool = False,
+) -> lgb.Booster:
     """Fit a LightGBM binary classifier (single thread, deterministic) and return its booster.
 
     Defaults subsample 0.8, colsample_bytree 0.8, reg_lambda 1.0 apply unless ``params`` sets them. With
@@ -120,8 +141,16 @@ def fit_booster(X: pd.DataFrame, y: np.ndarray, params: Mapping[str, Any], class
     constraints = monotone_constraints(X.columns)
     if monotone and any(constraints):
         settings["monotone_constraints"] = constraints
-    clf = lgb.LGBMClassifier(objective="binary", class_weight=class_weight, random_state=seed, n_jobs=1, verbose=-1,
-                             deterministic=True, force_row_wise=True, **settings)
+    clf = lgb.LGBMClassifier(
+        objective="binary",
+        class_weight=class_weight,
+        random_state=seed,
+        n_jobs=1,
+        verbose=-1,
+        deterministic=True,
+        force_row_wise=True,
+        **settings,
+    )
     clf.fit(X, y)
     return clf.booster_
 
@@ -130,8 +159,10 @@ def resolve_groups(X: pd.DataFrame, groups: Sequence | None) -> np.ndarray:
     """Participant id per row: ``groups`` if given, else ``X['participant_id']``; required to keep knees together."""
     if groups is None:
         if "participant_id" not in X.columns:
-            raise OAKitError("groups: not given and X has no participant_id column; expected participant ids so "
-                             "both knees of a participant stay in one fold")
+            raise OAKitError(
+                "groups: not given and X has no participant_id column; expected participant ids so "
+                "both knees of a participant stay in one fold"
+            )
         groups = X["participant_id"]
     groups = np.asarray(groups).astype(str)
     if len(groups) != len(X):
@@ -150,11 +181,15 @@ def check_labels(y: Sequence, horizon_months: int, n_splits: int) -> np.ndarray:
     n_events, n = int(y.sum()), len(y)
     if n_events == 0 or n_events == n:
         which = "no progression events" if n_events == 0 else "only progression events"
-        raise OAKitError(f"label: horizon {horizon_months} months has {which} ({n_events} of {n}); "
-                         "expected both classes to fit a model")
+        raise OAKitError(
+            f"label: horizon {horizon_months} months has {which} ({n_events} of {n}); "
+            "expected both classes to fit a model"
+        )
     if min(n_events, n - n_events) < n_splits:
-        raise OAKitError(f"label: horizon {horizon_months} months has {min(n_events, n - n_events)} knees in the "
-                         f"minority class; expected at least n_splits={n_splits} for grouped cross-validation")
+        raise OAKitError(
+            f"label: horizon {horizon_months} months has {min(n_events, n - n_events)} knees in the "
+            f"minority class; expected at least n_splits={n_splits} for grouped cross-validation"
+        )
     return y
 
 
@@ -205,10 +240,21 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
     classes_ : ndarray
     """
 
-    def __init__(self, horizon_months: int = 24, estimator: str = "lightgbm", columns: Sequence[str] | None = None,
-                 param_grid: Sequence[Mapping[str, Any]] | None = None, n_inner_splits: int = 3,
-                 calibration: str = "sigmoid", class_weight: str | None = "balanced", n_components: int = 8,
-                 derived: str = "none", monotone: bool = False, on_nan_heavy: str = "keep", seed: int = 0) -> None:
+    def __init__(
+        self,
+        horizon_months: int = 24,
+        estimator: str = "lightgbm",
+        columns: Sequence[str] | None = None,
+        param_grid: Sequence[Mapping[str, Any]] | None = None,
+        n_inner_splits: int = 3,
+        calibration: str = "sigmoid",
+        class_weight: str | None = "balanced",
+        n_components: int = 8,
+        derived: str = "none",
+        monotone: bool = False,
+        on_nan_heavy: str = "keep",
+        seed: int = 0,
+    ) -> None:
         self.horizon_months = horizon_months
         self.estimator = estimator
         self.columns = columns
@@ -234,8 +280,13 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
 
     def _assembler(self) -> FeatureAssembler:
         """A fresh (unfitted) feature assembler with this model's settings."""
-        return FeatureAssembler(columns=self.columns, n_components=self.n_components,
-                                on_nan_heavy=self.on_nan_heavy, derived=self.derived, seed=self.seed)
+        return FeatureAssembler(
+            columns=self.columns,
+            n_components=self.n_components,
+            on_nan_heavy=self.on_nan_heavy,
+            derived=self.derived,
+            seed=self.seed,
+        )
 
     def _fit_estimator(self, features: pd.DataFrame, y: np.ndarray, params: dict) -> Any:
         """Fit the booster or linear scorer on assembled features (no calibration)."""
@@ -249,8 +300,10 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         fold_data = []
         for train, test in splitter.split(X, y, groups):
             if len(np.unique(y[train])) < 2:
-                raise OAKitError(f"label: an inner training fold has a single class (horizon "
-                                 f"{self.horizon_months} months); expected more events")
+                raise OAKitError(
+                    f"label: an inner training fold has a single class (horizon "
+                    f"{self.horizon_months} months); expected more events"
+                )
             assembler = self._assembler().fit(X.iloc[train])
             fold_data.append((assembler.transform(X.iloc[train]), y[train], assembler.transform(X.iloc[test]), test))
         return fold_data
@@ -275,8 +328,13 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
             return core.predict(features, raw_score=True)
         return core.raw(features)
 
-    def fit(self, X: pd.DataFrame, y: Sequence[int], groups: Sequence | None = None,
-            provenance: Mapping[str, str] | None = None) -> ProgressionModel:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Sequence[int],
+        groups: Sequence | None = None,
+        provenance: Mapping[str, str] | None = None,
+    ) -> ProgressionModel:
         """Search hyper-parameters and fit the calibrator in inner grouped CV, then refit on all rows.
 
         Parameters
@@ -303,7 +361,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         if missing:
             raise OAKitError(f"{missing[0]}: feature column missing; expected all of {len(keep)} feature columns")
         keys = [c for c in KEY_COLUMNS if c in X.columns and c not in keep]
-        X = X[keys + keep].reset_index(drop=True)   # only what the model uses: cheaper fold slicing
+        X = X[keys + keep].reset_index(drop=True)  # only what the model uses: cheaper fold slicing
         fold_data = self._inner_fold_features(X, y, groups)
         rows, best = self._search(fold_data, y)
         self.cv_results_ = rows

@@ -7,6 +7,7 @@ Layout of a saved model folder::
                      training-data sha256, metrics
     checksums.json   sha256 of the two files above (written last; checked on load)
 """
+
 from __future__ import annotations
 
 import json
@@ -21,15 +22,14 @@ import pandas as pd
 
 from oa_kit import __version__
 from oa_kit.errors import OAKitError
-from oa_kit.io.artifacts import sha256_file
 from oa_kit.features.assemble import FeatureAssembler
+from oa_kit.io.artifacts import sha256_file
 from oa_kit.io.atomic import atomic_dir
 from oa_kit.progression.calibration import ProbabilityCalibrator
 from oa_kit.progression.model import LinearScorer, ProgressionModel
 
 FORMAT = "oa_kit.progression/1"
 MODEL_FILE, METADATA_FILE, CHECKSUM_FILE = "model.txt", "metadata.json", "checksums.json"
-
 
 
 def _jsonable(value: Any) -> Any:
@@ -51,20 +51,35 @@ def model_metadata(model: ProgressionModel, metrics: Mapping[str, Any] | None = 
     """The JSON metadata describing a fitted model (everything but the tree text)."""
     model._check_fitted()
     params = model.get_params()
-    return _jsonable({
-        "format": FORMAT, "oa_kit_version": __version__, "estimator": model.estimator,
-        "horizon_months": int(model.horizon_months), "params": params, "best_params": model.best_params_,
-        "feature_names": model.feature_names_, "feature_families": model.feature_families_,
-        "assembler": model.assembler_.to_dict(), "calibrator": model.calibrator_.to_dict(),
-        "linear": model.linear_.to_dict() if model.linear_ is not None else None,
-        "provenance": model.provenance_, "data_sha256": model.data_sha256_, "n_train": model.n_train_,
-        "n_events": model.n_events_, "cv_results": model.cv_results_.to_dict(orient="records"),
-        "metrics": dict(metrics or {}),
-    })
+    return _jsonable(
+        {
+            "format": FORMAT,
+            "oa_kit_version": __version__,
+            "estimator": model.estimator,
+            "horizon_months": int(model.horizon_months),
+            "params": params,
+            "best_params": model.best_params_,
+            "feature_names": model.feature_names_,
+            "feature_families": model.feature_families_,
+            "assembler": model.assembler_.to_dict(),
+            "calibrator": model.calibrator_.to_dict(),
+            "linear": model.linear_.to_dict() if model.linear_ is not None else None,
+            "provenance": model.provenance_,
+            "data_sha256": model.data_sha256_,
+            "n_train": model.n_train_,
+            "n_events": model.n_events_,
+            "cv_results": model.cv_results_.to_dict(orient="records"),
+            "metrics": dict(metrics or {}),
+        }
+    )
 
 
-def save_model(model: ProgressionModel, folder: str | os.PathLike, metrics: Mapping[str, Any] | None = None,
-               overwrite: bool = False) -> Path:
+def save_model(
+    model: ProgressionModel,
+    folder: str | os.PathLike,
+    metrics: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write ``model`` to ``folder`` (built in a temp folder and renamed whole); returns the folder.
 
     Parameters

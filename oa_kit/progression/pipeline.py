@@ -9,6 +9,7 @@ Output folder layout::
     OUT/models/h{H}/                                  final models (LightGBM text + JSON + sha256)   [fit_final]
     OUT/explain/explanations_h{H}.csv, shap_grouped_h{H}.csv, *.html                           [fit_final]
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,10 @@ def labelled_rows(features: pd.DataFrame, labels: pd.DataFrame, horizon: int) ->
     missing = merged[merged["_merge"] == "left_only"]
     if len(missing):
         row = missing.iloc[0]
-        raise OAKitError(f"features: no row for labelled knee {row['participant_id']}/{row['side']} "
-                         f"({len(missing)} knees); expected features for every labelled knee")
+        raise OAKitError(
+            f"features: no row for labelled knee {row['participant_id']}/{row['side']} "
+            f"({len(missing)} knees); expected features for every labelled knee"
+        )
     merged = merged.drop(columns="_merge")
     return merged.drop(columns="label"), merged["label"].to_numpy().astype(int)
 
@@ -78,17 +81,23 @@ def explain_model(model: ProgressionModel, X: pd.DataFrame, out: str | os.PathLi
     grouped = grouped_shap(result)
     text = model.predict_risk(X).assign(
         explanation=[explain_text(result.values.iloc[i], result.data.iloc[i], top_k) for i in range(len(X))],
-        by_family=[family_text(grouped.iloc[i]) for i in range(len(X))])
-    tables = {f"shap_h{h}.csv": pd.concat([result.keys, result.values], axis=1),
-              f"shap_grouped_h{h}.csv": grouped, f"importance_h{h}.csv": global_importance(result),
-              f"explanations_h{h}.csv": text}
+        by_family=[family_text(grouped.iloc[i]) for i in range(len(X))],
+    )
+    tables = {
+        f"shap_h{h}.csv": pd.concat([result.keys, result.values], axis=1),
+        f"shap_grouped_h{h}.csv": grouped,
+        f"importance_h{h}.csv": global_importance(result),
+        f"explanations_h{h}.csv": text,
+    }
     for name, table in tables.items():
         write_text_atomic(out / name, table.to_csv(index=False))
     note = model.provenance_["statement"]
-    figures = {"importance": shap_plots.importance_figure(result, note=note),
-               "beeswarm": shap_plots.beeswarm_figure(result, note=note),
-               "families": shap_plots.grouped_figure(grouped, note=note),
-               "waterfall_first_knee": shap_plots.waterfall_figure(result, 0, note=note)}
+    figures = {
+        "importance": shap_plots.importance_figure(result, note=note),
+        "beeswarm": shap_plots.beeswarm_figure(result, note=note),
+        "families": shap_plots.grouped_figure(grouped, note=note),
+        "waterfall_first_knee": shap_plots.waterfall_figure(result, 0, note=note),
+    }
     for name, fig in figures.items():
         write_text_atomic(out / f"{name}_h{h}.html", fig.to_html(include_plotlyjs="directory"))
     if not (out / "plotly.min.js").exists():
@@ -96,13 +105,25 @@ def explain_model(model: ProgressionModel, X: pd.DataFrame, out: str | os.PathLi
     return text
 
 
-def progression_report(features: pd.DataFrame, labels: pd.DataFrame, out: str | os.PathLike,
-                       horizons: Sequence[int] = (12, 24, 36, 48), truth: pd.DataFrame | None = None,
-                       provenance: Mapping[str, str] | None = None, n_splits: int = 5, n_resamples: int = 1000,
-                       seed: int = 0, site_held_out: bool = True, fit_final: bool = True,
-                       lightgbm_grid: Sequence[Mapping] | None = None, calibration: str = "sigmoid",
-                       command: str | None = None, latent_reference: bool = True,
-                       progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
+def progression_report(
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    out: str | os.PathLike,
+    horizons: Sequence[int] = (12, 24, 36, 48),
+    truth: pd.DataFrame | None = None,
+    provenance: Mapping[str, str] | None = None,
+    n_splits: int = 5,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    site_held_out: bool = True,
+    fit_final: bool = True,
+    lightgbm_grid: Sequence[Mapping] | None = None,
+    calibration: str = "sigmoid",
+    command: str | None = None,
+    latent_reference: bool = True,
+    progress: bool = True,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
     """Evaluate, card, fit and explain every horizon; returns the headline table (also written as headline.csv).
 
     Parameters
@@ -139,9 +160,19 @@ def progression_report(features: pd.DataFrame, labels: pd.DataFrame, out: str | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     provenance = dict(provenance) if provenance is not None else make_provenance()
-    settings = {"truth": truth, "provenance": provenance, "n_splits": n_splits, "n_resamples": n_resamples,
-                "seed": seed, "site_held_out": site_held_out, "fit_final": fit_final, "lightgbm_grid": lightgbm_grid,
-                "calibration": calibration, "command": command, "latent_reference": latent_reference}
+    settings = {
+        "truth": truth,
+        "provenance": provenance,
+        "n_splits": n_splits,
+        "n_resamples": n_resamples,
+        "seed": seed,
+        "site_held_out": site_held_out,
+        "fit_final": fit_final,
+        "lightgbm_grid": lightgbm_grid,
+        "calibration": calibration,
+        "command": command,
+        "latent_reference": latent_reference,
+    }
     tasks = [(features, labels, h, out, settings) for h in horizons]
     jobs = resolve_n_jobs(int(n_jobs), len(tasks))
     if jobs == 1:
@@ -165,19 +196,38 @@ def report_horizon(features: pd.DataFrame, labels: pd.DataFrame, h: int, out: Pa
     X, y = labelled_rows(features, labels, h)
     oracle = oracle_column(X, truth, h).to_numpy() if truth is not None else None
     latents = truth_latents(X, truth) if truth is not None and settings["latent_reference"] else None
-    ev = evaluate_progression(X, y, h, oracle_risk=oracle, n_splits=settings["n_splits"],
-                              n_resamples=settings["n_resamples"], seed=seed, site_held_out=settings["site_held_out"],
-                              provenance=provenance, lightgbm_grid=settings["lightgbm_grid"],
-                              calibration=settings["calibration"], latents=latents)
+    ev = evaluate_progression(
+        X,
+        y,
+        h,
+        oracle_risk=oracle,
+        n_splits=settings["n_splits"],
+        n_resamples=settings["n_resamples"],
+        seed=seed,
+        site_held_out=settings["site_held_out"],
+        provenance=provenance,
+        lightgbm_grid=settings["lightgbm_grid"],
+        calibration=settings["calibration"],
+        latents=latents,
+    )
     write_evaluation(ev, out, settings["command"])
     headline = ev.headline()
     if settings["fit_final"]:
-        model = baseline_models(X, h, seed, settings["calibration"], include=[ev.main_model],
-                                lightgbm_grid=settings["lightgbm_grid"])[ev.main_model].fit(X, y, provenance=provenance)
+        model = baseline_models(
+            X, h, seed, settings["calibration"], include=[ev.main_model], lightgbm_grid=settings["lightgbm_grid"]
+        )[ev.main_model].fit(X, y, provenance=provenance)
         main = headline.set_index("model").loc[ev.main_model]
-        save_model(model, out / "models" / f"h{h}", overwrite=True,
-                   metrics={"cv_auc": main["auc"], "cv_auc_ci": [main["auc_ci_low"], main["auc_ci_high"]],
-                            "cv_ece": main["ece"], "n_splits": settings["n_splits"],
-                            "n_resamples": settings["n_resamples"]})
+        save_model(
+            model,
+            out / "models" / f"h{h}",
+            overwrite=True,
+            metrics={
+                "cv_auc": main["auc"],
+                "cv_auc_ci": [main["auc_ci_low"], main["auc_ci_high"]],
+                "cv_ece": main["ece"],
+                "n_splits": settings["n_splits"],
+                "n_resamples": settings["n_resamples"],
+            },
+        )
         explain_model(model, X, out / "explain")
     return headline

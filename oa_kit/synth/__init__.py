@@ -4,6 +4,7 @@
 ``simulate_cohort(preset, seed)`` returns the tables in memory. The disease model is documented in
 ``oa_kit.synth.model`` and ``data_cards/synthetic_oai.md``. Synthetic data: not real patients.
 """
+
 from oa_kit.synth.generate import generate_cohort, read_manifest, simulate_cohort
 from oa_kit.synth.model import HORIZONS_MONTHS, VISITS, DiseaseModel, SimulatedCohort
 from oa_kit.synth.presets import PRESETS, CohortPreset, get_preset
@@ -20,5 +21,18 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'oa_kit.synth' has no attribute {name!r}")
 
 
-__all__ = ["generate_cohort", "simulate_cohort", "read_manifest", "DiseaseModel", "SimulatedCohort", "VISITS",
-           "HORIZONS_MONTHS", "oracle_auc", "oracle_table", "reference_labels", "PRESETS", "CohortPreset", "get_preset"]
+__all__ = [
+    "generate_cohort",
+    "simulate_cohort",
+    "read_manifest",
+    "DiseaseModel",
+    "SimulatedCohort",
+    "VISITS",
+    "HORIZONS_MONTHS",
+    "oracle_auc",
+    "oracle_table",
+    "reference_labels",
+    "PRESETS",
+    "CohortPreset",
+    "get_preset",
+]

@@ -1,4 +1,5 @@
 """``oa-kit synth``: generate the synthetic OAI-like cohort and print where it is and what is in it."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,10 @@ from oa_kit.synth.presets import PRESETS
 def register(subparsers) -> None:
     """Add the ``synth`` subcommand to the ``oa-kit`` parser."""
     parser = subparsers.add_parser(
-        "synth", help="generate the synthetic OAI-like cohort (synthetic data, not real patients)",
-        description="Generate a synthetic OAI-like cohort: OAI tables, DICOM radiographs, NIfTI MRI, truth tables.")
+        "synth",
+        help="generate the synthetic OAI-like cohort (synthetic data, not real patients)",
+        description="Generate a synthetic OAI-like cohort: OAI tables, DICOM radiographs, NIfTI MRI, truth tables.",
+    )
     parser.add_argument("--preset", default="demo", help=f"cohort size: {', '.join(PRESETS)} (default demo)")
     parser.add_argument("--out", required=True, help="output folder (new or empty unless --overwrite)")
     parser.add_argument("--seed", default="0", help="random seed, a non-negative integer (default 0)")
@@ -24,9 +27,12 @@ def register(subparsers) -> None:
     parser.add_argument("--n-participants", default=None, help="override the preset's number of participants")
     parser.add_argument("--no-images", action="store_true", help="write tables and truth only (no DICOM/NIfTI)")
     parser.add_argument("--jobs", default="1", help="worker processes for rendering images (default 1)")
-    parser.add_argument("--resume", action="store_true",
-                        help="build in OUT.partial and continue an interrupted --resume run found there (participants "
-                             "already rendered are kept; same preset, seed, size and images required)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="build in OUT.partial and continue an interrupted --resume run found there (participants "
+        "already rendered are kept; same preset, seed, size and images required)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=handle)
 
@@ -50,9 +56,17 @@ def handle(args: argparse.Namespace) -> int:
     jobs = _integer(args.jobs, "--jobs")
     if jobs < 1:
         raise OAKitError(f"--jobs: {jobs} is not positive; expected ≥ 1")
-    out = generate_cohort(args.preset, Path(args.out), seed=seed, overwrite=args.overwrite,
-                          images=not args.no_images, progress=not args.quiet, n_participants=n, n_jobs=jobs,
-                          resume=args.resume)
+    out = generate_cohort(
+        args.preset,
+        Path(args.out),
+        seed=seed,
+        overwrite=args.overwrite,
+        images=not args.no_images,
+        progress=not args.quiet,
+        n_participants=n,
+        n_jobs=jobs,
+        resume=args.resume,
+    )
     print(summary(out))
     return 0
 
@@ -63,11 +77,13 @@ def summary(cohort_dir: str | Path) -> str:
     manifest = read_manifest(cohort_dir)
     kinds = Counter(Path(name).parts[0] for name in manifest["files"])
     total_mb = sum(f["bytes"] for f in manifest["files"].values()) / 1e6
-    lines = [f"Synthetic OAI-like cohort (synthetic data, not real patients) at {cohort_dir.resolve()}",
-             f"  preset {manifest['preset']}, seed {manifest['seed']}: {manifest['n_participants']} participants, "
-             f"{manifest['n_knees']} knees, {len(manifest['files'])} files, {total_mb:.1f} MB",
-             "  OAI tables (rows): " + ", ".join(f"{k} {v}" for k, v in sorted(manifest["table_rows"].items())),
-             "  files: " + ", ".join(f"{k}/ {v}" for k, v in sorted(kinds.items()))]
+    lines = [
+        f"Synthetic OAI-like cohort (synthetic data, not real patients) at {cohort_dir.resolve()}",
+        f"  preset {manifest['preset']}, seed {manifest['seed']}: {manifest['n_participants']} participants, "
+        f"{manifest['n_knees']} knees, {len(manifest['files'])} files, {total_mb:.1f} MB",
+        "  OAI tables (rows): " + ", ".join(f"{k} {v}" for k, v in sorted(manifest["table_rows"].items())),
+        "  files: " + ", ".join(f"{k}/ {v}" for k, v in sorted(kinds.items())),
+    ]
     knees = pd.read_parquet(cohort_dir / "truth" / "knees.parquet", columns=["kl_true_V00"])
     dist = knees["kl_true_V00"].value_counts().sort_index()
     lines.append("  baseline KL (true): " + ", ".join(f"KL{k} {v}" for k, v in dist.items()))

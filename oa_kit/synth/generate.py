@@ -21,6 +21,7 @@ tables) is deleted and redone. One rendered participant is re-rendered in a scra
 files byte for byte (so a renderer changed between sessions cannot mix two versions in one cohort).
 The result is byte-identical to an uninterrupted run: images are seeded per participant (``_sub_seed``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -79,9 +80,17 @@ def simulate_cohort(preset: str, seed: int, n_participants: int | None = None) -
     return simulate(spec.n_participants, _check_seed(seed), balanced_kl=spec.balanced_kl)
 
 
-def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: bool = False, images: bool = True,
-                    progress: bool = True, n_participants: int | None = None, n_jobs: int = 1,
-                    resume: bool = False) -> Path:
+def generate_cohort(
+    preset: str,
+    out: str | os.PathLike,
+    seed: int,
+    overwrite: bool = False,
+    images: bool = True,
+    progress: bool = True,
+    n_participants: int | None = None,
+    n_jobs: int = 1,
+    resume: bool = False,
+) -> Path:
     """Generate the synthetic cohort folder ``out`` (deterministic by ``seed``: same seed → byte-identical files).
 
     Parameters
@@ -128,13 +137,21 @@ def generate_cohort(preset: str, out: str | os.PathLike, seed: int, overwrite: b
     replace = _check_output(out, overwrite)
     partial = partial_folder(out)
     if partial.exists() and not overwrite:
-        raise OAKitError(f"{partial}: an interrupted resumable generation is there; expected resume=True (--resume) "
-                         f"to continue it, or overwrite=True (--overwrite) to discard it")
+        raise OAKitError(
+            f"{partial}: an interrupted resumable generation is there; expected resume=True (--resume) "
+            f"to continue it, or overwrite=True (--overwrite) to discard it"
+        )
     cohort = simulate(spec.n_participants, seed, balanced_kl=spec.balanced_kl)
     with atomic_dir(out, overwrite=replace) as tmp:
         _default_permissions(tmp)
-        _write_cohort(cohort, spec, seed, images, tmp, lambda knees: render_images(
-            cohort, knees, spec, tmp, progress, int(n_jobs)))
+        _write_cohort(
+            cohort,
+            spec,
+            seed,
+            images,
+            tmp,
+            lambda knees: render_images(cohort, knees, spec, tmp, progress, int(n_jobs)),
+        )
     if partial.exists():
         shutil.rmtree(partial)
     return out
@@ -146,8 +163,14 @@ def partial_folder(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + PARTIAL_SUFFIX)
 
 
-def _write_cohort(cohort: SimulatedCohort, spec: CohortPreset, seed: int, images: bool, folder: Path,
-                  render: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+def _write_cohort(
+    cohort: SimulatedCohort,
+    spec: CohortPreset,
+    seed: int,
+    images: bool,
+    folder: Path,
+    render: Callable[[pd.DataFrame], pd.DataFrame],
+) -> None:
     """Write tables, images (through ``render(knees) -> knees``), truth and, last, the manifest into ``folder``."""
     table_paths = write_oai_tables(cohort, folder / "OAI")
     knees = cohort.knees.drop(columns=list(_INTERNAL_COLUMNS))
@@ -157,8 +180,9 @@ def _write_cohort(cohort: SimulatedCohort, spec: CohortPreset, seed: int, images
     write_manifest(folder, spec, seed, images, {stem: _count_rows(path) for stem, path in table_paths.items()})
 
 
-def _generate_resumable(spec: CohortPreset, out: Path, seed: int, overwrite: bool, images: bool, progress: bool,
-                        n_jobs: int) -> Path:
+def _generate_resumable(
+    spec: CohortPreset, out: Path, seed: int, overwrite: bool, images: bool, progress: bool, n_jobs: int
+) -> Path:
     """``generate_cohort(..., resume=True)``: build in ``out.partial``, keep verified participants, rename at end."""
     partial = partial_folder(out)
     if not overwrite and _holds_cohort(out, spec, seed, images):
@@ -174,9 +198,15 @@ def _generate_resumable(spec: CohortPreset, out: Path, seed: int, overwrite: boo
         _remove_unclaimed(build, {name for record in done.values() for name in record["files"]})
         if done:
             _check_renderer(next(t for t in tasks if t.participant_id in done), done, partial / "check")
-        _write_cohort(cohort, spec, seed, images, build, lambda knees: render_images(
-            cohort, knees, spec, build, progress, n_jobs, records=records, done=done))
-        replace_dir(build, out)   # an existing ``out`` is replaced only now that the new cohort is complete
+        _write_cohort(
+            cohort,
+            spec,
+            seed,
+            images,
+            build,
+            lambda knees: render_images(cohort, knees, spec, build, progress, n_jobs, records=records, done=done),
+        )
+        replace_dir(build, out)  # an existing ``out`` is replaced only now that the new cohort is complete
     shutil.rmtree(partial)
     return out
 
@@ -205,8 +235,14 @@ def _discard_finished_staging(partial: Path, params: dict) -> None:
 
 def _resume_parameters(spec: CohortPreset, seed: int, images: bool) -> dict:
     """What a staging folder must have been started with to be continued (JSON-normalised)."""
-    params = {"preset": spec.name, "seed": seed, "n_participants": spec.n_participants, "images": images,
-              "oa_kit_version": __version__, "geometry": dataclasses.asdict(spec)}
+    params = {
+        "preset": spec.name,
+        "seed": seed,
+        "n_participants": spec.n_participants,
+        "images": images,
+        "oa_kit_version": __version__,
+        "geometry": dataclasses.asdict(spec),
+    }
     return json.loads(json.dumps(params))
 
 
@@ -234,17 +270,23 @@ def _check_parameters(partial: Path, params: dict) -> None:
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise OAKitError(f"{path}: missing; expected the staging folder of generate_cohort(..., resume=True) "
-                         f"(delete {partial} to start over)") from None
+        raise OAKitError(
+            f"{path}: missing; expected the staging folder of generate_cohort(..., resume=True) "
+            f"(delete {partial} to start over)"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OAKitError(f"{path}: not valid JSON ({exc}); expected the parameters of a resumable run "
-                         f"(delete {partial} to start over)") from None
+        raise OAKitError(
+            f"{path}: not valid JSON ({exc}); expected the parameters of a resumable run "
+            f"(delete {partial} to start over)"
+        ) from None
     for key, value in params.items():
         if not isinstance(stored, dict) or stored.get(key) != value:
             found = stored.get(key) if isinstance(stored, dict) else stored
-            raise OAKitError(f"{path}: {key} is {found!r} but this run asks for {value!r}; expected the parameters of "
-                             f"the interrupted run (preset, seed, n_participants, images, oa_kit version) "
-                             f"(or delete {partial} to start over)")
+            raise OAKitError(
+                f"{path}: {key} is {found!r} but this run asks for {value!r}; expected the parameters of "
+                f"the interrupted run (preset, seed, n_participants, images, oa_kit version) "
+                f"(or delete {partial} to start over)"
+            )
 
 
 @contextlib.contextmanager
@@ -259,8 +301,9 @@ def _lock(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OAKitError(f"{path.parent}: another generate_cohort run is using this staging folder; "
-                             f"expected one run at a time") from None
+            raise OAKitError(
+                f"{path.parent}: another generate_cohort run is using this staging folder; expected one run at a time"
+            ) from None
         try:
             yield
         finally:
@@ -291,7 +334,9 @@ def _check_output(out: Path, overwrite: bool) -> bool:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OAKitError(f"{out}: cannot create the parent folder ({exc.strerror}); expected a writable location") from exc
+        raise OAKitError(
+            f"{out}: cannot create the parent folder ({exc.strerror}); expected a writable location"
+        ) from exc
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OAKitError(f"{out}: parent folder {parent} is not writable; expected a writable location")
     return out.exists()
@@ -306,10 +351,14 @@ def knee_anatomy(row: Mapping[str, float]) -> KneeAnatomy:
     """The ``oa_kit.synth.radiograph.KneeAnatomy`` of one knee-truth row (JSW and osteophytes in mm)."""
     from oa_kit.synth.radiograph import KneeAnatomy
 
-    return KneeAnatomy(side=row["side"], jsw_medial_mm=float(row["jsw_medial_mm"]),
-                       jsw_lateral_mm=float(row["jsw_lateral_mm"]),
-                       osteophyte_mm={s: float(row[f"osteophyte_mm_{s}"]) for s in OSTEOPHYTE_SITES},
-                       sclerosis=float(row["sclerosis"]), varus_deg=float(row["varus_deg"]))
+    return KneeAnatomy(
+        side=row["side"],
+        jsw_medial_mm=float(row["jsw_medial_mm"]),
+        jsw_lateral_mm=float(row["jsw_lateral_mm"]),
+        osteophyte_mm={s: float(row[f"osteophyte_mm_{s}"]) for s in OSTEOPHYTE_SITES},
+        sclerosis=float(row["sclerosis"]),
+        varus_deg=float(row["varus_deg"]),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,15 +384,19 @@ def _render_participant(task: _ParticipantImages) -> dict[str, dict[str, float]]
     xsite = radiograph.SITE_PROFILES[task.site]
     if task.spacing_mm is not None:
         xsite = dataclasses.replace(xsite, spacing_mm=task.spacing_mm)
-    rendered = radiograph.render_bilateral_pa(knee_anatomy(task.knees["R"]), knee_anatomy(task.knees["L"]), xsite,
-                                              seed=task.xray_seed, field_mm=task.field_mm)
+    rendered = radiograph.render_bilateral_pa(
+        knee_anatomy(task.knees["R"]), knee_anatomy(task.knees["L"]), xsite, seed=task.xray_seed, field_mm=task.field_mm
+    )
     pid = task.participant_id
     radiograph.write_radiograph_dicom(task.folder / "xray" / f"{pid}_V00_PA.dcm", rendered, xsite, pid, 0)
     truth = {}
     for side in ("R", "L"):
         row, col = rendered.joint_centres_px[side]
-        truth[side] = {"joint_centre_row": float(row), "joint_centre_col": float(col),
-                       "xray_spacing_mm": float(rendered.spacing_mm)}
+        truth[side] = {
+            "joint_centre_row": float(row),
+            "joint_centre_col": float(col),
+            "xray_spacing_mm": float(rendered.spacing_mm),
+        }
         if task.knees[side]["tkr_month"] == 0:
             continue
         target = {r: float(task.knees[side][f"thickness_mm_{r}"]) for r in SUBREGIONS}
@@ -353,22 +406,49 @@ def _render_participant(task: _ParticipantImages) -> dict[str, dict[str, float]]
     return truth
 
 
-def _image_tasks(cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPreset, folder: Path,
-                 records: Path | None = None) -> list[_ParticipantImages]:
+def _image_tasks(
+    cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPreset, folder: Path, records: Path | None = None
+) -> list[_ParticipantImages]:
     """One rendering task per participant, in cohort order, with its per-participant seeds."""
     geometry = spec.mri_geometry()
-    columns = ["side", "jsw_medial_mm", "jsw_lateral_mm", "sclerosis", "varus_deg", "tkr_month",
-               *[f"osteophyte_mm_{s}" for s in OSTEOPHYTE_SITES], *[f"thickness_mm_{r}" for r in SUBREGIONS]]
+    columns = [
+        "side",
+        "jsw_medial_mm",
+        "jsw_lateral_mm",
+        "sclerosis",
+        "varus_deg",
+        "tkr_month",
+        *[f"osteophyte_mm_{s}" for s in OSTEOPHYTE_SITES],
+        *[f"thickness_mm_{r}" for r in SUBREGIONS],
+    ]
     by_id = {pid: {row["side"]: row for row in group[columns].to_dict("records")} for pid, group in knees.groupby("ID")}
-    return [_ParticipantImages(pid, site, by_id[pid], _sub_seed(cohort.seed, i, 0),
-                               {"R": _sub_seed(cohort.seed, i, 1), "L": _sub_seed(cohort.seed, i, 2)},
-                               tuple(spec.xray_field_mm), spec.xray_spacing_mm, geometry, folder, records)
-            for i, (pid, site) in enumerate(zip(cohort.participants["ID"], cohort.participants["site"]))]
+    return [
+        _ParticipantImages(
+            pid,
+            site,
+            by_id[pid],
+            _sub_seed(cohort.seed, i, 0),
+            {"R": _sub_seed(cohort.seed, i, 1), "L": _sub_seed(cohort.seed, i, 2)},
+            tuple(spec.xray_field_mm),
+            spec.xray_spacing_mm,
+            geometry,
+            folder,
+            records,
+        )
+        for i, (pid, site) in enumerate(zip(cohort.participants["ID"], cohort.participants["site"]))
+    ]
 
 
-def render_images(cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPreset, folder: Path,
-                  progress: bool, n_jobs: int = 1, records: Path | None = None,
-                  done: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+def render_images(
+    cohort: SimulatedCohort,
+    knees: pd.DataFrame,
+    spec: CohortPreset,
+    folder: Path,
+    progress: bool,
+    n_jobs: int = 1,
+    records: Path | None = None,
+    done: Mapping[str, Mapping] | None = None,
+) -> pd.DataFrame:
     """Render and write each participant's bilateral PA DICOM and per-knee MRI; returns knees with image truth.
 
     Adds ``joint_centre_row``/``joint_centre_col`` (pixels in the DICOM), ``xray_spacing_mm`` and replaces
@@ -380,8 +460,13 @@ def render_images(cohort: SimulatedCohort, knees: pd.DataFrame, spec: CohortPres
     done = dict(done or {})
     tasks = _image_tasks(cohort, knees, spec, folder, records)
     todo = [task for task in tasks if task.participant_id not in done]
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="synthetic cohort images", unit="participant",
-               disable=not progress)
+    bar = tqdm(
+        total=len(tasks),
+        initial=len(tasks) - len(todo),
+        desc="synthetic cohort images",
+        unit="participant",
+        disable=not progress,
+    )
     with bar:
         if n_jobs == 1:
             rendered = [_tick(bar, _render_and_record(task)) for task in todo]
@@ -420,8 +505,11 @@ def _render_and_record(task: _ParticipantImages) -> dict[str, dict[str, float]]:
     """Render one participant; with ``task.records``, then write its record (truth + file hashes) atomically."""
     truth = _render_participant(task)
     if task.records is not None:
-        record = {"participant_id": task.participant_id, "truth": truth,
-                  "files": _file_record(task.folder, _task_files(task))}
+        record = {
+            "participant_id": task.participant_id,
+            "truth": truth,
+            "files": _file_record(task.folder, _task_files(task)),
+        }
         write_text_atomic(task.records / f"{task.participant_id}.json", json.dumps(record, sort_keys=True) + "\n")
     return truth
 
@@ -446,8 +534,11 @@ def _read_record(path: Path) -> dict | None:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or \
-            not isinstance(record.get("truth"), dict):
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("files"), dict)
+        or not isinstance(record.get("truth"), dict)
+    ):
         return None
     return record
 
@@ -482,9 +573,11 @@ def _check_renderer(task: _ParticipantImages, done: Mapping[str, Mapping], scrat
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if not same:
-        raise OAKitError(f"{task.records.parent}: participant {task.participant_id} re-rendered differently from its "
-                         f"staged files (the image renderers changed since this generation started); expected the "
-                         f"same oa_kit code (or delete {task.records.parent} to start over)")
+        raise OAKitError(
+            f"{task.records.parent}: participant {task.participant_id} re-rendered differently from its "
+            f"staged files (the image renderers changed since this generation started); expected the "
+            f"same oa_kit code (or delete {task.records.parent} to start over)"
+        )
 
 
 def _tick(bar: tqdm, result):
@@ -506,7 +599,6 @@ def _count_rows(path: Path) -> int:
         return sum(1 for _ in handle) - 1
 
 
-
 def write_manifest(folder: Path, spec: CohortPreset, seed: int, images: bool, table_rows: dict[str, int]) -> Path:
     """Write ``manifest.json`` last: preset, seed, counts, version and sha256 of every other file."""
     files = {}
@@ -515,8 +607,14 @@ def write_manifest(folder: Path, spec: CohortPreset, seed: int, images: bool, ta
         files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest = {
         "dataset": "oa_kit synthetic OAI-like cohort (synthetic data, not real patients)",
-        "preset": spec.name, "seed": seed, "n_participants": spec.n_participants, "n_knees": 2 * spec.n_participants,
-        "images": images, "oa_kit_version": __version__, "table_rows": table_rows, "files": files,
+        "preset": spec.name,
+        "seed": seed,
+        "n_participants": spec.n_participants,
+        "n_knees": 2 * spec.n_participants,
+        "images": images,
+        "oa_kit_version": __version__,
+        "table_rows": table_rows,
+        "files": files,
     }
     path = folder / MANIFEST_NAME
     write_text_atomic(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -52,6 +52,7 @@ Observation: visits 0/12/24/36/48/72/96 months; death hazard 0.004·exp(0.08·(a
 0.015 per year; sporadic missed visits 5 %; readings ``.P`` from the first visit after a TKR; ``.T`` (technical) 1.5 %;
 ``.A`` (not read at 72/96 months) 3 %; misreads ±1 grade 3 %; duplicate READPRJ 37/42 rows 6 % that disagree slightly.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,7 +65,15 @@ from scipy import stats
 from oa_kit.io.labels import SUBREGIONS
 
 #: OAI visit prefixes and months used by the synthetic cohort (KL readings at each).
-VISITS: tuple[tuple[str, int], ...] = (("V00", 0), ("V01", 12), ("V03", 24), ("V05", 36), ("V06", 48), ("V08", 72), ("V10", 96))
+VISITS: tuple[tuple[str, int], ...] = (
+    ("V00", 0),
+    ("V01", 12),
+    ("V03", 24),
+    ("V05", 36),
+    ("V06", 48),
+    ("V08", 72),
+    ("V10", 96),
+)
 #: Horizons (months) at which each knee's true progression probability is stored.
 HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 48, 72, 96)
 #: The image-only latents (truth ``knees.parquet`` columns): cartilage thinning c, osteophyte size o, extra narrowing j.
@@ -79,15 +88,27 @@ SEVERITY_CUTS: tuple[float, ...] = (0.05, 0.55, 1.45, 2.35)
 OSTEOPHYTE_BASE_MM: tuple[float, ...] = (0.0, 1.5, 3.5, 6.5)
 #: Normal cartilage thickness (mm) per subregion for a male knee.
 NORMAL_THICKNESS_MM: dict[str, float] = {
-    "femoral_medial_anterior": 2.0, "femoral_medial_central": 2.3, "femoral_medial_posterior": 2.0,
-    "femoral_lateral_anterior": 2.0, "femoral_lateral_central": 2.2, "femoral_lateral_posterior": 2.0,
-    "tibial_medial": 1.9, "tibial_lateral": 2.3, "patellar": 2.5,
+    "femoral_medial_anterior": 2.0,
+    "femoral_medial_central": 2.3,
+    "femoral_medial_posterior": 2.0,
+    "femoral_lateral_anterior": 2.0,
+    "femoral_lateral_central": 2.2,
+    "femoral_lateral_posterior": 2.0,
+    "tibial_medial": 1.9,
+    "tibial_lateral": 2.3,
+    "patellar": 2.5,
 }
 # Cumulative probabilities of grades 0..3 given KL 0..4 (rows), stochastically ordered in KL.
-_JSN_DOMINANT = np.array([[1, 1, 1, 1], [.85, 1, 1, 1], [.25, .85, 1, 1], [0, .3, .85, 1], [0, 0, .25, 1]], dtype=float)
-_JSN_OTHER = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [.9, 1, 1, 1], [.7, .95, 1, 1], [.5, .85, 1, 1]], dtype=float)
-_OST_DOMINANT = np.array([[.97, 1, 1, 1], [.45, 1, 1, 1], [.1, .75, 1, 1], [0, .35, .85, 1], [0, .1, .5, 1]], dtype=float)
-_OST_OTHER = np.array([[1, 1, 1, 1], [.8, 1, 1, 1], [.5, .95, 1, 1], [.2, .75, 1, 1], [.05, .4, .85, 1]], dtype=float)
+_JSN_DOMINANT = np.array(
+    [[1, 1, 1, 1], [0.85, 1, 1, 1], [0.25, 0.85, 1, 1], [0, 0.3, 0.85, 1], [0, 0, 0.25, 1]], dtype=float
+)
+_JSN_OTHER = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [0.9, 1, 1, 1], [0.7, 0.95, 1, 1], [0.5, 0.85, 1, 1]], dtype=float)
+_OST_DOMINANT = np.array(
+    [[0.97, 1, 1, 1], [0.45, 1, 1, 1], [0.1, 0.75, 1, 1], [0, 0.35, 0.85, 1], [0, 0.1, 0.5, 1]], dtype=float
+)
+_OST_OTHER = np.array(
+    [[1, 1, 1, 1], [0.8, 1, 1, 1], [0.5, 0.95, 1, 1], [0.2, 0.75, 1, 1], [0.05, 0.4, 0.85, 1]], dtype=float
+)
 OSTEOPHYTE_SITES: tuple[str, ...] = ("FM", "FL", "TM", "TL")
 
 
@@ -138,8 +159,9 @@ class SimulatedCohort:
     model: DiseaseModel = dataclasses.field(default_factory=DiseaseModel)
 
 
-def progression_probability(kl0: np.ndarray, rate_per_year: np.ndarray, tkr_rate_kl3: np.ndarray,
-                            months: float) -> np.ndarray:
+def progression_probability(
+    kl0: np.ndarray, rate_per_year: np.ndarray, tkr_rate_kl3: np.ndarray, months: float
+) -> np.ndarray:
     """Closed-form true probability of the progression event by ``months`` (NaN where baseline KL is 4)."""
     t = months / 12.0
     lam = np.asarray(rate_per_year, dtype=float)
@@ -171,19 +193,21 @@ def simulate_participants(n: int, rng: np.random.Generator, model: DiseaseModel)
     bmi = np.round(_truncnorm(rng, 28.5, 4.8, 18, 48, n), 1)
     death_years = rng.exponential(1.0 / (model.death_rate * np.exp(0.08 * (age - 61))))
     dropout_years = rng.exponential(1.0 / model.dropout_rate, n)
-    return pd.DataFrame({
-        "ID": ids,
-        "site": np.array(SITES)[rng.choice(5, size=n, p=[0.20, 0.22, 0.20, 0.18, 0.20])],
-        "sex": np.where(female, "F", "M"),
-        "age": age,
-        "bmi": bmi,
-        "race": rng.choice([1, 2, 3, 0], size=n, p=[0.80, 0.16, 0.01, 0.03]),
-        "frailty": _stratified_normal(rng, n),
-        "pain_sensitivity": rng.standard_normal(n),
-        "death_month": np.where(death_years * 12 <= 108, np.round(death_years * 12, 1), np.nan),
-        "dropout_month": np.where(dropout_years * 12 <= 108, np.round(dropout_years * 12, 1), np.nan),
-        "enrolment_day": rng.integers(0, 820, n),
-    })
+    return pd.DataFrame(
+        {
+            "ID": ids,
+            "site": np.array(SITES)[rng.choice(5, size=n, p=[0.20, 0.22, 0.20, 0.18, 0.20])],
+            "sex": np.where(female, "F", "M"),
+            "age": age,
+            "bmi": bmi,
+            "race": rng.choice([1, 2, 3, 0], size=n, p=[0.80, 0.16, 0.01, 0.03]),
+            "frailty": _stratified_normal(rng, n),
+            "pain_sensitivity": rng.standard_normal(n),
+            "death_month": np.where(death_years * 12 <= 108, np.round(death_years * 12, 1), np.nan),
+            "dropout_month": np.where(dropout_years * 12 <= 108, np.round(dropout_years * 12, 1), np.nan),
+            "enrolment_day": rng.integers(0, 820, n),
+        }
+    )
 
 
 def _grade(table: np.ndarray, kl: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -204,9 +228,12 @@ def structure_grades(kl: np.ndarray, medial_dominant: np.ndarray, quantiles: np.
     f_dom, f_oth = _grade(_OST_DOMINANT, kl, quantiles[:, 2]), _grade(_OST_OTHER, kl, quantiles[:, 3])
     t_dom, t_oth = _grade(_OST_DOMINANT, kl, quantiles[:, 4]), _grade(_OST_OTHER, kl, quantiles[:, 5])
     return {
-        "jsn_medial": np.where(dom, jsn_dom, jsn_oth), "jsn_lateral": np.where(dom, jsn_oth, jsn_dom),
-        "os_FM": np.where(dom, f_dom, f_oth), "os_FL": np.where(dom, f_oth, f_dom),
-        "os_TM": np.where(dom, t_dom, t_oth), "os_TL": np.where(dom, t_oth, t_dom),
+        "jsn_medial": np.where(dom, jsn_dom, jsn_oth),
+        "jsn_lateral": np.where(dom, jsn_oth, jsn_dom),
+        "os_FM": np.where(dom, f_dom, f_oth),
+        "os_FL": np.where(dom, f_oth, f_dom),
+        "os_TM": np.where(dom, t_dom, t_oth),
+        "os_TL": np.where(dom, t_oth, t_dom),
     }
 
 
@@ -226,13 +253,31 @@ def _baseline_state(knees: pd.DataFrame, rng: np.random.Generator, balanced_kl: 
     """Latent severity, baseline KL and WOMAC scores (``balanced_kl``: KL from severity ranks, equal counts per grade)."""
     m = len(knees)
     female = (knees["sex"] == "F").to_numpy(float)
-    sev = (0.045 * (knees["age"] - 61) + 0.05 * (knees["bmi"] - 28.5) + 0.25 * female + 0.5 * knees["injury"]
-           + 0.3 * knees["surgery"] + 0.8 * knees["frailty"] + 0.6 * rng.standard_normal(m)).to_numpy()
+    sev = (
+        0.045 * (knees["age"] - 61)
+        + 0.05 * (knees["bmi"] - 28.5)
+        + 0.25 * female
+        + 0.5 * knees["injury"]
+        + 0.3 * knees["surgery"]
+        + 0.8 * knees["frailty"]
+        + 0.6 * rng.standard_normal(m)
+    ).to_numpy()
     kl0 = np.searchsorted(np.array(SEVERITY_CUTS), sev, side="left")
     if balanced_kl:
         kl0 = (np.argsort(np.argsort(sev, kind="stable"), kind="stable") * 5) // m
-    pain = np.clip(np.round(1 + 1.5 * kl0 + 0.8 * female + 0.08 * (knees["bmi"] - 28.5) + 0.6 * knees["injury"]
-                            + 1.2 * knees["pain_sensitivity"] + 2.5 * rng.standard_normal(m)), 0, 20).astype(int)
+    pain = np.clip(
+        np.round(
+            1
+            + 1.5 * kl0
+            + 0.8 * female
+            + 0.08 * (knees["bmi"] - 28.5)
+            + 0.6 * knees["injury"]
+            + 1.2 * knees["pain_sensitivity"]
+            + 2.5 * rng.standard_normal(m)
+        ),
+        0,
+        20,
+    ).astype(int)
     stiff = np.clip(np.round(0.35 * pain + 0.8 * rng.standard_normal(m)), 0, 8).astype(int)
     func = np.clip(np.round(3.2 * pain + 5.0 * rng.standard_normal(m)), 0, 68).astype(int)
     knees["latent_severity"] = sev
@@ -249,11 +294,20 @@ def _rates(knees: pd.DataFrame, rng: np.random.Generator, model: DiseaseModel) -
         knees[name] = rng.standard_normal(m)
     knees["unmeasured_log_rate"] = model.unmeasured_sd * rng.standard_normal(m)
     female = (knees["sex"] == "F").to_numpy(float)
-    clinical = (model.age_per_decade * (knees["age"] - 61) / 10 + model.bmi_per_5 * (knees["bmi"] - 28.5) / 5
-                + model.female * female + model.injury * knees["injury"] + model.surgery * knees["surgery"]
-                + model.pain_per_5 * knees["womac_pain"] / 5 + np.asarray(model.kl)[knees["kl_baseline_true"]])
-    image = (model.cartilage * knees["image_cartilage_z"] + model.osteophyte * knees["image_osteophyte_z"]
-             + model.jsw * knees["image_jsw_z"])
+    clinical = (
+        model.age_per_decade * (knees["age"] - 61) / 10
+        + model.bmi_per_5 * (knees["bmi"] - 28.5) / 5
+        + model.female * female
+        + model.injury * knees["injury"]
+        + model.surgery * knees["surgery"]
+        + model.pain_per_5 * knees["womac_pain"] / 5
+        + np.asarray(model.kl)[knees["kl_baseline_true"]]
+    )
+    image = (
+        model.cartilage * knees["image_cartilage_z"]
+        + model.osteophyte * knees["image_osteophyte_z"]
+        + model.jsw * knees["image_jsw_z"]
+    )
     knees["log_rate_clinical"] = clinical.to_numpy()
     knees["log_rate_image"] = image.to_numpy()
     knees["progression_rate_per_year"] = np.exp(model.log_rate0 + clinical + image + knees["unmeasured_log_rate"])
@@ -273,7 +327,7 @@ def _kl_paths(knees: pd.DataFrame, rng: np.random.Generator, model: DiseaseModel
     tkr = np.full(m, np.nan)
     tkr[(kl == 4) & (rng.random(m) < model.baseline_tkr_prob_kl4)] = 0.0
     increments = np.full((m, 4), np.nan)
-    for step in range(6):
+    for _ in range(6):
         active = np.isnan(tkr) & (t <= FOLLOW_UP_MONTHS)
         total = np.where(kl < 3, lam, np.where(kl == 3, lam + mu3, mu4))
         wait = rng.exponential(1.0, m) / total
@@ -322,7 +376,9 @@ def _structure(knees: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     knees["jsw_lateral_mm"] = np.clip(normal_lat - 1.3 * grades["jsn_lateral"] - 0.5 * j * ~dom, 0.0, None).round(2)
     size = np.exp(0.35 * knees["image_osteophyte_z"].to_numpy())
     for site in OSTEOPHYTE_SITES:
-        knees[f"osteophyte_mm_{site}"] = np.minimum((0.5 + np.asarray(OSTEOPHYTE_BASE_MM)[grades[f"os_{site}"]]) * size, 12.0).round(2)
+        knees[f"osteophyte_mm_{site}"] = np.minimum(
+            (0.5 + np.asarray(OSTEOPHYTE_BASE_MM)[grades[f"os_{site}"]]) * size, 12.0
+        ).round(2)
     jsn_dom = np.where(dom, grades["jsn_medial"], grades["jsn_lateral"])
     knees["sclerosis"] = np.clip(0.1 * kl0 + 0.05 * jsn_dom + 0.05 * rng.standard_normal(m), 0, 1).round(3)
     sign = np.where(dom, 1.0, -1.0)
@@ -347,12 +403,15 @@ def _thickness_targets(knees: pd.DataFrame, rng: np.random.Generator) -> pd.Data
             in_dom = np.where(dom, in_medial, not in_medial)
             weight = 1.0 if region.endswith("central") or region.startswith("tibial") else 0.5
             loss = np.where(in_dom, weight * main_loss, minor_loss)
-        knees[f"thickness_mm_{region}"] = (NORMAL_THICKNESS_MM[region] * scale * (1 - np.clip(loss, -0.15, 0.85))).round(3)
+        knees[f"thickness_mm_{region}"] = (
+            NORMAL_THICKNESS_MM[region] * scale * (1 - np.clip(loss, -0.15, 0.85))
+        ).round(3)
     return knees
 
 
-def simulate_knees(participants: pd.DataFrame, rng: np.random.Generator, model: DiseaseModel,
-                   balanced_kl: bool = False) -> pd.DataFrame:
+def simulate_knees(
+    participants: pd.DataFrame, rng: np.random.Generator, model: DiseaseModel, balanced_kl: bool = False
+) -> pd.DataFrame:
     """Knee-level truth: clinical inputs, latents, rates, KL paths, structure and true probabilities."""
     knees = _knee_frame(participants, rng)
     knees = _baseline_state(knees, rng, balanced_kl)
@@ -364,8 +423,11 @@ def simulate_knees(participants: pd.DataFrame, rng: np.random.Generator, model: 
     for h in HORIZONS_MONTHS:
         knees[f"p_progress_{h}"] = np.where(
             knees["eligible"],
-            progression_probability(knees["kl_baseline_true"], knees["progression_rate_per_year"],
-                                    knees["tkr_rate_kl3_per_year"], h), np.nan)
+            progression_probability(
+                knees["kl_baseline_true"], knees["progression_rate_per_year"], knees["tkr_rate_kl3_per_year"], h
+            ),
+            np.nan,
+        )
     return knees
 
 
@@ -379,8 +441,9 @@ def _attendance(participants: pd.DataFrame, rng: np.random.Generator, model: Dis
     return present & ~missed
 
 
-def simulate_readings(participants: pd.DataFrame, knees: pd.DataFrame, rng: np.random.Generator,
-                      model: DiseaseModel) -> pd.DataFrame:
+def simulate_readings(
+    participants: pd.DataFrame, knees: pd.DataFrame, rng: np.random.Generator, model: DiseaseModel
+) -> pd.DataFrame:
     """Observed KL/OARSI readings per attended knee-visit with special codes, misreads and duplicate READPRJ rows."""
     attend = np.repeat(_attendance(participants, rng, model), 2, axis=0)
     frames = []
@@ -397,8 +460,17 @@ def simulate_readings(participants: pd.DataFrame, knees: pd.DataFrame, rng: np.r
         if month >= 72:
             status[rng.random(m) < model.not_expected_prob] = "A"
         status[tkr <= month] = "P"
-        frame = pd.DataFrame({"ID": knees["ID"], "side": knees["side"], "visit": visit, "visit_month": month,
-                              "readprj": 15, "status": status, "kl": kl})
+        frame = pd.DataFrame(
+            {
+                "ID": knees["ID"],
+                "side": knees["side"],
+                "visit": visit,
+                "visit_month": month,
+                "readprj": 15,
+                "status": status,
+                "kl": kl,
+            }
+        )
         for key, val in structure_grades(kl, dom, q).items():
             frame[key] = val.astype(float)
         frames.append(frame[attend[:, v]])
@@ -420,7 +492,9 @@ def _add_duplicate_reads(readings: pd.DataFrame, rng: np.random.Generator, model
     order = {v: i for i, (v, _) in enumerate(VISITS)}
     out["_v"] = out["visit"].map(order)
     out["_s"] = out["side"].map({"R": 1, "L": 2})
-    return out.sort_values(["_v", "ID", "_s", "readprj"], kind="stable").drop(columns=["_v", "_s"]).reset_index(drop=True)
+    return (
+        out.sort_values(["_v", "ID", "_s", "readprj"], kind="stable").drop(columns=["_v", "_s"]).reset_index(drop=True)
+    )
 
 
 def baseline_reading(knees: pd.DataFrame, readings: pd.DataFrame) -> np.ndarray:
@@ -430,7 +504,9 @@ def baseline_reading(knees: pd.DataFrame, readings: pd.DataFrame) -> np.ndarray:
     return kl.reindex(pd.MultiIndex.from_frame(knees[["ID", "side"]])).to_numpy()
 
 
-def simulate(n_participants: int, seed: int, model: DiseaseModel | None = None, balanced_kl: bool = False) -> SimulatedCohort:
+def simulate(
+    n_participants: int, seed: int, model: DiseaseModel | None = None, balanced_kl: bool = False
+) -> SimulatedCohort:
     """Simulate the whole cohort in memory (deterministic by ``seed``; independent streams per stage).
 
     ``balanced_kl`` replaces the severity cut points by severity ranks so every KL grade gets an equal share of

@@ -21,6 +21,7 @@ with the same seed. ``RenderedMRI.true_thickness_mm`` is computed analytically f
 surface grid using the subregion rule of docs/DESIGN.md, never from voxels, over the cartilage at least
 :data:`TRUTH_MIN_THICKNESS_MM` thick (the fields are scaled so that this mean equals the requested target).
 """
+
 from __future__ import annotations
 
 import os
@@ -88,13 +89,15 @@ class MRISite:
 
 
 #: MRI acquisition differences between the synthetic sites A–E.
-SITE_MRI: Mapping[str, MRISite] = MappingProxyType({
-    "A": MRISite("A", contrast=1.00, noise=0.030, bias_field=0.10),
-    "B": MRISite("B", contrast=0.90, noise=0.040, bias_field=0.15),
-    "C": MRISite("C", contrast=1.10, noise=0.025, bias_field=0.08),
-    "D": MRISite("D", contrast=0.85, noise=0.050, bias_field=0.20),
-    "E": MRISite("E", contrast=1.05, noise=0.035, bias_field=0.12),
-})
+SITE_MRI: Mapping[str, MRISite] = MappingProxyType(
+    {
+        "A": MRISite("A", contrast=1.00, noise=0.030, bias_field=0.10),
+        "B": MRISite("B", contrast=0.90, noise=0.040, bias_field=0.15),
+        "C": MRISite("C", contrast=1.10, noise=0.025, bias_field=0.08),
+        "D": MRISite("D", contrast=0.85, noise=0.050, bias_field=0.20),
+        "E": MRISite("E", contrast=1.05, noise=0.035, bias_field=0.12),
+    }
+)
 
 #: Sagittal 2 mm slices, 0.5 mm in plane: an 80 x 64 x 64 mm field of view around the joint line.
 DEFAULT_GEOMETRY = MRIGeometry(shape=(40, 128, 128), spacing_mm=(2.0, 0.5, 0.5))
@@ -104,20 +107,24 @@ DEFAULT_GEOMETRY = MRIGeometry(shape=(40, 128, 128), spacing_mm=(2.0, 0.5, 0.5))
 OAI_DESS_GEOMETRY = MRIGeometry(shape=(114, 176, 176), spacing_mm=(0.7, 0.3646, 0.3646))
 
 #: Phantom grids by name (``--geometry`` of ``oa-kit mri train`` / ``evaluate``).
-MRI_GEOMETRIES: Mapping[str, MRIGeometry] = MappingProxyType({"phantom": DEFAULT_GEOMETRY, "oai-dess": OAI_DESS_GEOMETRY})
+MRI_GEOMETRIES: Mapping[str, MRIGeometry] = MappingProxyType(
+    {"phantom": DEFAULT_GEOMETRY, "oai-dess": OAI_DESS_GEOMETRY}
+)
 
 #: Typical healthy mean cartilage thickness (mm) per subregion, a convenient default target.
-DEFAULT_THICKNESS_MM: Mapping[str, float] = MappingProxyType({
-    "femoral_medial_anterior": 2.2,
-    "femoral_medial_central": 2.3,
-    "femoral_medial_posterior": 2.0,
-    "femoral_lateral_anterior": 2.4,
-    "femoral_lateral_central": 2.1,
-    "femoral_lateral_posterior": 1.9,
-    "tibial_medial": 1.8,
-    "tibial_lateral": 2.3,
-    "patellar": 2.8,
-})
+DEFAULT_THICKNESS_MM: Mapping[str, float] = MappingProxyType(
+    {
+        "femoral_medial_anterior": 2.2,
+        "femoral_medial_central": 2.3,
+        "femoral_medial_posterior": 2.0,
+        "femoral_lateral_anterior": 2.4,
+        "femoral_lateral_central": 2.1,
+        "femoral_lateral_posterior": 1.9,
+        "tibial_medial": 1.8,
+        "tibial_lateral": 2.3,
+        "patellar": 2.8,
+    }
+)
 
 #: Cartilage thinner than this (mm) does not count toward the true regional mean thickness. The phantom's plates taper
 #: smoothly to exactly 0 mm at their margins, a rendering convenience: real plates end at a finite thickness, and the
@@ -156,31 +163,41 @@ class _Anatomy:
     shift: tuple[float, float, float]
     r_med: float
     r_lat: float
-    x_med: tuple[float, float]      # medial condyle x-range
-    x_lat: tuple[float, float]      # lateral condyle x-range
-    x_notch: float                  # notch centre (field split for medial/lateral)
-    y_c: float                      # condyle centres, AP
-    tib_z0: float                   # plateau height at y = 0
-    tib_slope: float                # tan(posterior slope)
-    plateau_med: tuple[float, float, float, float]   # centre x, centre y, semi-axis x, semi-axis y
+    x_med: tuple[float, float]  # medial condyle x-range
+    x_lat: tuple[float, float]  # lateral condyle x-range
+    x_notch: float  # notch centre (field split for medial/lateral)
+    y_c: float  # condyle centres, AP
+    tib_z0: float  # plateau height at y = 0
+    tib_slope: float  # tan(posterior slope)
+    plateau_med: tuple[float, float, float, float]  # centre x, centre y, semi-axis x, semi-axis y
     plateau_lat: tuple[float, float, float, float]
     pat_radius: float
     pat_depth: float
     pat_x: float
-    modulation: np.ndarray          # random coefficients of the smooth thickness modulation
+    modulation: np.ndarray  # random coefficients of the smooth thickness modulation
 
 
 def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
     """Draw one knee's anatomy: ±5% size and ±1.5 mm position around the template."""
     s = float(rng.uniform(0.95, 1.05))
     jitter = rng.uniform(-1.5, 1.5, size=3)
-    shift = (float(jitter[0]), float(jitter[1]) - 1.0, float(jitter[2]))   # joint 1 mm posterior to the FOV centre
+    shift = (float(jitter[0]), float(jitter[1]) - 1.0, float(jitter[2]))  # joint 1 mm posterior to the FOV centre
     return _Anatomy(
-        scale=s, shift=shift, r_med=19.0 * s, r_lat=17.0 * s,
-        x_med=(-33.0 * s, -7.0 * s), x_lat=(5.0 * s, 30.0 * s), x_notch=-1.0 * s, y_c=-3.0,
-        tib_z0=-15.0, tib_slope=float(np.tan(np.deg2rad(rng.uniform(5.0, 9.0)))),
-        plateau_med=(-19.0 * s, -1.0, 12.0 * s, 19.0 * s), plateau_lat=(16.0 * s, -1.0, 11.0 * s, 16.0 * s),
-        pat_radius=16.0 * s, pat_depth=11.0 * s, pat_x=3.0 * s,
+        scale=s,
+        shift=shift,
+        r_med=19.0 * s,
+        r_lat=17.0 * s,
+        x_med=(-33.0 * s, -7.0 * s),
+        x_lat=(5.0 * s, 30.0 * s),
+        x_notch=-1.0 * s,
+        y_c=-3.0,
+        tib_z0=-15.0,
+        tib_slope=float(np.tan(np.deg2rad(rng.uniform(5.0, 9.0)))),
+        plateau_med=(-19.0 * s, -1.0, 12.0 * s, 19.0 * s),
+        plateau_lat=(16.0 * s, -1.0, 11.0 * s, 16.0 * s),
+        pat_radius=16.0 * s,
+        pat_depth=11.0 * s,
+        pat_x=3.0 * s,
         modulation=rng.normal(0.0, 1.0, size=(3, 4)),
     )
 
@@ -218,7 +235,7 @@ def _femur_radius(a: _Anatomy, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
     m_med, m_lat = _femur_membership(a, x)
     in_notch = np.clip(1.0 - m_med - m_lat, 0.0, 1.0) * _box(x, a.x_med[0], a.x_lat[1], 1.0)
     r_cond = a.r_med * m_med + a.r_lat * m_lat
-    troch = _smoothstep((theta - 25.0) / 25.0)            # anterior: trochlear groove; posterior/inferior: notch
+    troch = _smoothstep((theta - 25.0) / 25.0)  # anterior: trochlear groove; posterior/inferior: notch
     r_notch = (0.90 * troch + 0.35 * (1.0 - troch)) * 0.5 * (a.r_med + a.r_lat)
     return r_cond + in_notch * r_notch
 
@@ -234,8 +251,9 @@ def _femur_shape(a: _Anatomy, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Unscaled femoral cartilage thickness profile in (x, θ): tapers to 0 at the cartilage borders."""
     m_med, m_lat = _femur_membership(a, x)
     cond = _smoothstep((theta + 115.0) / 6.0) * _smoothstep((105.0 - theta) / 6.0)
-    cond_x = (_smoothstep((x - a.x_med[0] - 1.0) / 2.0) * _smoothstep((a.x_med[1] - x - 0.5) / 2.0)
-              + _smoothstep((x - a.x_lat[0] - 0.5) / 2.0) * _smoothstep((a.x_lat[1] - x - 1.0) / 2.0))
+    cond_x = _smoothstep((x - a.x_med[0] - 1.0) / 2.0) * _smoothstep((a.x_med[1] - x - 0.5) / 2.0) + _smoothstep(
+        (x - a.x_lat[0] - 0.5) / 2.0
+    ) * _smoothstep((a.x_lat[1] - x - 1.0) / 2.0)
     troch = _smoothstep((theta - 35.0) / 6.0) * _smoothstep((105.0 - theta) / 6.0)
     troch_x = _smoothstep((x - a.x_med[0] - 1.0) / 2.0) * _smoothstep((a.x_lat[1] - x - 1.0) / 2.0)
     taper = np.maximum(cond * cond_x, troch * troch_x)
@@ -302,8 +320,8 @@ def _patella_shape(a: _Anatomy, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray) 
 # --------------------------------------------------------------------------------------------------------------------
 @dataclass
 class _Fields:
-    fem_scale: np.ndarray     # (6,) per femoral subregion
-    tib_scale: np.ndarray     # (2,) medial, lateral
+    fem_scale: np.ndarray  # (6,) per femoral subregion
+    tib_scale: np.ndarray  # (2,) medial, lateral
     pat_scale: float
     zc_med: float = 0.0
     zc_lat: float = 0.0
@@ -350,8 +368,10 @@ def _fit_fields(a: _Anatomy, target: Mapping[str, float], centres: tuple[float, 
             m = (t >= TRUTH_MIN_THICKNESS_MM) & (region == r)
             scale[r] *= fem_target[r] / (np.sum(t[m] * area[m]) / np.sum(area[m]))
     x, y = _TIB_XY
-    tib = [_scale_to_mean(_tibia_shape(a, x, y, medial), 1.0 / _tibia_normal_z(a, x, y), target[key])
-           for medial, key in ((True, "tibial_medial"), (False, "tibial_lateral"))]
+    tib = [
+        _scale_to_mean(_tibia_shape(a, x, y, medial), 1.0 / _tibia_normal_z(a, x, y), target[key])
+        for medial, key in ((True, "tibial_medial"), (False, "tibial_lateral"))
+    ]
     ux, uy, uz, w = _sphere_grid()
     pat = _scale_to_mean(_patella_shape(a, ux, uy, uz), w, target["patellar"])
     return _Fields(fem_scale=scale, tib_scale=np.array(tib), pat_scale=float(pat))
@@ -392,7 +412,7 @@ def _place(a: _Anatomy, f: _Fields) -> None:
     _, zc = _femur_centre(a, xs, f.zc_med, f.zc_lat)
     theta = 90.0 + np.degrees(np.arctan2(z_p - zc[0], _femur_radius(a, xs, np.array([90.0]))[0]))
     r_fem = _femur_radius(a, xs, np.array([theta]))[0] + _femur_thickness(a, f, xs, np.array([theta]))[0]
-    y_front = a.y_c + np.sqrt(max(r_fem ** 2 - (z_p - zc[0]) ** 2, 1.0))
+    y_front = a.y_c + np.sqrt(max(r_fem**2 - (z_p - zc[0]) ** 2, 1.0))
     t_pat = _patella_shape(a, np.zeros(1), -np.ones(1), np.zeros(1))[0] * f.pat_scale
     f.pat_centre = (a.pat_x, float(y_front + 0.6 + t_pat + a.pat_radius), float(z_p))
 
@@ -410,7 +430,7 @@ def _femur_surface(th: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.n
     # normal = dP/dx x dP/dθ with dP/dx = (1, py_x, pz_x), dP/dθ = (0, py_θ, pz_θ)
     nx, ny, nz = d_py_dx * d_pz_dt - d_pz_dx * d_py_dt, -d_pz_dt, d_py_dt
     norm = np.sqrt(nx * nx + ny * ny + nz * nz)
-    cosine = np.abs(ny * np.sin(th) - nz * np.cos(th)) / np.maximum(norm, 1e-12)   # radial unit (0, sin θ, −cos θ)
+    cosine = np.abs(ny * np.sin(th) - nz * np.cos(th)) / np.maximum(norm, 1e-12)  # radial unit (0, sin θ, −cos θ)
     area = norm * (_FEM_X[1] - _FEM_X[0]) * np.deg2rad(_FEM_T[1] - _FEM_T[0])
     return cosine, area
 
@@ -481,8 +501,11 @@ def _grid(geometry: MRIGeometry, a: _Anatomy, factor: int) -> tuple[np.ndarray, 
     x = (np.arange(nx) - (nx - 1) / 2.0) * sx
     y = (np.arange(factor * ny) - (factor * ny - 1) / 2.0) * (sy / factor)
     z = (np.arange(factor * nz) - (factor * nz - 1) / 2.0) * (sz / factor)
-    return ((x - a.shift[0]).astype(np.float32)[:, None, None], (y - a.shift[1]).astype(np.float32)[None, :, None],
-            (z - a.shift[2]).astype(np.float32)[None, None, :])
+    return (
+        (x - a.shift[0]).astype(np.float32)[:, None, None],
+        (y - a.shift[1]).astype(np.float32)[None, :, None],
+        (z - a.shift[2]).astype(np.float32)[None, None, :],
+    )
 
 
 def _rasterise(a: _Anatomy, f: _Fields, geometry: MRIGeometry, factor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -495,8 +518,11 @@ def _rasterise(a: _Anatomy, f: _Fields, geometry: MRIGeometry, factor: int) -> t
     boxes = (
         (_render_tibia, (-40.0, 40.0), (a.tib_z0 - 60.0, a.tib_z0 + 12.0)),
         (_render_femur, (-40.0, 40.0), (min(f.zc_med, f.zc_lat) - a.r_med - 8.0, zc_top + 60.0)),
-        (_render_patella, (f.pat_centre[1] - a.pat_radius - 8.0, f.pat_centre[1] + 8.0),
-         (f.pat_centre[2] - a.pat_radius - 30.0, f.pat_centre[2] + 32.0)),
+        (
+            _render_patella,
+            (f.pat_centre[1] - a.pat_radius - 8.0, f.pat_centre[1] + 8.0),
+            (f.pat_centre[2] - a.pat_radius - 30.0, f.pat_centre[2] + 32.0),
+        ),
     )
     for render, (ylo, yhi), (zlo, zhi) in boxes:
         ys, zs = _window(Y[0, :, 0], ylo, yhi), _window(Z[0, 0, :], zlo, zhi)
@@ -523,7 +549,7 @@ def _render_tibia(a: _Anatomy, f: _Fields, X, Y, Z, labels, tissue) -> None:
     nz = _tibia_normal_z(a, x2, y2)[:, :, None]
     foot = ((X + 1.0) / 38.0) ** 2 + ((Y + 2.0) / 26.0) ** 2
     narrowing = 1.0 - 0.3 * np.clip((a.tib_z0 - 8.0 - Z) / 20.0, 0.0, 1.0)
-    inside = (foot < narrowing ** 2) & (Z < top)
+    inside = (foot < narrowing**2) & (Z < top)
     _paint(labels, tissue, inside, LABEL_IDS["tibia"], _MARROW)
     _paint(labels, tissue, inside & (Z > top - 0.8), None, _CORTEX)
     for medial, name in ((True, "medial"), (False, "lateral")):
@@ -623,12 +649,25 @@ def _check_thickness(thickness_mm: Mapping[str, float]) -> dict[str, float]:
 def _check_field_of_view(labels: np.ndarray, geometry: MRIGeometry) -> None:
     """Raise when cartilage or menisci touch the volume border (the thickness truth would include unseen parts)."""
     soft = np.zeros(len(LABEL_IDS), dtype=bool)
-    soft[[LABEL_IDS[n] for n in ("femoral_cartilage", "medial_tibial_cartilage", "lateral_tibial_cartilage",
-                                 "patellar_cartilage", "medial_meniscus", "lateral_meniscus")]] = True
+    soft[
+        [
+            LABEL_IDS[n]
+            for n in (
+                "femoral_cartilage",
+                "medial_tibial_cartilage",
+                "lateral_tibial_cartilage",
+                "patellar_cartilage",
+                "medial_meniscus",
+                "lateral_meniscus",
+            )
+        ]
+    ] = True
     faces = (labels[0], labels[-1], labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1])
     if any(soft[face].any() for face in faces):
-        raise OAKitError(f"geometry: field of view {geometry.fov_mm} mm cuts the cartilage; "
-                         "expected at least 76 x 64 x 64 mm (LR, AP, SI) around the joint")
+        raise OAKitError(
+            f"geometry: field of view {geometry.fov_mm} mm cuts the cartilage; "
+            "expected at least 76 x 64 x 64 mm (LR, AP, SI) around the joint"
+        )
 
 
 def _check_side(side: str) -> str:
@@ -638,8 +677,13 @@ def _check_side(side: str) -> str:
     return side
 
 
-def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIGeometry = DEFAULT_GEOMETRY,
-                    site: MRISite = SITE_MRI["A"], seed: int = 0) -> RenderedMRI:
+def render_knee_mri(
+    side: str,
+    thickness_mm: Mapping[str, float],
+    geometry: MRIGeometry = DEFAULT_GEOMETRY,
+    site: MRISite = SITE_MRI["A"],
+    seed: int = 0,
+) -> RenderedMRI:
     """Render one sagittal DESS-like knee volume with its label map and true regional cartilage thickness.
 
     Parameters
@@ -666,15 +710,20 @@ def render_knee_mri(side: str, thickness_mm: Mapping[str, float], geometry: MRIG
     target = _check_thickness(thickness_mm)
     rng = np.random.default_rng(seed)
     a, f = _fitted_phantom(rng, target)
-    _, tissue = _rasterise(a, f, geometry, factor=2)        # 2x supersampled tissue map → partial-volume image
+    _, tissue = _rasterise(a, f, geometry, factor=2)  # 2x supersampled tissue map → partial-volume image
     coarse_labels, _ = _rasterise(a, f, geometry, factor=1)  # labels at the voxel centres
     image = _intensities(tissue, site, rng)
     _check_field_of_view(coarse_labels, geometry)
     if side == "L":
         image, coarse_labels = image[::-1].copy(), coarse_labels[::-1].copy()
-    return RenderedMRI(image=image, labels=coarse_labels, affine=geometry.affine,
-                       true_thickness_mm=MappingProxyType(_truth(a, f)), side=side,
-                       true_thickness_all_mm=MappingProxyType(_truth(a, f, floor_mm=0.0)))
+    return RenderedMRI(
+        image=image,
+        labels=coarse_labels,
+        affine=geometry.affine,
+        true_thickness_mm=MappingProxyType(_truth(a, f)),
+        side=side,
+        true_thickness_all_mm=MappingProxyType(_truth(a, f, floor_mm=0.0)),
+    )
 
 
 def _block_mean(fine: np.ndarray) -> np.ndarray:
@@ -688,19 +737,20 @@ def _intensities(tissue: np.ndarray, site: MRISite, rng: np.random.Generator) ->
     signal = _block_mean(_TISSUE_SIGNAL[tissue])
     soft = _block_mean((tissue == _SOFT).astype(np.float32))
     texture = _smooth_field(rng, signal.shape, n_terms=5)
-    signal += texture * (0.03 + 0.05 * soft)                 # fat/muscle texture, faint elsewhere
+    signal += texture * (0.03 + 0.05 * soft)  # fat/muscle texture, faint elsewhere
     mean = np.float32(0.35)
     signal = mean + np.float32(site.contrast) * (signal - mean)
     signal *= np.exp(np.float32(site.bias_field) * _smooth_field(rng, signal.shape, n_terms=2))
     sigma = np.float32(site.noise)
     n1 = rng.standard_normal(signal.shape, dtype=np.float32) * sigma
     n2 = rng.standard_normal(signal.shape, dtype=np.float32) * sigma
-    rician = np.sqrt((np.clip(signal, 0.0, None) + n1) ** 2 + n2 ** 2)
+    rician = np.sqrt((np.clip(signal, 0.0, None) + n1) ** 2 + n2**2)
     return np.clip(np.rint(rician * FLUID_SIGNAL), 0, 32767).astype(np.float32)
 
 
-def write_knee_mri(folder: str | os.PathLike, participant_id: str, side: str, visit_month: int,
-                   rendered: RenderedMRI) -> tuple[Path, Path]:
+def write_knee_mri(
+    folder: str | os.PathLike, participant_id: str, side: str, visit_month: int, rendered: RenderedMRI
+) -> tuple[Path, Path]:
     """Write ``{ID}_{side}_{Vxx}_DESS.nii.gz`` (int16) and ``{ID}_{side}_{Vxx}_labels.nii.gz`` (uint8) atomically.
 
     Returns the (image, labels) paths. Files are byte-identical for identical inputs (gzip mtime 0).

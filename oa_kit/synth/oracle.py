@@ -6,6 +6,7 @@ participant-grouped cross-validated logistic regressions on clinical factors, cl
 true image-only latents. Run ``python -m oa_kit.synth.oracle --preset demo --seed 0`` for the data-card figures
 (synthetic data: the numbers describe the generator, not real patients).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,16 @@ from oa_kit.errors import OAKitError
 from oa_kit.synth.model import HORIZONS_MONTHS, IMAGE_LATENTS, VISITS, SimulatedCohort
 
 #: Clinical predictors (per knee) used by the clinical-only baseline, as in the OAProgression baselines.
-CLINICAL_FEATURES: tuple[str, ...] = ("age", "female", "bmi", "injury", "surgery", "womac_pain", "womac_stiffness",
-                                      "womac_function")
+CLINICAL_FEATURES: tuple[str, ...] = (
+    "age",
+    "female",
+    "bmi",
+    "injury",
+    "surgery",
+    "womac_pain",
+    "womac_stiffness",
+    "womac_function",
+)
 
 
 def reference_labels(cohort: SimulatedCohort, horizon_months: int) -> pd.DataFrame:
@@ -38,7 +47,9 @@ def reference_labels(cohort: SimulatedCohort, horizon_months: int) -> pd.DataFra
     """
     months = dict(VISITS)
     if horizon_months not in months.values() or horizon_months == 0:
-        raise OAKitError(f"horizon_months: {horizon_months} is not a follow-up visit; expected one of {HORIZONS_MONTHS}")
+        raise OAKitError(
+            f"horizon_months: {horizon_months} is not a follow-up visit; expected one of {HORIZONS_MONTHS}"
+        )
     r = cohort.readings[cohort.readings["readprj"] == 15]
     base = r[(r["visit_month"] == 0) & (r["status"] == "ok") & (r["kl"] <= 3)][["ID", "side", "kl"]]
     base = base.rename(columns={"kl": "kl_baseline"})
@@ -50,8 +61,15 @@ def reference_labels(cohort: SimulatedCohort, horizon_months: int) -> pd.DataFra
     out["event"] = out["event"].astype("boolean").fillna(False).astype(bool)
     out["present"] = out["present"].astype("boolean").fillna(False).astype(bool)
     out = out[out["event"] | out["present"]]
-    return pd.DataFrame({"ID": out["ID"], "side": out["side"], "horizon_months": horizon_months,
-                         "kl_baseline": out["kl_baseline"].astype(int), "label": out["event"].astype(int)}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "ID": out["ID"],
+            "side": out["side"],
+            "horizon_months": horizon_months,
+            "kl_baseline": out["kl_baseline"].astype(int),
+            "label": out["event"].astype(int),
+        }
+    ).reset_index(drop=True)
 
 
 def oracle_auc(knees: pd.DataFrame, labels: pd.DataFrame, horizon_months: int) -> float:
@@ -77,13 +95,17 @@ def _with_truth(knees: pd.DataFrame, labels: pd.DataFrame, horizon_months: int) 
     merged = labels[keep].astype({"ID": str}).merge(knees, on=["ID", "side"], how="inner")
     merged = merged[merged[column].notna()]
     if merged["label"].nunique() < 2:
-        raise OAKitError(f"labels: horizon {horizon_months} months has a single class after joining the truth; expected 0 and 1")
+        raise OAKitError(
+            f"labels: horizon {horizon_months} months has a single class after joining the truth; expected 0 and 1"
+        )
     return merged
 
 
 def design_matrix(frame: pd.DataFrame, features: Sequence[str], with_kl: bool) -> np.ndarray:
     """Numeric design matrix: chosen features plus optional one-hot observed baseline KL (0–3)."""
-    cols = [frame["sex"].eq("F").astype(float).to_numpy() if f == "female" else frame[f].to_numpy(float) for f in features]
+    cols = [
+        frame["sex"].eq("F").astype(float).to_numpy() if f == "female" else frame[f].to_numpy(float) for f in features
+    ]
     if with_kl:
         cols += [(frame["kl_baseline"] == k).to_numpy(float) for k in (1, 2, 3)]
     return np.column_stack(cols)
@@ -100,7 +122,9 @@ def cv_auc(frame: pd.DataFrame, features: Sequence[str], with_kl: bool, seed: in
     return float(roc_auc_score(y, proba))
 
 
-def oracle_table(cohort: SimulatedCohort, horizons_months: Sequence[int] = HORIZONS_MONTHS, seed: int = 0) -> pd.DataFrame:
+def oracle_table(
+    cohort: SimulatedCohort, horizons_months: Sequence[int] = HORIZONS_MONTHS, seed: int = 0
+) -> pd.DataFrame:
     """Tidy table (horizon_months, model, auc, gap_to_oracle, n_knees, n_events) of oracle vs logistic baselines.
 
     Models: ``oracle`` (true probability), ``clinical`` (age, sex, BMI, injury, surgery, WOMAC), ``clinical+KL``,
@@ -112,12 +136,23 @@ def oracle_table(cohort: SimulatedCohort, horizons_months: Sequence[int] = HORIZ
         frame = _with_truth(cohort.knees, labels, h)
         n, events = len(frame), int(frame["label"].sum())
         oracle = float(roc_auc_score(frame["label"], frame[f"p_progress_{h}"]))
-        aucs = {"oracle": oracle,
-                "clinical": cv_auc(frame, CLINICAL_FEATURES, False, seed),
-                "clinical+KL": cv_auc(frame, CLINICAL_FEATURES, True, seed),
-                "clinical+KL+image_latents": cv_auc(frame, CLINICAL_FEATURES + IMAGE_LATENTS, True, seed)}
-        rows += [{"horizon_months": h, "model": name, "auc": auc, "gap_to_oracle": oracle - auc,
-                  "n_knees": n, "n_events": events} for name, auc in aucs.items()]
+        aucs = {
+            "oracle": oracle,
+            "clinical": cv_auc(frame, CLINICAL_FEATURES, False, seed),
+            "clinical+KL": cv_auc(frame, CLINICAL_FEATURES, True, seed),
+            "clinical+KL+image_latents": cv_auc(frame, CLINICAL_FEATURES + IMAGE_LATENTS, True, seed),
+        }
+        rows += [
+            {
+                "horizon_months": h,
+                "model": name,
+                "auc": auc,
+                "gap_to_oracle": oracle - auc,
+                "n_knees": n,
+                "n_events": events,
+            }
+            for name, auc in aucs.items()
+        ]
     return pd.DataFrame(rows)
 
 

@@ -1,4 +1,5 @@
 """Size presets of the synthetic cohort: ``tiny`` (tests, seconds), ``demo`` (~500 participants), ``full`` (4000)."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -11,6 +11,7 @@ Geometry of one knee ("knee frame", mm, right-knee orientation): origin at the j
 line, centre of the intercondylar notch), ``x`` toward the medial side, ``y`` toward the feet. In the image
 the right knee's medial side faces the image centre; the left knee is the mirror image.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -772,7 +773,7 @@ def _dicom_dataset(
     ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "US"
     if site.modality == "DX":
         ds.PresentationIntentType = "FOR PRESENTATION"
-    low, high = np.percentile(stored[:: 4, :: 4], [0.5, 99.5])
+    low, high = np.percentile(stored[::4, ::4], [0.5, 99.5])
     ds.WindowCenter = f"{(low + high) / 2:.1f}"
     ds.WindowWidth = f"{max(high - low, 1.0):.1f}"
     ds.BurnedInAnnotation = "NO"

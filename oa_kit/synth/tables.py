@@ -5,6 +5,7 @@ Files (docs/DESIGN.md "Synthetic cohort on disk", REFERENCE §1.2): ``enrollees`
 ``P02SEX`` 1 male / 2 female, ``P02RACE`` 0 other / 1 white / 2 black / 3 asian, ``READPRJ`` 15 (primary) with some
 duplicate 37/42 rows, special values ``.P`` (knee replacement), ``.T`` (technical problem), ``.A`` (not expected).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,14 @@ def _fmt(values, decimals: int) -> np.ndarray:
 def enrollees_table(cohort: SimulatedCohort) -> pd.DataFrame:
     """``enrollees``: ID, P02SEX, V00SITE, P02RACE."""
     p = cohort.participants
-    return pd.DataFrame({"ID": p["ID"], "P02SEX": p["sex"].map(SEX_CODE).astype(str), "V00SITE": p["site"],
-                         "P02RACE": p["race"].astype(str)})
+    return pd.DataFrame(
+        {
+            "ID": p["ID"],
+            "P02SEX": p["sex"].map(SEX_CODE).astype(str),
+            "V00SITE": p["site"],
+            "P02RACE": p["race"].astype(str),
+        }
+    )
 
 
 def allclinical00_table(cohort: SimulatedCohort) -> pd.DataFrame:
@@ -52,9 +59,14 @@ def allclinical00_table(cohort: SimulatedCohort) -> pd.DataFrame:
     p = cohort.participants
     k = cohort.knees.set_index(["ID", "side"])
     table = pd.DataFrame({"ID": p["ID"], "V00AGE": p["age"].astype(str), "P01BMI": _fmt(p["bmi"], 1)})
-    fields = (("P01INJ{s}", "injury", 0), ("P01KSURG{s}", "surgery", 0), ("V00WOMKP{s}", "womac_pain", 0),
-              ("V00WOMSTF{s}", "womac_stiffness", 0), ("V00WOMADL{s}", "womac_function", 0),
-              ("V00WOMTS{s}", "womac_total", 0))
+    fields = (
+        ("P01INJ{s}", "injury", 0),
+        ("P01KSURG{s}", "surgery", 0),
+        ("V00WOMKP{s}", "womac_pain", 0),
+        ("V00WOMSTF{s}", "womac_stiffness", 0),
+        ("V00WOMADL{s}", "womac_function", 0),
+        ("V00WOMTS{s}", "womac_total", 0),
+    )
     for template, column, decimals in fields:
         for side in ("L", "R"):
             values = k.xs(side, level="side").loc[p["ID"], column].to_numpy()
@@ -66,11 +78,22 @@ def kxr_sq_bu_table(cohort: SimulatedCohort, visit: str) -> pd.DataFrame:
     """``kxr_sq_bu{vv}``: KL, osteophyte and JSN grades per knee reading; special codes replace every grade."""
     r = cohort.readings[cohort.readings["visit"] == visit]
     vv = visit
-    table = pd.DataFrame({"ID": r["ID"].to_numpy(), "SIDE": r["side"].map(SIDE_CODE).astype(str).to_numpy(),
-                          "READPRJ": r["readprj"].astype(str).to_numpy()})
-    columns = ((f"{vv}XRKL", "kl", 0), (f"{vv}XROSFL", "os_FL", 0), (f"{vv}XROSFM", "os_FM", 0),
-               (f"{vv}XROSTL", "os_TL", 0), (f"{vv}XROSTM", "os_TM", 0), (f"{vv}XRJSL", "jsn_lateral", 1),
-               (f"{vv}XRJSM", "jsn_medial", 1))
+    table = pd.DataFrame(
+        {
+            "ID": r["ID"].to_numpy(),
+            "SIDE": r["side"].map(SIDE_CODE).astype(str).to_numpy(),
+            "READPRJ": r["readprj"].astype(str).to_numpy(),
+        }
+    )
+    columns = (
+        (f"{vv}XRKL", "kl", 0),
+        (f"{vv}XROSFL", "os_FL", 0),
+        (f"{vv}XROSFM", "os_FM", 0),
+        (f"{vv}XROSTL", "os_TL", 0),
+        (f"{vv}XROSTM", "os_TM", 0),
+        (f"{vv}XRJSL", "jsn_lateral", 1),
+        (f"{vv}XRJSM", "jsn_medial", 1),
+    )
     special = r["status"].map(SPECIAL_TEXT).to_numpy()
     for name, column, decimals in columns:
         text = _fmt(r[column], decimals)
@@ -85,8 +108,9 @@ def kxr_qjsw_duryea00_table(cohort: SimulatedCohort, seed: int) -> pd.DataFrame:
     base = r[(r["visit"] == "V00") & (r["readprj"] == 15)][["ID", "side", "status"]]
     k = base.merge(cohort.knees[["ID", "side", "jsw_medial_mm", "jsw_lateral_mm"]], on=["ID", "side"])
     n = len(k)
-    table = pd.DataFrame({"ID": k["ID"].to_numpy(), "SIDE": k["side"].map(SIDE_CODE).astype(str).to_numpy(),
-                          "READPRJ": "15"})
+    table = pd.DataFrame(
+        {"ID": k["ID"].to_numpy(), "SIDE": k["side"].map(SIDE_CODE).astype(str).to_numpy(), "READPRJ": "15"}
+    )
     special = k["status"].map(SPECIAL_TEXT).to_numpy()
     centre = rng.normal(0.225, 0.02, n)
     values = {"V00MCMJSW": k["jsw_medial_mm"].to_numpy()}

@@ -1,5 +1,6 @@
 """Plotly SHAP figures (shap's own plots are matplotlib): importance bar, grouped-family bar, beeswarm, waterfall,
 dependence. Inputs are :class:`oa_kit.explain.ShapResult` and the tables derived from it; values are log-odds."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -18,8 +19,14 @@ def _title(text: str, note: str | None) -> dict:
 def importance_figure(result: ShapResult, top_k: int = 20, note: str | None = None) -> go.Figure:
     """Mean |SHAP| per feature, coloured by family."""
     imp = global_importance(result).head(top_k).iloc[::-1]
-    fig = go.Figure(go.Bar(x=imp["mean_abs_shap"], y=imp["feature"], orientation="h",
-                           marker_color=[FAMILY_COLOURS.get(f, "#7f7f7f") for f in imp["family"]]))
+    fig = go.Figure(
+        go.Bar(
+            x=imp["mean_abs_shap"],
+            y=imp["feature"],
+            orientation="h",
+            marker_color=[FAMILY_COLOURS.get(f, "#7f7f7f") for f in imp["family"]],
+        )
+    )
     fig.update_layout(title=_title("Global importance (mean |SHAP|, log-odds)", note), template="plotly_white")
     return fig
 
@@ -42,14 +49,26 @@ def beeswarm_figure(result: ShapResult, top_k: int = 15, seed: int = 0, note: st
     order = list(dict.fromkeys(data["feature"]))[::-1]
     pos = data["feature"].map({f: i for i, f in enumerate(order)}).to_numpy(dtype=float)
     jitter = np.random.default_rng(seed).uniform(-0.3, 0.3, len(data))
-    fig = go.Figure(go.Scattergl(
-        x=data["shap"], y=pos + jitter, mode="markers",
-        marker={"color": data["value_scaled"], "colorscale": "RdBu_r", "size": 4, "showscale": True,
-                "colorbar": {"title": "feature value", "tickvals": [0, 1], "ticktext": ["low", "high"]}},
-        text=data["feature"], hovertemplate="%{text}: SHAP %{x:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Scattergl(
+            x=data["shap"],
+            y=pos + jitter,
+            mode="markers",
+            marker={
+                "color": data["value_scaled"],
+                "colorscale": "RdBu_r",
+                "size": 4,
+                "showscale": True,
+                "colorbar": {"title": "feature value", "tickvals": [0, 1], "ticktext": ["low", "high"]},
+            },
+            text=data["feature"],
+            hovertemplate="%{text}: SHAP %{x:.3f}<extra></extra>",
+        )
+    )
     fig.update_yaxes(tickvals=list(range(len(order))), ticktext=order)
-    fig.update_layout(title=_title("SHAP values per knee (log-odds)", note), xaxis_title="SHAP value",
-                      template="plotly_white")
+    fig.update_layout(
+        title=_title("SHAP values per knee (log-odds)", note), xaxis_title="SHAP value", template="plotly_white"
+    )
     return fig
 
 
@@ -58,22 +77,33 @@ def waterfall_figure(result: ShapResult, index: int, top_k: int = 10, note: str 
     data = waterfall_data(result, index, top_k)
     labels = [f"{f} = {v:.3g}" if pd.notna(v) else f for f, v in zip(data["feature"], data["value"])]
     base = float(result.base_values[index])
-    fig = go.Figure(go.Waterfall(
-        orientation="h", measure=["absolute", *["relative"] * len(data), "total"],
-        y=["base value", *labels, "model output"], x=[base, *data["shap"].tolist(), 0.0], base=0))
+    fig = go.Figure(
+        go.Waterfall(
+            orientation="h",
+            measure=["absolute", *["relative"] * len(data), "total"],
+            y=["base value", *labels, "model output"],
+            x=[base, *data["shap"].tolist(), 0.0],
+            base=0,
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title=_title("Why this knee's risk (log-odds)", note), template="plotly_white")
     return fig
 
 
-def dependence_figure(result: ShapResult, feature: str, color_by: str | None = None,
-                      note: str | None = None) -> go.Figure:
+def dependence_figure(
+    result: ShapResult, feature: str, color_by: str | None = None, note: str | None = None
+) -> go.Figure:
     """Feature value vs its SHAP value, optionally coloured by another feature."""
     data = dependence_data(result, feature, color_by)
     marker = {"size": 5}
     if color_by is not None:
         marker.update(color=data["color"], colorscale="Viridis", showscale=True, colorbar={"title": color_by})
     fig = go.Figure(go.Scatter(x=data["value"], y=data["shap"], mode="markers", marker=marker))
-    fig.update_layout(title=_title(f"SHAP dependence: {feature}", note), xaxis_title=feature,
-                      yaxis_title="SHAP value (log-odds)", template="plotly_white")
+    fig.update_layout(
+        title=_title(f"SHAP dependence: {feature}", note),
+        xaxis_title=feature,
+        yaxis_title="SHAP value (log-odds)",
+        template="plotly_white",
+    )
     return fig

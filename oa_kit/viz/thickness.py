@@ -1,4 +1,5 @@
 """Plotly figures of cartilage thickness: 2D projected maps of the femoral, tibial and patellar plates."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,9 @@ def _panel_points(measurement: CartilageMeasurement) -> dict[str, tuple[np.ndarr
     return panels
 
 
-def thickness_map_figure(measurement: CartilageMeasurement, title: str = "Cartilage thickness (mm)",
-                         max_points: int = 20_000, seed: int = 0) -> go.Figure:
+def thickness_map_figure(
+    measurement: CartilageMeasurement, title: str = "Cartilage thickness (mm)", max_points: int = 20_000, seed: int = 0
+) -> go.Figure:
     """2D projected thickness maps: femur unrolled (RAS x by angle about the condyle centre), tibia and patella projected.
 
     Parameters
@@ -42,8 +44,11 @@ def thickness_map_figure(measurement: CartilageMeasurement, title: str = "Cartil
         Points drawn per panel (randomly thinned with ``seed`` to keep the figure light).
     """
     names = {"femur": "Femur (unrolled)", "tibia": "Tibia (top view)", "patella": "Patella (front view)"}
-    axes = {"femur": ("RAS x (mm)", "angle (deg, + anterior)"), "tibia": ("RAS x (mm)", "RAS y (mm, anterior)"),
-            "patella": ("RAS x (mm)", "RAS z (mm, superior)")}
+    axes = {
+        "femur": ("RAS x (mm)", "angle (deg, + anterior)"),
+        "tibia": ("RAS x (mm)", "RAS y (mm, anterior)"),
+        "patella": ("RAS x (mm)", "RAS z (mm, superior)"),
+    }
     panels = _panel_points(measurement)
     fig = make_subplots(rows=1, cols=3, subplot_titles=[names[k] for k in names])
     rng = np.random.default_rng(seed)
@@ -53,10 +58,26 @@ def thickness_map_figure(measurement: CartilageMeasurement, title: str = "Cartil
             continue
         h, v, th = panels[key]
         keep = rng.permutation(len(th))[:max_points]
-        fig.add_trace(go.Scattergl(x=h[keep], y=v[keep], mode="markers", name=names[key],
-                                   marker=dict(size=3, color=th[keep], colorscale="Viridis", cmin=0.0, cmax=vmax,
-                                               showscale=col == 1, colorbar=dict(title="mm")),
-                                   hovertemplate="%{marker.color:.2f} mm<extra></extra>"), row=1, col=col)
+        fig.add_trace(
+            go.Scattergl(
+                x=h[keep],
+                y=v[keep],
+                mode="markers",
+                name=names[key],
+                marker=dict(
+                    size=3,
+                    color=th[keep],
+                    colorscale="Viridis",
+                    cmin=0.0,
+                    cmax=vmax,
+                    showscale=col == 1,
+                    colorbar=dict(title="mm"),
+                ),
+                hovertemplate="%{marker.color:.2f} mm<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
         fig.update_xaxes(title_text=axes[key][0], row=1, col=col)
         fig.update_yaxes(title_text=axes[key][1], row=1, col=col)
     fig.update_layout(title=f"{title} - {measurement.side} knee", showlegend=False, height=420, width=1200)

@@ -1,4 +1,5 @@
 """Post-hoc temperature scaling (Guo et al. 2017) of KL-grade logits, fitted on validation by minimising the NLL."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,11 +30,12 @@ class TemperatureScaler:
         self.loss = loss
         self.bounds = bounds
 
-    def fit(self, logits: np.ndarray, y: np.ndarray) -> "TemperatureScaler":
+    def fit(self, logits: np.ndarray, y: np.ndarray) -> TemperatureScaler:
         """Fit T on logits (N, K) and true grades y (N,)."""
         logits, y = _check(logits, y)
-        result = minimize_scalar(lambda t: self._nll(logits, y, t), bounds=self.bounds, method="bounded",
-                                 options={"xatol": 1e-4})
+        result = minimize_scalar(
+            lambda t: self._nll(logits, y, t), bounds=self.bounds, method="bounded", options={"xatol": 1e-4}
+        )
         self.temperature_ = float(result.x)
         self.nll_before_, self.nll_after_ = self._nll(logits, y, 1.0), self._nll(logits, y, self.temperature_)
         return self

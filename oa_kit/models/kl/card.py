@@ -1,5 +1,6 @@
 """Model card for the shipped KL CNN, generated from a validation evaluation (``oa_kit/weights/kl_model_card.md``),
 and ``ship_weights`` which calibrates trained weights on Chen val, saves them with their sha256 and writes the card."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from sklearn.metrics import cohen_kappa_score
 
 from oa_kit.io.atomic import write_text_atomic
@@ -16,9 +16,17 @@ from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
 
 #: The test re-grades every CHECK_EVERY-th val knee and compares its QWK with the card.
 CHECK_EVERY = 4
-METRIC_NAMES = {"qwk": "Quadratic weighted kappa", "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
-                "mae": "Mean absolute grade error", "auc_kl2": "AUC for KL ≥ 2", "ece": "ECE (top-label, 15 bins)",
-                "nll": "Negative log-likelihood", "coverage": "Conformal coverage", "mean_set_size": "Mean conformal set size"}
+METRIC_NAMES = {
+    "qwk": "Quadratic weighted kappa",
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+    "mae": "Mean absolute grade error",
+    "auc_kl2": "AUC for KL ≥ 2",
+    "ece": "ECE (top-label, 15 bins)",
+    "nll": "Negative log-likelihood",
+    "coverage": "Conformal coverage",
+    "mean_set_size": "Mean conformal set size",
+}
 
 RETRAIN = """\
 ```bash
@@ -44,8 +52,10 @@ def metrics_markdown(metrics: pd.DataFrame) -> str:
     """Markdown table of metric, estimate and 95% CI."""
     lines = ["| Metric | Estimate | 95% CI (participant bootstrap) |", "|---|---|---|"]
     for row in metrics.itertuples():
-        lines.append(f"| {METRIC_NAMES.get(row.metric, row.metric)} | {_fmt(row.estimate, row.metric)} | "
-                     f"{_fmt(row.ci_low, row.metric)} – {_fmt(row.ci_high, row.metric)} |")
+        lines.append(
+            f"| {METRIC_NAMES.get(row.metric, row.metric)} | {_fmt(row.estimate, row.metric)} | "
+            f"{_fmt(row.ci_low, row.metric)} – {_fmt(row.ci_high, row.metric)} |"
+        )
     return "\n".join(lines)
 
 
@@ -80,13 +90,13 @@ tags: [knee, osteoarthritis, radiograph, kellgren-lawrence, ordinal-classificati
 datasets: [chen2018-knee-kl-clahe]
 metrics: [quadratic_weighted_kappa, accuracy, balanced_accuracy, mae, roc_auc, ece]
 model-index:
-  - name: oa_kit KLNet ({info['loss']})
+  - name: oa_kit KLNet ({info["loss"]})
     results:
       - task: {{type: image-classification, name: KL grade}}
         dataset: {{name: Chen 2018 knee KL (CLAHE copy), split: val}}
         metrics:
-          - {{type: quadratic_weighted_kappa, value: {est['qwk']:.4f}}}
-          - {{type: accuracy, value: {est['accuracy']:.4f}}}
+          - {{type: quadratic_weighted_kappa, value: {est["qwk"]:.4f}}}
+          - {{type: accuracy, value: {est["accuracy"]:.4f}}}
 ---
 
 # oa_kit KL-grade CNN (KLNet) — model card
@@ -109,17 +119,17 @@ Not validated on any external cohort.
   conformal and OOD calibration: they are optimistic and not comparable with published test-split results.
 
 ## Architecture and preprocessing
-- `KLNet`: residual CNN in plain torch, stages of widths {info.get('widths', '[32, 64, 128, 256]')}, 2 basic blocks each, stem stride 4,
-  global average pooling → **{info['embedding_dim']}-d embedding** (exported per knee) → dropout → linear head
-  ({'5 softmax logits' if info['loss'] != 'corn' else '4 CORN logits'}). {info.get('n_parameters', '')} parameters, trained from scratch (no pretrained weights exist for it).
-- Input: `oa_kit.imaging.preprocess.kl_input`: square ROI → {info['input_size']}×{info['input_size']} px (anti-aliased bilinear), clip to the
+- `KLNet`: residual CNN in plain torch, stages of widths {info.get("widths", "[32, 64, 128, 256]")}, 2 basic blocks each, stem stride 4,
+  global average pooling → **{info["embedding_dim"]}-d embedding** (exported per knee) → dropout → linear head
+  ({"5 softmax logits" if info["loss"] != "corn" else "4 CORN logits"}). {info.get("n_parameters", "")} parameters, trained from scratch (no pretrained weights exist for it).
+- Input: `oa_kit.imaging.preprocess.kl_input`: square ROI → {info["input_size"]}×{info["input_size"]} px (anti-aliased bilinear), clip to the
   0.5–99.5th intensity percentiles → [0, 1], then CLAHE for sources that are not already CLAHE-enhanced (DICOM/PNG inputs; the
   Chen copy is not re-enhanced). Left knees are mirrored to right orientation. Size chosen to keep CPU inference ≤ 10 ms/knee
   (measured in `benchmarks/kl_speed.py`).
-- Loss: **{info['loss']}** ({'soft ordinal labels, SORD' if info['loss'] == 'sord' else info['loss']}); class weights ∝ frequency^−0.3;
+- Loss: **{info["loss"]}** ({"soft ordinal labels, SORD" if info["loss"] == "sord" else info["loss"]}); class weights ∝ frequency^−0.3;
   AdamW, warm-up + cosine schedule, bf16 autocast on CUDA, EMA of weights (0.998), augmentation: rotation, scale, translation,
   gamma/contrast/brightness, Gaussian noise (no flips). Early stopping on val QWK.
-- Test-time augmentation: {info['tta']} view(s) averaged at the logit level.
+- Test-time augmentation: {info["tta"]} view(s) averaged at the logit level.
 
 ### Loss comparison
 Validation QWK/accuracy of each training run at its best epoch, as logged during training (EMA weights, argmax, no TTA,
@@ -130,23 +140,23 @@ seed-to-seed spread (runs b and e) is as large as the loss differences, so the o
 
 {comp}
 
-## Validation metrics (n = {int(evaluation.metrics['n'].iloc[0])} knees)
+## Validation metrics (n = {int(evaluation.metrics["n"].iloc[0])} knees)
 {metrics_markdown(evaluation.metrics)}
 
 Targets set for this model: QWK ≥ 0.88 and accuracy ≥ 72%. **{_targets(est)}**
-Check subset (every {info['check_subset']['every']}th val knee in `read_chen` order, n = {info['check_subset']['n']}, recomputed by
-`tests/test_kl_predict.py`): QWK {info['check_subset']['qwk']:.4f}.
+Check subset (every {info["check_subset"]["every"]}th val knee in `read_chen` order, n = {info["check_subset"]["n"]}, recomputed by
+`tests/test_kl_predict.py`): QWK {info["check_subset"]["qwk"]:.4f}.
 
 ### Confusion matrix (val)
 {confusion_markdown(evaluation.confusion)}
 
 ## Calibration and uncertainty
-- Temperature scaling on val: T = {info['temperature']:.3f}; NLL {calibration['nll_before']:.3f} → {calibration['nll_after']:.3f},
-  ECE {calibration['ece_before']:.3f} → {calibration['ece_after']:.3f}.
-- Conformal prediction sets (APS, split conformal on val, alpha = {info['alpha']}, contiguous grade ranges): stated coverage
-  ≥ {100 * (1 - info['alpha']):.0f}% for knees exchangeable with the calibration set; observed on val (the calibration set itself)
-  {_fmt(est['coverage'], 'coverage')}, mean set size {est['mean_set_size']:.2f}.
-- Out-of-distribution flag: Mahalanobis distance of the embedding to the val embeddings above their {100 * info['ood_quantile']:.1f}th
+- Temperature scaling on val: T = {info["temperature"]:.3f}; NLL {calibration["nll_before"]:.3f} → {calibration["nll_after"]:.3f},
+  ECE {calibration["ece_before"]:.3f} → {calibration["ece_after"]:.3f}.
+- Conformal prediction sets (APS, split conformal on val, alpha = {info["alpha"]}, contiguous grade ranges): stated coverage
+  ≥ {100 * (1 - info["alpha"]):.0f}% for knees exchangeable with the calibration set; observed on val (the calibration set itself)
+  {_fmt(est["coverage"], "coverage")}, mean set size {est["mean_set_size"]:.2f}.
+- Out-of-distribution flag: Mahalanobis distance of the embedding to the val embeddings above their {100 * info["ood_quantile"]:.1f}th
   percentile, and `blank_image` for inputs without contrast; flagged knees get no grade in `oa-kit kl predict`.
 
 ## Known failure modes
@@ -165,7 +175,7 @@ Check subset (every {info['check_subset']['every']}th val knee in `read_chen` or
 {RETRAIN.format(**train)}
 
 ## Files
-- `kl_weights.safetensors` (sha256 `{info['sha256']}`), checked at load; `kl_weights.json` holds the calibration.
+- `kl_weights.safetensors` (sha256 `{info["sha256"]}`), checked at load; `kl_weights.json` holds the calibration.
 """
 
 
@@ -191,9 +201,18 @@ def _targets(est: pd.Series) -> str:
     return f"Not met: {' and '.join(missed)} below target (from-scratch CNN at 160 px, no pretrained weights)."
 
 
-def ship_weights(best: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.PathLike = SHIPPED_WEIGHTS,
-                 tta: int = 1, alpha: float = 0.1, n_boot: int = 1000, comparison: pd.DataFrame | None = None,
-                 training: dict | None = None, notes: list[str] | None = None, seed: int = 0) -> KLEvaluation:
+def ship_weights(
+    best: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike = SHIPPED_WEIGHTS,
+    tta: int = 1,
+    alpha: float = 0.1,
+    n_boot: int = 1000,
+    comparison: pd.DataFrame | None = None,
+    training: dict | None = None,
+    notes: list[str] | None = None,
+    seed: int = 0,
+) -> KLEvaluation:
     """Calibrate ``best`` on the Chen val split, save weights + sidecar to ``out``, evaluate the saved file, write the card."""
     import json
 
@@ -210,21 +229,34 @@ def ship_weights(best: str | os.PathLike, data_dir: str | os.PathLike, out: str 
     before = logits_to_proba(torch.as_tensor(logits), grader.loss_).numpy()
     after = logits_to_proba(torch.as_tensor(logits), grader.loss_, grader.temperature_).numpy()
     nll = lambda p: float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())  # noqa: E731
-    calibration = {"nll_before": nll(before), "nll_after": nll(after),
-                   "ece_before": expected_calibration_error(before, y), "ece_after": expected_calibration_error(after, y)}
+    calibration = {
+        "nll_before": nll(before),
+        "nll_after": nll(after),
+        "ece_before": expected_calibration_error(before, y),
+        "ece_after": expected_calibration_error(after, y),
+    }
     with safe_open(str(best), "pt") as handle:
         meta = handle.metadata()
     if training is None and "params" in meta:
         training = json.loads(meta["params"])
-    extra = {"widths": json.loads(meta["widths"]), "n_parameters": int(sum(p.numel() for p in grader.model_.parameters())),
-             "training": training or {}, "calibration": calibration, "source_weights": Path(best).name,
-             "loss_comparison": [] if comparison is None else comparison.to_dict("records"), "notes": notes or []}
+    extra = {
+        "widths": json.loads(meta["widths"]),
+        "n_parameters": int(sum(p.numel() for p in grader.model_.parameters())),
+        "training": training or {},
+        "calibration": calibration,
+        "source_weights": Path(best).name,
+        "loss_comparison": [] if comparison is None else comparison.to_dict("records"),
+        "notes": notes or [],
+    }
     path = grader.save(out, extra=extra)
     shipped = KLGrader.from_pretrained(path)
     evaluation = evaluate_grader(shipped, images, frame, n_boot=n_boot, seed=seed)
     subset = evaluation.predictions.iloc[::CHECK_EVERY]
-    check = {"every": CHECK_EVERY, "n": len(subset),
-             "qwk": float(cohen_kappa_score(subset["kl"], subset["grade"], weights="quadratic", labels=range(5)))}
+    check = {
+        "every": CHECK_EVERY,
+        "n": len(subset),
+        "qwk": float(cohen_kappa_score(subset["kl"], subset["grade"], weights="quadratic", labels=range(5))),
+    }
     info = json.loads(Path(path).with_suffix(".json").read_text())
     info["check_subset"] = check
     write_text_atomic(Path(path).with_suffix(".json"), json.dumps(info, indent=2) + "\n")

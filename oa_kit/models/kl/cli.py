@@ -1,4 +1,5 @@
 """``oa-kit kl``: predict, train, evaluate and pack subcommands for the KL-grade CNN (heavy imports happen inside handlers)."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("inputs", nargs="+", metavar="INPUT")
     predict.add_argument("--out", required=True, help="Output table (.csv or .parquet), one row per knee.")
     predict.add_argument("--weights", default=None, help="Weights file (default: the shipped model).")
-    predict.add_argument("--side", choices=["R", "L"], default=None, help="Side of single-knee inputs without laterality.")
+    predict.add_argument(
+        "--side", choices=["R", "L"], default=None, help="Side of single-knee inputs without laterality."
+    )
     predict.add_argument("--embeddings", default=None, help="Write per-knee embeddings to this .npz file.")
     predict.add_argument("--tta", type=int, default=None, help="Test-time views (default: the shipped setting).")
-    predict.add_argument("--clahe", choices=["auto", "yes", "no"], default="auto",
-                         help="auto: skip for Chen-layout folders (already CLAHE-enhanced), apply to DICOM/PNG/JPEG.")
+    predict.add_argument(
+        "--clahe",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="auto: skip for Chen-layout folders (already CLAHE-enhanced), apply to DICOM/PNG/JPEG.",
+    )
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(func=_predict)
 
@@ -52,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--limit", type=int, default=None)
     evaluate.set_defaults(func=_evaluate)
 
-    calibrate = sub.add_parser("calibrate", help="Calibrate trained weights on val, save with sha256, write the model card.")
+    calibrate = sub.add_parser(
+        "calibrate", help="Calibrate trained weights on val, save with sha256, write the model card."
+    )
     calibrate.add_argument("weights", metavar="WEIGHTS", help="best.safetensors from `oa-kit kl train`.")
     calibrate.add_argument("data_dir", metavar="DATA_DIR")
     calibrate.add_argument("--out", default=None, help="Calibrated weights path (default: the shipped location).")
@@ -73,12 +82,28 @@ def _train(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl train``."""
     from oa_kit.models.kl.train import train_kl
 
-    trainer = train_kl(args.data_dir, args.out, limit=args.limit, loss=args.loss, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                       weight_decay=args.weight_decay, aug_strength=args.aug_strength, dropout=args.dropout, max_minutes=args.max_minutes,
-                       seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.quiet,
-                       init_weights=args.init_weights)
-    print(f"best val QWK {trainer.best_qwk_:.4f} at epoch {trainer.best_epoch_}; weights in {args.out}/best.safetensors")
+    trainer = train_kl(
+        args.data_dir,
+        args.out,
+        limit=args.limit,
+        loss=args.loss,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        weight_decay=args.weight_decay,
+        aug_strength=args.aug_strength,
+        dropout=args.dropout,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        device=args.device,
+        resume=not args.no_resume,
+        progress=not args.quiet,
+        init_weights=args.init_weights,
+    )
+    print(
+        f"best val QWK {trainer.best_qwk_:.4f} at epoch {trainer.best_epoch_}; weights in {args.out}/best.safetensors"
+    )
     return 0
 
 
@@ -87,8 +112,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     from oa_kit.models.kl.card import ship_weights
     from oa_kit.models.kl.predict import SHIPPED_WEIGHTS
 
-    evaluation = ship_weights(args.weights, args.data_dir, out=args.out or SHIPPED_WEIGHTS, tta=args.tta,
-                              alpha=args.alpha, n_boot=args.n_boot)
+    evaluation = ship_weights(
+        args.weights, args.data_dir, out=args.out or SHIPPED_WEIGHTS, tta=args.tta, alpha=args.alpha, n_boot=args.n_boot
+    )
     print(evaluation.metrics.to_string(index=False))
     return 0
 
@@ -109,8 +135,9 @@ def _predict(args: argparse.Namespace) -> int:
     grader = KLGrader.from_pretrained(args.weights, device=args.device)
     if args.tta is not None:
         grader.tta = args.tta
-    table = predict_files(grader, args.inputs, out=args.out, side=args.side, embeddings=args.embeddings,
-                          clahe=args.clahe)
+    table = predict_files(
+        grader, args.inputs, out=args.out, side=args.side, embeddings=args.embeddings, clahe=args.clahe
+    )
     print(f"wrote {args.out}: {len(table)} knees")
     return 0
 
@@ -119,8 +146,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl evaluate``."""
     from oa_kit.models.kl.evaluate import evaluate_on_chen
 
-    result = evaluate_on_chen(args.data_dir, weights=args.weights, split=args.split, n_boot=args.n_boot,
-                              limit=args.limit)
+    result = evaluate_on_chen(
+        args.data_dir, weights=args.weights, split=args.split, n_boot=args.n_boot, limit=args.limit
+    )
     print(result.metrics.to_string(index=False))
     if args.out:
         from oa_kit.io.atomic import write_text_atomic

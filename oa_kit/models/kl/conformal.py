@@ -1,4 +1,5 @@
 """Split-conformal prediction sets for KL grades (APS, Romano et al. 2020), calibrated on validation probabilities."""
+
 from __future__ import annotations
 
 import math
@@ -33,11 +34,13 @@ class APSConformal:
         self.alpha = alpha
         self.contiguous = contiguous
 
-    def fit(self, proba: np.ndarray, y: np.ndarray) -> "APSConformal":
+    def fit(self, proba: np.ndarray, y: np.ndarray) -> APSConformal:
         """Calibrate on probabilities (N, K) and true grades y (N,)."""
         proba, y = _check(proba), np.asarray(y).astype(np.int64)
         if not 0 < self.alpha < 1 or len(y) != len(proba):
-            raise OAKitError(f"alpha={self.alpha}, {len(y)} labels for {len(proba)} rows; expected 0<alpha<1 and one label per row")
+            raise OAKitError(
+                f"alpha={self.alpha}, {len(y)} labels for {len(proba)} rows; expected 0<alpha<1 and one label per row"
+            )
         scores = self._scores(proba)[np.arange(len(y)), y]
         n = len(y)
         level = min(math.ceil((n + 1) * (1 - self.alpha)) / n, 1.0)

@@ -1,4 +1,5 @@
 """KL training data: Chen images → preprocessed uint8 arrays, and the compact ``.npz`` pack (JPEG bytes) for remote training."""
+
 from __future__ import annotations
 
 import io
@@ -47,8 +48,13 @@ def roi_arrays(rois: list[np.ndarray], clahe: bool = True, size: int = KL_INPUT_
     return np.stack([to_uint8(kl_input(roi, size=size, clahe=clahe)[0]) for roi in rois])
 
 
-def load_chen_arrays(data_dir: str | os.PathLike, splits: tuple[str, ...] = ("train", "val"), size: int = KL_INPUT_SIZE,
-                     limit: int | None = None, progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+def load_chen_arrays(
+    data_dir: str | os.PathLike,
+    splits: tuple[str, ...] = ("train", "val"),
+    size: int = KL_INPUT_SIZE,
+    limit: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Preprocess Chen images into uint8 arrays (N, size, size) plus their index table (path, participant_id, side, kl, split)."""
     frame = read_chen(data_dir, splits=splits)
     if limit is not None:
@@ -59,8 +65,13 @@ def load_chen_arrays(data_dir: str | os.PathLike, splits: tuple[str, ...] = ("tr
     return images, frame
 
 
-def pack_chen(data_dir: str | os.PathLike, out: str | os.PathLike, size: int = KL_INPUT_SIZE, quality: int = 85,
-              progress: bool = True) -> Path:
+def pack_chen(
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    size: int = KL_INPUT_SIZE,
+    quality: int = 85,
+    progress: bool = True,
+) -> Path:
     """Write the preprocessed Chen images as JPEG bytes in ONE ``.npz`` (no pickle) for training elsewhere; returns the path."""
     images, frame = load_chen_arrays(data_dir, size=size, progress=progress)
     blobs = []
@@ -73,9 +84,16 @@ def pack_chen(data_dir: str | os.PathLike, out: str | os.PathLike, size: int = K
     target = Path(out)
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, jpeg=np.concatenate(blobs), offsets=offsets, kl=frame["kl"].to_numpy(np.int8),
-                     split=frame["split"].to_numpy(str), participant_id=frame["participant_id"].to_numpy(str),
-                     side=frame["side"].to_numpy(str), meta=np.array(json.dumps(meta)))
+            np.savez(
+                handle,
+                jpeg=np.concatenate(blobs),
+                offsets=offsets,
+                kl=frame["kl"].to_numpy(np.int8),
+                split=frame["split"].to_numpy(str),
+                participant_id=frame["participant_id"].to_numpy(str),
+                side=frame["side"].to_numpy(str),
+                meta=np.array(json.dumps(meta)),
+            )
     return target
 
 
@@ -85,20 +103,28 @@ def load_pack(path: str | os.PathLike) -> tuple[np.ndarray, pd.DataFrame]:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             blob, offsets = data["jpeg"], data["offsets"]
-            frame = pd.DataFrame({"participant_id": data["participant_id"], "side": data["side"],
-                                  "kl": data["kl"].astype(np.int64), "split": data["split"]})
+            frame = pd.DataFrame(
+                {
+                    "participant_id": data["participant_id"],
+                    "side": data["side"],
+                    "kl": data["kl"].astype(np.int64),
+                    "split": data["split"],
+                }
+            )
     except (OSError, KeyError, ValueError) as exc:
         raise OAKitError(f"{path}: not a KL pack ({exc}); expected a file written by `oa-kit kl pack`") from exc
     if meta.get("format") != PACK_FORMAT:
         raise OAKitError(f"{path}: format {meta.get('format')!r}; expected {PACK_FORMAT}")
-    images = np.stack([np.asarray(Image.open(io.BytesIO(blob[a:b].tobytes())))
-                       for a, b in zip(offsets[:-1], offsets[1:])])
+    images = np.stack(
+        [np.asarray(Image.open(io.BytesIO(blob[a:b].tobytes()))) for a, b in zip(offsets[:-1], offsets[1:])]
+    )
     frame["path"] = [f"{path}#{i}" for i in range(len(frame))]
     return images, frame
 
 
-def load_training_data(source: str | os.PathLike, size: int = KL_INPUT_SIZE, limit: int | None = None,
-                       progress: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+def load_training_data(
+    source: str | os.PathLike, size: int = KL_INPUT_SIZE, limit: int | None = None, progress: bool = True
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Images and table from a Chen folder or a ``.npz`` pack (chosen by what ``source`` is)."""
     if Path(source).is_file():
         images, frame = load_pack(source)

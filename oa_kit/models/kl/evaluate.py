@@ -1,5 +1,6 @@
 """KL-grade evaluation: QWK, accuracy, balanced accuracy, MAE, KL≥2 AUC, ECE, NLL, conformal coverage/set size,
 with participant-level bootstrap 95% CIs, a confusion matrix and a reliability table (tidy DataFrames + plotly figures)."""
+
 from __future__ import annotations
 
 import os
@@ -46,20 +47,39 @@ def kl_metrics(y: np.ndarray, proba: np.ndarray, sets: np.ndarray | None = None)
     return {k: float(v) for k, v in out.items()}
 
 
-def bootstrap_metrics(y: np.ndarray, proba: np.ndarray, groups: np.ndarray, sets: np.ndarray | None = None,
-                      n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+def bootstrap_metrics(
+    y: np.ndarray,
+    proba: np.ndarray,
+    groups: np.ndarray,
+    sets: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """Tidy table (metric, estimate, ci_low, ci_high, n) with percentile CIs from resampling participants (``groups``)."""
     y, proba, groups = np.asarray(y).astype(int), np.asarray(proba, float), np.asarray(groups)
     if not len(y) == len(proba) == len(groups):
         raise OAKitError(f"y/proba/groups: lengths {len(y)}/{len(proba)}/{len(groups)}; expected equal lengths")
     estimate = kl_metrics(y, proba, sets)
-    draws = pd.DataFrame([kl_metrics(y[idx], proba[idx], None if sets is None else sets[idx])
-                          for idx in participant_bootstrap(groups, n_boot, seed)])
+    draws = pd.DataFrame(
+        [
+            kl_metrics(y[idx], proba[idx], None if sets is None else sets[idx])
+            for idx in participant_bootstrap(groups, n_boot, seed)
+        ]
+    )
     tail = (1 - level) / 2 * 100
-    return pd.DataFrame([{"metric": name, "estimate": value,
-                          "ci_low": float(np.nanpercentile(draws[name], tail)),
-                          "ci_high": float(np.nanpercentile(draws[name], 100 - tail)), "n": len(y)}
-                         for name, value in estimate.items()])
+    return pd.DataFrame(
+        [
+            {
+                "metric": name,
+                "estimate": value,
+                "ci_low": float(np.nanpercentile(draws[name], tail)),
+                "ci_high": float(np.nanpercentile(draws[name], 100 - tail)),
+                "n": len(y),
+            }
+            for name, value in estimate.items()
+        ]
+    )
 
 
 def confusion_table(y: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
@@ -73,8 +93,11 @@ def reliability_table(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> pd.
     confidence, correct = proba.max(1), proba.argmax(1) == y
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
     frame = pd.DataFrame({"bin": bins, "confidence": confidence, "correct": correct})
-    table = frame.groupby("bin").agg(n=("correct", "size"), confidence=("confidence", "mean"),
-                                     accuracy=("correct", "mean")).reset_index()
+    table = (
+        frame.groupby("bin")
+        .agg(n=("correct", "size"), confidence=("confidence", "mean"), accuracy=("correct", "mean"))
+        .reset_index()
+    )
     table["bin_low"], table["bin_high"] = table["bin"] / n_bins, (table["bin"] + 1) / n_bins
     return table.drop(columns="bin")
 
@@ -107,8 +130,14 @@ def evaluate_grader(grader, images: np.ndarray, frame: pd.DataFrame, n_boot: int
     return KLEvaluation(metrics, confusion_table(y, proba.argmax(1)), reliability_table(proba, y), predictions)
 
 
-def evaluate_on_chen(data_dir: str | os.PathLike, weights: str | os.PathLike | None = None, split: str = "val",
-                     n_boot: int = 1000, limit: int | None = None, seed: int = 0) -> KLEvaluation:
+def evaluate_on_chen(
+    data_dir: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    split: str = "val",
+    n_boot: int = 1000,
+    limit: int | None = None,
+    seed: int = 0,
+) -> KLEvaluation:
     """Evaluate shipped (or given) weights on a Chen split, images read and preprocessed exactly as at inference."""
     from oa_kit.models.kl.data import load_chen_arrays
     from oa_kit.models.kl.predict import KLGrader

@@ -1,4 +1,5 @@
 """KL-grade losses: plain cross-entropy, SORD soft-ordinal cross-entropy and CORN conditional ordinal loss, plus logits → probabilities."""
+
 from __future__ import annotations
 
 import torch

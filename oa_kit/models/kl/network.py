@@ -1,5 +1,6 @@
 """KLNet: a small residual CNN (plain torch) mapping a (B, 1, 160, 160) knee ROI to KL-grade logits and a 256-d embedding,
 and `fuse_for_inference`, its faster inference copy (BatchNorm folded into the convolutions)."""
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,9 @@ class BasicBlock(nn.Module):
         self.act = nn.ReLU()
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) → (B, C_out, H/stride, W/stride)."""
@@ -52,13 +54,22 @@ class KLNet(nn.Module):
     The Grad-CAM target layer is ``stages[-1]`` (stride 32: 5×5 maps at 160 px).
     """
 
-    def __init__(self, n_outputs: int = 5, widths: tuple[int, ...] = (32, 64, 128, EMBEDDING_DIM),
-                 blocks: tuple[int, ...] = (2, 2, 2, 2), dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        n_outputs: int = 5,
+        widths: tuple[int, ...] = (32, 64, 128, EMBEDDING_DIM),
+        blocks: tuple[int, ...] = (2, 2, 2, 2),
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.n_outputs = n_outputs
         self.stem = nn.Sequential(
-            nn.Conv2d(1, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(),
-            nn.Conv2d(widths[0], widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(),
+            nn.Conv2d(1, widths[0], 3, 2, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
+            nn.Conv2d(widths[0], widths[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
             nn.MaxPool2d(3, 2, 1),
         )
         stages, channels = [], widths[0]

@@ -1,5 +1,6 @@
 """``KLGrader``: inference with the KL CNN — calibrated probabilities, grades, conformal sets, embeddings, Grad-CAM, QA flags —
 plus ``predict_files`` for DICOM / PNG / JPEG files and Chen-layout folders (one row per knee)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ from safetensors.torch import save_file
 from sklearn.covariance import LedoitWolf
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.artifacts import sha256_file, verified_sidecar
 from oa_kit.imaging.preprocess import KL_INPUT_SIZE, check_roi, kl_input
+from oa_kit.io.artifacts import sha256_file, verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.models.kl.calibration import TemperatureScaler
 from oa_kit.models.kl.conformal import APSConformal, set_labels
@@ -41,8 +42,10 @@ def load_network(path: str | os.PathLike, device: str = "cpu") -> tuple[KLNet, d
     """
     path = Path(path)
     if not path.exists():
-        raise OAKitError(f"{path}: KL weights file missing; expected the shipped oa_kit/weights/kl_weights.safetensors "
-                         "or a best.safetensors from `oa-kit kl train`")
+        raise OAKitError(
+            f"{path}: KL weights file missing; expected the shipped oa_kit/weights/kl_weights.safetensors "
+            "or a best.safetensors from `oa-kit kl train`"
+        )
     try:
         with safe_open(str(path), "pt") as handle:
             meta = handle.metadata() or {}
@@ -83,8 +86,16 @@ class KLGrader:
     conformal_ (APSConformal), ood_mean_, ood_precision_, ood_threshold_
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, tta: int = 1, alpha: float = 0.1,
-                 ood_quantile: float = 0.995, device: str = "cpu", batch_size: int = 32, fuse: bool = True) -> None:
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,
+        tta: int = 1,
+        alpha: float = 0.1,
+        ood_quantile: float = 0.995,
+        device: str = "cpu",
+        batch_size: int = 32,
+        fuse: bool = True,
+    ) -> None:
         self.weights = weights
         self.tta = tta
         self.alpha = alpha
@@ -105,7 +116,9 @@ class KLGrader:
             self.ood_mean_, self.ood_precision_ = extra["ood.mean"].numpy(), extra["ood.precision"].numpy()
 
     @classmethod
-    def from_pretrained(cls, weights: str | os.PathLike | None = None, device: str = "cpu", fuse: bool = True) -> "KLGrader":
+    def from_pretrained(
+        cls, weights: str | os.PathLike | None = None, device: str = "cpu", fuse: bool = True
+    ) -> KLGrader:
         """Load calibrated weights (default: the shipped model) after checking the sha256 in the JSON sidecar.
 
         Raises ``OAKitError`` naming the file when the weights or sidecar are missing or the checksum differs.
@@ -113,8 +126,14 @@ class KLGrader:
         """
         path = Path(weights) if weights is not None else SHIPPED_WEIGHTS
         info = verified_sidecar(path, "KL weights")
-        grader = cls(weights=path, tta=info["tta"], alpha=info["alpha"], ood_quantile=info["ood_quantile"], device=device,
-                     fuse=fuse)
+        grader = cls(
+            weights=path,
+            tta=info["tta"],
+            alpha=info["alpha"],
+            ood_quantile=info["ood_quantile"],
+            device=device,
+            fuse=fuse,
+        )
         grader._load_network()
         grader.temperature_ = float(info["temperature"])
         grader.conformal_ = APSConformal(alpha=info["alpha"])
@@ -127,21 +146,34 @@ class KLGrader:
         """Write calibrated weights (network + OOD statistics) and the JSON sidecar with their sha256."""
         self._check_fitted()
         path = Path(path)
-        tensors = {k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
-                   for k, v in self.model_.state_dict().items()}
+        tensors = {
+            k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+            for k, v in self.model_.state_dict().items()
+        }
         tensors["ood.mean"] = torch.as_tensor(self.ood_mean_, dtype=torch.float32)
         tensors["ood.precision"] = torch.as_tensor(self.ood_precision_, dtype=torch.float32)
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=self.meta_)
-        info = {"file": path.name, "sha256": sha256_file(path), "loss": self.loss_, "input_size": self.input_size_,
-                "embedding_dim": self.model_.embedding_dim, "tta": self.tta, "temperature": self.temperature_,
-                "alpha": self.alpha, "qhat": self.conformal_.qhat_, "n_calibration": self.conformal_.n_calibration_,
-                "ood_quantile": self.ood_quantile, "ood_threshold": self.ood_threshold_, **(extra or {})}
+        info = {
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "loss": self.loss_,
+            "input_size": self.input_size_,
+            "embedding_dim": self.model_.embedding_dim,
+            "tta": self.tta,
+            "temperature": self.temperature_,
+            "alpha": self.alpha,
+            "qhat": self.conformal_.qhat_,
+            "n_calibration": self.conformal_.n_calibration_,
+            "ood_quantile": self.ood_quantile,
+            "ood_threshold": self.ood_threshold_,
+            **(extra or {}),
+        }
         write_text_atomic(path.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
         return path
 
     # ------------------------------------------------------------------ calibration
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "KLGrader":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> KLGrader:
         """Calibrate on validation inputs X (N, 1, S, S) and grades y: temperature, conformal sets, OOD statistics."""
         self._load_network()
         y = np.asarray(y).astype(np.int64)
@@ -191,8 +223,9 @@ class KLGrader:
         x = _as_input(X, self.input_size_)
         return grad_cam(self.inference_model_, x.to(self.device), target=target, loss=self.loss_)
 
-    def qa_flags(self, X: np.ndarray, proba: np.ndarray | None = None,
-                 embeddings: np.ndarray | None = None) -> list[tuple[str, ...]]:
+    def qa_flags(
+        self, X: np.ndarray, proba: np.ndarray | None = None, embeddings: np.ndarray | None = None
+    ) -> list[tuple[str, ...]]:
         """Per-knee QA flags: ``blank_image`` (no contrast), ``out_of_distribution`` (embedding far from the
         calibration knees), ``uncertain_grade`` (conformal set spans ≥ 3 grades)."""
         x = _as_input(X, self.input_size_).numpy()
@@ -205,8 +238,10 @@ class KLGrader:
         blank = x.reshape(len(x), -1).std(1) < 0.02
         far = self._mahalanobis(embeddings) > self.ood_threshold_
         wide = self.predict_sets_from_proba(proba).sum(1) >= 3
-        return [tuple(name for name, hit in (("blank_image", b), ("out_of_distribution", f), ("uncertain_grade", w)) if hit)
-                for b, f, w in zip(blank, far, wide)]
+        return [
+            tuple(name for name, hit in (("blank_image", b), ("out_of_distribution", f), ("uncertain_grade", w)) if hit)
+            for b, f, w in zip(blank, far, wide)
+        ]
 
     # ------------------------------------------------------------------ internals
     def _forward(self, X: np.ndarray, tta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +251,7 @@ class KLGrader:
         logits, embeddings = [], []
         with torch.inference_mode():
             for start in range(0, len(x), self.batch_size):
-                batch = x[start:start + self.batch_size].to(self.device)
+                batch = x[start : start + self.batch_size].to(self.device)
                 outs = []
                 for i, view in enumerate(tta_views(batch, views)):
                     emb = self.inference_model_.embed(view.contiguous(memory_format=torch.channels_last))
@@ -243,8 +278,10 @@ def _as_input(X: np.ndarray, size: int) -> torch.Tensor:
     if array.dtype == np.uint8 and array.ndim == 3:
         array = array[:, None].astype(np.float32) / 255.0
     if array.ndim != 4 or array.shape[1:] != (1, size, size):
-        raise OAKitError(f"X: shape {array.shape}; expected preprocessed inputs (N, 1, {size}, {size}) from "
-                         "oa_kit.imaging.preprocess.kl_input")
+        raise OAKitError(
+            f"X: shape {array.shape}; expected preprocessed inputs (N, 1, {size}, {size}) from "
+            "oa_kit.imaging.preprocess.kl_input"
+        )
     return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float32))
 
 
@@ -257,9 +294,17 @@ def _knees_from_path(path: Path, side: str | None, clahe: str) -> list[dict]:
     if path.is_dir():
         if is_chen_layout(path):
             frame = read_chen(path)
-            return [{"id": r.participant_id, "side": r.side, "source": r.path, "kl_label": r.kl,
-                     "input": chen_input(r.path, r.side) if clahe != "yes" else _plain_input(Path(r.path), r.side, True),
-                     "flags": ()} for r in frame.itertuples()]
+            return [
+                {
+                    "id": r.participant_id,
+                    "side": r.side,
+                    "source": r.path,
+                    "kl_label": r.kl,
+                    "input": chen_input(r.path, r.side) if clahe != "yes" else _plain_input(Path(r.path), r.side, True),
+                    "flags": (),
+                }
+                for r in frame.itertuples()
+            ]
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
         if not files:
             raise OAKitError(f"{path}: folder has no .png/.jpg/.dcm files and is not in the Chen layout")
@@ -274,8 +319,15 @@ def _knees_from_path(path: Path, side: str | None, clahe: str) -> list[dict]:
     knee_side = side or (match["side"].upper() if match else "")
     knee_id = match["pid"] if match else path.stem
     flags = () if knee_side else ("unknown_side",)
-    return [{"id": knee_id, "side": knee_side, "source": str(path),
-             "input": _plain_input(path, knee_side, clahe != "no"), "flags": flags}]
+    return [
+        {
+            "id": knee_id,
+            "side": knee_side,
+            "source": str(path),
+            "input": _plain_input(path, knee_side, clahe != "no"),
+            "flags": flags,
+        }
+    ]
 
 
 def _plain_input(path: Path, side: str, clahe: bool) -> np.ndarray:
@@ -297,15 +349,35 @@ def _knees_from_dicom(path: Path, side: str | None, clahe: bool) -> list[dict]:
     rois = knee_rois(radiograph, side=side)
     patient = str(radiograph.meta.get("patient_id", "") or path.stem)
     if not rois:
-        return [{"id": patient, "side": "", "source": str(path), "input": None,
-                 "flags": tuple(dict.fromkeys(tuple(radiograph.qa_flags) + tuple(rois.qa_flags)))}]
-    return [{"id": patient, "side": roi.side, "source": str(path), "input": kl_input(roi.pixels, clahe=clahe),
-             "flags": tuple(dict.fromkeys(tuple(roi.qa_flags) + tuple(rois.qa_flags)))} for roi in rois]
+        return [
+            {
+                "id": patient,
+                "side": "",
+                "source": str(path),
+                "input": None,
+                "flags": tuple(dict.fromkeys(tuple(radiograph.qa_flags) + tuple(rois.qa_flags))),
+            }
+        ]
+    return [
+        {
+            "id": patient,
+            "side": roi.side,
+            "source": str(path),
+            "input": kl_input(roi.pixels, clahe=clahe),
+            "flags": tuple(dict.fromkeys(tuple(roi.qa_flags) + tuple(rois.qa_flags))),
+        }
+        for roi in rois
+    ]
 
 
-def predict_files(grader: KLGrader, inputs: list[str | os.PathLike], out: str | os.PathLike | None = None,
-                  side: str | None = None, embeddings: str | os.PathLike | None = None,
-                  clahe: str = "auto") -> pd.DataFrame:
+def predict_files(
+    grader: KLGrader,
+    inputs: list[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    side: str | None = None,
+    embeddings: str | os.PathLike | None = None,
+    clahe: str = "auto",
+) -> pd.DataFrame:
     """Grade every knee in DICOM/PNG/JPEG files or Chen-layout folders; one row per knee.
 
     Columns: ``id``, ``side``, ``source``, ``p0``..``p4`` (calibrated), ``grade`` (nullable: <NA> when the knee is
@@ -318,14 +390,17 @@ def predict_files(grader: KLGrader, inputs: list[str | os.PathLike], out: str | 
         raise OAKitError(f"clahe: {clahe!r}; expected auto, yes or no")
     knees = [knee for item in inputs for knee in _knees_from_path(Path(item), side, clahe)]
     graded = [k for k in knees if k["input"] is not None]
-    table = pd.DataFrame({"id": [k["id"] for k in knees], "side": [k["side"] for k in knees],
-                          "source": [k["source"] for k in knees]})
+    table = pd.DataFrame(
+        {"id": [k["id"] for k in knees], "side": [k["side"] for k in knees], "source": [k["source"] for k in knees]}
+    )
     for grade in range(5):
         table[f"p{grade}"] = np.nan
     table["grade"] = pd.array([pd.NA] * len(knees), dtype="Int64")
     table["grade_set"], table["embedding_path"] = "", ""
     flags = [list(k["flags"]) for k in knees]
-    emb_path = Path(embeddings) if embeddings else (Path(out).with_name(Path(out).stem + "_embeddings.npz") if out else None)
+    emb_path = (
+        Path(embeddings) if embeddings else (Path(out).with_name(Path(out).stem + "_embeddings.npz") if out else None)
+    )
     if graded:
         rows = [i for i, k in enumerate(knees) if k["input"] is not None]
         x = np.stack([k["input"] for k in graded])

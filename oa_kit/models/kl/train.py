@@ -1,5 +1,6 @@
 """KL-grade CNN training: ``KLTrainer`` (AdamW + warm-up cosine, AMP on CUDA, EMA, class weighting, per-epoch checkpoints,
 resume, early stopping on validation QWK) and ``train_kl`` for a Chen folder or pack."""
+
 from __future__ import annotations
 
 import json
@@ -38,22 +39,34 @@ def model_metadata(model: KLNet, loss: str, input_size: int, extra: dict | None 
     """String metadata stored in a weights file: enough to rebuild the network and read its outputs."""
     widths = [m[0].conv1.out_channels for m in model.stages]
     blocks = [len(m) for m in model.stages]
-    meta = {"format": WEIGHTS_FORMAT, "loss": loss, "n_outputs": str(model.n_outputs), "widths": json.dumps(widths),
-            "blocks": json.dumps(blocks), "input_size": str(input_size), "embedding_dim": str(model.embedding_dim)}
+    meta = {
+        "format": WEIGHTS_FORMAT,
+        "loss": loss,
+        "n_outputs": str(model.n_outputs),
+        "widths": json.dumps(widths),
+        "blocks": json.dumps(blocks),
+        "input_size": str(input_size),
+        "embedding_dim": str(model.embedding_dim),
+    }
     meta.update({k: str(v) for k, v in (extra or {}).items()})
     return meta
 
 
 def build_model(meta: dict[str, str]) -> KLNet:
     """Rebuild a ``KLNet`` from weights-file metadata."""
-    return KLNet(n_outputs=int(meta["n_outputs"]), widths=tuple(json.loads(meta["widths"])),
-                 blocks=tuple(json.loads(meta["blocks"])))
+    return KLNet(
+        n_outputs=int(meta["n_outputs"]),
+        widths=tuple(json.loads(meta["widths"])),
+        blocks=tuple(json.loads(meta["blocks"])),
+    )
 
 
 def save_weights(path: str | os.PathLike, model: KLNet, meta: dict[str, str]) -> None:
     """Write model weights (fp32, CPU) as safetensors atomically."""
-    state = {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
 
@@ -104,11 +117,27 @@ class KLTrainer:
     best_qwk_, best_epoch_ : best validation QWK and its epoch
     """
 
-    def __init__(self, loss: str = "sord", epochs: int = 60, batch_size: int = 128, lr: float = 2e-3,
-                 weight_decay: float = 0.05, warmup_epochs: float = 3.0, class_weight_power: float = 0.3,
-                 ema_decay: float = 0.998, aug_strength: float = 1.0, dropout: float = 0.2, patience: int = 25, max_minutes: float | None = None, seed: int = 0,
-                 device: str = "auto", out_dir: str | os.PathLike | None = None, resume: bool = True,
-                 init_weights: str | os.PathLike | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        loss: str = "sord",
+        epochs: int = 60,
+        batch_size: int = 128,
+        lr: float = 2e-3,
+        weight_decay: float = 0.05,
+        warmup_epochs: float = 3.0,
+        class_weight_power: float = 0.3,
+        ema_decay: float = 0.998,
+        aug_strength: float = 1.0,
+        dropout: float = 0.2,
+        patience: int = 25,
+        max_minutes: float | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        out_dir: str | os.PathLike | None = None,
+        resume: bool = True,
+        init_weights: str | os.PathLike | None = None,
+        progress: bool = True,
+    ) -> None:
         self.loss = loss
         self.epochs = epochs
         self.batch_size = batch_size
@@ -129,7 +158,7 @@ class KLTrainer:
         self.progress = progress
 
     # ------------------------------------------------------------------ public
-    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> "KLTrainer":
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> KLTrainer:
         """Train on uint8 images X (N, H, W) with grades y; validate every epoch on (X_val, y_val)."""
         X, y, X_val, y_val = _check_xy(X, y, "X"), np.asarray(y), _check_xy(X_val, y_val, "X_val"), np.asarray(y_val)
         device = resolve_device(self.device)
@@ -148,9 +177,14 @@ class KLTrainer:
             t0 = time.perf_counter()
             train_loss = self._train_epoch(epoch, train_x, train_y, steps_per_epoch, device)
             val_logits = self._logits(self._eval_model(), val_x, device)
-            row = {"epoch": epoch + 1, "train_loss": train_loss, **_val_metrics(val_logits, y_val, self.loss),
-                   "lr": self._lr_at(self.step_, steps_per_epoch), "seconds": time.perf_counter() - t0,
-                   "schedule_epochs": self.epochs_}
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                **_val_metrics(val_logits, y_val, self.loss),
+                "lr": self._lr_at(self.step_, steps_per_epoch),
+                "seconds": time.perf_counter() - t0,
+                "schedule_epochs": self.epochs_,
+            }
             self.history_.append(row)
             improved = row["val_qwk"] > self.best_qwk_
             if improved:
@@ -160,8 +194,10 @@ class KLTrainer:
                 self.stale_ += 1
             self._checkpoint(epoch + 1, improved)
             if self.progress:
-                tqdm.write(f"[{self.loss} s{self.seed}] epoch {epoch + 1}: loss {train_loss:.4f} "
-                           f"val QWK {row['val_qwk']:.4f} acc {row['val_acc']:.4f} ({row['seconds']:.1f}s)")
+                tqdm.write(
+                    f"[{self.loss} s{self.seed}] epoch {epoch + 1}: loss {train_loss:.4f} "
+                    f"val QWK {row['val_qwk']:.4f} acc {row['val_acc']:.4f} ({row['seconds']:.1f}s)"
+                )
             if self.stale_ >= self.patience:
                 break
             if self.max_minutes is not None:
@@ -182,17 +218,24 @@ class KLTrainer:
     def _setup(self, size: int, labels: torch.Tensor, device: torch.device) -> None:
         """Create network, EMA copy, optimizer, loss and augmentation."""
         self.input_size_ = size
-        self._net = KLNet(n_outputs=n_outputs_for(self.loss), dropout=self.dropout).to(device).to(memory_format=torch.channels_last)
+        self._net = (
+            KLNet(n_outputs=n_outputs_for(self.loss), dropout=self.dropout)
+            .to(device)
+            .to(memory_format=torch.channels_last)
+        )
         if self.init_weights is not None:
             self._net.load_state_dict(_load_init(self.init_weights, self.loss))
         self._ema = None
         if self.ema_decay > 0:
             self._ema = torch.optim.swa_utils.AveragedModel(
-                self._net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.ema_decay), use_buffers=True)
+                self._net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.ema_decay), use_buffers=True
+            )
         decay = [p for n, p in self._net.named_parameters() if p.ndim > 1]
         no_decay = [p for n, p in self._net.named_parameters() if p.ndim <= 1]
-        self._opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
+        self._opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.lr,
+        )
         weight = class_weights(labels, power=self.class_weight_power) if self.class_weight_power else None
         self._criterion = make_loss(self.loss, weight).to(device)
         self._augment = kl_augment(self.seed, self.aug_strength)
@@ -242,7 +285,7 @@ class KLTrainer:
         model.eval()
         outs = []
         for start in range(0, len(x), 256):
-            images = x[start:start + 256].float().div_(255.0).contiguous(memory_format=torch.channels_last)
+            images = x[start : start + 256].float().div_(255.0).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 outs.append(model(images).float().cpu())
         return torch.cat(outs).numpy()
@@ -258,21 +301,39 @@ class KLTrainer:
             tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in self._ema.state_dict().items()})
         opt_state = self._opt.state_dict()
         for index, state in opt_state["state"].items():
-            tensors.update({f"opt.{index}.{k}": torch.as_tensor(v).detach().cpu().contiguous() for k, v in state.items()})
+            tensors.update(
+                {f"opt.{index}.{k}": torch.as_tensor(v).detach().cpu().contiguous() for k, v in state.items()}
+            )
         tensors["best_state_flag"] = torch.tensor([1 if self.best_state_ is not None else 0])
         tensors.update({f"best.{k}": v.contiguous() for k, v in (self.best_state_ or {}).items()})
         with atomic_path(out / "checkpoint.safetensors") as tmp:
             save_file(tensors, str(tmp))
-        info = {"epoch": epoch, "step": self.step_, "schedule_epochs": self.epochs_, "best_qwk": self.best_qwk_, "best_epoch": self.best_epoch_,
-                "stale": self.stale_, "rng": self._gen.get_state().tolist(), "history": self.history_,
-                "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]],
-                "params": self.get_params()}
+        info = {
+            "epoch": epoch,
+            "step": self.step_,
+            "schedule_epochs": self.epochs_,
+            "best_qwk": self.best_qwk_,
+            "best_epoch": self.best_epoch_,
+            "stale": self.stale_,
+            "rng": self._gen.get_state().tolist(),
+            "history": self.history_,
+            "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]],
+            "params": self.get_params(),
+        }
         write_text_atomic(out / "checkpoint.json", json.dumps(info))
         pd.DataFrame(self.history_).to_csv(out / "history.csv", index=False)
         if improved:
-            meta = model_metadata(self._net, self.loss, self.input_size_,
-                                  {"epoch": epoch, "val_qwk": f"{self.best_qwk_:.4f}", "seed": self.seed,
-                                   "params": json.dumps(self.get_params())})
+            meta = model_metadata(
+                self._net,
+                self.loss,
+                self.input_size_,
+                {
+                    "epoch": epoch,
+                    "val_qwk": f"{self.best_qwk_:.4f}",
+                    "seed": self.seed,
+                    "params": json.dumps(self.get_params()),
+                },
+            )
             save_weights(out / "best.safetensors", self._eval_model(), meta)
 
     def _maybe_resume(self) -> None:
@@ -291,8 +352,10 @@ class KLTrainer:
             if key.startswith("opt."):
                 _, index, name = key.split(".", 2)
                 state.setdefault(int(index), {})[name] = value
-        groups = [dict(g, params=[p for p in self._opt.state_dict()["param_groups"][i]["params"]])
-                  for i, g in enumerate(info["param_groups"])]
+        groups = [
+            dict(g, params=[p for p in self._opt.state_dict()["param_groups"][i]["params"]])
+            for i, g in enumerate(info["param_groups"])
+        ]
         self._opt.load_state_dict({"state": state, "param_groups": groups})
         if int(tensors["best_state_flag"][0]):
             self.best_state_ = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
@@ -303,8 +366,22 @@ class KLTrainer:
 
     def get_params(self) -> dict:
         """Constructor parameters (sklearn convention), JSON-friendly."""
-        names = ["loss", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "class_weight_power",
-                 "ema_decay", "aug_strength", "dropout", "patience", "max_minutes", "seed", "device"]
+        names = [
+            "loss",
+            "epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "warmup_epochs",
+            "class_weight_power",
+            "ema_decay",
+            "aug_strength",
+            "dropout",
+            "patience",
+            "max_minutes",
+            "seed",
+            "device",
+        ]
         return {n: getattr(self, n) for n in names}
 
 
@@ -324,8 +401,11 @@ def _val_metrics(logits: np.ndarray, y: np.ndarray, loss: str) -> dict[str, floa
     proba = logits_to_proba(torch.as_tensor(logits), loss).numpy()
     pred = proba.argmax(1)
     nll = float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-7, 1)).mean())
-    return {"val_nll": nll, "val_qwk": float(cohen_kappa_score(y, pred, weights="quadratic")),
-            "val_acc": float((pred == y).mean())}
+    return {
+        "val_nll": nll,
+        "val_qwk": float(cohen_kappa_score(y, pred, weights="quadratic")),
+        "val_acc": float((pred == y).mean()),
+    }
 
 
 def _check_xy(X: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
@@ -335,12 +415,13 @@ def _check_xy(X: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
         raise OAKitError(f"{name}: shape {X.shape} dtype {X.dtype}; expected uint8 (N, S, S) preprocessed images")
     y = np.asarray(y)
     if len(y) != len(X) or (len(y) and (y.min() < 0 or y.max() > 4)):
-        raise OAKitError(f"{name}: {len(y)} labels for {len(X)} images or grades outside 0–4; expected one grade 0..4 per image")
+        raise OAKitError(
+            f"{name}: {len(y)} labels for {len(X)} images or grades outside 0–4; expected one grade 0..4 per image"
+        )
     return X
 
 
-def train_kl(source: str | os.PathLike, out_dir: str | os.PathLike, limit: int | None = None,
-             **params) -> KLTrainer:
+def train_kl(source: str | os.PathLike, out_dir: str | os.PathLike, limit: int | None = None, **params) -> KLTrainer:
     """Train on a Chen folder or ``.npz`` pack (train split; val split for early stopping) and write ``out_dir``.
 
     ``params`` go to :class:`KLTrainer`. ``limit`` keeps the first N images per split (smoke runs).
@@ -348,6 +429,8 @@ def train_kl(source: str | os.PathLike, out_dir: str | os.PathLike, limit: int |
     images, frame = load_training_data(source, limit=limit, progress=params.get("progress", True))
     train, val = (frame["split"] == "train").to_numpy(), (frame["split"] == "val").to_numpy()
     if not train.any() or not val.any():
-        raise OAKitError(f"{source}: needs both train and val images; found {int(train.sum())} train, {int(val.sum())} val")
+        raise OAKitError(
+            f"{source}: needs both train and val images; found {int(train.sum())} train, {int(val.sum())} val"
+        )
     trainer = KLTrainer(out_dir=out_dir, **params)
     return trainer.fit(images[train], frame["kl"].to_numpy()[train], images[val], frame["kl"].to_numpy()[val])

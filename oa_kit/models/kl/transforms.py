@@ -4,6 +4,7 @@ Each transform is a small seeded callable with one job; ``KLAugment`` composes t
 because the training set lives in device memory (per-sample CPU transforms would starve an accelerator).
 No vertical flips; no horizontal flips either, because every knee is already mirrored to right orientation.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,9 @@ class _Seeded:
 class RandomAffine(_Seeded):
     """Small rotation (±``rotate_deg``), isotropic scale and translation (fraction of the side), border padding."""
 
-    def __init__(self, rotate_deg: float = 10.0, scale: tuple[float, float] = (0.9, 1.12),
-                 translate: float = 0.06, seed: int = 0) -> None:
+    def __init__(
+        self, rotate_deg: float = 10.0, scale: tuple[float, float] = (0.9, 1.12), translate: float = 0.06, seed: int = 0
+    ) -> None:
         super().__init__(seed)
         self.rotate_deg, self.scale, self.translate = rotate_deg, scale, translate
 
@@ -55,8 +57,13 @@ class RandomAffine(_Seeded):
 class RandomGammaContrast(_Seeded):
     """Random gamma, contrast about the image mean and brightness shift; output clipped to [0, 1]."""
 
-    def __init__(self, gamma: tuple[float, float] = (0.75, 1.35), contrast: tuple[float, float] = (0.8, 1.2),
-                 brightness: float = 0.06, seed: int = 1) -> None:
+    def __init__(
+        self,
+        gamma: tuple[float, float] = (0.75, 1.35),
+        contrast: tuple[float, float] = (0.8, 1.2),
+        brightness: float = 0.06,
+        seed: int = 1,
+    ) -> None:
         super().__init__(seed)
         self.gamma, self.contrast, self.brightness = gamma, contrast, brightness
 
@@ -102,12 +109,15 @@ class Compose:
 def kl_augment(seed: int = 0, strength: float = 1.0) -> Compose:
     """The standard KL training augmentation (affine, gamma/contrast, noise), ranges scaled by ``strength``, seeded from ``seed``."""
     s = strength
-    return Compose([
-        RandomAffine(rotate_deg=10.0 * s, scale=(1 - 0.1 * s, 1 + 0.12 * s), translate=0.06 * s, seed=seed),
-        RandomGammaContrast(gamma=(0.75 ** s, 1.35 ** s), contrast=(1 - 0.2 * s, 1 + 0.2 * s), brightness=0.06 * s,
-                            seed=seed + 1),
-        RandomNoise(max_std=0.03 * s, seed=seed + 2),
-    ])
+    return Compose(
+        [
+            RandomAffine(rotate_deg=10.0 * s, scale=(1 - 0.1 * s, 1 + 0.12 * s), translate=0.06 * s, seed=seed),
+            RandomGammaContrast(
+                gamma=(0.75**s, 1.35**s), contrast=(1 - 0.2 * s, 1 + 0.2 * s), brightness=0.06 * s, seed=seed + 1
+            ),
+            RandomNoise(max_std=0.03 * s, seed=seed + 2),
+        ]
+    )
 
 
 def tta_views(x: torch.Tensor, n_views: int) -> list[torch.Tensor]:

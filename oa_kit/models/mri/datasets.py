@@ -1,4 +1,5 @@
 """Find labelled knee MRI scans in the layouts users bring (synthetic cohort, OAI-ZIB, OAIZIB-CM, SKM-TEA) for training."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,10 @@ def discover_cases(paths: Iterable[str | Path]) -> list[SegmentationCase]:
             if case is not None:
                 cases.append(case)
     if not cases:
-        raise OAKitError(f"{', '.join(map(str, paths))}: no labelled scans found; expected a synthetic cohort, "
-                         "OAI-ZIB (.mhd), OAIZIB-CM (imagesTr/labelsTr NIfTI) or SKM-TEA (.h5) layout")
+        raise OAKitError(
+            f"{', '.join(map(str, paths))}: no labelled scans found; expected a synthetic cohort, "
+            "OAI-ZIB (.mhd), OAIZIB-CM (imagesTr/labelsTr NIfTI) or SKM-TEA (.h5) layout"
+        )
     return cases
 
 
@@ -55,8 +58,10 @@ def _case_from_file(f: Path, sides: dict[str, str]) -> SegmentationCase | None:
         return _case(stem, mri.read_nifti(f), mri.read_nifti(label).array, "oaizib_cm", side, stem)
     if name.endswith(".segmentation_masks.mhd"):
         stem = name[: -len(".segmentation_masks.mhd")]
-        image = next((p for d in (f.parent, f.parent.parent) for p in d.rglob(f"{stem}*.mhd")
-                      if "segmentation" not in p.name), None)
+        image = next(
+            (p for d in (f.parent, f.parent.parent) for p in d.rglob(f"{stem}*.mhd") if "segmentation" not in p.name),
+            None,
+        )
         if image is None:
             raise OAKitError(f"{f}: no image {stem}.mhd found beside the mask; expected the OAI-ZIB image/mask pair")
         img, lab = mri.read_mhd_pair(image, f)
@@ -81,7 +86,9 @@ def _case(case_id: str, image, labels: np.ndarray, source: str, side: str, group
     else:
         to_harmonised = getattr(labmod, "to_harmonised", None)
         if to_harmonised is None:
-            raise OAKitError(f"{case_id}: label crosswalk oa_kit.io.labels.to_harmonised unavailable; expected it for {source}")
+            raise OAKitError(
+                f"{case_id}: label crosswalk oa_kit.io.labels.to_harmonised unavailable; expected it for {source}"
+            )
         harmonised = np.asarray(to_harmonised(labels, source, side=side), dtype=np.uint8)
     return SegmentationCase(case_id, np.asarray(image.array, dtype=np.float32), harmonised, image.affine, side, group)
 

@@ -1,4 +1,5 @@
 """``MRISegmenter``: the sklearn-style wrapper around the U-Net (load shipped weights, predict labels/probabilities, embed)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,11 +14,26 @@ from safetensors.torch import load_file
 
 from oa_kit.errors import OAKitError
 from oa_kit.io.artifacts import verified_sidecar
-from oa_kit.models.mri.network import (DEFAULT_CHANNELS, DEFAULT_STRIDES, NETWORK_CLASSES, N_NETWORK_CLASSES,
-                                       bottleneck_module, build_unet)
-from oa_kit.models.mri.transforms import (CONTEXT_OFFSETS, MODEL_SPACING_MM, CanonicalView, check_volume,
-                                          context_stack, inplane_size, percentile_range,
-                                          resample_slices, scale_intensity, split_position)
+from oa_kit.models.mri.network import (
+    DEFAULT_CHANNELS,
+    DEFAULT_STRIDES,
+    N_NETWORK_CLASSES,
+    NETWORK_CLASSES,
+    bottleneck_module,
+    build_unet,
+)
+from oa_kit.models.mri.transforms import (
+    CONTEXT_OFFSETS,
+    MODEL_SPACING_MM,
+    CanonicalView,
+    check_volume,
+    context_stack,
+    inplane_size,
+    percentile_range,
+    resample_slices,
+    scale_intensity,
+    split_position,
+)
 
 #: Folder holding the shipped weights (``mri_segmenter.safetensors`` + ``mri_segmenter.json``).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -48,8 +64,8 @@ class ClassProbabilities:
     dtype = np.dtype(np.float32)
 
     def __init__(self, channels: list[np.ndarray], lateral: np.ndarray) -> None:
-        self.channels = channels          # N_NETWORK_CLASSES arrays (X, Y, Z) float16, file voxel order
-        self.lateral = lateral            # (X, Y, Z) bool: voxel lies on the lateral side of the compartment split
+        self.channels = channels  # N_NETWORK_CLASSES arrays (X, Y, Z) float16, file voxel order
+        self.lateral = lateral  # (X, Y, Z) bool: voxel lies on the lateral side of the compartment split
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -89,8 +105,14 @@ class ClassProbabilities:
             return self.channel(_class_index(key))
         if isinstance(key, tuple) and key and isinstance(key[0], (int, np.integer)):
             return self.channel(_class_index(key[0]), key[1:])
-        if isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None) and isinstance(key[1], np.ndarray) \
-                and key[1].dtype == bool and key[1].shape == self.shape[1:]:
+        if (
+            isinstance(key, tuple)
+            and len(key) == 2
+            and key[0] == slice(None)
+            and isinstance(key[1], np.ndarray)
+            and key[1].dtype == bool
+            and key[1].shape == self.shape[1:]
+        ):
             return self.at(key[1])
         if isinstance(key, tuple) and key and key[0] == slice(None):
             return np.stack([self.channel(label)[key[1:]] for label in range(N_HARMONISED)])
@@ -113,9 +135,9 @@ def _class_index(key: int) -> int:
 class Segmentation:
     """One scan's segmentation in the file's voxel order: harmonised labels, class probabilities, knee embedding."""
 
-    labels: np.ndarray            # (X, Y, Z) uint8, harmonised ids
-    proba: ClassProbabilities     # reads like a (10, X, Y, Z) float32 array of harmonised class probabilities
-    embedding: np.ndarray         # (embed_dim,) float32, mean-pooled bottleneck features
+    labels: np.ndarray  # (X, Y, Z) uint8, harmonised ids
+    proba: ClassProbabilities  # reads like a (10, X, Y, Z) float32 array of harmonised class probabilities
+    embedding: np.ndarray  # (embed_dim,) float32, mean-pooled bottleneck features
 
 
 # ---------------------------------------------------------------------------------------------------- geometry
@@ -165,10 +187,18 @@ class MRISegmenter:
     >>> labels = seg.predict(volume, affine, side="R")             # doctest: +SKIP
     """
 
-    def __init__(self, channels: tuple[int, ...] = DEFAULT_CHANNELS, strides: tuple[int, ...] = DEFAULT_STRIDES,
-                 num_res_units: int = 1, spacing_mm: float = MODEL_SPACING_MM, roi_size: tuple[int, int] = (128, 128),
-                 sw_batch_size: int = 16, slice_batch: int = 16, weights_path: str | None = None,
-                 context_mm: float = 0.0) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, ...] = DEFAULT_CHANNELS,
+        strides: tuple[int, ...] = DEFAULT_STRIDES,
+        num_res_units: int = 1,
+        spacing_mm: float = MODEL_SPACING_MM,
+        roi_size: tuple[int, int] = (128, 128),
+        sw_batch_size: int = 16,
+        slice_batch: int = 16,
+        weights_path: str | None = None,
+        context_mm: float = 0.0,
+    ) -> None:
         self.channels = channels
         self.strides = strides
         self.num_res_units = num_res_units
@@ -191,7 +221,7 @@ class MRISegmenter:
 
     # ----------------------------------------------------------------------------------------- loading / fitting
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None) -> "MRISegmenter":
+    def from_pretrained(cls, path: str | Path | None = None) -> MRISegmenter:
         """Load weights (``.safetensors``) and their JSON metadata, verifying the sha256 recorded in the JSON.
 
         Parameters
@@ -207,18 +237,27 @@ class MRISegmenter:
         weights = Path(path) if path is not None else DEFAULT_WEIGHTS
         meta = verified_sidecar(weights, "MRI segmenter weights")
         arch = meta.get("architecture", {})
-        model = cls(channels=tuple(arch.get("channels", DEFAULT_CHANNELS)), strides=tuple(arch.get("strides", DEFAULT_STRIDES)),
-                    num_res_units=int(arch.get("num_res_units", 1)), spacing_mm=float(meta.get("spacing_mm", MODEL_SPACING_MM)),
-                    roi_size=tuple(meta.get("roi_size", (128, 128))), weights_path=str(weights),
-                    context_mm=float(meta.get("context_mm", 0.0)))
+        model = cls(
+            channels=tuple(arch.get("channels", DEFAULT_CHANNELS)),
+            strides=tuple(arch.get("strides", DEFAULT_STRIDES)),
+            num_res_units=int(arch.get("num_res_units", 1)),
+            spacing_mm=float(meta.get("spacing_mm", MODEL_SPACING_MM)),
+            roi_size=tuple(meta.get("roi_size", (128, 128))),
+            weights_path=str(weights),
+            context_mm=float(meta.get("context_mm", 0.0)),
+        )
         if int(arch.get("in_channels", model.in_channels)) != model.in_channels:
-            raise OAKitError(f"{weights.with_suffix('.json')}: architecture.in_channels {arch.get('in_channels')} does not fit "
-                             f"context_mm {model.context_mm}; expected {model.in_channels}")
+            raise OAKitError(
+                f"{weights.with_suffix('.json')}: architecture.in_channels {arch.get('in_channels')} does not fit "
+                f"context_mm {model.context_mm}; expected {model.in_channels}"
+            )
         net = model._build()
         try:
             net.load_state_dict(load_file(str(weights)))
         except RuntimeError as exc:
-            raise OAKitError(f"{weights}: tensors do not match the architecture in {weights.with_suffix('.json').name}; expected matching files") from exc
+            raise OAKitError(
+                f"{weights}: tensors do not match the architecture in {weights.with_suffix('.json').name}; expected matching files"
+            ) from exc
         model.net_ = net.eval()
         model.metadata_ = meta
         return model
@@ -227,12 +266,24 @@ class MRISegmenter:
         """Construct the untrained network for this configuration."""
         return build_unet(2, self.channels, self.strides, self.num_res_units, in_channels=self.in_channels)
 
-    def fit(self, volumes: list[np.ndarray], labels: list[np.ndarray], affines: list[np.ndarray], sides: list[str],
-            epochs: int = 10, seed: int = 0, out: str | Path | None = None, progress: bool = True) -> "MRISegmenter":
+    def fit(
+        self,
+        volumes: list[np.ndarray],
+        labels: list[np.ndarray],
+        affines: list[np.ndarray],
+        sides: list[str],
+        epochs: int = 10,
+        seed: int = 0,
+        out: str | Path | None = None,
+        progress: bool = True,
+    ) -> MRISegmenter:
         """Train on in-memory volumes with harmonised labels (see ``oa_kit.models.mri.train.train_segmenter``); returns self."""
         from oa_kit.models.mri.train import SegmentationCase, train_segmenter
 
-        cases = [SegmentationCase(f"case{i}", v, lab, a, s) for i, (v, lab, a, s) in enumerate(zip(volumes, labels, affines, sides))]
+        cases = [
+            SegmentationCase(f"case{i}", v, lab, a, s)
+            for i, (v, lab, a, s) in enumerate(zip(volumes, labels, affines, sides))
+        ]
         result = train_segmenter(cases, [], out=out, epochs=epochs, seed=seed, progress=progress, segmenter=self)
         self.net_ = result.net.eval()
         self.metadata_ = result.metadata
@@ -251,8 +302,14 @@ class MRISegmenter:
         at the model spacing (2.5D: each slice with the volume ``context_mm`` either side, see :meth:`input_slices`)."""
         return self.input_slices(volume, 0, volume.shape[0], percentile_range(volume), spacing_mm)
 
-    def input_slices(self, canon: np.ndarray, start: int, stop: int, intensity: tuple[float, float],
-                     spacing_mm: tuple[float, float, float]) -> torch.Tensor:
+    def input_slices(
+        self,
+        canon: np.ndarray,
+        start: int,
+        stop: int,
+        intensity: tuple[float, float],
+        spacing_mm: tuple[float, float, float],
+    ) -> torch.Tensor:
         """Network input (B, in_channels, H, W) of canonical slices ``start:stop`` of a (LR, AP, SI) volume.
 
         Intensities are scaled with the whole volume's percentiles ``intensity``, then resampled in-plane to the
@@ -267,8 +324,14 @@ class MRISegmenter:
         size = inplane_size(canon.shape[1:], spacing_mm[1:], self.spacing_mm)
         return resample_slices(slices, size)
 
-    def _slice_proba(self, net: torch.nn.Module, canon: np.ndarray, part: slice, intensity: tuple[float, float],
-                     spacing_mm: tuple[float, float, float]) -> torch.Tensor:
+    def _slice_proba(
+        self,
+        net: torch.nn.Module,
+        canon: np.ndarray,
+        part: slice,
+        intensity: tuple[float, float],
+        spacing_mm: tuple[float, float, float],
+    ) -> torch.Tensor:
         """Network-class probabilities (B, C, AP, SI) float32 of the canonical sagittal slices ``canon[part]``.
 
         Slices are normalised, resampled in-plane to the model spacing (:meth:`input_slices`), segmented (one
@@ -277,10 +340,18 @@ class MRISegmenter:
         """
         slices = self.input_slices(canon, part.start, min(part.stop, canon.shape[0]), intensity, spacing_mm)
         if tuple(slices.shape[-2:]) == tuple(self.roi_size):
-            logits = torch.cat([net(slices[i:i + self.sw_batch_size]) for i in range(0, len(slices), self.sw_batch_size)])
+            logits = torch.cat(
+                [net(slices[i : i + self.sw_batch_size]) for i in range(0, len(slices), self.sw_batch_size)]
+            )
         else:
-            logits = sliding_window_inference(slices, roi_size=self.roi_size, sw_batch_size=self.sw_batch_size,
-                                              predictor=net, overlap=0.25, mode="gaussian")
+            logits = sliding_window_inference(
+                slices,
+                roi_size=self.roi_size,
+                sw_batch_size=self.sw_batch_size,
+                predictor=net,
+                overlap=0.25,
+                mode="gaussian",
+            )
         logits = resample_slices(logits, tuple(canon.shape[1:]))
         return torch.softmax(logits, dim=1)
 
@@ -315,15 +386,15 @@ class MRISegmenter:
         labels = np.zeros(image.shape, dtype=np.uint8)
         channels = [np.zeros(image.shape, dtype=np.float16) for _ in range(N_NETWORK_CLASSES)]
         canon_labels, canon_channels = canonical_view(labels, view), [canonical_view(c, view) for c in channels]
-        profile = np.zeros((canon.shape[0], 2))          # per LR slice: voxels of tibial cartilage, of meniscus
+        profile = np.zeros((canon.shape[0], 2))  # per LR slice: voxels of tibial cartilage, of meniscus
         pooled: list[torch.Tensor] = []
         hook = bottleneck_module(net).register_forward_hook(lambda _m, _i, out: pooled.append(out.mean(dim=(2, 3))))
         try:
             for start in range(0, canon.shape[0], self.slice_batch):
                 part = slice(start, start + self.slice_batch)
                 proba = self._slice_proba(net, canon, part, intensity, view.spacing_mm)
-                hard = proba.argmax(dim=1).numpy()          # first maximum on ties, as NumPy; ~10x faster here
-                half = proba.to(torch.float16).numpy()      # torch casts tiny values ~10x faster than NumPy
+                hard = proba.argmax(dim=1).numpy()  # first maximum on ties, as NumPy; ~10x faster here
+                half = proba.to(torch.float16).numpy()  # torch casts tiny values ~10x faster than NumPy
                 for c, target in enumerate(canon_channels):
                     target[part] = half[:, c]
                 canon_labels[part] = _NETWORK_TO_HARMONISED[hard]

@@ -1,4 +1,5 @@
 """The segmentation network: a small MONAI U-Net and the mapping from its output channels to harmonised labels."""
+
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -17,15 +18,27 @@ DEFAULT_CHANNELS = (8, 16, 32, 64)
 DEFAULT_STRIDES = (2, 2, 2)
 
 
-def build_unet(spatial_dims: int = 2, channels: tuple[int, ...] = DEFAULT_CHANNELS,
-               strides: tuple[int, ...] = DEFAULT_STRIDES, num_res_units: int = 1, in_channels: int = 1) -> UNet:
+def build_unet(
+    spatial_dims: int = 2,
+    channels: tuple[int, ...] = DEFAULT_CHANNELS,
+    strides: tuple[int, ...] = DEFAULT_STRIDES,
+    num_res_units: int = 1,
+    in_channels: int = 1,
+) -> UNet:
     """Build the MONAI U-Net (input (B, in_channels, H, W[, D]) -> logits (B, N_NETWORK_CLASSES, H, W[, D]))."""
-    return UNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=N_NETWORK_CLASSES,
-                channels=tuple(channels), strides=tuple(strides), num_res_units=num_res_units)
+    return UNet(
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        out_channels=N_NETWORK_CLASSES,
+        channels=tuple(channels),
+        strides=tuple(strides),
+        num_res_units=num_res_units,
+    )
 
 
-def expand_input_channels(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
-                          centre: int) -> dict[str, torch.Tensor]:
+def expand_input_channels(
+    state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], centre: int
+) -> dict[str, torch.Tensor]:
     """Widen one-input-channel weights (a 2D model) to a network with more input channels (2.5D) that starts equal.
 
     Every tensor of ``state`` that reads the image (the first convolution and, with residual units, its input
@@ -38,7 +51,11 @@ def expand_input_channels(state: dict[str, torch.Tensor], target: dict[str, torc
         want = target.get(key)
         if want is None or want.shape == value.shape:
             continue
-        if value.ndim < 2 or value.shape[1] != 1 or value.shape[:1] + value.shape[2:] != want.shape[:1] + want.shape[2:]:
+        if (
+            value.ndim < 2
+            or value.shape[1] != 1
+            or value.shape[:1] + value.shape[2:] != want.shape[:1] + want.shape[2:]
+        ):
             continue
         wide = torch.zeros(want.shape, dtype=value.dtype)
         wide[:, centre] = value[:, 0]

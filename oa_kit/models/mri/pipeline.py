@@ -1,4 +1,5 @@
 """Scan -> knee results: read any supported MRI input, segment, measure cartilage, QC, and write maps and the per-knee table."""
+
 from __future__ import annotations
 
 import contextlib
@@ -60,7 +61,9 @@ def read_scan(path: str | Path) -> ScanInput:
     elif path.name.endswith((".nii", ".nii.gz")):
         hdr = nib.load(str(path)).header
         if int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
-            raise OAKitError(f"{path}: NIfTI has no orientation (qform_code = sform_code = 0); expected a scanner affine")
+            raise OAKitError(
+                f"{path}: NIfTI has no orientation (qform_code = sform_code = 0); expected a scanner affine"
+            )
         vol = mri.read_nifti(path)
     elif path.suffix == ".mhd":
         vol = mri.read_mhd(path)
@@ -97,8 +100,12 @@ def analyse_knee(scan: ScanInput, segmenter: MRISegmenter, side: str) -> KneeRes
     """Segment one scan and measure it: biomarkers, QC flags and embedding in one tidy row."""
     seg = segmenter.segment(scan.image, scan.affine, side)
     measurement = measure_cartilage(seg.labels, scan.affine, side, proba=seg.proba)
-    row = {"participant_id": scan.participant_id, "side": side, "visit_month": scan.visit_month,
-           "source_file": str(scan.path)}
+    row = {
+        "participant_id": scan.participant_id,
+        "side": side,
+        "visit_month": scan.visit_month,
+        "source_file": str(scan.path),
+    }
     row.update(measurement.to_row())
     row.update(qc_flags(seg.labels, scan.affine, side, seg.proba))
     row.update({f"mri_emb_{i:03d}": float(v) for i, v in enumerate(seg.embedding)})
@@ -120,8 +127,11 @@ def _source_stamp(path: Path) -> dict[str, int]:
     """Size and modification time of an input file (of every file in a DICOM folder): a changed input is redone."""
     files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
     stats = [f.stat() for f in files]
-    return {"n_files": len(stats), "bytes": sum(s.st_size for s in stats),
-            "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+    return {
+        "n_files": len(stats),
+        "bytes": sum(s.st_size for s in stats),
+        "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
+    }
 
 
 def _record_key(path: Path, side: str | None, weights_sha256: str) -> dict[str, object]:
@@ -129,8 +139,13 @@ def _record_key(path: Path, side: str | None, weights_sha256: str) -> dict[str, 
     weights and the oa_kit version (whose biomarker columns it holds)."""
     from oa_kit import __version__
 
-    return {"source_file": str(path.resolve()), "source": _source_stamp(path) if path.exists() else None, "side_argument": side,
-            "weights_sha256": weights_sha256, "oa_kit_version": __version__}
+    return {
+        "source_file": str(path.resolve()),
+        "source": _source_stamp(path) if path.exists() else None,
+        "side_argument": side,
+        "weights_sha256": weights_sha256,
+        "oa_kit_version": __version__,
+    }
 
 
 def _finished_row(out: Path, path: Path, key: dict[str, object]) -> dict | None:
@@ -154,8 +169,13 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def segment_one(path: str | Path, out: str | Path, segmenter: MRISegmenter, side: str | None = None,
-                key: dict[str, object] | None = None) -> dict:
+def segment_one(
+    path: str | Path,
+    out: str | Path,
+    segmenter: MRISegmenter,
+    side: str | None = None,
+    key: dict[str, object] | None = None,
+) -> dict:
     """Segment and measure one scan, write its label and thickness NIfTIs under ``out`` and then its record.
 
     Returns the per-knee row (see :func:`analyse_knee`). ``key`` (from the caller) is stored in the record so a
@@ -213,8 +233,16 @@ def _limit_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str | None, keys: dict[Path, dict],
-                 n_jobs: int, threads: int, bar: tqdm) -> dict[Path, dict]:
+def _run_pending(
+    pending: list[Path],
+    out: Path,
+    side: str | None,
+    weights: str | None,
+    keys: dict[Path, dict],
+    n_jobs: int,
+    threads: int,
+    bar: tqdm,
+) -> dict[Path, dict]:
     """Segment the pending scans, in this process (``n_jobs`` 1) or in ``n_jobs`` spawned worker processes."""
     rows: dict[Path, dict] = {}
     if n_jobs == 1:
@@ -224,8 +252,12 @@ def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str 
                 rows[path] = segment_one(path, out, segmenter, side, keys[path])
                 bar.update()
         return rows
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(weights, threads))
+    pool = ProcessPoolExecutor(
+        max_workers=n_jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(weights, threads),
+    )
     try:
         futures = {pool.submit(_worker_segment, path, out, side, keys[path]): path for path in pending}
         for future in as_completed(futures):
@@ -236,9 +268,16 @@ def _run_pending(pending: list[Path], out: Path, side: str | None, weights: str 
     return rows
 
 
-def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | None = None,
-                  weights: str | Path | None = None, progress: bool = True, n_jobs: int = 1,
-                  threads: int = 1, resume: bool = True) -> pd.DataFrame:
+def segment_scans(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    side: str | None = None,
+    weights: str | Path | None = None,
+    progress: bool = True,
+    n_jobs: int = 1,
+    threads: int = 1,
+    resume: bool = True,
+) -> pd.DataFrame:
     """Segment scans and write, under ``out``: ``labels/*.nii.gz``, ``thickness/*.nii.gz`` (same affine as each input),
     ``knees/*.json`` (one finished record per input), ``mri_biomarkers.parquet`` (one row per knee, input order) and
     ``qc_summary.csv``/``.json``.
@@ -291,8 +330,9 @@ def segment_scans(inputs: Iterable[str | Path], out: str | Path, side: str | Non
     done = {path: row for path in paths if resume and (row := _finished_row(out, path, keys[path])) is not None}
     pending = [path for path in dict.fromkeys(paths) if path not in done]
     jobs = resolve_n_jobs(int(n_jobs), len(pending))
-    with tqdm(total=len(paths), initial=len(paths) - len(pending), desc="segmenting", unit="scan",
-              disable=not progress) as bar:
+    with tqdm(
+        total=len(paths), initial=len(paths) - len(pending), desc="segmenting", unit="scan", disable=not progress
+    ) as bar:
         done.update(_run_pending(pending, out, side, weights, keys, jobs, int(threads), bar) if pending else {})
     table = pd.DataFrame([done[path] for path in paths])
     _write_tables(table, out)
@@ -303,10 +343,24 @@ def _write_tables(table: pd.DataFrame, out: Path) -> None:
     """Write the per-knee parquet table and the QC summary (CSV + JSON) atomically."""
     with atomic_path(out / "mri_biomarkers.parquet") as tmp:
         table.to_parquet(tmp, index=False)
-    qc = table[["participant_id", "side", "visit_month", "source_file", *QC_FLAGS, "qc_any", "qc_cartilage_entropy", "qc_reasons"]]
+    qc = table[
+        [
+            "participant_id",
+            "side",
+            "visit_month",
+            "source_file",
+            *QC_FLAGS,
+            "qc_any",
+            "qc_cartilage_entropy",
+            "qc_reasons",
+        ]
+    ]
     with atomic_path(out / "qc_summary.csv") as tmp:
         qc.to_csv(tmp, index=False)
-    summary = {"n_knees": len(table), "n_flagged": int(qc["qc_any"].sum()),
-               "flag_counts": {f: int(qc[f].sum()) for f in QC_FLAGS},
-               "note": "segmenter trained on synthetic phantoms only; retrain/fine-tune before trusting real-scan numbers"}
+    summary = {
+        "n_knees": len(table),
+        "n_flagged": int(qc["qc_any"].sum()),
+        "flag_counts": {f: int(qc[f].sum()) for f in QC_FLAGS},
+        "note": "segmenter trained on synthetic phantoms only; retrain/fine-tune before trusting real-scan numbers",
+    }
     write_text_atomic(out / "qc_summary.json", json.dumps(summary, indent=2) + "\n")

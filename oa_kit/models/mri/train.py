@@ -1,4 +1,5 @@
 """Training the MRI segmenter: dataset discovery, slice sampling, DiceCE training loop with checkpoints/resume, evaluation."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ class SegmentationCase:
     labels: np.ndarray
     affine: np.ndarray
     side: str
-    group: str = ""          # participant id, for participant-level splits
+    group: str = ""  # participant id, for participant-level splits
 
 
 @dataclass
@@ -52,7 +53,9 @@ def case_slices(case: SegmentationCase, segmenter) -> tuple[torch.Tensor, torch.
     neighbours ``segmenter.context_mm`` either side) and network-class targets (X, 1, H, W) int64."""
     check_volume(case.image, case.affine, name=case.case_id)
     if case.labels.shape != case.image.shape:
-        raise OAKitError(f"{case.case_id}: labels shape {case.labels.shape} != image shape {case.image.shape}; expected equal")
+        raise OAKitError(
+            f"{case.case_id}: labels shape {case.labels.shape} != image shape {case.image.shape}; expected equal"
+        )
     canon, view = to_canonical(np.asarray(case.image, dtype=np.float32), case.affine, case.side)
     lab, _ = to_canonical(np.asarray(case.labels), case.affine, case.side)
     images = segmenter.network_slices(canon, view.spacing_mm)
@@ -61,7 +64,9 @@ def case_slices(case: SegmentationCase, segmenter) -> tuple[torch.Tensor, torch.
     return images, target
 
 
-def stack_cases(cases: Sequence[SegmentationCase], segmenter, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def stack_cases(
+    cases: Sequence[SegmentationCase], segmenter, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate the slices of all cases that contain any labelled tissue (background-only slices add little)."""
     images, targets = [], []
     for case in tqdm(cases, desc="preparing slices", disable=not progress):
@@ -90,7 +95,9 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     gamma = torch.exp(torch.empty(b, 1, 1, 1).uniform_(-0.4, 0.4, generator=generator))
     gain = torch.empty(b, 1, 1, 1).uniform_(0.8, 1.2, generator=generator)
     offset = torch.empty(b, 1, 1, 1).uniform_(-0.1, 0.1, generator=generator)
-    noise = torch.randn(images.shape, generator=generator) * torch.empty(b, 1, 1, 1).uniform_(0.0, 0.05, generator=generator)
+    noise = torch.randn(images.shape, generator=generator) * torch.empty(b, 1, 1, 1).uniform_(
+        0.0, 0.05, generator=generator
+    )
     return images.clamp(0, 1) ** gamma * gain + offset + noise
 
 
@@ -161,11 +168,22 @@ def _load_checkpoint(out: Path, net: torch.nn.Module, optim: torch.optim.Optimiz
 
 
 # ------------------------------------------------------------------------------------------------- training
-def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence[SegmentationCase],
-                    out: str | Path | None, epochs: int = 30, seed: int = 0, batch_size: int = 16, lr: float = 2e-3,
-                    steps_per_epoch: int | None = None, resume: bool = False, progress: bool = True,
-                    segmenter=None, log: Callable[[str], None] | None = None, contact_weight: float = 0.0,
-                    init_weights: str | Path | None = None) -> TrainResult:
+def train_segmenter(
+    train_cases: Sequence[SegmentationCase],
+    val_cases: Sequence[SegmentationCase],
+    out: str | Path | None,
+    epochs: int = 30,
+    seed: int = 0,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    steps_per_epoch: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    segmenter=None,
+    log: Callable[[str], None] | None = None,
+    contact_weight: float = 0.0,
+    init_weights: str | Path | None = None,
+) -> TrainResult:
     """Train the U-Net with DiceCE loss on sagittal slices; checkpoint every epoch, resume, keep the best validation Dice.
 
     Parameters
@@ -201,10 +219,14 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
     if init_weights is not None:
         load_initial_weights(net, init_weights)
     images, targets = stack_cases(train_cases, segmenter, progress)
-    loss_fn = ContactWeightedDiceCE(contact_weight) if contact_weight > 0 else DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = (
+        ContactWeightedDiceCE(contact_weight) if contact_weight > 0 else DiceCELoss(to_onehot_y=True, softmax=True)
+    )
     optim = torch.optim.Adam(net.parameters(), lr=lr)
     steps = steps_per_epoch or max(1, len(images) // batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + np.cos(np.pi * min(s / (epochs * steps), 1.0))) + 0.02)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda s: 0.5 * (1 + np.cos(np.pi * min(s / (epochs * steps), 1.0))) + 0.02
+    )
     run = Path(out) if out is not None else None
     start, history, best = 0, [], {"score": -float("inf"), "state": None}
     if resume and run is not None and (run / "checkpoint.json").exists():
@@ -230,23 +252,44 @@ def train_segmenter(train_cases: Sequence[SegmentationCase], val_cases: Sequence
         net.eval()
         segmenter.net_ = net
         score = _validation_score(segmenter, val_cases) if val_cases else -float(np.mean(losses))
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_cartilage_dice": score, "time": time.time()})
+        history.append(
+            {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_cartilage_dice": score, "time": time.time()}
+        )
         if score > best["score"]:
             best = {"score": score, "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
             if run is not None:
                 with atomic_path(run / "best.safetensors") as tmp:
                     save_file(best["state"], str(tmp))
         if log:
-            log(f"{time.strftime('%H:%M:%S')} epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.4f} val_cartilage_dice {score:.4f}")
+            log(
+                f"{time.strftime('%H:%M:%S')} epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.4f} val_cartilage_dice {score:.4f}"
+            )
         if run is not None:
-            _save_checkpoint(run, net, optim, {"epoch": epoch + 1, "history": history, "best_score": best["score"], "seed": seed,
-                                               "context_mm": segmenter.context_mm})
+            _save_checkpoint(
+                run,
+                net,
+                optim,
+                {
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "best_score": best["score"],
+                    "seed": seed,
+                    "context_mm": segmenter.context_mm,
+                },
+            )
             write_text_atomic(run / "history.csv", pd.DataFrame(history).to_csv(index=False))
     if best["state"] is not None:
         net.load_state_dict(best["state"])
-    metadata = {**_metadata(segmenter), "seed": seed, "epochs": epochs,
-                "n_train_cases": len(train_cases), "n_val_cases": len(val_cases), "best_val_cartilage_dice": best["score"],
-                "contact_weight": contact_weight, "init_weights": Path(init_weights).name if init_weights else None}
+    metadata = {
+        **_metadata(segmenter),
+        "seed": seed,
+        "epochs": epochs,
+        "n_train_cases": len(train_cases),
+        "n_val_cases": len(val_cases),
+        "best_val_cartilage_dice": best["score"],
+        "contact_weight": contact_weight,
+        "init_weights": Path(init_weights).name if init_weights else None,
+    }
     return TrainResult(net=net.eval(), metadata=metadata, history=history)
 
 
@@ -257,17 +300,28 @@ def load_initial_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Mod
         state = expand_input_channels(load_file(str(path)), net.state_dict(), CONTEXT_CENTRE)
         net.load_state_dict(state)
     except (RuntimeError, OSError) as exc:
-        raise OAKitError(f"{path}: cannot start from these weights ({exc.__class__.__name__}); "
-                         "expected a .safetensors file of the same architecture (or its 2D version)") from exc
+        raise OAKitError(
+            f"{path}: cannot start from these weights ({exc.__class__.__name__}); "
+            "expected a .safetensors file of the same architecture (or its 2D version)"
+        ) from exc
     return net
 
 
 def _metadata(segmenter) -> dict:
     """Architecture and preprocessing entries of the weights JSON (what :meth:`MRISegmenter.from_pretrained` reads)."""
-    return {"architecture": {"spatial_dims": 2, "channels": list(segmenter.channels), "strides": list(segmenter.strides),
-                             "num_res_units": segmenter.num_res_units, "out_channels": N_NETWORK_CLASSES,
-                             "in_channels": segmenter.in_channels},
-            "spacing_mm": segmenter.spacing_mm, "roi_size": list(segmenter.roi_size), "context_mm": segmenter.context_mm}
+    return {
+        "architecture": {
+            "spatial_dims": 2,
+            "channels": list(segmenter.channels),
+            "strides": list(segmenter.strides),
+            "num_res_units": segmenter.num_res_units,
+            "out_channels": N_NETWORK_CLASSES,
+            "in_channels": segmenter.in_channels,
+        },
+        "spacing_mm": segmenter.spacing_mm,
+        "roi_size": list(segmenter.roi_size),
+        "context_mm": segmenter.context_mm,
+    }
 
 
 def _validation_score(segmenter, cases: Sequence[SegmentationCase]) -> float:
@@ -307,14 +361,21 @@ def export_best(run: str | Path, path: str | Path, segmenter=None, extra: dict |
         raise OAKitError(f"{run}: no best.safetensors/checkpoint.json; expected a run folder from 'oa-kit mri train'")
     state = json.loads((run / "checkpoint.json").read_text())
     tensors = load_file(str(run / "best.safetensors"))
-    segmenter = segmenter or MRISegmenter(channels=_channels_from_state(tensors), context_mm=float(state.get("context_mm", 0.0)))
+    segmenter = segmenter or MRISegmenter(
+        channels=_channels_from_state(tensors), context_mm=float(state.get("context_mm", 0.0))
+    )
     segmenter.strides = (2,) * (len(segmenter.channels) - 1)
     net = segmenter._build()
     net.load_state_dict(tensors)
     best_epoch = max(state["history"], key=lambda h: h["val_cartilage_dice"])["epoch"]
-    metadata = {**_metadata(segmenter), "seed": state.get("seed"),
-                "epochs_completed": state["epoch"], "best_epoch": best_epoch,
-                "best_val_cartilage_dice": state["best_score"], "history": state["history"]}
+    metadata = {
+        **_metadata(segmenter),
+        "seed": state.get("seed"),
+        "epochs_completed": state["epoch"],
+        "best_epoch": best_epoch,
+        "best_val_cartilage_dice": state["best_score"],
+        "history": state["history"],
+    }
     return save_weights(TrainResult(net=net, metadata=metadata, history=state["history"]), path, extra)
 
 
@@ -333,8 +394,9 @@ def _channels_from_state(tensors: dict) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
-def evaluate_segmenter(segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0,
-                       progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_segmenter(
+    segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0, progress: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-tissue Dice and ASSD (mm) with participant-level bootstrap 95% CIs (MONAI metrics).
 
     Returns
@@ -354,9 +416,16 @@ def evaluate_segmenter(segmenter, cases: Sequence[SegmentationCase], n_boot: int
         values = grp.groupby("group")["value"].mean().to_numpy()
         values = values[np.isfinite(values)]
         boots = [rng.choice(values, size=len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
-        summary.append({"tissue": tissue, "metric": metric, "estimate": float(np.mean(values)) if len(values) else np.nan,
-                        "ci_low": float(np.percentile(boots, 2.5)), "ci_high": float(np.percentile(boots, 97.5)),
-                        "n": int(len(values))})
+        summary.append(
+            {
+                "tissue": tissue,
+                "metric": metric,
+                "estimate": float(np.mean(values)) if len(values) else np.nan,
+                "ci_low": float(np.percentile(boots, 2.5)),
+                "ci_high": float(np.percentile(boots, 97.5)),
+                "n": int(len(values)),
+            }
+        )
     return pd.DataFrame(summary), per_case
 
 
@@ -365,18 +434,41 @@ def _case_metrics(case: SegmentationCase, pred: np.ndarray, spacing: tuple[float
     p = torch.from_numpy(np.stack([pred == k for k in EVAL_LABELS]))[None].float()
     t = torch.from_numpy(np.stack([case.labels == k for k in EVAL_LABELS]))[None].float()
     dice = DiceMetric(include_background=True, reduction="none")(p, t)[0].numpy()
-    assd = SurfaceDistanceMetric(include_background=True, symmetric=True, reduction="none")(p, t, spacing=spacing)[0].numpy()
+    assd = SurfaceDistanceMetric(include_background=True, symmetric=True, reduction="none")(p, t, spacing=spacing)[
+        0
+    ].numpy()
     out = []
     for i, label in enumerate(EVAL_LABELS):
-        out.append({"case_id": case.case_id, "group": case.group or case.case_id, "tissue": LABELS[label], "metric": "dice", "value": float(dice[i])})
-        out.append({"case_id": case.case_id, "group": case.group or case.case_id, "tissue": LABELS[label], "metric": "assd_mm", "value": float(assd[i])})
+        out.append(
+            {
+                "case_id": case.case_id,
+                "group": case.group or case.case_id,
+                "tissue": LABELS[label],
+                "metric": "dice",
+                "value": float(dice[i]),
+            }
+        )
+        out.append(
+            {
+                "case_id": case.case_id,
+                "group": case.group or case.case_id,
+                "tissue": LABELS[label],
+                "metric": "assd_mm",
+                "value": float(assd[i]),
+            }
+        )
     return out
 
 
 # --------------------------------------------------------------------------------------------- synthetic phantoms
-def render_phantom_cases(n_participants: int, seed: int = 0, geometry=None, progress: bool = True,
-                         thickness_range_mm: tuple[float, float] = (0.8, 3.2),
-                         only_groups: set[str] | None = None) -> list[SegmentationCase]:
+def render_phantom_cases(
+    n_participants: int,
+    seed: int = 0,
+    geometry=None,
+    progress: bool = True,
+    thickness_range_mm: tuple[float, float] = (0.8, 3.2),
+    only_groups: set[str] | None = None,
+) -> list[SegmentationCase]:
     """Render both knees of ``n_participants`` synthetic participants (random regional thickness and site A-E).
 
     Each case keeps its participant id in ``group`` so splits never put one participant's knees on both sides.
@@ -395,7 +487,7 @@ def render_phantom_cases(n_participants: int, seed: int = 0, geometry=None, prog
         for side in ("R", "L"):
             thickness = {s: float(rng.uniform(*thickness_range_mm)) for s in SUBREGIONS}
             site = SITE_MRI[sites[int(rng.integers(len(sites)))]]
-            knee_seed = int(rng.integers(2 ** 31))
+            knee_seed = int(rng.integers(2**31))
             if only_groups is not None and pid not in only_groups:
                 continue
             r = render_knee_mri(side, thickness, geometry, site, seed=knee_seed)
@@ -406,8 +498,9 @@ def render_phantom_cases(n_participants: int, seed: int = 0, geometry=None, prog
     return cases
 
 
-def split_by_group(cases: Sequence[SegmentationCase], fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
-                   seed: int = 0) -> tuple[list[SegmentationCase], list[SegmentationCase], list[SegmentationCase]]:
+def split_by_group(
+    cases: Sequence[SegmentationCase], fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), seed: int = 0
+) -> tuple[list[SegmentationCase], list[SegmentationCase], list[SegmentationCase]]:
     """Train/validation/test split by participant (``group``), so no participant spans two sets."""
     groups = sorted({c.group or c.case_id for c in cases})
     order = np.random.default_rng(seed).permutation(len(groups))
@@ -422,8 +515,9 @@ def split_by_group(cases: Sequence[SegmentationCase], fractions: tuple[float, fl
     return parts
 
 
-def evaluate_thickness(segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0,
-                       progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_thickness(
+    segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0, progress: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean-thickness error (mm) per subregion against the phantoms' analytic truth, with bootstrap 95% CIs.
 
     Measured twice per case: on the segmenter's output (labels + probabilities, the full pipeline) and on the
@@ -441,14 +535,24 @@ def evaluate_thickness(segmenter, cases: Sequence[SegmentationCase], n_boot: int
     rows = []
     for case in tqdm(cases, desc="thickness", disable=not progress):
         seg = segmenter.segment(case.image, case.affine, case.side)
-        for source, meas in (("segmenter", measure_cartilage(seg.labels, case.affine, case.side, proba=seg.proba)),
-                             ("true_labels", measure_cartilage(case.labels, case.affine, case.side))):
+        for source, meas in (
+            ("segmenter", measure_cartilage(seg.labels, case.affine, case.side, proba=seg.proba)),
+            ("true_labels", measure_cartilage(case.labels, case.affine, case.side)),
+        ):
             table = meas.subregion_table().set_index("subregion")
             full = getattr(case, "true_thickness_all_mm", {})
             for name, truth in case.true_thickness_mm.items():  # type: ignore[attr-defined]
-                rows.append({"case_id": case.case_id, "group": case.group, "source": source, "subregion": name,
-                             "measured_mm": float(table.loc[name, "thickness_mm_mean"]), "true_mm": float(truth),
-                             "true_all_mm": float(full.get(name, np.nan))})
+                rows.append(
+                    {
+                        "case_id": case.case_id,
+                        "group": case.group,
+                        "source": source,
+                        "subregion": name,
+                        "measured_mm": float(table.loc[name, "thickness_mm_mean"]),
+                        "true_mm": float(truth),
+                        "true_all_mm": float(full.get(name, np.nan)),
+                    }
+                )
     per_case = pd.DataFrame(rows)
     per_case["error_mm"] = per_case["measured_mm"] - per_case["true_mm"]
     per_case["error_all_mm"] = per_case["measured_mm"] - per_case["true_all_mm"]
@@ -458,12 +562,21 @@ def evaluate_thickness(segmenter, cases: Sequence[SegmentationCase], n_boot: int
         err = grp.groupby("group")["error_mm"].apply(lambda e: e.abs().mean()).to_numpy()
         bias = grp.groupby("group")["error_mm"].mean().to_numpy()
         err_all = grp.groupby("group")["error_all_mm"].apply(lambda e: e.abs().mean()).to_numpy()
-        metrics = [("mae_mm", err), ("bias_mm", bias)] + ([("mae_all_mm", err_all)] if np.isfinite(err_all).any() else [])
+        metrics = [("mae_mm", err), ("bias_mm", bias)] + (
+            [("mae_all_mm", err_all)] if np.isfinite(err_all).any() else []
+        )
         for metric, values in metrics:
             values = values[np.isfinite(values)]
             boots = [rng.choice(values, len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
-            summary.append({"subregion": name, "source": source, "metric": metric,
-                            "estimate": float(np.mean(values)) if len(values) else np.nan,
-                            "ci_low": float(np.percentile(boots, 2.5)), "ci_high": float(np.percentile(boots, 97.5)),
-                            "n": int(len(values))})
+            summary.append(
+                {
+                    "subregion": name,
+                    "source": source,
+                    "metric": metric,
+                    "estimate": float(np.mean(values)) if len(values) else np.nan,
+                    "ci_low": float(np.percentile(boots, 2.5)),
+                    "ci_high": float(np.percentile(boots, 97.5)),
+                    "n": int(len(values)),
+                }
+            )
     return pd.DataFrame(summary), per_case

@@ -1,4 +1,5 @@
 """MRI preprocessing for the segmenter: canonical orientation, left->right mirroring, robust intensity scaling, resampling."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,26 +19,34 @@ MODEL_SPACING_MM = 0.5
 class CanonicalView:
     """How a scan was turned into the network's canonical right-knee RAS grid, so it can be undone exactly."""
 
-    ornt: np.ndarray            # nibabel orientation of the file's voxel axes (file -> RAS)
-    mirrored: bool              # True for a left knee (flipped along LR after reorientation)
-    spacing_mm: tuple[float, float, float]   # voxel size along (LR, AP, SI) of the canonical grid
+    ornt: np.ndarray  # nibabel orientation of the file's voxel axes (file -> RAS)
+    mirrored: bool  # True for a left knee (flipped along LR after reorientation)
+    spacing_mm: tuple[float, float, float]  # voxel size along (LR, AP, SI) of the canonical grid
 
 
 def check_volume(volume: np.ndarray, affine: np.ndarray, name: str = "volume") -> None:
     """Reject inputs no thickness could be trusted on: not 3D, no orientation, non-finite, extreme anisotropy."""
     if volume.ndim != 3 or min(volume.shape) < 2:
-        raise OAKitError(f"{name}: image has shape {tuple(volume.shape)}; expected a 3D volume with >= 2 voxels per axis")
+        raise OAKitError(
+            f"{name}: image has shape {tuple(volume.shape)}; expected a 3D volume with >= 2 voxels per axis"
+        )
     affine = np.asarray(affine, dtype=float)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise OAKitError(f"{name}: affine is missing or not a finite 4x4 matrix; expected voxel->RAS mm orientation")
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     if np.any(zooms <= 1e-6) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
-        raise OAKitError(f"{name}: affine is singular (voxel sizes {np.round(zooms, 4).tolist()}); expected a valid orientation")
+        raise OAKitError(
+            f"{name}: affine is singular (voxel sizes {np.round(zooms, 4).tolist()}); expected a valid orientation"
+        )
     if np.allclose(affine, np.eye(4)) and volume.shape[0] > 1:
-        raise OAKitError(f"{name}: affine is the identity (orientation and spacing missing); expected a scanner orientation")
+        raise OAKitError(
+            f"{name}: affine is the identity (orientation and spacing missing); expected a scanner orientation"
+        )
     if zooms.max() / zooms.min() > 10.0:
-        raise OAKitError(f"{name}: voxel sizes {np.round(zooms, 3).tolist()} mm are anisotropic beyond 10:1; "
-                         "expected a 3D sequence (e.g. DESS) with slice thickness <= 10x in-plane spacing")
+        raise OAKitError(
+            f"{name}: voxel sizes {np.round(zooms, 3).tolist()} mm are anisotropic beyond 10:1; "
+            "expected a 3D sequence (e.g. DESS) with slice thickness <= 10x in-plane spacing"
+        )
     if not np.all(np.isfinite(volume)):
         raise OAKitError(f"{name}: image contains NaN or infinite values; expected finite intensities")
 
@@ -92,8 +101,9 @@ CONTEXT_OFFSETS = (-1.0, 0.0, 1.0)
 CONTEXT_CENTRE = CONTEXT_OFFSETS.index(0.0)
 
 
-def context_positions(n_slices: int, step_mm: float, context_mm: float, start: int = 0,
-                      stop: int | None = None) -> np.ndarray:
+def context_positions(
+    n_slices: int, step_mm: float, context_mm: float, start: int = 0, stop: int | None = None
+) -> np.ndarray:
     """Fractional LR slice indices (B, 3) of slices ``start:stop`` and of the points ``context_mm`` (mm) either side.
 
     Positions are in mm along LR (slice ``i`` lies at ``i * step_mm``), so a context means the same physical
@@ -106,8 +116,14 @@ def context_positions(n_slices: int, step_mm: float, context_mm: float, start: i
     return np.clip(index[:, None] + shift[None, :], 0.0, n_slices - 1.0)
 
 
-def context_stack(volume: np.ndarray, step_mm: float, context_mm: float, start: int = 0, stop: int | None = None,
-                  intensity: tuple[float, float] | None = None) -> np.ndarray:
+def context_stack(
+    volume: np.ndarray,
+    step_mm: float,
+    context_mm: float,
+    start: int = 0,
+    stop: int | None = None,
+    intensity: tuple[float, float] | None = None,
+) -> np.ndarray:
     """2.5D network input (B, 3, AP, SI) float32 of canonical slices ``start:stop`` of a (LR, AP, SI) volume.
 
     Channels are the volume at x - ``context_mm``, the slice itself and at x + ``context_mm`` (x: the slice's LR
@@ -127,7 +143,9 @@ def context_stack(volume: np.ndarray, step_mm: float, context_mm: float, start: 
     return below + weight * (above - below)
 
 
-def inplane_size(shape: tuple[int, int], spacing_mm: tuple[float, float], target_mm: float = MODEL_SPACING_MM) -> tuple[int, int]:
+def inplane_size(
+    shape: tuple[int, int], spacing_mm: tuple[float, float], target_mm: float = MODEL_SPACING_MM
+) -> tuple[int, int]:
     """Slice size (AP, SI) after resampling a sagittal slice of ``shape`` voxels at ``spacing_mm`` to ``target_mm``."""
     return tuple(max(8, int(round(n * s / target_mm))) for n, s in zip(shape, spacing_mm))  # type: ignore[return-value]
 
@@ -156,7 +174,7 @@ def split_position(mask: np.ndarray) -> float:
     lo, hi = int(np.searchsorted(cum, 0.2)), int(np.searchsorted(cum, 0.8))
     if hi <= lo:
         return float(np.average(np.arange(mask.shape[0]), weights=profile))
-    window = profile[lo:hi + 1]
+    window = profile[lo : hi + 1]
     minima = np.flatnonzero(window == window.min()) + lo
     return float(minima.mean())
 
