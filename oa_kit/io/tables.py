@@ -1,0 +1,112 @@
+"""The one CSV writer (atomic, spreadsheet-safe) and its matching reader.
+
+Text cells that a spreadsheet would run as a formula (leading ``=``, ``+``, ``-``, ``@``, tab or carriage return,
+OWASP "CSV injection") are written with a ``'`` in front, which spreadsheets show as plain text; a text cell that
+already starts with ``'`` gets one more so that :func:`read_csv` can undo the escaping exactly. Numbers are never
+escaped (``-1.5`` in a float column stays a number). Participant IDs, file names and DICOM PatientIDs all come from
+users' files, so every CSV oa_kit writes should go through :func:`write_csv`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import write_text_atomic
+
+__all__ = ["FORMULA_LEADS", "escape_cell", "read_csv", "unescape_cell", "write_csv"]
+
+#: First characters that make a spreadsheet treat a cell as a formula (plus the escape character itself).
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def escape_cell(text: str) -> str:
+    """``text`` with a leading ``'`` when it starts like a formula (or with ``'``)."""
+    return "'" + text if text.startswith(FORMULA_LEADS) else text
+
+
+def unescape_cell(text: str) -> str:
+    """Undo :func:`escape_cell` (drop one leading ``'``)."""
+    return text[1:] if text.startswith("'") else text
+
+
+def _text_columns(table: pd.DataFrame) -> list:
+    """Columns that may hold text (object, string or category dtype)."""
+    return [
+        c
+        for c in table.columns
+        if pd.api.types.is_object_dtype(table[c])
+        or pd.api.types.is_string_dtype(table[c])
+        or isinstance(table[c].dtype, pd.CategoricalDtype)
+    ]
+
+
+def _map_text(series: pd.Series, func) -> pd.Series:
+    """Apply ``func`` to the ``str`` values of ``series`` (others, e.g. NaN, unchanged)."""
+    values = series.astype(object)
+    return values.map(lambda v: func(v) if isinstance(v, str) else v)
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike, *, index: bool = False) -> Path:
+    """Write ``table`` as UTF-8 CSV atomically, escaping formula-leading text cells and column names.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table; text cells starting with ``= + - @``, tab, CR or ``'`` are prefixed with ``'``.
+    path : path-like
+        Output file (written to a temporary sibling, then renamed: never half-written).
+    index : bool
+        Write the index as the first column (default False).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    if not isinstance(table, pd.DataFrame):
+        raise OAKitError(f"{path}: got {type(table).__name__} to write; expected a pandas DataFrame")
+    frame = table.reset_index() if index else table.copy()
+    for column in _text_columns(frame):
+        frame[column] = _map_text(frame[column], escape_cell)
+    frame.columns = [escape_cell(str(c)) for c in frame.columns]
+    write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
+    return path
+
+
+def read_csv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+    """Read a CSV written by :func:`write_csv`, undoing its escaping (one-line ``OAKitError`` on a bad file).
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file (UTF-8).
+    **kwargs
+        Passed to :func:`pandas.read_csv` (e.g. ``dtype={"participant_id": str}``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table with text cells and column names as they were before escaping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise OAKitError(f"{path}: file not found; expected a CSV file")
+    try:
+        table = pd.read_csv(path, encoding="utf-8", **kwargs)
+    except pd.errors.EmptyDataError:
+        raise OAKitError(f"{path}: file is empty; expected a CSV with a header line") from None
+    except UnicodeDecodeError as exc:
+        raise OAKitError(f"{path}: byte {exc.start} is not UTF-8; expected a UTF-8 CSV file") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        message = " ".join(str(exc).split())[:160]
+        raise OAKitError(f"{path}: cannot parse as CSV ({message}); expected a comma-separated table") from None
+    for column in _text_columns(table):
+        dtype = table[column].dtype
+        table[column] = _map_text(table[column], unescape_cell).astype(dtype)
+    table.columns = [unescape_cell(c) if isinstance(c, str) else c for c in table.columns]
+    return table
