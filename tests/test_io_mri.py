@@ -269,7 +269,7 @@ def test_dicom_bad_inputs(tmp_path, dicom_folder):
 
 
 def test_dicom_mixed_series_need_a_uid(tmp_path, oblique):
-    vol = MRIVolume(oblique.array[:, :, :3], oblique.affine)
+    vol = MRIVolume(oblique.array[:, :, :8], oblique.affine)
     write_dicom_series(tmp_path / "mix", vol, series_uid="1.2.3.4", file_prefix="A")
     write_dicom_series(tmp_path / "mix", vol, series_uid="1.2.3.5", file_prefix="B")
     with pytest.raises(OAKitError, match="2 series"):
@@ -288,19 +288,19 @@ Offset = 12.5 -40 7.25
 CenterOfRotation = 0 0 0
 AnatomicalOrientation = RAI
 ElementSpacing = 0.3646 0.3646 0.7
-DimSize = 6 5 4
+DimSize = 10 9 8
 ElementType = MET_USHORT
 ElementDataFile = image.raw
 """
 
 
 def test_mhd_hand_written_itk_header(tmp_path):
-    data = np.arange(6 * 5 * 4, dtype="<u2")
+    data = np.arange(10 * 9 * 8, dtype="<u2")
     (tmp_path / "image.raw").write_bytes(data.tobytes())
     (tmp_path / "image.mhd").write_text(ITK_HEADER)
     vol = read_mhd(tmp_path / "image.mhd")
-    assert vol.shape == (6, 5, 4) and vol.array.dtype == np.uint16
-    assert vol.array[1, 0, 0] == 1 and vol.array[0, 1, 0] == 6 and vol.array[0, 0, 1] == 30  # x fastest on disk
+    assert vol.shape == (10, 9, 8) and vol.array.dtype == np.uint16
+    assert vol.array[1, 0, 0] == 1 and vol.array[0, 1, 0] == 10 and vol.array[0, 0, 1] == 90  # x fastest on disk
     lps_axis0 = np.array([0, 1, 0]) * 0.3646  # first TransformMatrix triple = axis 0 direction
     np.testing.assert_allclose(vol.affine[:3, 0], lps_axis0 * [-1, -1, 1])
     np.testing.assert_allclose(vol.affine[:3, 3], [-12.5, 40.0, 7.25])
@@ -339,7 +339,7 @@ def test_mhd_pair_copies_image_geometry_into_corrupt_mask(tmp_path, oblique, pha
 
 
 def test_mhd_bad_inputs(tmp_path):
-    data = np.arange(120, dtype="<u2")
+    data = np.arange(720, dtype="<u2")
     (tmp_path / "image.raw").write_bytes(data.tobytes()[:-10])
     (tmp_path / "image.mhd").write_text(ITK_HEADER)
     with pytest.raises(OAKitError, match="truncated") as info:
@@ -395,14 +395,14 @@ def test_skmtea_h5(tmp_path, phantom):
 
 def test_skmtea_bad_inputs(tmp_path, phantom):
     with h5py.File(tmp_path / "bad.h5", "w") as f:
-        f["echo1"] = np.zeros((4, 5, 6))
-        f["echo2"] = np.zeros((4, 5, 6))
-        f["seg"] = np.zeros((4, 5, 6, 4))
+        f["echo1"] = np.zeros((8, 9, 10))
+        f["echo2"] = np.zeros((8, 9, 10))
+        f["seg"] = np.zeros((8, 9, 10, 4))
     with pytest.raises(OAKitError, match="'seg' has shape") as info:
         read_skmtea_h5(tmp_path / "bad.h5")
     _one_line(info)
     with h5py.File(tmp_path / "noecho.h5", "w") as f:
-        f["echo1"] = np.zeros((4, 5, 6))
+        f["echo1"] = np.zeros((8, 9, 10))
     with pytest.raises(OAKitError, match="'echo2' missing"):
         read_skmtea_h5(tmp_path / "noecho.h5")
     (tmp_path / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 40)
@@ -536,7 +536,7 @@ def test_cohort_mri_reads_back(tiny_cohort):
 
 def test_dicom_rle_compressed_series(tmp_path, oblique):
     """Compressed transfer syntaxes decode through pydicom's plugins (RLE Lossless written here)."""
-    vol = MRIVolume(oblique.array[:, :, :4], oblique.affine)
+    vol = MRIVolume(oblique.array[:, :, :8], oblique.affine)
     for path in write_dicom_series(tmp_path / "rle", vol):
         ds = pydicom.dcmread(path)
         ds.compress(pydicom.uid.RLELossless)

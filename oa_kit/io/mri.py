@@ -4,6 +4,13 @@ Every reader returns an :class:`MRIVolume`: the array in the file's voxel order 
 Use :func:`reorient` / :func:`to_canonical` to get RAS-ordered arrays, and :func:`mirror_to_right` to present a
 left knee as a right knee before a model sees it. Label maps are read as stored; convert them with
 :func:`oa_kit.io.labels.to_harmonised`.
+
+Hostile sizes are refused from the header, before any voxel is read or decompressed (:mod:`oa_kit.io.limits`):
+at most ``MAX_VOXELS`` voxels and ``MAX_BYTES`` decoded bytes per volume (a compressed ``.zraw`` may not inflate
+beyond the size its header declares), and at least ``MIN_VOXELS_PER_AXIS`` voxels along each axis (anything
+smaller cannot be a knee); the environment variables ``OA_KIT_MAX_VOXELS``, ``OA_KIT_MAX_BYTES`` and
+``OA_KIT_MIN_VOXELS_PER_AXIS`` override them. Every bad file raises one-line :class:`OAKitError`, so a batch
+can catch it per scan and carry on.
 """
 
 from __future__ import annotations
@@ -17,12 +24,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import h5py
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from oa_kit.errors import OAKitError
 from oa_kit.io.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from oa_kit.io.limits import check_count, limit
 
 __all__ = [
     "MRIVolume",
@@ -46,6 +59,43 @@ __all__ = [
 ]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def check_volume_size(name: str | os.PathLike, shape: Sequence[int], itemsize: int, minimum: bool = True) -> None:
+    """Refuse a volume, from its header ``shape`` and bytes per voxel, before it is read: too big or too small.
+
+    Parameters
+    ----------
+    name : str or PathLike
+        The file (or field) named in the error.
+    shape : sequence of int
+        Array shape (3 spatial axes, optionally trailing channels).
+    itemsize : int
+        Bytes per voxel once decoded.
+    minimum : bool
+        Also require ``MIN_VOXELS_PER_AXIS`` (False for a mask whose grid is then compared with its image's).
+
+    Raises
+    ------
+    OAKitError
+        A non-positive dimension, more than ``MAX_VOXELS`` voxels or ``MAX_BYTES`` bytes, or fewer than
+        ``MIN_VOXELS_PER_AXIS`` voxels along a spatial axis (limits from :mod:`oa_kit.io.limits`).
+    """
+    dims = [int(d) for d in shape]
+    if any(d <= 0 for d in dims):
+        raise OAKitError(f"{name}: shape {tuple(dims)} has an empty axis; expected a positive size along every axis")
+    count = 1
+    for d in dims:
+        count *= d
+    check_count(str(name), count, "MAX_VOXELS", "voxels")
+    check_count(str(name), count * int(itemsize), "MAX_BYTES", "bytes of voxel data")
+    least = limit("MIN_VOXELS_PER_AXIS")
+    if minimum and len(dims) >= 3 and min(dims[:3]) < least:
+        size = " x ".join(str(d) for d in dims[:3])
+        raise OAKitError(
+            f"{name}: volume is {size} voxels, too small to be a knee scan; expected a 3D volume with at least "
+            f"{least} voxels along each axis (OA_KIT_MIN_VOXELS_PER_AXIS)"
+        )
 
 
 @dataclass(frozen=True)
@@ -158,23 +208,48 @@ def read_nifti(path: str | os.PathLike) -> MRIVolume:
     path = Path(path)
     if not path.is_file():
         raise OAKitError(f"{path}: file not found; expected a NIfTI file")
+    if path.stat().st_size == 0:
+        raise OAKitError(f"{path}: file is empty (0 bytes); expected a NIfTI image (.nii/.nii.gz)")
     try:
-        img = nib.load(str(path))
-        array = np.asarray(img.dataobj)  # stored dtype unless scl_slope/scl_inter rescale it
-        if array.dtype == np.float64 and img.get_data_dtype() != np.float64:
-            array = array.astype(np.float32)
-    except OAKitError:
-        raise
+        img = nib.load(str(path))  # header only: the voxels are read below, once the size is known to be sane
+        shape, stored = tuple(int(d) for d in img.shape), np.dtype(img.get_data_dtype())
+        scaled = not (_unit(getattr(img.dataobj, "slope", 1.0), 1.0) and _unit(getattr(img.dataobj, "inter", 0.0), 0.0))
     except Exception as exc:  # nibabel raises many types for corrupt/truncated files
+        raise OAKitError(f"{path}: cannot read as NIfTI ({_short(exc)}); expected a valid .nii/.nii.gz") from None
+    if len(shape) < 3:
+        raise OAKitError(f"{path}: image is {len(shape)}-D {shape}; expected a 3-D volume")
+    if len(shape) > 4:
+        raise OAKitError(f"{path}: image is {len(shape)}-D {shape}; expected a 3-D volume (or 4-D channels)")
+    check_volume_size(path, shape, 8 if scaled else stored.itemsize)
+    try:
+        array = np.asarray(img.dataobj)  # stored dtype unless scl_slope/scl_inter rescale it
+        if array.dtype == np.float64 and stored != np.float64:
+            array = array.astype(np.float32)
+        affine = img.affine
+        codes = {"qform_code": int(img.header["qform_code"]), "sform_code": int(img.header["sform_code"])}
+    except Exception as exc:
         raise OAKitError(
-            f"{path}: cannot read as NIfTI ({type(exc).__name__}: {exc}); expected a valid .nii/.nii.gz"
-        ) from exc
-    if array.ndim < 3:
-        raise OAKitError(f"{path}: image is {array.ndim}-D {array.shape}; expected a 3-D volume")
-    if array.ndim > 4:
-        raise OAKitError(f"{path}: image is {array.ndim}-D {array.shape}; expected a 3-D volume (or 4-D channels)")
-    meta = {"format": "nifti", **_parse_descrip(img.header.get("descrip", b""))}
-    return MRIVolume(array=array, affine=img.affine, source=path, metadata=meta)
+            f"{path}: voxel data cannot be read ({_short(exc)}); expected a complete .nii/.nii.gz (truncated?)"
+        ) from None
+    if array.dtype.kind not in "biuf":
+        raise OAKitError(f"{path}: voxel type {array.dtype}; expected integer or real voxels")
+    meta = {"format": "nifti", **codes, **_parse_descrip(img.header.get("descrip", b""))}
+    return MRIVolume(array=array, affine=affine, source=path, metadata=meta)
+
+
+def _unit(value: object, neutral: float) -> bool:
+    """True when a NIfTI scale factor is absent/NaN or equals its neutral value (no rescaling)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return True
+    return not np.isfinite(number) or number == neutral
+
+
+def _short(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, trimmed, for one-line errors."""
+    text = " ".join(str(exc).split())[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 #: Metadata keys kept in the NIfTI ``descrip`` header field (80 bytes) as ``oa_kit key=value ...``.
@@ -240,39 +315,56 @@ def _dicom_files(folder: Path) -> list[Path]:
     )
     if not files:
         raise OAKitError(f"{folder}: no files; expected DICOM slices")
+    check_count(str(folder), sum(p.stat().st_size for p in files), "MAX_BYTES", "bytes of files")
     return files
 
 
 def _read_slice(path: Path):
     """Read one DICOM slice header and pixels, checking it is an MR image with geometry."""
-    import pydicom
 
     try:
         ds = pydicom.dcmread(str(path))
+        modality = str(getattr(ds, "Modality", ""))
     except Exception as exc:
-        raise OAKitError(
-            f"{path}: not a readable DICOM file ({type(exc).__name__}); expected a DICOM MR slice"
-        ) from exc
-    modality = str(getattr(ds, "Modality", ""))
+        raise OAKitError(f"{path}: not a readable DICOM file ({_short(exc)}); expected a DICOM MR slice") from None
     if modality != "MR":
         raise OAKitError(f"{path}: Modality is {modality or 'missing'!r}; expected 'MR'")
-    for tag in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"):
-        value = getattr(ds, tag, None)
-        if (
-            value is None
-            or len(value) != {"ImageOrientationPatient": 6, "ImagePositionPatient": 3, "PixelSpacing": 2}[tag]
-        ):
-            raise OAKitError(f"{path}: {tag} missing or malformed; expected it in every MR slice")
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+    for tag, n in (("ImageOrientationPatient", 6), ("ImagePositionPatient", 3), ("PixelSpacing", 2)):
+        try:
+            values = [float(v) for v in getattr(ds, tag)]
+        except Exception:  # absent, not a list, or text that is not a number
+            values = []
+        if len(values) != n or not np.all(np.isfinite(values)) or (tag == "PixelSpacing" and min(values) <= 0):
+            raise OAKitError(f"{path}: {tag} missing or malformed; expected {n} finite numbers in every MR slice")
+    try:
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        _echo_key(ds), _rescale(ds)
+    except Exception as exc:
+        raise OAKitError(
+            f"{path}: malformed header value ({_short(exc)}); expected numeric NumberOfFrames, Rows, Columns, "
+            "EchoNumbers, EchoTime, RescaleSlope and RescaleIntercept"
+        ) from None
+    if frames > 1:
         raise OAKitError(f"{path}: enhanced multi-frame DICOM; expected one slice per file")
     if "PixelData" not in ds:
         raise OAKitError(f"{path}: no PixelData; expected an image slice")
+    if rows <= 0 or cols <= 0:
+        raise OAKitError(f"{path}: Rows x Columns is {rows} x {cols}; expected a positive image size")
     return ds
+
+
+def _rescale(ds) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept) of a slice, defaults 1 and 0; must be finite."""
+    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
+    inter = float(getattr(ds, "RescaleIntercept", 0) or 0)
+    if not (np.isfinite(slope) and np.isfinite(inter)):
+        raise ValueError(f"RescaleSlope/Intercept {slope}/{inter} not finite")
+    return slope, inter
 
 
 def _echo_key(ds) -> tuple[float, float]:
     """Sort key of a slice's echo: (EchoNumbers, EchoTime), missing values as 0."""
-    from pydicom.multival import MultiValue
 
     number = getattr(ds, "EchoNumbers", None)
     if isinstance(number, MultiValue):
@@ -343,18 +435,19 @@ def _stack_echo(folder: Path, key: tuple[float, float], items: list) -> MRIVolum
         only = items[0][0]
         slice_step = float(getattr(only, "SpacingBetweenSlices", None) or getattr(only, "SliceThickness", 1.0))
     spacing = [float(v) for v in items[0][0].PixelSpacing]
+    sizes = {(int(ds.Columns), int(ds.Rows)) for ds, _ in items}
+    if len(sizes) > 1:
+        raise OAKitError(f"{folder}: slices have different sizes {sorted(sizes)}; expected one matrix size")
+    check_volume_size(folder, (*sizes.pop(), len(items)), 4)  # uint16/int16 stored, float32 once rescaled
     planes = []
     for ds, p in items:
         try:
             px = ds.pixel_array
         except Exception as exc:
-            raise OAKitError(
-                f"{p}: pixel data cannot be decoded ({type(exc).__name__}); expected a complete slice"
-            ) from exc
+            raise OAKitError(f"{p}: pixel data cannot be decoded ({_short(exc)}); expected a complete slice") from None
         if px.ndim != 2:
             raise OAKitError(f"{p}: pixel array shape {px.shape}; expected a 2-D grayscale slice")
-        slope = float(getattr(ds, "RescaleSlope", 1) or 1)
-        inter = float(getattr(ds, "RescaleIntercept", 0) or 0)
+        slope, inter = _rescale(ds)
         planes.append(px.T if (slope, inter) == (1.0, 0.0) else (px.T * slope + inter).astype(np.float32))
     shapes = {pl.shape for pl in planes}
     if len(shapes) > 1:
@@ -391,9 +484,6 @@ def write_dicom_series(
 ) -> list[Path]:
     """Write a 3-D volume as an MR DICOM series (one uint16/int16 file per slice along array axis 2), atomically
     per file; geometry (IOP/IPP/PixelSpacing) is derived from the affine so :func:`read_dicom_series` reads it back."""
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
     arr = np.asarray(volume.array)
     if arr.ndim != 3:
@@ -464,9 +554,14 @@ _MET_TYPES = MappingProxyType(
 _MET_NAMES = MappingProxyType({np.dtype(v).str[1:]: k for k, v in reversed(list(_MET_TYPES.items()))})
 
 
+#: Bytes of a MetaImage file searched for the header (``LOCAL`` data starts right after it).
+_MHD_HEADER_BYTES = 65536
+
+
 def _parse_mhd_header(path: Path) -> dict[str, str]:
     """``key = value`` lines of a MetaImage header (keys as written)."""
-    text = path.read_bytes()[:65536].decode("latin-1")  # LOCAL files carry binary voxels after the header
+    with open(path, "rb") as handle:
+        text = handle.read(_MHD_HEADER_BYTES).decode("latin-1")  # LOCAL files carry binary voxels after the header
     header: dict[str, str] = {}
     for line in text.splitlines():
         if "=" in line:
@@ -508,24 +603,24 @@ def read_mhd(path: str | os.PathLike) -> MRIVolume:
         raise OAKitError(f"{path}: NDims = {h.get('NDims')!r}; expected 3") from None
     if ndims != 3:
         raise OAKitError(f"{path}: NDims = {h.get('NDims', 'missing')}; expected a 3-D image (NDims = 3)")
-    dims = _floats(path, h, "DimSize", 3, None).astype(int)
     etype = h.get("ElementType", "")
     if etype not in _MET_TYPES:
         raise OAKitError(f"{path}: ElementType {etype or 'missing'!r}; expected one of {sorted(_MET_TYPES)}")
+    sizes = _floats(path, h, "DimSize", 3, None)
+    if not all(v == int(v) and v > 0 for v in sizes):
+        raise OAKitError(f"{path}: DimSize = {h['DimSize']!r}; expected three positive whole numbers")
+    dims = [int(v) for v in sizes]
+    msb = (h.get("ElementByteOrderMSB") or h.get("BinaryDataByteOrderMSB") or "False").lower() == "true"
+    dtype = np.dtype(_MET_TYPES[etype]).newbyteorder(">" if msb else "<")
+    check_volume_size(path, dims, dtype.itemsize)
     spacing = _floats(path, h, "ElementSpacing", 3, h.get("ElementSize", "1 1 1").split())
+    if not np.all(spacing > 0):
+        raise OAKitError(f"{path}: ElementSpacing = {h.get('ElementSpacing')!r}; expected three positive mm values")
     offset_key = next((k for k in ("Offset", "Origin", "Position") if k in h), "Offset")
     offset = _floats(path, h, offset_key, 3, (0.0, 0.0, 0.0))
     rot_key = next((k for k in ("TransformMatrix", "Rotation", "Orientation") if k in h), "TransformMatrix")
     rotation = _floats(path, h, rot_key, 9, np.eye(3).ravel()).reshape(3, 3)  # row i = direction of axis i
-    msb = (h.get("ElementByteOrderMSB") or h.get("BinaryDataByteOrderMSB") or "False").lower() == "true"
-    dtype = np.dtype(_MET_TYPES[etype]).newbyteorder(">" if msb else "<")
-    raw = _mhd_data(path, h)
-    count = int(np.prod(dims))
-    if len(raw) != count * dtype.itemsize:
-        raise OAKitError(
-            f"{path}: data has {len(raw)} bytes; expected {count * dtype.itemsize} for DimSize "
-            f"{tuple(dims)} of {etype} (truncated or wrong header?)"
-        )
+    raw = _mhd_data(path, h, dims[0] * dims[1] * dims[2] * dtype.itemsize, f"DimSize {tuple(dims)} of {etype}")
     array = np.frombuffer(raw, dtype=dtype).reshape(dims[::-1]).transpose(2, 1, 0)
     array = np.ascontiguousarray(array.astype(dtype.newbyteorder("=")))
     lps = np.eye(4)
@@ -536,29 +631,78 @@ def read_mhd(path: str | os.PathLike) -> MRIVolume:
     )
 
 
-def _mhd_data(path: Path, h: Mapping[str, str]) -> bytes:
-    """The raw voxel bytes of a MetaImage (separate file or LOCAL), decompressed when CompressedData is True."""
+def _mhd_data(path: Path, h: Mapping[str, str], expected: int, what: str) -> bytes:
+    """The ``expected`` raw voxel bytes of a MetaImage (separate file or LOCAL), read and decompressed with bounds.
+
+    File sizes are checked before reading and a ``.zraw`` is inflated to at most ``expected`` bytes, so neither a
+    huge data file nor a decompression bomb is ever loaded whole.
+    """
+    data_path, start = _mhd_data_file(path, h)
+    try:
+        header_size = int(h.get("HeaderSize", "0") or 0)
+    except ValueError:
+        raise OAKitError(f"{path}: HeaderSize = {h['HeaderSize']!r}; expected a whole number of bytes or -1") from None
+    size = data_path.stat().st_size
+    compressed = h.get("CompressedData", "False").lower() == "true"
+    if header_size == -1 and not compressed:
+        start = max(size - expected, start)  # ITK: the voxels are the last bytes of the file
+    elif header_size < 0:
+        raise OAKitError(f"{path}: HeaderSize = {header_size}; expected a whole number of bytes or -1")
+    else:
+        start += header_size
+    available = max(size - start, 0)
+    if not compressed:
+        if available != expected:
+            raise OAKitError(
+                f"{path}: data has {available} bytes; expected {expected} for {what} (truncated or wrong header?)"
+            )
+        with open(data_path, "rb") as handle:
+            handle.seek(start)
+            return handle.read(expected)
+    check_count(f"{path}: compressed data", available, "MAX_BYTES", "bytes")
+    with open(data_path, "rb") as handle:
+        handle.seek(start)
+        blob = handle.read()
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(blob, expected + 1)
+    except zlib.error as exc:
+        raise OAKitError(f"{path}: compressed data is corrupt ({exc}); expected zlib data") from None
+    if len(data) > expected or inflater.unconsumed_tail:
+        raise OAKitError(
+            f"{path}: compressed data inflates beyond the {expected} bytes of {what} (decompression stopped); "
+            "expected exactly the voxels the header declares"
+        )
+    if len(data) != expected:
+        raise OAKitError(
+            f"{path}: compressed data inflates to {len(data)} bytes; expected {expected} for {what} "
+            "(truncated or wrong header?)"
+        )
+    return data
+
+
+def _mhd_data_file(path: Path, h: Mapping[str, str]) -> tuple[Path, int]:
+    """(file holding the voxels, offset of the bytes after the header): ``LOCAL`` or a file beside the header."""
     data_file = h.get("ElementDataFile")
     if not data_file:
         raise OAKitError(f"{path}: ElementDataFile missing; expected it as the last header line")
     if data_file == "LOCAL":
-        blob = path.read_bytes()
-        marker = blob.find(b"ElementDataFile")
-        blob = blob[blob.index(b"\n", marker) + 1 :]
-    else:
-        data_path = path.parent / data_file
-        if not data_path.is_file():
-            raise OAKitError(f"{path}: ElementDataFile {data_file!r} not found beside it; expected the .raw file")
-        blob = data_path.read_bytes()
-    header_size = int(h.get("HeaderSize", "0") or 0)
-    if header_size > 0:
-        blob = blob[header_size:]
-    if h.get("CompressedData", "False").lower() == "true":
-        try:
-            blob = zlib.decompress(blob)
-        except zlib.error as exc:
-            raise OAKitError(f"{path}: compressed data is corrupt ({exc}); expected zlib data") from exc
-    return blob
+        with open(path, "rb") as handle:
+            head = handle.read(_MHD_HEADER_BYTES)
+        marker = head.find(b"ElementDataFile")
+        end = head.find(b"\n", marker)
+        if marker < 0 or end < 0:
+            raise OAKitError(f"{path}: ElementDataFile = LOCAL without a line end; expected voxels after the header")
+        return path, end + 1
+    relative = Path(data_file)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise OAKitError(
+            f"{path}: ElementDataFile {data_file!r} points outside the header's folder; expected a file beside it"
+        )
+    data_path = path.parent / relative
+    if not data_path.is_file():
+        raise OAKitError(f"{path}: ElementDataFile {data_file!r} not found beside it; expected the .raw file")
+    return data_path, 0
 
 
 def write_mhd(path: str | os.PathLike, volume: MRIVolume, compress: bool = False) -> Path:
@@ -627,7 +771,6 @@ IWOAI_SPACING_MM = (0.3646, 0.3646, 0.7)
 
 def _open_h5(path: Path):
     """Open an HDF5 file read-only, turning failures into one-line errors."""
-    import h5py
 
     if not path.is_file():
         raise OAKitError(f"{path}: file not found; expected an HDF5 file")
@@ -638,19 +781,24 @@ def _open_h5(path: Path):
 
 
 def _h5_array(path: Path, f, key: str, ndim: int, channels: int | None = None) -> np.ndarray:
-    """Dataset ``key`` of an open HDF5 file, checked for dimensionality and channel count."""
+    """Dataset ``key`` of an open HDF5 file, checked (type, shape, size) before it is read; masks (``channels``)
+    skip the knee-size minimum because their grid is compared with the image's."""
     if key not in f:
         raise OAKitError(f"{path}: dataset {key!r} missing (has {sorted(f.keys())}); expected {key!r}")
-    try:
-        arr = f[key][()]
-    except Exception as exc:
-        raise OAKitError(
-            f"{path}: dataset {key!r} cannot be read ({type(exc).__name__}); expected complete data"
-        ) from exc
-    if arr.ndim != ndim or (channels is not None and arr.shape[-1] != channels):
+    dataset = f[key]
+    dtype = getattr(dataset, "dtype", None)  # an h5py Group has no dtype
+    if dtype is None or dtype.kind not in "biuf":
+        kind = "a group" if dtype is None else f"of type {dtype}"
+        raise OAKitError(f"{path}: {key!r} is {kind}; expected a numeric array dataset")
+    shape = tuple(int(d) for d in dataset.shape)
+    if len(shape) != ndim or (channels is not None and shape[-1] != channels):
         want = f"{ndim}-D" + (f" with {channels} channels last" if channels else "")
-        raise OAKitError(f"{path}: dataset {key!r} has shape {arr.shape}; expected {want}")
-    return arr
+        raise OAKitError(f"{path}: dataset {key!r} has shape {shape}; expected {want}")
+    check_volume_size(f"{path}: dataset {key!r}", shape, dtype.itemsize, minimum=channels is None)
+    try:
+        return np.asarray(dataset[()])
+    except Exception as exc:
+        raise OAKitError(f"{path}: dataset {key!r} cannot be read ({_short(exc)}); expected complete data") from None
 
 
 def read_skmtea_h5(
@@ -722,11 +870,23 @@ def read_mrnet_case(path: str | os.PathLike) -> MRIVolume:
     if not path.is_file():
         raise OAKitError(f"{path}: file not found; expected an MRNet .npy stack")
     try:
+        with open(path, "rb") as handle:  # the header first: shape and type are checked before any voxel is read
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(handle)
+    except Exception as exc:
+        raise OAKitError(f"{path}: cannot read as .npy ({_short(exc)}); expected a (S, 256, 256) array") from None
+    if len(shape) != 3:
+        raise OAKitError(f"{path}: array shape {tuple(shape)}; expected a 3-D (slices, 256, 256) stack")
+    if dtype.kind not in "biuf":
+        raise OAKitError(f"{path}: array type {dtype}; expected numeric voxels (uint8)")
+    check_volume_size(path, shape, dtype.itemsize)
+    try:
         arr = np.load(path, allow_pickle=False)
     except Exception as exc:
-        raise OAKitError(f"{path}: cannot read as .npy ({type(exc).__name__}); expected a (S, 256, 256) array") from exc
-    if arr.ndim != 3:
-        raise OAKitError(f"{path}: array shape {arr.shape}; expected a 3-D (slices, 256, 256) stack")
+        raise OAKitError(f"{path}: cannot read as .npy ({_short(exc)}); expected a (S, 256, 256) array") from None
     view = path.parent.name if path.parent.name in ("axial", "coronal", "sagittal") else ""
     meta = {
         "format": "mrnet",
