@@ -422,3 +422,28 @@ def test_secondary_capture_class_is_read(tmp_path):
     ds = make_dataset(ramp16(8, 8))
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = SecondaryCaptureImageStorage
     assert read_radiograph(save(ds, tmp_path / "sc.dcm")).pixels.shape == (8, 8)
+
+
+def test_palette_and_grey_alpha_png_read_as_luminance(tmp_path):
+    from oa_kit.io.radiograph import read_gray_array
+
+    grey = (np.arange(32 * 40) % 251).astype(np.uint8).reshape(32, 40)
+    palette = Image.fromarray(255 - grey).convert("P")  # indices != grey values
+    palette.putpalette([v for i in range(256) for v in (255 - i,) * 3])
+    indices = np.asarray(palette)
+    palette.save(tmp_path / "p.png")
+    expected = (255 - indices).astype(np.uint8)
+    np.testing.assert_array_equal(read_gray_array(tmp_path / "p.png"), expected)
+    np.testing.assert_array_equal(read_radiograph(tmp_path / "p.png").pixels, expected)
+    Image.fromarray(grey).convert("LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_gray_array(tmp_path / "la.png"), grey)
+
+
+def test_pixel_cap_checked_before_decoding(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((300, 400), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setenv("OA_KIT_MAX_PIXELS", "100000")
+    with pytest.raises(OAKitError, match=r"big.png: 120,000 pixels exceeds the limit of 100,000"):
+        read_radiograph(tmp_path / "big.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(OAKitError, match="empty.png: file is empty"):
+        read_radiograph(tmp_path / "empty.png")

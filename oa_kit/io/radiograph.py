@@ -15,22 +15,34 @@ Conventions (docs/DESIGN.md, REFERENCE §1.6):
   true colour raises ``OAKitError`` unless ``allow_rgb=True``, which converts with ITU-R 601 luma and flags
   ``"converted_from_rgb"``; multi-frame DICOM always raises.
 
-Every bad input raises :class:`oa_kit.errors.OAKitError` with one line naming the file.
+Every bad input raises :class:`oa_kit.errors.OAKitError` with one line naming the file. Sizes are checked from the
+header before any pixel is decoded (:mod:`oa_kit.io.limits`): at most ``MAX_PIXELS`` pixels (env
+``OA_KIT_MAX_PIXELS``, default 2^26 = 67 M, over 4x an OAI PA film) and ``MAX_BYTES`` decoded bytes / file bytes
+(env ``OA_KIT_MAX_BYTES``); Pillow's own decompression-bomb limit also applies. Palette, grey+alpha and
+grey-stored-as-RGB PNGs are converted to luminance (never read as palette indices).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import types
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from PIL import Image, UnidentifiedImageError
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder
+from pydicom.uid import UID, ImplicitVRLittleEndian
 
 from oa_kit.errors import OAKitError
+from oa_kit.io.limits import check_count, limit
 
-__all__ = ["Radiograph", "read_radiograph", "QA_FLAGS"]
+__all__ = ["Radiograph", "read_radiograph", "read_gray_array", "QA_FLAGS"]
 
 #: Every QA flag the readers can set, with its meaning.
 QA_FLAGS: Mapping[str, str] = types.MappingProxyType(
@@ -107,14 +119,63 @@ def read_radiograph(path: str | os.PathLike, *, voi_lut: bool = True, allow_rgb:
         ``allow_rgb``; unsupported or undecodable transfer syntax.
     """
     path = Path(path)
+    head = _head(path)
     try:
+        if head.startswith(_PNG_MAGIC) or head.startswith(_JPEG_MAGIC):
+            return _read_pillow(path, allow_rgb=allow_rgb)
+        return _read_dicom(path, has_preamble=head[128:132] == b"DICM", voi_lut=voi_lut, allow_rgb=allow_rgb)
+    except OAKitError:
+        raise
+    except Exception as exc:  # a malformed header value deep in pydicom/Pillow: still one line, never a traceback
+        raise OAKitError(
+            f"{path}: malformed or unsupported image ({_short(exc)}); expected a valid DICOM, PNG or JPEG radiograph"
+        ) from None
+
+
+def read_gray_array(path: str | os.PathLike) -> np.ndarray:
+    """Pixels of a PNG/JPEG as a 2-D array in its own bit depth (uint8 or uint16), size-checked before decoding.
+
+    Palette, grey+alpha and bilevel images become luminance, grey stored as RGB is reduced to one channel, and a
+    true-colour image raises (a radiograph is never colour).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The PNG or JPEG file.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows, cols)`` uint8/uint16 (or float64 for float/32-bit images outside the uint16 range).
+
+    Raises
+    ------
+    OAKitError
+        Missing, empty, corrupt, too large (``OA_KIT_MAX_PIXELS``) or colour image.
+    """
+    path = Path(path)
+    _head(path)
+    try:
+        _, _, arr = _decode_pillow(path)
+        return _to_gray(arr, path, allow_rgb=False, flags=[]) if arr.ndim == 3 else arr
+    except OAKitError:
+        raise
+    except Exception as exc:
+        raise OAKitError(f"{path}: cannot decode image ({_short(exc)}); expected a PNG or JPEG file") from None
+
+
+def _head(path: Path) -> bytes:
+    """First 132 bytes of a file (format sniffing), after checking it exists, is not empty and not too large."""
+    try:
+        size = path.stat().st_size
         with open(path, "rb") as fh:
             head = fh.read(132)
     except OSError as exc:
         raise OAKitError(f"{path}: cannot be read ({exc.strerror or exc}); expected a radiograph file") from None
-    if head.startswith(_PNG_MAGIC) or head.startswith(_JPEG_MAGIC):
-        return _read_pillow(path, allow_rgb=allow_rgb)
-    return _read_dicom(path, has_preamble=head[128:132] == b"DICM", voi_lut=voi_lut, allow_rgb=allow_rgb)
+    if size == 0:
+        raise OAKitError(f"{path}: file is empty (0 bytes); expected a DICOM, PNG or JPEG radiograph")
+    check_count(str(path), size, "MAX_BYTES", "bytes")
+    return head
 
 
 def _radiograph(
@@ -137,9 +198,10 @@ def _read_dicom(path: Path, has_preamble: bool, voi_lut: bool, allow_rgb: bool) 
     """Decode one DICOM file and apply LUTs, photometric inversion and spacing rules."""
     ds = _dcmread(path, has_preamble)
     syntax = _transfer_syntax(ds)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _header_int(ds, "NumberOfFrames", 1, path)
     if frames > 1:
         raise OAKitError(f"{path}: NumberOfFrames is {frames}; expected a single-frame radiograph")
+    _check_dicom_size(ds, path)
     stored = _decode_pixels(ds, path, syntax)
     flags: list[str] = []
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
@@ -157,6 +219,25 @@ def _read_dicom(path: Path, has_preamble: bool, voi_lut: bool, allow_rgb: bool) 
     meta = _dicom_meta(ds, syntax, flags)
     meta.update(photometric=photometric, bits_stored=bits_stored, spacing_source=spacing_source, **lut_info)
     return _radiograph(pixels, spacing, flags, path, meta)
+
+
+def _header_int(ds, keyword: str, default: int, path: Path) -> int:
+    """An integer header attribute (``default`` when absent/blank), one-line error when it is not a number."""
+    try:
+        return int(ds.get(keyword, default) or default)
+    except (TypeError, ValueError, OverflowError):
+        raise OAKitError(f"{path}: {keyword} = {ds.get(keyword)!r}; expected a whole number") from None
+
+
+def _check_dicom_size(ds, path: Path) -> None:
+    """Rows x Columns (x samples x bytes) from the header, checked before the pixel data is decoded."""
+    rows, cols = _header_int(ds, "Rows", 0, path), _header_int(ds, "Columns", 0, path)
+    if rows <= 0 or cols <= 0:
+        raise OAKitError(f"{path}: Rows x Columns is {rows} x {cols}; expected a positive image size")
+    samples = max(_header_int(ds, "SamplesPerPixel", 1, path), 1)
+    bits = max(_header_int(ds, "BitsAllocated", 16, path), 1)
+    check_count(str(path), rows * cols, "MAX_PIXELS", "pixels")
+    check_count(str(path), rows * cols * samples * ((bits + 7) // 8), "MAX_BYTES", "bytes of decoded pixels")
 
 
 def _dicom_meta(ds, syntax, flags: list[str]) -> dict[str, object]:
@@ -179,8 +260,6 @@ def _dicom_meta(ds, syntax, flags: list[str]) -> dict[str, object]:
 
 def _dcmread(path: Path, has_preamble: bool):
     """Parse a DICOM header and data set, turning every parser failure into a one-line error."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
         ds = pydicom.dcmread(path, force=not has_preamble)
@@ -200,7 +279,6 @@ def _dcmread(path: Path, has_preamble: bool):
 
 def _transfer_syntax(ds):
     """The data set's transfer syntax UID (Implicit VR Little Endian when the file meta lacks one)."""
-    from pydicom.uid import UID, ImplicitVRLittleEndian
 
     meta = getattr(ds, "file_meta", None)
     uid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
@@ -209,7 +287,6 @@ def _transfer_syntax(ds):
 
 def _decode_pixels(ds, path: Path, syntax) -> np.ndarray:
     """Decode PixelData with pydicom's decoders (pylibjpeg for JPEG/JPEG 2000/RLE), with one-line errors."""
-    from pydicom.pixels import get_decoder
 
     try:
         decoder = get_decoder(syntax)
@@ -234,7 +311,6 @@ def _decode_pixels(ds, path: Path, syntax) -> np.ndarray:
 
 def _apply_luts(stored: np.ndarray, ds, photometric: str, voi_lut: bool) -> tuple[np.ndarray, dict]:
     """Apply Modality then VOI LUT and invert MONOCHROME1 (or INVERSE presentation) over the nominal range."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     has_modality = any(k in ds for k in ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence"))
     has_voi = voi_lut and any(k in ds for k in ("WindowCenter", "VOILUTSequence"))
@@ -262,7 +338,6 @@ def _apply_luts(stored: np.ndarray, ds, photometric: str, voi_lut: bool) -> tupl
 
 def _palette_to_rgb(stored: np.ndarray, ds, path: Path, allow_rgb: bool) -> np.ndarray:
     """Expand a PALETTE COLOR image through its colour LUT (only with ``allow_rgb``; it is not a radiograph)."""
-    from pydicom.pixels import apply_color_lut
 
     if not allow_rgb:
         raise OAKitError(
@@ -306,19 +381,8 @@ def _laterality(ds) -> str:
 
 def _read_pillow(path: Path, allow_rgb: bool) -> Radiograph:
     """Read an 8- or 16-bit PNG/JPEG with Pillow; spacing is never taken from DPI metadata."""
-    from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-            fmt, mode = img.format, img.mode
-            arr = _pillow_array(img)
-    except UnidentifiedImageError:
-        raise OAKitError(f"{path}: image format not recognised; expected a PNG or JPEG file") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise OAKitError(
-            f"{path}: corrupt or truncated {_fmt_guess(path)} ({_short(exc)}); expected a complete image"
-        ) from None
+    fmt, mode, arr = _decode_pillow(path)
     flags: list[str] = []
     if arr.ndim == 3:
         arr = _to_gray(arr, path, allow_rgb, flags)
@@ -341,6 +405,37 @@ def _read_pillow(path: Path, allow_rgb: bool) -> Radiograph:
     return _radiograph(arr, None, flags, path, meta)
 
 
+def _decode_pillow(path: Path) -> tuple[str, str, np.ndarray]:
+    """(format, mode, pixels) of a PNG/JPEG; the pixel count is checked from the header before decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit applies below
+            with Image.open(path) as img:
+                fmt, mode = img.format, img.mode
+                cols, rows = img.size
+                if rows <= 0 or cols <= 0:
+                    raise OAKitError(f"{path}: image is {cols} x {rows} pixels; expected a positive size")
+                check_count(str(path), rows * cols, "MAX_PIXELS", "pixels")
+                img.load()
+                arr = _pillow_array(img)
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise OAKitError(
+            f"{path}: image of {count} exceeds the limit of {limit('MAX_PIXELS'):,} (decompression bomb?); "
+            "expected a smaller image (OA_KIT_MAX_PIXELS)"
+        ) from None
+    except UnidentifiedImageError:
+        raise OAKitError(f"{path}: image format not recognised; expected a PNG or JPEG file") from None
+    except OAKitError:
+        raise
+    except Exception as exc:  # OSError, SyntaxError, ValueError, struct.error, ... for corrupt files
+        raise OAKitError(
+            f"{path}: corrupt or truncated {_fmt_guess(path)} ({_short(exc)}); expected a complete image"
+        ) from None
+    return str(fmt), str(mode), arr
+
+
 def _fmt_guess(path: Path) -> str:
     """'PNG' or 'JPEG' from the file's magic bytes (for error messages)."""
     with open(path, "rb") as fh:
@@ -355,9 +450,9 @@ def _pillow_array(img) -> np.ndarray:
     if mode in {"I", "F"}:
         arr = np.asarray(img)
         return arr.astype(np.uint16) if arr.min() >= 0 and arr.max() < 65536 else arr.astype(np.float64)
-    if mode in {"LA", "1"}:
+    if mode in {"LA", "La", "1"}:
         return np.asarray(img.convert("L"))
-    return np.asarray(img.convert("RGB"))
+    return np.asarray(img.convert("RGB"))  # palette (through its colour table), RGB(A), CMYK, YCbCr
 
 
 # --------------------------------------------------------------------------- helpers

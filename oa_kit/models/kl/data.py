@@ -21,13 +21,11 @@ PACK_FORMAT = "oa_kit.kl.pack/1"
 
 
 def read_gray(path: str | os.PathLike) -> np.ndarray:
-    """Read a PNG/JPEG as a 2-D array (8- or 16-bit kept); RGB with equal channels reduced, colour rejected later."""
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image)
-    except (OSError, ValueError) as exc:
-        raise OAKitError(f"{path}: cannot decode image ({exc}); expected a PNG or JPEG file") from exc
-    return array
+    """Read a PNG/JPEG as a 2-D array (8- or 16-bit kept), size-checked before decoding; palette/grey+alpha/grey-RGB
+    become luminance, true colour raises (:func:`oa_kit.io.radiograph.read_gray_array`)."""
+    from oa_kit.io.radiograph import read_gray_array
+
+    return read_gray_array(path)
 
 
 def chen_input(path: str | os.PathLike, side: str, size: int = KL_INPUT_SIZE) -> np.ndarray:
