@@ -167,5 +167,5 @@ def test_trailing_separator_is_tolerated_but_extra_values_are_not(tmp_path):
     assert parsed["A"].iloc[0] == 0.5 and parsed["A_STATUS"].tolist() == ["ok", "not_expected"]
     assert parsed["B"].tolist() == ["10:30", "11:00"]
     table.write_text("ID|A\n1|2|9\n")
-    with pytest.raises(OAKitError, match="line 2 has 3 fields for 2 columns"):
+    with pytest.raises(OAKitError, match="t.txt, line 2: 3 fields for 2 columns"):
         oai.read_oai_table(table)

@@ -9,6 +9,7 @@ unreadable film (``technical``); KL 1.9 is read as KL 1 (as OAProgression does; 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from types import MappingProxyType
 
@@ -16,7 +17,17 @@ import numpy as np
 import pandas as pd
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.oai import find_table, read_oai_table, require_columns, status_summary, value_status
+from oa_kit.io.oai import (
+    cell_location,
+    check_ranges,
+    drop_duplicate_rows,
+    find_table,
+    read_oai_table,
+    require_columns,
+    require_numeric,
+    status_summary,
+    value_status,
+)
 
 #: MOST visit index → months since baseline (radiograph visits).
 MOST_VISIT_MONTHS = MappingProxyType({0: 0, 1: 15, 2: 30, 3: 60, 5: 84})
@@ -42,6 +53,8 @@ def read_most_outcomes(
     path = find_table(folder, "mostoutcomes")
     table = read_oai_table(path)
     require_columns(table, ["MOSTID", "V99EDINDEX", "V99ELKRINDEX", "V99ERKRINDEX"], path)
+    require_numeric(table, ["V99EDINDEX", "V99ELKRINDEX", "V99ERKRINDEX"])
+    table = _one_row_per_id(table)
     ids = table["MOSTID"].astype(str)
     rows = []
     for side in ("R", "L"):
@@ -63,11 +76,18 @@ def _index_to_month(values: pd.Series, visit_months, path: Path, column: str, as
     index = index.where(index > 0)
     unknown = index.notna() & ~index.isin(list(visit_months))
     if unknown.any():
+        row = unknown[unknown].index[0]
+        where = cell_location(values.to_frame().__finalize__(values), row) if values.attrs else str(path)
         raise OAKitError(
-            f"{path}: column {column}: visit index {index[unknown].iloc[0]:g}; "
+            f"{where}: column {column}: visit index {index[row]:g}; "
             f"expected one of {sorted(visit_months)} (pass visit_months for others)"
         )
     return index if as_index else index.map(dict(visit_months)).astype("float64")
+
+
+def _one_row_per_id(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a MOSTID, identical duplicates dropped; a MOSTID with two different rows raises (file and line)."""
+    return drop_duplicate_rows(table[table["MOSTID"].ne("")], ["MOSTID"], "participant")
 
 
 def read_most_readings(
@@ -96,6 +116,8 @@ def read_most_readings(
     path = find_table(folder, "mostv01235xray")
     table = read_oai_table(path)
     require_columns(table, ["MOSTID", "V0XRKL", "V0XLKL"], path)
+    require_numeric(table, [c for c in table.columns if re.fullmatch(r"V\dX[LR](KL|JS[LM]|OS[FT][LM])", c)])
+    table = _one_row_per_id(table)
     replaced = {}
     if find_table(folder, "mostoutcomes", required=False) is not None:
         reps, _ = read_most_outcomes(folder, visit_months)
@@ -121,6 +143,8 @@ def _pa_taken(folder: Path, visit: int, ids: pd.Series) -> pd.Series:
     column = f"V{visit}PA"
     if column not in enroll.columns or "MOSTID" not in enroll.columns:
         return pd.Series(True, index=ids.index)
+    require_numeric(enroll, [column])
+    enroll = _one_row_per_id(enroll)
     taken = dict(zip(enroll["MOSTID"].astype(str), pd.to_numeric(enroll[column], errors="coerce").eq(1)))
     return ids.astype(str).map(lambda i: taken.get(i, False)).astype(bool)
 
@@ -152,7 +176,10 @@ def _most_visit_side(
     valid = status.eq("ok")
     bad = valid & ~kl.isin([0, 1, 2, 3, 4])
     if bad.any():
-        raise OAKitError(f"{path}: column {column}: KL value {raw[bad].iloc[0]:g}; expected 0-4, 1.9, 8 or 9")
+        row = bad[bad].index[0]
+        raise OAKitError(
+            f"{cell_location(table, row, column)}: KL value {raw[row]:g}; expected 0-4, 1.9, 8 or 9 (MOST codes)"
+        )
     kl = kl.where(valid)
 
     def part(suffix: str) -> pd.Series:
@@ -217,6 +244,9 @@ def read_most_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
     path = find_table(folder, "mostv0enroll")
     table = read_oai_table(path)
     require_columns(table, ENROLL_COLUMNS, path)
+    require_numeric(table, ENROLL_COLUMNS[1:])
+    check_ranges(table, ENROLL_COLUMNS)
+    table = _one_row_per_id(table)
     rows = []
     for side in ("R", "L"):
         fields = {

@@ -3,11 +3,19 @@
 Special codes are never turned silently into NaN: every value column that holds one gets a companion
 ``<COLUMN>_STATUS`` column (``ok``, ``replacement`` for ``.P``, ``technical`` for ``.T``, ``not_expected`` for ``.A``,
 ``missing`` for blanks and ``.``), and tidy tables carry a ``kl_status`` column.
+
+Hardening (#24): text files must be UTF-8 (ASCII is UTF-8; a BOM is accepted). OAI distributes its ASCII tables as
+plain ASCII, so a byte that is not UTF-8 means a damaged or re-encoded file, and is an error naming the file, line
+and column rather than a silent U+FFFD that would stop IDs from matching (SAS files keep their latin-1 decoding).
+Every cell error names ``<file>, line N, column NAME``: a non-numeric value in a numeric column, a value out of
+its plausible range (:data:`VALUE_RANGES`, e.g. age 18-110, BMI 10-80, KL 0-4, event days 0-36525), two files for
+one table (``x.txt`` and ``x.csv``), and a conflicting duplicate row (identical duplicate rows are dropped).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import warnings
@@ -19,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from oa_kit.errors import OAKitError
+from oa_kit.io.limits import check_count
 
 #: OAI visit prefix → months since baseline (imaging visits plus the clinical-only V02/V04/V07/V09/V11).
 VISIT_MONTHS = MappingProxyType(
@@ -59,6 +68,27 @@ READPRJ_PRIORITY = (15, 37, 42)
 TABLE_SUFFIXES = (".txt", ".csv", ".sas7bdat")
 DAYS_PER_MONTH = 365.25 / 12
 
+#: Plausible value ranges (inclusive) of OAI/MOST columns, checked wherever the status is ``ok``; a column name
+#: pattern (regular expression, full match) → (low, high, what). Special codes are never range-checked.
+VALUE_RANGES: Mapping[str, tuple[float, float, str]] = MappingProxyType(
+    {
+        r"V00AGE|AGE": (18, 110, "age"),
+        r"P01BMI|V0BMI": (10, 80, "BMI"),
+        r"V\d\dXRKL": (0, 4, "KL"),
+        r"V\d\dXRJS[LM]": (0, 3, "JSN grade"),
+        r"V\d\dXROS[FT][LM]": (0, 3, "osteophyte grade"),
+        r"V\d\dMCMJSW|V\d\dL?JSW\d+": (0, 20, "JSW (mm)"),
+        r"P01INJ[LR]|P01KSURG[LR]": (0, 1, "yes/no code"),
+        r"P02SEX|SEX": (1, 2, "sex code (1 male, 2 female)"),
+        r"V\d\dWOMKP[LR]": (0, 20, "WOMAC pain"),
+        r"V\d\dWOMSTF[LR]": (0, 8, "WOMAC stiffness"),
+        r"V\d\dWOMADL[LR]": (0, 68, "WOMAC function"),
+        r"V\d\dWOMTS[LR]|V0WOTOT[LR]": (0, 96, "WOMAC total"),
+        r"V99E[LR]KDAYS|V99EDDDAYS": (0, 36525, "days from enrolment"),
+        r"READPRJ": (1, 999, "READPRJ"),
+    }
+)
+
 _LABELLED = re.compile(r"^([^:\s]*):(?:\s|$)")
 _SPECIAL = re.compile(r"^\.[A-Za-z]?$")
 
@@ -83,6 +113,11 @@ def read_oai_table(path: str | os.PathLike, special_codes: Mapping[str, str] = S
     path = Path(path)
     raw = _read_raw(path)
     raw.columns = _normalise_headers(raw.columns, path)
+    blank = np.ones(len(raw), dtype=bool)
+    for column in raw.columns:
+        blank &= raw[column].map(lambda v: str(v).strip() == "").to_numpy(dtype=bool)
+    lines = (raw.index.to_numpy() + 2)[~blank]  # one record per line (OAI has no multi-line fields); header = 1
+    raw = raw[~blank].reset_index(drop=True)
     out: dict[str, pd.Series] = {}
     for column in raw.columns:
         values, status = _clean_column(raw[column], column, path, special_codes)
@@ -90,8 +125,87 @@ def read_oai_table(path: str | os.PathLike, special_codes: Mapping[str, str] = S
         if status is not None:
             out[column + STATUS_SUFFIX] = status
     table = pd.DataFrame(out, index=raw.index)
-    table.attrs["source"] = str(path)
+    table.attrs.update(source=str(path), lines=tuple(int(n) for n in lines), header=tuple(raw.columns))
     return table
+
+
+def cell_location(table: pd.DataFrame, row: object, column: str | None = None) -> str:
+    """``<file>, line N, column NAME`` for row label ``row`` of a table read by :func:`read_oai_table`."""
+    parts = [str(table.attrs.get("source", "table"))]
+    lines = table.attrs.get("lines")
+    if lines is not None and isinstance(row, (int, np.integer)) and 0 <= int(row) < len(lines):
+        parts.append(f"line {lines[int(row)]}")
+    if column is not None:
+        parts.append(f"column {column}")
+    return ", ".join(parts)
+
+
+def require_numeric(table: pd.DataFrame, columns: Iterable[str]) -> None:
+    """Raise naming file, line and column at the first value of ``columns`` that is neither a number nor a code."""
+    for column in columns:
+        if column not in table.columns or table[column].dtype.kind == "f":
+            continue
+        for row, value in table[column].items():
+            text = str(value).strip()
+            if text == "" or _SPECIAL.match(text.upper()):
+                continue
+            try:
+                ok = np.isfinite(float(text))
+            except ValueError:
+                ok = False
+            if not ok:
+                raise OAKitError(
+                    f"{cell_location(table, row, column)}: value {text!r} is not a number; "
+                    "expected a number or an OAI special code (.A, .T, .P, blank)"
+                )
+
+
+def check_ranges(table: pd.DataFrame, columns: Iterable[str] | None = None) -> None:
+    """Raise naming file, line and column at the first ``ok`` value outside :data:`VALUE_RANGES` (numeric first)."""
+    names = [c for c in (table.columns if columns is None else columns) if c in table.columns]
+    require_numeric(table, [c for c in names if _value_range(c) is not None])
+    for column in names:
+        bounds = _value_range(column)
+        if bounds is None:
+            continue
+        low, high, what = bounds
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = value_status(table, column).eq("ok") & values.notna() & ~values.between(low, high)
+        if bad.any():
+            row = bad[bad].index[0]
+            raise OAKitError(
+                f"{cell_location(table, row, column)}: {what} value {show_value(values[row])} is out of range; "
+                f"expected {show_value(float(low))}-{show_value(float(high))} or an OAI special code"
+            )
+
+
+def _value_range(column: str) -> tuple[float, float, str] | None:
+    """The plausible range of ``column`` from :data:`VALUE_RANGES` (None when it has none)."""
+    for pattern, bounds in VALUE_RANGES.items():
+        if re.fullmatch(pattern, column):
+            return bounds
+    return None
+
+
+def drop_duplicate_rows(table: pd.DataFrame, keys: Sequence[str], what: str) -> pd.DataFrame:
+    """Drop rows identical to an earlier row; raise at the first conflicting row (same ``keys``, other values)."""
+    data = [c for c in table.columns if not c.endswith(STATUS_SUFFIX)]
+    same = table[data].astype(str).duplicated(keep="first")
+    kept = table[~same]
+    clash = kept.duplicated(list(keys), keep=False)
+    if clash.any():
+        first, second = kept[clash].index[:1][0], None
+        key = tuple(kept.loc[first, k] for k in keys)
+        for row in kept[clash].index[1:]:
+            if tuple(kept.loc[row, k] for k in keys) == key:
+                second = row
+                break
+        shown = ", ".join(f"{k} {show_value(v)}" for k, v in zip(keys, key))
+        raise OAKitError(
+            f"{cell_location(table, second)}: {what} {shown} appears again with different values (first at "
+            f"{cell_location(table, first).split(', ')[-1]}); expected one row per {what} (identical copies are dropped)"
+        )
+    return kept
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
@@ -103,40 +217,65 @@ def _read_raw(path: Path) -> pd.DataFrame:
         return _read_sas_as_text(path)
     if suffix not in (".txt", ".csv"):
         raise OAKitError(f"{path}: unsupported table type {suffix!r}; expected one of {', '.join(TABLE_SUFFIXES)}")
-    with open(path, encoding="utf-8-sig", errors="replace") as handle:
-        header = handle.readline()
+    text = _decode_text(path)
+    if not text.strip():
+        raise OAKitError(f"{path}: file is empty; expected an OAI table with a header line")
+    header = text.split("\n", 1)[0]
     sep = "|" if "|" in header else ("\t" if "\t" in header and suffix == ".txt" else ",")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
             table = pd.read_csv(
-                path,
+                io.StringIO(text),
                 sep=sep,
                 dtype=object,
                 keep_default_na=False,
                 na_filter=False,
-                encoding="utf-8-sig",
-                encoding_errors="replace",
                 quotechar='"',
                 index_col=False,
                 skipinitialspace=True,
+                skip_blank_lines=False,
             )
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise OAKitError(f"{path}: cannot parse as a {sep!r}-separated table ({exc}); expected OAI ASCII") from None
+    except pd.errors.EmptyDataError:
+        raise OAKitError(f"{path}: file has no header line; expected an OAI table with a header line") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        message = " ".join(str(exc).split())[:160]
+        raise OAKitError(f"{path}: cannot parse as a {sep!r}-separated table ({message}); expected OAI ASCII") from None
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        _check_extra_fields(path, sep, len(table.columns))
+        _check_extra_fields(path, text, sep, len(table.columns))
     return table
 
 
-def _check_extra_fields(path: Path, sep: str, n_columns: int) -> None:
+def _decode_text(path: Path) -> str:
+    """The file as UTF-8 text (BOM dropped); a byte that is not UTF-8 is an error naming line and column."""
+    check_count(str(path), path.stat().st_size, "MAX_BYTES", "bytes")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        prefix = data[start : exc.start].decode("utf-8", "replace")
+        header = data.split(b"\n", 1)[0].decode("utf-8", "replace")
+        sep = "|" if "|" in header else ("\t" if "\t" in header else ",")
+        field = prefix.count(sep) + 1
+        names = [n.strip().strip('"').upper() for n in header.split(sep)]
+        name = names[field - 1] if line > 1 and field <= len(names) and names[field - 1] else str(field)
+        raise OAKitError(
+            f"{path}, line {line}, column {name}: byte 0x{data[exc.start]:02x} is not UTF-8 text; "
+            "expected a UTF-8 (or plain ASCII) OAI table, as OAI distributes them (re-save the file as UTF-8)"
+        ) from None
+    return text.replace("\r\n", "\n")
+
+
+def _check_extra_fields(path: Path, text: str, sep: str, n_columns: int) -> None:
     """Rows longer than the header are allowed only when the extra fields are empty (a trailing separator)."""
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter=sep, quotechar='"'), start=1):
-            if len(row) > n_columns and any(field.strip() for field in row[n_columns:]):
-                raise OAKitError(
-                    f"{path}: line {number} has {len(row)} fields for {n_columns} columns; "
-                    "expected one value per header column"
-                )
+    for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=sep, quotechar='"'), start=1):
+        if len(row) > n_columns and any(field.strip() for field in row[n_columns:]):
+            raise OAKitError(
+                f"{path}, line {number}: {len(row)} fields for {n_columns} columns; "
+                "expected one value per header column"
+            )
 
 
 def _read_sas_as_text(path: Path) -> pd.DataFrame:
@@ -267,6 +406,11 @@ def find_table(folder: str | os.PathLike, stem: str, required: bool = True) -> P
         if required:
             raise OAKitError(f"{folder}: no table {stem}{{{','.join(TABLE_SUFFIXES)}}}; expected the OAI file {stem}")
         return None
+    if len(matches) > 1:
+        raise OAKitError(
+            f"{folder}: two files for one table {stem} ({', '.join(p.name for p in matches)}); "
+            "expected exactly one (remove or rename the others)"
+        )
     return matches[0]
 
 
@@ -289,9 +433,9 @@ def parse_side(values: pd.Series, path: str | os.PathLike, column: str = "SIDE")
     mapped = values.map({1.0: "R", 2.0: "L", "1": "R", "2": "L", "R": "R", "L": "L", "RIGHT": "R", "LEFT": "L"})
     bad = mapped.isna()
     if bad.any():
-        raise OAKitError(
-            f"{path}: column {column}: value {show_value(values[bad].iloc[0])}; expected 1 (right) or 2 (left)"
-        )
+        row = bad[bad].index[0]
+        where = cell_location(values.to_frame().__finalize__(values), row) if values.attrs else str(path)
+        raise OAKitError(f"{where}: column {column}: value {show_value(values[row])}; expected 1 (right) or 2 (left)")
     return mapped.astype(str)
 
 
@@ -374,6 +518,8 @@ def _read_sq_visit(path: Path, prefix: str, priority: Sequence[int]) -> pd.DataF
     kl_col = f"{prefix}XRKL"
     require_columns(table, ["ID", "SIDE", "READPRJ", kl_col], path)
     table = table[table["ID"].ne("")]
+    check_ranges(table)
+    table = drop_duplicate_rows(table, ["ID", "SIDE", "READPRJ"], "reading (ID, SIDE, READPRJ)")
     side = parse_side(table["SIDE"], path)
     kl_status = value_status(table, kl_col)
     _check_kl(table[kl_col], kl_status, path, kl_col)
@@ -416,9 +562,9 @@ def _check_kl(kl: pd.Series, status: pd.Series, path: Path, column: str) -> None
     values = pd.to_numeric(kl, errors="coerce")
     bad = status.eq("ok") & ~values.isin([0, 1, 2, 3, 4])
     if bad.any():
-        raise OAKitError(
-            f"{path}: column {column}: KL value {show_value(kl[bad].iloc[0])}; expected 0-4 or a special code"
-        )
+        row = bad[bad].index[0]
+        where = cell_location(kl.to_frame().__finalize__(kl), row) if kl.attrs else str(path)
+        raise OAKitError(f"{where}: column {column}: KL value {show_value(kl[row])}; expected 0-4 or a special code")
 
 
 def read_jsw(
@@ -448,6 +594,9 @@ def _read_jsw_visit(path: Path, prefix: str, priority: Sequence[int]) -> pd.Data
     table = read_oai_table(path)
     mcm = f"{prefix}MCMJSW"
     require_columns(table, ["ID", "SIDE", "READPRJ", mcm], path)
+    table = table[table["ID"].ne("")]
+    check_ranges(table)
+    table = drop_duplicate_rows(table, ["ID", "SIDE", "READPRJ"], "measurement (ID, SIDE, READPRJ)")
     tidy = pd.DataFrame(
         {
             "participant_id": table["ID"].astype(str),
@@ -513,8 +662,11 @@ def read_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
     enr, cli = read_oai_table(enr_path), read_oai_table(cli_path)
     require_columns(enr, ENROLLEES_COLUMNS, enr_path)
     require_columns(cli, ALLCLINICAL00_COLUMNS, cli_path)
-    _check_unique_ids(enr, enr_path)
-    _check_unique_ids(cli, cli_path)
+    require_numeric(enr, ["P02SEX", "P02RACE"])
+    check_ranges(enr, ["P02SEX"])
+    check_ranges(cli, ALLCLINICAL00_COLUMNS)
+    enr = _check_unique_ids(enr, enr_path)
+    cli = _check_unique_ids(cli, cli_path)
     merged = enr.merge(cli, on="ID", how="inner", suffixes=("", "_CLIN"))
     if merged.empty:
         raise OAKitError(f"{cli_path}: no ID in common with {enr_path.name}; expected the same participants")
@@ -543,13 +695,10 @@ def read_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
     )
 
 
-def _check_unique_ids(table: pd.DataFrame, path: Path) -> None:
-    """Participant-level tables must have one row per ID."""
-    dup = table["ID"].duplicated()
-    if dup.any():
-        raise OAKitError(
-            f"{path}: column ID: participant {table['ID'][dup].iloc[0]!r} appears twice; expected one row per ID"
-        )
+def _check_unique_ids(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Participant-level tables must have one row per ID (identical duplicate rows are dropped)."""
+    table = table[table["ID"].ne("")]
+    return drop_duplicate_rows(table, ["ID"], "participant")
 
 
 def status_summary(table: pd.DataFrame, fields: Mapping[str, str]) -> pd.Series:
@@ -580,6 +729,9 @@ def read_outcomes(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame
     path = find_table(folder, "outcomes99")
     table = read_oai_table(path)
     require_columns(table, ["ID", "V99ERKDAYS", "V99ELKDAYS"], path)
+    events = [c for c in table.columns if re.fullmatch(r"V99E[LR]K(DAYS|RPCF|BLRP)|V99EDD(DAYS|VSPR|CF)", c)]
+    check_ranges(table, events)
+    table = _check_unique_ids(table, path)
     rows = []
     for side in ("R", "L"):
         days = pd.to_numeric(table[f"V99E{side}KDAYS"], errors="coerce")
