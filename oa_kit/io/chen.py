@@ -48,15 +48,37 @@ def read_chen(data_dir: str | os.PathLike, splits: tuple[str, ...] | None = None
 
 def _from_manifest(root: Path, manifest: Path, verify: bool) -> pd.DataFrame:
     """Read Chen's manifest.csv (split, kl_grade, path, oai_id, side) into the standard columns."""
-    raw = pd.read_csv(manifest, dtype={"oai_id": str, "side": str, "split": str, "path": str})
+    raw = _read_manifest(manifest)
     missing = {"split", "kl_grade", "path", "oai_id", "side"} - set(raw.columns)
     if missing:
         raise OAKitError(f"{manifest}: missing columns {sorted(missing)}; expected split,kl_grade,path,oai_id,side")
+    for column in ("split", "path", "oai_id", "side", "kl_grade"):
+        blank = raw[column].isna() | raw[column].astype(str).str.strip().eq("")
+        if blank.any():
+            raise OAKitError(f"{manifest}, line {blank.idxmax() + 2}, column {column}: blank value; expected a value")
     kl = pd.to_numeric(raw["kl_grade"], errors="coerce")
-    if kl.isna().any() or not kl.between(0, 4).all():
-        raise OAKitError(f"{manifest}: kl_grade outside 0–4; expected integers 0..4")
+    bad = kl.isna() | ~kl.isin([0, 1, 2, 3, 4])
+    if bad.any():
+        row = bad.idxmax()
+        raise OAKitError(
+            f"{manifest}, line {row + 2}, column kl_grade: value {raw['kl_grade'][row]!r} outside 0–4; "
+            "expected integers 0..4"
+        )
     if not raw["side"].isin(["L", "R"]).all():
         raise OAKitError(f"{manifest}: side values {sorted(set(raw['side']) - {'L', 'R'})}; expected L or R")
+    outside = raw["path"].map(lambda p: Path(p).is_absolute() or ".." in Path(p).parts)
+    if outside.any():
+        row = outside.idxmax()
+        raise OAKitError(
+            f"{manifest}, line {row + 2}, column path: {raw['path'][row]!r} points outside the dataset folder; "
+            "expected a path relative to the folder holding manifest.csv"
+        )
+    dup = raw["path"].duplicated()
+    if dup.any():
+        row = dup.idxmax()
+        raise OAKitError(
+            f"{manifest}, line {row + 2}, column path: {raw['path'][row]!r} listed twice; expected each image once"
+        )
     frame = pd.DataFrame(
         {
             "path": [str(root / p) for p in raw["path"]],
@@ -73,6 +95,19 @@ def _from_manifest(root: Path, manifest: Path, verify: bool) -> pd.DataFrame:
                 f"{manifest}: {len(absent)} listed files missing, e.g. {absent[0]}; expected every path to exist"
             )
     return frame
+
+
+def _read_manifest(manifest: Path) -> pd.DataFrame:
+    """manifest.csv as text columns, with one-line errors for empty, non-UTF-8 or unparsable files."""
+    try:
+        return pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise OAKitError(f"{manifest}: file is empty; expected a header split,kl_grade,path,oai_id,side") from None
+    except UnicodeDecodeError as exc:
+        raise OAKitError(f"{manifest}: byte {exc.start} is not UTF-8; expected a UTF-8 CSV file") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        message = " ".join(str(exc).split())[:160]
+        raise OAKitError(f"{manifest}: cannot parse as CSV ({message}); expected a comma-separated table") from None
 
 
 def _from_layout(root: Path) -> pd.DataFrame:
