@@ -22,9 +22,8 @@ import pandas as pd
 import torch
 from sklearn.metrics import cohen_kappa_score
 
-from oa_kit.cohort.splits import participant_bootstrap
+from oa_kit.metrics import kl_metrics, participant_bootstrap
 from oa_kit.models.kl.data import load_chen_arrays
-from oa_kit.models.kl.evaluate import kl_metrics
 from oa_kit.models.kl.losses import logits_to_proba
 from oa_kit.models.kl.network import fuse_for_inference
 from oa_kit.models.kl.predict import KLGrader, load_network

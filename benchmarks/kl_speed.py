@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from oa_kit.explain.gradcam import grader_gradcam
 from oa_kit.imaging.preprocess import kl_input
 from oa_kit.models.kl.predict import KLGrader
 from oa_kit.models.kl.train import KLTrainer
@@ -69,7 +70,7 @@ def single_knee(graders: dict[str, KLGrader], threads: int, repeats: int) -> Non
             x = kl_input(roi)[None]
             proba = grader.predict_proba(x)
             grader.predict_sets_from_proba(proba)
-            grader.gradcam(x, target=proba.argmax(1))
+            grader_gradcam(grader, x, target=proba.argmax(1))
 
         wall, cpu = timed(one_knee, repeats)
         print(

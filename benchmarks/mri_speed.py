@@ -87,7 +87,7 @@ def oai_worker(path: str, weights: str | None, biomarkers: bool) -> None:
     """In a fresh process: read one OAI-sized NIfTI, segment, measure; print times and peak RSS after each step."""
     from oa_kit.features.cartilage import measure_cartilage
     from oa_kit.features.mri_qc import qc_flags
-    from oa_kit.models.mri.pipeline import read_scan
+    from oa_kit.io.scans import read_scan
 
     segmenter = MRISegmenter.from_pretrained(weights)
     base = _peak_rss_mib()
@@ -129,7 +129,7 @@ def bench_oai(weights: str | None, cache: Path, biomarkers: bool) -> None:
 
 def bench_batch(n: int, weights: str | None, scans_dir: Path) -> None:
     """Throughput of ``segment_scans`` on ``n`` scans: 1 process x 2 threads, 1 x 1, and 2 worker processes x 1 thread."""
-    from oa_kit.models.mri.pipeline import segment_scans
+    from oa_kit.workflows.mri import segment_scans
 
     scans = sorted(scans_dir.glob("*_DESS.nii.gz"))[:n]
     if len(scans) < n:

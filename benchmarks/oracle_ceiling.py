@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from oa_kit.demo import cohort_feature_table, cohort_labels
-from oa_kit.evaluation.oracle import truth_latents
+from oa_kit.evaluation.oracle import oracle_column, truth_latents
 from oa_kit.evaluation.report import evaluate_progression
 from oa_kit.progression.model import make_provenance
-from oa_kit.progression.pipeline import labelled_rows, oracle_column
+from oa_kit.progression.training_data import labelled_rows
 from oa_kit.synth import generate_cohort
+from oa_kit.workflows.demo import cohort_feature_table, cohort_labels
 
 HORIZONS = (12, 24, 36, 48)
 SIZES = (500, 4000)

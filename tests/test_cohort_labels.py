@@ -139,7 +139,7 @@ def _run_labels_cli(argv: list[str]) -> int:
     """Run the ``labels`` subcommand through its own register() (without importing every other subcommand)."""
     import argparse
 
-    from oa_kit.cohort import cli
+    from oa_kit.cli import cohort as cli
 
     parser = argparse.ArgumentParser(prog="oa-kit")
     cli.register(parser.add_subparsers(dest="command", required=True))

@@ -92,7 +92,7 @@ def test_overlap_check_and_bad_inputs():
 
 
 def test_participant_bootstrap_draws_whole_participants_reproducibly():
-    from oa_kit.cohort.splits import participant_bootstrap
+    from oa_kit.metrics import participant_bootstrap
 
     groups = np.repeat(np.array(["p1", "p2", "p3", "p4"]), [2, 2, 1, 3])
     first = list(participant_bootstrap(groups, 20, seed=5))

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from oa_kit import demo
 from oa_kit.features import family_of
+from oa_kit.workflows import demo
 
 
 def test_mri_substudy_is_seeded_and_keeps_both_knees(tiny_cohort):

@@ -186,7 +186,7 @@ def test_oracle_comparison_leaves_out_knees_without_a_true_probability():
 
 
 def test_oracle_column_is_nan_only_where_the_generator_has_no_probability():
-    from oa_kit.progression.pipeline import oracle_column
+    from oa_kit.evaluation.oracle import oracle_column
 
     truth = pd.DataFrame(
         {"ID": ["9000001", "9000001", "9000002"], "side": ["R", "L", "R"], "p_progress_24": [0.2, np.nan, 0.4]}

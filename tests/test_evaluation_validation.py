@@ -9,10 +9,10 @@ from test_progression_fixtures import make_knee_table
 
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation import cross_validate, grouped_folds, roc_auc, site_held_out_validate, summarize
-from oa_kit.evaluation.model_card import write_evaluation
 from oa_kit.evaluation.oracle import LATENT_COLUMNS, truth_latents
 from oa_kit.evaluation.report import evaluate_progression
 from oa_kit.progression import ProgressionModel, feature_sets, make_provenance
+from oa_kit.workflows.progression import write_evaluation
 
 GRID = [{"num_leaves": 8, "n_estimators": 80, "learning_rate": 0.05, "min_child_samples": 5}]
 

@@ -141,7 +141,7 @@ def test_synthetic_cohort_tables_assemble_end_to_end(tmp_path):
     from oa_kit.cohort.labels import build_progression_labels
     from oa_kit.cohort.tables import load_oai_tables
     from oa_kit.features import reading_features
-    from oa_kit.progression.pipeline import labelled_rows
+    from oa_kit.progression.training_data import labelled_rows
     from oa_kit.synth import generate_cohort
 
     folder = generate_cohort(preset="tiny", out=tmp_path / "tiny", seed=0, images=False, progress=False)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from oa_kit.cohort.labels import MOST_HORIZONS_MONTHS, build_progression_labels
+from oa_kit.cohort.labels import build_progression_labels
 from oa_kit.cohort.tables import CLINICAL_COLUMNS, load_tables
 from oa_kit.errors import OAKitError
+from oa_kit.horizons import MOST_HORIZONS_MONTHS
 from oa_kit.io import most
 
 FIXTURES = Path(__file__).parent / "fixtures" / "most"

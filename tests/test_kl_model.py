@@ -135,8 +135,8 @@ def test_pack_roundtrip_and_cli_train(chen_dir, tmp_path):
     """`oa-kit kl pack` on a tiny Chen-layout copy, read back, then `oa-kit kl train` for one epoch on the pack."""
     import shutil
 
+    from oa_kit.cli import main
     from oa_kit.io.chen import read_chen
-    from oa_kit.models.kl.cli import main
     from oa_kit.models.kl.data import load_chen_arrays, load_pack
 
     frame = read_chen(chen_dir).groupby("split").head(4)

@@ -16,7 +16,6 @@ from monai.inferers import sliding_window_inference
 from oa_kit.cli import main
 from oa_kit.errors import OAKitError
 from oa_kit.io.labels import SUBREGIONS
-from oa_kit.models.mri import pipeline
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
 from oa_kit.models.mri.network import network_to_harmonised
 from oa_kit.models.mri.transforms import (
@@ -27,6 +26,7 @@ from oa_kit.models.mri.transforms import (
     split_medial_lateral,
     to_canonical,
 )
+from oa_kit.workflows import mri as pipeline
 
 
 @pytest.fixture(scope="module")

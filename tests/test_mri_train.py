@@ -135,7 +135,7 @@ def test_fine_tune_from_weights_with_more_training_participants(tmp_path):
 
 
 def test_geometry_names_of_the_cli_are_the_renderers():
-    from oa_kit.models.mri.cli import GEOMETRY_NAMES
+    from oa_kit.cli.mri import GEOMETRY_NAMES
     from oa_kit.synth.mri import MRI_GEOMETRIES
 
     assert GEOMETRY_NAMES == tuple(MRI_GEOMETRIES)

@@ -13,7 +13,7 @@ from oa_kit.cli import main
 @pytest.fixture(autouse=True)
 def only_progression_subcommand(monkeypatch):
     """Build the real ``oa-kit`` parser with just this subcommand (other subcommands import torch: slow)."""
-    monkeypatch.setattr(oa_kit.cli, "SUBCOMMAND_MODULES", ("oa_kit.progression.cli",))
+    monkeypatch.setattr(oa_kit.cli, "SUBCOMMAND_MODULES", ("oa_kit.cli.progression",))
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +165,7 @@ def test_evaluate_writes_cards_and_headline(tables, tmp_path, capsys):
 
 
 def test_evaluate_in_worker_processes_gives_the_same_tables(tables, tmp_path):
-    from oa_kit.progression.cli import QUICK_GRID, load_features
-    from oa_kit.progression.pipeline import progression_report
+    from oa_kit.workflows.progression import QUICK_GRID, progression_report, read_features
 
     args = [
         "--labels",
@@ -189,7 +188,7 @@ def test_evaluate_in_worker_processes_gives_the_same_tables(tables, tmp_path):
     )
     parsed = oa_kit.cli.build_parser().parse_args(["progression", "evaluate", *_inputs(tables), *args, "--out", "x"])
     serial = progression_report(
-        load_features(parsed),
+        read_features(parsed.features, parsed.radiograph, parsed.mri, parsed.visit_month),
         pd.read_parquet(tables / "labels.parquet"),
         tmp_path / "one",
         horizons=(12, 24),

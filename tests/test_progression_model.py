@@ -9,7 +9,7 @@ import pytest
 from test_progression_fixtures import make_knee_table
 
 from oa_kit.errors import OAKitError
-from oa_kit.evaluation.metrics import expected_calibration_error, roc_auc
+from oa_kit.metrics import expected_calibration_error, roc_auc
 from oa_kit.progression import (
     SYNTHETIC_STATEMENT,
     ProbabilityCalibrator,

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from oa_kit.errors import OAKitError
+from oa_kit.horizons import OAI_HORIZONS_MONTHS
 from oa_kit.io.labels import LABELS, SUBREGIONS
 from oa_kit.synth import generate_cohort, oracle_auc, oracle_table, read_manifest, reference_labels, simulate_cohort
-from oa_kit.synth.model import HORIZONS_MONTHS, simulate
+from oa_kit.synth.model import simulate
 from oa_kit.synth.tables import oai_tables
 
 OAI_COLUMNS = {
@@ -311,7 +312,7 @@ def test_truth_tables_follow_the_design(tiny_cohort):
         "joint_centre_col",
         *[f"kl_true_V{v}" for v in ("00", "01", "03", "05", "06", "08", "10")],
         *[f"thickness_mm_{r}" for r in SUBREGIONS],
-        *[f"p_progress_{h}" for h in HORIZONS_MONTHS],
+        *[f"p_progress_{h}" for h in OAI_HORIZONS_MONTHS],
     }
     assert needed <= set(knees.columns)
     assert len(knees) == 16 and set(knees["side"]) == {"R", "L"}
@@ -350,7 +351,7 @@ def test_data_card_oracle_table_matches_the_generator(demo):
         if line.startswith("| ") and line[2:4].strip().isdigit()
     ]
     card_table = {int(r[0]): [float(x) for x in r[3:7]] for r in rows if len(r) == 7}
-    assert sorted(card_table) == list(HORIZONS_MONTHS)
+    assert sorted(card_table) == list(OAI_HORIZONS_MONTHS)
     wide = oracle_table(demo, seed=0).pivot(index="horizon_months", columns="model", values="auc")
     for h, values in card_table.items():
         now = wide.loc[h, ["clinical", "clinical+KL", "clinical+KL+image_latents", "oracle"]].to_numpy()

@@ -2,8 +2,6 @@
 
 from oa_kit.cohort.labels import (
     DEFINITIONS,
-    MOST_HORIZONS_MONTHS,
-    OAI_HORIZONS_MONTHS,
     REASON_CODES,
     ProgressionLabels,
     build_progression_labels,
@@ -20,8 +18,6 @@ from oa_kit.cohort.tables import (
 
 __all__ = [
     "DEFINITIONS",
-    "MOST_HORIZONS_MONTHS",
-    "OAI_HORIZONS_MONTHS",
     "REASON_CODES",
     "ProgressionLabels",
     "build_progression_labels",

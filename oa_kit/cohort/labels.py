@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from oa_kit.errors import OAKitError
+from oa_kit.horizons import OAI_HORIZONS_MONTHS
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 DEFINITIONS = ("tiulpin2019", "panfilov2025")
-OAI_HORIZONS_MONTHS = (12, 24, 36, 48, 72, 96)
-MOST_HORIZONS_MONTHS = (15, 30, 60, 84)
 
 #: Reason code → (number, explanation). Numbers are stable; a knee gets the first reason that applies.
 REASON_CODES = MappingProxyType(
@@ -103,9 +103,23 @@ class ProgressionLabels:
             rows.append(_flow_row(horizon, "non_progressor", "", lab[lab["label"] == 0]))
         return pd.DataFrame(rows, columns=["horizon_months", "stage", "reason_code", "n_knees", "n_participants"])
 
+    def summary_table(self) -> pd.DataFrame:
+        """Knee counts: rows = included / progressors / non-progressors / each exclusion reason, columns = horizons."""
+        flow = self.flow()
+        flow = flow.assign(row=flow["stage"].where(flow["reason_code"].eq(""), "excluded: " + flow["reason_code"]))
+        table = flow.pivot_table(index="row", columns="horizon_months", values="n_knees", aggfunc="sum", sort=False)
+        unused = table.index.str.startswith("excluded: ") & table.sum(axis=1).eq(0)
+        table = table[~unused].astype(int)
+        table.columns = [f"{h} m" for h in table.columns]
+        table.index.name = None
+        return table
+
+    def summary_text(self) -> str:
+        """The summary table as plain text (what ``oa-kit labels`` and ``make demo`` print)."""
+        return "Knees per horizon and exclusion reason:\n" + self.summary_table().to_string()
+
     def figure(self) -> go.Figure:
         """Plotly bar chart of included knees and exclusions per horizon (stacked)."""
-        import plotly.graph_objects as go
 
         flow = self.flow()
         fig = go.Figure()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -128,12 +128,3 @@ def _labels(table: pd.DataFrame, stratify: str | Sequence) -> np.ndarray:
     if values.isna().any():
         raise OAKitError("stratify: labels contain NaN; expected a label for every row")
     return values.astype(str).to_numpy()
-
-
-def participant_bootstrap(groups: Sequence, n_resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
-    """Row indices of ``n_resamples`` bootstrap samples that draw whole participants (both knees, all visits) with replacement."""
-    codes, uniques = pd.factorize(np.asarray(groups))
-    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
-    rng = np.random.default_rng(seed)
-    for _ in range(n_resamples):
-        yield np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])

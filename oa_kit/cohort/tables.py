@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from oa_kit.cohort.labels import EXCLUSIONS_DICTIONARY, LABELS_DICTIONARY
 from oa_kit.errors import OAKitError
 from oa_kit.io import most, oai
 
@@ -65,7 +66,6 @@ def data_dictionary(table: str = "readings") -> pd.DataFrame:
 
     Returns a DataFrame with columns ``column``, ``meaning``, ``units`` (units or encoding).
     """
-    from oa_kit.cohort.labels import EXCLUSIONS_DICTIONARY, LABELS_DICTIONARY
 
     dictionaries = {
         "readings": READINGS_DICTIONARY,

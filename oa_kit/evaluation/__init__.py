@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from oa_kit.evaluation.delong import delong_covariance, delong_test
-from oa_kit.evaluation.metrics import (
-    average_precision,
-    bootstrap_metrics,
-    brier_score,
-    calibration_curve,
-    expected_calibration_error,
-    net_benefit,
-    roc_auc,
-)
-from oa_kit.evaluation.model_card import model_card_markdown, write_evaluation
+from oa_kit.evaluation.model_card import model_card_markdown
 from oa_kit.evaluation.oracle import oracle_comparison
 from oa_kit.evaluation.report import ProgressionEvaluation, evaluate_progression
 from oa_kit.evaluation.subgroups import subgroup_columns, subgroup_metrics
@@ -24,12 +15,20 @@ from oa_kit.evaluation.validation import (
     site_held_out_validate,
     summarize,
 )
+from oa_kit.metrics import (
+    average_precision,
+    bootstrap_metrics,
+    brier_score,
+    calibration_curve,
+    expected_calibration_error,
+    net_benefit,
+    roc_auc,
+)
 
 __all__ = [
     "ProgressionEvaluation",
     "evaluate_progression",
     "model_card_markdown",
-    "write_evaluation",
     "average_precision",
     "bootstrap_metrics",
     "brier_score",

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from oa_kit.errors import OAKitError
-from oa_kit.evaluation.metrics import check_binary
+from oa_kit.metrics import check_binary
 
 
 def _midrank(x: np.ndarray) -> np.ndarray:

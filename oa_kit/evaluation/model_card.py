@@ -1,22 +1,18 @@
 """Model card (Mitchell et al. 2019) with a TRIPOD+AI checklist (Collins et al., BMJ 2024), generated from a run.
 
-``write_evaluation(evaluation, out_dir)`` writes ``model_card_h{H}.md``, the tidy tables as CSV and the plotly figures
-as HTML (with one local ``plotly.min.js``, so reports open offline). Every number in the card comes from the
+``model_card_markdown(evaluation, command)`` returns the card as Markdown (``oa_kit.workflows.progression.write_evaluation``
+writes it with the tables and figures). Every number in the card comes from the
 :class:`~oa_kit.evaluation.report.ProgressionEvaluation` passed in; the card repeats the provenance statement.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import os
-from pathlib import Path
 
 import pandas as pd
-from plotly.offline import get_plotlyjs
 
 from oa_kit import __version__
 from oa_kit.evaluation.report import ProgressionEvaluation
-from oa_kit.io.atomic import write_text_atomic
 
 #: TRIPOD+AI items (Collins et al., BMJ 2024) and where this card or oa_kit addresses them.
 TRIPOD_AI_ITEMS: tuple[tuple[str, str, str], ...] = (
@@ -198,42 +194,6 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         "",
     ]
     return "\n".join(lines)
-
-
-def write_evaluation(
-    evaluation: ProgressionEvaluation, out_dir: str | os.PathLike, command: str | None = None
-) -> dict[str, Path]:
-    """Write the card, tables (CSV) and figures (HTML) of one horizon into ``out_dir``; returns written paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    h = evaluation.horizon_months
-    written: dict[str, Path] = {}
-    card = out / f"model_card_h{h}.md"
-    write_text_atomic(card, model_card_markdown(evaluation, command))
-    written["card"] = card
-    tables = {
-        "metrics": evaluation.metrics,
-        "delong": evaluation.delong,
-        "subgroups": evaluation.subgroups,
-        "calibration": evaluation.calibration,
-        "decision_curve": evaluation.decision_curve,
-        "predictions": evaluation.predictions,
-        "headline": evaluation.headline(),
-        "site_metrics": evaluation.site_metrics,
-        "oracle": evaluation.oracle,
-    }
-    for name, table in tables.items():
-        if table is not None:
-            path = out / f"{name}_h{h}.csv"
-            write_text_atomic(path, table.to_csv(index=False))
-            written[name] = path
-    if not (out / "plotly.min.js").exists():
-        write_text_atomic(out / "plotly.min.js", get_plotlyjs())
-    for name, fig in evaluation.figures().items():
-        path = out / f"{name}_h{h}.html"
-        write_text_atomic(path, fig.to_html(include_plotlyjs="directory", full_html=True))
-        written[f"figure_{name}"] = path
-    return written
 
 
 def _oracle_knees(e) -> str:

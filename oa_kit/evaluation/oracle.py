@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from oa_kit.errors import OAKitError
-from oa_kit.evaluation.metrics import bootstrap_metrics, check_binary
+from oa_kit.features.assemble import KEY_COLUMNS
+from oa_kit.metrics import bootstrap_metrics, check_binary
 from oa_kit.synth.model import IMAGE_LATENTS
 
 #: The generator's true image-only latents (synthetic truth ``knees.parquet``) used by the latent reference only.
@@ -138,3 +139,22 @@ def oracle_comparison(
         }
     )
     return pd.DataFrame(out).assign(knees=len(rows_idx))
+
+
+def oracle_column(X: pd.DataFrame, truth: pd.DataFrame, horizon: int) -> pd.Series:
+    """The generator's true probability ``p_progress_{H}`` for each row of ``X`` (synthetic cohorts only).
+
+    NaN for a knee the generator holds no probability for (truly KL 4 at baseline, but graded lower by the readers
+    and so labelled); :func:`oa_kit.evaluation.oracle_comparison` leaves those out. A knee missing from ``truth``
+    is an error.
+    """
+    col = f"p_progress_{horizon}"
+    truth = truth.rename(columns={"ID": "participant_id"}) if "participant_id" not in truth.columns else truth
+    if col not in truth.columns:
+        raise OAKitError(f"oracle: column {col} missing; expected the synthetic truth knees table")
+    truth = truth.assign(participant_id=truth["participant_id"].astype(str), _in_truth=True)
+    out = X[list(KEY_COLUMNS)].merge(truth[[*KEY_COLUMNS, col, "_in_truth"]], on=list(KEY_COLUMNS), how="left")
+    missing = out["_in_truth"].isna()
+    if missing.any():
+        raise OAKitError(f"oracle: {int(missing.sum())} labelled knees are not in the truth table; expected every knee")
+    return out[col]

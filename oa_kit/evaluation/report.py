@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from oa_kit.errors import OAKitError
-from oa_kit.evaluation.metrics import calibration_curve, net_benefit
 from oa_kit.evaluation.oracle import LATENT_COLUMNS, LATENT_REFERENCE, oracle_comparison
 from oa_kit.evaluation.subgroups import subgroup_metrics
 from oa_kit.evaluation.validation import (
@@ -26,6 +24,7 @@ from oa_kit.evaluation.validation import (
     site_held_out_validate,
     summarize,
 )
+from oa_kit.metrics import calibration_curve, net_benefit
 from oa_kit.progression.baselines import baseline_models, feature_sets
 from oa_kit.progression.model import ProgressionModel, make_provenance, resolve_groups
 
@@ -88,23 +87,6 @@ class ProgressionEvaluation:
             out["share_of_gain"] = o["share_of_gain"]
         out["provenance"] = self.provenance.get("statement", "")
         return out.rename_axis("model").reset_index()
-
-    def figures(self) -> dict[str, go.Figure]:
-        """Plotly figures: ROC, calibration, decision curve, AUC forest, subgroup AUCs (main model)."""
-        from oa_kit.viz import progression as vp
-
-        note = self.provenance.get("statement")
-        main = self.predictions[self.predictions.model == self.main_model]
-        oracle_auc = None
-        if self.oracle is not None:
-            oracle_auc = float(self.oracle.loc[self.oracle.model == "oracle", "auc"].iloc[0])
-        return {
-            "roc": vp.roc_figure(self.predictions, note),
-            "calibration": vp.calibration_figure(self.predictions, note=note),
-            "decision_curve": vp.decision_curve_figure(main, note=note),
-            "auc_forest": vp.auc_forest_figure(self.metrics, oracle_auc, note),
-            "subgroups": vp.subgroup_figure(self.subgroups, note),
-        }
 
 
 #: KL grade as a category (indicator per grade) for the latent reference only.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from oa_kit.evaluation.metrics import bootstrap_metrics
+from oa_kit.metrics import bootstrap_metrics
 
 #: Age bands (years) and BMI bands (kg/m²): (label, low inclusive, high exclusive).
 AGE_BANDS: tuple[tuple[str, float, float], ...] = (

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from oa_kit.cohort.splits import check_no_participant_overlap, leave_one_site_out, participant_kfold
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.delong import delong_test
-from oa_kit.evaluation.metrics import bootstrap_metrics
+from oa_kit.metrics import bootstrap_metrics
 from oa_kit.progression.model import resolve_groups
 
 Split = tuple[np.ndarray, np.ndarray]

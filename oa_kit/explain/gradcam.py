@@ -69,3 +69,9 @@ def grad_cam(
     peak = maps.reshape(len(maps), -1).max(1).reshape(-1, 1, 1)
     model.train(was_training)
     return np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0.0).astype(np.float32)
+
+
+def grader_gradcam(grader, X: np.ndarray, target: int | np.ndarray | None = None) -> np.ndarray:
+    """Grad-CAM maps (N, S, S) in [0, 1] of a calibrated :class:`oa_kit.models.kl.predict.KLGrader` for its
+    preprocessed inputs X (N, 1, S, S), aligned pixel-for-pixel with them (default target: the predicted grade)."""
+    return grad_cam(grader.inference_model_, grader.input_tensor(X), target=target, loss=grader.loss_)

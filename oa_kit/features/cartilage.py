@@ -31,6 +31,7 @@ from skimage.measure import marching_cubes
 from oa_kit.errors import OAKitError
 from oa_kit.features.subregions import PLATE_SUBREGION, SUBREGION_INDEX, FemoralSubregions
 from oa_kit.io.labels import LABELS, SUBREGIONS
+from oa_kit.io.mri import MRIVolume, write_nifti
 
 #: Cartilage label -> the bone it covers (harmonised ids).
 CARTILAGE_BONE = {2: 1, 4: 3, 5: 3, 7: 6}
@@ -594,6 +595,5 @@ def _voxel_maps(
 
 def write_map_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
     """Write a voxel map (thickness mm, labels, subregions) as NIfTI on the scan's grid: same affine, so it overlays the scan."""
-    from oa_kit.io.mri import MRIVolume, write_nifti
 
     return write_nifti(path, MRIVolume(np.asarray(data), np.asarray(affine, dtype=float)))

@@ -16,8 +16,8 @@ from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import knee_rois
 from oa_kit.imaging.osteophyte import marginal_osteophytes
 from oa_kit.io.radiograph import read_radiograph
+from oa_kit.metrics import kl_metrics
 from oa_kit.models.kl.data import roi_arrays
-from oa_kit.models.kl.evaluate import kl_metrics
 from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
 from oa_kit.models.kl.train import KLTrainer
 

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.filters import threshold_multiotsu
+from skimage.transform import resize
 
 from oa_kit.errors import OAKitError
 from oa_kit.io.radiograph import Radiograph
@@ -369,7 +371,6 @@ def _working_image(pixels: np.ndarray, scale: tuple[float, float]) -> np.ndarray
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resample to ``shape`` with anti-aliasing when shrinking (skimage, bilinear)."""
-    from skimage.transform import resize
 
     if tuple(image.shape) == tuple(shape):
         return image.astype(np.float32)
@@ -396,7 +397,6 @@ def _bone_mask(region: np.ndarray, maybe_crop: bool = False) -> np.ndarray | Non
 
     ``maybe_crop`` allows the tight-crop rule (only for single-knee images without spacing, like Chen 2018 crops).
     """
-    from skimage.filters import threshold_multiotsu
 
     smooth = ndimage.gaussian_filter(region, 1.0)
     try:

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from skimage.filters import threshold_multiotsu
 
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import KneeROI
@@ -229,7 +230,6 @@ class _Knee:
 
 def _prepare(pixels: np.ndarray, sp: float) -> _Knee | str:
     """Steps 1-4: smoothing, Otsu classes, reference rows, soft-tissue background and joint rows; or why not."""
-    from skimage.filters import threshold_multiotsu
 
     smooth = ndimage.gaussian_filter(np.nan_to_num(pixels), SMOOTH_MM / sp)
     if not np.ptp(smooth) > 0:

@@ -25,6 +25,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from oa_kit.errors import OAKitError
 from oa_kit.features.assemble import DERIVED_DIRECTIONS, KEY_COLUMNS, FeatureAssembler, _default_columns
+from oa_kit.metrics import roc_auc
 from oa_kit.progression.calibration import ProbabilityCalibrator
 
 #: Statement attached to every prediction of a model trained on synthetic data.
@@ -423,8 +424,6 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
 
 def _auc(y: np.ndarray, scores: np.ndarray) -> float:
     """Pooled AUC of out-of-fold scores (NaN scores are an internal error)."""
-    from oa_kit.evaluation.metrics import roc_auc
-
     if np.isnan(scores).any():
         raise OAKitError("inner CV: some knees got no out-of-fold score; expected every knee in one test fold")
     return roc_auc(y, scores)

@@ -5,8 +5,10 @@
 ``oa_kit.synth.model`` and ``data_cards/synthetic_oai.md``. Synthetic data: not real patients.
 """
 
+import importlib
+
 from oa_kit.synth.generate import generate_cohort, read_manifest, simulate_cohort
-from oa_kit.synth.model import HORIZONS_MONTHS, VISITS, DiseaseModel, SimulatedCohort
+from oa_kit.synth.model import VISITS, DiseaseModel, SimulatedCohort
 from oa_kit.synth.presets import PRESETS, CohortPreset, get_preset
 
 _ORACLE = ("oracle_auc", "oracle_table", "reference_labels")
@@ -15,9 +17,7 @@ _ORACLE = ("oracle_auc", "oracle_table", "reference_labels")
 def __getattr__(name: str):
     """Import the oracle helpers lazily (keeps ``python -m oa_kit.synth.oracle`` free of double-import warnings)."""
     if name in _ORACLE:
-        from oa_kit.synth import oracle
-
-        return getattr(oracle, name)
+        return getattr(importlib.import_module("oa_kit.synth.oracle"), name)
     raise AttributeError(f"module 'oa_kit.synth' has no attribute {name!r}")
 
 
@@ -28,7 +28,6 @@ __all__ = [
     "DiseaseModel",
     "SimulatedCohort",
     "VISITS",
-    "HORIZONS_MONTHS",
     "oracle_auc",
     "oracle_table",
     "reference_labels",

@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,8 +42,11 @@ from oa_kit.errors import OAKitError
 from oa_kit.io.artifacts import sha256_file
 from oa_kit.io.atomic import atomic_dir, replace_dir, write_text_atomic
 from oa_kit.io.labels import SUBREGIONS
+from oa_kit.parallel import ordered_map, resolve_n_jobs
+from oa_kit.synth import mri, radiograph
 from oa_kit.synth.model import OSTEOPHYTE_SITES, SimulatedCohort, simulate
 from oa_kit.synth.presets import CohortPreset, get_preset
+from oa_kit.synth.radiograph import KneeAnatomy
 from oa_kit.synth.tables import write_oai_tables
 
 if TYPE_CHECKING:
@@ -111,7 +113,7 @@ def generate_cohort(
     n_participants : int, optional
         Override the preset's participant count.
     n_jobs : int
-        Worker processes for rendering images (files are identical for any value).
+        Worker processes for rendering images, ``-1`` one per core (files are identical for any value).
     resume : bool
         Build in the persistent staging folder ``out.partial`` (see `partial_folder`) and continue an interrupted
         run found there: participants whose files are complete are not rendered again, and the result is
@@ -129,8 +131,7 @@ def generate_cohort(
     """
     spec = get_preset(preset, n_participants)
     seed = _check_seed(seed)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
-        raise OAKitError(f"n_jobs: {n_jobs!r} is not a positive integer; expected ≥ 1")
+    n_jobs = resolve_n_jobs(int(n_jobs) if isinstance(n_jobs, np.integer) else n_jobs, spec.n_participants)
     out = Path(out)
     if resume:
         return _generate_resumable(spec, out, seed, overwrite, images, progress, int(n_jobs))
@@ -349,7 +350,6 @@ def _sub_seed(seed: int, index: int, tag: int) -> int:
 
 def knee_anatomy(row: Mapping[str, float]) -> KneeAnatomy:
     """The ``oa_kit.synth.radiograph.KneeAnatomy`` of one knee-truth row (JSW and osteophytes in mm)."""
-    from oa_kit.synth.radiograph import KneeAnatomy
 
     return KneeAnatomy(
         side=row["side"],
@@ -379,7 +379,6 @@ class _ParticipantImages:
 
 def _render_participant(task: _ParticipantImages) -> dict[str, dict[str, float]]:
     """Render and write one participant's DICOM and MRI; returns per-side image truth (joint centre, thickness)."""
-    from oa_kit.synth import mri, radiograph
 
     xsite = radiograph.SITE_PROFILES[task.site]
     if task.spacing_mm is not None:
@@ -468,11 +467,7 @@ def render_images(
         disable=not progress,
     )
     with bar:
-        if n_jobs == 1:
-            rendered = [_tick(bar, _render_and_record(task)) for task in todo]
-        else:
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                rendered = [_tick(bar, r) for r in pool.map(_render_and_record, todo, chunksize=4)]
+        rendered = ordered_map(_render_and_record, [(task,) for task in todo], n_jobs, on_done=bar.update)
     truths = {pid: record["truth"] for pid, record in done.items()}
     truths.update((task.participant_id, truth) for task, truth in zip(todo, rendered))
     knees = knees.copy()
@@ -578,12 +573,6 @@ def _check_renderer(task: _ParticipantImages, done: Mapping[str, Mapping], scrat
             f"staged files (the image renderers changed since this generation started); expected the "
             f"same oa_kit code (or delete {task.records.parent} to start over)"
         )
-
-
-def _tick(bar: tqdm, result):
-    """Advance the progress bar by one participant and pass the result through."""
-    bar.update(1)
-    return result
 
 
 def _write_truth(participants: pd.DataFrame, knees: pd.DataFrame, folder: Path) -> None:

@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from oa_kit.horizons import OAI_HORIZONS_MONTHS
 from oa_kit.io.labels import SUBREGIONS
 
 #: OAI visit prefixes and months used by the synthetic cohort (KL readings at each).
@@ -75,7 +76,6 @@ VISITS: tuple[tuple[str, int], ...] = (
     ("V10", 96),
 )
 #: Horizons (months) at which each knee's true progression probability is stored.
-HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 48, 72, 96)
 #: The image-only latents (truth ``knees.parquet`` columns): cartilage thinning c, osteophyte size o, extra narrowing j.
 IMAGE_LATENTS: tuple[str, ...] = ("image_cartilage_z", "image_osteophyte_z", "image_jsw_z")
 #: Paths are simulated to this month; later increments and replacements are not recorded.
@@ -420,7 +420,7 @@ def simulate_knees(
     knees = _structure(knees, rng)
     for months in VISITS:
         knees[f"kl_true_{months[0]}"] = true_kl_at(knees, months[1])
-    for h in HORIZONS_MONTHS:
+    for h in OAI_HORIZONS_MONTHS:
         knees[f"p_progress_{h}"] = np.where(
             knees["eligible"],
             progression_probability(

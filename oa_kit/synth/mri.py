@@ -34,6 +34,7 @@ import numpy as np
 
 from oa_kit.errors import OAKitError
 from oa_kit.io.labels import FEMORAL_CENTRAL_HALF_ANGLE_DEG, LABEL_IDS, SUBREGIONS
+from oa_kit.io.mri import MRIVolume, write_nifti
 
 __all__ = [
     "DEFAULT_GEOMETRY",
@@ -755,7 +756,6 @@ def write_knee_mri(
 
     Returns the (image, labels) paths. Files are byte-identical for identical inputs (gzip mtime 0).
     """
-    from oa_kit.io.mri import MRIVolume, write_nifti
 
     _check_side(side)
     if side != rendered.side:

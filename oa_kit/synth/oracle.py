@@ -22,7 +22,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from oa_kit.errors import OAKitError
-from oa_kit.synth.model import HORIZONS_MONTHS, IMAGE_LATENTS, VISITS, SimulatedCohort
+from oa_kit.horizons import OAI_HORIZONS_MONTHS
+from oa_kit.synth.generate import simulate_cohort
+from oa_kit.synth.model import IMAGE_LATENTS, VISITS, SimulatedCohort
 
 #: Clinical predictors (per knee) used by the clinical-only baseline, as in the OAProgression baselines.
 CLINICAL_FEATURES: tuple[str, ...] = (
@@ -48,7 +50,7 @@ def reference_labels(cohort: SimulatedCohort, horizon_months: int) -> pd.DataFra
     months = dict(VISITS)
     if horizon_months not in months.values() or horizon_months == 0:
         raise OAKitError(
-            f"horizon_months: {horizon_months} is not a follow-up visit; expected one of {HORIZONS_MONTHS}"
+            f"horizon_months: {horizon_months} is not a follow-up visit; expected one of {OAI_HORIZONS_MONTHS}"
         )
     r = cohort.readings[cohort.readings["readprj"] == 15]
     base = r[(r["visit_month"] == 0) & (r["status"] == "ok") & (r["kl"] <= 3)][["ID", "side", "kl"]]
@@ -90,7 +92,7 @@ def _with_truth(knees: pd.DataFrame, labels: pd.DataFrame, horizon_months: int) 
             raise OAKitError(f"labels: missing column {col!r}; expected ID/participant_id, side, label")
     column = f"p_progress_{horizon_months}"
     if column not in knees.columns:
-        raise OAKitError(f"knees: no column {column!r}; expected a horizon in {HORIZONS_MONTHS}")
+        raise OAKitError(f"knees: no column {column!r}; expected a horizon in {OAI_HORIZONS_MONTHS}")
     keep = ["ID", "side"] + [c for c in labels.columns if c not in knees.columns]
     merged = labels[keep].astype({"ID": str}).merge(knees, on=["ID", "side"], how="inner")
     merged = merged[merged[column].notna()]
@@ -123,7 +125,7 @@ def cv_auc(frame: pd.DataFrame, features: Sequence[str], with_kl: bool, seed: in
 
 
 def oracle_table(
-    cohort: SimulatedCohort, horizons_months: Sequence[int] = HORIZONS_MONTHS, seed: int = 0
+    cohort: SimulatedCohort, horizons_months: Sequence[int] = OAI_HORIZONS_MONTHS, seed: int = 0
 ) -> pd.DataFrame:
     """Tidy table (horizon_months, model, auc, gap_to_oracle, n_knees, n_events) of oracle vs logistic baselines.
 
@@ -158,7 +160,6 @@ def oracle_table(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the oracle table for a preset and seed (the data card's figures)."""
-    from oa_kit.synth.generate import simulate_cohort
 
     parser = argparse.ArgumentParser(prog="python -m oa_kit.synth.oracle", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from oa_kit.errors import OAKitError
+from oa_kit.synth import mri
 
 if TYPE_CHECKING:
     from oa_kit.synth.mri import MRIGeometry
@@ -37,7 +38,6 @@ class CohortPreset:
 
     def mri_geometry(self) -> MRIGeometry:
         """The ``oa_kit.synth.mri.MRIGeometry`` of this preset (imports the renderer lazily)."""
-        from oa_kit.synth import mri
 
         if self.mri_shape is None:
             return mri.DEFAULT_GEOMETRY

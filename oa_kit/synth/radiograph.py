@@ -26,6 +26,7 @@ import numpy as np
 import pydicom
 import pydicom.uid
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixels import get_encoder
 from scipy import ndimage
 
 from oa_kit.errors import OAKitError
@@ -712,7 +713,6 @@ def write_radiograph_dicom(
 
 def _encoder_available(syntax: pydicom.uid.UID) -> bool:
     """Whether pydicom can encode ``syntax`` here; warns and falls back to uncompressed when it cannot."""
-    from pydicom.pixels import get_encoder
 
     encoder = get_encoder(syntax)
     if encoder.is_available:

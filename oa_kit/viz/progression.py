@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from sklearn.metrics import roc_curve
 
-from oa_kit.evaluation.metrics import calibration_curve, net_benefit
+from oa_kit.metrics import calibration_curve, net_benefit
 
 
 def _title(text: str, note: str | None) -> dict:
@@ -134,3 +134,20 @@ def subgroup_figure(table: pd.DataFrame, note: str | None = None) -> go.Figure:
     return auc_forest_figure(
         table.drop(columns=[c for c in ("model",) if c in table.columns]), None, note
     ).update_layout(title=_title("AUC by subgroup", note))
+
+
+def evaluation_figures(evaluation) -> dict[str, go.Figure]:
+    """Plotly figures of a :class:`oa_kit.evaluation.report.ProgressionEvaluation`: ROC, calibration, decision curve,
+    AUC forest, subgroup AUCs (main model)."""
+    note = evaluation.provenance.get("statement")
+    main = evaluation.predictions[evaluation.predictions.model == evaluation.main_model]
+    oracle_auc = None
+    if evaluation.oracle is not None:
+        oracle_auc = float(evaluation.oracle.loc[evaluation.oracle.model == "oracle", "auc"].iloc[0])
+    return {
+        "roc": roc_figure(evaluation.predictions, note),
+        "calibration": calibration_figure(evaluation.predictions, note=note),
+        "decision_curve": decision_curve_figure(main, note=note),
+        "auc_forest": auc_forest_figure(evaluation.metrics, oracle_auc, note),
+        "subgroups": subgroup_figure(evaluation.subgroups, note),
+    }

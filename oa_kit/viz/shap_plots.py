@@ -3,6 +3,7 @@ dependence. Inputs are :class:`oa_kit.explain.ShapResult` and the tables derived
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -43,7 +44,6 @@ def grouped_figure(grouped: pd.DataFrame, index: int | None = None, note: str | 
 
 def beeswarm_figure(result: ShapResult, top_k: int = 15, seed: int = 0, note: str | None = None) -> go.Figure:
     """Beeswarm-style scatter: SHAP value per knee and feature, colour = feature value (low → high)."""
-    import numpy as np
 
     data = beeswarm_data(result, top_k)
     order = list(dict.fromkeys(data["feature"]))[::-1]

@@ -3,15 +3,21 @@ and ``ship_weights`` which calibrates trained weights on Chen val, saves them wi
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from safetensors import safe_open
 from sklearn.metrics import cohen_kappa_score
 
 from oa_kit.io.atomic import write_text_atomic
-from oa_kit.models.kl.evaluate import KLEvaluation, evaluate_grader, expected_calibration_error
+from oa_kit.metrics import top_label_ece
+from oa_kit.models.kl.data import load_chen_arrays
+from oa_kit.models.kl.evaluate import KLEvaluation, evaluate_grader
+from oa_kit.models.kl.losses import logits_to_proba
 from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
 
 #: The test re-grades every CHECK_EVERY-th val knee and compares its QWK with the card.
@@ -214,13 +220,6 @@ def ship_weights(
     seed: int = 0,
 ) -> KLEvaluation:
     """Calibrate ``best`` on the Chen val split, save weights + sidecar to ``out``, evaluate the saved file, write the card."""
-    import json
-
-    import torch
-    from safetensors import safe_open
-
-    from oa_kit.models.kl.data import load_chen_arrays
-    from oa_kit.models.kl.losses import logits_to_proba
 
     images, frame = load_chen_arrays(data_dir, splits=("val",), progress=False)
     y = frame["kl"].to_numpy()
@@ -232,8 +231,8 @@ def ship_weights(
     calibration = {
         "nll_before": nll(before),
         "nll_after": nll(after),
-        "ece_before": expected_calibration_error(before, y),
-        "ece_after": expected_calibration_error(after, y),
+        "ece_before": top_label_ece(y, before),
+        "ece_after": top_label_ece(y, after),
     }
     with safe_open(str(best), "pt") as handle:
         meta = handle.metadata()

@@ -16,11 +16,15 @@ from safetensors.torch import save_file
 from sklearn.covariance import LedoitWolf
 
 from oa_kit.errors import OAKitError
+from oa_kit.imaging.localize import knee_rois
 from oa_kit.imaging.preprocess import KL_INPUT_SIZE, check_roi, kl_input
 from oa_kit.io.artifacts import sha256_file, verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.chen import is_chen_layout, read_chen
+from oa_kit.io.radiograph import read_radiograph
 from oa_kit.models.kl.calibration import TemperatureScaler
 from oa_kit.models.kl.conformal import APSConformal, set_labels
+from oa_kit.models.kl.data import chen_input, read_gray
 from oa_kit.models.kl.losses import logits_to_proba
 from oa_kit.models.kl.network import KLNet, fuse_for_inference
 from oa_kit.models.kl.train import build_model
@@ -215,13 +219,10 @@ class KLGrader:
         self._check_fitted()
         return self._forward(X, tta=1)[1]
 
-    def gradcam(self, X: np.ndarray, target: int | np.ndarray | None = None) -> np.ndarray:
-        """Grad-CAM maps (N, S, S) in [0, 1], aligned pixel-for-pixel with the inputs (default target: predicted grade)."""
-        from oa_kit.explain.gradcam import grad_cam
-
+    def input_tensor(self, X: np.ndarray) -> torch.Tensor:
+        """Validated inputs as a float tensor (N, 1, S, S) on the grader's device (what the network is given)."""
         self._check_fitted()
-        x = _as_input(X, self.input_size_)
-        return grad_cam(self.inference_model_, x.to(self.device), target=target, loss=self.loss_)
+        return _as_input(X, self.input_size_).to(self.device)
 
     def qa_flags(
         self, X: np.ndarray, proba: np.ndarray | None = None, embeddings: np.ndarray | None = None
@@ -286,10 +287,10 @@ def _as_input(X: np.ndarray, size: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- files → table
-def _knees_from_path(path: Path, side: str | None, clahe: str) -> list[dict]:
-    """Knee records (id, side, source, input, flags) from one file or folder."""
-    from oa_kit.io.chen import is_chen_layout, read_chen
-    from oa_kit.models.kl.data import chen_input
+def load_knees(path: Path, side: str | None, clahe: str) -> list[dict]:
+    """Knee records from one DICOM/PNG/JPEG file or a folder (Chen layout or plain): ``id``, ``side``, ``source``,
+    ``input`` (the model input (1, S, S), or None when no knee was found), ``flags`` (QA) and, for Chen folders,
+    ``kl_label``. ``clahe`` is ``auto``, ``yes`` or ``no`` as in :func:`predict_files`."""
 
     if path.is_dir():
         if is_chen_layout(path):
@@ -308,7 +309,7 @@ def _knees_from_path(path: Path, side: str | None, clahe: str) -> list[dict]:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
         if not files:
             raise OAKitError(f"{path}: folder has no .png/.jpg/.dcm files and is not in the Chen layout")
-        return [knee for file in files for knee in _knees_from_path(file, side, clahe)]
+        return [knee for file in files for knee in load_knees(file, side, clahe)]
     if not path.exists():
         raise OAKitError(f"{path}: input file not found; expected a DICOM, PNG or JPEG file or a Chen-layout folder")
     with open(path, "rb") as handle:
@@ -332,7 +333,6 @@ def _knees_from_path(path: Path, side: str | None, clahe: str) -> list[dict]:
 
 def _plain_input(path: Path, side: str, clahe: bool) -> np.ndarray:
     """Model input from a PNG/JPEG single-knee crop (8/16-bit; left knees mirrored)."""
-    from oa_kit.models.kl.data import read_gray
 
     image = check_roi(read_gray(path), name=str(path))
     if side == "L":
@@ -342,8 +342,6 @@ def _plain_input(path: Path, side: str, clahe: bool) -> np.ndarray:
 
 def _knees_from_dicom(path: Path, side: str | None, clahe: bool) -> list[dict]:
     """Knee records from a DICOM radiograph (bilateral or single knee) via the shared reader and localiser."""
-    from oa_kit.imaging.localize import knee_rois
-    from oa_kit.io.radiograph import read_radiograph
 
     radiograph = read_radiograph(path)
     rois = knee_rois(radiograph, side=side)
@@ -388,7 +386,7 @@ def predict_files(
     """
     if clahe not in ("auto", "yes", "no"):
         raise OAKitError(f"clahe: {clahe!r}; expected auto, yes or no")
-    knees = [knee for item in inputs for knee in _knees_from_path(Path(item), side, clahe)]
+    knees = [knee for item in inputs for knee in load_knees(Path(item), side, clahe)]
     graded = [k for k in knees if k["input"] is not None]
     table = pd.DataFrame(
         {"id": [k["id"] for k in knees], "side": [k["side"] for k in knees], "source": [k["source"] for k in knees]}

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from sklearn.metrics import cohen_kappa_score
 from tqdm.auto import tqdm
@@ -387,7 +388,6 @@ class KLTrainer:
 
 def _load_init(path: str | os.PathLike, loss: str) -> dict[str, torch.Tensor]:
     """Network tensors of a KL weights file for fine-tuning (checks the loss type matches)."""
-    from safetensors import safe_open
 
     with safe_open(str(path), "pt") as handle:
         meta = handle.metadata() or {}

@@ -7,9 +7,12 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from oa_kit.errors import OAKitError
+from oa_kit.io import labels as labmod
+from oa_kit.io import mri
 from oa_kit.models.mri.train import SegmentationCase
 
 _SYNTH = re.compile(r"(?P<pid>.+)_(?P<side>[RL])_(?P<visit>V\d\d)_DESS\.nii(\.gz)?$")
@@ -42,7 +45,6 @@ def discover_cases(paths: Iterable[str | Path]) -> list[SegmentationCase]:
 
 def _case_from_file(f: Path, sides: dict[str, str]) -> SegmentationCase | None:
     """Build a case when ``f`` is the image of a recognised pair, else None."""
-    from oa_kit.io import mri
 
     name = f.name
     if (m := _SYNTH.match(name)) and f.with_name(name.replace("_DESS", "_labels")).exists():
@@ -67,8 +69,6 @@ def _case_from_file(f: Path, sides: dict[str, str]) -> SegmentationCase | None:
         img, lab = mri.read_mhd_pair(image, f)
         return _case(stem, img, lab.array, "oaizib", "R", stem)
     if f.suffix == ".h5":
-        import h5py
-
         with h5py.File(f, "r") as h:
             if "seg" not in h or "echo1" not in h:
                 return None
@@ -79,7 +79,6 @@ def _case_from_file(f: Path, sides: dict[str, str]) -> SegmentationCase | None:
 
 def _case(case_id: str, image, labels: np.ndarray, source: str, side: str, group: str) -> SegmentationCase:
     """Wrap a read image and its native labels as a harmonised :class:`SegmentationCase`."""
-    from oa_kit.io import labels as labmod
 
     if source == "synthetic":
         harmonised = np.asarray(labels, dtype=np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -21,6 +22,13 @@ from oa_kit.models.mri.network import (
     NETWORK_CLASSES,
     bottleneck_module,
     build_unet,
+)
+from oa_kit.models.mri.train import (
+    SegmentationCase,
+    TrainResult,
+    _metadata,
+    save_weights,
+    train_segmenter,
 )
 from oa_kit.models.mri.transforms import (
     CONTEXT_OFFSETS,
@@ -278,7 +286,6 @@ class MRISegmenter:
         progress: bool = True,
     ) -> MRISegmenter:
         """Train on in-memory volumes with harmonised labels (see ``oa_kit.models.mri.train.train_segmenter``); returns self."""
-        from oa_kit.models.mri.train import SegmentationCase, train_segmenter
 
         cases = [
             SegmentationCase(f"case{i}", v, lab, a, s)
@@ -420,3 +427,45 @@ class MRISegmenter:
     def embed(self, volume: np.ndarray, affine: np.ndarray, side: str) -> np.ndarray:
         """Knee embedding: bottleneck features mean-pooled over all windows, shape (``embed_dim``,) float32."""
         return self.segment(volume, affine, side).embedding
+
+
+def export_best(run: str | Path, path: str | Path, segmenter=None, extra: dict | None = None) -> Path:
+    """Package a run folder's best-validation checkpoint (``best.safetensors``) as shippable weights + JSON (sha256).
+
+    For runs stopped before their last epoch: the history and checkpoint state are recorded in the metadata.
+    """
+    run = Path(run)
+    if not (run / "best.safetensors").exists() or not (run / "checkpoint.json").exists():
+        raise OAKitError(f"{run}: no best.safetensors/checkpoint.json; expected a run folder from 'oa-kit mri train'")
+    state = json.loads((run / "checkpoint.json").read_text())
+    tensors = load_file(str(run / "best.safetensors"))
+    segmenter = segmenter or MRISegmenter(
+        channels=_channels_from_state(tensors), context_mm=float(state.get("context_mm", 0.0))
+    )
+    segmenter.strides = (2,) * (len(segmenter.channels) - 1)
+    net = segmenter._build()
+    net.load_state_dict(tensors)
+    best_epoch = max(state["history"], key=lambda h: h["val_cartilage_dice"])["epoch"]
+    metadata = {
+        **_metadata(segmenter),
+        "seed": state.get("seed"),
+        "epochs_completed": state["epoch"],
+        "best_epoch": best_epoch,
+        "best_val_cartilage_dice": state["best_score"],
+        "history": state["history"],
+    }
+    return save_weights(TrainResult(net=net, metadata=metadata, history=state["history"]), path, extra)
+
+
+def _channels_from_state(tensors: dict) -> tuple[int, ...]:
+    """Recover U-Net channel widths from a MONAI UNet state dict (the output width of each encoder block)."""
+    channels, prefix = [], "model.0"
+    depth = 0
+    while f"{prefix}.conv.unit0.conv.weight" in tensors:
+        channels.append(int(tensors[f"{prefix}.conv.unit0.conv.weight"].shape[0]))
+        depth += 1
+        prefix = "model" + ".1.submodule" * depth + ".0"
+    bottom = "model" + ".1.submodule" * depth + ".conv.unit0.conv.weight"
+    if bottom in tensors:
+        channels.append(int(tensors[bottom].shape[0]))
+    return tuple(channels)

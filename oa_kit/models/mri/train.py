@@ -1,4 +1,4 @@
-"""Training the MRI segmenter: dataset discovery, slice sampling, DiceCE training loop with checkpoints/resume, evaluation."""
+"""Training the MRI segmenter: slice sampling, augmentation, DiceCE training loop with checkpoints/resume, phantom cases."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.losses import DiceCELoss, DiceLoss
-from monai.metrics import DiceMetric, SurfaceDistanceMetric
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from oa_kit.errors import OAKitError
+from oa_kit.io.artifacts import sha256_file
 from oa_kit.io.atomic import atomic_path, write_text_atomic
-from oa_kit.io.labels import LABELS
+from oa_kit.io.labels import SUBREGIONS
 from oa_kit.models.mri.network import N_NETWORK_CLASSES, expand_input_channels, harmonised_to_network
 from oa_kit.models.mri.transforms import CONTEXT_CENTRE, check_volume, resample_slices, to_canonical
+from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, render_knee_mri
 
-#: Tissues scored by :func:`evaluate_segmenter` (harmonised ids).
+#: Tissues scored by :func:`oa_kit.evaluation.segmentation.evaluate_segmenter` (harmonised ids).
 EVAL_LABELS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
@@ -172,6 +173,7 @@ def train_segmenter(
     train_cases: Sequence[SegmentationCase],
     val_cases: Sequence[SegmentationCase],
     out: str | Path | None,
+    segmenter,
     epochs: int = 30,
     seed: int = 0,
     batch_size: int = 16,
@@ -179,7 +181,6 @@ def train_segmenter(
     steps_per_epoch: int | None = None,
     resume: bool = False,
     progress: bool = True,
-    segmenter=None,
     log: Callable[[str], None] | None = None,
     contact_weight: float = 0.0,
     init_weights: str | Path | None = None,
@@ -192,6 +193,9 @@ def train_segmenter(
         Scans with harmonised labels; validation picks the best epoch (mean cartilage Dice).
     out
         Run folder: ``checkpoint.safetensors/json`` every epoch, ``best.safetensors`` + ``history.csv``; None = no files.
+    segmenter
+        The :class:`oa_kit.models.mri.inference.MRISegmenter` whose settings (architecture, 2.5D context,
+        preprocessing) define the network and its input slices.
     epochs, batch_size, lr, steps_per_epoch
         Optimisation settings (Adam, cosine learning-rate decay).
     seed
@@ -211,9 +215,6 @@ def train_segmenter(
     TrainResult
         Network with the best validation weights (last epoch when there is no validation set), metadata, history.
     """
-    from oa_kit.models.mri.inference import MRISegmenter
-
-    segmenter = segmenter or MRISegmenter()
     torch.manual_seed(seed)
     net = segmenter._build()
     if init_weights is not None:
@@ -339,7 +340,6 @@ def _validation_score(segmenter, cases: Sequence[SegmentationCase]) -> float:
 
 def save_weights(result: TrainResult, path: str | Path, extra: dict | None = None) -> Path:
     """Write trained weights (safetensors) and JSON metadata with the file's sha256 beside it; returns the weights path."""
-    from oa_kit.io.artifacts import sha256_file
 
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -347,117 +347,6 @@ def save_weights(result: TrainResult, path: str | Path, extra: dict | None = Non
     meta = dict(result.metadata, **(extra or {}), sha256=sha256_file(path), weights_file=path.name)
     write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return path
-
-
-def export_best(run: str | Path, path: str | Path, segmenter=None, extra: dict | None = None) -> Path:
-    """Package a run folder's best-validation checkpoint (``best.safetensors``) as shippable weights + JSON (sha256).
-
-    For runs stopped before their last epoch: the history and checkpoint state are recorded in the metadata.
-    """
-    from oa_kit.models.mri.inference import MRISegmenter
-
-    run = Path(run)
-    if not (run / "best.safetensors").exists() or not (run / "checkpoint.json").exists():
-        raise OAKitError(f"{run}: no best.safetensors/checkpoint.json; expected a run folder from 'oa-kit mri train'")
-    state = json.loads((run / "checkpoint.json").read_text())
-    tensors = load_file(str(run / "best.safetensors"))
-    segmenter = segmenter or MRISegmenter(
-        channels=_channels_from_state(tensors), context_mm=float(state.get("context_mm", 0.0))
-    )
-    segmenter.strides = (2,) * (len(segmenter.channels) - 1)
-    net = segmenter._build()
-    net.load_state_dict(tensors)
-    best_epoch = max(state["history"], key=lambda h: h["val_cartilage_dice"])["epoch"]
-    metadata = {
-        **_metadata(segmenter),
-        "seed": state.get("seed"),
-        "epochs_completed": state["epoch"],
-        "best_epoch": best_epoch,
-        "best_val_cartilage_dice": state["best_score"],
-        "history": state["history"],
-    }
-    return save_weights(TrainResult(net=net, metadata=metadata, history=state["history"]), path, extra)
-
-
-def _channels_from_state(tensors: dict) -> tuple[int, ...]:
-    """Recover U-Net channel widths from a MONAI UNet state dict (the output width of each encoder block)."""
-    channels, prefix = [], "model.0"
-    depth = 0
-    while f"{prefix}.conv.unit0.conv.weight" in tensors:
-        channels.append(int(tensors[f"{prefix}.conv.unit0.conv.weight"].shape[0]))
-        depth += 1
-        prefix = "model" + ".1.submodule" * depth + ".0"
-    bottom = "model" + ".1.submodule" * depth + ".conv.unit0.conv.weight"
-    if bottom in tensors:
-        channels.append(int(tensors[bottom].shape[0]))
-    return tuple(channels)
-
-
-# ------------------------------------------------------------------------------------------------ evaluation
-def evaluate_segmenter(
-    segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0, progress: bool = True
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-tissue Dice and ASSD (mm) with participant-level bootstrap 95% CIs (MONAI metrics).
-
-    Returns
-    -------
-    summary, per_case
-        ``summary``: one row per tissue (tissue, metric, estimate, ci_low, ci_high, n); ``per_case``: raw values.
-    """
-    rows = []
-    for case in tqdm(cases, desc="evaluating", disable=not progress):
-        pred = segmenter.predict(case.image, case.affine, case.side)
-        spacing = tuple(float(s) for s in np.sqrt((np.asarray(case.affine)[:3, :3] ** 2).sum(axis=0)))
-        rows.extend(_case_metrics(case, pred, spacing))
-    per_case = pd.DataFrame(rows)
-    rng = np.random.default_rng(seed)
-    summary = []
-    for (tissue, metric), grp in per_case.groupby(["tissue", "metric"], sort=False):
-        values = grp.groupby("group")["value"].mean().to_numpy()
-        values = values[np.isfinite(values)]
-        boots = [rng.choice(values, size=len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
-        summary.append(
-            {
-                "tissue": tissue,
-                "metric": metric,
-                "estimate": float(np.mean(values)) if len(values) else np.nan,
-                "ci_low": float(np.percentile(boots, 2.5)),
-                "ci_high": float(np.percentile(boots, 97.5)),
-                "n": int(len(values)),
-            }
-        )
-    return pd.DataFrame(summary), per_case
-
-
-def _case_metrics(case: SegmentationCase, pred: np.ndarray, spacing: tuple[float, float, float]) -> list[dict]:
-    """Dice and average symmetric surface distance per tissue for one case."""
-    p = torch.from_numpy(np.stack([pred == k for k in EVAL_LABELS]))[None].float()
-    t = torch.from_numpy(np.stack([case.labels == k for k in EVAL_LABELS]))[None].float()
-    dice = DiceMetric(include_background=True, reduction="none")(p, t)[0].numpy()
-    assd = SurfaceDistanceMetric(include_background=True, symmetric=True, reduction="none")(p, t, spacing=spacing)[
-        0
-    ].numpy()
-    out = []
-    for i, label in enumerate(EVAL_LABELS):
-        out.append(
-            {
-                "case_id": case.case_id,
-                "group": case.group or case.case_id,
-                "tissue": LABELS[label],
-                "metric": "dice",
-                "value": float(dice[i]),
-            }
-        )
-        out.append(
-            {
-                "case_id": case.case_id,
-                "group": case.group or case.case_id,
-                "tissue": LABELS[label],
-                "metric": "assd_mm",
-                "value": float(assd[i]),
-            }
-        )
-    return out
 
 
 # --------------------------------------------------------------------------------------------- synthetic phantoms
@@ -475,8 +364,6 @@ def render_phantom_cases(
     ``only_groups`` renders just those participants (the random draws of the others are replayed, not rendered),
     so a run's test set can be re-created exactly without rendering its training set.
     """
-    from oa_kit.io.labels import SUBREGIONS
-    from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, render_knee_mri
 
     geometry = geometry or DEFAULT_GEOMETRY
     rng = np.random.default_rng(seed)
@@ -513,70 +400,3 @@ def split_by_group(
     for c in cases:
         parts[assign[c.group or c.case_id]].append(c)
     return parts
-
-
-def evaluate_thickness(
-    segmenter, cases: Sequence[SegmentationCase], n_boot: int = 1000, seed: int = 0, progress: bool = True
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean-thickness error (mm) per subregion against the phantoms' analytic truth, with bootstrap 95% CIs.
-
-    Measured twice per case: on the segmenter's output (labels + probabilities, the full pipeline) and on the
-    true label map (the thickness method alone). Cases need a ``true_thickness_mm`` attribute (synthetic phantoms);
-    with ``true_thickness_all_mm`` (the whole footprint, rim tapering to 0 mm) its error is reported too
-    (``mae_all_mm``), for reference: no voxel-based method resolves that rim.
-
-    Returns
-    -------
-    summary, per_case
-        ``summary``: subregion, source, metric (``mae_mm``, ``bias_mm``[, ``mae_all_mm``]), estimate, ci_low, ci_high, n.
-    """
-    from oa_kit.features.cartilage import measure_cartilage
-
-    rows = []
-    for case in tqdm(cases, desc="thickness", disable=not progress):
-        seg = segmenter.segment(case.image, case.affine, case.side)
-        for source, meas in (
-            ("segmenter", measure_cartilage(seg.labels, case.affine, case.side, proba=seg.proba)),
-            ("true_labels", measure_cartilage(case.labels, case.affine, case.side)),
-        ):
-            table = meas.subregion_table().set_index("subregion")
-            full = getattr(case, "true_thickness_all_mm", {})
-            for name, truth in case.true_thickness_mm.items():  # type: ignore[attr-defined]
-                rows.append(
-                    {
-                        "case_id": case.case_id,
-                        "group": case.group,
-                        "source": source,
-                        "subregion": name,
-                        "measured_mm": float(table.loc[name, "thickness_mm_mean"]),
-                        "true_mm": float(truth),
-                        "true_all_mm": float(full.get(name, np.nan)),
-                    }
-                )
-    per_case = pd.DataFrame(rows)
-    per_case["error_mm"] = per_case["measured_mm"] - per_case["true_mm"]
-    per_case["error_all_mm"] = per_case["measured_mm"] - per_case["true_all_mm"]
-    rng = np.random.default_rng(seed)
-    summary = []
-    for (source, name), grp in per_case.groupby(["source", "subregion"], sort=False):
-        err = grp.groupby("group")["error_mm"].apply(lambda e: e.abs().mean()).to_numpy()
-        bias = grp.groupby("group")["error_mm"].mean().to_numpy()
-        err_all = grp.groupby("group")["error_all_mm"].apply(lambda e: e.abs().mean()).to_numpy()
-        metrics = [("mae_mm", err), ("bias_mm", bias)] + (
-            [("mae_all_mm", err_all)] if np.isfinite(err_all).any() else []
-        )
-        for metric, values in metrics:
-            values = values[np.isfinite(values)]
-            boots = [rng.choice(values, len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
-            summary.append(
-                {
-                    "subregion": name,
-                    "source": source,
-                    "metric": metric,
-                    "estimate": float(np.mean(values)) if len(values) else np.nan,
-                    "ci_low": float(np.percentile(boots, 2.5)),
-                    "ci_high": float(np.percentile(boots, 97.5)),
-                    "n": int(len(values)),
-                }
-            )
-    return pd.DataFrame(summary), per_case

@@ -17,12 +17,12 @@ from oa_kit.errors import OAKitError  # noqa: E402
 
 #: Modules that provide a subcommand through ``register(subparsers)``; each handler returns an exit code.
 SUBCOMMAND_MODULES = (
-    "oa_kit.synth.cli",
-    "oa_kit.cohort.cli",
-    "oa_kit.models.kl.cli",
-    "oa_kit.models.mri.cli",
-    "oa_kit.progression.cli",
-    "oa_kit.demo",
+    "oa_kit.cli.synth",
+    "oa_kit.cli.cohort",
+    "oa_kit.cli.kl",
+    "oa_kit.cli.mri",
+    "oa_kit.cli.progression",
+    "oa_kit.cli.demo",
 )
 
 

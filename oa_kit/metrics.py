@@ -1,4 +1,9 @@
-"""Discrimination and calibration metrics with participant-level bootstrap CIs, as tidy DataFrames.
+"""Metrics with participant-level bootstrap CIs, as tidy DataFrames: the one place oa_kit defines a metric.
+
+Arguments always come in the order (truth, prediction[, groups]), as in scikit-learn. Binary progression metrics
+(:func:`roc_auc`, :func:`average_precision`, :func:`brier_score`, :func:`expected_calibration_error`,
+:func:`bootstrap_metrics`, calibration and decision curves) and KL-grade metrics (:func:`kl_metrics`,
+:func:`top_label_ece`, :func:`kl_bootstrap_metrics`) live side by side; both resample whole participants.
 
 Every metric is computed on resampling weights so that 1000+ bootstrap resamples cost one matrix product:
 a resample draws participants with replacement and gives each knee the count of its participant
@@ -9,13 +14,17 @@ A metric that is undefined (AUC/AP with a single class) is never returned silent
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, roc_auc_score
 
 from oa_kit.errors import OAKitError
+
+#: KL grades.
+GRADES = np.arange(5)
 
 #: Metrics reported by :func:`bootstrap_metrics`.
 METRICS: tuple[str, ...] = ("auc", "ap", "brier", "ece")
@@ -239,4 +248,82 @@ def net_benefit(y: Sequence, p: Sequence, thresholds: Sequence[float] | None = N
             "treat_all": prevalence - (1 - prevalence) * odds,
             "treat_none": 0.0,
         }
+    )
+
+
+# ------------------------------------------------------------------------------------------- KL grades
+def participant_bootstrap(groups: Sequence, n_resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """Row indices of ``n_resamples`` bootstrap samples that draw whole participants (both knees, all visits) with replacement."""
+    codes, uniques = pd.factorize(np.asarray(groups))
+    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
+    rng = np.random.default_rng(seed)
+    for _ in range(n_resamples):
+        yield np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+
+
+def top_label_ece(y: Sequence, proba: np.ndarray, n_bins: int = 15) -> float:
+    """Multi-class (KL) top-label ECE: mean |accuracy − confidence| over equal-width confidence bins, weighted by size."""
+    y, proba = np.asarray(y).astype(int), np.asarray(proba, float)
+    confidence, correct = proba.max(1), (proba.argmax(1) == y)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        mask = bins == b
+        total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(total)
+
+
+def kl_metrics(y: np.ndarray, proba: np.ndarray, sets: np.ndarray | None = None) -> dict[str, float]:
+    """Point estimates of every KL metric for true grades y (N,), probabilities (N, 5) and optional sets (N, 5) bool."""
+    y, proba = np.asarray(y).astype(int), np.asarray(proba, float)
+    pred = proba.argmax(1)
+    out = {
+        "qwk": cohen_kappa_score(y, pred, weights="quadratic", labels=GRADES),
+        "accuracy": accuracy_score(y, pred),
+        "balanced_accuracy": balanced_accuracy_score(y, pred),
+        "mae": float(np.abs(pred - y).mean()),
+        "auc_kl2": roc_auc_score(y >= 2, proba[:, 2:].sum(1)) if 0 < (y >= 2).sum() < len(y) else np.nan,
+        "ece": top_label_ece(y, proba),
+        "nll": float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1)).mean()),
+    }
+    if sets is not None:
+        sets = np.asarray(sets, bool)
+        out["coverage"] = float(sets[np.arange(len(y)), y].mean())
+        out["mean_set_size"] = float(sets.sum(1).mean())
+    return {k: float(v) for k, v in out.items()}
+
+
+def kl_bootstrap_metrics(
+    y: Sequence,
+    proba: np.ndarray,
+    groups: Sequence,
+    sets: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> pd.DataFrame:
+    """KL metrics (:func:`kl_metrics`) as a tidy table (metric, estimate, ci_low, ci_high, n) with percentile CIs
+    from resampling participants (``groups``) with :func:`participant_bootstrap`."""
+    y, proba, groups = np.asarray(y).astype(int), np.asarray(proba, float), np.asarray(groups)
+    if not len(y) == len(proba) == len(groups):
+        raise OAKitError(f"y/proba/groups: lengths {len(y)}/{len(proba)}/{len(groups)}; expected equal lengths")
+    estimate = kl_metrics(y, proba, sets)
+    draws = pd.DataFrame(
+        [
+            kl_metrics(y[idx], proba[idx], None if sets is None else sets[idx])
+            for idx in participant_bootstrap(groups, n_resamples, seed)
+        ]
+    )
+    tail = (1 - ci) / 2 * 100
+    return pd.DataFrame(
+        [
+            {
+                "metric": name,
+                "estimate": value,
+                "ci_low": float(np.nanpercentile(draws[name], tail)),
+                "ci_high": float(np.nanpercentile(draws[name], 100 - tail)),
+                "n": len(y),
+            }
+            for name, value in estimate.items()
+        ]
     )

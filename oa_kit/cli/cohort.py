@@ -5,20 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from oa_kit.cohort.labels import (
     DEFINITIONS,
-    MOST_HORIZONS_MONTHS,
-    OAI_HORIZONS_MONTHS,
-    ProgressionLabels,
     build_progression_labels,
 )
 from oa_kit.cohort.tables import SOURCES, load_tables
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import atomic_path, write_text_atomic
-
-OUTPUT_FILES = ("labels.parquet", "exclusions.parquet", "flow.csv", "readings.parquet", "clinical.parquet")
+from oa_kit.horizons import MOST_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
+from oa_kit.workflows.cohort import write_labels
 
 
 def register(subparsers) -> None:
@@ -67,42 +61,7 @@ def handle(args: argparse.Namespace) -> int:
         replacements=tables.replacements,
     )
     out = Path(args.out)
-    write_outputs(result, out, readings=tables.readings, clinical=tables.clinical)
+    write_labels(result, out, readings=tables.readings, clinical=tables.clinical)
     print(f"{args.source.upper()} labels ({args.definition}) written to {out.resolve()}")
-    print(summary_text(result))
+    print(result.summary_text())
     return 0
-
-
-def write_outputs(
-    result: ProgressionLabels, out: Path, readings: pd.DataFrame | None = None, clinical: pd.DataFrame | None = None
-) -> None:
-    """Write labels/exclusions (parquet), the flow (CSV) and optionally the tidy tables, each atomically."""
-    out.mkdir(parents=True, exist_ok=True)
-    frames = {
-        "labels.parquet": result.labels,
-        "exclusions.parquet": result.exclusions,
-        "readings.parquet": readings,
-        "clinical.parquet": clinical,
-    }
-    for name, frame in frames.items():
-        if frame is not None:
-            with atomic_path(out / name) as tmp:
-                frame.to_parquet(tmp, index=False)
-    write_text_atomic(out / "flow.csv", result.flow().to_csv(index=False))
-
-
-def summary_table(result: ProgressionLabels) -> pd.DataFrame:
-    """Knee counts: rows = included / progressors / non-progressors / each exclusion reason, columns = horizons."""
-    flow = result.flow()
-    flow = flow.assign(row=flow["stage"].where(flow["reason_code"].eq(""), "excluded: " + flow["reason_code"]))
-    table = flow.pivot_table(index="row", columns="horizon_months", values="n_knees", aggfunc="sum", sort=False)
-    unused = table.index.str.startswith("excluded: ") & table.sum(axis=1).eq(0)
-    table = table[~unused].astype(int)
-    table.columns = [f"{h} m" for h in table.columns]
-    table.index.name = None
-    return table
-
-
-def summary_text(result: ProgressionLabels) -> str:
-    """The summary table as plain text (what ``oa-kit labels`` and ``make demo`` print)."""
-    return "Knees per horizon and exclusion reason:\n" + summary_table(result).to_string()

@@ -1,115 +1,38 @@
-"""Scan -> knee results: read any supported MRI input, segment, measure cartilage, QC, and write maps and the per-knee table."""
+"""MRI jobs that write files: read any supported scan, segment, measure cartilage, QC, and write label maps, thickness
+maps and the per-knee table for a batch of scans (resumable, optionally in worker processes)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
-import multiprocessing
-import re
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from oa_kit import __version__
 from oa_kit.errors import OAKitError
-from oa_kit.features.cartilage import CartilageMeasurement, measure_cartilage, write_map_nifti
-from oa_kit.features.mri_qc import QC_FLAGS, qc_flags
+from oa_kit.evaluation.segmentation import evaluate_segmenter, evaluate_thickness
+from oa_kit.features.cartilage import write_map_nifti
+from oa_kit.features.mri_knee import analyse_knee
+from oa_kit.features.mri_qc import QC_FLAGS
 from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.scans import read_scan
+from oa_kit.models.mri.datasets import discover_cases
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
-from oa_kit.parallel import resolve_n_jobs
+from oa_kit.models.mri.network import DEFAULT_CHANNELS
+from oa_kit.models.mri.train import render_phantom_cases, save_weights, split_by_group, train_segmenter
+from oa_kit.parallel import ordered_map, resolve_n_jobs
+from oa_kit.synth.mri import MRI_GEOMETRIES
 
-_NAME = re.compile(r"(?P<pid>[^_/]+)_(?P<side>[RL])_(?P<visit>V\d\d)")
-_SIDE_WORDS = {"RIGHT": "R", "LEFT": "L"}
-
-
-@dataclass
-class ScanInput:
-    """One input scan as read: image, affine, and what the name/header say about participant, side and visit."""
-
-    path: Path
-    image: np.ndarray
-    affine: np.ndarray
-    participant_id: str
-    side: str | None
-    visit_month: int
-
-
-@dataclass
-class KneeResult:
-    """Everything measured on one knee scan."""
-
-    labels: np.ndarray
-    measurement: CartilageMeasurement
-    row: dict
-
-
-def read_scan(path: str | Path) -> ScanInput:
-    """Read a DICOM series folder, NIfTI, MHD or SKM-TEA HDF5 scan with its geometry; reject files without orientation."""
-    from oa_kit.io import mri
-
-    path = Path(path)
-    if path.is_dir():
-        vol = mri.read_dicom_series(path)
-    elif path.name.endswith((".nii", ".nii.gz")):
-        hdr = nib.load(str(path)).header
-        if int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
-            raise OAKitError(
-                f"{path}: NIfTI has no orientation (qform_code = sform_code = 0); expected a scanner affine"
-            )
-        vol = mri.read_nifti(path)
-    elif path.suffix == ".mhd":
-        vol = mri.read_mhd(path)
-    elif path.suffix in (".h5", ".hdf5"):
-        vol = mri.read_skmtea_h5(path)["echo1"]
-    elif not path.exists():
-        raise OAKitError(f"{path}: not found; expected a DICOM folder, .nii(.gz), .mhd or .h5 file")
-    else:
-        raise OAKitError(f"{path}: unsupported file type; expected a DICOM series folder, .nii(.gz), .mhd or .h5")
-    if vol.array.ndim != 3:
-        raise OAKitError(f"{path}: image has shape {vol.array.shape}; expected one 3-D volume")
-    return ScanInput(path, np.asarray(vol.array, dtype=np.float32), vol.affine, *_identity(path, vol.metadata))
-
-
-def _identity(path: Path, metadata) -> tuple[str, str | None, int]:
-    """Participant id, side and visit month from a ``{ID}_{R|L}_V00`` name or DICOM laterality/description."""
-    from oa_kit.io.oai import VISIT_MONTHS
-
-    stem = path.name.split(".")[0]
-    m = _NAME.search(stem)
-    if m:
-        return m["pid"], m["side"], int(VISIT_MONTHS.get(m["visit"], 0))
-    side = None
-    lat = str(metadata.get("laterality", "")).upper()
-    desc = str(metadata.get("series_description", "")).upper()
-    if lat in ("R", "L"):
-        side = lat
-    else:
-        side = next((v for k, v in _SIDE_WORDS.items() if k in desc), None)
-    return stem, side, 0
-
-
-def analyse_knee(scan: ScanInput, segmenter: MRISegmenter, side: str) -> KneeResult:
-    """Segment one scan and measure it: biomarkers, QC flags and embedding in one tidy row."""
-    seg = segmenter.segment(scan.image, scan.affine, side)
-    measurement = measure_cartilage(seg.labels, scan.affine, side, proba=seg.proba)
-    row = {
-        "participant_id": scan.participant_id,
-        "side": side,
-        "visit_month": scan.visit_month,
-        "source_file": str(scan.path),
-    }
-    row.update(measurement.to_row())
-    row.update(qc_flags(seg.labels, scan.affine, side, seg.proba))
-    row.update({f"mri_emb_{i:03d}": float(v) for i, v in enumerate(seg.embedding)})
-    return KneeResult(seg.labels, measurement, row)
+Log = Callable[[str], None] | None
 
 
 def scan_record_path(out: str | Path, path: str | Path) -> Path:
@@ -137,8 +60,6 @@ def _source_stamp(path: Path) -> dict[str, int]:
 def _record_key(path: Path, side: str | None, weights_sha256: str) -> dict[str, object]:
     """What a finished result must match to be reused: the input (path, size, mtime), the ``side`` argument, the
     weights and the oa_kit version (whose biomarker columns it holds)."""
-    from oa_kit import __version__
-
     return {
         "source_file": str(path.resolve()),
         "source": _source_stamp(path) if path.exists() else None,
@@ -202,8 +123,6 @@ _WORKER: dict[str, object] = {}
 
 def _init_worker(weights: str | None, threads: int) -> None:
     """Worker start-up: ``threads`` threads for torch/BLAS/OpenMP (processes share the cores) and load the model."""
-    from threadpoolctl import threadpool_limits
-
     torch.set_num_threads(threads)
     _WORKER["limits"] = threadpool_limits(limits=threads)
     _WORKER["segmenter"] = MRISegmenter.from_pretrained(weights)
@@ -222,8 +141,6 @@ def _limit_threads(threads: int) -> Iterator[None]:
     could only shorten the network's share (~0.4 s of a synthetic knee), while on the shared machine its
     spin-waiting made a batch 2.4-6x slower (3.4-10.0 vs 1.0-1.8 s/scan, ``benchmarks/mri_speed.py --batch``).
     """
-    from threadpoolctl import threadpool_limits
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -252,20 +169,9 @@ def _run_pending(
                 rows[path] = segment_one(path, out, segmenter, side, keys[path])
                 bar.update()
         return rows
-    pool = ProcessPoolExecutor(
-        max_workers=n_jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(weights, threads),
-    )
-    try:
-        futures = {pool.submit(_worker_segment, path, out, side, keys[path]): path for path in pending}
-        for future in as_completed(futures):
-            rows[futures[future]] = future.result()
-            bar.update()
-    finally:
-        pool.shutdown(cancel_futures=True)
-    return rows
+    tasks = [(path, out, side, keys[path]) for path in pending]
+    results = ordered_map(_worker_segment, tasks, n_jobs, _init_worker, (weights, threads), on_done=bar.update)
+    return dict(zip(pending, results))
 
 
 def segment_scans(
@@ -364,3 +270,144 @@ def _write_tables(table: pd.DataFrame, out: Path) -> None:
         "note": "segmenter trained on synthetic phantoms only; retrain/fine-tune before trusting real-scan numbers",
     }
     write_text_atomic(out / "qc_summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def train_run(
+    out: str | Path,
+    synthetic: int = 0,
+    data: Sequence[str | Path] = (),
+    geometry: str = "phantom",
+    more_synthetic: int = 0,
+    more_geometry: str | None = None,
+    seed: int = 0,
+    channels: Sequence[int] | None = None,
+    context_mm: float = 0.0,
+    max_val: int | None = None,
+    epochs: int = 30,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    steps_per_epoch: int | None = None,
+    resume: bool = False,
+    contact_weight: float = 0.0,
+    init_weights: str | Path | None = None,
+    weights_out: str | Path | None = None,
+    progress: bool = True,
+    log: Log = None,
+) -> Path:
+    """Train the segmenter on ``synthetic`` phantom participants or scans found in ``data``; returns the weights path.
+
+    Splits by participant (70/10/20), writes ``OUT/split.json``, checkpoints and ``mri_segmenter.safetensors`` (+ JSON
+    with sha256 and the training-data statement), scores the test split (``test_metrics.csv``) and optionally copies
+    the weights to ``weights_out``. ``more_synthetic`` adds training-only phantom participants (seed + 1).
+    """
+
+    if synthetic > 0:
+        cases = render_phantom_cases(synthetic, seed=seed, geometry=MRI_GEOMETRIES[geometry], progress=progress)
+    elif data:
+        cases = discover_cases(data)
+    else:
+        raise OAKitError("mri train: no data; expected DATA paths or --synthetic N")
+    train, val, test = split_by_group(cases, seed=seed)
+    if more_synthetic > 0:
+        if synthetic <= 0:
+            raise OAKitError("mri train: --more-synthetic needs --synthetic N; expected both")
+        more_geometry = more_geometry or geometry
+        train = [
+            *train,
+            *render_phantom_cases(
+                more_synthetic, seed=seed + 1, geometry=MRI_GEOMETRIES[more_geometry], progress=progress
+            ),
+        ]
+    if not train:
+        raise OAKitError("mri train: the split left no training scans; expected more participants")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    split = {"train": [c.case_id for c in train], "val": [c.case_id for c in val], "test": [c.case_id for c in test]}
+    write_text_atomic(out / "split.json", json.dumps(split, indent=1))
+
+    channels = tuple(channels or DEFAULT_CHANNELS)
+    if context_mm < 0:
+        raise OAKitError(f"mri train: --context-mm {context_mm}; expected >= 0 mm")
+    segmenter = MRISegmenter(channels=channels, strides=(2,) * (len(channels) - 1), context_mm=context_mm)
+    result = train_segmenter(
+        train,
+        val[:max_val],
+        out=out,
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        steps_per_epoch=steps_per_epoch,
+        resume=resume,
+        progress=progress,
+        segmenter=segmenter,
+        log=log,
+        contact_weight=contact_weight,
+        init_weights=init_weights,
+    )
+    extra = (
+        (f" + {more_synthetic} training-only participants (seed {seed + 1}, {more_geometry or geometry} grid)")
+        if more_synthetic > 0
+        else ""
+    )
+    source = (
+        (f"synthetic phantoms (oa_kit.synth.mri.render_knee_mri), {synthetic} participants ({geometry} grid){extra}")
+        if synthetic
+        else "; ".join(str(p) for p in data)
+    )
+    weights = save_weights(result, out / "mri_segmenter.safetensors", {"training_data": source})
+    _log(log, f"weights: {weights}")
+    if test:
+        model = MRISegmenter.from_pretrained(weights)
+        summary, per_case = evaluate_segmenter(model, test, seed=seed, progress=progress)
+        summary.to_csv(out / "test_metrics.csv", index=False)
+        per_case.to_csv(out / "test_per_case.csv", index=False)
+        _log(log, summary.to_string(index=False))
+    if weights_out:
+        weights_out = Path(weights_out)
+        weights_out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(weights, weights_out)
+        shutil.copyfile(weights.with_suffix(".json"), weights_out.with_suffix(".json"))
+    return weights
+
+
+def evaluate_phantom_test(
+    out: str | Path,
+    synthetic: int,
+    seed: int = 0,
+    geometry: str = "phantom",
+    weights: str | Path | None = None,
+    n_boot: int = 1000,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Re-create a synthetic training run's test split (same ``synthetic`` and ``seed``) and score ``weights`` on it.
+
+    Writes ``test_metrics.csv``, ``test_per_case.csv``, ``thickness_error.csv`` and ``thickness_per_case.csv`` into
+    ``out``; returns (Dice/ASSD summary, thickness-error summary). Figures are on phantoms, not real scans.
+    """
+
+    groups = [f"SYN{seed:03d}{p:04d}" for p in range(synthetic)]
+    placeholders = [type("G", (), {"group": g, "case_id": g})() for g in groups]
+    test_groups = {c.group for c in split_by_group(placeholders, seed=seed)[2]}
+    cases = render_phantom_cases(
+        synthetic, seed=seed, geometry=MRI_GEOMETRIES[geometry], progress=progress, only_groups=test_groups
+    )
+    model = MRISegmenter.from_pretrained(weights)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seg_summary, seg_cases = evaluate_segmenter(model, cases, n_boot=n_boot, seed=seed, progress=progress)
+    th_summary, th_cases = evaluate_thickness(model, cases, n_boot=n_boot, seed=seed, progress=progress)
+    for name, frame in (
+        ("test_metrics", seg_summary),
+        ("test_per_case", seg_cases),
+        ("thickness_error", th_summary),
+        ("thickness_per_case", th_cases),
+    ):
+        write_text_atomic(out / f"{name}.csv", frame.to_csv(index=False))
+    return seg_summary, th_summary
+
+
+def _log(log: Log, message: str) -> None:
+    """Pass a progress message to ``log`` (e.g. ``print``); silent when ``log`` is None."""
+    if log is not None:
+        log(message)

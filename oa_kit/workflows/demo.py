@@ -8,29 +8,36 @@ Steps (each one oa_kit call, so a notebook cell or dashboard callback can run an
    synthetic radiographs and predict the held-out knees (out-of-fold probabilities + embeddings, QWK);
 4. :func:`mri_substudy` + :func:`cohort_mri_features` — segment every baseline MRI (or a seeded substudy) with the
    shipped segmenter and measure cartilage biomarkers;
-5. :func:`cohort_feature_table` + :func:`oa_kit.progression.pipeline.progression_report` — LightGBM and baselines per
+5. :func:`cohort_feature_table` + :func:`oa_kit.workflows.progression.progression_report` — LightGBM and baselines per
    horizon, evaluated against the generator's oracle, with calibration, SHAP, model cards and an HTML report.
 
-Every number printed comes from models trained on synthetic data and says so.
+Every number it reports comes from models trained on synthetic data and says so.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from oa_kit.errors import OAKitError
+from oa_kit.cohort import CohortTables, ProgressionLabels, build_progression_labels, load_tables
+from oa_kit.features import join_knee_tables, reading_features
+from oa_kit.features.radiograph import out_of_fold_kl_features, radiograph_knee_inputs
+from oa_kit.horizons import MODEL_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
 from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.progression.model import make_provenance
+from oa_kit.synth import generate_cohort, read_manifest
+from oa_kit.workflows.mri import segment_scans
+from oa_kit.workflows.progression import progression_report
+
+Log = Callable[[str], None] | None
 
 SYNTHETIC_NOTE = "synthetic data — illustrative figures, not clinical estimates"
-#: Horizons (months) the demo models and reports.
-DEMO_HORIZONS = (12, 24, 36, 48)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,12 @@ class DemoResult:
     headline: pd.DataFrame
 
 
+def _log(log: Log, message: str) -> None:
+    """Pass a progress message to ``log`` (e.g. ``print``); silent when ``log`` is None."""
+    if log is not None:
+        log(message)
+
+
 def _write_parquet(table: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame as parquet atomically."""
     with atomic_path(path) as tmp:
@@ -50,12 +63,16 @@ def _write_parquet(table: pd.DataFrame, path: Path) -> None:
 
 
 def ensure_cohort(
-    folder: Path, preset: str, seed: int, n_participants: int | None, jobs: int, progress: bool = True
+    folder: Path,
+    preset: str,
+    seed: int,
+    n_participants: int | None,
+    jobs: int,
+    progress: bool = True,
+    log: Log = None,
 ) -> Path:
     """Generate the synthetic cohort into ``folder`` unless a complete one with the same preset/seed/size is there;
     an interrupted generation continues where it stopped (``FOLDER.partial``, byte-identical result)."""
-    from oa_kit.synth import generate_cohort, read_manifest
-
     if (folder / "manifest.json").exists():
         manifest = read_manifest(folder)
         same = (
@@ -65,9 +82,9 @@ def ensure_cohort(
             and (n_participants is None or manifest.get("n_participants") == n_participants)
         )
         if same:
-            print(f"[1/5] reusing synthetic cohort at {folder} (preset {preset}, seed {seed})")
+            _log(log, f"[1/5] reusing synthetic cohort at {folder} (preset {preset}, seed {seed})")
             return folder
-    print(f"[1/5] generating synthetic cohort (preset {preset}, seed {seed}) at {folder}")
+    _log(log, f"[1/5] generating synthetic cohort (preset {preset}, seed {seed}) at {folder}")
     return generate_cohort(
         preset=preset,
         out=folder,
@@ -80,15 +97,12 @@ def ensure_cohort(
     )
 
 
-def cohort_labels(cohort: Path, out: Path):
+def cohort_labels(cohort: Path, out: Path, log: Log = None) -> tuple[CohortTables, ProgressionLabels]:
     """Read the cohort's OAI tables back and build Tiulpin-2019 progression labels; returns (tables, labels)."""
-    from oa_kit.cohort import build_progression_labels, load_tables
-    from oa_kit.cohort.cli import summary_text
-
     tables = load_tables(cohort, source="oai")
     labels = build_progression_labels(
         tables.readings,
-        (12, 24, 36, 48, 72, 96),
+        OAI_HORIZONS_MONTHS,
         definition="tiulpin2019",
         deaths=tables.deaths,
         replacements=tables.replacements,
@@ -98,7 +112,7 @@ def cohort_labels(cohort: Path, out: Path):
     _write_parquet(labels.exclusions, out / "exclusions.parquet")
     with atomic_path(out / "flow.csv") as tmp:
         labels.flow().to_csv(tmp, index=False)
-    print(summary_text(labels))
+    _log(log, labels.summary_text())
     return tables, labels
 
 
@@ -115,8 +129,6 @@ def cohort_kl_features(
 
     ``baseline_kl`` holds participant_id, side, kl (the central baseline reading, the training target).
     """
-    from oa_kit.features.radiograph import out_of_fold_kl_features, radiograph_knee_inputs
-
     X, keys = radiograph_knee_inputs(sorted((cohort / "xray").glob("*.dcm")), progress=progress)
     target = keys.merge(baseline_kl[["participant_id", "side", "kl"]], on=["participant_id", "side"], how="left")
     usable = target["kl"].notna().to_numpy()
@@ -154,8 +166,6 @@ def mri_substudy(cohort: Path, n_participants: int | None, seed: int) -> list[Pa
 def cohort_mri_features(scans: list[Path], out: Path, progress: bool = True, jobs: int = 1) -> pd.DataFrame:
     """Segment the given MRIs with the shipped segmenter (``jobs`` worker processes, one torch thread each) and
     measure cartilage; returns the numeric per-knee table."""
-    from oa_kit.models.mri.pipeline import segment_scans
-
     table = segment_scans(scans, out, progress=progress, n_jobs=jobs)
     numeric = [
         c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
@@ -164,10 +174,10 @@ def cohort_mri_features(scans: list[Path], out: Path, progress: bool = True, job
     return table[keep].assign(participant_id=lambda t: t["participant_id"].astype(str))
 
 
-def cohort_feature_table(tables, kl_features: pd.DataFrame | None, mri_features: pd.DataFrame | None) -> pd.DataFrame:
+def cohort_feature_table(
+    tables: CohortTables, kl_features: pd.DataFrame | None, mri_features: pd.DataFrame | None
+) -> pd.DataFrame:
     """One row per baseline knee: clinical factors + baseline readings + KL-CNN + MRI features (families by name)."""
-    from oa_kit.features import join_knee_tables, reading_features
-
     clinical = tables.clinical.merge(reading_features(tables.readings, 0), on=["participant_id", "side"], how="left")
     radiograph = kl_features.drop(columns=["kl_cnn_grade"], errors="ignore") if kl_features is not None else None
     return join_knee_tables(clinical, radiograph=radiograph, mri=mri_features, visit_month=None)
@@ -183,36 +193,39 @@ def run_demo(
     mri_participants: int | None = None,
     n_resamples: int = 1000,
     progress: bool = True,
+    log: Log = None,
 ) -> DemoResult:
-    """Run the whole synthetic pipeline into ``out`` and print the headline table (AUC with CI vs the oracle)."""
-    from oa_kit.progression.model import make_provenance
-    from oa_kit.progression.pipeline import progression_report
+    """Run the whole synthetic pipeline into ``out``; returns the headline table (AUC with CI vs the oracle).
 
+    ``log`` receives the step messages and the headline as text (the CLI passes ``print``).
+    """
     out = Path(out)
     started = time.perf_counter()
-    cohort = ensure_cohort(out / "cohort", preset, seed, n_participants, jobs, progress)
-    print("[2/5] progression labels from the OAI-format tables")
-    tables, labels = cohort_labels(cohort, out / "labels")
-    print("[3/5] KL-CNN on the synthetic radiographs (out-of-fold, participant-grouped)")
+    cohort = ensure_cohort(out / "cohort", preset, seed, n_participants, jobs, progress, log)
+    _log(log, "[2/5] progression labels from the OAI-format tables")
+    tables, labels = cohort_labels(cohort, out / "labels", log)
+    _log(log, "[3/5] KL-CNN on the synthetic radiographs (out-of-fold, participant-grouped)")
     baseline = tables.readings[tables.readings["visit_month"] == 0]
     baseline = baseline[baseline["kl_status"] == "ok"]
     kl_features, kl_metrics = cohort_kl_features(
         cohort, baseline, out / "kl", seed, epochs=kl_epochs, progress=progress
     )
     m = kl_metrics.set_index("metric")["estimate"]
-    print(
+    _log(
+        log,
         f"      out-of-fold KL grading on held-out synthetic knees: QWK {m['qwk']:.3f}, "
-        f"accuracy {m['accuracy']:.3f} ({SYNTHETIC_NOTE})"
+        f"accuracy {m['accuracy']:.3f} ({SYNTHETIC_NOTE})",
     )
     scans = mri_substudy(cohort, mri_participants, seed)
-    print(
+    _log(
+        log,
         f"[4/5] MRI segmentation and cartilage biomarkers for {len(scans)} knees "
-        "(shipped segmenter, trained on synthetic phantoms)"
+        "(shipped segmenter, trained on synthetic phantoms)",
     )
     mri_features = cohort_mri_features(scans, out / "mri", progress, jobs)
     features = cohort_feature_table(tables, kl_features, mri_features)
     _write_parquet(features, out / "features.parquet")
-    print("[5/5] progression models per horizon: evaluation vs oracle, calibration, SHAP, model cards")
+    _log(log, "[5/5] progression models per horizon: evaluation vs oracle, calibration, SHAP, model cards")
     truth = pd.read_parquet(cohort / "truth" / "knees.parquet")
     provenance = make_provenance(
         "synthetic", cohort=f"oa_kit synthetic {preset} cohort, seed {seed}", note=SYNTHETIC_NOTE
@@ -222,7 +235,7 @@ def run_demo(
         features,
         labels.labels,
         out / "progression",
-        horizons=DEMO_HORIZONS,
+        horizons=MODEL_HORIZONS_MONTHS,
         truth=truth,
         provenance=provenance,
         n_resamples=n_resamples,
@@ -245,60 +258,7 @@ def run_demo(
         )
         + "\n",
     )
-    print(f"\nHeadline ({SYNTHETIC_NOTE}):")
-    print(headline.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"\nReport, model cards and tables: {out / 'progression'}")
+    _log(log, f"\nHeadline ({SYNTHETIC_NOTE}):")
+    _log(log, headline.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _log(log, f"\nReport, model cards and tables: {out / 'progression'}")
     return DemoResult(out, labels.flow(), kl_metrics, headline)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``demo`` subcommand."""
-    p = subparsers.add_parser("demo", help="Run the full pipeline on the synthetic demo cohort.")
-    p.add_argument("--out", default="demo_out", help="Output folder (the cohort inside it is reused when unchanged).")
-    p.add_argument("--preset", default="demo", help="Synthetic cohort preset: tiny, demo or full.")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-participants", type=int, default=None)
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=2,
-        help="Worker processes for rendering the cohort's images, segmenting its MRIs and the progression "
-        "horizons (-1: one per core); the results are the same for any value.",
-    )
-    p.add_argument("--kl-epochs", type=int, default=6, help="Training epochs of each fold's synthetic KL-CNN.")
-    p.add_argument(
-        "--mri-participants",
-        type=int,
-        default=0,
-        help="Size of a seeded MRI substudy (participants whose MRIs are segmented); 0 = every participant.",
-    )
-    p.add_argument("--n-resamples", type=int, default=1000, help="Bootstrap resamples for the CIs.")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="Replace earlier results in --out (the cohort is reused when unchanged).",
-    )
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_handle)
-
-
-def _handle(args: argparse.Namespace) -> int:
-    """CLI handler for ``oa-kit demo``."""
-    out = Path(args.out)
-    results = [p for p in (out / "progression", out / "features.parquet") if p.exists()]
-    if results and not args.overwrite:
-        raise OAKitError(f"{out}: holds results of an earlier run; expected --overwrite to replace them")
-    if args.n_participants is not None and args.n_participants <= 0:
-        raise OAKitError(f"--n-participants: {args.n_participants}; expected a positive number")
-    run_demo(
-        out,
-        preset=args.preset,
-        seed=args.seed,
-        n_participants=args.n_participants,
-        jobs=args.jobs,
-        kl_epochs=args.kl_epochs,
-        mri_participants=args.mri_participants or None,
-        n_resamples=args.n_resamples,
-        progress=not args.quiet,
-    )
-    return 0

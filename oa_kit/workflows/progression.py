@@ -1,5 +1,6 @@
-"""The whole progression step in one call, for ``make demo`` and notebooks: evaluate every horizon out of sample,
-write model cards and figures, fit the final per-horizon models and explain them.
+"""Progression jobs that write files: fit and save one model per horizon, predict and explain with saved models, and
+the whole evaluation step in one call (``make demo``, ``oa-kit progression evaluate``): evaluate every horizon out of
+sample, write model cards and figures, fit the final per-horizon models and explain them.
 
 Output folder layout::
 
@@ -20,60 +21,62 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 from tqdm.auto import tqdm
 
+from oa_kit.api import ProgressionModels
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import KEY_COLUMNS
-from oa_kit.io.atomic import write_text_atomic
+from oa_kit.evaluation.model_card import model_card_markdown
+from oa_kit.evaluation.oracle import oracle_column, truth_latents
+from oa_kit.evaluation.report import ProgressionEvaluation, evaluate_progression
+from oa_kit.explain import explain_text, family_text, global_importance, grouped_shap, shap_values
+from oa_kit.features.assemble import join_knee_tables
+from oa_kit.horizons import MODEL_HORIZONS_MONTHS
+from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.parallel import ordered_map, resolve_n_jobs
 from oa_kit.progression.baselines import baseline_models
 from oa_kit.progression.model import ProgressionModel, make_provenance
 from oa_kit.progression.persist import save_model
+from oa_kit.progression.training_data import labelled_rows
+from oa_kit.viz import shap_plots
+from oa_kit.viz.progression import evaluation_figures
 
 
-def labelled_rows(features: pd.DataFrame, labels: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.Series]:
-    """Knees with a label at ``horizon`` joined to their features (a labelled knee without features is an error)."""
-    for col in (*KEY_COLUMNS, "horizon_months", "label"):
-        if col not in labels.columns:
-            raise OAKitError(f"labels.{col}: column missing; expected participant_id, side, horizon_months, label")
-    lab = labels[labels["horizon_months"] == horizon][[*KEY_COLUMNS, "label"]].copy()
-    if lab.empty:
-        raise OAKitError(f"labels: no rows for horizon {horizon} months; expected labels from `oa-kit labels`")
-    lab["participant_id"] = lab["participant_id"].astype(str)
-    merged = lab.merge(features, on=list(KEY_COLUMNS), how="left", indicator=True)
-    missing = merged[merged["_merge"] == "left_only"]
-    if len(missing):
-        row = missing.iloc[0]
-        raise OAKitError(
-            f"features: no row for labelled knee {row['participant_id']}/{row['side']} "
-            f"({len(missing)} knees); expected features for every labelled knee"
-        )
-    merged = merged.drop(columns="_merge")
-    return merged.drop(columns="label"), merged["label"].to_numpy().astype(int)
-
-
-def oracle_column(X: pd.DataFrame, truth: pd.DataFrame, horizon: int) -> pd.Series:
-    """The generator's true probability ``p_progress_{H}`` for each row of ``X`` (synthetic cohorts only).
-
-    NaN for a knee the generator holds no probability for (truly KL 4 at baseline, but graded lower by the readers
-    and so labelled); :func:`oa_kit.evaluation.oracle_comparison` leaves those out. A knee missing from ``truth``
-    is an error.
-    """
-    col = f"p_progress_{horizon}"
-    truth = truth.rename(columns={"ID": "participant_id"}) if "participant_id" not in truth.columns else truth
-    if col not in truth.columns:
-        raise OAKitError(f"oracle: column {col} missing; expected the synthetic truth knees table")
-    truth = truth.assign(participant_id=truth["participant_id"].astype(str), _in_truth=True)
-    out = X[list(KEY_COLUMNS)].merge(truth[[*KEY_COLUMNS, col, "_in_truth"]], on=list(KEY_COLUMNS), how="left")
-    missing = out["_in_truth"].isna()
-    if missing.any():
-        raise OAKitError(f"oracle: {int(missing.sum())} labelled knees are not in the truth table; expected every knee")
-    return out[col]
+def write_evaluation(
+    evaluation: ProgressionEvaluation, out_dir: str | os.PathLike, command: str | None = None
+) -> dict[str, Path]:
+    """Write the card, tables (CSV) and figures (HTML) of one horizon into ``out_dir``; returns written paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    h = evaluation.horizon_months
+    written: dict[str, Path] = {}
+    card = out / f"model_card_h{h}.md"
+    write_text_atomic(card, model_card_markdown(evaluation, command))
+    written["card"] = card
+    tables = {
+        "metrics": evaluation.metrics,
+        "delong": evaluation.delong,
+        "subgroups": evaluation.subgroups,
+        "calibration": evaluation.calibration,
+        "decision_curve": evaluation.decision_curve,
+        "predictions": evaluation.predictions,
+        "headline": evaluation.headline(),
+        "site_metrics": evaluation.site_metrics,
+        "oracle": evaluation.oracle,
+    }
+    for name, table in tables.items():
+        if table is not None:
+            path = out / f"{name}_h{h}.csv"
+            write_text_atomic(path, table.to_csv(index=False))
+            written[name] = path
+    if not (out / "plotly.min.js").exists():
+        write_text_atomic(out / "plotly.min.js", get_plotlyjs())
+    for name, fig in evaluation_figures(evaluation).items():
+        path = out / f"{name}_h{h}.html"
+        write_text_atomic(path, fig.to_html(include_plotlyjs="directory", full_html=True))
+        written[f"figure_{name}"] = path
+    return written
 
 
 def explain_model(model: ProgressionModel, X: pd.DataFrame, out: str | os.PathLike, top_k: int = 3) -> pd.DataFrame:
     """Write SHAP tables, grouped values, plain-language text and figures of one model; returns the text table."""
-    from oa_kit.explain import explain_text, family_text, global_importance, grouped_shap, shap_values
-    from oa_kit.viz import shap_plots
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     h = int(model.horizon_months)
@@ -109,7 +112,7 @@ def progression_report(
     features: pd.DataFrame,
     labels: pd.DataFrame,
     out: str | os.PathLike,
-    horizons: Sequence[int] = (12, 24, 36, 48),
+    horizons: Sequence[int] = MODEL_HORIZONS_MONTHS,
     truth: pd.DataFrame | None = None,
     provenance: Mapping[str, str] | None = None,
     n_splits: int = 5,
@@ -188,10 +191,6 @@ def progression_report(
 
 def report_horizon(features: pd.DataFrame, labels: pd.DataFrame, h: int, out: Path, settings: Mapping) -> pd.DataFrame:
     """Evaluate, card, fit and explain one horizon into ``out``; returns its headline (a task of :func:`progression_report`)."""
-    from oa_kit.evaluation.model_card import write_evaluation
-    from oa_kit.evaluation.oracle import truth_latents
-    from oa_kit.evaluation.report import evaluate_progression
-
     truth, provenance, seed = settings["truth"], settings["provenance"], settings["seed"]
     X, y = labelled_rows(features, labels, h)
     oracle = oracle_column(X, truth, h).to_numpy() if truth is not None else None
@@ -231,3 +230,54 @@ def report_horizon(features: pd.DataFrame, labels: pd.DataFrame, h: int, out: Pa
         )
         explain_model(model, X, out / "explain")
     return headline
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a parquet or CSV table; ``ID`` is renamed to participant_id and ids are strings."""
+    path = Path(path)
+    if not path.exists():
+        raise OAKitError(f"{path}: file not found; expected a parquet or CSV table")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        table = pd.read_parquet(path)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        table = pd.read_csv(path, dtype={"participant_id": str, "ID": str})
+    else:
+        raise OAKitError(f"{path}: unknown extension {path.suffix!r}; expected .parquet or .csv")
+    if "participant_id" not in table.columns and "ID" in table.columns:
+        table = table.rename(columns={"ID": "participant_id"})
+    if "participant_id" in table.columns:
+        table["participant_id"] = table["participant_id"].astype(str)
+    return table
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write parquet or CSV by extension, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+    return path
+
+
+def read_features(
+    features: str | os.PathLike,
+    radiograph: str | os.PathLike | None = None,
+    mri: str | os.PathLike | None = None,
+    visit_month: int | None = 0,
+) -> pd.DataFrame:
+    """Read the clinical/joined table and join the optional KL-CNN and MRI tables per knee (at ``visit_month``)."""
+    return join_knee_tables(
+        read_table(features),
+        read_table(radiograph) if radiograph else None,
+        read_table(mri) if mri else None,
+        visit_month=visit_month,
+    )
+
+
+def explain_models(
+    models: ProgressionModels, features: pd.DataFrame, out: str | os.PathLike, top_k: int = 3
+) -> dict[int, pd.DataFrame]:
+    """:func:`explain_model` for every horizon into ``out``; returns ``{horizon: plain-language table}``."""
+    return {h: explain_model(model, features, out, top_k) for h, model in models.models.items()}

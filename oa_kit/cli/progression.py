@@ -9,63 +9,21 @@ sha256); every prediction carries the provenance statement of the training data.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import join_knee_tables
-from oa_kit.io.atomic import atomic_dir, atomic_path
-from oa_kit.progression.baselines import LIGHTGBM_SET_OPTIONS
-from oa_kit.progression.model import ProgressionModel, make_provenance
-from oa_kit.progression.persist import load_model, save_model
-from oa_kit.progression.pipeline import explain_model, labelled_rows, progression_report
-
-DEFAULT_HORIZONS = (12, 24, 36, 48)
-#: One LightGBM configuration for smoke runs (``--search quick``).
-QUICK_GRID = ({"num_leaves": 8, "n_estimators": 100, "learning_rate": 0.05, "min_child_samples": 10},)
-
-
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a parquet or CSV table; ``ID`` is renamed to participant_id and ids are strings."""
-    path = Path(path)
-    if not path.exists():
-        raise OAKitError(f"{path}: file not found; expected a parquet or CSV table")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        table = pd.read_parquet(path)
-    elif path.suffix.lower() in (".csv", ".txt"):
-        table = pd.read_csv(path, dtype={"participant_id": str, "ID": str})
-    else:
-        raise OAKitError(f"{path}: unknown extension {path.suffix!r}; expected .parquet or .csv")
-    if "participant_id" not in table.columns and "ID" in table.columns:
-        table = table.rename(columns={"ID": "participant_id"})
-    if "participant_id" in table.columns:
-        table["participant_id"] = table["participant_id"].astype(str)
-    return table
-
-
-def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write parquet or CSV by extension, atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
-    return path
-
-
-def load_features(args: argparse.Namespace) -> pd.DataFrame:
-    """Join the clinical/joined table with the optional KL-CNN and MRI tables (baseline visit)."""
-    return join_knee_tables(
-        read_table(args.features),
-        read_table(args.radiograph) if getattr(args, "radiograph", None) else None,
-        read_table(args.mri) if getattr(args, "mri", None) else None,
-        visit_month=args.visit_month,
-    )
+from oa_kit.api import QUICK_GRID, fit_progression, load_progression
+from oa_kit.horizons import MODEL_HORIZONS_MONTHS
+from oa_kit.progression.model import make_provenance
+from oa_kit.workflows.progression import (
+    explain_models,
+    progression_report,
+    read_features,
+    read_table,
+    write_table,
+)
 
 
 def _provenance(args: argparse.Namespace) -> dict:
@@ -81,7 +39,7 @@ def _add_inputs(p: argparse.ArgumentParser, labels: bool) -> None:
     p.add_argument("--visit-month", type=int, default=0, help="visit of the features (months, default 0)")
     if labels:
         p.add_argument("--labels", required=True, help="labels table: participant_id, side, horizon_months, label")
-        p.add_argument("--horizons", type=int, nargs="+", default=list(DEFAULT_HORIZONS), help="months")
+        p.add_argument("--horizons", type=int, nargs="+", default=list(MODEL_HORIZONS_MONTHS), help="months")
         p.add_argument(
             "--data",
             choices=("synthetic", "real", "unknown"),
@@ -143,43 +101,30 @@ def register(subparsers) -> None:
     parser.set_defaults(func=handle)
 
 
-def model_folders(folder: str | os.PathLike) -> dict[int, Path]:
-    """Horizon → model folder inside a fit output (or the folder itself if it is one model)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise OAKitError(f"{folder}: model folder not found; expected the output of `oa-kit progression fit`")
-    if (folder / "checksums.json").exists():
-        return {int(load_model(folder).horizon_months): folder}
-    found = {int(p.name[1:]): p for p in sorted(folder.glob("h*")) if p.name[1:].isdigit() and p.is_dir()}
-    if not found:
-        raise OAKitError(f"{folder}: no h{{H}}/ model folders; expected the output of `oa-kit progression fit`")
-    return found
+def _features(args: argparse.Namespace) -> pd.DataFrame:
+    """The per-knee table from --features and the optional --radiograph / --mri tables."""
+    return read_features(args.features, args.radiograph, args.mri, visit_month=args.visit_month)
 
 
 def do_fit(args: argparse.Namespace) -> int:
     """Fit and save one model per horizon."""
-    features, labels = load_features(args), read_table(args.labels)
-    models = {}
-    for h in args.horizons:
-        X, y = labelled_rows(features, labels, h)
-        grid = QUICK_GRID if args.search == "quick" else None
-        models[h] = ProgressionModel(
-            horizon_months=h,
-            calibration=args.calibration,
-            seed=args.seed,
-            param_grid=grid,
-            n_inner_splits=5,
-            **LIGHTGBM_SET_OPTIONS,
-        ).fit(X, y, provenance=_provenance(args))
-        m = models[h]
+    models = fit_progression(
+        _features(args),
+        read_table(args.labels),
+        args.horizons,
+        data=args.data,
+        cohort=args.cohort or "",
+        seed=args.seed,
+        calibration=args.calibration,
+        quick=args.search == "quick",
+    )
+    for h, m in models.models.items():
         print(
-            f"h{h}: {len(y)} knees, {int(y.sum())} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "
-            f"(tuning estimate, optimistic; use `evaluate` for out-of-sample figures)"
+            f"h{h}: {m.n_train_} knees, {m.n_events_} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "
+            "(tuning estimate, optimistic; use `evaluate` for out-of-sample figures)"
         )
-    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
-        for h, m in models.items():
-            save_model(m, tmp / f"h{h}", metrics={"inner_cv_auc": float(m.cv_results_["inner_auc"].max())})
-    print(f"models written to {args.out} — {models[args.horizons[0]].provenance_['statement']}")
+    models.save(args.out, overwrite=args.overwrite)
+    print(f"models written to {args.out} — {models.provenance}")
     return 0
 
 
@@ -187,7 +132,7 @@ def do_evaluate(args: argparse.Namespace) -> int:
     """Evaluate out of sample per horizon and write model cards (and, with --fit-final, models + explanations)."""
     command = "oa-kit " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("oa-kit") else None
     table = progression_report(
-        load_features(args),
+        _features(args),
         read_table(args.labels),
         args.out,
         args.horizons,
@@ -212,9 +157,8 @@ def do_evaluate(args: argparse.Namespace) -> int:
 
 def do_predict(args: argparse.Namespace) -> int:
     """Risk per knee and horizon with provenance."""
-    features = load_features(args)
-    risks = [load_model(folder).predict_risk(features) for folder in model_folders(args.model).values()]
-    table = pd.concat(risks, ignore_index=True)
+    features = _features(args)
+    table = load_progression(args.model).predict(features)
     write_table(table, args.out)
     print(f"{len(table)} risks ({features.shape[0]} knees) written to {args.out} — {table['provenance'].iloc[0]}")
     return 0
@@ -222,13 +166,10 @@ def do_predict(args: argparse.Namespace) -> int:
 
 def do_explain(args: argparse.Namespace) -> int:
     """SHAP tables, grouped values, plain-language text and figures per horizon."""
-    features = load_features(args)
-    model = None
-    for h, folder in model_folders(args.model).items():
-        model = load_model(folder)
-        text = explain_model(model, features, args.out, args.top_k)
+    models = load_progression(args.model)
+    for h, text in explain_models(models, _features(args), args.out, args.top_k).items():
         print(f"h{h}: {text['explanation'].iloc[0]} ({text['by_family'].iloc[0]})")
-    print(f"explanations written to {args.out} — {model.provenance_['statement']}")
+    print(f"explanations written to {args.out} — {models.provenance}")
     return 0
 
 

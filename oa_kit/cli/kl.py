@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
+
+from oa_kit.io.atomic import write_text_atomic
+from oa_kit.models.kl.card import ship_weights
+from oa_kit.models.kl.data import pack_chen
+from oa_kit.models.kl.evaluate import evaluate_on_chen
+from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader, predict_files
+from oa_kit.models.kl.train import train_kl
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,7 +85,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl train``."""
-    from oa_kit.models.kl.train import train_kl
 
     trainer = train_kl(
         args.data_dir,
@@ -109,8 +113,6 @@ def _train(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl calibrate``."""
-    from oa_kit.models.kl.card import ship_weights
-    from oa_kit.models.kl.predict import SHIPPED_WEIGHTS
 
     evaluation = ship_weights(
         args.weights, args.data_dir, out=args.out or SHIPPED_WEIGHTS, tta=args.tta, alpha=args.alpha, n_boot=args.n_boot
@@ -121,7 +123,6 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl pack``."""
-    from oa_kit.models.kl.data import pack_chen
 
     path = pack_chen(args.data_dir, args.out, size=args.size, quality=args.quality)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
@@ -130,7 +131,6 @@ def _pack(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl predict``."""
-    from oa_kit.models.kl.predict import KLGrader, predict_files
 
     grader = KLGrader.from_pretrained(args.weights, device=args.device)
     if args.tta is not None:
@@ -144,26 +144,11 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl evaluate``."""
-    from oa_kit.models.kl.evaluate import evaluate_on_chen
 
     result = evaluate_on_chen(
         args.data_dir, weights=args.weights, split=args.split, n_boot=args.n_boot, limit=args.limit
     )
     print(result.metrics.to_string(index=False))
     if args.out:
-        from oa_kit.io.atomic import write_text_atomic
-
         write_text_atomic(args.out, result.metrics.to_csv(index=False))
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry (``python -m oa_kit.models.kl.cli``), e.g. on a training machine without the other subsystems."""
-    parser = argparse.ArgumentParser(prog="oa-kit")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

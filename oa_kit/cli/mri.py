@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
-from oa_kit.errors import OAKitError
+from oa_kit.models.mri.inference import export_best
+from oa_kit.workflows.mri import evaluate_phantom_test, segment_scans, train_run
 
 log = logging.getLogger("oa_kit.mri")
 
 
 #: Names of the phantom grids (``oa_kit.synth.mri.MRI_GEOMETRIES``), listed here so the parser needs no renderer import.
 GEOMETRY_NAMES = ("phantom", "oai-dess")
-
-
-def _geometry(name: str):
-    """The ``oa_kit.synth.mri.MRIGeometry`` called ``name``."""
-    from oa_kit.synth.mri import MRI_GEOMETRIES
-
-    return MRI_GEOMETRIES[name]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -141,101 +134,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     """Handler of ``oa-kit mri train``."""
-    import shutil
-
-    from oa_kit.io.atomic import write_text_atomic
-    from oa_kit.models.mri.train import (
-        evaluate_segmenter,
-        render_phantom_cases,
-        save_weights,
-        split_by_group,
-        train_segmenter,
-    )
-
-    progress = not args.no_progress
-    if args.synthetic > 0:
-        cases = render_phantom_cases(
-            args.synthetic, seed=args.seed, geometry=_geometry(args.geometry), progress=progress
-        )
-    elif args.data:
-        from oa_kit.models.mri.datasets import discover_cases
-
-        cases = discover_cases(args.data)
-    else:
-        raise OAKitError("mri train: no data; expected DATA paths or --synthetic N")
-    train, val, test = split_by_group(cases, seed=args.seed)
-    if args.more_synthetic > 0:
-        if args.synthetic <= 0:
-            raise OAKitError("mri train: --more-synthetic needs --synthetic N; expected both")
-        more_geometry = args.more_geometry or args.geometry
-        train = [
-            *train,
-            *render_phantom_cases(
-                args.more_synthetic, seed=args.seed + 1, geometry=_geometry(more_geometry), progress=progress
-            ),
-        ]
-    if not train:
-        raise OAKitError("mri train: the split left no training scans; expected more participants")
-    args.out.mkdir(parents=True, exist_ok=True)
-    split = {"train": [c.case_id for c in train], "val": [c.case_id for c in val], "test": [c.case_id for c in test]}
-    write_text_atomic(args.out / "split.json", json.dumps(split, indent=1))
-    from oa_kit.models.mri.inference import MRISegmenter
-    from oa_kit.models.mri.network import DEFAULT_CHANNELS
-
-    channels = tuple(args.channels or DEFAULT_CHANNELS)
-    if args.context_mm < 0:
-        raise OAKitError(f"mri train: --context-mm {args.context_mm}; expected >= 0 mm")
-    segmenter = MRISegmenter(channels=channels, strides=(2,) * (len(channels) - 1), context_mm=args.context_mm)
-    result = train_segmenter(
-        train,
-        val[: args.max_val],
-        out=args.out,
-        epochs=args.epochs,
+    train_run(
+        args.out,
+        synthetic=args.synthetic,
+        data=args.data or (),
+        geometry=args.geometry,
+        more_synthetic=args.more_synthetic,
+        more_geometry=args.more_geometry,
         seed=args.seed,
+        channels=args.channels,
+        context_mm=args.context_mm,
+        max_val=args.max_val,
+        epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         steps_per_epoch=args.steps_per_epoch,
         resume=args.resume,
-        progress=progress,
-        segmenter=segmenter,
-        log=lambda m: print(m, flush=True),
         contact_weight=args.contact_weight,
         init_weights=args.init_weights,
+        weights_out=args.weights_out,
+        progress=not args.no_progress,
+        log=lambda m: print(m, flush=True),
     )
-    extra = (
-        (
-            f" + {args.more_synthetic} training-only participants (seed {args.seed + 1}, "
-            f"{args.more_geometry or args.geometry} grid)"
-        )
-        if args.more_synthetic > 0
-        else ""
-    )
-    source = (
-        (
-            f"synthetic phantoms (oa_kit.synth.mri.render_knee_mri), {args.synthetic} participants "
-            f"({args.geometry} grid){extra}"
-        )
-        if args.synthetic
-        else "; ".join(str(p) for p in args.data)
-    )
-    weights = save_weights(result, args.out / "mri_segmenter.safetensors", {"training_data": source})
-    print(f"weights: {weights}", flush=True)
-    if test:
-        model = MRISegmenter.from_pretrained(weights)
-        summary, per_case = evaluate_segmenter(model, test, seed=args.seed, progress=progress)
-        summary.to_csv(args.out / "test_metrics.csv", index=False)
-        per_case.to_csv(args.out / "test_per_case.csv", index=False)
-        print(summary.to_string(index=False), flush=True)
-    if args.weights_out:
-        args.weights_out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(weights, args.weights_out)
-        shutil.copyfile(weights.with_suffix(".json"), args.weights_out.with_suffix(".json"))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     """Handler of ``oa-kit mri export``."""
-    from oa_kit.models.mri.train import export_best
 
     path = export_best(args.run, args.out, extra={"training_data": args.training_data or str(args.run)})
     print(f"weights: {path}")
@@ -244,28 +169,15 @@ def _export(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """Handler of ``oa-kit mri evaluate``: re-create a synthetic run's test split and score weights on it."""
-    from oa_kit.io.atomic import write_text_atomic
-    from oa_kit.models.mri.inference import MRISegmenter
-    from oa_kit.models.mri.train import evaluate_segmenter, evaluate_thickness, render_phantom_cases, split_by_group
-
-    progress = not args.no_progress
-    groups = [f"SYN{args.seed:03d}{p:04d}" for p in range(args.synthetic)]
-    placeholders = [type("G", (), {"group": g, "case_id": g})() for g in groups]
-    test_groups = {c.group for c in split_by_group(placeholders, seed=args.seed)[2]}
-    cases = render_phantom_cases(
-        args.synthetic, seed=args.seed, geometry=_geometry(args.geometry), progress=progress, only_groups=test_groups
+    seg_summary, th_summary = evaluate_phantom_test(
+        args.out,
+        args.synthetic,
+        seed=args.seed,
+        geometry=args.geometry,
+        weights=args.weights,
+        n_boot=args.n_boot,
+        progress=not args.no_progress,
     )
-    model = MRISegmenter.from_pretrained(args.weights)
-    args.out.mkdir(parents=True, exist_ok=True)
-    seg_summary, seg_cases = evaluate_segmenter(model, cases, n_boot=args.n_boot, seed=args.seed, progress=progress)
-    th_summary, th_cases = evaluate_thickness(model, cases, n_boot=args.n_boot, seed=args.seed, progress=progress)
-    for name, frame in (
-        ("test_metrics", seg_summary),
-        ("test_per_case", seg_cases),
-        ("thickness_error", th_summary),
-        ("thickness_per_case", th_cases),
-    ):
-        write_text_atomic(args.out / f"{name}.csv", frame.to_csv(index=False))
     print(f"synthetic test set (phantoms on the {args.geometry} grid, not real scans)")
     print(seg_summary.to_string(index=False))
     print(th_summary.to_string(index=False))
@@ -274,7 +186,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _segment(args: argparse.Namespace) -> int:
     """Handler of ``oa-kit mri segment``."""
-    from oa_kit.models.mri.pipeline import segment_scans
 
     table = segment_scans(
         args.inputs,
