@@ -49,14 +49,43 @@ def _pins(text: str) -> dict[str, str]:
 
 
 def test_environment_yml_pins_agree_with_constraints():
+    # environment.yml is generated from constraints.txt (scripts/make_environment.py, `make environment.yml`):
+    # the same pins both ways, torch from the CPU wheel index, the project itself, nothing else.
+    import yaml
+
     constraints = _pins((ROOT / "constraints.txt").read_text())
-    env = _pins((ROOT / "environment.yml").read_text())
-    assert env, "environment.yml pins nothing"
-    for name, version in env.items():
-        assert constraints.get(name) == version, (
-            f"{name}: environment.yml {version} != constraints {constraints.get(name)}"
-        )
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    deps = env["dependencies"]
+    assert deps[:2] == ["python=3.11", "pip"], deps[:2]
+    pip_lines = [d["pip"] for d in deps if isinstance(d, dict)]
+    assert len(pip_lines) == 1 and len(deps) == 3, deps
+    pip_lines = pip_lines[0]
+    index = "--extra-index-url https://download.pytorch.org/whl/cpu"
+    assert pip_lines[0] == index, f"first pip line must be {index!r}, got {pip_lines[0]!r}"
+    assert pip_lines[-1] == "-e ."
+    env_pins = _pins("\n".join(pip_lines[1:-1]))
+    assert len(env_pins) == len(pip_lines) - 2, "environment.yml has pip lines that are not exact pins"
+    missing = {n: v for n, v in constraints.items() if n not in env_pins}
+    extra = {n: v for n, v in env_pins.items() if n not in constraints}
+    differ = {n: (env_pins[n], v) for n, v in constraints.items() if n in env_pins and env_pins[n] != v}
+    hint = "; run `make environment.yml`"
+    assert not missing, f"constraints.txt pins missing from environment.yml: {missing}{hint}"
+    assert not extra, f"environment.yml pins not in constraints.txt: {extra}{hint}"
+    assert not differ, f"environment.yml vs constraints.txt versions: {differ}{hint}"
     assert constraints["torch"] == "2.13.0"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "TORCH_INDEX ?= https://download.pytorch.org/whl/cpu\n" in makefile
+    check = [sys.executable, str(ROOT / "scripts" / "make_environment.py"), "--check"]
+    out = subprocess.run(check, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_constraints_are_cpu_only():
+    # torch's CUDA build pulls nvidia-* (and triton) wheels; none may be pinned, so pip cannot be steered to it.
+    names = _pins((ROOT / "constraints.txt").read_text())
+    cuda = sorted(n for n in names if n.startswith(("nvidia-", "triton", "cupy", "pynvml", "nvidia_")))
+    assert not cuda, cuda
 
 
 def test_pyproject_lower_bounds_are_satisfied_by_constraints():
