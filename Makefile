@@ -4,17 +4,31 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
+# CPU-only torch wheels. `torch==2.13.0` resolves there to 2.13.0+cpu, a local version that pip ranks above
+# PyPI's 2.13.0 (the CUDA build, which pulls several GB of nvidia-* wheels). Override for a mirror.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: demo test lint format install clean
 
+# Create the venv and install the pinned stack, torch first. A torch 2.13.0 wheel already on disk (pip's
+# configured find-links) is used without touching any index; otherwise TORCH_INDEX is added to the configured
+# indexes. --extra-index-url, not --index-url: pip merges all indexes and picks the highest version, +cpu; the
+# user's own index (PyPI or a mirror) still serves everything else. The last call finds torch installed, so it
+# never asks TORCH_INDEX (on a machine that cannot reach it, pip would retry it for every package).
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt "torch==2.13.0"
+	$(PY) -m pip install --quiet --no-index --no-deps -c constraints.txt "torch==2.13.0" 2>/dev/null \
+		|| $(PY) -m pip install --quiet -c constraints.txt --extra-index-url $(TORCH_INDEX) "torch==2.13.0"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
+# Create .venv (or `make install VENV=path`) with the pinned stack; TORCH_INDEX=url picks torch's index
 install: $(STAMP)
+
+# Regenerate the conda / Binder environment from constraints.txt (stdlib script, needs no venv)
+environment.yml: constraints.txt scripts/make_environment.py
+	$(PYTHON) scripts/make_environment.py
 
 demo: $(STAMP)
 	$(VENV)/bin/oa-kit demo --out $(DEMO_OUT) --overwrite
