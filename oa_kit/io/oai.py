@@ -239,6 +239,9 @@ def _read_raw(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise OAKitError(f"{path}: file has no header line; expected an OAI table with a header line") from None
     except (pd.errors.ParserError, ValueError) as exc:
+        _check_extra_fields(
+            path, text, sep, len(next(csv.reader(io.StringIO(header), delimiter=sep, quotechar='"'), []))
+        )
         message = " ".join(str(exc).split())[:160]
         raise OAKitError(f"{path}: cannot parse as a {sep!r}-separated table ({message}); expected OAI ASCII") from None
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
