@@ -15,10 +15,11 @@ can catch it per scan and carry on.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -780,6 +781,17 @@ def _open_h5(path: Path):
         raise OAKitError(f"{path}: not a readable HDF5 file ({type(exc).__name__}); expected HDF5") from exc
 
 
+@contextlib.contextmanager
+def _h5_errors(path: Path) -> Iterator[None]:
+    """Turn any HDF5 library failure inside the block (corrupt B-trees, heaps, links) into one line."""
+    try:
+        yield
+    except OAKitError:
+        raise
+    except Exception as exc:
+        raise OAKitError(f"{path}: corrupt HDF5 structure ({_short(exc)}); expected a readable HDF5 file") from None
+
+
 def _h5_array(path: Path, f, key: str, ndim: int, channels: int | None = None) -> np.ndarray:
     """Dataset ``key`` of an open HDF5 file, checked (type, shape, size) before it is read; masks (``channels``)
     skip the knee-size minimum because their grid is compared with the image's."""
@@ -814,7 +826,7 @@ def read_skmtea_h5(
     the scan's orientation from the dataset metadata) and ``spacing_mm``, centred at the origin.
     """
     path = Path(path)
-    with _open_h5(path) as f:
+    with _open_h5(path) as f, _h5_errors(path):
         echo1 = _h5_array(path, f, "echo1", 3)
         echo2 = _h5_array(path, f, "echo2", 3)
         seg = _h5_array(path, f, "seg", 4, channels=6) if "seg" in f else None
@@ -843,7 +855,7 @@ def read_iwoai(
     assumption). Convert the mask with ``to_harmonised(seg.array, "iwoai")``.
     """
     image = Path(image)
-    with _open_h5(image) as f:
+    with _open_h5(image) as f, _h5_errors(image):
         im = _h5_array(image, f, "data", 3)
     affine = axis_codes_affine(IWOAI_ORIENTATION, spacing_mm, im.shape)
     meta = {"format": "iwoai_h5", "geometry": "assumed (SI, AP, LR) OAI DESS spacing"}
@@ -851,7 +863,7 @@ def read_iwoai(
     if seg is None:
         return vol, None
     seg = Path(seg)
-    with _open_h5(seg) as f:
+    with _open_h5(seg) as f, _h5_errors(seg):
         mask = _h5_array(seg, f, "data", 4, channels=6)
     if mask.shape[:3] != im.shape:
         raise OAKitError(
