@@ -5,7 +5,7 @@ figures. Nothing here prints or needs an output folder; paths and in-memory arra
 verb                              result
 ================================  ==========================================================================
 :func:`grade_knees`               :class:`KneeGrades` — KL probabilities, conformal set, QA flags, ROI,
-                                  Grad-CAM, embedding; ``.features()`` is the table progression models read
+                                  Grad-CAM, embedding: the KL table progression models read
 :func:`analyse_mri`               :class:`MRIAnalysis` — labels, thickness map, biomarkers, QC, slice figure
 :func:`measure_labels`            :class:`MRIAnalysis` from a label map the user already has
 :func:`open_cohort`               :class:`Cohort` — OAI/MOST tables, progression labels, per-knee files
@@ -45,8 +45,7 @@ from oa_kit.features.mri_qc import qc_flags
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
 from oa_kit.io.atomic import atomic_dir
 from oa_kit.io.scans import ScanInput, read_scan
-from oa_kit.models.kl.conformal import set_labels
-from oa_kit.models.kl.predict import KLGrader, load_knees
+from oa_kit.models.kl.predict import KL_PROBA_COLUMNS, KL_TABLE_COLUMNS, KLGrader, grade_knee_records, load_knees
 from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.progression.baselines import LIGHTGBM_SET_OPTIONS
 from oa_kit.progression.model import ProgressionModel, make_provenance
@@ -86,41 +85,36 @@ KL_MODEL_NOTE = "KL-CNN trained on real OAI knees (Chen 2018 train split)"
 class KneeGrades:
     """KL grading of one or more knees (one row each), with the model inputs, Grad-CAM maps and embeddings.
 
-    ``table`` columns: id, side, source, p0..p4 (calibrated), grade (<NA> when no knee was found or it is flagged
-    ``blank_image``/``out_of_distribution``), grade_set (conformal set, e.g. "2,3"), qa_flags (";"-joined).
-    ``inputs`` (N, 1, S, S) are the model inputs (left knees mirrored), ``cams`` (N, S, S) their Grad-CAM maps
-    (None when not asked for), ``embeddings`` (N, D); rows without a knee are NaN there.
+    ``table`` is the one KL output table (``oa_kit.models.kl.predict.KL_TABLE_COLUMNS``: participant_id, side,
+    source, kl_p0..kl_p4 calibrated, kl_grade (<NA> when no knee was found or it is flagged ``blank_image`` /
+    ``out_of_distribution``), kl_grade_set (conformal set, e.g. "2,3"), kl_qa_flags (";"-joined), then the
+    ``kl_emb_*`` embedding), which ``oa-kit progression --radiograph`` reads as it is. ``inputs`` (N, 1, S, S) are
+    the model inputs (left knees mirrored), ``cams`` (N, S, S) their Grad-CAM maps (None when not asked for);
+    rows without a knee are NaN there.
     """
 
     table: pd.DataFrame
     inputs: np.ndarray
     cams: np.ndarray | None
-    embeddings: np.ndarray
     model: str = KL_MODEL_NOTE
 
-    def to_frame(self) -> pd.DataFrame:
-        """The per-knee table (a copy)."""
-        return self.table.copy()
-
-    def features(self) -> pd.DataFrame:
-        """Per-knee radiograph features as progression models read them: participant_id, side, ``kl_p0..4``,
-        ``kl_emb_*`` (the one KL output schema; text columns such as the conformal set are not features)."""
-        keys = self.table[["id", "side"]].rename(columns={"id": "participant_id"})
-        probs = self.table[[f"p{k}" for k in range(5)]].set_axis([f"kl_p{k}" for k in range(5)], axis=1)
-        emb = pd.DataFrame(self.embeddings, columns=[f"kl_emb_{i:03d}" for i in range(self.embeddings.shape[1])])
-        return pd.concat([keys.reset_index(drop=True), probs.reset_index(drop=True), emb], axis=1)
+    def to_frame(self, embeddings: bool = False) -> pd.DataFrame:
+        """The per-knee table (a copy), with the ``kl_emb_*`` columns when ``embeddings``."""
+        return self.table.copy() if embeddings else self.table[list(KL_TABLE_COLUMNS)].copy()
 
     def figure(self, index: int = 0, opacity: float = 0.45) -> go.Figure:
         """Grad-CAM overlay on knee ``index``'s model input (or the input alone without Grad-CAM)."""
         row = self.table.iloc[index]
-        title = f"{row['id']} {row['side']}: KL {row['grade']} (set {row['grade_set']}) — {self.model}"
+        title = (
+            f"{row['participant_id']} {row['side']}: KL {row['kl_grade']} (set {row['kl_grade_set']}) — {self.model}"
+        )
         cam = self.cams[index] if self.cams is not None else np.zeros(self.inputs.shape[-2:])
         return gradcam_figure(self.inputs[index], cam, title=title, opacity=opacity)
 
     def probability_figure(self, index: int = 0) -> go.Figure:
         """Bar chart of knee ``index``'s calibrated grade probabilities, its conformal set highlighted."""
         row = self.table.iloc[index]
-        return probability_figure(row[[f"p{k}" for k in range(5)]].to_numpy(float), row["grade_set"])
+        return probability_figure(row[list(KL_PROBA_COLUMNS)].to_numpy(float), row["kl_grade_set"])
 
 
 def grade_knees(
@@ -157,42 +151,24 @@ def grade_knees(
     >>> from oa_kit.api import grade_knees
     >>> grades = grade_knees([np.full((160, 160), 0.5, dtype=np.float32)], side="R", gradcam=False)
     >>> row = grades.to_frame().iloc[0]
-    >>> row["side"], "blank_image" in row["qa_flags"], row["grade"] is pd.NA
+    >>> row["side"], "blank_image" in row["kl_qa_flags"], row["kl_grade"] is pd.NA
     ('R', True, True)
-    >>> grades.features().filter(like="kl_p").shape
-    (1, 5)
+    >>> grades.to_frame(embeddings=True).filter(like="kl_emb_").shape
+    (1, 256)
     """
     grader = grader or KLGrader.from_pretrained()
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     knees = [knee for item in items for knee in _knee_records(item, side, clahe, grader.input_size_)]
     if not knees:
         raise OAKitError("inputs: no knees given; expected radiograph files, folders or model-input arrays")
-    size = grader.input_size_
-    rows = [i for i, k in enumerate(knees) if k["input"] is not None]
-    x = np.full((len(knees), 1, size, size), np.nan, dtype=np.float32)
-    proba = np.full((len(knees), 5), np.nan)
-    emb = np.full((len(knees), grader.model_.embedding_dim), np.nan, dtype=np.float32)
-    flags = [list(k["flags"]) for k in knees]
-    grade = pd.array([pd.NA] * len(knees), dtype="Int64")
-    grade_set = [""] * len(knees)
-    cams = np.full((len(knees), size, size), np.nan, dtype=np.float32) if gradcam else None
-    if rows:
-        x[rows] = np.stack([knees[i]["input"] for i in rows])
-        proba[rows], emb[rows] = grader.predict_proba_and_embed(x[rows])
-        sets = set_labels(grader.predict_sets_from_proba(proba[rows]))
-        for row, extra, label in zip(rows, grader.qa_flags(x[rows], proba[rows], emb[rows]), sets, strict=True):
-            flags[row] += [f for f in extra if f not in flags[row]]
-            unusable = {"blank_image", "out_of_distribution"} & set(flags[row])
-            grade[row] = pd.NA if unusable else int(np.nanargmax(proba[row]))
-            grade_set[row] = "0,1,2,3,4" if unusable else label
-        if cams is not None:
-            cams[rows] = grader_gradcam(grader, x[rows])
-    table = pd.DataFrame({"id": [k["id"] for k in knees], "side": [k["side"] for k in knees]})
-    table["source"] = [k["source"] for k in knees]
-    table[[f"p{k}" for k in range(5)]] = proba
-    table["grade"], table["grade_set"] = grade, grade_set
-    table["qa_flags"] = [";".join(f) for f in flags]
-    return KneeGrades(table, x, cams, emb)
+    table, x, _ = grade_knee_records(grader, knees)
+    found = [i for i, k in enumerate(knees) if k["input"] is not None]
+    cams = None
+    if gradcam:
+        cams = np.full((len(knees), *x.shape[-2:]), np.nan, dtype=np.float32)
+        if found:
+            cams[found] = grader_gradcam(grader, x[found])
+    return KneeGrades(table, x, cams)
 
 
 def _knee_records(item: str | os.PathLike | np.ndarray, side: str | None, clahe: str, size: int) -> list[dict]:

@@ -43,3 +43,14 @@ def _tampered_copy(weights: Path, folder: Path, name: str | None = None) -> Path
     data[-1] ^= 0xFF
     dst.write_bytes(bytes(data))
     return dst
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory) -> Path:
+    """A 30-participant synthetic cohort with images (enough labelled knees to fit a progression model), written once
+    per session by the real command line (about a minute on 2 cores)."""
+    from oa_kit.cli import main
+
+    out = tmp_path_factory.mktemp("small") / "cohort"
+    assert main(["synth", "--preset", "tiny", "--n-participants", "30", "--out", str(out), "--quiet"]) == 0
+    return out

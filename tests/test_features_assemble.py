@@ -11,7 +11,8 @@ from test_progression_fixtures import make_knee_table
 
 from oa_kit.errors import OAKitError
 from oa_kit.features import EmbeddingPCA, FeatureAssembler, family_of, join_knee_tables, out_of_fold_predictions
-from oa_kit.features.assemble import DerivedFeatures, _default_columns
+from oa_kit.features.assemble import DerivedFeatures
+from oa_kit.features.schema import feature_columns
 
 
 def test_families_cover_every_output_feature():
@@ -322,7 +323,7 @@ def test_truth_columns_of_a_synthetic_cohort_never_become_features():
         kl_increment_1_month=6.0,
         eligible=True,
     )
-    columns = _default_columns(X.merge(truth, on=["participant_id", "side"]))
+    columns = feature_columns(X.merge(truth, on=["participant_id", "side"]).columns)
     assert not set(truth.columns) & set(columns)
     asm = FeatureAssembler(n_components=2, derived="replace").fit(X.merge(truth, on=["participant_id", "side"]))
     assert not any(name.startswith(tuple(truth.columns)) for name in asm.feature_names_out_)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import cohen_kappa_score
 
+from oa_kit.api import grade_knees
 from oa_kit.errors import OAKitError
 from oa_kit.explain.gradcam import grader_gradcam
 from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
@@ -107,15 +108,14 @@ def test_cli_predict_png_and_blank(tmp_path, chen_dir):
     Image.fromarray(np.full((224, 224), 128, np.uint8)).save(blank)
     out = tmp_path / "pred.csv"
     assert main(["kl", "predict", str(png), str(blank), "--out", str(out)]) == 0
-    table = pd.read_csv(out, keep_default_na=False)
-    assert list(table.columns[:3]) == ["id", "side", "source"]
+    table = pd.read_csv(out, keep_default_na=False, dtype={"participant_id": str})
+    assert list(table.columns[:3]) == ["participant_id", "side", "source"]
     knee, flat = table.iloc[0], table.iloc[1]
-    assert knee["id"] == src.name[:-5] and knee["side"] == "L" and knee["grade"] != ""
-    assert sum(knee[f"p{k}"] for k in range(5)) == pytest.approx(1, abs=1e-4)
-    assert str(knee["grade"]) in knee["grade_set"].split(",")
-    npz, key = knee["embedding_path"].split("#")
-    assert np.load(npz)[key].shape == (256,)
-    assert "blank_image" in flat["qa_flags"] and "unknown_side" in flat["qa_flags"] and flat["grade"] == ""
+    assert knee["participant_id"] == src.name[:-5] and knee["side"] == "L" and knee["kl_grade"] != ""
+    assert sum(knee[f"kl_p{k}"] for k in range(5)) == pytest.approx(1, abs=1e-4)
+    assert str(knee["kl_grade"]) in knee["kl_grade_set"].split(",")
+    assert table.filter(like="kl_emb_").shape == (2, 256)
+    assert "blank_image" in flat["kl_qa_flags"] and "unknown_side" in flat["kl_qa_flags"] and flat["kl_grade"] == ""
     assert main(["kl", "predict", str(tmp_path / "nothing.png"), "--out", str(out)]) == 2
 
 
@@ -132,11 +132,11 @@ def test_cli_predict_bilateral_dicom(tmp_path):
     out = tmp_path / "pred.parquet"
     assert main(["kl", "predict", str(dicom), "--out", str(out)]) == 0
     table = pd.read_parquet(out)
-    assert list(table["side"]) == ["R", "L"] and (table["id"] == "P1").all()
-    assert np.allclose(table[[f"p{k}" for k in range(5)]].sum(axis=1), 1, atol=1e-4)
-    assert table["embedding_path"].str.contains("#knee_").all()
-    flagged = table["qa_flags"].str.contains("out_of_distribution|blank_image")
-    assert (table["grade"].isna() == flagged).all()  # no grade exactly where the knee is flagged
+    assert list(table["side"]) == ["R", "L"] and (table["participant_id"] == "P1").all()
+    assert np.allclose(table[[f"kl_p{k}" for k in range(5)]].sum(axis=1), 1, atol=1e-4)
+    assert np.isfinite(table.filter(like="kl_emb_").to_numpy()).all()
+    flagged = table["kl_qa_flags"].str.contains("out_of_distribution|blank_image")
+    assert (table["kl_grade"].isna() == flagged).all()  # no grade exactly where the knee is flagged
 
 
 def test_cli_evaluate_small(tmp_path, chen_dir, capsys):
@@ -149,18 +149,15 @@ def test_cli_evaluate_small(tmp_path, chen_dir, capsys):
 
 
 def test_16bit_and_rgb_png_match_8bit(grader, chen_dir, tmp_path):
-    from oa_kit.models.kl.predict import predict_files
-
     src = next((chen_dir / "val" / "2").glob("*R.png"))
     gray = np.asarray(Image.open(src))
     Image.fromarray(gray).save(tmp_path / "a8.png")
     Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "a16.png")
     Image.fromarray(np.repeat(gray[..., None], 3, axis=2)).save(tmp_path / "argb.png")
     Image.fromarray(np.stack([gray, gray // 2, gray], axis=2)).save(tmp_path / "colour.png")
-    table = predict_files(
-        grader, [tmp_path / "a8.png", tmp_path / "a16.png", tmp_path / "argb.png"], side="R", clahe="no"
-    )
-    probs = table[[f"p{k}" for k in range(5)]].to_numpy()
+    files = [tmp_path / "a8.png", tmp_path / "a16.png", tmp_path / "argb.png"]
+    table = grade_knees(files, side="R", clahe="no", gradcam=False, grader=grader).to_frame()
+    probs = table[[f"kl_p{k}" for k in range(5)]].to_numpy()
     assert np.allclose(probs[0], probs[1], atol=0.02) and np.allclose(probs[0], probs[2], atol=1e-6)
     with pytest.raises(OAKitError, match="colour"):
-        predict_files(grader, [tmp_path / "colour.png"], side="R")
+        grade_knees([tmp_path / "colour.png"], side="R", grader=grader)

@@ -165,7 +165,8 @@ def test_evaluate_writes_cards_and_headline(tables, tmp_path, capsys):
 
 
 def test_evaluate_in_worker_processes_gives_the_same_tables(tables, tmp_path):
-    from oa_kit.workflows.progression import QUICK_GRID, progression_report, read_features
+    from oa_kit.api import QUICK_GRID
+    from oa_kit.workflows.progression import progression_report, read_features
 
     args = [
         "--labels",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from oa_kit.api import KL_MODEL_NOTE
 from oa_kit.io.atomic import write_text_atomic
 from oa_kit.models.kl.card import ship_weights
 from oa_kit.models.kl.data import pack_chen
 from oa_kit.models.kl.evaluate import evaluate_on_chen
-from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader, predict_files
+from oa_kit.models.kl.predict import SHIPPED_WEIGHTS
 from oa_kit.models.kl.train import train_kl
+from oa_kit.workflows.kl import predict_to_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,12 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     predict = sub.add_parser("predict", help="Grade knees in DICOM/PNG/JPEG files or a Chen-layout folder.")
     predict.add_argument("inputs", nargs="+", metavar="INPUT")
-    predict.add_argument("--out", required=True, help="Output table (.csv or .parquet), one row per knee.")
+    predict.add_argument(
+        "--out",
+        default="kl_predictions.parquet",
+        help="Output table, one row per knee with its embedding (.parquet, the default, or .csv); "
+        "`oa-kit progression --radiograph` reads it as it is.",
+    )
     predict.add_argument("--weights", default=None, help="Weights file (default: the shipped model).")
     predict.add_argument(
         "--side", choices=["R", "L"], default=None, help="Side of single-knee inputs without laterality."
     )
-    predict.add_argument("--embeddings", default=None, help="Write per-knee embeddings to this .npz file.")
     predict.add_argument("--tta", type=int, default=None, help="Test-time views (default: the shipped setting).")
     predict.add_argument(
         "--clahe",
@@ -132,13 +138,11 @@ def _pack(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl predict``."""
 
-    grader = KLGrader.from_pretrained(args.weights, device=args.device)
-    if args.tta is not None:
-        grader.tta = args.tta
-    table = predict_files(
-        grader, args.inputs, out=args.out, side=args.side, embeddings=args.embeddings, clahe=args.clahe
+    table = predict_to_table(
+        args.inputs, args.out, args.weights, side=args.side, tta=args.tta, clahe=args.clahe, device=args.device
     )
-    print(f"wrote {args.out}: {len(table)} knees")
+    flagged = int(table["kl_qa_flags"].ne("").sum())
+    print(f"wrote {args.out}: {len(table)} knees ({flagged} with QA flags) — {KL_MODEL_NOTE}")
     return 0
 
 

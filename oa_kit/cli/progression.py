@@ -16,13 +16,12 @@ import pandas as pd
 
 from oa_kit.api import QUICK_GRID, fit_progression, load_progression
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS
+from oa_kit.io.tables import read_table, write_table
 from oa_kit.progression.model import make_provenance
 from oa_kit.workflows.progression import (
     explain_models,
     progression_report,
     read_features,
-    read_table,
-    write_table,
 )
 
 

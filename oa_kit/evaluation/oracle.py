@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import KEY_COLUMNS
+from oa_kit.features.schema import KEY_COLUMNS
 from oa_kit.metrics import bootstrap_metrics, check_binary
 from oa_kit.synth.model import IMAGE_LATENTS
 

@@ -89,6 +89,8 @@ class ProgressionEvaluation:
         return out.rename_axis("model").reset_index()
 
 
+#: Families of the generator's true image latents (the cartilage latent is what MRI shows, the others radiographs).
+LATENT_FAMILIES = {c: "mri" if "cartilage" in c else "radiograph" for c in LATENT_COLUMNS}
 #: KL grade as a category (indicator per grade) for the latent reference only.
 LATENT_KL_LEVEL = "kl_level_latent_reference"
 
@@ -128,6 +130,7 @@ def latent_reference_model(
         calibration=calibration,
         n_inner_splits=n_inner_splits,
         seed=seed,
+        families=LATENT_FAMILIES,
     )
     return pd.concat([table, extra], axis=1), model
 

@@ -17,7 +17,7 @@ import pandas as pd
 import shap
 
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import FEATURE_FAMILIES
+from oa_kit.features.schema import FEATURE_FAMILIES
 
 
 @dataclass

@@ -38,81 +38,14 @@ from sklearn.model_selection import GroupKFold
 
 from oa_kit.errors import OAKitError
 from oa_kit.features.embeddings import DEFAULT_COMPONENTS, EMBEDDING_PREFIXES, EmbeddingPCA
-
-#: The three feature families used for grouped explanations.
-FEATURE_FAMILIES: tuple[str, ...] = ("clinical", "radiograph", "mri")
-#: Columns identifying a knee (never features).
-KEY_COLUMNS: tuple[str, ...] = ("participant_id", "side")
-#: Columns never used as features unless named explicitly: keys, outcomes, generator truth, bookkeeping.
-EXCLUDED_COLUMNS: frozenset[str] = frozenset(
-    {
-        "participant_id",
-        "side",
-        "visit_month",
-        "id",
-        "label",
-        "horizon_months",
-        "event",
-        "event_month",
-        "months_to_event_or_censoring",
-        "reason",
-        "reason_code",
-        "race",
-        "fold",
-        "provenance",
-        "death_month",
-    }
+from oa_kit.features.schema import (
+    KEY_COLUMNS,
+    NOT_FEATURE_SUFFIXES,
+    family_of,
+    feature_columns,
+    is_feature_column,
+    known_family,
 )
-EXCLUDED_PREFIXES: tuple[str, ...] = (
-    "p_progress",
-    "latent",
-    "progression_rate",
-    "kl_true",
-    "readprj",
-    "path",
-    "oof_",
-    "risk",
-    "n_readings",
-    "image_",
-    "event_month",
-    "kl_increment",
-    "tkr_",
-    "unmeasured",
-    "log_rate",
-    "eligible",
-    "grade_quantile",
-    "qc_",
-    "source",
-)
-#: Column-name endings never used as features (status/bookkeeping text such as ``clinical_status``).
-EXCLUDED_SUFFIXES: tuple[str, ...] = ("_status", "_path", "_month", "_file", "_reasons")
-_RADIOGRAPH_EXACT = {"kl", "kl_grade", "baseline_kl", "grade"}
-_RADIOGRAPH_PREFIXES = (
-    "kl_",
-    "xr_",
-    "jsw",
-    "jsn",
-    "osteophyte",
-    "ost_",
-    "os_",
-    "osf",
-    "sclerosis",
-    "mcmjsw",
-    "bmang",
-    "beam_angle",
-    "varus",
-)
-_MRI_PREFIXES = ("mri_", "thickness", "volume", "fcl", "cartilage", "t2_", "menisc")
-
-
-def family_of(column: str) -> str:
-    """Feature family of a raw or derived column name: ``radiograph`` (KL, JSN/JSW, KL-CNN), ``mri`` or ``clinical``."""
-    name = str(column).lower()
-    if name in _RADIOGRAPH_EXACT or name.startswith(_RADIOGRAPH_PREFIXES):
-        return "radiograph"
-    if name.startswith(_MRI_PREFIXES) or "thickness" in name or "_mm3" in name or "_mm2" in name:
-        return "mri"
-    return "clinical"
 
 
 def _check_keys(table: pd.DataFrame, name: str, visit_month: int | None) -> pd.DataFrame:
@@ -148,8 +81,8 @@ def _family_prefixes(columns: Sequence[str], family: str) -> dict[str, str]:
         for c in columns
         if c not in KEY_COLUMNS
         and c != "visit_month"
-        and family_of(c) != family
-        and c in _default_columns(pd.DataFrame(columns=[c]))
+        and known_family(c) != family
+        and is_feature_column(c)
     }
 
 
@@ -214,7 +147,8 @@ def reading_features(readings: pd.DataFrame, visit_month: int = 0) -> pd.DataFra
     keep = [
         c
         for c in table.columns
-        if c in KEY_COLUMNS or (str(c).startswith(READING_FEATURE_PREFIXES) and not str(c).endswith(EXCLUDED_SUFFIXES))
+        if c in KEY_COLUMNS
+        or (str(c).startswith(READING_FEATURE_PREFIXES) and not str(c).endswith(NOT_FEATURE_SUFFIXES))
     ]
     return table[keep].reset_index(drop=True)
 
@@ -330,7 +264,7 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
         self.osteophyte_fits_ = self._fit_osteophytes(X)
         if self.osteophyte_fits_:
             consumed.update(c for c in X.columns if str(c).startswith(("osteophyte_mm_", "osteophyte_area_mm2_")))
-        consumed.update(c for c in X.columns if family_of(c) == "mri" and not str(c).startswith("mri_emb_"))
+        consumed.update(c for c in X.columns if known_family(c) == "mri" and not str(c).startswith("mri_emb_"))
         self.consumed_ = sorted(consumed)
         self.feature_names_out_ = list(self.transform(X.iloc[:1]).columns)
         return self
@@ -446,17 +380,6 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
         return obj
 
 
-def _default_columns(table: pd.DataFrame) -> list[str]:
-    """Every column usable as a feature: not a key, outcome, truth or bookkeeping column."""
-    return [
-        c
-        for c in table.columns
-        if c not in EXCLUDED_COLUMNS
-        and not str(c).lower().startswith(EXCLUDED_PREFIXES)
-        and not str(c).lower().endswith(EXCLUDED_SUFFIXES)
-    ]
-
-
 class FeatureAssembler(BaseEstimator, TransformerMixin):
     """Turn a joined per-knee table into a numeric feature matrix with a family per feature.
 
@@ -513,10 +436,7 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
     # -- helpers -----------------------------------------------------------------------------------------
     def _family(self, raw: str) -> str:
         """Family of a raw column, honouring the ``families`` overrides."""
-        family = dict(self.families or {}).get(raw, family_of(raw))
-        if family not in FEATURE_FAMILIES:
-            raise OAKitError(f"families[{raw!r}]: {family!r}; expected one of {FEATURE_FAMILIES}")
-        return family
+        return family_of(raw, self.families)
 
     def _select(self, X: pd.DataFrame) -> pd.DataFrame:
         """Check the input is a DataFrame holding the raw columns and return them."""
@@ -596,7 +516,9 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
             raise OAKitError("X: empty or not a DataFrame; expected per-knee rows")
         if self.derived not in DERIVED_MODES:
             raise OAKitError(f"derived: {self.derived!r}; expected one of {DERIVED_MODES}")
-        self.raw_columns_ = list(self.columns) if self.columns is not None else _default_columns(X)
+        self.raw_columns_ = (
+            list(self.columns) if self.columns is not None else feature_columns(X.columns, self.families)
+        )
         raw = self._select(X)
         self.derived_ = DerivedFeatures().fit(raw) if self.derived != "none" else None
         raw = self._with_derived(raw)

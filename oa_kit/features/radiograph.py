@@ -79,7 +79,7 @@ def kl_feature_table(grader: KLGrader, X: np.ndarray, keys: pd.DataFrame) -> pd.
     table = keys[carried].reset_index(drop=True).copy()
     for k in range(proba.shape[1]):
         table[f"kl_p{k}"] = proba[:, k]
-    table["kl_cnn_grade"] = proba.argmax(1)
+    table["kl_grade"] = proba.argmax(1)
     emb = pd.DataFrame(embedding, columns=[f"kl_emb_{i:03d}" for i in range(embedding.shape[1])])
     return pd.concat([table, emb], axis=1)
 

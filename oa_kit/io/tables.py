@@ -15,9 +15,18 @@ from pathlib import Path
 import pandas as pd
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import write_text_atomic
+from oa_kit.io.atomic import atomic_path, write_text_atomic
 
-__all__ = ["FORMULA_LEADS", "escape_cell", "read_csv", "unescape_cell", "write_csv"]
+__all__ = [
+    "FORMULA_LEADS",
+    "TABLE_SUFFIXES",
+    "escape_cell",
+    "read_csv",
+    "read_table",
+    "unescape_cell",
+    "write_csv",
+    "write_table",
+]
 
 #: First characters that make a spreadsheet treat a cell as a formula (plus the escape character itself).
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -109,4 +118,53 @@ def read_csv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
         dtype = table[column].dtype
         table[column] = _map_text(table[column], unescape_cell).astype(dtype)
     table.columns = [unescape_cell(c) if isinstance(c, str) else c for c in table.columns]
+    return table
+
+
+#: Per-knee table files oa_kit reads and writes, by suffix.
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+def check_table_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if its suffix is a table format (checked before any work is done); else a clear error."""
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise OAKitError(f"{path}: unsupported table suffix {path.suffix!r}; expected .parquet or .csv")
+    if path.is_dir():
+        raise OAKitError(f"{path}: is a folder; expected a .parquet or .csv file name")
+    return path
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table as parquet or (spreadsheet-safe) CSV by suffix, atomically; returns the path."""
+    path = check_table_path(path)
+    if path.suffix.lower() == ".csv":
+        return write_csv(table, path)
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+    return path
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a per-knee parquet or CSV table; ``ID``/``id`` become ``participant_id`` and participant ids are text."""
+    path = Path(path)
+    if not path.is_file():
+        raise OAKitError(f"{path}: file not found; expected a .parquet or .csv table")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            table = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise OAKitError(
+                f"{path}: cannot read as parquet ({type(exc).__name__}); expected a parquet table"
+            ) from None
+    elif suffix in (".csv", ".txt"):
+        table = read_csv(path, dtype={"participant_id": str, "ID": str, "id": str})
+    else:
+        raise OAKitError(f"{path}: unknown extension {path.suffix!r}; expected .parquet or .csv")
+    for alias in ("ID", "id"):
+        if "participant_id" not in table.columns and alias in table.columns:
+            table = table.rename(columns={alias: "participant_id"})
+    if "participant_id" in table.columns:
+        table["participant_id"] = table["participant_id"].astype(str)
     return table

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import _default_columns, family_of
+from oa_kit.features.schema import family_of, feature_columns
 from oa_kit.progression.model import ProgressionModel
 
 KL_COLUMNS: tuple[str, ...] = ("kl", "baseline_kl", "kl_grade")
@@ -37,8 +37,8 @@ KL_COLUMNS: tuple[str, ...] = ("kl", "baseline_kl", "kl_grade")
 
 def feature_sets(table: pd.DataFrame, families: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     """Raw columns per baseline feature set (see module docstring) for a joined per-knee table."""
-    columns = _default_columns(table)
-    fam = {c: dict(families or {}).get(c, family_of(c)) for c in columns}
+    columns = feature_columns(table.columns, families)
+    fam = {c: family_of(c, families) for c in columns}
     clinical = [c for c in columns if fam[c] == "clinical"]
     radiograph = [c for c in columns if fam[c] == "radiograph"]
     mri = [c for c in columns if fam[c] == "mri"]

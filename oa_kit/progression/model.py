@@ -24,7 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import DERIVED_DIRECTIONS, KEY_COLUMNS, FeatureAssembler, _default_columns
+from oa_kit.features.assemble import DERIVED_DIRECTIONS, FeatureAssembler
+from oa_kit.features.schema import KEY_COLUMNS, feature_columns
 from oa_kit.metrics import roc_auc
 from oa_kit.progression.calibration import ProbabilityCalibrator
 
@@ -224,6 +225,9 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         Passed to :class:`~oa_kit.features.FeatureAssembler`.
     seed : int
         Seed for folds, models and PCA.
+    families : mapping, optional
+        Family (``clinical``, ``radiograph``, ``mri``) of columns the feature schema (:mod:`oa_kit.features.schema`)
+        does not know; an undeclared unknown column is an error naming it.
 
     Attributes
     ----------
@@ -255,6 +259,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         monotone: bool = False,
         on_nan_heavy: str = "keep",
         seed: int = 0,
+        families: Mapping[str, str] | None = None,
     ) -> None:
         self.horizon_months = horizon_months
         self.estimator = estimator
@@ -268,6 +273,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self.monotone = monotone
         self.on_nan_heavy = on_nan_heavy
         self.seed = seed
+        self.families = families
 
     # -- fitting ----------------------------------------------------------------------------------------
     def search_grid(self) -> list[dict]:
@@ -287,6 +293,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
             on_nan_heavy=self.on_nan_heavy,
             derived=self.derived,
             seed=self.seed,
+            families=self.families,
         )
 
     def _fit_estimator(self, features: pd.DataFrame, y: np.ndarray, params: dict) -> Any:
@@ -357,7 +364,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
             raise OAKitError(f"X: got {type(X).__name__}; expected a pandas DataFrame")
         y = check_labels(y, self.horizon_months, self.n_inner_splits)
         groups = resolve_groups(X, groups)
-        keep = list(self.columns) if self.columns is not None else _default_columns(X)
+        keep = list(self.columns) if self.columns is not None else feature_columns(X.columns, self.families)
         missing = [c for c in keep if c not in X.columns]
         if missing:
             raise OAKitError(f"{missing[0]}: feature column missing; expected all of {len(keep)} feature columns")

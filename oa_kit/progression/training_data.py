@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from oa_kit.errors import OAKitError
-from oa_kit.features.assemble import KEY_COLUMNS
+from oa_kit.features.schema import KEY_COLUMNS
 
 
 def labelled_rows(features: pd.DataFrame, labels: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.Series]:

@@ -179,7 +179,7 @@ def cohort_feature_table(
 ) -> pd.DataFrame:
     """One row per baseline knee: clinical factors + baseline readings + KL-CNN + MRI features (families by name)."""
     clinical = tables.clinical.merge(reading_features(tables.readings, 0), on=["participant_id", "side"], how="left")
-    radiograph = kl_features.drop(columns=["kl_cnn_grade"], errors="ignore") if kl_features is not None else None
+    radiograph = kl_features.drop(columns=["kl_grade"], errors="ignore") if kl_features is not None else None
     return join_knee_tables(clinical, radiograph=radiograph, mri=mri_features, visit_month=None)
 
 

@@ -22,14 +22,14 @@ from plotly.offline import get_plotlyjs
 from tqdm.auto import tqdm
 
 from oa_kit.api import ProgressionModels
-from oa_kit.errors import OAKitError
 from oa_kit.evaluation.model_card import model_card_markdown
 from oa_kit.evaluation.oracle import oracle_column, truth_latents
 from oa_kit.evaluation.report import ProgressionEvaluation, evaluate_progression
 from oa_kit.explain import explain_text, family_text, global_importance, grouped_shap, shap_values
 from oa_kit.features.assemble import join_knee_tables
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS
-from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.atomic import write_text_atomic
+from oa_kit.io.tables import read_table
 from oa_kit.parallel import ordered_map, resolve_n_jobs
 from oa_kit.progression.baselines import baseline_models
 from oa_kit.progression.model import ProgressionModel, make_provenance
@@ -230,35 +230,6 @@ def report_horizon(features: pd.DataFrame, labels: pd.DataFrame, h: int, out: Pa
         )
         explain_model(model, X, out / "explain")
     return headline
-
-
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a parquet or CSV table; ``ID`` is renamed to participant_id and ids are strings."""
-    path = Path(path)
-    if not path.exists():
-        raise OAKitError(f"{path}: file not found; expected a parquet or CSV table")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        table = pd.read_parquet(path)
-    elif path.suffix.lower() in (".csv", ".txt"):
-        table = pd.read_csv(path, dtype={"participant_id": str, "ID": str})
-    else:
-        raise OAKitError(f"{path}: unknown extension {path.suffix!r}; expected .parquet or .csv")
-    if "participant_id" not in table.columns and "ID" in table.columns:
-        table = table.rename(columns={"ID": "participant_id"})
-    if "participant_id" in table.columns:
-        table["participant_id"] = table["participant_id"].astype(str)
-    return table
-
-
-def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write parquet or CSV by extension, atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
-    return path
 
 
 def read_features(

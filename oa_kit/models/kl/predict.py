@@ -1,5 +1,6 @@
-"""``KLGrader``: inference with the KL CNN — calibrated probabilities, grades, conformal sets, embeddings, Grad-CAM, QA flags —
-plus ``predict_files`` for DICOM / PNG / JPEG files and Chen-layout folders (one row per knee)."""
+"""``KLGrader``: inference with the KL CNN — calibrated probabilities, grades, conformal sets, embeddings, QA flags —
+plus :func:`load_knees` (DICOM / PNG / JPEG files and Chen-layout folders) and :func:`grade_knee_records`, which
+turn files into the one KL output table (one row per knee)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ from oa_kit.models.kl.transforms import tta_views
 #: Shipped weights (safetensors) and their JSON sidecar (sha256, calibration, conformal and OOD settings).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "kl_weights.safetensors"
+#: The KL output table (``oa-kit kl predict``, :func:`oa_kit.api.grade_knees`), one row per knee: these columns, then
+#: the ``kl_emb_000``... embedding. ``oa-kit progression --radiograph`` reads it as it is: the probabilities and the
+#: embedding are features; ``source``, ``kl_grade`` (the argmax of the probabilities), the conformal set and the QA
+#: flags are not (``oa_kit.features.schema``).
+KL_PROBA_COLUMNS = tuple(f"kl_p{k}" for k in range(5))
+KL_TABLE_COLUMNS = ("participant_id", "side", "source", *KL_PROBA_COLUMNS, "kl_grade", "kl_grade_set", "kl_qa_flags")
+KL_EMBEDDING_PREFIX = "kl_emb_"
 #: QA flags this module adds (upstream reader/localiser flags are passed through).
 KL_QA_FLAGS = ("blank_image", "out_of_distribution", "uncertain_grade", "unknown_side")
 _CHEN_NAME = re.compile(r"^(?P<pid>\d+)(?P<side>[LR])\.(png|jpe?g)$", re.IGNORECASE)
@@ -196,7 +204,7 @@ class KLGrader:
         return self.predict_proba_and_embed(X)[0]
 
     def predict_proba_and_embed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated probabilities (N, 5) and embeddings (N, embedding_dim) from one pass (what ``predict_files`` needs)."""
+        """Calibrated probabilities (N, 5) and embeddings (N, embedding_dim) from one pass (what :func:`grade_knee_records` needs)."""
         self._check_fitted()
         logits, embeddings = self._forward(X)
         return logits_to_proba(torch.as_tensor(logits), self.loss_, self.temperature_).numpy(), embeddings
@@ -290,8 +298,10 @@ def _as_input(X: np.ndarray, size: int) -> torch.Tensor:
 def load_knees(path: Path, side: str | None, clahe: str) -> list[dict]:
     """Knee records from one DICOM/PNG/JPEG file or a folder (Chen layout or plain): ``id``, ``side``, ``source``,
     ``input`` (the model input (1, S, S), or None when no knee was found), ``flags`` (QA) and, for Chen folders,
-    ``kl_label``. ``clahe`` is ``auto``, ``yes`` or ``no`` as in :func:`predict_files`."""
-
+    ``kl_label``. ``clahe``: ``auto`` skips CLAHE for Chen-layout folders (already enhanced) and applies it to
+    DICOM/PNG/JPEG inputs; ``yes``/``no`` force it."""
+    if clahe not in ("auto", "yes", "no"):
+        raise OAKitError(f"clahe: {clahe!r}; expected auto, yes or no")
     if path.is_dir():
         if is_chen_layout(path):
             frame = read_chen(path)
@@ -368,68 +378,39 @@ def _knees_from_dicom(path: Path, side: str | None, clahe: bool) -> list[dict]:
     ]
 
 
-def predict_files(
-    grader: KLGrader,
-    inputs: list[str | os.PathLike],
-    out: str | os.PathLike | None = None,
-    side: str | None = None,
-    embeddings: str | os.PathLike | None = None,
-    clahe: str = "auto",
-) -> pd.DataFrame:
-    """Grade every knee in DICOM/PNG/JPEG files or Chen-layout folders; one row per knee.
+def grade_knee_records(grader: KLGrader, knees: list[dict]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Grade knee records from :func:`load_knees`; returns the KL table (:data:`KL_TABLE_COLUMNS` then the
+    ``kl_emb_*`` embedding), the model inputs (N, 1, S, S) and the embeddings (N, D) (NaN where no knee was found).
 
-    Columns: ``id``, ``side``, ``source``, ``p0``..``p4`` (calibrated), ``grade`` (nullable: <NA> when the knee is
-    flagged ``blank_image``/``out_of_distribution`` or no knee was found), ``grade_set`` (conformal set, e.g. "2,3"),
-    ``qa_flags`` (";"-joined), ``embedding_path`` (``file.npz#key``). ``clahe``: ``auto`` skips CLAHE for Chen-layout
-    folders (already enhanced) and applies it to DICOM/PNG/JPEG inputs; ``yes``/``no`` force it.
-    Writes ``out`` (.csv or .parquet) and the embeddings ``.npz`` (default beside ``out``) when ``out`` is given.
+    ``kl_grade`` is <NA> and the conformal set all grades where the knee is flagged ``blank_image`` or
+    ``out_of_distribution`` (or no knee was found); QA flags are ";"-joined.
     """
-    if clahe not in ("auto", "yes", "no"):
-        raise OAKitError(f"clahe: {clahe!r}; expected auto, yes or no")
-    knees = [knee for item in inputs for knee in load_knees(Path(item), side, clahe)]
-    graded = [k for k in knees if k["input"] is not None]
-    table = pd.DataFrame(
-        {"id": [k["id"] for k in knees], "side": [k["side"] for k in knees], "source": [k["source"] for k in knees]}
-    )
-    for grade in range(5):
-        table[f"p{grade}"] = np.nan
-    table["grade"] = pd.array([pd.NA] * len(knees), dtype="Int64")
-    table["grade_set"], table["embedding_path"] = "", ""
+    size, dim = grader.input_size_, grader.model_.embedding_dim
+    rows = [i for i, k in enumerate(knees) if k["input"] is not None]
+    x = np.full((len(knees), 1, size, size), np.nan, dtype=np.float32)
+    proba = np.full((len(knees), 5), np.nan)
+    emb = np.full((len(knees), dim), np.nan, dtype=np.float32)
     flags = [list(k["flags"]) for k in knees]
-    emb_path = (
-        Path(embeddings) if embeddings else (Path(out).with_name(Path(out).stem + "_embeddings.npz") if out else None)
-    )
-    if graded:
-        rows = [i for i, k in enumerate(knees) if k["input"] is not None]
-        x = np.stack([k["input"] for k in graded])
-        proba, emb = grader.predict_proba_and_embed(x)
-        sets = grader.predict_sets_from_proba(proba)
-        table.loc[rows, [f"p{g}" for g in range(5)]] = proba
-        table.loc[rows, "grade_set"] = set_labels(sets)
-        for row, extra, p in zip(rows, grader.qa_flags(x, proba, emb), proba):
+    grade = pd.array([pd.NA] * len(knees), dtype="Int64")
+    grade_set = ["0,1,2,3,4"] * len(knees)
+    if rows:
+        x[rows] = np.stack([knees[i]["input"] for i in rows])
+        proba[rows], emb[rows] = grader.predict_proba_and_embed(x[rows])
+        sets = set_labels(grader.predict_sets_from_proba(proba[rows]))
+        for row, extra, label in zip(rows, grader.qa_flags(x[rows], proba[rows], emb[rows]), sets, strict=True):
             flags[row] += [f for f in extra if f not in flags[row]]
             if not {"blank_image", "out_of_distribution"} & set(flags[row]):
-                table.loc[row, "grade"] = int(p.argmax())
-            else:
-                table.loc[row, "grade_set"] = "0,1,2,3,4"
-        if emb_path is not None:
-            keys = [f"knee_{row}" for row in rows]
-            with atomic_path(emb_path) as tmp:
-                with open(tmp, "wb") as handle:
-                    np.savez(handle, **dict(zip(keys, emb.astype(np.float32))))
-            table.loc[rows, "embedding_path"] = [f"{emb_path}#{key}" for key in keys]
-    table["qa_flags"] = [";".join(f) for f in flags]
-    if out is not None:
-        _write_table(table, Path(out))
-    return table
-
-
-def _write_table(table: pd.DataFrame, out: Path) -> None:
-    """Write the prediction table as CSV or Parquet (by suffix), atomically."""
-    if out.suffix.lower() not in (".csv", ".parquet"):
-        raise OAKitError(f"{out}: unsupported output suffix; expected .csv or .parquet")
-    with atomic_path(out) as tmp:
-        if out.suffix.lower() == ".csv":
-            table.to_csv(tmp, index=False)
-        else:
-            table.to_parquet(tmp, index=False)
+                grade[row], grade_set[row] = int(np.argmax(proba[row])), label
+    table = pd.DataFrame(
+        {
+            "participant_id": [str(k["id"]) for k in knees],
+            "side": [k["side"] for k in knees],
+            "source": [k["source"] for k in knees],
+            **{name: proba[:, k] for k, name in enumerate(KL_PROBA_COLUMNS)},
+            "kl_grade": grade,
+            "kl_grade_set": grade_set,
+            "kl_qa_flags": [";".join(f) for f in flags],
+        }
+    )
+    embedding = pd.DataFrame(emb, columns=[f"{KL_EMBEDDING_PREFIX}{i:03d}" for i in range(dim)])
+    return pd.concat([table, embedding], axis=1), x, emb
