@@ -1,7 +1,8 @@
 """Fuzz every reader (#24): random bytes and mutated valid files; the only exception allowed is a one-line OAKitError.
 
 Brief by default: ``OA_KIT_FUZZ_EXAMPLES`` examples per parser (default 50) with a fixed seed, so ``make test`` stays
-fast and repeatable; raise it for a deeper run, e.g. ``OA_KIT_FUZZ_EXAMPLES=2000 pytest tests/bad_inputs/test_fuzz.py``.
+fast and repeatable; raise it for a deeper run, e.g. ``OA_KIT_FUZZ_EXAMPLES=2000 pytest tests/bad_inputs/test_fuzz.py``,
+and set ``OA_KIT_FUZZ_RANDOM=1`` to draw new examples each run (``--hypothesis-seed=N`` to replay).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ EXAMPLES = int(os.environ.get("OA_KIT_FUZZ_EXAMPLES", "50"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize=True,
+    derandomize=os.environ.get("OA_KIT_FUZZ_RANDOM", "") == "",  # set it (and --hypothesis-seed) to explore
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
