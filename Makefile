@@ -33,13 +33,15 @@ environment.yml: constraints.txt scripts/make_environment.py
 demo: $(STAMP)
 	$(VENV)/bin/oa-kit demo --out $(DEMO_OUT) --overwrite
 
+# every test, plus the public API's docstring Examples run as doctests
 test: $(STAMP) lint
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules tests oa_kit/api.py
 
-# ruff (lint + format check); configuration in pyproject.toml
+# ruff (lint + format check) and the one-way layer contract (import-linter); configuration in pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

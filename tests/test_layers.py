@@ -95,3 +95,11 @@ def test_no_import_inside_functions():
                     if (module or "").split(".")[0] not in LAZY_EXTERNAL:
                         hidden.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {module} inside a function")
     assert hidden == []
+
+
+def test_the_package_re_exports_the_public_api():
+    import oa_kit
+    import oa_kit.api
+
+    assert set(oa_kit.API) == set(oa_kit.api.__all__)
+    assert oa_kit.grade_knees is oa_kit.api.grade_knees

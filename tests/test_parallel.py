@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from oa_kit.cli import build_parser
 from oa_kit.errors import OAKitError
 from oa_kit.parallel import ordered_map, resolve_n_jobs
 
@@ -32,3 +33,15 @@ def test_ordered_map_same_in_workers_and_in_process():
 def test_ordered_map_raises_the_task_error_from_a_worker():
     with pytest.raises(OAKitError, match="base: -1"):
         ordered_map(_power, [(2, 2), (-1, 2)], n_jobs=2)
+
+
+def test_every_parallel_entry_point_takes_minus_one(tmp_path, capsys):
+    """``--jobs -1`` (one worker per core) reaches the one pool from the CLI; 0 is refused in one line."""
+    from oa_kit.cli import main
+
+    args = ["synth", "--preset", "tiny", "--n-participants", "2", "--quiet", "--out"]
+    assert main([*args, str(tmp_path / "a"), "--jobs", "-1"]) == 0
+    assert main([*args, str(tmp_path / "b"), "--jobs", "0"]) == 2
+    assert "--jobs: 0; expected a positive number of processes or -1" in capsys.readouterr().err
+    demo = build_parser().parse_args(["demo", "--jobs", "-1"])
+    assert demo.jobs == -1 and resolve_n_jobs(demo.jobs, 4) >= 1

@@ -132,8 +132,16 @@ def test_checksum_mismatch_and_missing_files_are_errors(tmp_path, fitted):
     folder = save_model(fitted, tmp_path / "model")
     text = (folder / "model.txt").read_text()
     (folder / "model.txt").write_text(text.replace("num_leaves", "num_leaves ", 1))
-    with pytest.raises(OAKitError, match=r"model.txt: sha256 mismatch"):
+    with pytest.raises(OAKitError, match=r"model.txt: sha256 \w+… does not match"):
         load_model(folder)
+    folder3 = save_model(fitted, tmp_path / "model3")
+    listed = json.loads((folder3 / "checksums.json").read_text())
+    meta = json.loads((folder3 / "metadata.json").read_text())
+    meta["provenance"]["statement"] = "trained on REAL OAI data"  # an edit left out of the checksum list
+    (folder3 / "metadata.json").write_text(json.dumps(meta))
+    (folder3 / "checksums.json").write_text(json.dumps({"model.txt": listed["model.txt"]}))
+    with pytest.raises(OAKitError, match="checksums.json: no entry for metadata.json"):
+        load_model(folder3)
     folder2 = save_model(fitted, tmp_path / "model2")
     (folder2 / "checksums.json").unlink()
     with pytest.raises(OAKitError, match="checksums.json: missing"):

@@ -26,7 +26,9 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     parser.add_argument("--n-participants", default=None, help="override the preset's number of participants")
     parser.add_argument("--no-images", action="store_true", help="write tables and truth only (no DICOM/NIfTI)")
-    parser.add_argument("--jobs", default="1", help="worker processes for rendering images (default 1)")
+    parser.add_argument(
+        "--jobs", default="1", help="worker processes for rendering images (default 1; -1: one per core)"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -54,8 +56,8 @@ def handle(args: argparse.Namespace) -> int:
         raise OAKitError(f"--seed: {seed} is negative; expected a non-negative integer")
     n = _integer(args.n_participants, "--n-participants")
     jobs = _integer(args.jobs, "--jobs")
-    if jobs < 1:
-        raise OAKitError(f"--jobs: {jobs} is not positive; expected ≥ 1")
+    if jobs < 1 and jobs != -1:
+        raise OAKitError(f"--jobs: {jobs}; expected a positive number of processes or -1 (one per core)")
     out = generate_cohort(
         args.preset,
         Path(args.out),

@@ -1,10 +1,17 @@
-"""Model artifacts on disk: sha256 checksums and the JSON sidecars that vouch for shipped weights."""
+"""Model artifacts on disk: the one checksum scheme (sha256 of each file's bytes) in its two forms.
+
+- A weights file and its JSON sidecar (``weights.safetensors`` + ``weights.json`` holding ``sha256``):
+  :func:`verified_sidecar`.
+- A model folder with ``checksums.json`` listing every file it holds: :func:`write_checksums` and
+  :func:`verify_checksums`, which refuses a folder whose list does not cover every file the loader reads.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from oa_kit.errors import OAKitError
@@ -38,10 +45,54 @@ def verified_sidecar(weights: str | os.PathLike, what: str) -> dict:
         info = json.loads(sidecar.read_text())
     except json.JSONDecodeError as exc:
         raise OAKitError(f"{sidecar}: not valid JSON ({exc.msg}); expected the {what} sidecar") from exc
-    actual = sha256_file(weights)
-    if actual != info.get("sha256"):
-        raise OAKitError(
-            f"{weights}: sha256 {actual[:12]}… does not match {str(info.get('sha256'))[:12]}… in "
-            f"{sidecar.name}; expected the unmodified {what} file"
-        )
+    if not isinstance(info, dict):
+        raise OAKitError(f"{sidecar}: JSON {type(info).__name__}; expected an object with the {what} settings")
+    verify_file(weights, info.get("sha256"), f"{sidecar.name}; expected the unmodified {what} file")
     return info
+
+
+def verify_file(path: Path, expected: object, source: str) -> None:
+    """Raise unless ``path``'s sha256 equals ``expected`` (as recorded in ``source``, named in the message)."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise OAKitError(f"{path}: sha256 {actual[:12]}… does not match {str(expected)[:12]}… in {source}")
+
+
+#: The checksum list of a model folder.
+CHECKSUM_FILE = "checksums.json"
+
+
+def write_checksums(folder: str | os.PathLike, names: Sequence[str]) -> Path:
+    """Write ``folder/checksums.json`` with the sha256 of each named file (write it last: it vouches for the rest)."""
+    folder = Path(folder)
+    checksums = {name: sha256_file(folder / name) for name in names}
+    path = folder / CHECKSUM_FILE
+    path.write_text(json.dumps(checksums, indent=1), encoding="utf-8")
+    return path
+
+
+def verify_checksums(folder: str | os.PathLike, required: Sequence[str]) -> dict[str, str]:
+    """Check every file listed in ``folder/checksums.json`` and that the list covers each ``required`` file.
+
+    A file the loader reads but the list leaves out (e.g. an edited ``metadata.json`` dropped from the list) is an
+    error, as is any mismatch; returns the list.
+    """
+    folder = Path(folder)
+    path = folder / CHECKSUM_FILE
+    if not path.is_file():
+        raise OAKitError(f"{path}: missing; expected the checksum list of a model folder")
+    try:
+        checksums = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OAKitError(f"{path}: not valid JSON ({exc}); expected {{file: sha256}}") from None
+    if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
+        raise OAKitError(f"{path}: not a {{file: sha256}} object; expected one sha256 per file")
+    for name in required:
+        if name not in checksums:
+            raise OAKitError(f"{path}: no entry for {name}; expected every file the model loads to be listed")
+    for name, expected in checksums.items():
+        listed = folder / name
+        if Path(name).name != name or not listed.is_file():
+            raise OAKitError(f"{listed}: missing; expected it as listed in {CHECKSUM_FILE}")
+        verify_file(listed, expected, f"{CHECKSUM_FILE} (file changed or corrupted)")
+    return checksums

@@ -23,13 +23,13 @@ import pandas as pd
 from oa_kit import __version__
 from oa_kit.errors import OAKitError
 from oa_kit.features.assemble import FeatureAssembler
-from oa_kit.io.artifacts import sha256_file
+from oa_kit.io.artifacts import CHECKSUM_FILE, verify_checksums, write_checksums
 from oa_kit.io.atomic import atomic_dir
 from oa_kit.progression.calibration import ProbabilityCalibrator
 from oa_kit.progression.model import LinearScorer, ProgressionModel
 
 FORMAT = "oa_kit.progression/1"
-MODEL_FILE, METADATA_FILE, CHECKSUM_FILE = "model.txt", "metadata.json", "checksums.json"
+MODEL_FILE, METADATA_FILE = "model.txt", "metadata.json"
 
 
 def _jsonable(value: Any) -> Any:
@@ -100,23 +100,8 @@ def save_model(
             (tmp / MODEL_FILE).write_text(model.booster_.model_to_string(), encoding="utf-8")
             files.insert(0, MODEL_FILE)
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1, allow_nan=False), encoding="utf-8")
-        checksums = {name: sha256_file(tmp / name) for name in files}
-        (tmp / CHECKSUM_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
+        write_checksums(tmp, files)
     return Path(folder)
-
-
-def _verify(folder: Path) -> dict[str, str]:
-    """Check every file listed in checksums.json against its sha256; raise naming the first mismatch."""
-    if not (folder / CHECKSUM_FILE).exists():
-        raise OAKitError(f"{folder / CHECKSUM_FILE}: missing; expected a model folder written by save_model")
-    checksums = json.loads((folder / CHECKSUM_FILE).read_text(encoding="utf-8"))
-    for name, expected in checksums.items():
-        path = folder / name
-        if not path.exists():
-            raise OAKitError(f"{path}: missing; expected it as listed in {CHECKSUM_FILE}")
-        if sha256_file(path) != expected:
-            raise OAKitError(f"{path}: sha256 mismatch (file changed or corrupted); expected {expected[:12]}…")
-    return checksums
 
 
 def load_model(folder: str | os.PathLike) -> ProgressionModel:
@@ -124,7 +109,7 @@ def load_model(folder: str | os.PathLike) -> ProgressionModel:
     folder = Path(folder)
     if not folder.is_dir():
         raise OAKitError(f"{folder}: not a folder; expected a saved progression model folder")
-    checksums = _verify(folder)
+    checksums = verify_checksums(folder, [METADATA_FILE])
     meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT:
         raise OAKitError(f"{folder / METADATA_FILE}: format {meta.get('format')!r}; expected {FORMAT!r}")

@@ -16,6 +16,7 @@ from oa_kit.errors import OAKitError
 from oa_kit.imaging.preprocess import KL_INPUT_SIZE, kl_input
 from oa_kit.io.atomic import atomic_path
 from oa_kit.io.chen import read_chen
+from oa_kit.io.radiograph import read_gray_array
 
 PACK_FORMAT = "oa_kit.kl.pack/1"
 
@@ -23,8 +24,6 @@ PACK_FORMAT = "oa_kit.kl.pack/1"
 def read_gray(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG/JPEG as a 2-D array (8- or 16-bit kept), size-checked before decoding; palette/grey+alpha/grey-RGB
     become luminance, true colour raises (:func:`oa_kit.io.radiograph.read_gray_array`)."""
-    from oa_kit.io.radiograph import read_gray_array
-
     return read_gray_array(path)
 
 
