@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from oa_kit import API
 from oa_kit.cohort import CohortTables, ProgressionLabels, build_progression_labels, load_tables
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.oracle import oracle_column
@@ -56,23 +57,7 @@ from oa_kit.viz.kl import gradcam_figure, probability_figure
 from oa_kit.viz.progression import evaluation_figures
 from oa_kit.viz.thickness import thickness_map_figure
 
-__all__ = [
-    "Cohort",
-    "KneeGrades",
-    "KneeRisk",
-    "MRIAnalysis",
-    "ProgressionModels",
-    "ProgressionReport",
-    "analyse_mri",
-    "evaluate_progression",
-    "fit_progression",
-    "grade_knees",
-    "knee_risk",
-    "load_progression",
-    "measure_labels",
-    "open_cohort",
-    "read_report",
-]
+__all__ = list(API)
 
 #: One LightGBM configuration for smoke runs (``quick=True``, ``--search quick``).
 QUICK_GRID = ({"num_leaves": 8, "n_estimators": 100, "learning_rate": 0.05, "min_child_samples": 10},)
@@ -465,7 +450,30 @@ def fit_progression(
 
 def load_progression(folder: str | os.PathLike) -> ProgressionModels:
     """Load the per-horizon models of a folder written by :meth:`ProgressionModels.save` or ``oa-kit progression fit``
-    (or one ``h{H}/`` model folder); every file's sha256 is checked first."""
+    (or one ``h{H}/`` model folder); every file's sha256 is checked first (no pickle).
+
+    Parameters
+    ----------
+    folder : path
+        The saved models folder.
+
+    Returns
+    -------
+    ProgressionModels
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from oa_kit.api import fit_progression, load_progression, open_cohort
+    >>> from oa_kit.synth import generate_cohort
+    >>> folder = generate_cohort("tiny", tempfile.mkdtemp() + "/c", 0, images=False, progress=False, n_participants=100)
+    >>> cohort = open_cohort(folder)
+    >>> models = fit_progression(cohort.features(), cohort.labels.labels, horizons=(24,), data="synthetic", quick=True)
+    >>> saved = models.save(tempfile.mkdtemp() + "/models")
+    >>> again = load_progression(saved)
+    >>> bool((again.predict(cohort.features())["risk"] == models.predict(cohort.features())["risk"]).all())
+    True
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise OAKitError(f"{folder}: model folder not found; expected the output of `oa-kit progression fit`")
@@ -508,7 +516,40 @@ def knee_risk(
     mri: MRIAnalysis | None = None,
     top_k: int = 3,
 ) -> KneeRisk:
-    """Risk for one knee from a clinical row plus optional KL and MRI results, explained per horizon."""
+    """Progression risk of one knee from a clinical row plus optional KL and MRI results, explained per horizon.
+
+    Parameters
+    ----------
+    models : ProgressionModels
+        Fitted or loaded models (their training data is named next to every risk).
+    clinical : mapping or one-row DataFrame
+        The knee's clinical factors and readings, with the column names the models were fitted on (e.g. age_years,
+        sex, bmi_kg_m2, womac_pain, kl); a missing factor is NaN (LightGBM handles it).
+    kl, mri : KneeGrades, MRIAnalysis, optional
+        The knee's radiograph and MRI results (first row), joined as the models' radiograph / MRI features.
+    top_k : int
+        Factors named in the plain-language explanation.
+
+    Returns
+    -------
+    KneeRisk
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from oa_kit.api import fit_progression, knee_risk, open_cohort
+    >>> from oa_kit.synth import generate_cohort
+    >>> folder = generate_cohort("tiny", tempfile.mkdtemp() + "/c", 0, images=False, progress=False, n_participants=100)
+    >>> cohort = open_cohort(folder)
+    >>> models = fit_progression(cohort.features(), cohort.labels.labels, horizons=(12, 24), data="synthetic", quick=True)
+    >>> knee = cohort.features().iloc[0].to_dict()
+    >>> risk = knee_risk(models, knee)
+    >>> risk.to_frame()[["horizon_months"]].to_dict("list"), bool(risk.to_frame()["risk"].between(0, 1).all())
+    ({'horizon_months': [12, 24]}, True)
+    >>> heavier = knee_risk(models, {**knee, "bmi_kg_m2": knee["bmi_kg_m2"] + 10})  # what-if: a higher BMI
+    >>> "synthetic" in risk.provenance
+    True
+    """
     row = pd.DataFrame([dict(clinical)]) if isinstance(clinical, Mapping) else clinical.head(1).reset_index(drop=True)
     for part in (
         kl.features().drop(columns=["participant_id", "side"]) if kl is not None else None,
@@ -580,7 +621,29 @@ def evaluate_progression(
 
 
 def read_report(folder: str | os.PathLike) -> ProgressionReport:
-    """Read the headline table of a report folder written by ``oa-kit progression evaluate`` or ``oa-kit demo``."""
+    """Read the headline table of a report folder written by ``oa-kit progression evaluate`` or ``oa-kit demo``
+    (``OUT/progression``): AUC with 95% CI and ECE per model and horizon, and the training-data statement.
+
+    Parameters
+    ----------
+    folder : path
+        The report folder (holding ``headline.csv``, the model cards and HTML figures).
+
+    Returns
+    -------
+    ProgressionReport
+        Its :meth:`~ProgressionReport.to_frame` is the headline; the figures are the HTML files in the folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from oa_kit.api import read_report
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "headline.csv").write_text("model,horizon_months,auc\\nfused,24,0.81\\n")
+    >>> read_report(folder).to_frame().to_dict("records")
+    [{'model': 'fused', 'horizon_months': 24, 'auc': 0.81}]
+    """
     path = Path(folder) / "headline.csv"
     if not path.is_file():
         raise OAKitError(f"{path}: missing; expected a report folder from `oa-kit progression evaluate`")

@@ -39,18 +39,7 @@ def evaluate_segmenter(
     summary = []
     for (tissue, metric), grp in per_case.groupby(["tissue", "metric"], sort=False):
         values = grp.groupby("group")["value"].mean().to_numpy()
-        values = values[np.isfinite(values)]
-        boots = [rng.choice(values, size=len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
-        summary.append(
-            {
-                "tissue": tissue,
-                "metric": metric,
-                "estimate": float(np.mean(values)) if len(values) else np.nan,
-                "ci_low": float(np.percentile(boots, 2.5)),
-                "ci_high": float(np.percentile(boots, 97.5)),
-                "n": int(len(values)),
-            }
-        )
+        summary.append({"tissue": tissue, "metric": metric, **_mean_with_ci(values, rng, n_boot)})
     return pd.DataFrame(summary), per_case
 
 
@@ -134,17 +123,19 @@ def evaluate_thickness(
             [("mae_all_mm", err_all)] if np.isfinite(err_all).any() else []
         )
         for metric, values in metrics:
-            values = values[np.isfinite(values)]
-            boots = [rng.choice(values, len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
             summary.append(
-                {
-                    "subregion": name,
-                    "source": source,
-                    "metric": metric,
-                    "estimate": float(np.mean(values)) if len(values) else np.nan,
-                    "ci_low": float(np.percentile(boots, 2.5)),
-                    "ci_high": float(np.percentile(boots, 97.5)),
-                    "n": int(len(values)),
-                }
+                {"subregion": name, "source": source, "metric": metric, **_mean_with_ci(values, rng, n_boot)}
             )
     return pd.DataFrame(summary), per_case
+
+
+def _mean_with_ci(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, float]:
+    """Mean of the finite per-participant ``values`` with a percentile 95% CI from ``n_boot`` resamples of them."""
+    values = values[np.isfinite(values)]
+    boots = [rng.choice(values, size=len(values)).mean() for _ in range(n_boot)] if len(values) else [np.nan]
+    return {
+        "estimate": float(np.mean(values)) if len(values) else np.nan,
+        "ci_low": float(np.percentile(boots, 2.5)),
+        "ci_high": float(np.percentile(boots, 97.5)),
+        "n": int(len(values)),
+    }
