@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +101,15 @@ def _from_manifest(root: Path, manifest: Path, verify: bool) -> pd.DataFrame:
 def _read_manifest(manifest: Path) -> pd.DataFrame:
     """manifest.csv as text columns, with one-line errors for empty, non-UTF-8 or unparsable files."""
     try:
-        return pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
+            table = pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8", index_col=False)
+        return table.reset_index(drop=True)
     except pd.errors.EmptyDataError:
         raise OAKitError(f"{manifest}: file is empty; expected a header split,kl_grade,path,oai_id,side") from None
     except UnicodeDecodeError as exc:
         raise OAKitError(f"{manifest}: byte {exc.start} is not UTF-8; expected a UTF-8 CSV file") from None
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError, OSError) as exc:
         message = " ".join(str(exc).split())[:160]
         raise OAKitError(f"{manifest}: cannot parse as CSV ({message}); expected a comma-separated table") from None
 

@@ -131,6 +131,8 @@ def read_most_readings(
             if f"V{visit}X{side}KL" in table.columns:
                 frames.append(_most_visit_side(table, path, visit, month, side, kl_1_9_as, replaced, pa_taken))
     readings = pd.concat(frames, ignore_index=True)
+    if readings.empty:
+        raise OAKitError(f"{path}: no participant rows (header only?); expected one row per MOSTID")
     return readings.sort_values(["participant_id", "side", "visit_month"], kind="stable").reset_index(drop=True)
 
 
@@ -247,6 +249,8 @@ def read_most_clinical_baseline(folder: str | os.PathLike) -> pd.DataFrame:
     require_numeric(table, ENROLL_COLUMNS[1:])
     check_ranges(table, ENROLL_COLUMNS)
     table = _one_row_per_id(table)
+    if table.empty:
+        raise OAKitError(f"{path}: no participant rows (header only?); expected one row per MOSTID")
     rows = []
     for side in ("R", "L"):
         fields = {

@@ -89,6 +89,9 @@ VALUE_RANGES: Mapping[str, tuple[float, float, str]] = MappingProxyType(
     }
 )
 
+#: Columns holding integer codes (a fraction there is an error, not a value).
+WHOLE_NUMBER_COLUMNS = frozenset({"READPRJ", "P02SEX", "SEX"})
+
 _LABELLED = re.compile(r"^([^:\s]*):(?:\s|$)")
 _SPECIAL = re.compile(r"^\.[A-Za-z]?$")
 
@@ -170,7 +173,15 @@ def check_ranges(table: pd.DataFrame, columns: Iterable[str] | None = None) -> N
             continue
         low, high, what = bounds
         values = pd.to_numeric(table[column], errors="coerce")
-        bad = value_status(table, column).eq("ok") & values.notna() & ~values.between(low, high)
+        ok = value_status(table, column).eq("ok") & values.notna()
+        fraction = ok & (values != values.round()) if column in WHOLE_NUMBER_COLUMNS else ok & False
+        if fraction.any():
+            row = fraction[fraction].index[0]
+            raise OAKitError(
+                f"{cell_location(table, row, column)}: {what} value {show_value(values[row])} is not a whole number; "
+                "expected an integer code"
+            )
+        bad = ok & ~values.between(low, high)
         if bad.any():
             row = bad[bad].index[0]
             raise OAKitError(
@@ -268,17 +279,20 @@ def _decode_text(path: Path) -> str:
             f"{path}, line {line}, column {name}: byte 0x{data[exc.start]:02x} is not UTF-8 text; "
             "expected a UTF-8 (or plain ASCII) OAI table, as OAI distributes them (re-save the file as UTF-8)"
         ) from None
-    return text.replace("\r\n", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # old Mac line ends count as line ends (as pandas)
 
 
 def _check_extra_fields(path: Path, text: str, sep: str, n_columns: int) -> None:
     """Rows longer than the header are allowed only when the extra fields are empty (a trailing separator)."""
-    for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=sep, quotechar='"'), start=1):
-        if len(row) > n_columns and any(field.strip() for field in row[n_columns:]):
-            raise OAKitError(
-                f"{path}, line {number}: {len(row)} fields for {n_columns} columns; "
-                "expected one value per header column"
-            )
+    try:
+        for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=sep, quotechar='"'), start=1):
+            if len(row) > n_columns and any(field.strip() for field in row[n_columns:]):
+                raise OAKitError(
+                    f"{path}, line {number}: {len(row)} fields for {n_columns} columns; "
+                    "expected one value per header column"
+                )
+    except csv.Error:
+        return  # the caller reports the parse error
 
 
 def _read_sas_as_text(path: Path) -> pd.DataFrame:
@@ -512,6 +526,9 @@ def read_kl_readings(
         for prefix, path in _requested_visits(folder, "kxr_sq_bu", visits)
     ]
     readings = pd.concat(frames, ignore_index=True)
+    if readings.empty:
+        names = ", ".join(path.name for _, path in _requested_visits(folder, "kxr_sq_bu", visits))
+        raise OAKitError(f"{folder}: no KL reading in {names} (header only?); expected one row per knee reading")
     return readings.sort_values(["participant_id", "side", "visit_month"], kind="stable").reset_index(drop=True)
 
 
@@ -760,8 +777,10 @@ def _read_deaths(table: pd.DataFrame, path: Path) -> pd.DataFrame:
         by_index = {int(p[1:]): m for p, m in VISIT_MONTHS.items()}
         unknown = index.notna() & ~index.isin(list(by_index))
         if unknown.any():
+            row = unknown[unknown].index[0]
             raise OAKitError(
-                f"{path}: column V99EDDVSPR: visit {index[unknown].iloc[0]!r}; expected an OAI visit number 0-11"
+                f"{cell_location(table, row, 'V99EDDVSPR')}: visit {show_value(index[row])}; "
+                "expected an OAI visit number 0-11"
             )
         month = index.map(by_index)
     else:

@@ -755,6 +755,18 @@ CASES = [
         r"column V99ELKDAYS: days from enrolment value 99999999 is out of range; expected 0-36525",
     ),
     Case(
+        "oai_header_only_kl",
+        oai_set(kxr_sq_bu00_txt=KXR.splitlines()[0] + "\n"),
+        entry(KL),
+        r"OAI: no KL reading in kxr_sq_bu00.txt \(header only\?\)",
+    ),
+    Case(
+        "oai_death_visit_13",
+        oai_set(outcomes99_txt=edit(OUT, "|1|3\n", "|1|13\n")),
+        entry(OUTC),
+        r"outcomes99.txt, line 3, column V99EDDVSPR: visit 13; expected an OAI visit number 0-11",
+    ),
+    Case(
         "oai_outcomes_duplicate_participant",
         oai_set(outcomes99_txt=OUT + "9000002|0|0|||||0|\n"),
         entry(OUTC),
@@ -791,6 +803,18 @@ CASES = [
         most_set(mostv01235xray_txt=MOST["mostv01235xray.txt"] + "MB00001|2|2|0|2|2\n"),
         entry(M_READ),
         r"mostv01235xray.txt, line 5: participant MOSTID 'MB00001' appears again with different values",
+    ),
+    Case(
+        "most_header_only_xray",
+        most_set(mostv01235xray_txt=MOST["mostv01235xray.txt"].splitlines()[0] + "\n"),
+        entry(M_READ),
+        r"mostv01235xray.txt: no participant rows \(header only\?\)",
+    ),
+    Case(
+        "most_header_only_enroll",
+        most_set(mostv0enroll_txt=MOST["mostv0enroll.txt"].splitlines()[0] + "\n"),
+        entry(M_CLIN),
+        r"mostv0enroll.txt: no participant rows",
     ),
     Case(
         "most_age_150",
