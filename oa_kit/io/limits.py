@@ -3,17 +3,14 @@
 Each limit is a module constant (the default) that an environment variable of the same name with an ``OA_KIT_``
 prefix overrides at call time, e.g. ``OA_KIT_MAX_VOXELS=1000000000 oa-kit mri segment big.nii.gz``:
 
-=========================  ===================  =========================================================
-environment variable       default              checked by
-=========================  ===================  =========================================================
-``OA_KIT_MAX_VOXELS``      268,435,456 (2^28)   MRI readers (NIfTI, MHD, DICOM series, HDF5, MRNet) from
-                                                the header, before the voxel data is read
-``OA_KIT_MAX_BYTES``       1,073,741,824 (1 GiB) decoded size of one volume or image, and the most bytes
-                                                any compressed stream (``.zraw``, ``.nii.gz``) may inflate to
-``OA_KIT_MAX_PIXELS``      67,108,864 (2^26)    radiograph and PNG/JPEG readers, from the header size
-``OA_KIT_MIN_VOXELS_PER_AXIS``  8               MRI volumes smaller than this along any axis cannot be a knee
-``OA_KIT_MIN_PIXELS_PER_AXIS``  16              radiographs/ROIs smaller than this along either axis
-=========================  ===================  =========================================================
+- ``OA_KIT_MAX_VOXELS``, default 268,435,456 (2^28): MRI readers (NIfTI, MHD, DICOM series, HDF5, MRNet), checked
+  from the header before the voxel data is read;
+- ``OA_KIT_MAX_BYTES``, default 1,073,741,824 (1 GiB): decoded bytes of one volume or image, size of a table or
+  radiograph file, and the most a compressed stream may inflate to (a ``.zraw`` is also never inflated beyond the
+  size its header declares);
+- ``OA_KIT_MAX_PIXELS``, default 67,108,864 (2^26): radiograph and PNG/JPEG readers, from the header size (Pillow's
+  own decompression-bomb limit, about 179 M pixels, also stays in force);
+- ``OA_KIT_MIN_VOXELS_PER_AXIS``, default 8: an MRI volume smaller than this along any axis cannot be a knee scan.
 
 The defaults are generous for real data (an OAI DESS is 384 x 384 x 160 = 23.6 M voxels; an OAI PA radiograph
 about 15 M pixels) and small enough that a hostile header cannot make a reader allocate tens of GiB.
@@ -33,15 +30,12 @@ MAX_BYTES = 2**30
 MAX_PIXELS = 2**26
 #: Fewest voxels along each spatial axis of an MRI volume (anything smaller cannot be a knee scan).
 MIN_VOXELS_PER_AXIS = 8
-#: Fewest pixels along each axis of a radiograph or knee image.
-MIN_PIXELS_PER_AXIS = 16
 
 _DEFAULTS = {
     "MAX_VOXELS": MAX_VOXELS,
     "MAX_BYTES": MAX_BYTES,
     "MAX_PIXELS": MAX_PIXELS,
     "MIN_VOXELS_PER_AXIS": MIN_VOXELS_PER_AXIS,
-    "MIN_PIXELS_PER_AXIS": MIN_PIXELS_PER_AXIS,
 }
 
 
@@ -51,7 +45,7 @@ def limit(name: str) -> int:
     Parameters
     ----------
     name : str
-        One of ``MAX_VOXELS``, ``MAX_BYTES``, ``MAX_PIXELS``, ``MIN_VOXELS_PER_AXIS``, ``MIN_PIXELS_PER_AXIS``.
+        One of ``MAX_VOXELS``, ``MAX_BYTES``, ``MAX_PIXELS``, ``MIN_VOXELS_PER_AXIS``.
 
     Returns
     -------
