@@ -12,6 +12,7 @@ from oa_kit.evaluation import cross_validate, grouped_folds, roc_auc, site_held_
 from oa_kit.evaluation.oracle import LATENT_COLUMNS, truth_latents
 from oa_kit.evaluation.report import evaluate_progression
 from oa_kit.progression import ProgressionModel, feature_sets, make_provenance
+from oa_kit.progression.baselines import baseline_models, reference_model
 from oa_kit.workflows.progression import write_evaluation
 
 GRID = [{"num_leaves": 8, "n_estimators": 80, "learning_rate": 0.05, "min_child_samples": 5}]
@@ -31,12 +32,27 @@ def test_grouped_folds_never_share_a_participant():
 def test_feature_sets_follow_families():
     X, _, _ = make_knee_table(10, seed=0)
     sets = feature_sets(X)
-    assert list(sets) == ["clinical", "kl", "clinical_kl", "clinical_radiograph", "fused"]
+    assert list(sets) == ["clinical", "kl", "kl_ordinal", "clinical_kl", "clinical_radiograph", "fused"]
     assert "kl" not in sets["clinical"] and sets["kl"] == ["kl"]
     assert "mri_emb_000" in sets["fused"] and "mri_emb_000" not in sets["clinical_radiograph"]
     assert "kl_emb_000" in sets["clinical_radiograph"]
     no_mri = X[[c for c in X.columns if not c.startswith(("mri_", "thickness", "volume"))]]
     assert "fused" not in feature_sets(no_mri)
+    images_only = X.drop(columns=sets["clinical"])
+    assert list(feature_sets(images_only)) == ["kl", "kl_ordinal", "radiograph", "fused"]
+    assert reference_model(feature_sets(images_only)) == "kl" and reference_model(sets) == "clinical"
+
+
+def test_kl_enters_the_logistic_baselines_as_categories():
+    """Risk not monotone in KL (KL 2 below KL 1, as in OAI): the categorical KL baseline fits it, the ordinal cannot."""
+    rng = np.random.default_rng(0)
+    kl = rng.integers(0, 4, 2000)
+    y = rng.binomial(1, np.array([0.10, 0.30, 0.12, 0.40])[kl])
+    X = pd.DataFrame({"participant_id": [str(i) for i in range(2000)], "side": "R", "kl": kl})
+    models = baseline_models(X, 48, include=["kl", "kl_ordinal"])
+    assert models["kl"].categorical == ("kl",) and models["kl_ordinal"].categorical == ()
+    auc = {n: roc_auc(y, m.fit(X, y).predict_proba(X)[:, 1]) for n, m in models.items()}
+    assert auc["kl"] > auc["kl_ordinal"] + 0.05
 
 
 def test_baselines_are_evaluated_out_of_sample_on_label_noise():

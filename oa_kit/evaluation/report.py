@@ -25,7 +25,7 @@ from oa_kit.evaluation.validation import (
     summarize,
 )
 from oa_kit.metrics import calibration_curve, net_benefit
-from oa_kit.progression.baselines import baseline_models, feature_sets
+from oa_kit.progression.baselines import baseline_models, feature_sets, reference_model
 from oa_kit.progression.model import ProgressionModel, make_provenance, resolve_groups
 
 #: Thresholds (risk) at which the card tabulates net benefit.
@@ -118,7 +118,7 @@ def latent_reference_model(
         raise OAKitError(f"{sorted(clash)[0]}: truth latent already in the feature table; expected it only in truth")
     sets = feature_sets(table)
     extra = latents.set_axis(table.index)
-    base = list(sets["clinical"])
+    base = list(sets.get("clinical", []))
     if "kl" in sets:
         kl = sets["kl"][0]
         extra.insert(0, LATENT_KL_LEVEL, table[kl].map(lambda v: f"KL{int(v)}" if pd.notna(v) else None))
@@ -198,8 +198,7 @@ def evaluate_progression(
     groups = resolve_groups(table, groups)
     provenance = dict(provenance) if provenance is not None else make_provenance()
     models = baseline_models(table, horizon_months, seed, calibration, include=include, lightgbm_grid=lightgbm_grid)
-    if "clinical" not in models:
-        raise OAKitError("include: the clinical baseline is required as the reference model")
+    reference = reference_model(models)
     main = "fused" if "fused" in models else list(models)[-1]
     evaluated = table
     if latents is not None:
@@ -219,14 +218,14 @@ def evaluate_progression(
         site_metrics = summarize(site_pred, n_resamples, seed, by_split=True, split_label="held_out_site")
     oracle = None
     if oracle_risk is not None:
-        oracle = oracle_comparison(predictions, np.asarray(oracle_risk, dtype=float), "clinical", n_resamples, seed)
+        oracle = oracle_comparison(predictions, np.asarray(oracle_risk, dtype=float), reference, n_resamples, seed)
     return ProgressionEvaluation(
         horizon_months=int(horizon_months),
         main_model=main,
-        reference_model="clinical",
+        reference_model=reference,
         predictions=predictions,
         metrics=metrics,
-        delong=compare_to_reference(predictions, "clinical"),
+        delong=compare_to_reference(predictions, reference),
         subgroups=subgroups,
         calibration=calibration_curve(main_pred["label"], main_pred["risk"]),
         decision_curve=net_benefit(main_pred["label"], main_pred["risk"], np.asarray(CARD_THRESHOLDS)),

@@ -79,10 +79,7 @@ def _family_prefixes(columns: Sequence[str], family: str) -> dict[str, str]:
     return {
         c: f"{prefix}{c}"
         for c in columns
-        if c not in KEY_COLUMNS
-        and c != "visit_month"
-        and known_family(c) != family
-        and is_feature_column(c)
+        if c not in KEY_COLUMNS and c != "visit_month" and known_family(c) != family and is_feature_column(c)
     }
 
 
@@ -380,6 +377,13 @@ class DerivedFeatures(BaseEstimator, TransformerMixin):
         return obj
 
 
+def _level_text(values: pd.Series) -> pd.Series:
+    """Category labels of a column as text: numbers without a trailing ``.0`` (KL 2.0 -> "2"), text as it is."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.map(lambda v: f"{v:g}" if pd.notna(v) else None).astype("string")
+    return values.astype("string")
+
+
 class FeatureAssembler(BaseEstimator, TransformerMixin):
     """Turn a joined per-knee table into a numeric feature matrix with a family per feature.
 
@@ -390,6 +394,9 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         generator truth and ``race``.
     families : mapping, optional
         Overrides of :func:`family_of` for raw column names.
+    categorical : sequence of str
+        Numeric columns to encode as categories (one indicator per level seen at fit, like text columns), e.g.
+        ``("kl",)``: progression risk is not monotone in the KL grade.
     n_components : int
         Principal components kept per embedding block (``kl_emb_*``, ``mri_emb_*``), fitted on training rows only.
     max_missing_fraction : float
@@ -417,6 +424,7 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         self,
         columns: Sequence[str] | None = None,
         families: Mapping[str, str] | None = None,
+        categorical: Sequence[str] = (),
         n_components: int = DEFAULT_COMPONENTS,
         max_missing_fraction: float = 0.5,
         on_nan_heavy: str = "error",
@@ -426,6 +434,7 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
     ) -> None:
         self.columns = columns
         self.families = families
+        self.categorical = categorical
         self.n_components = n_components
         self.max_missing_fraction = max_missing_fraction
         self.on_nan_heavy = on_nan_heavy
@@ -472,7 +481,7 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
             raise
         parts: dict[str, np.ndarray] = dict(zip(numeric, values.T))
         for col, levels in self.levels_.items():
-            text = X[col].astype("string")
+            text = _level_text(X[col])
             missing = text.isna().to_numpy()
             text = text.fillna("").to_numpy(dtype=object)
             for level in levels[1:] if len(levels) == 2 else levels:
@@ -524,8 +533,9 @@ class FeatureAssembler(BaseEstimator, TransformerMixin):
         raw = self._with_derived(raw)
         self.levels_: dict[str, list[str]] = {}
         for col in raw.columns:
-            if not (pd.api.types.is_numeric_dtype(raw[col]) or pd.api.types.is_bool_dtype(raw[col])):
-                levels = sorted(raw[col].dropna().astype(str).unique().tolist())
+            numeric = pd.api.types.is_numeric_dtype(raw[col]) or pd.api.types.is_bool_dtype(raw[col])
+            if col in set(self.categorical) or not numeric:
+                levels = sorted(_level_text(raw[col]).dropna().unique().tolist())
                 if len(levels) > self.max_levels:
                     raise OAKitError(
                         f"{col}: {len(levels)} text levels; expected at most {self.max_levels} "

@@ -6,13 +6,18 @@ Feature sets follow the families of :func:`oa_kit.features.family_of` over the u
 name                       estimator   raw columns
 =========================  ==========  ===========================================
 ``clinical``               logistic    clinical family (age, sex, BMI, injury, ...)
-``kl``                     logistic    the KL grade reading alone
-``clinical_kl``            logistic    clinical + KL grade
+``kl``                     logistic    the KL grade reading alone, as categories
+``kl_ordinal``             logistic    the KL grade reading alone, as a number
+``clinical_kl``            logistic    clinical + KL grade (categories)
 ``clinical_radiograph``    lightgbm    clinical + radiograph family (KL, JSN/JSW, KL-CNN)
 ``fused``                  lightgbm    clinical + radiograph + MRI
 =========================  ==========  ===========================================
 
-Sets whose columns are absent (e.g. no MRI table) are left out.
+Sets whose columns are absent (e.g. no MRI table) are left out. Clinical columns are optional: without them the
+LightGBM radiograph set is called ``radiograph`` (radiograph family alone), ``fused`` is radiograph + MRI, and the
+reference model of the report is ``kl`` (:func:`reference_model`). KL enters the logistic models as categories
+because progression risk is not monotone in the grade (in OAI, KL 2 knees progress less often than KL 1 by
+48 months); ``kl_ordinal`` keeps the one-slope version for comparison.
 
 The two LightGBM sets are sized for cohorts of ~1,000 knees (:data:`LIGHTGBM_SET_OPTIONS`): compact derived JSW,
 osteophyte-size and cartilage-loss features replace the raw JSW profile, measured osteophyte sizes and regional MRI
@@ -43,17 +48,32 @@ def feature_sets(table: pd.DataFrame, families: Mapping[str, str] | None = None)
     radiograph = [c for c in columns if fam[c] == "radiograph"]
     mri = [c for c in columns if fam[c] == "mri"]
     kl = next((c for c in KL_COLUMNS if c in columns), None)
-    if not clinical:
-        raise OAKitError("table: no clinical columns (age, sex, bmi, ...); expected a clinical baseline table")
-    sets = {"clinical": clinical}
+    if not (clinical or radiograph or mri):
+        raise OAKitError("table: no feature columns; expected clinical, radiograph (KL, KL-CNN) or MRI columns")
+    sets = {"clinical": clinical} if clinical else {}
     if kl is not None:
         sets["kl"] = [kl]
-        sets["clinical_kl"] = clinical + [kl]
+        sets["kl_ordinal"] = [kl]
+        if clinical:
+            sets["clinical_kl"] = clinical + [kl]
     if radiograph:
-        sets["clinical_radiograph"] = clinical + radiograph
+        sets["clinical_radiograph" if clinical else "radiograph"] = clinical + radiograph
     if mri:
         sets["fused"] = clinical + radiograph + mri
     return sets
+
+
+def reference_model(sets: Mapping[str, Sequence[str]]) -> str:
+    """The model the others are compared with (DeLong, share of the oracle's gain): clinical-only when the table has
+    clinical columns, else KL alone, else the first set."""
+    return next((name for name in ("clinical", "kl") if name in sets), next(iter(sets)))
+
+
+def categorical_columns(name: str, columns: Sequence[str]) -> tuple[str, ...]:
+    """Columns of feature set ``name`` that enter as categories: the KL grade in the logistic KL sets."""
+    if name in ("kl", "clinical_kl"):
+        return tuple(c for c in columns if c in KL_COLUMNS)
+    return ()
 
 
 #: Settings of the LightGBM feature sets (``clinical_radiograph``, ``fused``); baselines keep plain settings.
@@ -63,8 +83,10 @@ LIGHTGBM_SET_OPTIONS: dict[str, object] = {"derived": "replace", "n_components":
 SET_ESTIMATORS: dict[str, str] = {
     "clinical": "logistic",
     "kl": "logistic",
+    "kl_ordinal": "logistic",
     "clinical_kl": "logistic",
     "clinical_radiograph": "lightgbm",
+    "radiograph": "lightgbm",
     "fused": "lightgbm",
 }
 
@@ -112,6 +134,7 @@ def baseline_models(
             n_inner_splits=n_inner_splits,
             seed=seed,
             param_grid=lightgbm_grid if SET_ESTIMATORS[name] == "lightgbm" else None,
+            categorical=categorical_columns(name, sets[name]),
             **(LIGHTGBM_SET_OPTIONS if SET_ESTIMATORS[name] == "lightgbm" else {}),
         )
         for name in names

@@ -228,6 +228,8 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
     families : mapping, optional
         Family (``clinical``, ``radiograph``, ``mri``) of columns the feature schema (:mod:`oa_kit.features.schema`)
         does not know; an undeclared unknown column is an error naming it.
+    categorical : sequence of str
+        Numeric columns entering as categories (one indicator per level), e.g. ``("kl",)``.
 
     Attributes
     ----------
@@ -260,6 +262,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         on_nan_heavy: str = "keep",
         seed: int = 0,
         families: Mapping[str, str] | None = None,
+        categorical: Sequence[str] = (),
     ) -> None:
         self.horizon_months = horizon_months
         self.estimator = estimator
@@ -274,6 +277,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self.on_nan_heavy = on_nan_heavy
         self.seed = seed
         self.families = families
+        self.categorical = categorical
 
     # -- fitting ----------------------------------------------------------------------------------------
     def search_grid(self) -> list[dict]:
@@ -294,6 +298,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
             derived=self.derived,
             seed=self.seed,
             families=self.families,
+            categorical=self.categorical,
         )
 
     def _fit_estimator(self, features: pd.DataFrame, y: np.ndarray, params: dict) -> Any:
