@@ -49,3 +49,26 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)
+
+# ------------------------------------------------------------------------------------------- notebook series
+NOTEBOOK_MODE ?= full
+WORKSHOP_MODE ?= smoke
+.PHONY: lab notebooks workshop exercises
+
+# JupyterLab on notebooks/ (jupytext pairs notebooks/src/*.py with the .ipynb; plotly renders in the browser)
+lab: $(STAMP)
+	cd notebooks && OA_KIT_NOTEBOOK_MODE=$(NOTEBOOK_MODE) ../$(VENV)/bin/jupyter lab --notebook-dir=.
+
+# Re-execute every notebook from its source and store the outputs (smoke mode: what nbval checks in CI)
+notebooks: $(STAMP)
+	$(PY) scripts/run_notebooks.py --mode smoke
+	$(PY) scripts/make_exercises.py
+
+# Exercise versions (solution cells stripped) in notebooks/exercises/
+exercises: $(STAMP)
+	$(PY) scripts/make_exercises.py
+
+# Prepare the workshop data (synthetic cohorts of WORKSHOP_MODE under notebooks/data/) and the exercises
+workshop: $(STAMP)
+	cd notebooks && OA_KIT_NOTEBOOK_MODE=$(WORKSHOP_MODE) ../$(PY) -c "from oa_kit import workshop; print(workshop.prepare_data('$(WORKSHOP_MODE)'))"
+	$(PY) scripts/make_exercises.py

@@ -1,4 +1,5 @@
-"""Size presets of the synthetic cohort: ``tiny`` (tests, seconds), ``demo`` (~500 participants), ``full`` (4000)."""
+"""Size presets of the synthetic cohort: ``tiny`` (tests, seconds), ``workshop`` (600, the notebooks' smoke mode),
+``demo`` (~500 participants), ``full`` (4000)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class CohortPreset:
 
 PRESETS: dict[str, CohortPreset] = {
     "tiny": CohortPreset("tiny", n_participants=8, balanced_kl=True),
+    # enough knees for stable progression models in the notebooks (generate it with images=False: tables only)
+    "workshop": CohortPreset("workshop", n_participants=600),
     "demo": CohortPreset("demo", n_participants=500),
     "full": CohortPreset("full", n_participants=4000),
 }

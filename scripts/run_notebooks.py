@@ -1,0 +1,65 @@
+"""Execute the notebook sources (``notebooks/src/*.py``, jupytext percent) into ``notebooks/*.ipynb`` with their
+outputs stored, as ``make notebooks`` does: one fresh kernel per notebook, cwd ``notebooks/``, mode from
+``--mode`` (default ``smoke``, what CI checks with nbval). Prints the wall time of each notebook and of the series.
+
+    .venv/bin/python scripts/run_notebooks.py [--mode smoke|full] [NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def paired_notebook(source: Path) -> nbformat.NotebookNode:
+    """The notebook of one jupytext source, with the kernel and pairing metadata the stored ``.ipynb`` carries."""
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.metadata["jupytext"] = {"formats": "ipynb,src//py:percent"}
+    nb.metadata.pop("language_info", None)
+    return nb
+
+
+def execute(source: Path, timeout: int = 1800) -> float:
+    """Run one source notebook and write ``notebooks/<stem>.ipynb``; returns the wall time in seconds."""
+    nb = paired_notebook(source)
+    start = time.perf_counter()
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False)
+    client.execute(cwd=str(NOTEBOOKS))
+    seconds = time.perf_counter() - start
+    nb.metadata.pop("language_info", None)
+    nbformat.write(nb, NOTEBOOKS / f"{source.stem}.ipynb")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("smoke", "full"), default="smoke")
+    parser.add_argument("names", nargs="*", help="notebook stems or prefixes (default: all)")
+    args = parser.parse_args(argv)
+    os.environ["OA_KIT_NOTEBOOK_MODE"] = args.mode
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    sources = sorted((NOTEBOOKS / "src").glob("*.py"))
+    if args.names:
+        sources = [s for s in sources if any(s.stem.startswith(n) for n in args.names)]
+    total = 0.0
+    for source in sources:
+        seconds = execute(source)
+        total += seconds
+        print(f"{source.stem}: {seconds:.0f} s ({args.mode})", flush=True)
+    print(f"series: {total:.0f} s ({args.mode})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
