@@ -39,10 +39,11 @@ from oa_kit.evaluation.report import ProgressionEvaluation
 from oa_kit.evaluation.report import evaluate_progression as _evaluate
 from oa_kit.explain import explain_text, family_text, grouped_shap, shap_values
 from oa_kit.explain.gradcam import grader_gradcam
-from oa_kit.features.assemble import reading_features
+from oa_kit.features.assemble import baseline_features
 from oa_kit.features.cartilage import CartilageMeasurement, measure_cartilage
 from oa_kit.features.mri_knee import analyse_knee
 from oa_kit.features.mri_qc import qc_flags
+from oa_kit.features.schema import keep_families
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
 from oa_kit.io.atomic import atomic_dir
 from oa_kit.io.scans import ScanInput, read_scan
@@ -325,7 +326,7 @@ class Cohort:
 
     def features(self) -> pd.DataFrame:
         """Per-knee baseline features from the tables alone: clinical factors and baseline readings (KL, JSW, ...)."""
-        return self.tables.clinical.merge(reading_features(self.tables.readings, 0), on=["participant_id", "side"])
+        return baseline_features(self.tables.clinical, self.tables.readings)
 
     def figure(self) -> go.Figure:
         """Cohort flow: included knees and exclusions per horizon."""
@@ -411,13 +412,43 @@ def fit_progression(
     seed: int = 0,
     calibration: str = "sigmoid",
     quick: bool = False,
+    estimator: str = "lightgbm",
+    n_components: int | None = None,
+    feature_families: Sequence[str] | None = None,
+    families: Mapping[str, str] | None = None,
 ) -> ProgressionModels:
-    """Fit one calibrated LightGBM progression model per horizon on a per-knee feature table and its labels.
+    """Fit one calibrated progression model per horizon on a per-knee feature table and its labels.
 
-    ``data`` ("synthetic", "real" or "unknown") and ``cohort`` are recorded and shown with every prediction.
-    Tuning is nested and participant-grouped; ``quick`` fits one LightGBM configuration instead of the grid.
-    Each model's ``cv_results_["inner_auc"]`` is a tuning estimate (optimistic): use :func:`evaluate_progression`
-    for out-of-sample figures.
+    Parameters
+    ----------
+    features, labels : DataFrame
+        Per-knee features (:data:`oa_kit.features.schema` says which columns are features) and labels
+        (participant_id, side, horizon_months, label).
+    horizons : sequence of int
+        Months.
+    data, cohort : str
+        Provenance ("synthetic", "real" or "unknown"; a cohort name), recorded and shown with every prediction.
+    seed : int
+        Seed of folds and models.
+    calibration : {"sigmoid", "isotonic", "none"}
+        Calibration of the inner out-of-fold scores.
+    quick : bool
+        One LightGBM configuration instead of the tuning grid.
+    estimator : {"lightgbm", "logistic"}
+        LightGBM (compact derived features, monotone constraints) or an L2 logistic regression.
+    n_components : int, optional
+        PCA components per image embedding (default 3 for LightGBM, 8 for logistic).
+    feature_families : sequence of str, optional
+        Use only these families (``clinical``, ``radiograph``, ``mri``); default all present.
+    families : mapping, optional
+        Family of columns the feature schema does not know (an undeclared unknown column is an error).
+
+    Tuning is nested and participant-grouped. Each model's ``cv_results_["inner_auc"]`` is a tuning estimate
+    (optimistic): use :func:`evaluate_progression` for out-of-sample figures.
+
+    Returns
+    -------
+    ProgressionModels
 
     Examples
     --------
@@ -434,16 +465,23 @@ def fit_progression(
     (True, True)
     """
     provenance = make_provenance(data, cohort)
+    if feature_families is not None:
+        features = keep_families(features, feature_families, families)
+    options = dict(LIGHTGBM_SET_OPTIONS) if estimator == "lightgbm" else {}
+    if n_components is not None:
+        options["n_components"] = n_components
     models = {}
     for h in horizons:
         X, y = labelled_rows(features, labels, h)
         models[int(h)] = ProgressionModel(
             horizon_months=h,
+            estimator=estimator,
             calibration=calibration,
             seed=seed,
-            param_grid=QUICK_GRID if quick else None,
+            param_grid=QUICK_GRID if quick and estimator == "lightgbm" else None,
             n_inner_splits=5,
-            **LIGHTGBM_SET_OPTIONS,
+            families=families,
+            **options,
         ).fit(X, y, provenance=provenance)
     return ProgressionModels(models)
 
@@ -602,10 +640,53 @@ def evaluate_progression(
     n_splits: int = 5,
     n_resamples: int = 1000,
     seed: int = 0,
+    quick: bool = False,
+    test_features: pd.DataFrame | None = None,
+    test_labels: pd.DataFrame | None = None,
 ) -> ProgressionReport:
-    """Evaluate the fused model and the baselines out of sample at ``horizon`` (participant-grouped CV, CIs)."""
+    """Evaluate the fused model and the baselines out of sample at ``horizon`` (participant-grouped CV with nested
+    tuning and calibration; participant-bootstrap CIs, DeLong tests, calibration, decision curves, subgroups).
+
+    Parameters
+    ----------
+    features, labels : DataFrame
+        Per-knee features and labels (participant_id, side, horizon_months, label).
+    horizon : int
+        Months.
+    truth : DataFrame, optional
+        Synthetic truth (``p_progress_{H}`` per knee) for the oracle comparison.
+    data, cohort : str
+        Provenance of the data ("synthetic", "real" or "unknown"; a cohort name), shown with every number.
+    n_splits, n_resamples, seed : int
+        Outer folds, bootstrap resamples, seed.
+    quick : bool
+        One LightGBM configuration instead of the tuning grid (smoke runs).
+    test_features, test_labels : DataFrame, optional
+        A withheld table: fit on ``features`` and score these knees instead of cross-validating (no participant
+        may be in both); ``truth`` then belongs to the test knees.
+
+    Returns
+    -------
+    ProgressionReport
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from oa_kit.api import evaluate_progression, open_cohort
+    >>> from oa_kit.synth import generate_cohort
+    >>> folder = generate_cohort("tiny", tempfile.mkdtemp() + "/c", 0, images=False, progress=False, n_participants=100)
+    >>> cohort = open_cohort(folder)
+    >>> report = evaluate_progression(cohort.features(), cohort.labels.labels, 24, data="synthetic", n_splits=3,
+    ...                               n_resamples=50, quick=True)
+    >>> list(report.to_frame()["model"])
+    ['clinical', 'kl', 'kl_ordinal', 'clinical_kl', 'clinical_radiograph']
+    >>> sorted(report.figures())
+    ['auc_forest', 'calibration', 'decision_curve', 'roc', 'subgroups']
+    """
     X, y = labelled_rows(features, labels, horizon)
-    oracle = oracle_column(X, truth, horizon).to_numpy() if truth is not None else None
+    test_X, test_y = (None, None) if test_features is None else labelled_rows(test_features, test_labels, horizon)
+    scored = X if test_X is None else test_X
+    oracle = oracle_column(scored, truth, horizon).to_numpy() if truth is not None else None
     ev = _evaluate(
         X,
         y,
@@ -616,6 +697,9 @@ def evaluate_progression(
         seed=seed,
         site_held_out=False,
         provenance=make_provenance(data, cohort),
+        lightgbm_grid=QUICK_GRID if quick else None,
+        test_table=test_X,
+        test_y=test_y,
     )
     return ProgressionReport(ev, ev.headline())
 

@@ -32,3 +32,42 @@ def test_kl_predict_table_feeds_progression_fit_and_predict(small_cohort, tmp_pa
     assert len(risks) == 60 and risks["risk"].between(0, 1).all()
     assert risks["provenance"].str.contains("synthetic").all()
     capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_real_mode_fit_on_one_half_score_the_other(small_cohort, tmp_path, capsys):
+    """The real-data workflow with the small cohort's tables treated as real: kl predict -> labels -> split by
+    participant -> fit on one half -> predict and score the other half, and a withheld-table report whose card
+    says real data; also without clinical columns (never a dummy column)."""
+    kl, labels = tmp_path / "kl.parquet", tmp_path / "labels"
+    assert main(["kl", "predict", str(small_cohort / "xray"), "--out", str(kl)]) == 0
+    assert main(["labels", "--tables", str(small_cohort), "--out", str(labels)]) == 0
+    train, test = tmp_path / "train.parquet", tmp_path / "test.csv"
+    split = ["split", str(labels / "labels.parquet"), "--train", str(train), "--test", str(test), "--seed", "1"]
+    assert main(split) == 0
+    assert not set(pd.read_parquet(train)["participant_id"]) & set(pd.read_csv(test, dtype=str)["participant_id"])
+    inputs = ["--features", str(labels / "baseline_features.parquet"), "--radiograph", str(kl)]
+    real = ["--data", "real", "--cohort", "tiny OAI-format cohort", "--horizons", "24"]
+    fit = ["progression", "fit", *inputs, "--labels", str(train), *real, "--search", "quick"]
+    assert main([*fit, "--out", str(tmp_path / "models")]) == 0
+    risks = tmp_path / "risks.parquet"
+    predict = ["progression", "predict", *inputs, "--model", str(tmp_path / "models"), "--out", str(risks)]
+    assert main(predict) == 0
+    scores = tmp_path / "scores.csv"
+    assert main(["progression", "score", "--risks", str(risks), "--labels", str(test), "--out", str(scores)]) == 0
+    table = pd.read_csv(scores)
+    assert set(table["metric"]) >= {"auc", "ap", "brier", "ece"} and (table["n"] < 60).all()
+    assert pd.read_parquet(risks)["provenance"].str.contains("real").all()
+    withheld = ["--test-features", str(labels / "baseline_features.parquet"), "--test-radiograph", str(kl)]
+    evaluate = ["progression", "evaluate", *inputs, "--labels", str(train), *withheld, "--test-labels", str(test)]
+    args = [*real, "--search", "quick", "--n-resamples", "50"]
+    assert main([*evaluate, *args, "--out", str(tmp_path / "report")]) == 0
+    card = (tmp_path / "report" / "model_card_h24.md").read_text()
+    assert "synthetic" not in card.split("## Data")[0].lower() and "real participants" in card
+    assert "withheld table" in card and "Trained on a separate table" in card
+    images_only = [*evaluate, *args, "--feature-families", "radiograph", "--out", str(tmp_path / "images_only")]
+    assert main(images_only) == 0
+    head = pd.read_csv(tmp_path / "images_only" / "headline.csv")
+    assert list(head["model"]) == ["kl", "kl_ordinal", "radiograph"]
+    assert "DeLong test against the `kl` baseline" in (tmp_path / "images_only" / "model_card_h24.md").read_text()
+    capsys.readouterr()

@@ -1,4 +1,5 @@
-"""``oa-kit labels``: read OAI or MOST tables, build progression labels, write labels/exclusions/flow, print counts."""
+"""``oa-kit labels``: read OAI or MOST tables, build progression labels, write labels/exclusions/flow, print counts;
+``oa-kit split``: split a per-knee table by participant into training and withheld files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from oa_kit.cohort.labels import (
 from oa_kit.cohort.tables import SOURCES, load_tables
 from oa_kit.errors import OAKitError
 from oa_kit.horizons import MOST_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
-from oa_kit.workflows.cohort import write_labels
+from oa_kit.workflows.cohort import split_table, write_labels
 
 
 def register(subparsers) -> None:
@@ -33,6 +34,17 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder (created if needed; files are replaced)")
     parser.set_defaults(func=handle)
+    split = subparsers.add_parser(
+        "split",
+        help="split a per-knee table by participant into a training and a withheld file",
+        description="Both knees and every visit of a participant land on the same side (parquet or CSV by suffix).",
+    )
+    split.add_argument("table", help="the table to split (labels, features, ...), .parquet or .csv")
+    split.add_argument("--test-fraction", type=float, default=0.5, help="share of participants withheld (default 0.5)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--train", required=True, help="output table of the training participants")
+    split.add_argument("--test", required=True, help="output table of the withheld participants")
+    split.set_defaults(func=handle_split)
 
 
 def parse_horizons(text: str | None, source: str) -> tuple[int, ...]:
@@ -64,4 +76,14 @@ def handle(args: argparse.Namespace) -> int:
     write_labels(result, out, readings=tables.readings, clinical=tables.clinical)
     print(f"{args.source.upper()} labels ({args.definition}) written to {out.resolve()}")
     print(result.summary_text())
+    return 0
+
+
+def handle_split(args: argparse.Namespace) -> int:
+    """Run ``oa-kit split``; returns 0."""
+    train, test = split_table(args.table, args.test_fraction, args.seed, args.train, args.test)
+    print(
+        f"{len(train)} rows ({train['participant_id'].nunique()} participants) -> {args.train}; "
+        f"{len(test)} rows ({test['participant_id'].nunique()} participants) -> {args.test}"
+    )
     return 0

@@ -1,4 +1,4 @@
-"""``oa-kit progression fit|evaluate|predict|explain`` on per-knee feature tables and label tables (parquet/CSV).
+"""``oa-kit progression fit|evaluate|predict|score|explain`` on per-knee feature and label tables (parquet/CSV).
 
 Feature tables are keyed by participant_id and side (``--features`` clinical/joined table, optional ``--radiograph``
 KL-CNN and ``--mri`` tables joined per knee at baseline); labels come from ``oa-kit labels``
@@ -15,6 +15,8 @@ import sys
 import pandas as pd
 
 from oa_kit.api import QUICK_GRID, fit_progression, load_progression
+from oa_kit.errors import OAKitError
+from oa_kit.features.schema import keep_families
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS
 from oa_kit.io.tables import read_table, write_table
 from oa_kit.progression.model import make_provenance
@@ -22,6 +24,7 @@ from oa_kit.workflows.progression import (
     explain_models,
     progression_report,
     read_features,
+    score_predictions,
 )
 
 
@@ -56,6 +59,34 @@ def _add_inputs(p: argparse.ArgumentParser, labels: bool) -> None:
         )
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """Options choosing what the models use: estimator, embedding components, feature families, declared columns."""
+    p.add_argument(
+        "--feature-families",
+        nargs="+",
+        choices=("clinical", "radiograph", "mri"),
+        help="use only these feature families (default: all present)",
+    )
+    p.add_argument(
+        "--declare",
+        nargs="+",
+        default=[],
+        metavar="COLUMN=FAMILY",
+        help="family of columns the feature schema does not know, e.g. hba1c=clinical (else they are an error)",
+    )
+
+
+def _declared(args: argparse.Namespace) -> dict[str, str] | None:
+    """``--declare col=family`` pairs as a mapping (one-line error on a malformed pair)."""
+    pairs = {}
+    for item in args.declare:
+        column, sep, family = item.partition("=")
+        if not sep or not column or not family:
+            raise OAKitError(f"--declare: {item!r}; expected COLUMN=FAMILY, e.g. hba1c=clinical")
+        pairs[column] = family
+    return pairs or None
+
+
 def register(subparsers) -> None:
     """Add the ``progression`` subcommand with fit / evaluate / predict / explain."""
     parser = subparsers.add_parser(
@@ -66,6 +97,14 @@ def register(subparsers) -> None:
     _add_inputs(fit, labels=True)
     fit.add_argument("--out", required=True, help="output folder (h{H}/ per horizon)")
     fit.add_argument("--overwrite", action="store_true")
+    fit.add_argument("--estimator", choices=("lightgbm", "logistic"), default="lightgbm")
+    fit.add_argument(
+        "--components",
+        type=int,
+        default=None,
+        help="PCA components per image embedding (default 3 LightGBM, 8 logistic)",
+    )
+    _add_model_options(fit)
     ev = sub.add_parser("evaluate", help="out-of-sample evaluation of the fused model and baselines + model cards")
     _add_inputs(ev, labels=True)
     ev.add_argument("--out", required=True, help="report folder (cards, CSV tables, HTML figures)")
@@ -74,6 +113,11 @@ def register(subparsers) -> None:
         help="synthetic truth table with p_progress_{H} per knee (truth/knees.parquet); "
         "its image_*_z latents add the latent reference row",
     )
+    ev.add_argument("--test-features", help="a withheld per-knee table: fit on --features, score these knees")
+    ev.add_argument("--test-radiograph", help="KL table of the withheld knees")
+    ev.add_argument("--test-mri", help="MRI biomarker table of the withheld knees")
+    ev.add_argument("--test-labels", help="labels of the withheld knees (required with --test-features)")
+    _add_model_options(ev)
     ev.add_argument("--n-splits", type=int, default=5)
     ev.add_argument("--n-resamples", type=int, default=1000)
     ev.add_argument("--no-site-held-out", action="store_true")
@@ -92,6 +136,14 @@ def register(subparsers) -> None:
     _add_inputs(pr, labels=False)
     pr.add_argument("--model", required=True, help="folder from `progression fit` (or one h{H}/ model folder)")
     pr.add_argument("--out", required=True, help="output table (.csv or .parquet)")
+    sc = sub.add_parser(
+        "score", help="score a `progression predict` table against labels (AUC, AP, Brier, ECE with CIs)"
+    )
+    sc.add_argument("--risks", required=True, help="output of `oa-kit progression predict`")
+    sc.add_argument("--labels", required=True, help="labels table of the same knees")
+    sc.add_argument("--out", required=True, help="output table (.csv or .parquet)")
+    sc.add_argument("--n-resamples", type=int, default=1000)
+    sc.add_argument("--seed", type=int, default=0)
     ex = sub.add_parser("explain", help="SHAP values, grouped by family, plain-language text and figures")
     _add_inputs(ex, labels=False)
     ex.add_argument("--model", required=True, help="folder from `progression fit` (or one h{H}/ model folder)")
@@ -116,6 +168,10 @@ def do_fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         calibration=args.calibration,
         quick=args.search == "quick",
+        estimator=args.estimator,
+        n_components=args.components,
+        feature_families=args.feature_families,
+        families=_declared(args),
     )
     for h, m in models.models.items():
         print(
@@ -130,8 +186,13 @@ def do_fit(args: argparse.Namespace) -> int:
 def do_evaluate(args: argparse.Namespace) -> int:
     """Evaluate out of sample per horizon and write model cards (and, with --fit-final, models + explanations)."""
     command = "oa-kit " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("oa-kit") else None
+    if bool(args.test_features) != bool(args.test_labels):
+        raise OAKitError("--test-features/--test-labels: one given without the other; expected both or neither")
+    test = None
+    if args.test_features:
+        test = read_features(args.test_features, args.test_radiograph, args.test_mri, visit_month=args.visit_month)
     table = progression_report(
-        _features(args),
+        _restricted(_features(args), args),
         read_table(args.labels),
         args.out,
         args.horizons,
@@ -147,10 +208,29 @@ def do_evaluate(args: argparse.Namespace) -> int:
         command=command,
         progress=False,
         n_jobs=args.jobs,
+        test_features=_restricted(test, args) if test is not None else None,
+        test_labels=read_table(args.test_labels) if test is not None else None,
     )
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.drop(columns="provenance").round(3).to_string(index=False))
     print(table["provenance"].iloc[0])
+    return 0
+
+
+def _restricted(table: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """The table without the feature families left out by --feature-families."""
+    if not args.feature_families:
+        return table
+    return keep_families(table, args.feature_families, _declared(args))
+
+
+def do_score(args: argparse.Namespace) -> int:
+    """Score a risk table against labels and write the metrics."""
+    table = score_predictions(read_table(args.risks), read_table(args.labels), args.n_resamples, args.seed)
+    write_table(table, args.out)
+    index = [c for c in ("horizon_months", "model") if c in table.columns]
+    wide = table.pivot_table(index=index, columns="metric", values="estimate")
+    print(wide.round(3).to_string())
     return 0
 
 
@@ -174,4 +254,5 @@ def do_explain(args: argparse.Namespace) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """Dispatch the progression action; returns an exit code."""
-    return {"fit": do_fit, "evaluate": do_evaluate, "predict": do_predict, "explain": do_explain}[args.action](args)
+    actions = {"fit": do_fit, "evaluate": do_evaluate, "predict": do_predict, "score": do_score, "explain": do_explain}
+    return actions[args.action](args)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit, StratifiedGroupKFold
 
 from oa_kit.errors import OAKitError
 
@@ -64,6 +64,22 @@ def participant_kfold(
     for train, test in folds:
         check_no_participant_overlap(table, train, test, group)
     return folds
+
+
+def participant_holdout(
+    table: pd.DataFrame, test_fraction: float = 0.5, seed: int = 0, group: str = "participant_id"
+) -> Split:
+    """One train/test split grouped by participant (both knees and every visit on one side), ``test_fraction`` of the
+    participants in the test part; positional indices into ``table``."""
+    groups = _groups(table, group)
+    if not 0 < test_fraction < 1:
+        raise OAKitError(f"test_fraction: {test_fraction}; expected a fraction between 0 and 1")
+    if len(np.unique(groups)) < 2:
+        raise OAKitError(f"{group}: one participant; expected at least two to split")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+    train, test = next(splitter.split(np.zeros((len(table), 1)), groups=groups))
+    check_no_participant_overlap(table, train, test, group)
+    return np.asarray(train), np.asarray(test)
 
 
 def site_held_out(table: pd.DataFrame, site: str, site_column: str = "site", group: str = "participant_id") -> Split:

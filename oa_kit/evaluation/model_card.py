@@ -101,12 +101,10 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         "## Intended use",
         "- Research and teaching: comparing image-derived and clinical predictors of radiographic progression, "
         "and demonstrating calibrated, explained risk models.",
-        "- **Not** for diagnosis, treatment decisions or any clinical use. A model trained on synthetic data says "
-        "nothing about real patients.",
+        "- **Not** for diagnosis, treatment decisions or any clinical use. " + _data_sentence(prov.get("data")),
         "",
         "## Data",
-        f"- Knees: {e.cohort['knees']}; participants: {e.cohort['participants']}; progression events: "
-        f"{e.cohort['events']} ({e.cohort['events'] / max(e.cohort['knees'], 1):.1%}).",
+        _cohort_sentence(e.cohort),
         f"- Outcome: radiographic progression (oa_kit default definition, `oa_kit.cohort.labels`) within "
         f"{e.horizon_months} months of baseline; knees with missing follow-up are excluded with reason codes, "
         "never labelled.",
@@ -126,15 +124,16 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         "- Missing values: LightGBM handles NaN natively; logistic baselines impute training medians.",
         "",
         "## Validation",
-        f"- {e.settings.get('n_splits')}-fold participant-grouped, outcome-stratified cross-validation (both knees of a "
-        "participant always in the same fold); all tuning and calibration inside each training fold (nested).",
+        _validation_sentence(e),
         f"- 95% CIs: participant-level bootstrap, {e.settings.get('n_resamples')} resamples, seed "
         f"{e.settings.get('seed')}.",
         "",
-        "## Metrics (out of sample, pooled over folds)",
+        "## Metrics (out of sample"
+        + (", on the withheld test table)" if "train_knees" in e.cohort else ", pooled over folds)"),
         _markdown(_metric_table(e.metrics, "model")),
         "",
-        "### DeLong test against the clinical-only baseline",
+        f"### DeLong test against the `{e.reference_model}` baseline"
+        + (" (no clinical columns: models without clinical factors)" if e.reference_model != "clinical" else ""),
         _markdown(e.delong[["model", "reference", "auc_1", "auc_2", "difference", "ci_low", "ci_high", "p_value"]])
         if len(e.delong)
         else "(no comparison)",
@@ -143,8 +142,8 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
     if e.oracle is not None:
         lines += [
             "### Oracle comparison (synthetic data only)",
-            "The oracle is the generator's true probability; `share_of_gain` = (AUC − AUC_clinical) / "
-            "(AUC_oracle − AUC_clinical)."
+            f"The oracle is the generator's true probability; `share_of_gain` = (AUC − AUC_{e.reference_model}) / "
+            f"(AUC_oracle − AUC_{e.reference_model})."
             + (
                 " `latent_reference` is the same out-of-fold logistic procedure on clinical factors + KL + the "
                 "generator's true image-only latents (cartilage, osteophyte, joint-space): the ceiling for any "
@@ -194,6 +193,45 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         "",
     ]
     return "\n".join(lines)
+
+
+def _data_sentence(data: str | None) -> str:
+    """What the training data means for the numbers, by provenance."""
+    if data == "synthetic":
+        return "A model trained on synthetic data says nothing about real patients."
+    if data == "real":
+        return (
+            "Trained on real participants' data: its figures hold for cohorts like the training cohort, and only "
+            "once validated externally for others."
+        )
+    return "The provenance of the training data was not stated; treat every figure as unverified."
+
+
+def _cohort_sentence(cohort: dict) -> str:
+    """Knees, participants and events evaluated (and trained on, for a withheld test table)."""
+    text = (
+        f"- Knees evaluated: {cohort['knees']}; participants: {cohort['participants']}; progression events: "
+        f"{cohort['events']} ({cohort['events'] / max(cohort['knees'], 1):.1%})."
+    )
+    if "train_knees" in cohort:
+        text += (
+            f" Trained on a separate table: {cohort['train_knees']} knees, {cohort['train_participants']} "
+            f"participants, {cohort['train_events']} events."
+        )
+    return text
+
+
+def _validation_sentence(e: ProgressionEvaluation) -> str:
+    """How the figures were obtained: cross-validation or a withheld test table."""
+    if e.settings.get("validation") == "held-out test table":
+        return (
+            "- Fitted once on the training table (participant-grouped inner CV for tuning and calibration) and "
+            "scored on a withheld table whose participants it never saw (checked)."
+        )
+    return (
+        f"- {e.settings.get('n_splits')}-fold participant-grouped, outcome-stratified cross-validation (both knees of a "
+        "participant always in the same fold); all tuning and calibration inside each training fold (nested)."
+    )
 
 
 def _oracle_knees(e) -> str:

@@ -21,6 +21,7 @@ from oa_kit.evaluation.subgroups import subgroup_metrics
 from oa_kit.evaluation.validation import (
     compare_to_reference,
     cross_validate,
+    predict_splits,
     site_held_out_validate,
     summarize,
 )
@@ -151,8 +152,11 @@ def evaluate_progression(
     calibration: str = "sigmoid",
     latents: pd.DataFrame | None = None,
     progress: bool = False,
+    test_table: pd.DataFrame | None = None,
+    test_y: Sequence[int] | None = None,
 ) -> ProgressionEvaluation:
-    """Evaluate the fused model and every baseline out of sample for one horizon.
+    """Evaluate the fused model and every baseline out of sample for one horizon: by participant-grouped
+    cross-validation of ``table``, or — with ``test_table`` — fitted on ``table`` and scored on a withheld table.
 
     Parameters
     ----------
@@ -188,6 +192,10 @@ def evaluate_progression(
         ceiling for any image model on this sample. The latents are features of no other model.
     progress : bool
         tqdm bars.
+    test_table, test_y : DataFrame, array-like, optional
+        A withheld table and its outcomes: every model is fitted once on ``table`` (with its nested tuning and
+        calibration) and predicts these knees; no participant may be in both (checked). ``oracle_risk`` then
+        belongs to the test rows; no latent reference and no site-held-out validation in this mode.
 
     Returns
     -------
@@ -195,15 +203,30 @@ def evaluate_progression(
     """
     table = table.reset_index(drop=True)
     y = np.asarray(y).astype(int)
+    n_train = len(table)
+    if test_table is not None:
+        if test_y is None or len(test_y) != len(test_table):
+            raise OAKitError("test_y: one outcome per test_table row expected; got none or a different length")
+        table = pd.concat([table, test_table.reset_index(drop=True)], ignore_index=True)
+        y = np.concatenate([y, np.asarray(test_y).astype(int)])
+        pad = np.full(n_train, np.nan)
+        oracle_risk = None if oracle_risk is None else np.concatenate([pad, np.asarray(oracle_risk, dtype=float)])
+        latents, site_held_out = None, False
     groups = resolve_groups(table, groups)
     provenance = dict(provenance) if provenance is not None else make_provenance()
-    models = baseline_models(table, horizon_months, seed, calibration, include=include, lightgbm_grid=lightgbm_grid)
+    models = baseline_models(
+        table.iloc[:n_train], horizon_months, seed, calibration, include=include, lightgbm_grid=lightgbm_grid
+    )
     reference = reference_model(models)
     main = "fused" if "fused" in models else list(models)[-1]
     evaluated = table
     if latents is not None:
         evaluated, models[LATENT_REFERENCE] = latent_reference_model(table, latents, horizon_months, seed, calibration)
-    predictions = cross_validate(models, evaluated, y, groups, n_splits, seed, provenance, progress)
+    if test_table is None:
+        predictions = cross_validate(models, evaluated, y, groups, n_splits, seed, provenance, progress)
+    else:
+        split = {"held_out": (np.arange(n_train), np.arange(n_train, len(table)))}
+        predictions = predict_splits(models, evaluated, y, split, groups, provenance, progress)
     metrics = summarize(predictions, n_resamples, seed)
     main_pred = predictions[predictions.model == main]
     sub_table = table.iloc[main_pred["row"].to_numpy()]
@@ -235,7 +258,7 @@ def evaluate_progression(
             **feature_sets(table),
             **{n: list(m.columns) for n, m in models.items() if n == LATENT_REFERENCE},
         },
-        cohort={"knees": len(y), "participants": len(np.unique(groups)), "events": int(y.sum())},
+        cohort=_cohort_counts(y, groups, n_train if test_table is not None else None),
         provenance=provenance,
         settings={
             "n_splits": n_splits,
@@ -243,7 +266,23 @@ def evaluate_progression(
             "seed": seed,
             "calibration": calibration,
             "site_held_out": bool(site_metrics is not None),
+            "validation": "held-out test table" if test_table is not None else "cross-validation",
             "n_configurations": len(models[main].search_grid()),
             "n_inner_splits": models[main].n_inner_splits,
         },
     )
+
+
+def _cohort_counts(y: np.ndarray, groups: np.ndarray, n_train: int | None) -> dict[str, int]:
+    """Knees, participants and events evaluated (the test rows only when a withheld table was scored)."""
+    if n_train is None:
+        return {"knees": len(y), "participants": len(np.unique(groups)), "events": int(y.sum())}
+    test_y, test_groups = y[n_train:], groups[n_train:]
+    return {
+        "knees": len(test_y),
+        "participants": len(np.unique(test_groups)),
+        "events": int(test_y.sum()),
+        "train_knees": int(n_train),
+        "train_participants": len(np.unique(groups[:n_train])),
+        "train_events": int(y[:n_train].sum()),
+    }

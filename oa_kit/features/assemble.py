@@ -150,6 +150,12 @@ def reading_features(readings: pd.DataFrame, visit_month: int = 0) -> pd.DataFra
     return table[keep].reset_index(drop=True)
 
 
+def baseline_features(clinical: pd.DataFrame, readings: pd.DataFrame, visit_month: int = 0) -> pd.DataFrame:
+    """One row per knee of the clinical table: its clinical factors and its readings at ``visit_month`` (KL, JSN,
+    osteophytes, JSW; NaN where the knee has no valid reading) — the clinical part of every feature table."""
+    return clinical.merge(reading_features(readings, visit_month), on=list(KEY_COLUMNS), how="left")
+
+
 #: Weight-bearing cartilage regions summarised per compartment (femoral central + tibial), by column-name stem.
 WEIGHT_BEARING_REGIONS: dict[str, tuple[str, ...]] = {
     "medial": ("femoral_medial_central", "tibial_medial"),

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import pandas as pd
+
 from oa_kit.cohort.tables import CLINICAL_COLUMNS
 from oa_kit.errors import OAKitError
 
@@ -146,3 +148,13 @@ def feature_columns(columns: Iterable[str], families: Mapping[str, str] | None =
     for column in chosen:
         family_of(column, families)
     return chosen
+
+
+def keep_families(table: pd.DataFrame, keep: Iterable[str], families: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``table`` without the feature columns of families not in ``keep`` (keys and non-feature columns stay)."""
+    keep = set(keep)
+    unknown = keep - set(FEATURE_FAMILIES)
+    if unknown:
+        raise OAKitError(f"families: {sorted(unknown)[0]!r}; expected some of {FEATURE_FAMILIES}")
+    drop = [c for c in feature_columns(table.columns, families) if family_of(c, families) not in keep]
+    return table.drop(columns=drop)

@@ -59,7 +59,8 @@ def make_provenance(data: str = "unknown", cohort: str = "", note: str = "") -> 
     if data not in ("synthetic", "real", "unknown"):
         raise OAKitError(f"provenance.data: {data!r}; expected 'synthetic', 'real' or 'unknown'")
     statement = {"synthetic": SYNTHETIC_STATEMENT, "unknown": UNKNOWN_STATEMENT}.get(
-        data, f"trained on {cohort or 'real data'} — research use only, not a validated clinical tool"
+        data,
+        f"trained on real data ({cohort or 'cohort not named'}) — research use only, not a validated clinical tool",
     )
     return {"data": data, "cohort": cohort, "statement": statement, "note": note}
 

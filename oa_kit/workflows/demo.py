@@ -25,13 +25,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oa_kit.cohort import CohortTables, ProgressionLabels, build_progression_labels, load_tables
-from oa_kit.features import join_knee_tables, reading_features
+from oa_kit.api import open_cohort
+from oa_kit.cohort import CohortTables, ProgressionLabels
+from oa_kit.features.assemble import baseline_features, join_knee_tables
 from oa_kit.features.radiograph import out_of_fold_kl_features, radiograph_knee_inputs
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
-from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.atomic import write_text_atomic
+from oa_kit.io.tables import write_table
 from oa_kit.progression.model import make_provenance
 from oa_kit.synth import generate_cohort, read_manifest
+from oa_kit.workflows.cohort import write_labels
 from oa_kit.workflows.mri import segment_scans
 from oa_kit.workflows.progression import progression_report
 
@@ -54,12 +57,6 @@ def _log(log: Log, message: str) -> None:
     """Pass a progress message to ``log`` (e.g. ``print``); silent when ``log`` is None."""
     if log is not None:
         log(message)
-
-
-def _write_parquet(table: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame as parquet atomically."""
-    with atomic_path(path) as tmp:
-        table.to_parquet(tmp, index=False)
 
 
 def ensure_cohort(
@@ -98,22 +95,12 @@ def ensure_cohort(
 
 
 def cohort_labels(cohort: Path, out: Path, log: Log = None) -> tuple[CohortTables, ProgressionLabels]:
-    """Read the cohort's OAI tables back and build Tiulpin-2019 progression labels; returns (tables, labels)."""
-    tables = load_tables(cohort, source="oai")
-    labels = build_progression_labels(
-        tables.readings,
-        OAI_HORIZONS_MONTHS,
-        definition="tiulpin2019",
-        deaths=tables.deaths,
-        replacements=tables.replacements,
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    _write_parquet(labels.labels, out / "labels.parquet")
-    _write_parquet(labels.exclusions, out / "exclusions.parquet")
-    with atomic_path(out / "flow.csv") as tmp:
-        labels.flow().to_csv(tmp, index=False)
-    _log(log, labels.summary_text())
-    return tables, labels
+    """Read the cohort's OAI tables back and build Tiulpin-2019 progression labels (written as ``oa-kit labels``
+    writes them); returns (tables, labels)."""
+    opened = open_cohort(cohort, source="oai", definition="tiulpin2019", horizons=OAI_HORIZONS_MONTHS)
+    write_labels(opened.labels, out, readings=opened.tables.readings, clinical=opened.tables.clinical)
+    _log(log, opened.labels.summary_text())
+    return opened.tables, opened.labels
 
 
 def cohort_kl_features(
@@ -143,9 +130,8 @@ def cohort_kl_features(
         progress=progress,
     )
     out.mkdir(parents=True, exist_ok=True)
-    _write_parquet(features, out / "kl_features.parquet")
-    with atomic_path(out / "kl_oof_metrics.csv") as tmp:
-        metrics.to_csv(tmp, index=False)
+    write_table(features, out / "kl_features.parquet")
+    write_table(metrics, out / "kl_oof_metrics.csv")
     return features, metrics
 
 
@@ -178,7 +164,7 @@ def cohort_feature_table(
     tables: CohortTables, kl_features: pd.DataFrame | None, mri_features: pd.DataFrame | None
 ) -> pd.DataFrame:
     """One row per baseline knee: clinical factors + baseline readings + KL-CNN + MRI features (families by name)."""
-    clinical = tables.clinical.merge(reading_features(tables.readings, 0), on=["participant_id", "side"], how="left")
+    clinical = baseline_features(tables.clinical, tables.readings)
     radiograph = kl_features.drop(columns=["kl_grade"], errors="ignore") if kl_features is not None else None
     return join_knee_tables(clinical, radiograph=radiograph, mri=mri_features, visit_month=None)
 
@@ -224,7 +210,7 @@ def run_demo(
     )
     mri_features = cohort_mri_features(scans, out / "mri", progress, jobs)
     features = cohort_feature_table(tables, kl_features, mri_features)
-    _write_parquet(features, out / "features.parquet")
+    write_table(features, out / "features.parquet")
     _log(log, "[5/5] progression models per horizon: evaluation vs oracle, calibration, SHAP, model cards")
     truth = pd.read_parquet(cohort / "truth" / "knees.parquet")
     provenance = make_provenance(

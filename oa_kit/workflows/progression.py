@@ -22,14 +22,17 @@ from plotly.offline import get_plotlyjs
 from tqdm.auto import tqdm
 
 from oa_kit.api import ProgressionModels
+from oa_kit.errors import OAKitError
 from oa_kit.evaluation.model_card import model_card_markdown
 from oa_kit.evaluation.oracle import oracle_column, truth_latents
 from oa_kit.evaluation.report import ProgressionEvaluation, evaluate_progression
 from oa_kit.explain import explain_text, family_text, global_importance, grouped_shap, shap_values
 from oa_kit.features.assemble import join_knee_tables
+from oa_kit.features.schema import KEY_COLUMNS
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS
 from oa_kit.io.atomic import write_text_atomic
 from oa_kit.io.tables import read_table
+from oa_kit.metrics import bootstrap_metrics
 from oa_kit.parallel import ordered_map, resolve_n_jobs
 from oa_kit.progression.baselines import baseline_models
 from oa_kit.progression.model import ProgressionModel, make_provenance
@@ -126,8 +129,14 @@ def progression_report(
     latent_reference: bool = True,
     progress: bool = True,
     n_jobs: int = 1,
+    test_features: pd.DataFrame | None = None,
+    test_labels: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Evaluate, card, fit and explain every horizon; returns the headline table (also written as headline.csv).
+
+    With ``test_features`` and ``test_labels`` every model is fitted on ``features``/``labels`` and scored on that
+    withheld table (its participants must not be in the training table) instead of cross-validated; ``truth`` then
+    belongs to the test knees.
 
     Parameters
     ----------
@@ -175,6 +184,8 @@ def progression_report(
         "calibration": calibration,
         "command": command,
         "latent_reference": latent_reference,
+        "test_features": test_features,
+        "test_labels": test_labels,
     }
     tasks = [(features, labels, h, out, settings) for h in horizons]
     jobs = resolve_n_jobs(int(n_jobs), len(tasks))
@@ -193,7 +204,11 @@ def report_horizon(features: pd.DataFrame, labels: pd.DataFrame, h: int, out: Pa
     """Evaluate, card, fit and explain one horizon into ``out``; returns its headline (a task of :func:`progression_report`)."""
     truth, provenance, seed = settings["truth"], settings["provenance"], settings["seed"]
     X, y = labelled_rows(features, labels, h)
-    oracle = oracle_column(X, truth, h).to_numpy() if truth is not None else None
+    test_X, test_y = None, None
+    if settings.get("test_features") is not None:
+        test_X, test_y = labelled_rows(settings["test_features"], settings["test_labels"], h)
+    scored = X if test_X is None else test_X
+    oracle = oracle_column(scored, truth, h).to_numpy() if truth is not None else None
     latents = truth_latents(X, truth) if truth is not None and settings["latent_reference"] else None
     ev = evaluate_progression(
         X,
@@ -208,6 +223,8 @@ def report_horizon(features: pd.DataFrame, labels: pd.DataFrame, h: int, out: Pa
         lightgbm_grid=settings["lightgbm_grid"],
         calibration=settings["calibration"],
         latents=latents,
+        test_table=test_X,
+        test_y=test_y,
     )
     write_evaluation(ev, out, settings["command"])
     headline = ev.headline()
@@ -252,3 +269,31 @@ def explain_models(
 ) -> dict[int, pd.DataFrame]:
     """:func:`explain_model` for every horizon into ``out``; returns ``{horizon: plain-language table}``."""
     return {h: explain_model(model, features, out, top_k) for h, model in models.models.items()}
+
+
+def score_predictions(
+    risks: pd.DataFrame, labels: pd.DataFrame, n_resamples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Score a ``progression predict`` table against labels: AUC, AP, Brier and ECE with participant-bootstrap 95%
+    CIs per model and horizon (knees without a label at a horizon are left out and counted)."""
+    for name, table, needed in (("risks", risks, ("risk", "horizon_months")), ("labels", labels, ("label",))):
+        for column in (*KEY_COLUMNS, "horizon_months", *needed):
+            if column not in table.columns:
+                raise OAKitError(
+                    f"{name}.{column}: column missing; expected the output of `oa-kit progression "
+                    f"{'predict' if name == 'risks' else 'labels'}`"
+                )
+    keys = [*KEY_COLUMNS, "horizon_months"]
+    joined = risks.assign(participant_id=risks["participant_id"].astype(str)).merge(
+        labels.assign(participant_id=labels["participant_id"].astype(str))[[*keys, "label"]], on=keys, how="inner"
+    )
+    if joined.empty:
+        raise OAKitError("labels: no labelled knee matches the risk table; expected the same participants and horizons")
+    group_by = ["horizon_months", "model"] if "model" in joined.columns else ["horizon_months"]
+    scored = risks.groupby(group_by).size()
+    tables = []
+    for key, part in joined.groupby(group_by, sort=True):
+        table = bootstrap_metrics(part["label"], part["risk"], part["participant_id"], n_resamples, seed)
+        names = dict(zip(group_by, key if isinstance(key, tuple) else (key,), strict=True))
+        tables.append(table.assign(**names, unlabelled=int(scored[key] - len(part))))
+    return pd.concat(tables, ignore_index=True)
