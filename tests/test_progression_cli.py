@@ -160,7 +160,15 @@ def test_evaluate_writes_cards_and_headline(tables, tmp_path, capsys):
     assert (tmp_path / "report" / "explain" / "explanations_h24.csv").exists()
     head = pd.read_csv(tmp_path / "report" / "headline.csv")
     # oracle row from the truth table; no latent reference: this truth table has no image latents
-    assert list(head["model"]) == ["clinical", "kl", "kl_ordinal", "clinical_kl", "clinical_radiograph", "fused", "oracle"]
+    assert list(head["model"]) == [
+        "clinical",
+        "kl",
+        "kl_ordinal",
+        "clinical_kl",
+        "clinical_radiograph",
+        "fused",
+        "oracle",
+    ]
     assert (tmp_path / "report" / "model_card_h24.md").exists()
 
 
