@@ -48,3 +48,21 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(OAKitError, match="kl_grade"):
         read_chen(tmp_path)
     assert not is_chen_layout(tmp_path / "train" / "1" / "knee.png")
+
+
+def test_grade_folders_without_split(tmp_path):
+    """Grade folders 0/..4/ directly (no train|val|test level): each image's KL from its folder."""
+    for grade, name in [(0, "9000001L.png"), (2, "9000001R.png"), (4, "knee_a.jpg")]:
+        folder = tmp_path / str(grade)
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(np.zeros((40, 40), np.uint8)).save(folder / name)
+    assert is_chen_layout(tmp_path)
+    frame = read_chen(tmp_path)
+    assert frame[["participant_id", "side", "kl", "split"]].values.tolist() == [
+        ["9000001", "L", 0, ""],
+        ["9000001", "R", 2, ""],
+        ["knee_a", "", 4, ""],
+    ]
+    (tmp_path / "other").mkdir()  # a folder that is not a grade: not this layout
+    assert not is_chen_layout(tmp_path)
+    assert not is_chen_layout(tmp_path / "0")

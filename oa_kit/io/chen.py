@@ -1,4 +1,5 @@
-"""Reader for the Chen 2018 KL-grade PNG dataset: layout ``{split}/{0..4}/<OAI ID><L|R>.png`` plus optional manifest.csv."""
+"""Reader for the Chen 2018 KL-grade PNG dataset: layout ``{split}/{0..4}/<OAI ID><L|R>.png`` plus optional manifest.csv,
+or grade folders ``{0..4}/<name>.png`` without a split level (split ``""``; each image's KL from its folder)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from oa_kit.errors import OAKitError
 #: Splits that Chen's layout may contain (this repo's shared copy has train and val only).
 CHEN_SPLITS = ("train", "val", "test")
 _NAME = re.compile(r"^(?P<pid>\d+)(?P<side>[LR])\.png$")
+#: Image files read from grade folders without a split level.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_GRADE_NAME = re.compile(r"^(?P<pid>\d+)(?P<side>[LR])\.(png|jpe?g)$", re.IGNORECASE)
 COLUMNS = ["path", "participant_id", "side", "kl", "split"]
 
 
@@ -24,7 +28,9 @@ def read_chen(data_dir: str | os.PathLike, splits: tuple[str, ...] | None = None
     Parameters
     ----------
     data_dir : path
-        Folder holding ``{split}/{0..4}/<ID><L|R>.png`` and optionally ``manifest.csv``.
+        Folder holding ``{split}/{0..4}/<ID><L|R>.png`` and optionally ``manifest.csv``, or grade folders
+        ``{0..4}/*.png`` directly (no split level: ``split`` is ``""``; names ``<ID><L|R>.png`` give participant and
+        side, any other name is its own participant with side ``""``).
     splits : tuple of str, optional
         Keep only these splits (default: every split present).
     verify : bool
@@ -39,11 +45,19 @@ def read_chen(data_dir: str | os.PathLike, splits: tuple[str, ...] | None = None
     if not root.is_dir():
         raise OAKitError(f"{root}: not a folder; expected a Chen-layout folder with {{split}}/{{0..4}}/<ID><L|R>.png")
     manifest = root / "manifest.csv"
-    frame = _from_manifest(root, manifest, verify) if manifest.exists() else _from_layout(root)
+    if manifest.exists():
+        frame = _from_manifest(root, manifest, verify)
+    elif _has_split_folders(root):
+        frame = _from_layout(root)
+    else:
+        frame = _from_grade_folders(root)
     if splits is not None:
         frame = frame[frame["split"].isin(splits)]
     if frame.empty:
-        raise OAKitError(f"{root}: no knee images found for splits {splits}; expected {{split}}/{{0..4}}/<ID><L|R>.png")
+        raise OAKitError(
+            f"{root}: no knee images found for splits {splits}; expected {{split}}/{{0..4}}/<ID><L|R>.png "
+            "or {0..4}/<ID><L|R>.png"
+        )
     return frame.sort_values(["split", "participant_id", "side"]).reset_index(drop=True)
 
 
@@ -130,9 +144,40 @@ def _from_layout(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS).astype({"kl": np.int64})
 
 
+def _from_grade_folders(root: Path) -> pd.DataFrame:
+    """Walk ``{grade}/*.png`` (no split level): KL from the folder, split ``""``; a name other than
+    ``<ID><L|R>.png`` is its own participant (the file stem) with side ``""``."""
+    rows = []
+    for grade in range(5):
+        folder = root / str(grade)
+        if not folder.is_dir():
+            continue
+        for file in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            match = _GRADE_NAME.match(file.name)
+            pid, side = (match["pid"], match["side"].upper()) if match else (file.stem, "")
+            rows.append((str(file), pid, side, grade, ""))
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"kl": np.int64})
+
+
+def _has_split_folders(root: Path) -> bool:
+    """True when any ``{split}/{0..4}`` sub-folder exists."""
+    return any((root / s / str(g)).is_dir() for s in CHEN_SPLITS for g in range(5))
+
+
+def has_grade_folders(root: Path) -> bool:
+    """True when ``root`` holds grade folders ``0``..``4`` (some may be absent) with images and no other folders."""
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return (
+        bool(folders)
+        and all(p.name in {str(g) for g in range(5)} for p in folders)
+        and any(f.suffix.lower() in IMAGE_SUFFIXES for p in folders for f in p.iterdir())
+    )
+
+
 def is_chen_layout(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a folder with a manifest.csv or any ``{split}/{0..4}`` sub-folder."""
+    """True when ``path`` is a folder with a manifest.csv, any ``{split}/{0..4}`` sub-folder, or only grade folders
+    ``{0..4}`` holding images (:func:`read_chen` reads all three)."""
     root = Path(path)
     if not root.is_dir():
         return False
-    return (root / "manifest.csv").exists() or any((root / s / str(g)).is_dir() for s in CHEN_SPLITS for g in range(5))
+    return (root / "manifest.csv").exists() or _has_split_folders(root) or has_grade_folders(root)
