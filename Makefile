@@ -72,3 +72,11 @@ exercises: $(STAMP)
 workshop: $(STAMP)
 	cd notebooks && OA_KIT_NOTEBOOK_MODE=$(WORKSHOP_MODE) ../$(PY) -c "from oa_kit import workshop; print(workshop.prepare_data('$(WORKSHOP_MODE)'))"
 	$(PY) scripts/make_exercises.py
+
+# Serve the three dashboards (knee view, cohort explorer, model report) on http://127.0.0.1:$(DASHBOARD_PORT)/ with
+# dashboards/voila.json; OA_KIT_DATA=folder picks the data folder (default: $(DEMO_OUT), the output of `make demo`)
+DASHBOARD_PORT ?= 8866
+.PHONY: dashboard
+dashboard: $(STAMP)
+	OA_KIT_DATA="$${OA_KIT_DATA:-$(abspath $(DEMO_OUT))}" $(PY) -m voila --Voila.config_file_paths=dashboards \
+		--port=$(DASHBOARD_PORT) dashboards

@@ -1,0 +1,111 @@
+"""The data folder the dashboards read: ``OA_KIT_DATA`` (default ``demo_out``), laid out as ``make demo`` writes it::
+
+    DATA/cohort/            a cohort folder (OAI/MOST tables; a synthetic cohort also has xray/ and mri/)
+    DATA/labels/            clinical.parquet, labels.parquet (``oa-kit labels``)
+    DATA/features.parquet   the per-knee table the progression models were fitted on (optional; else
+                            labels/clinical.parquet)
+    DATA/progression/       a report folder (headline.csv, model_card_h{H}.md, *_h{H}.csv, *_h{H}.html)
+    DATA/progression/models/h{H}/   the fitted models (``oa-kit progression fit`` / ``evaluate --fit-final``)
+
+Every part is optional except what a page needs; a page names the missing part in one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from oa_kit.api import Cohort, ProgressionModels, ProgressionReport, load_progression, open_cohort, read_report
+from oa_kit.errors import OAKitError
+from oa_kit.io.tables import read_table
+
+#: Environment variable naming the data folder.
+DATA_ENV = "OA_KIT_DATA"
+DEFAULT_DATA = "demo_out"
+KEYS = ["participant_id", "side"]
+
+
+@dataclass(frozen=True)
+class DataFolder:
+    """Paths of one data folder (see the module docstring); loaders are cached per folder."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, folder: str | os.PathLike | None = None) -> DataFolder:
+        """``folder``, else ``$OA_KIT_DATA``, else ``demo_out`` (resolved to an absolute path)."""
+        return cls(Path(folder or os.environ.get(DATA_ENV) or DEFAULT_DATA).expanduser().resolve())
+
+    @property
+    def cohort_dir(self) -> Path:
+        return self.root / "cohort" if (self.root / "cohort").is_dir() else self.root
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "progression" if (self.root / "progression").is_dir() else self.root
+
+    @property
+    def models_dir(self) -> Path:
+        return self.report_dir / "models"
+
+    def describe(self) -> str:
+        """One line: which folder the page reads."""
+        return f"data folder {self.root} ({DATA_ENV})"
+
+    def features(self) -> pd.DataFrame:
+        """The per-knee table the models were fitted on (``features.parquet``, else ``labels/clinical.parquet``)."""
+        return _features(self.root)
+
+    def cohort(self) -> Cohort:
+        """The cohort (tables, labels, per-knee files) via :func:`oa_kit.open_cohort`."""
+        return _cohort(self.cohort_dir)
+
+    def models(self) -> ProgressionModels:
+        """The fitted progression models of ``progression/models`` via :func:`oa_kit.load_progression`."""
+        return _models(self.models_dir)
+
+    def report(self) -> ProgressionReport:
+        """The headline of the report folder via :func:`oa_kit.read_report`."""
+        return read_report(self.report_dir)
+
+    def knee_files(self, participant_id: str, side: str) -> dict:
+        """``{"radiograph": path or None, "mri": path or None}`` of one knee in the cohort folder."""
+        files = self.cohort().files
+        row = files[(files["participant_id"] == str(participant_id)) & (files["side"] == side)]
+        if row.empty:
+            return {"radiograph": None, "mri": None}
+        return {k: row.iloc[0][k] for k in ("radiograph", "mri")}
+
+    def knee_row(self, participant_id: str, side: str) -> dict:
+        """One knee's row of :meth:`features` as a dict (an error naming the knee when it is not there)."""
+        table = self.features()
+        row = table[(table["participant_id"] == str(participant_id)) & (table["side"] == side)]
+        if row.empty:
+            raise OAKitError(f"participant {participant_id} {side}: not in {self.root}; expected a knee of this folder")
+        return row.iloc[0].to_dict()
+
+
+@functools.cache
+def _features(root: Path) -> pd.DataFrame:
+    for path in (root / "features.parquet", root / "labels" / "clinical.parquet"):
+        if path.is_file():
+            table = read_table(path)
+            table["participant_id"] = table["participant_id"].astype(str)
+            if "visit_month" in table:
+                table = table[table["visit_month"].fillna(0) == 0]
+            return table.reset_index(drop=True)
+    raise OAKitError(f"{root}: no features.parquet or labels/clinical.parquet; expected the output of `make demo`")
+
+
+@functools.cache
+def _cohort(folder: Path) -> Cohort:
+    return open_cohort(folder)
+
+
+@functools.cache
+def _models(folder: Path) -> ProgressionModels:
+    return load_progression(folder)

@@ -1,0 +1,372 @@
+"""The one-knee clinician page: pick a knee of the data folder (or ``?participant=ID&side=R``) or upload a radiograph
+and an MRI, edit the clinical factors, and read KL grade with Grad-CAM, MRI thickness with QC, progression risk per
+horizon with its interval, a SHAP waterfall in percentage points and a plain-language explanation.
+
+Every callback is one or two :mod:`oa_kit.api` calls; the results are kept so that a what-if (BMI, WOMAC) only
+re-runs :func:`oa_kit.knee_risk`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import ipywidgets as widgets
+import pandas as pd
+
+from oa_kit.api import KneeGrades, MRIAnalysis, ProgressionModels, analyse_mri, grade_knees, knee_risk, load_progression
+from oa_kit.app import figures
+from oa_kit.app.data import DataFolder
+from oa_kit.app.inputs import CLINICAL_FIELDS, form_values, query_knee, saved_upload, validate_clinical
+from oa_kit.app.risk import calibration_interval, main_predictions, probability_contributions
+from oa_kit.app.widgets import MessageLine, banner, guarded, heading, show_figure, table_html
+from oa_kit.errors import OAKitError
+from oa_kit.models.kl.predict import KL_PROBA_COLUMNS
+
+NO_KNEE = "— choose a knee —"
+#: KL table columns that progression models read as radiograph features.
+KL_FEATURE_PREFIXES = ("kl_p", "kl_emb_")
+
+
+class KneeView:
+    """The knee view page; ``.widget`` is what the notebook displays.
+
+    Parameters
+    ----------
+    data : DataFolder
+        Where knees, models and the report come from (``OA_KIT_DATA``).
+    """
+
+    def __init__(self, data: DataFolder) -> None:
+        self.data = data
+        self.models: ProgressionModels | None = None
+        self.models_note = ""
+        self.kl: KneeGrades | None = None
+        self.kl_index = 0
+        self.mri: MRIAnalysis | None = None
+        self.base_row: dict = {}
+        self._filling = False
+        self.message = MessageLine()
+        self._build()
+        self._start()
+
+    @classmethod
+    def from_env(cls) -> KneeView:
+        """The page for ``$OA_KIT_DATA``, opened on the knee named in the query string if any."""
+        return cls(DataFolder.from_env())
+
+    # ------------------------------------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        text = {"layout": widgets.Layout(width="300px"), "style": {"description_width": "130px"}}
+        self.knee_picker = widgets.Dropdown(description="Knee", options=[NO_KNEE], **text)
+        self.side = widgets.ToggleButtons(options=["R", "L"], description="Side", style={"button_width": "50px"})
+        self.radiograph_upload = widgets.FileUpload(
+            accept=".dcm,.dicom,.png,.jpg,.jpeg", description="Radiograph", multiple=False
+        )
+        self.mri_upload = widgets.FileUpload(accept=".nii,.gz,.zip", description="MRI", multiple=False)
+        self.fields: dict[str, widgets.Widget] = {}
+        for field in CLINICAL_FIELDS:
+            label = f"{field.label}{' *' if field.required else ''}"
+            if field.choices:
+                self.fields[field.column] = widgets.Dropdown(options=["", *field.choices], description=label, **text)
+            else:
+                placeholder = f"{field.low:g}–{field.high:g} {field.unit}" if field.unit else ""
+                self.fields[field.column] = widgets.Text(
+                    description=label, placeholder=placeholder, continuous_update=False, **text
+                )
+            self.fields[field.column].add_class(f"oa-field-{field.column}")
+        self.model_folder = widgets.Text(description="Model folder", placeholder="folder of h{H}/ models", **text)
+        self.load_models_button = widgets.Button(description="Load models", icon="folder-open")
+        self.opacity = widgets.FloatSlider(value=0.45, min=0, max=1, step=0.05, description="Grad-CAM opacity")
+        self.horizon = widgets.Dropdown(description="Explain at", layout=widgets.Layout(width="220px"))
+        self.kl_text = widgets.HTML()
+        self.mri_text = widgets.HTML()
+        self.risk_text = widgets.HTML()
+        self.explanation = widgets.HTML()
+        self.source_text = widgets.HTML()
+        self.gradcam_out, self.proba_out = widgets.Output(), widgets.Output()
+        self.mri_out, self.risk_out, self.waterfall_out = widgets.Output(), widgets.Output(), widgets.Output()
+        for name in ("kl_text", "mri_text", "risk_text", "explanation", "source_text"):
+            getattr(self, name).add_class(f"oa-{name.replace('_', '-')}")
+        for name in ("gradcam_out", "proba_out", "mri_out", "risk_out", "waterfall_out"):
+            getattr(self, name).add_class(f"oa-{name.replace('_', '-')}")
+        self.message.add_class("oa-message-line")
+        inputs = widgets.VBox(
+            [
+                heading("Knee"),
+                self.knee_picker,
+                widgets.HTML("<small>or upload (files are deleted after reading):</small>"),
+                self.side,
+                widgets.HBox([self.radiograph_upload, self.mri_upload]),
+                heading("Clinical factors"),
+                *self.fields.values(),
+                widgets.HTML("<small>* required. Changing a value updates the risk.</small>"),
+                heading("Progression models"),
+                self.model_folder,
+                self.load_models_button,
+            ],
+            layout=widgets.Layout(flex="0 0 340px", width="340px", padding="0 12px 0 0"),
+        )
+        results = widgets.VBox(
+            [
+                heading("Radiograph: KL grade"),
+                self.kl_text,
+                self.opacity,
+                widgets.HBox([self.gradcam_out, self.proba_out]),
+                heading("MRI: cartilage thickness"),
+                self.mri_text,
+                self.mri_out,
+                heading("Progression risk"),
+                self.risk_text,
+                self.risk_out,
+                self.horizon,
+                self.waterfall_out,
+                self.explanation,
+            ],
+            layout=widgets.Layout(flex="1 1 0%", min_width="0", overflow="hidden"),
+        )
+        self.widget = widgets.VBox(
+            [banner(), self.source_text, self.message, widgets.HBox([inputs, results])],
+            layout=widgets.Layout(width="100%"),
+        )
+        self.widget.add_class("oa-knee-view")
+
+    def _start(self) -> None:
+        """Fill the picker and models from the data folder (missing parts become a note), then open the query's knee."""
+        self.source_text.value = f"<small>{html.escape(self.data.describe())}</small>"
+        guarded(self.message)(self._load_default_models)()
+        try:
+            keys = self.data.features()[["participant_id", "side"]]
+            self.knee_picker.options = [NO_KNEE, *(f"{p} {s}" for p, s in keys.itertuples(index=False))]
+        except OAKitError as error:
+            self.message.note(f"no knees to pick: {error}")
+        self.knee_picker.observe(self._on_pick, "value")
+        self.radiograph_upload.observe(self._on_radiograph, "value")
+        self.mri_upload.observe(self._on_mri, "value")
+        for widget in self.fields.values():
+            widget.observe(self._on_form, "value")
+        self.opacity.observe(self._on_opacity, "value")
+        self.horizon.observe(self._on_horizon, "value")
+        self.load_models_button.on_click(self._on_load_models)
+        participant, side = query_knee()
+        if participant and f"{participant} {side or 'R'}" in self.knee_picker.options:
+            self.knee_picker.value = f"{participant} {side or 'R'}"  # opens it (the picker's callback)
+        elif participant:
+            self.message.error(f"participant {participant} {side or ''}: not in this data folder; pick another knee")
+
+    def _load_default_models(self) -> None:
+        self.set_models(self.data.models(), f"{self.data.models_dir}")
+
+    # ---------------------------------------------------------------------------------------------- actions
+    def set_models(self, models: ProgressionModels, where: str) -> None:
+        """Use ``models`` for the risk (their training data is shown next to every risk)."""
+        self.models, self.models_note = models, where
+        self.horizon.options = [(f"{h} months", h) for h in models.models]
+        self.horizon.value = next(iter(models.models))
+        self.update_risk()
+
+    def open_knee(self, participant: str, side: str) -> None:
+        """Open one knee of the data folder: its row, radiograph (KL + Grad-CAM) and MRI (thickness + QC)."""
+        row = self.data.knee_row(participant, side)
+        files = self.data.knee_files(participant, side)
+        self.base_row = row
+        self.kl = self.mri = None
+        if files["radiograph"]:
+            self.set_kl(grade_knees([files["radiograph"]]), side)
+        if files["mri"]:
+            self.set_mri(analyse_mri(files["mri"], side=side))
+        self._fill_form(row)
+        self._show_kl()
+        self._show_mri()
+        self.update_risk()
+
+    def set_kl(self, grades: KneeGrades, side: str | None = None) -> None:
+        """Keep a KL result, on the row of ``side`` when it has several knees."""
+        sides = list(grades.table["side"])
+        self.kl, self.kl_index = grades, sides.index(side) if side in sides else 0
+
+    def set_mri(self, analysis: MRIAnalysis) -> None:
+        self.mri = analysis
+
+    def clinical(self) -> dict:
+        """The knee's row with the form's validated values over it (what :func:`oa_kit.knee_risk` is given)."""
+        values = validate_clinical({c: w.value for c, w in self.fields.items()})
+        row = {**self.base_row, **values}
+        if self.kl is not None:
+            kl_row = self.kl.to_frame(embeddings=True).iloc[self.kl_index]
+            for column, value in kl_row.items():
+                if str(column).startswith(KL_FEATURE_PREFIXES) and column not in self.base_row:
+                    row[column] = value
+        row.setdefault("side", self.side.value)
+        return row
+
+    def update_risk(self) -> None:
+        """Risk per horizon, interval, waterfall and explanation for the current inputs (one :func:`knee_risk`)."""
+        if self.models is None:
+            self.risk_text.value = "<p>No progression models loaded: load a model folder.</p>"
+            return
+        if not self.base_row and not self.fields["age_years"].value:
+            self.risk_text.value = "<p>Choose a knee or fill in the clinical factors to see its risk.</p>"
+            return
+        self.risk = knee_risk(self.models, pd.DataFrame([self.clinical()]), mri=self.mri)
+        table = self.risk.to_frame()
+        intervals = [
+            calibration_interval(main_predictions(self.data.report_dir, h), r)
+            for h, r in zip(table["horizon_months"], table["risk"])
+        ]
+        table["ci_low"], table["ci_high"], table["ci_knees"] = zip(*intervals) if intervals else ((), (), ())
+        self.risk_table = table
+        self.risk_text.value = self._risk_html(table)
+        show_figure(self.risk_out, figures.risk_figure(table, note=self.risk.provenance))
+        self._show_waterfall()
+
+    def _show_waterfall(self) -> None:
+        if self.models is None or not hasattr(self, "risk"):
+            return
+        h = self.horizon.value or int(self.risk_table["horizon_months"].iloc[0])
+        model = self.models.models[h]
+        contributions = probability_contributions(self.risk.explanations[h], 0, model.calibrator_.predict)
+        show_figure(self.waterfall_out, figures.probability_waterfall(contributions, h, note=self.risk.provenance))
+        row = self.risk_table.set_index("horizon_months").loc[h]
+        self.explanation.value = (
+            f'<p class="oa-plain"><b>In plain words ({h} months):</b> {html.escape(str(row["explanation"]))} '
+            f"{html.escape(str(row['by_family']))}</p>"
+            "<p><small>Bars: SHAP contributions (log-odds of the model's score) converted to percentage points "
+            "along the path from the base rate to this risk, largest first; they add up to the risk shown.</small></p>"
+        )
+
+    # ------------------------------------------------------------------------------------------------ views
+    def _fill_form(self, row: dict) -> None:
+        values = form_values(row)
+        self._filling = True
+        try:
+            for column, widget in self.fields.items():
+                widget.value = values[column]
+        finally:
+            self._filling = False
+        if row.get("side") in ("R", "L"):
+            self.side.value = row["side"]
+
+    def _show_kl(self) -> None:
+        if self.kl is None:
+            self.kl_text.value = "<p>No radiograph for this knee.</p>"
+            self.gradcam_out.clear_output()
+            self.proba_out.clear_output()
+            return
+        row = self.kl.to_frame().iloc[self.kl_index]
+        probs = ", ".join(f"KL{k}: {100 * row[c]:.0f}%" for k, c in enumerate(KL_PROBA_COLUMNS))
+        flags = row["kl_qa_flags"] or "none"
+        grade = "not graded" if row["kl_grade"] is pd.NA else f"KL {row['kl_grade']}"
+        self.kl_text.value = (
+            f'<p class="oa-kl-result"><b>{grade}</b> — conformal set {{{html.escape(str(row["kl_grade_set"]))}}} '
+            f"(90% coverage); probabilities {probs}; QA flags: {html.escape(str(flags))}<br>"
+            f"<small>Model: {html.escape(self.kl.model)}.</small></p>"
+        )
+        show_figure(self.gradcam_out, self.kl.figure(self.kl_index, opacity=self.opacity.value))
+        show_figure(self.proba_out, self.kl.probability_figure(self.kl_index))
+
+    def _show_mri(self) -> None:
+        if self.mri is None:
+            self.mri_text.value = "<p>No MRI for this knee.</p>"
+            self.mri_out.clear_output()
+            return
+        summary = html.escape(self.mri.summary())
+        failed = bool(self.mri.qc.get("qc_any"))
+        style = "color:#a4000f;font-weight:700" if failed else "color:#1a6b2a;font-weight:600"
+        numbers = self.mri.to_frame()
+        keep = [c for c in ("subregion", "thickness_mm_mean", "thickness_mm_p05", "volume_mm3") if c in numbers]
+        self.mri_text.value = (
+            f'<p class="oa-mri-qc {"oa-qc-failed" if failed else "oa-qc-passed"}" style="{style}">{summary}</p>'
+            + table_html(numbers[keep], "{:.2f}")
+        )
+        show_figure(self.mri_out, self.mri.figure())
+
+    def _risk_html(self, table: pd.DataFrame) -> str:
+        synthetic = "synthetic" in self.risk.provenance.lower()
+        note = (
+            '<span class="oa-synthetic" style="color:#a4000f;font-weight:700">Trained on the synthetic cohort — '
+            "not a clinical estimate.</span> "
+            if synthetic
+            else ""
+        )
+        parts = []
+        for r in table.itertuples():
+            interval = (
+                f" — the {r.ci_knees} held-out knees with the nearest predicted risk progressed at "
+                f"{100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}% (95% interval)"
+                if not math.isnan(r.ci_low)
+                else " (no interval: no report folder beside the models)"
+            )
+            parts.append(f"<li><b>{r.horizon_months} months: {100 * r.risk:.0f}%</b>{interval}</li>")
+        return (
+            f'<div class="oa-risk">{note}<ul>{"".join(parts)}</ul><small>Model: LightGBM progression models in '
+            f"{html.escape(self.models_note)}; {html.escape(self.risk.provenance)}. Interval: observed progression "
+            "among the report's out-of-sample knees with the nearest predicted risk (Wilson), a check of the risk's "
+            "calibration.</small></div>"
+        )
+
+    # -------------------------------------------------------------------------------------------- callbacks
+    def _on_pick(self, change) -> None:
+        if change["new"] == NO_KNEE:
+            return
+        participant, side = change["new"].rsplit(" ", 1)
+        guarded(self.message)(self.open_knee)(participant, side)
+
+    def _on_radiograph(self, change) -> None:
+        guarded(self.message)(self._read_radiograph)(change["new"])
+
+    def _read_radiograph(self, value) -> None:
+        if not value or self._filling:
+            return
+        try:
+            with saved_upload(value[0], "radiograph") as path:
+                grades = grade_knees([path], side=self.side.value)
+        finally:
+            self._forget(self.radiograph_upload)
+        self.set_kl(grades, self.side.value)
+        self._show_kl()
+        self.update_risk()
+
+    def _on_mri(self, change) -> None:
+        guarded(self.message)(self._read_mri)(change["new"])
+
+    def _read_mri(self, value) -> None:
+        if not value or self._filling:
+            return
+        try:
+            with saved_upload(value[0], "mri") as path:
+                analysis = analyse_mri(path, side=self.side.value)
+        finally:
+            self._forget(self.mri_upload)
+        self.set_mri(analysis)
+        self._show_mri()
+        self.update_risk()
+
+    def _forget(self, upload: widgets.FileUpload) -> None:
+        """Drop the uploaded bytes from the widget (the file lived only in the deleted temporary folder)."""
+        self._filling = True
+        try:
+            upload.value = ()
+        finally:
+            self._filling = False
+
+    def _on_form(self, change) -> None:
+        if self._filling:
+            return
+        guarded(self.message)(self.update_risk)()
+
+    def _on_opacity(self, change) -> None:
+        if self.kl is not None:
+            show_figure(self.gradcam_out, self.kl.figure(self.kl_index, opacity=change["new"]))
+
+    def _on_horizon(self, change) -> None:
+        guarded(self.message)(self._show_waterfall)()
+
+    def _on_load_models(self, _button) -> None:
+        guarded(self.message)(self._load_models)()
+
+    def _load_models(self) -> None:
+        folder = self.model_folder.value.strip()
+        if not folder:
+            raise OAKitError("Model folder: empty; expected a folder written by `oa-kit progression fit`")
+        self.set_models(load_progression(folder), folder)

@@ -1,0 +1,430 @@
+"""The Voila dashboards (``dashboards/*.ipynb`` over :mod:`oa_kit.app`): their logic in-process, then each page in a
+real headless Chromium (Playwright) against a small prepared data folder built by the real command line.
+
+Browser tests skip with a reason when Playwright or Chromium is missing. Chromium runs offline; Voila's ``lab``
+template links Font Awesome from a CDN (the bundled copy already styles the icons), so that one stylesheet is answered
+with an empty one; any other request off 127.0.0.1 fails the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oa_kit.errors import OAKitError
+
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARDS = ROOT / "dashboards"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Requests Voila's template makes off this machine, answered locally (see the module docstring).
+STUBBED = re.compile(r"^https://cdn\.jsdelivr\.net/npm/@fortawesome/fontawesome-free@[^/]+/css/[\w.-]+\.css$")
+SHOTS = Path(os.environ.get("OA_KIT_SCREENSHOTS", tempfile.gettempdir())) / "oa_kit_dashboard_shots"
+
+
+# ------------------------------------------------------------------------------------------- the data folder
+def _run(*args: str) -> None:
+    from oa_kit.cli import main
+
+    assert main(list(args)) == 0, args
+
+
+@pytest.fixture(scope="session")
+def dashboard_data(request, tmp_path_factory) -> Path:
+    """A data folder laid out like ``make demo``'s (cohort/, labels/, features.parquet, progression/ with a report
+    and models/), from the 30-participant cohort, built by the command line (about a minute on 2 cores).
+    ``OA_KIT_TEST_DASHBOARD_DATA=folder`` reuses one built before (read-only)."""
+    if os.environ.get("OA_KIT_TEST_DASHBOARD_DATA"):
+        return Path(os.environ["OA_KIT_TEST_DASHBOARD_DATA"])
+    small_cohort = request.getfixturevalue("small_cohort")
+    root = tmp_path_factory.mktemp("dashboard") / "data"
+    root.mkdir()
+    (root / "cohort").symlink_to(small_cohort)
+    _run("labels", "--tables", str(small_cohort), "--out", str(root / "labels"))
+    _run("kl", "predict", str(small_cohort / "xray"), "--out", str(root / "kl.parquet"))
+    clinical = pd.read_parquet(root / "labels" / "clinical.parquet")
+    kl = pd.read_parquet(root / "kl.parquet")
+    kl = kl[["participant_id", "side", *[c for c in kl if c.startswith(("kl_p", "kl_emb_"))]]]
+    clinical.merge(kl, on=["participant_id", "side"], how="left").to_parquet(root / "features.parquet", index=False)
+    common = ["--features", str(root / "features.parquet"), "--labels", str(root / "labels" / "labels.parquet")]
+    common += ["--horizons", "24", "48", "--data", "synthetic", "--search", "quick"]
+    _run("progression", "evaluate", *common, "--n-splits", "3", "--n-resamples", "50", "--no-site-held-out",
+         "--oracle", str(small_cohort / "truth" / "knees.parquet"), "--out", str(root / "progression"))  # fmt: skip
+    _run("progression", "fit", *common, "--out", str(root / "progression" / "models"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def knee_png(dashboard_data, tmp_path_factory) -> Path:
+    """A single-knee PNG crop (the model input of a cohort knee, 8-bit)."""
+    from PIL import Image
+
+    from oa_kit.api import grade_knees
+
+    dicom = sorted((dashboard_data / "cohort" / "xray").glob("*.dcm"))[0]
+    grades = grade_knees([dicom], gradcam=False)
+    path = tmp_path_factory.mktemp("png") / "9999999R.png"
+    Image.fromarray((255 * grades.inputs[0, 0]).astype(np.uint8)).save(path)
+    return path
+
+
+# -------------------------------------------------------------------------------------------- in-process logic
+def test_clinical_form_validation_names_the_field():
+    from oa_kit.app.inputs import form_values, validate_clinical
+
+    good = validate_clinical({"age_years": "61", "sex": "F", "bmi_kg_m2": "31,5", "womac_pain": "4",
+                              "womac_stiffness": "2", "womac_function": "10", "injury": "yes"})  # fmt: skip
+    assert good["bmi_kg_m2"] == 31.5 and good["womac_total"] == 16 and good["injury"] == 1.0
+    assert math.isnan(validate_clinical({"age_years": "61", "sex": "F", "bmi_kg_m2": "30"})["womac_total"])
+    for values, expected in [
+        ({"age_years": "61", "sex": "F", "bmi_kg_m2": "500"}, "BMI: 500 is out of range; expected 12 to 70"),
+        ({"age_years": "", "sex": "F", "bmi_kg_m2": "30"}, "Age: empty; expected a value (required)"),
+        ({"age_years": "61", "sex": "F", "bmi_kg_m2": "heavy"}, "BMI: 'heavy' is not a number"),
+        ({"age_years": "61", "sex": "X", "bmi_kg_m2": "30"}, "Sex: 'X'; expected one of F, M"),
+        ({"age_years": "nan", "sex": "F", "bmi_kg_m2": "30"}, "Age: nan is out of range"),
+    ]:
+        with pytest.raises(OAKitError, match=re.escape(expected)):
+            validate_clinical(values)
+    row = {"age_years": 61.0, "sex": "M", "bmi_kg_m2": 29.2, "injury": 0.0, "surgery": float("nan")}
+    assert form_values(row) == {**dict.fromkeys(form_values({}), ""), "age_years": "61", "sex": "M",
+                                "bmi_kg_m2": "29.2", "injury": "no"}  # fmt: skip
+
+
+def test_uploads_live_only_in_a_temporary_folder(tmp_path):
+    import zipfile
+
+    from oa_kit.app.inputs import UPLOAD_PREFIX, saved_upload
+
+    with saved_upload({"name": "../../knee.png", "content": memoryview(b"\x89PNG data")}, "radiograph") as path:
+        assert path.read_bytes() == b"\x89PNG data" and path.name == "knee.png"
+        assert path.parent.name.startswith(UPLOAD_PREFIX)
+        folder = path.parent
+    assert not folder.exists()
+    with pytest.raises(OAKitError, match="boom"), saved_upload({"name": "k.dcm", "content": b"x"}, "radiograph") as p:
+        folder = p.parent
+        raise OAKitError("boom")
+    assert not folder.exists()
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../../evil/1.dcm", b"a")
+        zf.writestr("dir/2.dcm", b"b")
+    with saved_upload({"name": "series.zip", "content": archive.read_bytes()}, "mri") as series:
+        assert sorted(p.name for p in series.iterdir()) == ["00000.dcm", "00001.dcm"]
+    assert not series.exists()
+    for item, kind, message in [
+        ({"name": "notes.txt", "content": b"hello"}, "radiograph", "notes.txt: not a radiograph file"),
+        ({"name": "big.png", "content": bytes(50 * 1024 * 1024)}, "radiograph", "big.png: 50 MB; expected a"),
+        ({"name": "empty.dcm", "content": b""}, "radiograph", "empty.dcm: empty file"),
+        ({"name": "scan.zip", "content": b"not a zip"}, "mri", "scan.zip: not a readable zip file"),
+    ]:
+        with pytest.raises(OAKitError, match=re.escape(message)), saved_upload(item, kind):
+            pass
+    assert not list(Path(tempfile.gettempdir()).glob(f"{UPLOAD_PREFIX}*"))
+
+
+def test_query_string_and_links():
+    from oa_kit.app.inputs import knee_link, query_knee
+
+    assert query_knee("participant=9001&side=L") == ("9001", "L")
+    assert query_knee("participant=9001&side=Z") == ("9001", None)
+    assert query_knee("") == (None, None)
+    assert knee_link("9001", "R") == "knee_view.ipynb?participant=9001&side=R"
+
+
+def test_probability_waterfall_adds_up_to_the_shown_risk(dashboard_data):
+    from oa_kit.api import knee_risk
+    from oa_kit.app.data import DataFolder
+    from oa_kit.app.figures import probability_waterfall
+    from oa_kit.app.risk import calibration_interval, main_predictions, probability_contributions
+
+    data = DataFolder(dashboard_data)
+    models, row = data.models(), data.features().iloc[3].to_dict()
+    risk = knee_risk(models, row)
+    for h, shown in zip(risk.to_frame()["horizon_months"], risk.to_frame()["risk"]):
+        table = probability_contributions(risk.explanations[h], 0, models.models[h].calibrator_.predict, top_k=3)
+        assert table["group"].iloc[0] == "base rate" and table["group"].iloc[-1] == "risk"
+        assert len(table) <= 3 + 3
+        assert table["probability"].iloc[1:-1].sum() + table["probability"].iloc[0] == pytest.approx(shown, abs=1e-9)
+        assert table["cumulative"].iloc[-1] == pytest.approx(shown, abs=1e-9)
+        assert table["log_odds"].iloc[1:-1].sum() + table["log_odds"].iloc[0] == pytest.approx(
+            risk.explanations[h].raw_output()[0]
+        )
+        fig = probability_waterfall(table, h, note=risk.provenance)
+        assert "synthetic" in fig.layout.title.text and "percentage points" in fig.layout.title.text
+        low, high, n = calibration_interval(main_predictions(data.report_dir, h), shown)
+        assert 0 <= low <= high <= 1 and n >= 20
+    assert calibration_interval(None, 0.3)[2] == 0
+
+
+def _item(name: str, data: bytes) -> dict:
+    """One ipywidgets FileUpload value entry."""
+    return {
+        "name": name,
+        "type": "",
+        "size": len(data),
+        "content": memoryview(data),
+        "last_modified": datetime.now(UTC),
+    }
+
+
+def test_knee_view_in_process_what_if_and_bad_inputs(dashboard_data, knee_png, monkeypatch):
+    from oa_kit.app.data import DataFolder
+    from oa_kit.app.knee_view import KneeView
+
+    data = DataFolder(dashboard_data)
+    pid, side = data.features()[["participant_id", "side"]].iloc[2]
+    monkeypatch.setenv("QUERY_STRING", f"participant={pid}&side={side}")
+    view = KneeView(data)
+    assert view.message.value == "" and "synthetic cohort" in view.risk_text.value
+    assert "KL-CNN trained on real OAI knees" in view.kl_text.value and "QC" in view.mri_text.value
+    before = view.risk_table["risk"].to_numpy()
+    changed = False
+    for bmi in ("60", "15", "45"):
+        view.fields["bmi_kg_m2"].value = bmi
+        changed |= not np.allclose(view.risk_table["risk"].to_numpy(), before)
+    assert changed and view.message.value == ""
+    view.fields["bmi_kg_m2"].value = "500"
+    assert "BMI: 500 is out of range" in view.message.value
+    view.fields["bmi_kg_m2"].value = "30"
+    assert view.message.value == ""
+    view.radiograph_upload.value = (_item(knee_png.name, knee_png.read_bytes()),)
+    assert view.message.value == "" and view.radiograph_upload.value == ()
+    assert view.kl.table["participant_id"].iloc[0] == "9999999"
+    view.radiograph_upload.value = (_item("bad.dcm", b"\0" * 300),)
+    assert "bad.dcm" in view.message.value and "Traceback" not in view.message.value
+    view.model_folder.value = str(dashboard_data / "nowhere")
+    view._on_load_models(None)
+    assert "model folder not found" in view.message.value
+
+
+# ------------------------------------------------------------------------------------------------ the browser
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium driven by Playwright (skips when either is missing)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium)")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            tempfile.mkdtemp(prefix="oa_kit_chromium_"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 2400},
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def voila(dashboard_data, tmp_path_factory):
+    """``voila dashboards/`` with the checked-in voila.json on a free port; yields (base URL, its temp folder)."""
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    port = _free_port()
+    tmp = tmp_path_factory.mktemp("voila_tmp")
+    log = open(tmp_path_factory.mktemp("voila_log") / "voila.log", "w")  # noqa: SIM115 - closed at teardown
+    env = {**os.environ, "OA_KIT_DATA": str(dashboard_data), "TMPDIR": str(tmp)}
+    command = [sys.executable, "-m", "voila", f"--Voila.config_file_paths={DASHBOARDS}", f"--port={port}"]
+    server = subprocess.Popen([*command, "--no-browser", str(DASHBOARDS)], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        with contextlib.suppress(OSError):
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                break
+        time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("voila did not start")
+    yield url, tmp
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+class Page:
+    """One dashboard page in the browser, with its console errors and requests off this machine."""
+
+    def __init__(self, context, url: str) -> None:
+        self.errors: list[str] = []
+        self.page = context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/]).*"), self._outside)
+        self.page.goto(url, timeout=180_000, wait_until="commit")
+
+    def _outside(self, route) -> None:
+        if STUBBED.match(route.request.url):
+            route.fulfill(status=200, content_type="text/css", body="")
+        else:
+            self.errors.append(f"request off this machine: {route.request.url}")
+            route.abort()
+
+    def wait_for(self, selector: str, timeout_s: float = 180) -> None:
+        self.page.wait_for_selector(selector, timeout=timeout_s * 1000)
+
+    def wait_until(self, condition, timeout_s: float = 30, what: str = "") -> None:
+        end = time.time() + timeout_s
+        while time.time() < end:
+            if condition():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def text(self, selector: str) -> str:
+        node = self.page.locator(selector)
+        return node.first.inner_text() if node.count() else ""
+
+    def count(self, selector: str) -> int:
+        return self.page.locator(selector).count()
+
+    def check_clean(self) -> None:
+        assert self.count(".voila-error") == 0
+        assert self.errors == []
+
+    def screenshot(self, name: str) -> Path:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def _field(page: Page, column: str):
+    return page.page.locator(f".oa-field-{column} input")
+
+
+def _set_field(page: Page, column: str, value: str) -> None:
+    field = _field(page, column)
+    field.fill(value)
+    field.press("Enter")
+
+
+def _upload(page: Page, description: str, path: Path | None = None, name: str = "", data: bytes = b"") -> None:
+    """Choose a file in a FileUpload button (ipywidgets 8 keeps its file input out of the DOM: use the chooser)."""
+    with page.page.expect_file_chooser() as chooser:
+        page.page.locator(".widget-upload", has_text=description).first.click()
+    if path is not None:
+        chooser.value.set_files(str(path))
+    else:
+        chooser.value.set_files({"name": name, "mimeType": "application/octet-stream", "buffer": data})
+
+
+def _uploads_left(tmp: Path) -> list[Path]:
+    return list(tmp.glob("oa_kit_upload_*"))
+
+
+@pytest.mark.slow
+def test_knee_view_in_the_browser(voila, browser, dashboard_data, knee_png):
+    url, tmp = voila
+    keys = pd.read_parquet(dashboard_data / "features.parquet")[["participant_id", "side"]]
+    pid, side = keys.iloc[2]
+    page = Page(browser, f"{url}/voila/render/knee_view.ipynb?participant={pid}&side={side}")
+    page.wait_for(".oa-risk li")
+    page.wait_until(lambda: page.count(".js-plotly-plot") >= 5, what="five figures")
+    page.check_clean()
+    assert "not a diagnosis" in page.text(".oa-banner")
+    assert "Trained on the synthetic cohort" in page.text(".oa-risk")
+    assert "KL-CNN trained on real OAI knees" in page.text(".oa-kl-result")
+    assert "QC" in page.text(".oa-mri-qc")
+    assert pid in page.text(".oa-gradcam-out") and "percentage points" in page.text(".oa-waterfall-out")
+    page.screenshot("knee_view")
+
+    # select another participant
+    other_pid, other_side = keys.iloc[7]
+    page.page.locator(".widget-dropdown", has_text="Knee").locator("select").first.select_option(
+        f"{other_pid} {other_side}"
+    )
+    page.wait_until(lambda: other_pid in page.text(".oa-gradcam-out"), what="the other knee's Grad-CAM")
+
+    # what-if: BMI changes the risk
+    before = page.text(".oa-risk ul")
+    for bmi in ("60", "15", "45"):
+        _set_field(page, "bmi_kg_m2", bmi)
+        with contextlib.suppress(AssertionError):
+            page.wait_until(lambda: page.text(".oa-risk ul") != before, timeout_s=5, what="a new risk")
+            break
+    assert page.text(".oa-risk ul") != before
+
+    # upload a PNG: KL result with its Grad-CAM; the upload's temporary folder is gone
+    _upload(page, "Radiograph", knee_png)
+    page.wait_until(lambda: "9999999" in page.text(".oa-gradcam-out"), what="the PNG's Grad-CAM")
+    assert "KL-CNN trained on real OAI knees" in page.text(".oa-kl-result")
+    assert _uploads_left(tmp) == []
+    page.check_clean()
+    page.screenshot("knee_view_png_upload")
+    page.close()
+
+
+@pytest.mark.slow
+def test_knee_view_bad_inputs_in_the_browser(voila, browser, dashboard_data, tmp_path):
+    url, tmp = voila
+    pid, side = pd.read_parquet(dashboard_data / "features.parquet")[["participant_id", "side"]].iloc[4]
+    page = Page(browser, f"{url}/voila/render/knee_view.ipynb?participant={pid}&side={side}")
+    page.wait_for(".oa-risk li")
+
+    def shows(text: str) -> None:
+        page.wait_until(lambda: text in page.text(".oa-error"), what=repr(text))
+        assert "Traceback" not in page.page.inner_text("body")
+
+    _set_field(page, "bmi_kg_m2", "500")
+    shows("BMI: 500 is out of range; expected 12 to 70")
+    _set_field(page, "age_years", "")
+    shows("Age: empty; expected a value (required)")
+    _set_field(page, "age_years", "60")
+    _set_field(page, "bmi_kg_m2", "31")
+    page.wait_until(lambda: page.count(".oa-error") == 0, what="the message to clear")
+    _upload(page, "Radiograph", name="notes.txt", data=b"not an image")
+    shows("notes.txt: not a radiograph file")
+    _upload(page, "Radiograph", name="corrupt.dcm", data=b"\0" * 128 + b"DICM" + os.urandom(2000))
+    shows("corrupt.dcm")
+    _upload(page, "Radiograph", name="fake.png", data=b"this is text, not a PNG")
+    shows("fake.png")
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG" + bytes(50 * 1024 * 1024))
+    _upload(page, "Radiograph", huge)
+    page.wait_until(lambda: "huge.png: 50 MB" in page.text(".oa-error"), timeout_s=90, what="the size message")
+    _upload(page, "MRI", name="scan.zip", data=b"PK not really")
+    shows("scan.zip: not a readable zip file")
+    page.screenshot("knee_view_bad_input")
+    # the page still works
+    _set_field(page, "bmi_kg_m2", "33")
+    page.wait_until(lambda: page.count(".oa-error") == 0 and page.count(".oa-risk li") == 2, what="a working page")
+    assert _uploads_left(tmp) == []
+    page.check_clean()
+    page.close()
