@@ -428,3 +428,33 @@ def test_knee_view_bad_inputs_in_the_browser(voila, browser, dashboard_data, tmp
     assert _uploads_left(tmp) == []
     page.check_clean()
     page.close()
+
+
+def test_model_report_in_process(dashboard_data):
+    from oa_kit.app.data import DataFolder
+    from oa_kit.app.model_report import ModelReport
+
+    page = ModelReport(DataFolder(dashboard_data))
+    assert page.message.value == "" and "24-month progression" in page.headline_html.value
+    assert "synthetic" in page.headline_html.value and "auc" in page.subgroup_html.value
+    page.horizon.value = 48
+    assert page.message.value == "" and "48-month progression" in page.headline_html.value
+    page.folder_text.value = str(dashboard_data / "nowhere")
+    page.load_button.click()
+    assert "headline.csv: missing" in page.message.value
+
+
+@pytest.mark.slow
+def test_model_report_in_the_browser(voila, browser):
+    url, _ = voila
+    page = Page(browser, f"{url}/voila/render/model_report.ipynb")
+    page.wait_for(".oa-headline table")
+    page.wait_until(lambda: page.count(".js-plotly-plot") >= 6, timeout_s=60, what="six figures")
+    page.wait_until(lambda: "Model card" in page.text(".oa-model-card"), what="the model card")
+    page.check_clean()
+    assert "not a diagnosis" in page.text(".oa-banner") and "synthetic" in page.text(".oa-headline")
+    page.screenshot("model_report")
+    page.page.locator(".widget-dropdown", has_text="Horizon").locator("select").first.select_option("48 months")
+    page.wait_until(lambda: "48-month progression" in page.text(".oa-headline"), what="the 48-month report")
+    page.check_clean()
+    page.close()
