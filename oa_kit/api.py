@@ -23,6 +23,7 @@ synthetic cohort say so.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +46,17 @@ from oa_kit.features.mri_knee import analyse_knee
 from oa_kit.features.mri_qc import qc_flags
 from oa_kit.features.schema import keep_families
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
+from oa_kit.io.artifacts import verified_sidecar, verify_checksums, write_checksums
 from oa_kit.io.atomic import atomic_dir
 from oa_kit.io.scans import ScanInput, read_scan
-from oa_kit.models.kl.predict import KL_PROBA_COLUMNS, KL_TABLE_COLUMNS, KLGrader, grade_knee_records, load_knees
+from oa_kit.models.kl.predict import (
+    KL_PROBA_COLUMNS,
+    KL_TABLE_COLUMNS,
+    SHIPPED_WEIGHTS,
+    KLGrader,
+    grade_knee_records,
+    load_knees,
+)
 from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.progression.baselines import LIGHTGBM_SET_OPTIONS
 from oa_kit.progression.model import ProgressionModel, make_provenance
@@ -62,6 +71,10 @@ __all__ = list(API)
 
 #: One LightGBM configuration for smoke runs (``quick=True``, ``--search quick``).
 QUICK_GRID = ({"num_leaves": 8, "n_estimators": 100, "learning_rate": 0.05, "min_child_samples": 10},)
+#: Column of the KL table naming the CNN that produced it (sha256 of its weights file); not a feature.
+KL_MODEL_COLUMN = "kl_weights_sha256"
+#: Folder of a saved models folder holding the KL-CNN copy (when it is not the shipped one).
+KL_FOLDER = "kl"
 #: What every KL result says about the shipped model's training data.
 KL_MODEL_NOTE = "KL-CNN trained on real OAI knees (Chen 2018 train split)"
 
@@ -86,7 +99,7 @@ class KneeGrades:
 
     def to_frame(self, embeddings: bool = False) -> pd.DataFrame:
         """The per-knee table (a copy), with the ``kl_emb_*`` columns when ``embeddings``."""
-        return self.table.copy() if embeddings else self.table[list(KL_TABLE_COLUMNS)].copy()
+        return self.table.copy() if embeddings else self.table[[*KL_TABLE_COLUMNS, KL_MODEL_COLUMN]].copy()
 
     def figure(self, index: int = 0, opacity: float = 0.45) -> go.Figure:
         """Grad-CAM overlay on knee ``index``'s model input (or the input alone without Grad-CAM)."""
@@ -148,6 +161,7 @@ def grade_knees(
     if not knees:
         raise OAKitError("inputs: no knees given; expected radiograph files, folders or model-input arrays")
     table, x, _ = grade_knee_records(grader, knees)
+    table.insert(table.columns.get_loc("kl_qa_flags") + 1, KL_MODEL_COLUMN, _kl_identity(grader))
     found = [i for i, k in enumerate(knees) if k["input"] is not None]
     cams = None
     if gradcam:
@@ -155,6 +169,11 @@ def grade_knees(
         if found:
             cams[found] = grader_gradcam(grader, x[found])
     return KneeGrades(table, x, cams)
+
+
+def _kl_identity(grader: KLGrader) -> str:
+    """sha256 of the grader's weights file (what its outputs came from); an unsaved, in-memory grader has none."""
+    return str(getattr(grader, "info_", {}).get("sha256", "unsaved"))
 
 
 def _knee_records(item: str | os.PathLike | np.ndarray, side: str | None, clahe: str, size: int) -> list[dict]:
@@ -372,14 +391,42 @@ def _knee_files(folder: Path, clinical: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ progression
 @dataclass
 class ProgressionModels:
-    """One fitted progression model per horizon (months)."""
+    """One fitted progression model per horizon (months), and the KL-CNN whose outputs they were trained on.
+
+    ``kl_weights`` is that CNN's weights file when it is not the shipped one (saved into the model folder);
+    :meth:`kl_grader` loads the CNN so that a new patient's radiograph is graded by the same network.
+    """
 
     models: dict[int, ProgressionModel]
+    kl_weights: Path | None = None
 
     @property
     def provenance(self) -> str:
         """The statement of what data the models were trained on."""
         return next(iter(self.models.values())).provenance_["statement"]
+
+    @property
+    def kl_model(self) -> str | None:
+        """sha256 of the KL-CNN whose outputs the models use (None: no KL-CNN features; "out-of-fold" for features
+        from several per-fold CNNs, which no single network reproduces)."""
+        return next(iter(self.models.values())).provenance_.get(KL_MODEL_COLUMN)
+
+    def kl_grader(self) -> KLGrader:
+        """The KL-CNN these models were trained with (the shipped one, or the copy saved beside them)."""
+        wanted = self.kl_model
+        if wanted is None or wanted in ("out-of-fold", "unsaved"):
+            raise OAKitError(
+                f"models: trained on KL features from {wanted or 'no KL-CNN'}; expected models fitted on the output "
+                "of one saved KL-CNN (`oa-kit kl predict`) to grade new radiographs"
+            )
+        path = self.kl_weights if self.kl_weights is not None else SHIPPED_WEIGHTS
+        grader = KLGrader.from_pretrained(path)
+        if _kl_identity(grader) != wanted:
+            raise OAKitError(
+                f"{path}: KL-CNN sha256 {_kl_identity(grader)[:12]}…; expected {wanted[:12]}…, the CNN these models "
+                "were trained with (pass its weights to fit_progression(kl_weights=...))"
+            )
+        return grader
 
     def to_frame(self) -> pd.DataFrame:
         """One row per horizon: estimator, knees, events, training-data statement."""
@@ -395,11 +442,17 @@ class ProgressionModels:
         return pd.concat([m.predict_risk(features) for m in self.models.values()], ignore_index=True)
 
     def save(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write ``folder/h{H}/`` model folders (LightGBM text + JSON + sha256), all or nothing; returns the folder."""
+        """Write ``folder/h{H}/`` model folders (LightGBM text + JSON + sha256) and, when the KL-CNN is not the
+        shipped one, a copy of its weights in ``folder/kl/``; all or nothing; returns the folder."""
         with atomic_dir(folder, overwrite=overwrite) as tmp:
             for h, model in self.models.items():
                 inner = float(model.cv_results_["inner_auc"].max())
                 save_model(model, tmp / f"h{h}", metrics={"inner_cv_auc": inner})
+            if self.kl_weights is not None:
+                (tmp / KL_FOLDER).mkdir()
+                for source in (self.kl_weights, self.kl_weights.with_suffix(".json")):
+                    shutil.copyfile(source, tmp / KL_FOLDER / source.name)
+                write_checksums(tmp / KL_FOLDER, [self.kl_weights.name, self.kl_weights.with_suffix(".json").name])
         return Path(folder)
 
 
@@ -416,6 +469,7 @@ def fit_progression(
     n_components: int | None = None,
     feature_families: Sequence[str] | None = None,
     families: Mapping[str, str] | None = None,
+    kl_weights: str | os.PathLike | None = None,
 ) -> ProgressionModels:
     """Fit one calibrated progression model per horizon on a per-knee feature table and its labels.
 
@@ -442,6 +496,13 @@ def fit_progression(
         Use only these families (``clinical``, ``radiograph``, ``mri``); default all present.
     families : mapping, optional
         Family of columns the feature schema does not know (an undeclared unknown column is an error).
+    kl_weights : path, optional
+        Weights of the KL-CNN that produced the features' KL table when it is not the shipped one; its sha256 must
+        match the table's ``kl_weights_sha256`` column, and a copy is saved with the models.
+
+    The KL-CNN behind KL features is recorded (``kl_weights_sha256`` in the provenance, from the KL table's
+    column; "out-of-fold" when the features carry none, e.g. per-fold fine-tuned CNNs) so that
+    :meth:`ProgressionModels.kl_grader` grades new radiographs with the same network.
 
     Tuning is nested and participant-grouped. Each model's ``cv_results_["inner_auc"]`` is a tuning estimate
     (optimistic): use :func:`evaluate_progression` for out-of-sample figures.
@@ -464,7 +525,7 @@ def fit_progression(
     >>> bool(risk["risk"].between(0, 1).all()), "synthetic" in risk["provenance"].iloc[0].lower()
     (True, True)
     """
-    provenance = make_provenance(data, cohort)
+    provenance = {**make_provenance(data, cohort), **kl_model_of(features, kl_weights)}
     if feature_families is not None:
         features = keep_families(features, feature_families, families)
     options = dict(LIGHTGBM_SET_OPTIONS) if estimator == "lightgbm" else {}
@@ -483,7 +544,23 @@ def fit_progression(
             families=families,
             **options,
         ).fit(X, y, provenance=provenance)
-    return ProgressionModels(models)
+    return ProgressionModels(models, Path(kl_weights) if kl_weights is not None else None)
+
+
+def kl_model_of(features: pd.DataFrame, kl_weights: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{"kl_weights_sha256": sha}`` of the KL-CNN behind a feature table's KL columns (checked against
+    ``kl_weights`` when given; "out-of-fold" when the table names none), or {} without KL-CNN columns."""
+    if not any(str(c).startswith(("kl_p", "kl_emb_")) for c in features.columns):
+        return {}
+    found = features[KL_MODEL_COLUMN].dropna().unique() if KL_MODEL_COLUMN in features.columns else []
+    if len(found) > 1:
+        raise OAKitError(f"{KL_MODEL_COLUMN}: {len(found)} different KL-CNNs in one table; expected one")
+    sha = str(found[0]) if len(found) else "out-of-fold"
+    if kl_weights is not None:
+        given = str(verified_sidecar(kl_weights, "KL weights")["sha256"])
+        if given != sha:
+            raise OAKitError(f"{kl_weights}: sha256 {given[:12]}…; expected {sha[:12]}…, the CNN of the KL table")
+    return {KL_MODEL_COLUMN: sha}
 
 
 def load_progression(folder: str | os.PathLike) -> ProgressionModels:
@@ -521,7 +598,10 @@ def load_progression(folder: str | os.PathLike) -> ProgressionModels:
     found = {int(p.name[1:]): p for p in sorted(folder.glob("h*")) if p.name[1:].isdigit() and p.is_dir()}
     if not found:
         raise OAKitError(f"{folder}: no h{{H}}/ model folders; expected the output of `oa-kit progression fit`")
-    return ProgressionModels({h: load_model(p) for h, p in sorted(found.items())})
+    kl = sorted((folder / KL_FOLDER).glob("*.safetensors")) if (folder / KL_FOLDER).is_dir() else []
+    if kl:
+        verify_checksums(folder / KL_FOLDER, [kl[0].name, kl[0].with_suffix(".json").name])
+    return ProgressionModels({h: load_model(p) for h, p in sorted(found.items())}, kl[0] if kl else None)
 
 
 @dataclass
@@ -564,7 +644,8 @@ def knee_risk(
         The knee's clinical factors and readings, with the column names the models were fitted on (e.g. age_years,
         sex, bmi_kg_m2, womac_pain, kl); a missing factor is NaN (LightGBM handles it).
     kl, mri : KneeGrades, MRIAnalysis, optional
-        The knee's radiograph and MRI results (first row), joined as the models' radiograph / MRI features.
+        The knee's radiograph and MRI results (first row), joined as the models' radiograph / MRI features. ``kl``
+        must come from the KL-CNN the models were trained with (``grade_knees(..., grader=models.kl_grader())``).
     top_k : int
         Factors named in the plain-language explanation.
 
@@ -588,9 +669,14 @@ def knee_risk(
     >>> "synthetic" in risk.provenance
     True
     """
+    if kl is not None and models.kl_model not in (None, "out-of-fold", kl.table[KL_MODEL_COLUMN].iloc[0]):
+        raise OAKitError(
+            f"kl: graded by KL-CNN {kl.table[KL_MODEL_COLUMN].iloc[0][:12]}…; expected {models.kl_model[:12]}…, the "
+            "CNN these models were trained with (grade with models.kl_grader())"
+        )
     row = pd.DataFrame([dict(clinical)]) if isinstance(clinical, Mapping) else clinical.head(1).reset_index(drop=True)
     for part in (
-        kl.features().drop(columns=["participant_id", "side"]) if kl is not None else None,
+        kl.to_frame(embeddings=True).drop(columns=["participant_id", "side"]) if kl is not None else None,
         mri.features() if mri is not None else None,
     ):
         if part is not None:

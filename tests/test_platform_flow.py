@@ -6,7 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from oa_kit.api import grade_knees, knee_risk, load_progression
 from oa_kit.cli import main
+from oa_kit.errors import OAKitError
 from oa_kit.models.kl.predict import KL_TABLE_COLUMNS
 from oa_kit.progression.persist import load_model
 
@@ -19,13 +21,21 @@ def test_kl_predict_table_feeds_progression_fit_and_predict(small_cohort, tmp_pa
     assert list(table.columns[: len(KL_TABLE_COLUMNS)]) == list(KL_TABLE_COLUMNS)
     assert table.filter(like="kl_emb_").shape == (60, 256) and table["kl_grade_set"].ne("").all()
     assert main(["labels", "--tables", str(small_cohort), "--out", str(tmp_path / "labels")]) == 0
-    inputs = ["--features", str(tmp_path / "labels" / "clinical.parquet"), "--radiograph", str(kl)]
+    inputs = ["--features", str(tmp_path / "labels" / "baseline_features.parquet"), "--radiograph", str(kl)]
     fit = ["progression", "fit", *inputs, "--labels", str(tmp_path / "labels" / "labels.parquet"), "--horizons", "24"]
     assert main([*fit, "--search", "quick", "--data", "synthetic", "--out", str(tmp_path / "models")]) == 0
     model = load_model(tmp_path / "models" / "h24")
     families = set(model.feature_families_.values())
     assert families == {"clinical", "radiograph"}
     assert not [f for f in model.feature_names_ if f.startswith(("kl_grade", "kl_qa", "source"))]
+    loaded = load_progression(tmp_path / "models")
+    assert loaded.kl_model == table["kl_weights_sha256"].iloc[0] == loaded.kl_grader().info_["sha256"]
+    graded = grade_knees([small_cohort / "xray" / sorted(p.name for p in (small_cohort / "xray").iterdir())[0]])
+    knee = pd.read_parquet(tmp_path / "labels" / "baseline_features.parquet").iloc[0].to_dict()
+    assert knee_risk(loaded, knee, kl=graded).to_frame()["risk"].between(0, 1).all()
+    graded.table["kl_weights_sha256"] = "0" * 64  # KL results of another CNN
+    with pytest.raises(OAKitError, match="expected .*the CNN these models were trained with"):
+        knee_risk(loaded, knee, kl=graded)
     risk = tmp_path / "risk.csv"
     assert main(["progression", "predict", *inputs, "--model", str(tmp_path / "models"), "--out", str(risk)]) == 0
     risks = pd.read_csv(risk, dtype={"participant_id": str})
@@ -65,6 +75,7 @@ def test_real_mode_fit_on_one_half_score_the_other(small_cohort, tmp_path, capsy
     card = (tmp_path / "report" / "model_card_h24.md").read_text()
     assert "synthetic" not in card.split("## Data")[0].lower() and "real participants" in card
     assert "withheld table" in card and "Trained on a separate table" in card
+    assert "KL-CNN features from the network with weights sha256" in card
     images_only = [*evaluate, *args, "--feature-families", "radiograph", "--out", str(tmp_path / "images_only")]
     assert main(images_only) == 0
     head = pd.read_csv(tmp_path / "images_only" / "headline.csv")

@@ -99,6 +99,10 @@ def register(subparsers) -> None:
     fit.add_argument("--overwrite", action="store_true")
     fit.add_argument("--estimator", choices=("lightgbm", "logistic"), default="lightgbm")
     fit.add_argument(
+        "--kl-weights",
+        help="weights of the KL-CNN behind --radiograph when not the shipped one (copied into the model folder)",
+    )
+    fit.add_argument(
         "--components",
         type=int,
         default=None,
@@ -172,6 +176,7 @@ def do_fit(args: argparse.Namespace) -> int:
         n_components=args.components,
         feature_families=args.feature_families,
         families=_declared(args),
+        kl_weights=args.kl_weights,
     )
     for h, m in models.models.items():
         print(

@@ -97,6 +97,7 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         + ", ".join(f"`{k}` ({v} raw columns)" for k, v in fams.items())
         + ".",
         f"- Training data provenance: data = {prov.get('data')}, cohort = {prov.get('cohort') or 'not stated'}.",
+        *_kl_sentence(prov.get("kl_weights_sha256")),
         "",
         "## Intended use",
         "- Research and teaching: comparing image-derived and clinical predictors of radiographic progression, "
@@ -193,6 +194,18 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         "",
     ]
     return "\n".join(lines)
+
+
+def _kl_sentence(sha: str | None) -> list[str]:
+    """The KL-CNN behind the KL features, if any (a one-item list, or none)."""
+    if sha is None:
+        return []
+    if sha == "out-of-fold":
+        return [
+            "- KL-CNN features: out-of-fold predictions of per-fold CNNs (no single network reproduces them; grade "
+            "new radiographs with a CNN fitted on all training knees)."
+        ]
+    return [f"- KL-CNN features from the network with weights sha256 `{sha}` (`oa-kit kl predict`)."]
 
 
 def _data_sentence(data: str | None) -> str:

@@ -53,6 +53,7 @@ NOT_FEATURE_COLUMNS: frozenset[str] = frozenset(
         "qa_flags",
         "embedding_path",
         "model",
+        "kl_weights_sha256",
     }
 )
 NOT_FEATURE_PREFIXES: tuple[str, ...] = (
