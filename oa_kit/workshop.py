@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from oa_kit.api import Cohort, ProgressionReport
+from oa_kit.api import Cohort, KneeGrades, ProgressionReport, fit_progression
 from oa_kit.cohort.labels import REASON_CODES
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import knee_rois
 from oa_kit.io.radiograph import read_radiograph
-from oa_kit.metrics import expected_calibration_error, kl_metrics
+from oa_kit.metrics import calibration_curve, expected_calibration_error, kl_metrics, roc_auc
 from oa_kit.synth.generate import generate_cohort
 
 #: Environment variable choosing the notebook mode.
@@ -99,17 +100,11 @@ def prepare_data(mode: str, folder: str | os.PathLike | None = None) -> Workshop
 
 
 def chen_folder() -> Path | None:
-    """The Chen 2018 ``val`` folder (``$OA_KIT_CHEN_VAL`` or ``../../shared/data/knee-kl-chen2018/val`` from the
-    notebooks folder), or None when it is absent."""
-    candidates = [
-        os.environ.get(CHEN_VARIABLE),
-        "../../shared/data/knee-kl-chen2018/val",
-        "../shared/data/knee-kl-chen2018/val",
-    ]
-    for candidate in candidates:
-        if candidate and all((Path(candidate) / str(g)).is_dir() for g in range(5)):
-            return Path(candidate)
-    return None
+    """The Chen 2018 ``val`` folder: ``$OA_KIT_CHEN_VAL`` when set, else ``../shared/data/knee-kl-chen2018/val``
+    beside the repository; None when it is absent (the real-radiograph notebook then skips)."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "knee-kl-chen2018" / "val"
+    candidate = Path(os.environ.get(CHEN_VARIABLE) or shared)
+    return candidate if all((candidate / str(g)).is_dir() for g in range(5)) else None
 
 
 # ------------------------------------------------------------------------------------------------- summaries
@@ -140,6 +135,12 @@ def exclusion_reasons(labels: Cohort | pd.DataFrame) -> pd.DataFrame:
     return table.assign(reason=table.index.map(reason))
 
 
+def reason_table() -> pd.DataFrame:
+    """Every exclusion reason of the label builder, in the order it is applied, with what it means."""
+    rows = [{"reason_code": code, "order": order, "meaning": text} for code, (order, text) in REASON_CODES.items()]
+    return pd.DataFrame(rows).sort_values("order").set_index("reason_code")
+
+
 def missingness(table: pd.DataFrame) -> pd.Series:
     """Share of missing values per column, columns with any missing value only, largest first."""
     share = table.isna().mean().round(3)
@@ -148,13 +149,31 @@ def missingness(table: pd.DataFrame) -> pd.Series:
     return share[order]
 
 
-def split_participants(features: pd.DataFrame, test_fraction: float = 0.3, seed: int = SEED):
-    """Split a per-knee table into train and test by participant (both knees of a person on the same side)."""
+@dataclass(frozen=True)
+class Split:
+    """Per-knee features and labels split by participant (both knees of a person on the same side)."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    train_labels: pd.DataFrame
+    test_labels: pd.DataFrame
+
+
+def split_participants(
+    features: pd.DataFrame, labels: pd.DataFrame, test_fraction: float = 0.3, seed: int = SEED
+) -> Split:
+    """Split features and labels into train and test by participant (a seeded draw of ``test_fraction``)."""
     people = np.sort(features["participant_id"].astype(str).unique())
     rng = np.random.default_rng(seed)
     test = set(rng.choice(people, size=round(len(people) * test_fraction), replace=False))
     held = features["participant_id"].astype(str).isin(test)
-    return features[~held].reset_index(drop=True), features[held].reset_index(drop=True)
+    held_labels = labels["participant_id"].astype(str).isin(test)
+    return Split(
+        features[~held].reset_index(drop=True),
+        features[held].reset_index(drop=True),
+        labels[~held_labels].reset_index(drop=True),
+        labels[held_labels].reset_index(drop=True),
+    )
 
 
 def with_labels(features: pd.DataFrame, labels: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -172,17 +191,48 @@ def kl_trajectory(cohort: Cohort, participant_id: str) -> pd.DataFrame:
     return mine.pivot_table(index="visit_month", columns="side", values="kl", aggfunc="first")
 
 
-def radiograph_figure(path: str | os.PathLike) -> go.Figure:
-    """A PA radiograph with the knee ROIs the KL model crops (boxes labelled by side), at true aspect ratio."""
+def radiograph_figure(path: str | os.PathLike, max_pixels: int = 400) -> go.Figure:
+    """A PA radiograph with the knee ROIs the KL model crops (boxes labelled by side), at true aspect ratio,
+    shown at most ``max_pixels`` pixels along its longer side (the ROIs are found at full resolution)."""
     radiograph = read_radiograph(path)
-    fig = go.Figure(go.Heatmap(z=radiograph.pixels, colorscale="gray", showscale=False))
+    step = max(1, int(np.ceil(max(radiograph.pixels.shape) / max_pixels)))  # keeps stored notebooks small
+    rows, cols = (np.arange(0, n, step) for n in radiograph.pixels.shape)
+    image = radiograph.pixels[::step, ::step].round(3)
+    fig = go.Figure(go.Heatmap(z=image, x=cols, y=rows, colorscale="gray", showscale=False))
     for roi in knee_rois(radiograph):
         r0, c0, r1, c1 = roi.box_px
         fig.add_shape(type="rect", x0=c0, x1=c1, y0=r0, y1=r1, line={"color": "orange", "width": 2})
         fig.add_annotation(x=c0, y=r0, text=f"ROI {roi.side}", showarrow=False, font={"color": "orange"}, yshift=10)
     fig.update_yaxes(scaleanchor="x", autorange="reversed")
-    fig.update_layout(title=f"{Path(path).name} — synthetic radiograph with knee ROIs", height=500)
+    fig.update_layout(title=f"{Path(path).name} — knee ROIs", height=500)
     return fig
+
+
+def learning_curve(
+    features: pd.DataFrame, labels: pd.DataFrame, horizon: int, sizes: Sequence[int], seed: int = SEED
+) -> pd.DataFrame:
+    """Held-out AUC and ECE of a quick model fitted on the first ``n`` training participants (a seeded order) for
+    each ``n`` in ``sizes``; the test participants (30%) are the same for every size."""
+    split = split_participants(features, labels, 0.3, seed)
+    test = with_labels(split.test, split.test_labels, horizon)
+    people = np.random.default_rng(seed).permutation(np.sort(split.train["participant_id"].astype(str).unique()))
+    rows = []
+    for n in sizes:
+        chosen = set(people[: int(n)])
+        keep = split.train["participant_id"].astype(str).isin(chosen)
+        keep_labels = split.train_labels["participant_id"].astype(str).isin(chosen)
+        models = fit_progression(
+            split.train[keep], split.train_labels[keep_labels], (horizon,), data="synthetic", seed=seed, quick=True
+        )
+        risk = models.predict(test)["risk"].to_numpy()
+        rows.append(
+            {
+                "n_participants": len(chosen),
+                "auc": round(roc_auc(test["label"], risk), 3),
+                "ece": round(expected_calibration_error(test["label"], risk), 3),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------- real knees
@@ -214,6 +264,47 @@ def kl_confusion(grades_table: pd.DataFrame, kl_true: Sequence[int]) -> pd.DataF
     pred = grades_table[[f"kl_p{g}" for g in range(5)]].to_numpy(float).argmax(1)
     table = pd.crosstab(pd.Series(np.asarray(kl_true), name="true KL"), pd.Series(pred, name="predicted KL"))
     return table.reindex(index=range(5), columns=range(5), fill_value=0)
+
+
+def kl_per_grade(grades_table: pd.DataFrame, kl_true: Sequence[int]) -> pd.DataFrame:
+    """Per true KL grade: knees, accuracy of the most likely grade, conformal coverage and mean set size."""
+    pred = grades_table[[f"kl_p{g}" for g in range(5)]].to_numpy(float).argmax(1)
+    sets = [str(s).split(",") for s in grades_table["kl_grade_set"]]
+    frame = pd.DataFrame(
+        {
+            "kl_true": np.asarray(kl_true),
+            "correct": pred == np.asarray(kl_true),
+            "covered": [str(t) in s for t, s in zip(kl_true, sets)],
+            "set_size": [len(s) for s in sets],
+        }
+    )
+    table = frame.groupby("kl_true").agg(
+        knees=("correct", "size"),
+        accuracy=("correct", "mean"),
+        coverage=("covered", "mean"),
+        set_size=("set_size", "mean"),
+    )
+    return table.round(2)
+
+
+def kl_calibration(grades_table: pd.DataFrame, kl_true: Sequence[int], n_bins: int = 5) -> pd.DataFrame:
+    """Reliability of P(KL ≥ 2): mean predicted probability against the observed share per quantile bin."""
+    p = grades_table[[f"kl_p{g}" for g in range(2, 5)]].to_numpy(float).sum(1)
+    return calibration_curve(np.asarray(kl_true) >= 2, p, n_bins=n_bins).round(3)
+
+
+def gradcam_gallery(grades: KneeGrades, indices: Sequence[int], titles: Sequence[str]) -> go.Figure:
+    """Grad-CAM overlays of several knees side by side (model input in grey, map in colour, equal aspect)."""
+    fig = make_subplots(rows=1, cols=len(indices), subplot_titles=list(titles), horizontal_spacing=0.01)
+    for col, i in enumerate(indices, start=1):
+        fig.add_heatmap(z=grades.inputs[i, 0].round(3), colorscale="gray", showscale=False, row=1, col=col)
+        cam = grades.cams[i] if grades.cams is not None else np.zeros(grades.inputs.shape[-2:])
+        fig.add_heatmap(z=cam.round(3), colorscale="Jet", opacity=0.4, showscale=False, row=1, col=col)
+        axis = "" if col == 1 else str(col)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{axis}", showticklabels=False, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+    fig.update_layout(title=f"Grad-CAM — {grades.model}", height=320)
+    return fig
 
 
 # ------------------------------------------------------------------------------------------------- exercises

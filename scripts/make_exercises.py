@@ -28,7 +28,8 @@ def exercise_text(source: Path) -> str:
     """The exercise notebook of ``source`` as stored (JSON text): solution cells removed, no outputs."""
     nb = jupytext.read(source)
     nb.cells = [cell for cell in nb.cells if SOLUTION_TAG not in cell.metadata.get("tags", [])]
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:03d}"  # stable ids: regenerating gives the same file
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}

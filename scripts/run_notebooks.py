@@ -27,6 +27,8 @@ def paired_notebook(source: Path) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["jupytext"] = {"formats": "ipynb,src//py:percent"}
     nb.metadata.pop("language_info", None)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:03d}"  # stable ids: re-running gives a clean diff
     return nb
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from oa_kit import workshop
-from oa_kit.api import ProgressionReport, open_cohort
+from oa_kit.api import KneeGrades, ProgressionReport, open_cohort
 from oa_kit.errors import OAKitError
 from oa_kit.synth import generate_cohort
 from oa_kit.synth.presets import get_preset
@@ -100,9 +100,18 @@ def test_summaries(cohort):
 
 
 def test_split_keeps_participants_apart(cohort):
-    train, test = workshop.split_participants(cohort.features(), 0.3)
-    assert not set(train["participant_id"]) & set(test["participant_id"])
-    assert 0.2 < len(test) / (len(train) + len(test)) < 0.4
+    split = workshop.split_participants(cohort.features(), cohort.labels.labels, 0.3)
+    assert not set(split.train["participant_id"]) & set(split.test["participant_id"])
+    assert set(split.test_labels["participant_id"]) <= set(split.test["participant_id"])
+    assert 0.2 < len(split.test) / (len(split.train) + len(split.test)) < 0.4
+    test = workshop.with_labels(split.test, split.test_labels, 24)
+    assert test["label"].isin([0, 1]).all() and len(test) < len(split.test)
+
+
+def test_learning_curve(cohort):
+    curve = workshop.learning_curve(cohort.features(), cohort.labels.labels, 24, (60, 400))
+    assert curve["n_participants"].tolist() == [60, 400]
+    assert curve["auc"].between(0.5, 1).all() and curve["auc"].iloc[1] > curve["auc"].iloc[0] - 0.05
 
 
 def test_leakage_checker(cohort):
@@ -159,3 +168,40 @@ def test_kl_sample_metrics_and_confusion():
     assert metrics["accuracy"] == round(5 / 6, 3) and metrics["coverage"] == 1.0
     confusion = workshop.kl_confusion(table, truth)
     assert confusion.loc[2, 1] == 1 and confusion.to_numpy().sum() == 6
+
+
+def test_radiograph_figure_is_small_and_shows_both_rois(tmp_path):
+    folder = generate_cohort("tiny", tmp_path / "c", 0, images=True, progress=False, n_participants=1)
+    fig = workshop.radiograph_figure(next((folder / "xray").glob("*.dcm")), max_pixels=200)
+    assert max(np.shape(fig.data[0].z)) <= 200
+    assert sorted(a.text for a in fig.layout.annotations) == ["ROI L", "ROI R"]
+    assert fig.layout.yaxis.scaleanchor == "x"
+
+
+def test_reason_table_lists_every_reason_in_order():
+    table = workshop.reason_table()
+    assert table["order"].is_monotonic_increasing and "baseline_kl4" in table.index
+    assert table["meaning"].str.len().gt(10).all()
+
+
+def test_kl_per_grade_calibration_and_gallery():
+    table = pd.DataFrame(np.eye(5)[[0, 1, 2, 3, 4, 1]] * 0.9 + 0.02, columns=[f"kl_p{g}" for g in range(5)])
+    table["kl_grade_set"] = ["0", "1", "2", "3", "4", "1,2"]
+    truth = [0, 1, 2, 3, 4, 2]
+    per_grade = workshop.kl_per_grade(table, truth)
+    assert per_grade.loc[2, "accuracy"] == 0.5 and per_grade.loc[2, "set_size"] == 1.5
+    assert per_grade.loc[2, "coverage"] == 1.0 and per_grade["knees"].sum() == 6
+    reliability = workshop.kl_calibration(table, truth, n_bins=2)
+    assert len(reliability) == 2
+    grades = KneeGrades(table, np.zeros((6, 1, 8, 8), np.float32), np.ones((6, 8, 8), np.float32))
+    fig = workshop.gradcam_gallery(grades, [0, 5], ["a", "b"])
+    assert len(fig.data) == 4 and fig.layout.yaxis2.scaleanchor == "x2"
+
+
+def test_chen_folder_follows_the_environment(tmp_path, monkeypatch):
+    for grade in range(5):
+        (tmp_path / str(grade)).mkdir()
+    monkeypatch.setenv(workshop.CHEN_VARIABLE, str(tmp_path))
+    assert workshop.chen_folder() == tmp_path
+    monkeypatch.setenv(workshop.CHEN_VARIABLE, str(tmp_path / "absent"))
+    assert workshop.chen_folder() is None
