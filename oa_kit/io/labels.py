@@ -186,7 +186,11 @@ def labels_to_onehot(labels: np.ndarray, n_channels: int) -> np.ndarray:
 
 def _check_values(values: np.ndarray, allowed, name: str) -> None:
     """Raise naming every value not in ``allowed``."""
-    present = np.unique(values)
+    values = np.asarray(values)
+    if values.dtype.kind in "iub" and values.size and 0 <= values.min() and values.max() < 65536:
+        present = np.flatnonzero(np.bincount(values.ravel().astype(np.intp)))  # far faster than unique on volumes
+    else:
+        present = np.unique(values)
     unknown = sorted(set(present.tolist()) - set(allowed))
     if unknown:
         raise OAKitError(
@@ -285,7 +289,10 @@ def infer_knee_side(
         raise OAKitError(f"labels: {empty} empty; expected femur, tibia and tibial cartilage to infer the knee side")
 
     def centroid_x(mask: np.ndarray) -> float:
-        return float(_world_x(mask, aff)[0].mean())
+        axes = range(mask.ndim)
+        counts = [mask.sum(axis=tuple(a for a in axes if a != k)) for k in axes]
+        mean_index = np.array([np.average(np.arange(len(c)), weights=c) for c in counts])
+        return float(aff[0, :3] @ mean_index + aff[0, 3])
 
     x, step = _world_x(tibial_cartilage, aff)
     idx = np.nonzero(tibial_cartilage)

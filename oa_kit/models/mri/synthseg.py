@@ -690,16 +690,18 @@ def read_label_map(path: str | Path, source: str, group: str = "", side: str = "
 
     ``side="auto"`` infers the knee side from the anatomy (:func:`oa_kit.io.labels.infer_knee_side`).
     """
-    from oa_kit.io.labels import infer_knee_side, subclass_map, to_harmonised
+    from oa_kit.io.labels import COMBINED_TIBIAL, infer_knee_side, subclass_map, to_harmonised
     from oa_kit.io.mri import read_nifti
     from oa_kit.io.nrrd import read_nrrd
 
     path = Path(path)
     volume = read_nrrd(path) if path.suffix in (".nrrd", ".nhdr") else read_nifti(path)
-    raw = np.asarray(volume.array).astype(np.int64)
-    harm = to_harmonised(raw, source, side=side, affine=volume.affine)
+    raw = np.asarray(volume.array)
+    harm = to_harmonised(raw, source, side="R" if side == "auto" else side, affine=volume.affine)
     if side == "auto":
         side = infer_knee_side(harm == 1, harm == 3, np.isin(harm, (4, 5)), harm == 6, volume.affine)
+        if side == "L" and source in COMBINED_TIBIAL:
+            harm = to_harmonised(raw, source, side=side, affine=volume.affine)
     name = path.name.split(".")[0]
     return prepare_label_map(
         harm, volume.affine, side, name, source=source, subclasses=subclass_map(raw, source), group=group or name
