@@ -326,7 +326,7 @@ def default_intensity_steps() -> Compose:
     return Compose(
         [
             MonaiIntensity(RandGaussianSmooth(sigma_x=(0.0, 0.01), sigma_y=(0.0, 1.2), sigma_z=(0.0, 1.2), prob=0.7)),
-            MonaiIntensity(RandBiasField(degree=3, coeff_range=(0.0, 0.5), prob=0.9)),
+            MonaiIntensity(RandBiasField(degree=3, coeff_range=(0.0, 0.15), prob=0.9)),
             MonaiIntensity(RandGaussianNoise(prob=0.9, std=0.06, sample_std=True)),
             MonaiIntensity(RandGibbsNoise(prob=0.2, alpha=(0.0, 0.6))),
             PercentileScale(),

@@ -1,0 +1,176 @@
+"""SynthSeg-style generator and training (oa_kit.models.mri.synthseg) on tiny label maps made here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from oa_kit.models.mri.inference import MRISegmenter
+from oa_kit.models.mri.synthseg import (
+    CORTEX_CLASS,
+    FIRST_SUBCLASS,
+    AddCortex,
+    MonaiIntensity,
+    RandomGMMIntensities,
+    SplitBackground,
+    SynthConfig,
+    SynthSampler,
+    _acquisition,
+    load_label_maps,
+    marginalise_missing,
+    prepare_label_map,
+    save_label_maps,
+    train_synthseg,
+)
+
+#: (LR, AP, SI) at 0.7 x 0.5 x 0.5 mm, RAS.
+AFFINE = np.diag([0.7, 0.5, 0.5, 1.0])
+CONFIG = SynthConfig(crop=(48, 48))
+
+
+def tiny_labels(shift: int = 0) -> np.ndarray:
+    """A 24 x 64 x 64 harmonised knee: femur, cartilages, tibia, patella, menisci (all ten labels)."""
+    lab = np.zeros((24, 64, 64), dtype=np.uint8)
+    lab[2:22, 16:48, 36 + shift : 56] = 1
+    lab[2:22, 16:48, 33 + shift : 36 + shift] = 2
+    lab[2:22, 16:48, 8:28] = 3
+    lab[2:11, 18:46, 28:31] = 4
+    lab[13:22, 20:44, 28:31] = 5
+    lab[8:16, 52:60, 38:52] = 6
+    lab[8:16, 49:52, 38:52] = 7
+    lab[2:11, 16:18, 29:32] = 8
+    lab[13:22, 16:18, 29:32] = 9
+    return lab
+
+
+@pytest.fixture(scope="module")
+def cases():
+    sub = np.zeros((24, 64, 64), dtype=np.int16)
+    sub[0:4, 0:8, 0:8] = 12  # a background structure (SPL-like subclass)
+    return [
+        prepare_label_map(tiny_labels(), AFFINE, "R", "a", source="spl", subclasses=sub),
+        prepare_label_map(tiny_labels(1)[::-1].copy(), AFFINE, "L", "b", source="woo"),  # a left knee, no menisci
+    ]
+
+
+def test_prepare_label_map_canonical_geometry(cases):
+    a, b = cases
+    assert a.gen.dtype == np.uint8 and a.lr_step_mm == pytest.approx(0.7)
+    assert set(np.unique(a.target)) == set(range(10))
+    assert b.lacks == (8, 9)
+    # the left knee was mirrored: its medial plate (4) lies at low LR index like the right one
+    lr = np.nonzero(b.target == 4)[0]
+    assert lr.max() < b.gen.shape[0] / 2
+    assert a.target_lut[a.gen[np.nonzero(a.gen >= FIRST_SUBCLASS)]].max() == 0  # the subclass stays background
+    assert (a.gen >= FIRST_SUBCLASS).any()
+
+
+def test_generator_is_deterministic_and_shaped(cases):
+    sampler = SynthSampler(cases, config=CONFIG)
+    s1, s2, s3 = sampler.sample(7), sampler.sample(7), sampler.sample(8)
+    np.testing.assert_array_equal(s1["image"], s2["image"])
+    np.testing.assert_array_equal(s1["target"], s2["target"])
+    assert not np.array_equal(s1["image"], s3["image"])
+    assert s1["image"].shape == (3, 48, 48) and s1["image"].dtype == np.float32
+    assert s1["target"].shape == (1, 48, 48) and s1["target"].dtype == np.int64
+    assert 0.0 <= s1["image"].min() and s1["image"].max() <= 1.0
+    assert s1["target"].max() < 8  # network classes
+    images, targets, lacks = sampler.batch(3, 4)
+    assert images.shape == (4, 3, 48, 48) and targets.shape == (4, 1, 48, 48) and lacks.shape == (4, 8)
+    images2, _, _ = sampler.batch(3, 4)
+    torch.testing.assert_close(images, images2)
+
+
+def test_every_tissue_gets_its_own_intensity(cases):
+    case = cases[0]
+    sample = {"gen": case.gen, "lut": case.target_lut, "lr_step_mm": case.lr_step_mm}
+    out = RandomGMMIntensities(std_range=(0.0, 0.0), prior_prob=0.0)(dict(sample), np.random.default_rng(0))
+    for label in range(10):
+        values = out["image"][case.gen == label]
+        assert values.size and np.allclose(values, out["means"][label])  # one Gaussian per label (std 0 here)
+    means = [out["means"][k] for k in range(10)]
+    assert len(set(np.round(means, 6))) == 10
+    other = RandomGMMIntensities(std_range=(0.0, 0.0), prior_prob=0.0)(dict(sample), np.random.default_rng(1))
+    assert not np.allclose(other["means"][:10], out["means"][:10])  # contrast changes between samples
+
+
+def test_cortex_and_background_blobs(cases):
+    case = cases[0]
+    rng = np.random.default_rng(0)
+    sample = {"gen": case.gen.copy(), "lut": case.target_lut, "lr_step_mm": case.lr_step_mm}
+    with_cortex = AddCortex(width=(1, 1))(dict(sample), rng)["gen"]
+    femur = case.target == 1
+    assert (with_cortex[femur] == CORTEX_CLASS).any() and (with_cortex[femur] == 1).any()
+    assert not (with_cortex[~np.isin(case.target, (1, 3, 6))] == CORTEX_CLASS).any()
+    split = SplitBackground(max_classes=6)(dict(sample), np.random.default_rng(3))["gen"]
+    assert (split[case.gen == 0] >= FIRST_SUBCLASS + 100).all()
+    np.testing.assert_array_equal(split[case.gen != 0], case.gen[case.gen != 0])  # tissues untouched
+
+
+def test_bias_and_gamma_stay_in_their_ranges():
+    from monai.transforms import RandAdjustContrast, RandBiasField
+
+    image = np.full((3, 32, 32), 0.5, dtype=np.float32)
+    for seed in range(5):
+        biased = MonaiIntensity(RandBiasField(degree=3, coeff_range=(0.0, 0.15), prob=1.0))(
+            {"image": image.copy()}, np.random.default_rng(seed)
+        )["image"]
+        ratio = biased / image
+        assert np.all(ratio > np.exp(-2.0)) and np.all(ratio < np.exp(2.0))  # smooth multiplicative field
+        np.testing.assert_allclose(biased[0] / biased[1], 1.0, rtol=1e-5)  # one field for all acquired slices
+        ramp = np.linspace(0.0, 1.0, 32 * 32 * 3, dtype=np.float32).reshape(3, 32, 32)
+        gamma = MonaiIntensity(RandAdjustContrast(prob=1.0, gamma=(0.5, 2.0)))(
+            {"image": ramp.copy()}, np.random.default_rng(seed)
+        )["image"]
+        mid = gamma.ravel()[len(ramp.ravel()) // 2]
+        assert 0.5**2.0 - 1e-3 <= mid <= 0.5**0.5 + 1e-3  # value at 0.5 after a gamma in [0.5, 2]
+
+
+def test_slice_thickness_acquisition_weights():
+    fine, weights, positions, half = _acquisition(40, 20, 0.5, 2.0, 2.0)
+    assert weights.shape == (3, len(fine)) and half == 1
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert (weights > 0).sum(axis=1).tolist() == [5, 5, 5]  # a 2 mm slice averages five 0.5 mm slices
+    np.testing.assert_allclose(positions, [0.0, 1.0, 2.0])  # context +-2 mm = +-1 acquired slice
+    fine, weights, positions, half = _acquisition(40, 0, 0.7, 0.5, 2.0)  # thinner than the grid: nearest slice
+    assert (weights > 0).sum(axis=1).max() == 1
+
+
+def test_marginal_loss_merges_missing_classes_into_background():
+    logits = torch.randn(2, 8, 4, 4)
+    lacks = torch.zeros(2, 8, dtype=torch.bool)
+    lacks[1, 7] = True
+    out = marginalise_missing(logits, lacks)
+    torch.testing.assert_close(out[0], logits[0])
+    p_in, p_out = torch.softmax(logits[1], 0), torch.softmax(out[1], 0)
+    torch.testing.assert_close(p_out[0], p_in[0] + p_in[7])
+    assert float(p_out[7].max()) < 1e-6
+    torch.testing.assert_close(p_out[1:7], p_in[1:7])
+
+
+def test_prepared_maps_round_trip(cases, tmp_path):
+    save_label_maps(tmp_path, cases)
+    back = load_label_maps(tmp_path)
+    assert [c.case_id for c in back] == ["a", "b"]
+    np.testing.assert_array_equal(back[1].gen, cases[1].gen)
+    assert back[1].lacks == (8, 9) and back[0].lr_step_mm == cases[0].lr_step_mm
+
+
+@pytest.mark.slow
+def test_one_epoch_writes_weights_mrisegmenter_loads(cases, tmp_path):
+    result = train_synthseg(
+        cases[:1], cases[1:], tmp_path, epochs=1, steps_per_epoch=2, batch_size=2, n_val=2, config=CONFIG,
+        progress=False,
+    )  # fmt: skip
+    assert len(result.history) == 1 and (tmp_path / "checkpoint.safetensors").exists()
+    seg = MRISegmenter.from_pretrained(tmp_path / "mri_synthseg.safetensors")
+    assert seg.context_mm == CONFIG.context_mm and seg.in_channels == 3
+    labels = seg.predict(np.random.default_rng(0).random((12, 40, 40)).astype(np.float32), AFFINE, "R")
+    assert labels.shape == (12, 40, 40)
+    # resuming a finished run trains nothing more and keeps the history
+    again = train_synthseg(
+        cases[:1], cases[1:], tmp_path, epochs=1, steps_per_epoch=2, batch_size=2, n_val=2, config=CONFIG,
+        progress=False,
+    )  # fmt: skip
+    assert [h["epoch"] for h in again.history] == [1]
