@@ -2,7 +2,7 @@
 outputs stored, as ``make notebooks`` does: one fresh kernel per notebook, cwd ``notebooks/``, mode from
 ``--mode`` (default ``smoke``, what CI checks with nbval). Prints the wall time of each notebook and of the series.
 
-    .venv/bin/python scripts/run_notebooks.py [--mode smoke|full] [NAME ...]
+    .venv/bin/python scripts/run_notebooks.py [--mode smoke|full] [--out DIR] [NAME ...]
 """
 
 from __future__ import annotations
@@ -32,21 +32,22 @@ def paired_notebook(source: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def execute(source: Path, timeout: int = 1800) -> float:
-    """Run one source notebook and write ``notebooks/<stem>.ipynb``; returns the wall time in seconds."""
+def execute(source: Path, timeout: int = 1800, out: Path = NOTEBOOKS) -> float:
+    """Run one source notebook and write ``out/<stem>.ipynb``; returns the wall time in seconds."""
     nb = paired_notebook(source)
     start = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False)
     client.execute(cwd=str(NOTEBOOKS))
     seconds = time.perf_counter() - start
     nb.metadata.pop("language_info", None)
-    nbformat.write(nb, NOTEBOOKS / f"{source.stem}.ipynb")
+    nbformat.write(nb, out / f"{source.stem}.ipynb")
     return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("smoke", "full"), default="smoke")
+    parser.add_argument("--out", type=Path, default=NOTEBOOKS, help="folder for the executed notebooks")
     parser.add_argument("names", nargs="*", help="notebook stems or prefixes (default: all)")
     args = parser.parse_args(argv)
     os.environ["OA_KIT_NOTEBOOK_MODE"] = args.mode
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         sources = [s for s in sources if any(s.stem.startswith(n) for n in args.names)]
     total = 0.0
     for source in sources:
-        seconds = execute(source)
+        args.out.mkdir(parents=True, exist_ok=True)
+        seconds = execute(source, out=args.out)
         total += seconds
         print(f"{source.stem}: {seconds:.0f} s ({args.mode})", flush=True)
     print(f"series: {total:.0f} s ({args.mode})")
