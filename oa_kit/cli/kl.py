@@ -1,17 +1,25 @@
-"""``oa-kit kl``: predict, train, evaluate and pack subcommands for the KL-grade CNN (heavy imports happen inside handlers)."""
+"""``oa-kit kl``: predict, features (out of fold), train, evaluate, calibrate and pack subcommands for the KL-grade CNN (heavy imports happen inside handlers)."""
 
 from __future__ import annotations
 
 import argparse
 
 from oa_kit.api import KL_MODEL_NOTE
+from oa_kit.errors import OAKitError
 from oa_kit.io.atomic import write_text_atomic
 from oa_kit.models.kl.card import ship_weights
 from oa_kit.models.kl.data import pack_chen
 from oa_kit.models.kl.evaluate import evaluate_on_chen
 from oa_kit.models.kl.predict import SHIPPED_WEIGHTS
 from oa_kit.models.kl.train import train_kl
-from oa_kit.workflows.kl import predict_to_table
+from oa_kit.workflows.kl import out_of_fold_table, predict_to_table
+
+
+def _views(value: int | None) -> int | None:
+    """Check a ``--tta`` value (None = the shipped setting): test-time views must be ≥ 1."""
+    if value is not None and value < 1:
+        raise OAKitError(f"--tta: {value}; expected test-time views >= 1 (1 = no augmentation)")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +48,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(func=_predict)
+
+    features = sub.add_parser(
+        "features",
+        help="The KL table (as `kl predict` writes it) for knees a CNN trains on, out of fold (no knee graded by a "
+        "CNN that saw it).",
+    )
+    features.add_argument("data_dir", metavar="DATA", help="Chen-layout folder or grade folders 0/..4/.")
+    features.add_argument(
+        "--out-of-fold", action="store_true", help="Required: train one CNN per participant-grouped fold."
+    )
+    features.add_argument("--out", default="kl_oof.parquet", help="Output table (.parquet or .csv).")
+    features.add_argument("--folds", type=int, default=5)
+    features.add_argument("--seed", type=int, default=0, help="Seed of the folds and of training.")
+    features.add_argument("--epochs", type=int, default=6, help="Training epochs per fold.")
+    features.add_argument(
+        "--init-weights",
+        default=None,
+        help="Fine-tune each fold from these weights (default: from scratch; the shipped weights were trained on "
+        "the Chen train split, so fine-tuning them leaks those knees' grades).",
+    )
+    features.add_argument(
+        "--run-dir", default=None, help="Fold checkpoints and tables (default: OUT without suffix + _folds); resumes."
+    )
+    features.add_argument("--split", default=None, help="Only this Chen split (e.g. train).")
+    features.add_argument("--limit", type=int, default=None, help="Only the first N knees (timing runs).")
+    features.add_argument("--clahe", choices=["auto", "yes", "no"], default="auto")
+    features.add_argument("--quiet", action="store_true")
+    features.set_defaults(func=_features)
 
     train = sub.add_parser("train", help="Train on a Chen-layout folder or a pack from `oa-kit kl pack`.")
     train.add_argument("data_dir", metavar="DATA_DIR")
@@ -79,6 +115,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--tta", type=int, default=1)
     calibrate.add_argument("--alpha", type=float, default=0.1)
     calibrate.add_argument("--n-boot", type=int, default=1000)
+    calibrate.add_argument(
+        "--ood-quantile",
+        type=float,
+        default=0.995,
+        help="Flag knees whose OOD score exceeds this conformal quantile of the cross-fitted val scores "
+        "(1 - quantile = false-flag rate for real knees; default 0.995 → ≤ 0.5%%).",
+    )
+    calibrate.add_argument(
+        "--ood-only",
+        action="store_true",
+        help="Recalibrate only the OOD flag of already calibrated weights (e.g. the shipped file): temperature, "
+        "conformal sets, TTA and alpha are kept from their sidecar; the network is never changed.",
+    )
     calibrate.set_defaults(func=_calibrate)
 
     pack = sub.add_parser("pack", help="Pack preprocessed Chen images into one compact .npz (JPEG bytes).")
@@ -121,9 +170,42 @@ def _calibrate(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl calibrate``."""
 
     evaluation = ship_weights(
-        args.weights, args.data_dir, out=args.out or SHIPPED_WEIGHTS, tta=args.tta, alpha=args.alpha, n_boot=args.n_boot
+        args.weights,
+        args.data_dir,
+        out=args.out or SHIPPED_WEIGHTS,
+        tta=_views(args.tta),
+        alpha=args.alpha,
+        n_boot=args.n_boot,
+        ood_quantile=args.ood_quantile,
+        ood_only=args.ood_only,
     )
     print(evaluation.metrics.to_string(index=False))
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    """Handler for ``oa-kit kl features``."""
+
+    if not args.out_of_fold:
+        raise OAKitError(
+            "--out-of-fold: missing; expected --out-of-fold (for knees no CNN here was trained on, use `oa-kit kl predict`)"
+        )
+    table = out_of_fold_table(
+        args.data_dir,
+        args.out,
+        folds=args.folds,
+        seed=args.seed,
+        epochs=args.epochs,
+        init_weights=args.init_weights,
+        run_dir=args.run_dir,
+        split=args.split,
+        limit=args.limit,
+        clahe=args.clahe,
+        progress=not args.quiet,
+        log=(lambda message: None) if args.quiet else print,
+    )
+    flagged = int(table["kl_qa_flags"].ne("").sum())
+    print(f"wrote {args.out}: {len(table)} knees out of fold ({args.folds} folds, {flagged} with QA flags)")
     return 0
 
 
@@ -139,7 +221,7 @@ def _predict(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl predict``."""
 
     table = predict_to_table(
-        args.inputs, args.out, args.weights, side=args.side, tta=args.tta, clahe=args.clahe, device=args.device
+        args.inputs, args.out, args.weights, side=args.side, tta=_views(args.tta), clahe=args.clahe, device=args.device
     )
     flagged = int(table["kl_qa_flags"].ne("").sum())
     print(f"wrote {args.out}: {len(table)} knees ({flagged} with QA flags) — {KL_MODEL_NOTE}")

@@ -129,30 +129,56 @@ def out_of_fold_kl_features(
     parts: list[pd.DataFrame] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(run_dir) if run_dir is not None else Path(tmp)
-        for fold, (train_idx, test_idx) in enumerate(
-            participant_kfold(table, n_splits=n_splits, seed=seed, stratify="kl")
-        ):
-            inner = table.iloc[train_idx].reset_index(drop=True)
-            n_inner = min(5, inner["participant_id"].nunique())
-            fit_idx, cal_idx = participant_kfold(inner, n_splits=n_inner, seed=seed)[0]
-            fit_idx, cal_idx = train_idx[fit_idx], train_idx[cal_idx]
-            out = base / f"fold{fold}"
-            KLTrainer(
-                epochs=epochs,
-                batch_size=32,
-                lr=1e-3 if init_weights is not None else 2e-3,
-                warmup_epochs=1.0,
-                ema_decay=0.0,
-                patience=epochs,
-                seed=seed + fold,
-                device="cpu",
-                out_dir=out,
-                init_weights=init_weights,
-                progress=progress,
-            ).fit(X[fit_idx], grades[fit_idx], X[cal_idx], grades[cal_idx])
-            grader = KLGrader(weights=out / "best.safetensors").fit(X[cal_idx], grades[cal_idx])
+        for fold, (train_idx, test_idx) in enumerate(kl_folds(table, n_splits=n_splits, seed=seed)):
+            grader = train_fold_grader(
+                X, grades, table, train_idx, base / f"fold{fold}", fold, seed, epochs, init_weights, progress
+            )
             parts.append(kl_feature_table(grader, X[test_idx], keys.iloc[test_idx]).set_index(pd.Index(test_idx)))
     features = pd.concat(parts).sort_index().reset_index(drop=True)
     proba = features[[f"kl_p{k}" for k in range(5)]].to_numpy()
     metrics = pd.DataFrame({"metric": list(m := kl_metrics(grades, proba)), "estimate": list(m.values())})
     return features, metrics
+
+
+def kl_folds(table: pd.DataFrame, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Participant-grouped folds stratified by KL (``table`` holds ``participant_id`` and ``kl``) for out-of-fold
+    KL-CNN features: (train_index, test_index) pairs, every knee in exactly one test fold."""
+    return participant_kfold(table, n_splits=n_splits, seed=seed, stratify="kl")
+
+
+def train_fold_grader(
+    X: np.ndarray,
+    grades: np.ndarray,
+    table: pd.DataFrame,
+    train_idx: np.ndarray,
+    out: str | os.PathLike,
+    fold: int,
+    seed: int = 0,
+    epochs: int = 6,
+    init_weights: str | os.PathLike | None = SHIPPED_WEIGHTS,
+    progress: bool = True,
+) -> KLGrader:
+    """Train one fold's KL-CNN on ``train_idx`` (a participant-grouped fifth of it held back for early stopping and
+    temperature/conformal/OOD calibration) and return the calibrated grader; checkpoints go to ``out`` and a rerun
+    resumes from them (a finished fold only reloads its best weights)."""
+    inner = table.iloc[train_idx].reset_index(drop=True)
+    n_inner = min(5, inner["participant_id"].nunique())
+    fit_idx, cal_idx = participant_kfold(inner, n_splits=n_inner, seed=seed)[0]
+    fit_idx, cal_idx = train_idx[fit_idx], train_idx[cal_idx]
+    out = Path(out)
+    KLTrainer(
+        epochs=epochs,
+        batch_size=32,
+        lr=1e-3 if init_weights is not None else 2e-3,
+        warmup_epochs=1.0,
+        ema_decay=0.0,
+        patience=epochs,
+        seed=seed + fold,
+        device="cpu",
+        out_dir=out,
+        init_weights=init_weights,
+        progress=progress,
+    ).fit(X[fit_idx], grades[fit_idx], X[cal_idx], grades[cal_idx])
+    return KLGrader(weights=out / "best.safetensors").fit(
+        X[cal_idx], grades[cal_idx], groups=table["participant_id"].to_numpy()[cal_idx], seed=seed
+    )

@@ -11,14 +11,19 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import safe_open
+from sklearn.covariance import LedoitWolf
 from sklearn.metrics import cohen_kappa_score
 
+from oa_kit.cohort.splits import participant_kfold
+from oa_kit.errors import OAKitError
+from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.io.atomic import write_text_atomic
+from oa_kit.io.chen import read_chen
 from oa_kit.metrics import top_label_ece
 from oa_kit.models.kl.data import load_chen_arrays
 from oa_kit.models.kl.evaluate import KLEvaluation, evaluate_grader
 from oa_kit.models.kl.losses import logits_to_proba
-from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
+from oa_kit.models.kl.predict import OOD_FOLDS, SHIPPED_WEIGHTS, KLGrader, mahalanobis
 
 #: The test re-grades every CHECK_EVERY-th val knee and compares its QWK with the card.
 CHECK_EVERY = 4
@@ -43,7 +48,10 @@ oa-kit kl train .pack/chen160.npz --out runs/kl --loss {loss} --lr {lr} --weight
     --aug-strength {aug_strength} --dropout {dropout} --epochs {epochs} --patience {patience} --max-minutes {max_minutes} \\
     --seed {seed} --device cuda
 # 3. calibrate on val (temperature, conformal, OOD), save with sha256, evaluate with bootstrap CIs, write this card
-oa-kit kl calibrate runs/kl/best.safetensors ../shared/data/knee-kl-chen2018 --out oa_kit/weights/kl_weights.safetensors
+oa-kit kl calibrate runs/kl/best.safetensors ../shared/data/knee-kl-chen2018 --out oa_kit/weights/kl_weights.safetensors \\
+    --ood-quantile 0.995
+# the shipped OOD threshold was recalibrated this way (no retraining; temperature and conformal sets kept):
+oa-kit kl calibrate oa_kit/weights/kl_weights.safetensors ../shared/data/knee-kl-chen2018 --ood-only --ood-quantile 0.995
 ```"""
 
 
@@ -162,8 +170,7 @@ Check subset (every {info["check_subset"]["every"]}th val knee in `read_chen` or
 - Conformal prediction sets (APS, split conformal on val, alpha = {info["alpha"]}, contiguous grade ranges): stated coverage
   ≥ {100 * (1 - info["alpha"]):.0f}% for knees exchangeable with the calibration set; observed on val (the calibration set itself)
   {_fmt(est["coverage"], "coverage")}, mean set size {est["mean_set_size"]:.2f}.
-- Out-of-distribution flag: Mahalanobis distance of the embedding to the val embeddings above their {100 * info["ood_quantile"]:.1f}th
-  percentile, and `blank_image` for inputs without contrast; flagged knees get no grade in `oa-kit kl predict`.
+{_ood_markdown(info)}
 
 ## Known failure modes
 - KL1 is the main error (recall in the table above): KL1 is a doubtful grade and its single OAI reading is noisy.
@@ -183,6 +190,51 @@ Check subset (every {info["check_subset"]["every"]}th val knee in `read_chen` or
 ## Files
 - `kl_weights.safetensors` (sha256 `{info["sha256"]}`), checked at load; `kl_weights.json` holds the calibration.
 """
+
+
+def _ood_markdown(info: dict) -> str:
+    """The card's bullets on the out-of-distribution flag: method, threshold, how chosen, flag rates."""
+    ood = info.get("ood")
+    if not ood:
+        return (
+            f"- Out-of-distribution flag: embedding Mahalanobis distance above {info['ood_threshold']:.3f} (the "
+            f"{100 * info['ood_quantile']:.1f}th percentile of the val embeddings), and `blank_image` for inputs "
+            "without contrast."
+        )
+    lines = [
+        f"- Out-of-distribution flag (`out_of_distribution`): OOD score > **{info['ood_threshold']:.4f}**. Score: "
+        f"{info['ood_method']}.",
+        f"- How the threshold was chosen: the {ood['n_calibration']} val knees were split into {ood['n_folds']} "
+        f"participant-grouped folds (seed {ood['seed']}); each fold was scored by Gaussians fitted on the other folds, "
+        f"as a new knee would be; the threshold is the conformal {100 * info['ood_quantile']:.1f}% quantile of those "
+        f"out-of-fold scores, so the stated false-flag rate for real knees like Chen's is "
+        f"**≤ {100 * ood['false_flag_target']:.1f}%**.",
+        f"- Real knees flagged: val out-of-fold {100 * ood['cross_fitted_flag_rate']:.2f}% "
+        f"({round(ood['cross_fitted_flag_rate'] * ood['n_calibration'])} of {ood['n_calibration']}), val in-sample "
+        f"{100 * ood['in_sample_flag_rate']:.2f}%"
+        + (
+            f", train split {100 * ood['train_flag_rate']:.2f}% ({ood['train_flagged']} of {ood['n_train']}; "
+            "knees the network was trained on)"
+            if "train_flag_rate" in ood
+            else ""
+        )
+        + ".",
+    ]
+    if "previous" in ood:
+        prev = ood["previous"]
+        lines.append(
+            f"- Replaces: {prev['method']}, threshold {prev['threshold']:.3f}, which flagged "
+            f"{100 * prev['cross_fitted_flag_rate']:.1f}% of val knees out of fold (its in-sample percentile "
+            "underestimated the distance of new knees) and missed photo-like images."
+            if "cross_fitted_flag_rate" in prev
+            else f"- Replaces: {prev['method']}, threshold {prev['threshold']:.3f}."
+        )
+    lines.append(
+        "- Blank, noise, text, photo-like and hand/chest-like synthetic images are flagged (`tests/test_kl_real_data.py`); "
+        "`blank_image` (no contrast) gets no grade, `out_of_distribution` knees keep probabilities and a grade, "
+        "marked by the flag."
+    )
+    return "\n".join(lines)
 
 
 def _notes(info: dict) -> str:
@@ -207,6 +259,23 @@ def _targets(est: pd.Series) -> str:
     return f"Not met: {' and '.join(missed)} below target (from-scratch CNN at 160 px, no pretrained weights)."
 
 
+def _previous_ood(previous: dict, grader: KLGrader, features: list, frame: pd.DataFrame, seed: int) -> dict:
+    """The OOD setting being replaced: method, threshold and, for the old embedding score, its out-of-fold flag rate
+    on the same val knees (Gaussian fitted on the other participant-grouped folds, as for the new score)."""
+    method = previous.get("ood_method", "embedding Mahalanobis distance, in-sample 99.5th percentile of the val knees")
+    record = {"method": method, "threshold": float(previous["ood_threshold"])}
+    if "ood_method" in previous:
+        return record
+    embeddings = features[-1][:, : grader.model_.embedding_dim]  # stage-4 channel means = the embedding
+    folds = participant_kfold(frame, n_splits=OOD_FOLDS, seed=seed)
+    oof = np.empty(len(frame))
+    for train_idx, test_idx in folds:
+        lw = LedoitWolf().fit(embeddings[train_idx])
+        oof[test_idx] = mahalanobis(embeddings[test_idx], lw.location_, lw.precision_)
+    record["cross_fitted_flag_rate"] = float((oof > record["threshold"]).mean())
+    return record
+
+
 def ship_weights(
     best: str | os.PathLike,
     data_dir: str | os.PathLike,
@@ -218,32 +287,69 @@ def ship_weights(
     training: dict | None = None,
     notes: list[str] | None = None,
     seed: int = 0,
+    ood_quantile: float = 0.995,
+    train_check: bool = True,
+    ood_only: bool = False,
 ) -> KLEvaluation:
-    """Calibrate ``best`` on the Chen val split, save weights + sidecar to ``out``, evaluate the saved file, write the card."""
+    """Calibrate ``best`` on the Chen val split, save weights + sidecar to ``out``, evaluate the saved file, write the card.
 
+    The network is not changed. When ``best`` already has a verified sidecar (e.g. the shipped weights), its training
+    records (``training``, ``loss_comparison``, ``notes``, ``source_weights``) are kept unless given, and its OOD
+    threshold is recorded as the one replaced. ``train_check`` also counts the train-split knees flagged
+    ``out_of_distribution`` (when ``data_dir`` has a train split). ``ood_only`` recalibrates only the OOD statistics
+    of already calibrated weights: temperature, conformal sets, TTA and alpha are kept from their sidecar.
+    """
+    previous = verified_sidecar(best, "KL weights") if Path(best).with_suffix(".json").exists() else {}
+    if ood_only and not previous:
+        raise OAKitError(f"{best}: no calibration sidecar; expected calibrated weights for --ood-only")
+    if ood_only:
+        tta, alpha = int(previous["tta"]), float(previous["alpha"])
     images, frame = load_chen_arrays(data_dir, splits=("val",), progress=False)
     y = frame["kl"].to_numpy()
-    grader = KLGrader(weights=best, tta=tta, alpha=alpha).fit(images, y)
-    logits, _ = grader._forward(images)
+    grader = KLGrader(weights=best, tta=tta, alpha=alpha, ood_quantile=ood_quantile).fit(
+        images, y, groups=frame["participant_id"].to_numpy(), seed=seed
+    )
+    if ood_only:
+        grader.temperature_ = float(previous["temperature"])
+        grader.conformal_.qhat_ = float(previous["qhat"])
+        grader.conformal_.n_calibration_ = int(previous["n_calibration"])
+    logits, _, features = grader._forward(images)
+    if previous:
+        grader.ood_summary_["previous"] = _previous_ood(previous, grader, features, frame, seed)
+    if train_check and "train" in set(read_chen(data_dir)["split"]):
+        train_images, _ = load_chen_arrays(data_dir, splits=("train",), progress=False)
+        flagged = int((grader.ood_score(train_images) > grader.ood_threshold_).sum())
+        grader.ood_summary_.update(
+            n_train=len(train_images), train_flagged=flagged, train_flag_rate=flagged / len(train_images)
+        )
     before = logits_to_proba(torch.as_tensor(logits), grader.loss_).numpy()
     after = logits_to_proba(torch.as_tensor(logits), grader.loss_, grader.temperature_).numpy()
     nll = lambda p: float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())  # noqa: E731
-    calibration = {
-        "nll_before": nll(before),
-        "nll_after": nll(after),
-        "ece_before": top_label_ece(y, before),
-        "ece_after": top_label_ece(y, after),
-    }
+    calibration = (
+        previous["calibration"]
+        if ood_only
+        else {
+            "nll_before": nll(before),
+            "nll_after": nll(after),
+            "ece_before": top_label_ece(y, before),
+            "ece_after": top_label_ece(y, after),
+        }
+    )
     with safe_open(str(best), "pt") as handle:
         meta = handle.metadata()
+    if training is None and previous.get("training"):
+        training = previous["training"]
     if training is None and "params" in meta:
         training = json.loads(meta["params"])
+    if comparison is None and previous.get("loss_comparison"):
+        comparison = pd.DataFrame(previous["loss_comparison"])
+    notes = notes if notes is not None else previous.get("notes")
     extra = {
         "widths": json.loads(meta["widths"]),
         "n_parameters": int(sum(p.numel() for p in grader.model_.parameters())),
         "training": training or {},
         "calibration": calibration,
-        "source_weights": Path(best).name,
+        "source_weights": previous.get("source_weights", Path(best).name),
         "loss_comparison": [] if comparison is None else comparison.to_dict("records"),
         "notes": notes or [],
     }

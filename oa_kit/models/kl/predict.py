@@ -16,6 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from sklearn.covariance import LedoitWolf
 
+from oa_kit.cohort.splits import participant_kfold
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import knee_rois
 from oa_kit.imaging.preprocess import KL_INPUT_SIZE, check_roi, kl_input
@@ -43,6 +44,14 @@ KL_TABLE_COLUMNS = ("participant_id", "side", "source", *KL_PROBA_COLUMNS, "kl_g
 KL_EMBEDDING_PREFIX = "kl_emb_"
 #: QA flags this module adds (upstream reader/localiser flags are passed through).
 KL_QA_FLAGS = ("blank_image", "out_of_distribution", "uncertain_grade", "unknown_side")
+#: Cross-fitting folds for the OOD threshold (:meth:`KLGrader.fit`).
+OOD_FOLDS = 5
+#: How the shipped OOD score is computed (recorded in the sidecar and the model card).
+OOD_METHOD = (
+    "multi-layer Mahalanobis: per network stage, the channel means and standard deviations of its feature maps; "
+    "Ledoit-Wolf Gaussian per stage fitted on the calibration knees; each stage's distance divided by its 99th "
+    "percentile over cross-fitted (participant-grouped, out-of-fold) calibration knees; score = the largest ratio"
+)
 _CHEN_NAME = re.compile(r"^(?P<pid>\d+)(?P<side>[LR])\.(png|jpe?g)$", re.IGNORECASE)
 
 
@@ -83,7 +92,9 @@ class KLGrader:
     alpha : float
         Conformal miscoverage (0.1 → sets with ≥ 90% marginal coverage).
     ood_quantile : float
-        Embeddings farther (Mahalanobis) than this quantile of the calibration embeddings are flagged.
+        Knees whose OOD score (:data:`OOD_METHOD`) exceeds this conformal quantile of the cross-fitted (out-of-fold)
+        scores of the calibration knees are flagged ``out_of_distribution``: 1 − ``ood_quantile`` is the false-flag
+        rate for knees exchangeable with the calibration knees (0.995 → at most 0.5%).
     device : str
         Torch device for inference.
     batch_size : int
@@ -95,7 +106,8 @@ class KLGrader:
     Attributes
     ----------
     model_ (the network as trained), inference_model_ (what predicts: fused or ``model_``), loss_, temperature_,
-    conformal_ (APSConformal), ood_mean_, ood_precision_, ood_threshold_
+    conformal_ (APSConformal), ood_stats_ (per stage: mean, precision, scale), ood_threshold_ (on the OOD score),
+    ood_summary_ (after ``fit``: cross-fitted and in-sample flag rates on the calibration knees)
     """
 
     def __init__(
@@ -124,7 +136,16 @@ class KLGrader:
         self.inference_model_ = fuse_for_inference(self.model_) if self.fuse else self.model_
         self.loss_ = self.meta_["loss"]
         self.input_size_ = int(self.meta_.get("input_size", KL_INPUT_SIZE))
-        if "ood.mean" in extra:
+        self.ood_stats_ = [
+            (
+                extra[f"ood.layer{i}.mean"].numpy(),
+                extra[f"ood.layer{i}.precision"].numpy(),
+                float(extra[f"ood.layer{i}.scale"].reshape(-1)[0]),
+            )
+            for i in range(len(self.model_.stages))
+            if f"ood.layer{i}.mean" in extra
+        ]
+        if not self.ood_stats_ and "ood.mean" in extra:  # weights calibrated before the multi-layer score
             self.ood_mean_, self.ood_precision_ = extra["ood.mean"].numpy(), extra["ood.precision"].numpy()
 
     @classmethod
@@ -162,8 +183,10 @@ class KLGrader:
             k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
             for k, v in self.model_.state_dict().items()
         }
-        tensors["ood.mean"] = torch.as_tensor(self.ood_mean_, dtype=torch.float32)
-        tensors["ood.precision"] = torch.as_tensor(self.ood_precision_, dtype=torch.float32)
+        for i, (mean, precision, scale) in enumerate(self.ood_stats_):
+            tensors[f"ood.layer{i}.mean"] = torch.as_tensor(mean, dtype=torch.float32)
+            tensors[f"ood.layer{i}.precision"] = torch.as_tensor(precision, dtype=torch.float32)
+            tensors[f"ood.layer{i}.scale"] = torch.tensor([scale], dtype=torch.float32)
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=self.meta_)
         info = {
@@ -179,24 +202,64 @@ class KLGrader:
             "n_calibration": self.conformal_.n_calibration_,
             "ood_quantile": self.ood_quantile,
             "ood_threshold": self.ood_threshold_,
+            "ood_method": OOD_METHOD,
+            **({"ood": self.ood_summary_} if hasattr(self, "ood_summary_") else {}),
             **(extra or {}),
         }
         write_text_atomic(path.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
         return path
 
     # ------------------------------------------------------------------ calibration
-    def fit(self, X: np.ndarray, y: np.ndarray) -> KLGrader:
-        """Calibrate on validation inputs X (N, 1, S, S) and grades y: temperature, conformal sets, OOD statistics."""
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, seed: int = 0) -> KLGrader:
+        """Calibrate on validation inputs X (N, 1, S, S) and grades y: temperature, conformal sets, OOD statistics.
+
+        The OOD threshold is chosen on cross-fitted scores: the knees are split into :data:`OOD_FOLDS`
+        participant-grouped folds (``groups``: participant id per knee; default each knee its own participant), each
+        fold is scored by Gaussians fitted on the other folds (as a new knee would be), and the threshold is the
+        conformal ``ood_quantile`` of those out-of-fold scores. The stored Gaussians are then fitted on all knees.
+        """
         self._load_network()
         y = np.asarray(y).astype(np.int64)
-        logits, embeddings = self._forward(X)
+        logits, _, features = self._forward(X)
         self.temperature_ = TemperatureScaler(self.loss_).fit(logits, y).temperature_
         proba = logits_to_proba(torch.as_tensor(logits), self.loss_, self.temperature_).numpy()
         self.conformal_ = APSConformal(alpha=self.alpha).fit(proba, y)
-        lw = LedoitWolf().fit(embeddings)
-        self.ood_mean_, self.ood_precision_ = lw.location_.astype(np.float32), lw.precision_.astype(np.float32)
-        self.ood_threshold_ = float(np.quantile(self._mahalanobis(embeddings), self.ood_quantile))
+        self._fit_ood(
+            features, np.arange(len(y)).astype(str) if groups is None else np.asarray(groups).astype(str), seed
+        )
         return self
+
+    def _fit_ood(self, features: list[np.ndarray], groups: np.ndarray, seed: int) -> None:
+        """Per-stage Gaussians, out-of-fold scales and the conformal threshold (see :meth:`fit`)."""
+        n = len(groups)
+        if not 0 < self.ood_quantile < 1:
+            raise OAKitError(f"ood_quantile: {self.ood_quantile}; expected a quantile in (0, 1), e.g. 0.995")
+        if n < 2:
+            raise OAKitError(f"calibration knees: {n}; expected at least 2 knees")
+        if len(np.unique(groups)) < 2:  # one participant (tiny smoke runs): folds of single knees
+            groups = np.arange(n).astype(str)
+        n_folds = min(OOD_FOLDS, len(np.unique(groups)))
+        folds = participant_kfold(pd.DataFrame({"participant_id": groups}), n_splits=n_folds, seed=seed)
+        oof = np.empty((len(features), n))
+        self.ood_stats_ = []
+        for i, feats in enumerate(features):
+            for train_idx, test_idx in folds:
+                lw = LedoitWolf().fit(feats[train_idx])
+                oof[i, test_idx] = mahalanobis(feats[test_idx], lw.location_, lw.precision_)
+            scale = float(np.quantile(oof[i], 0.99))
+            lw = LedoitWolf().fit(feats)
+            self.ood_stats_.append((lw.location_.astype(np.float32), lw.precision_.astype(np.float32), scale))
+        oof_score = (oof / np.array([s[2] for s in self.ood_stats_])[:, None]).max(0)
+        rank = min(int(np.ceil((n + 1) * self.ood_quantile)), n)
+        self.ood_threshold_ = float(np.sort(oof_score)[rank - 1])
+        self.ood_summary_ = {
+            "n_calibration": n,
+            "n_folds": n_folds,
+            "seed": seed,
+            "false_flag_target": round(1 - self.ood_quantile, 6),
+            "cross_fitted_flag_rate": float((oof_score > self.ood_threshold_).mean()),
+            "in_sample_flag_rate": float((self._ood_from_features(features) > self.ood_threshold_).mean()),
+        }
 
     # ------------------------------------------------------------------ inference
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -205,9 +268,22 @@ class KLGrader:
 
     def predict_proba_and_embed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities (N, 5) and embeddings (N, embedding_dim) from one pass (what :func:`grade_knee_records` needs)."""
+        proba, embeddings, _ = self.predict_proba_embed_ood(X)
+        return proba, embeddings
+
+    def predict_proba_embed_ood(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibrated probabilities (N, 5), embeddings (N, D) and OOD scores (N,) from one pass (flagged above
+        ``ood_threshold_``)."""
         self._check_fitted()
-        logits, embeddings = self._forward(X)
-        return logits_to_proba(torch.as_tensor(logits), self.loss_, self.temperature_).numpy(), embeddings
+        logits, embeddings, features = self._forward(X)
+        proba = logits_to_proba(torch.as_tensor(logits), self.loss_, self.temperature_).numpy()
+        return proba, embeddings, self._ood_from_features(features, embeddings)
+
+    def ood_score(self, X: np.ndarray) -> np.ndarray:
+        """OOD score per knee (:data:`OOD_METHOD`); knees above ``ood_threshold_`` are flagged ``out_of_distribution``."""
+        self._check_fitted()
+        _, embeddings, features = self._forward(X, tta=1)
+        return self._ood_from_features(features, embeddings)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most probable KL grade per knee (N,)."""
@@ -233,19 +309,16 @@ class KLGrader:
         return _as_input(X, self.input_size_).to(self.device)
 
     def qa_flags(
-        self, X: np.ndarray, proba: np.ndarray | None = None, embeddings: np.ndarray | None = None
+        self, X: np.ndarray, proba: np.ndarray | None = None, ood: np.ndarray | None = None
     ) -> list[tuple[str, ...]]:
-        """Per-knee QA flags: ``blank_image`` (no contrast), ``out_of_distribution`` (embedding far from the
-        calibration knees), ``uncertain_grade`` (conformal set spans ≥ 3 grades)."""
+        """Per-knee QA flags: ``blank_image`` (no contrast), ``out_of_distribution`` (OOD score above
+        ``ood_threshold_``: features far from the calibration knees), ``uncertain_grade`` (conformal set spans ≥ 3
+        grades). ``proba`` and ``ood`` (scores) are computed when not given."""
         x = _as_input(X, self.input_size_).numpy()
-        if embeddings is None and proba is None:
-            proba, embeddings = self.predict_proba_and_embed(x)
-        if embeddings is None:
-            embeddings = self.embed(x)
-        if proba is None:
-            proba = self.predict_proba(x)
+        if proba is None or ood is None:
+            proba, _, ood = self.predict_proba_embed_ood(x)
         blank = x.reshape(len(x), -1).std(1) < 0.02
-        far = self._mahalanobis(embeddings) > self.ood_threshold_
+        far = np.asarray(ood) > self.ood_threshold_
         wide = self.predict_sets_from_proba(proba).sum(1) >= 3
         return [
             tuple(name for name, hit in (("blank_image", b), ("out_of_distribution", f), ("uncertain_grade", w)) if hit)
@@ -253,32 +326,56 @@ class KLGrader:
         ]
 
     # ------------------------------------------------------------------ internals
-    def _forward(self, X: np.ndarray, tta: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Raw logits (TTA-averaged) and view-0 embeddings for all inputs, in batches."""
+    def _forward(self, X: np.ndarray, tta: int | None = None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """Raw logits (TTA-averaged), view-0 embeddings and view-0 OOD features (per stage: channel means and
+        standard deviations) for all inputs, in batches."""
         x = _as_input(X, self.input_size_)
         views = self.tta if tta is None else tta
-        logits, embeddings = [], []
+        if int(views) < 1:
+            raise OAKitError(f"tta: {views}; expected test-time views >= 1 (1 = no augmentation)")
+        model = self.inference_model_
+        logits, embeddings, features = [], [], []
         with torch.inference_mode():
             for start in range(0, len(x), self.batch_size):
                 batch = x[start : start + self.batch_size].to(self.device)
                 outs = []
                 for i, view in enumerate(tta_views(batch, views)):
-                    emb = self.inference_model_.embed(view.contiguous(memory_format=torch.channels_last))
-                    outs.append(self.inference_model_.head(emb))
+                    hidden, stats = model.stem(view.contiguous(memory_format=torch.channels_last)), []
+                    for stage in model.stages:
+                        hidden = stage(hidden)
+                        stats.append(torch.cat([hidden.mean((2, 3)), hidden.std((2, 3))], 1).cpu())
+                    emb = model.pool(hidden).flatten(1)  # what KLNet.embed computes
+                    outs.append(model.head(emb))
                     if i == 0:
                         embeddings.append(emb.cpu())
+                        features.append(stats)
                 logits.append(torch.stack(outs).mean(0).cpu())
-        return torch.cat(logits).numpy(), torch.cat(embeddings).numpy()
+        layers = [torch.cat([f[i] for f in features]).numpy() for i in range(len(features[0]))] if features else []
+        return torch.cat(logits).numpy(), torch.cat(embeddings).numpy(), layers
 
-    def _mahalanobis(self, embeddings: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance of embeddings to the calibration mean."""
-        diff = embeddings - self.ood_mean_
-        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", diff, self.ood_precision_, diff), 0))
+    def _ood_from_features(self, features: list[np.ndarray], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """OOD score from per-stage features (or, for weights calibrated before the multi-layer score, the embedding
+        Mahalanobis distance)."""
+        if self.ood_stats_:
+            return np.max(
+                [
+                    mahalanobis(f, mean, precision) / scale
+                    for f, (mean, precision, scale) in zip(features, self.ood_stats_)
+                ],
+                axis=0,
+            )
+        return mahalanobis(embeddings, self.ood_mean_, self.ood_precision_)
 
     def _check_fitted(self) -> None:
         """Raise unless calibrated (``fit`` or ``from_pretrained``)."""
         if not hasattr(self, "temperature_"):
             raise OAKitError("KLGrader: not calibrated; expected KLGrader.from_pretrained() or fit(X_val, y_val) first")
+
+
+def mahalanobis(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance of each row of x to a Gaussian (mean, precision)."""
+    diff = np.asarray(x, np.float64) - mean
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", diff, precision, diff), 0))
 
 
 def _as_input(X: np.ndarray, size: int) -> torch.Tensor:
@@ -296,29 +393,37 @@ def _as_input(X: np.ndarray, size: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------- files → table
 def load_knees(path: Path, side: str | None, clahe: str) -> list[dict]:
-    """Knee records from one DICOM/PNG/JPEG file or a folder (Chen layout or plain): ``id``, ``side``, ``source``,
-    ``input`` (the model input (1, S, S), or None when no knee was found), ``flags`` (QA) and, for Chen folders,
-    ``kl_label``. ``clahe``: ``auto`` skips CLAHE for Chen-layout folders (already enhanced) and applies it to
-    DICOM/PNG/JPEG inputs; ``yes``/``no`` force it."""
+    """Knee records from one DICOM/PNG/JPEG file or a folder (Chen layout ``{split}/{0..4}/``, grade folders ``{0..4}/``
+    without a split level, or plain): ``id``, ``side``, ``source``, ``input`` (the model input (1, S, S), or None
+    when no knee was found), ``flags`` (QA) and, for Chen and grade folders, ``kl_label`` (the folder's grade).
+    ``clahe``: ``auto`` skips CLAHE for Chen-layout and grade folders (read as the CLAHE-enhanced Chen copy) and
+    applies it to DICOM/PNG/JPEG inputs; ``yes``/``no`` force it (``yes`` for grade folders of original images)."""
     if clahe not in ("auto", "yes", "no"):
         raise OAKitError(f"clahe: {clahe!r}; expected auto, yes or no")
     if path.is_dir():
         if is_chen_layout(path):
             frame = read_chen(path)
+            sides = [r.side or side or "" for r in frame.itertuples()]
             return [
                 {
                     "id": r.participant_id,
-                    "side": r.side,
+                    "side": knee_side,
                     "source": r.path,
                     "kl_label": r.kl,
-                    "input": chen_input(r.path, r.side) if clahe != "yes" else _plain_input(Path(r.path), r.side, True),
-                    "flags": (),
+                    "split": r.split,
+                    "input": chen_input(r.path, knee_side)
+                    if clahe != "yes"
+                    else _plain_input(Path(r.path), knee_side, True),
+                    "flags": () if knee_side else ("unknown_side",),
                 }
-                for r in frame.itertuples()
+                for r, knee_side in zip(frame.itertuples(), sides, strict=True)
             ]
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
         if not files:
-            raise OAKitError(f"{path}: folder has no .png/.jpg/.dcm files and is not in the Chen layout")
+            raise OAKitError(
+                f"{path}: folder has no .png/.jpg/.dcm files and is not in the Chen layout; expected images, "
+                "{split}/{0..4}/ or {0..4}/ grade folders"
+            )
         return [knee for file in files for knee in load_knees(file, side, clahe)]
     if not path.exists():
         raise OAKitError(f"{path}: input file not found; expected a DICOM, PNG or JPEG file or a Chen-layout folder")
@@ -382,8 +487,9 @@ def grade_knee_records(grader: KLGrader, knees: list[dict]) -> tuple[pd.DataFram
     """Grade knee records from :func:`load_knees`; returns the KL table (:data:`KL_TABLE_COLUMNS` then the
     ``kl_emb_*`` embedding), the model inputs (N, 1, S, S) and the embeddings (N, D) (NaN where no knee was found).
 
-    ``kl_grade`` is <NA> and the conformal set all grades where the knee is flagged ``blank_image`` or
-    ``out_of_distribution`` (or no knee was found); QA flags are ";"-joined.
+    ``kl_grade`` is <NA> and the conformal set all grades where the image is unusable (``blank_image``) or no knee
+    was found. A knee flagged ``out_of_distribution`` keeps its probabilities, grade and set: the flag in
+    ``kl_qa_flags`` (";"-joined) marks the grade as one to check.
     """
     size, dim = grader.input_size_, grader.model_.embedding_dim
     rows = [i for i, k in enumerate(knees) if k["input"] is not None]
@@ -395,11 +501,11 @@ def grade_knee_records(grader: KLGrader, knees: list[dict]) -> tuple[pd.DataFram
     grade_set = ["0,1,2,3,4"] * len(knees)
     if rows:
         x[rows] = np.stack([knees[i]["input"] for i in rows])
-        proba[rows], emb[rows] = grader.predict_proba_and_embed(x[rows])
+        proba[rows], emb[rows], ood = grader.predict_proba_embed_ood(x[rows])
         sets = set_labels(grader.predict_sets_from_proba(proba[rows]))
-        for row, extra, label in zip(rows, grader.qa_flags(x[rows], proba[rows], emb[rows]), sets, strict=True):
+        for row, extra, label in zip(rows, grader.qa_flags(x[rows], proba[rows], ood), sets, strict=True):
             flags[row] += [f for f in extra if f not in flags[row]]
-            if not {"blank_image", "out_of_distribution"} & set(flags[row]):
+            if "blank_image" not in flags[row]:
                 grade[row], grade_set[row] = int(np.argmax(proba[row])), label
     table = pd.DataFrame(
         {
