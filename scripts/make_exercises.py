@@ -1,5 +1,5 @@
 """Generate the exercise notebooks (``notebooks/exercises/*.ipynb``) from the solution sources
-(``notebooks/src/*.py``): cells tagged ``solution`` are left out, outputs are empty. ``--check`` exits 1 when a
+(``notebooks/src/*.py``): cells tagged ``solution`` are replaced by one empty cell per run, outputs are empty. ``--check`` exits 1 when a
 stored exercise is out of date (``tests/test_notebooks.py`` runs the same comparison).
 
     .venv/bin/python scripts/make_exercises.py [--check]
@@ -17,6 +17,8 @@ import nbformat
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXERCISES = NOTEBOOKS / "exercises"
 SOLUTION_TAG = "solution"
+#: What replaces the solution cells in the exercise version.
+PLACEHOLDER = "# your answer here"
 
 
 def has_solutions(source: Path) -> bool:
@@ -27,7 +29,13 @@ def has_solutions(source: Path) -> bool:
 def exercise_text(source: Path) -> str:
     """The exercise notebook of ``source`` as stored (JSON text): solution cells removed, no outputs."""
     nb = jupytext.read(source)
-    nb.cells = [cell for cell in nb.cells if SOLUTION_TAG not in cell.metadata.get("tags", [])]
+    cells = []
+    for cell in nb.cells:
+        if SOLUTION_TAG not in cell.metadata.get("tags", []):
+            cells.append(cell)
+        elif not cells or cells[-1].source != PLACEHOLDER:  # one empty cell per run of solution cells
+            cells.append(nbformat.v4.new_code_cell(PLACEHOLDER))
+    nb.cells = cells
     for i, cell in enumerate(nb.cells):
         cell.id = f"cell-{i:03d}"  # stable ids: regenerating gives the same file
         if cell.cell_type == "code":

@@ -61,9 +61,12 @@ def test_exercises_are_up_to_date():
 def test_exercise_strips_solution_cells(tmp_path):
     make_exercises = _script("make_exercises")
     source = tmp_path / "99_x.py"
-    source.write_text('# %%\nx = 1\n\n# %% tags=["solution"]\nanswer = 42\n\n# %%\nprint(x)\n')
+    source.write_text(
+        '# %%\nx = 1\n\n# %% tags=["solution"]\nanswer = 42\n\n# %% tags=["solution"]\nprint(answer)\n\n# %%\nprint(x)\n'
+    )
     nb = nbformat.reads(make_exercises.exercise_text(source), as_version=4)
-    assert [c.source for c in nb.cells] == ["x = 1", "print(x)"]
+    assert [c.source for c in nb.cells] == ["x = 1", make_exercises.PLACEHOLDER, "print(x)"]
+    assert all(not c.outputs for c in nb.cells)
 
 
 def test_notebook_mode(monkeypatch):
