@@ -139,3 +139,22 @@ def test_verified_sidecar_names_the_file_on_missing_or_tampered_weights(tmp_path
     weights.write_bytes(b"abd")
     with pytest.raises(OAKitError, match="does not match"):
         verified_sidecar(weights, "demo weights")
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
+    """The CLI's last resort: a bug prints one line and exits 1; --debug shows the traceback."""
+    import oa_kit.cli.synth
+    from oa_kit.cli import main
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(oa_kit.cli.synth, "handle", broken)
+    assert main(["synth", "--out", "unused"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "oa-kit synth: unexpected error ZeroDivisionError: division by zero "
+        "(a bug in oa_kit: rerun with --debug and report the traceback)"
+    ]
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "synth", "--out", "unused"])

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available subcommand."""
     parser = argparse.ArgumentParser(prog="oa-kit", description="Knee osteoarthritis prediction toolkit.")
     parser.add_argument("--version", action="version", version=f"oa-kit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an unexpected error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
         if importlib.util.find_spec(name) is not None:
@@ -38,17 +39,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; user errors print one line and return 2."""
+    """Run the command line: user errors print one line and return 2; any other exception (a bug, or a case no
+    reader catches yet) also prints one line, returns 1, and shows its traceback only with ``--debug``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (OAKitError, FileExistsError, FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-        print(f"oa-kit {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"oa-kit {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"oa-kit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: no traceback reaches a user unless asked for
+        if args.debug:
+            raise
+        print(
+            f"oa-kit {args.command}: unexpected error {type(exc).__name__}: {_one_line(exc)} "
+            "(a bug in oa_kit: rerun with --debug and report the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from oa_kit.errors import OAKitError
@@ -36,12 +35,11 @@ def read_scan(path: str | Path) -> ScanInput:
     if path.is_dir():
         vol = mri.read_dicom_series(path)
     elif path.name.endswith((".nii", ".nii.gz")):
-        hdr = nib.load(str(path)).header
-        if int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
+        vol = mri.read_nifti(path)
+        if vol.metadata.get("sform_code") == 0 and vol.metadata.get("qform_code") == 0:
             raise OAKitError(
                 f"{path}: NIfTI has no orientation (qform_code = sform_code = 0); expected a scanner affine"
             )
-        vol = mri.read_nifti(path)
     elif path.suffix == ".mhd":
         vol = mri.read_mhd(path)
     elif path.suffix in (".h5", ".hdf5"):
