@@ -90,6 +90,7 @@ class KneeView:
             getattr(self, name).add_class(f"oa-{name.replace('_', '-')}")
         for name in ("gradcam_out", "proba_out", "mri_out", "risk_out", "waterfall_out"):
             getattr(self, name).add_class(f"oa-{name.replace('_', '-')}")
+        self.risk_out.layout = widgets.Layout(width="45%")
         self.message.add_class("oa-message-line")
         inputs = widgets.VBox(
             [
@@ -113,15 +114,13 @@ class KneeView:
                 self.kl_text,
                 self.opacity,
                 widgets.HBox([self.gradcam_out, self.proba_out]),
+                heading("Progression risk"),
+                self.risk_text,
+                widgets.HBox([self.risk_out, widgets.VBox([self.horizon, self.waterfall_out])]),
+                self.explanation,
                 heading("MRI: cartilage thickness"),
                 self.mri_text,
                 self.mri_out,
-                heading("Progression risk"),
-                self.risk_text,
-                self.risk_out,
-                self.horizon,
-                self.waterfall_out,
-                self.explanation,
             ],
             layout=widgets.Layout(flex="1 1 0%", min_width="0", overflow="hidden"),
         )
