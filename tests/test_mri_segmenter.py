@@ -144,12 +144,14 @@ def test_tampered_weights_error_names_file(tmp_path, tampered_copy):
     assert "synthetic" in meta["training_data"]
 
 
-def test_cli_segment_writes_aligned_outputs(tmp_path, phantom):
+def test_cli_segment_writes_aligned_outputs(tmp_path, phantom, capsys):
     from oa_kit.synth.mri import write_knee_mri
 
     image_path, _ = write_knee_mri(tmp_path / "in", "9000001", "L", 0, phantom)
     out = tmp_path / "out"
     assert main(["mri", "segment", str(image_path), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"9000001 L {image_path.name}: QC")  # one QC line per knee, then the summary
     affine = nib.load(str(image_path)).affine
     maps = sorted(out.rglob("*.nii.gz"))
     assert {p.parent.name for p in maps} == {"labels", "thickness"}
@@ -163,6 +165,7 @@ def test_cli_segment_writes_aligned_outputs(tmp_path, phantom):
         assert 0.5 < row[f"thickness_mm_mean_{name}"] < 5.0
     assert "qc_laterality_mismatch" in table and "mri_emb_000" in table
     assert not row["qc_laterality_mismatch"] and not row["qc_missing_compartment"]
+    assert row["qc_usable"] == (not row["qc_any"]) and ("QC passed" in printed[0]) == bool(row["qc_usable"])
     assert json.loads((out / "qc_summary.json").read_text())["n_knees"] == 1
 
 

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from oa_kit.models.mri.inference import export_best
-from oa_kit.workflows.mri import evaluate_phantom_test, segment_scans, train_run
+from oa_kit.workflows.mri import evaluate_phantom_test, qc_lines, segment_scans, train_run
 
 log = logging.getLogger("oa_kit.mri")
 
@@ -197,5 +197,7 @@ def _segment(args: argparse.Namespace) -> int:
         threads=args.threads,
         resume=not args.no_resume,
     )
-    print(f"wrote {len(table)} knee(s) to {args.out}")
+    for line in qc_lines(table):
+        print(line)
+    print(f"wrote {len(table)} knee(s) to {args.out} — segmenter trained on synthetic phantoms; check QC")
     return 0

@@ -22,7 +22,8 @@ class KneeResult:
 
 
 def analyse_knee(scan: ScanInput, segmenter: MRISegmenter, side: str) -> KneeResult:
-    """Segment one scan and measure it: biomarkers, QC flags and embedding in one tidy row."""
+    """Segment one scan and measure it: biomarkers, QC flags and embedding in one tidy row (``qc_usable`` is False
+    when any QC check failed: the knee's biomarkers should not be used)."""
     seg = segmenter.segment(scan.image, scan.affine, side)
     measurement = measure_cartilage(seg.labels, scan.affine, side, proba=seg.proba)
     row = {
@@ -32,6 +33,7 @@ def analyse_knee(scan: ScanInput, segmenter: MRISegmenter, side: str) -> KneeRes
         "source_file": str(scan.path),
     }
     row.update(measurement.to_row())
-    row.update(qc_flags(seg.labels, scan.affine, side, seg.proba))
+    qc = qc_flags(seg.labels, scan.affine, side, seg.proba)
+    row.update(qc, qc_usable=not qc["qc_any"])
     row.update({f"mri_emb_{i:03d}": float(v) for i, v in enumerate(seg.embedding)})
     return KneeResult(seg.labels, measurement, row)

@@ -411,3 +411,14 @@ def _log(log: Log, message: str) -> None:
     """Pass a progress message to ``log`` (e.g. ``print``); silent when ``log`` is None."""
     if log is not None:
         log(message)
+
+
+def qc_lines(table: pd.DataFrame) -> list[str]:
+    """One line per knee of a biomarker table: QC passed, or which checks failed (its numbers are then unusable)."""
+    lines = []
+    for row in table.itertuples(index=False):
+        name = f"{row.participant_id} {row.side} {Path(str(row.source_file)).name}"
+        failed = bool(getattr(row, "qc_any", False))
+        verdict = f"QC FAILED ({row.qc_reasons}): biomarkers unusable" if failed else "QC passed"
+        lines.append(f"{name}: {verdict}")
+    return lines
