@@ -15,9 +15,10 @@ from oa_kit.api import grade_knees
 from oa_kit.errors import OAKitError
 from oa_kit.features.radiograph import kl_folds, train_fold_grader
 from oa_kit.io.atomic import write_text_atomic
+from oa_kit.io.chen import is_chen_layout, read_chen
 from oa_kit.io.tables import check_table_path, write_table
 from oa_kit.models.kl.data import to_uint8
-from oa_kit.models.kl.predict import KLGrader, grade_knee_records, load_knees
+from oa_kit.models.kl.predict import KLGrader, chen_knee_records, grade_knee_records, load_knees
 
 
 def predict_to_table(
@@ -82,13 +83,17 @@ def out_of_fold_table(
         raise OAKitError(f"--folds: {folds}; expected at least 2 folds")
     if epochs < 1:
         raise OAKitError(f"--epochs: {epochs}; expected at least 1 epoch")
-    knees = load_knees(Path(data), None, clahe)
-    if split is not None:
-        knees = [k for k in knees if k.get("split") == split]
-        if not knees:
-            raise OAKitError(f"{data}: no knees in split {split!r}; expected a Chen split such as train or val")
-    if limit is not None:
-        knees = knees[:limit]
+    if clahe not in ("auto", "yes", "no"):
+        raise OAKitError(f"--clahe: {clahe!r}; expected auto, yes or no")
+    if is_chen_layout(data):  # index first, so only the knees asked for are read and preprocessed
+        frame = read_chen(data)
+        if split is not None:
+            frame = frame[frame["split"] == split]
+            if frame.empty:
+                raise OAKitError(f"{data}: no knees in split {split!r}; expected a Chen split such as train or val")
+        knees = chen_knee_records(frame.iloc[:limit], None, clahe)
+    else:
+        knees = load_knees(Path(data), None, clahe)[:limit]
     unlabelled = [k["source"] for k in knees if k.get("kl_label") is None or k["input"] is None]
     if unlabelled:
         raise OAKitError(

@@ -402,22 +402,7 @@ def load_knees(path: Path, side: str | None, clahe: str) -> list[dict]:
         raise OAKitError(f"clahe: {clahe!r}; expected auto, yes or no")
     if path.is_dir():
         if is_chen_layout(path):
-            frame = read_chen(path)
-            sides = [r.side or side or "" for r in frame.itertuples()]
-            return [
-                {
-                    "id": r.participant_id,
-                    "side": knee_side,
-                    "source": r.path,
-                    "kl_label": r.kl,
-                    "split": r.split,
-                    "input": chen_input(r.path, knee_side)
-                    if clahe != "yes"
-                    else _plain_input(Path(r.path), knee_side, True),
-                    "flags": () if knee_side else ("unknown_side",),
-                }
-                for r, knee_side in zip(frame.itertuples(), sides, strict=True)
-            ]
+            return chen_knee_records(read_chen(path), side, clahe)
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
         if not files:
             raise OAKitError(
@@ -444,6 +429,28 @@ def load_knees(path: Path, side: str | None, clahe: str) -> list[dict]:
             "flags": flags,
         }
     ]
+
+
+def chen_knee_records(frame: pd.DataFrame, side: str | None, clahe: str) -> list[dict]:
+    """Knee records (as :func:`load_knees`) for rows of :func:`oa_kit.io.chen.read_chen`, with ``kl_label`` and
+    ``split``; ``side`` fills in images whose name has none (else they are flagged ``unknown_side``)."""
+    records = []
+    for r in frame.itertuples():
+        knee_side = r.side or side or ""
+        records.append(
+            {
+                "id": r.participant_id,
+                "side": knee_side,
+                "source": r.path,
+                "kl_label": r.kl,
+                "split": r.split,
+                "input": chen_input(r.path, knee_side)
+                if clahe != "yes"
+                else _plain_input(Path(r.path), knee_side, True),
+                "flags": () if knee_side else ("unknown_side",),
+            }
+        )
+    return records
 
 
 def _plain_input(path: Path, side: str, clahe: bool) -> np.ndarray:
