@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from skimage import data
 
-from oa_kit.api import grade_knees
+from oa_kit.api import KL_MODEL_COLUMN, grade_knees
 from oa_kit.errors import OAKitError
 from oa_kit.models.kl.predict import KL_TABLE_COLUMNS, SHIPPED_WEIGHTS, KLGrader, load_knees
 
@@ -148,6 +148,13 @@ def test_cli_predict_real_grade_folder(tmp_path, chen_dir):
     assert table["kl_grade"].notna().all() and not table["kl_qa_flags"].str.contains("out_of_distribution").any()
 
 
+def _predict(folder, out):
+    from oa_kit.cli import main
+
+    assert main(["kl", "predict", str(folder), "--out", str(out)]) == 0
+    return out
+
+
 def test_cli_out_of_fold_features(tmp_path, capsys):
     from oa_kit.cli import main
 
@@ -157,7 +164,10 @@ def test_cli_out_of_fold_features(tmp_path, capsys):
     assert main([*args, "--out", str(out), "--quiet"]) == 0
     table = pd.read_parquet(out)
     emb = [c for c in table.columns if c.startswith("kl_emb_")]
-    assert list(table.columns) == [*KL_TABLE_COLUMNS, *emb] and len(emb) == 256 and len(table) == 40
+    assert list(table.columns) == [*KL_TABLE_COLUMNS, KL_MODEL_COLUMN, *emb] and len(emb) == 256 and len(table) == 40
+    assert (table[KL_MODEL_COLUMN] == "out-of-fold").all()
+    predicted = pd.read_parquet(_predict(tmp_path / "knees", tmp_path / "pred.parquet"))
+    assert list(predicted.columns) == list(table.columns)  # the same table as `kl predict` writes
     assert np.allclose(table[[f"kl_p{k}" for k in range(5)]].sum(axis=1), 1, atol=1e-4)
     knees = load_knees(tmp_path / "knees", None, "auto")
     assert list(table["source"]) == [k["source"] for k in knees]  # same order as `kl predict` on the folder

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oa_kit.api import grade_knees
+from oa_kit.api import KL_MODEL_COLUMN, grade_knees
 from oa_kit.errors import OAKitError
 from oa_kit.features.radiograph import kl_folds, train_fold_grader
 from oa_kit.io.atomic import write_text_atomic
@@ -59,8 +59,8 @@ def out_of_fold_table(
     progress: bool = True,
     log: Callable[[str], object] = lambda message: None,
 ) -> pd.DataFrame:
-    """The KL output table (``KL_TABLE_COLUMNS`` + ``kl_emb_*``, as ``oa-kit kl predict`` writes) for knees a KL-CNN
-    is trained on, each knee graded by a CNN that never saw it.
+    """The KL output table (``KL_TABLE_COLUMNS``, ``kl_weights_sha256`` = "out-of-fold", ``kl_emb_*``, as
+    ``oa-kit kl predict`` writes it) for knees a KL-CNN is trained on, each knee graded by a CNN that never saw it.
 
     Knees come from a folder with grades (Chen layout ``{split}/{0..4}/`` or grade folders ``{0..4}/``). They are
     split into ``folds`` participant-grouped folds stratified by KL (seeded); per fold a ``KLNet`` is trained on the
@@ -138,6 +138,8 @@ def out_of_fold_table(
         parts.append(part)
         order.append(test_idx)
     result = pd.concat(parts, ignore_index=True).iloc[np.argsort(np.concatenate(order))].reset_index(drop=True)
+    # as `kl predict` names its CNN; here one CNN per fold, which the progression models record as "out-of-fold"
+    result.insert(result.columns.get_loc("kl_qa_flags") + 1, KL_MODEL_COLUMN, "out-of-fold")
     write_table(result, out)
     return result
 
