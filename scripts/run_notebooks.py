@@ -36,7 +36,7 @@ def execute(source: Path, timeout: int = 1800, out: Path = NOTEBOOKS) -> float:
     """Run one source notebook and write ``out/<stem>.ipynb``; returns the wall time in seconds."""
     nb = paired_notebook(source)
     start = time.perf_counter()
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False, coalesce_streams=True)
     client.execute(cwd=str(NOTEBOOKS))
     seconds = time.perf_counter() - start
     nb.metadata.pop("language_info", None)
