@@ -85,9 +85,10 @@ class KneeGrades:
     """KL grading of one or more knees (one row each), with the model inputs, Grad-CAM maps and embeddings.
 
     ``table`` is the one KL output table (``oa_kit.models.kl.predict.KL_TABLE_COLUMNS``: participant_id, side,
-    source, kl_p0..kl_p4 calibrated, kl_grade (<NA> when no knee was found or it is flagged ``blank_image`` /
-    ``out_of_distribution``), kl_grade_set (conformal set, e.g. "2,3"), kl_qa_flags (";"-joined), then the
-    ``kl_emb_*`` embedding), which ``oa-kit progression --radiograph`` reads as it is. ``inputs`` (N, 1, S, S) are
+    source, kl_p0..kl_p4 calibrated, kl_grade (<NA> only when no knee was found or the image is blank; a knee
+    flagged ``out_of_distribution`` keeps its grade, marked by the flag), kl_grade_set (conformal set, e.g. "2,3"),
+    kl_qa_flags (";"-joined), kl_weights_sha256 (the CNN), then the ``kl_emb_*`` embedding), which
+    ``oa-kit progression --radiograph`` reads as it is. ``inputs`` (N, 1, S, S) are
     the model inputs (left knees mirrored), ``cams`` (N, S, S) their Grad-CAM maps (None when not asked for);
     rows without a knee are NaN there.
     """
