@@ -11,6 +11,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from nbclient import NotebookClient
 
 from oa_kit import workshop
 from oa_kit.api import KneeGrades, ProgressionReport, open_cohort
@@ -208,3 +209,12 @@ def test_chen_folder_follows_the_environment(tmp_path, monkeypatch):
     assert workshop.chen_folder() == tmp_path
     monkeypatch.setenv(workshop.CHEN_VARIABLE, str(tmp_path / "absent"))
     assert workshop.chen_folder() is None
+
+
+def test_real_radiograph_notebook_skips_cleanly_without_chen(monkeypatch):
+    monkeypatch.setenv(workshop.CHEN_VARIABLE, str(ROOT / "no-such-folder"))
+    nb = jupytext.read(NOTEBOOKS / "src" / "03_real_radiographs.py")
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute(cwd=str(NOTEBOOKS))
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "skipping this notebook" in printed
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
