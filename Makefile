@@ -55,9 +55,11 @@ NOTEBOOK_MODE ?= full
 WORKSHOP_MODE ?= smoke
 .PHONY: lab notebooks workshop exercises
 
-# JupyterLab on notebooks/ (jupytext pairs notebooks/src/*.py with the .ipynb; plotly renders in the browser)
+# JupyterLab on notebooks/ (jupytext pairs notebooks/src/*.py with the .ipynb; plotly renders in the browser);
+# LAB_ARGS adds options, e.g. `make lab LAB_ARGS="--no-browser --allow-root"` in a container
+LAB_ARGS ?=
 lab: $(STAMP)
-	cd notebooks && OA_KIT_NOTEBOOK_MODE=$(NOTEBOOK_MODE) ../$(VENV)/bin/jupyter lab --notebook-dir=.
+	cd notebooks && OA_KIT_NOTEBOOK_MODE=$(NOTEBOOK_MODE) ../$(VENV)/bin/jupyter lab --notebook-dir=. $(LAB_ARGS)
 
 # Re-execute every notebook from its source and store the outputs (smoke mode: what nbval checks in CI)
 notebooks: $(STAMP)
