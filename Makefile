@@ -33,9 +33,11 @@ environment.yml: constraints.txt scripts/make_environment.py
 demo: $(STAMP)
 	$(VENV)/bin/oa-kit demo --out $(DEMO_OUT) --overwrite
 
-# every test, plus the public API's docstring Examples run as doctests
+# every test, the public API's docstring Examples as doctests, and the notebook series' stored outputs (nbval, smoke)
 test: $(STAMP) lint
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules tests oa_kit/api.py
+	OA_KIT_NOTEBOOK_MODE=smoke $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/*.ipynb
 
 # ruff (lint + format check) and the one-way layer contract (import-linter); configuration in pyproject.toml
 lint: $(STAMP)

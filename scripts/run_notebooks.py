@@ -18,6 +18,8 @@ import nbformat
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: Cells tagged so show pixels of real radiographs (../shared): shown when run, never stored in the repository.
+REAL_IMAGES_TAG = "real-images"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
@@ -40,6 +42,9 @@ def execute(source: Path, timeout: int = 1800, out: Path = NOTEBOOKS) -> float:
     client.execute(cwd=str(NOTEBOOKS))
     seconds = time.perf_counter() - start
     nb.metadata.pop("language_info", None)
+    for cell in nb.cells:
+        if REAL_IMAGES_TAG in cell.get("metadata", {}).get("tags", []):
+            cell.outputs = []
     nbformat.write(nb, out / f"{source.stem}.ipynb")
     return seconds
 

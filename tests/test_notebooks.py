@@ -218,3 +218,15 @@ def test_real_radiograph_notebook_skips_cleanly_without_chen(monkeypatch):
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "skipping this notebook" in printed
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+
+def test_no_real_radiograph_is_stored_in_a_notebook():
+    """Cells showing pixels of real radiographs (tag ``real-images``) run, but their outputs are never stored, so no
+    image of ../shared lands in the repository; nor does any other large figure of notebook 03."""
+    import json
+
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if "real-images" in cell.get("metadata", {}).get("tags", []):
+                assert cell.get("outputs") == [], path.name
+    assert (NOTEBOOKS / "03_real_radiographs.ipynb").stat().st_size < 200_000

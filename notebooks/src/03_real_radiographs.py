@@ -83,7 +83,7 @@ if CHEN is not None:
     first = [int(g) * SETTINGS["chen_per_grade"] for g in range(5)]
     titles = [f"true KL {table['kl_true'][i]}, predicted {table['kl_grade'][i]}" for i in first]
 
-# %%
+# %% tags=["real-images"]
 workshop.gradcam_gallery(grades, first, titles) if CHEN else None
 
 # %% [markdown]
