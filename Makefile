@@ -8,7 +8,7 @@ DEMO_OUT ?= demo_out
 # PyPI's 2.13.0 (the CUDA build, which pulls several GB of nvidia-* wheels). Override for a mirror.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test lint format install clean fuzz
 
 # Create the venv and install the pinned stack, torch first. A torch 2.13.0 wheel already on disk (pip's
 # configured find-links) is used without touching any index; otherwise TORCH_INDEX is added to the configured
@@ -48,6 +48,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# the parsers' fuzz tests at full strength: 10,000 new random examples per parser (make test runs 50, seeded)
+FUZZ_EXAMPLES ?= 10000
+fuzz: $(STAMP)
+	OA_KIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) OA_KIT_FUZZ_RANDOM=1 $(PY) -m pytest -q -p no:cacheprovider tests/bad_inputs/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)
