@@ -187,6 +187,9 @@ def main() -> None:
     parser.add_argument("--png", type=Path, help="a single-knee PNG to time the upload")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--voila-arg", action="append", default=[], help="extra voila argument (repeatable)")
+    parser.add_argument(
+        "--pages", nargs="+", default=["knee_view", "model_report", "cohort_explorer"], help="pages to time"
+    )
     args = parser.parse_args()
     data = Path(args.data).resolve()
     features = data / "features.parquet"
@@ -200,11 +203,14 @@ def main() -> None:
         )  # fmt: skip
         knee_view(context, url, knees, None)  # warm-up: Python's bytecode and file caches
         for _ in range(args.repeats):
-            for name, seconds in {
-                **knee_view(context, url, knees, args.png),
-                **model_report(context, url),
-                **cohort_explorer(context, url),
-            }.items():
+            timings = {}
+            if "knee_view" in args.pages:
+                timings.update(knee_view(context, url, knees, args.png))
+            if "model_report" in args.pages:
+                timings.update(model_report(context, url))
+            if "cohort_explorer" in args.pages:
+                timings.update(cohort_explorer(context, url))
+            for name, seconds in timings.items():
                 results.setdefault(name, []).append(seconds)
         context.close()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())

@@ -220,6 +220,11 @@ def test_knee_view_in_process_what_if_and_bad_inputs(dashboard_data, knee_png, m
     assert view.kl.table["participant_id"].iloc[0] == "9999999"
     view.radiograph_upload.value = (_item("bad.dcm", b"\0" * 300),)
     assert "bad.dcm" in view.message.value and "Traceback" not in view.message.value
+    scan = sorted((dashboard_data / "cohort" / "mri").glob("*_R_V00_DESS.nii.gz"))[0]
+    view.side.value = "R"
+    view.mri_upload.value = (_item("knee.nii.gz", scan.read_bytes()),)
+    assert view.message.value == "" and view.mri_upload.value == ()
+    assert view.mri.side == "R" and "QC" in view.mri_text.value and "segmenter" in view.mri_text.value
     view.model_folder.value = str(dashboard_data / "nowhere")
     view._on_load_models(None)
     assert "model folder not found" in view.message.value

@@ -90,7 +90,7 @@ class KneeView:
             getattr(self, name).add_class(f"oa-{name.replace('_', '-')}")
         for name in ("gradcam_out", "proba_out", "mri_out", "risk_out", "waterfall_out"):
             getattr(self, name).add_class(f"oa-{name.replace('_', '-')}")
-        self.risk_out.layout = widgets.Layout(width="45%")
+        self.risk_out.layout = widgets.Layout(width="40%")
         self.message.add_class("oa-message-line")
         inputs = widgets.VBox(
             [
@@ -116,7 +116,12 @@ class KneeView:
                 widgets.HBox([self.gradcam_out, self.proba_out]),
                 heading("Progression risk"),
                 self.risk_text,
-                widgets.HBox([self.risk_out, widgets.VBox([self.horizon, self.waterfall_out])]),
+                widgets.HBox(
+                    [
+                        self.risk_out,
+                        widgets.VBox([self.horizon, self.waterfall_out], layout=widgets.Layout(width="60%")),
+                    ]
+                ),
                 self.explanation,
                 heading("MRI: cartilage thickness"),
                 self.mri_text,
