@@ -12,6 +12,7 @@ Every draw takes a ``numpy.random.Generator``; the same seed gives the same imag
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -36,8 +37,19 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import write_text_atomic
-from oa_kit.io.labels import BONE_LABELS, CARTILAGE_LABELS, LACKS_TISSUES, N_LABELS
+from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.labels import (
+    BONE_LABELS,
+    CARTILAGE_LABELS,
+    COMBINED_TIBIAL,
+    LACKS_TISSUES,
+    N_LABELS,
+    infer_knee_side,
+    subclass_map,
+    to_harmonised,
+)
+from oa_kit.io.mri import read_nifti
+from oa_kit.io.nrrd import read_nrrd
 from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.models.mri.network import N_NETWORK_CLASSES, harmonised_to_network
 from oa_kit.models.mri.train import (
@@ -47,6 +59,7 @@ from oa_kit.models.mri.train import (
     _metadata,
     _save_checkpoint,
     load_initial_weights,
+    render_phantom_cases,
     save_weights,
 )
 from oa_kit.models.mri.transforms import (
@@ -690,9 +703,6 @@ def read_label_map(path: str | Path, source: str, group: str = "", side: str = "
 
     ``side="auto"`` infers the knee side from the anatomy (:func:`oa_kit.io.labels.infer_knee_side`).
     """
-    from oa_kit.io.labels import COMBINED_TIBIAL, infer_knee_side, subclass_map, to_harmonised
-    from oa_kit.io.mri import read_nifti
-    from oa_kit.io.nrrd import read_nrrd
 
     path = Path(path)
     volume = read_nrrd(path) if path.suffix in (".nrrd", ".nhdr") else read_nifti(path)
@@ -729,7 +739,6 @@ def shared_label_maps(folder: str | Path) -> list[LabelMapCase]:
 
 def phantom_label_maps(n_participants: int, seed: int = 0, progress: bool = True) -> list[LabelMapCase]:
     """Label maps of synthetic phantoms (both knees of ``n_participants``), their images discarded."""
-    from oa_kit.models.mri.train import render_phantom_cases
 
     cases = render_phantom_cases(n_participants, seed=seed, progress=progress)
     return [prepare_label_map(c.labels, c.affine, c.side, c.case_id, "synthetic", group=c.group) for c in cases]
@@ -746,7 +755,6 @@ def split_holdout(
 
 def save_label_maps(folder: str | Path, cases: Sequence[LabelMapCase]) -> None:
     """Store prepared label maps as ``.npz`` (arrays) + ``.json`` (fields), atomically; no pickle."""
-    from oa_kit.io.atomic import atomic_path
 
     folder = Path(folder)
     for c in cases:
@@ -780,7 +788,6 @@ def _cached(folder: Path, build: Callable[[], list[LabelMapCase]]) -> list[Label
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m oa_kit.models.mri.synthseg``: prepare the label maps and run (or resume) :func:`train_synthseg`."""
-    import argparse
 
     p = argparse.ArgumentParser(prog="python -m oa_kit.models.mri.synthseg", description=main.__doc__)
     p.add_argument("--woo", required=True, help="folder with the Anomaly-Aware-3D-Segmentation label maps")
