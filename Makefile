@@ -73,7 +73,7 @@ notebooks: $(STAMP)
 	$(PY) scripts/run_notebooks.py --mode smoke
 	$(PY) scripts/make_exercises.py
 
-# Exercise versions (solution cells stripped) in notebooks/exercises/
+# Exercise versions (solution cells stripped) in notebooks/exercises/ (jupytext .py: no outputs to store)
 exercises: $(STAMP)
 	$(PY) scripts/make_exercises.py
 

@@ -1,6 +1,8 @@
-"""Generate the exercise notebooks (``notebooks/exercises/*.ipynb``) from the solution sources
-(``notebooks/src/*.py``): cells tagged ``solution`` are replaced by one empty cell per run, outputs are empty. ``--check`` exits 1 when a
-stored exercise is out of date (``tests/test_notebooks.py`` runs the same comparison).
+"""Generate the exercise notebooks (``notebooks/exercises/*.py``, jupytext percent files that JupyterLab opens as
+notebooks) from the solution sources (``notebooks/src/*.py``): cells tagged ``solution`` are replaced by one empty cell
+per run. They are text, not ``.ipynb``: an exercise has no outputs to store (a learner fills it in), and every stored
+``.ipynb`` of the series is checked by nbval. ``--check`` exits 1 when a stored exercise is out of date
+(``tests/test_notebooks.py`` runs the same comparison).
 
     .venv/bin/python scripts/make_exercises.py [--check]
 """
@@ -27,7 +29,7 @@ def has_solutions(source: Path) -> bool:
 
 
 def exercise_text(source: Path) -> str:
-    """The exercise notebook of ``source`` as stored (JSON text): solution cells removed, no outputs."""
+    """The exercise notebook of ``source`` as stored (jupytext percent text): solution cells replaced, no outputs."""
     nb = jupytext.read(source)
     cells = []
     for cell in nb.cells:
@@ -40,21 +42,24 @@ def exercise_text(source: Path) -> str:
         cell.id = f"cell-{i:03d}"  # stable ids: regenerating gives the same file
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}
-    return nbformat.writes(nbformat.from_dict(nb), version=4) + "\n"
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+        "jupytext": {"formats": "py:percent"},
+    }
+    return jupytext.writes(nbformat.from_dict(nb), fmt="py:percent")
 
 
 def expected() -> dict[Path, str]:
     """Every exercise file that should exist, with its text."""
     sources = sorted((NOTEBOOKS / "src").glob("*.py"))
-    return {EXERCISES / f"{s.stem}.ipynb": exercise_text(s) for s in sources if has_solutions(s)}
+    return {EXERCISES / f"{s.stem}.py": exercise_text(s) for s in sources if has_solutions(s)}
 
 
 def stale() -> list[str]:
     """Exercise files that are missing, out of date, or left over from a removed source."""
     wanted = expected()
     out = [p.name for p, text in wanted.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
-    out += [p.name for p in sorted(EXERCISES.glob("*.ipynb")) if p not in wanted]
+    out += [p.name for p in sorted(EXERCISES.glob("*")) if p not in wanted]
     return out
 
 
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if names else 0
     EXERCISES.mkdir(exist_ok=True)
     wanted = expected()
-    for path in sorted(EXERCISES.glob("*.ipynb")):
+    for path in sorted(EXERCISES.glob("*")):
         if path not in wanted:
             path.unlink()
     for path, text in wanted.items():

@@ -65,7 +65,7 @@ def test_exercise_strips_solution_cells(tmp_path):
     source.write_text(
         '# %%\nx = 1\n\n# %% tags=["solution"]\nanswer = 42\n\n# %% tags=["solution"]\nprint(answer)\n\n# %%\nprint(x)\n'
     )
-    nb = nbformat.reads(make_exercises.exercise_text(source), as_version=4)
+    nb = jupytext.reads(make_exercises.exercise_text(source), fmt="py:percent")
     assert [c.source for c in nb.cells] == ["x = 1", make_exercises.PLACEHOLDER, "print(x)"]
     assert all(not c.outputs for c in nb.cells)
 
