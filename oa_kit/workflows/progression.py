@@ -33,7 +33,7 @@ from oa_kit.horizons import MODEL_HORIZONS_MONTHS
 from oa_kit.io.atomic import write_text_atomic
 from oa_kit.io.tables import read_table
 from oa_kit.metrics import bootstrap_metrics
-from oa_kit.parallel import ordered_map, resolve_n_jobs
+from oa_kit.parallel import ordered_map
 from oa_kit.progression.baselines import baseline_models
 from oa_kit.progression.model import ProgressionModel, make_provenance
 from oa_kit.progression.persist import save_model
@@ -188,13 +188,8 @@ def progression_report(
         "test_labels": test_labels,
     }
     tasks = [(features, labels, h, out, settings) for h in horizons]
-    jobs = resolve_n_jobs(int(n_jobs), len(tasks))
-    if jobs == 1:
-        headlines = [report_horizon(*task) for task in tqdm(tasks, disable=not progress, desc="progression horizons")]
-    else:
-        if progress:
-            print(f"progression horizons {list(horizons)} in {jobs} worker processes")
-        headlines = ordered_map(report_horizon, tasks, jobs)
+    with tqdm(total=len(tasks), disable=not progress, desc="progression horizons") as bar:
+        headlines = ordered_map(report_horizon, tasks, n_jobs, on_done=bar.update)
     table = pd.concat(headlines, ignore_index=True)
     write_text_atomic(out / "headline.csv", table.to_csv(index=False))
     return table
