@@ -191,3 +191,57 @@ def test_fine_tune_from_shipped_weights_on_roi_arrays():
     assert trainer.model_(torch.rand(2, 1, 160, 160)).shape == (2, 5)
     with pytest.raises(OAKitError, match="loss"):
         KLTrainer(loss="corn", epochs=1, device="cpu", progress=False, init_weights=SHIPPED_WEIGHTS).fit(x, y, x, y)
+
+
+def test_shipped_hashes_are_pinned_in_code():
+    """The pins match the shipped files (update them with any re-calibration), for both models."""
+    from oa_kit.io.artifacts import sha256_file
+    from oa_kit.models.kl.predict import SHIPPED_SHA256, SHIPPED_WEIGHTS
+    from oa_kit.models.mri.inference import DEFAULT_WEIGHTS
+    from oa_kit.models.mri.inference import SHIPPED_SHA256 as MRI_SHA256
+
+    for folder_file, pins in ((SHIPPED_WEIGHTS, SHIPPED_SHA256), (DEFAULT_WEIGHTS, MRI_SHA256)):
+        for name, sha in pins.items():
+            assert sha256_file(folder_file.with_name(name)) == sha, name
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("temperature", -1, "temperature = -1; expected a value between 0.0 and 100.0"),
+        ("temperature", "hot", "temperature = 'hot'; expected a float"),
+        ("tta", 0, "tta = 0; expected a value between 0 and 65"),
+        ("alpha", None, "alpha = None; expected a float"),
+    ],
+)
+def test_sidecar_settings_are_type_and_range_checked(tmp_path, key, value, message):
+    """A copied weights file with an edited sidecar (its sha256 still matching the weights) is refused in one line."""
+    import json
+    import shutil
+
+    from oa_kit.models.kl.predict import SHIPPED_WEIGHTS, KLGrader
+
+    copy = tmp_path / "kl.safetensors"
+    shutil.copyfile(SHIPPED_WEIGHTS, copy)
+    info = json.loads(SHIPPED_WEIGHTS.with_suffix(".json").read_text())
+    info[key] = value
+    copy.with_suffix(".json").write_text(json.dumps(info))
+    with pytest.raises(OAKitError, match=f"kl.json: {message}"):
+        KLGrader.from_pretrained(copy)
+
+
+def test_an_edited_shipped_sidecar_is_refused_by_the_pins(tmp_path, monkeypatch):
+    """Editing the shipped sidecar (a plausible temperature, its sha256 entry left valid) fails the pinned hash."""
+    import json
+    import shutil
+
+    import oa_kit.models.kl.predict as predict
+
+    shipped = tmp_path / "kl_weights.safetensors"
+    shutil.copyfile(predict.SHIPPED_WEIGHTS, shipped)
+    info = json.loads(predict.SHIPPED_WEIGHTS.with_suffix(".json").read_text())
+    info["temperature"] = 1.5
+    shipped.with_suffix(".json").write_text(json.dumps(info))
+    monkeypatch.setattr(predict, "SHIPPED_WEIGHTS", shipped)
+    with pytest.raises(OAKitError, match="kl_weights.json: sha256 .* the sha256 pinned in oa_kit for the shipped KL"):
+        predict.KLGrader.from_pretrained()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from oa_kit.errors import OAKitError
@@ -26,10 +26,12 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def verified_sidecar(weights: str | os.PathLike, what: str) -> dict:
+def verified_sidecar(weights: str | os.PathLike, what: str, pinned: Mapping[str, str] | None = None) -> dict:
     """Read the ``.json`` beside ``weights`` and check its ``sha256`` against the file; errors name the file.
 
-    ``what`` names the artifact in messages (e.g. "KL weights"). Returns the sidecar's contents.
+    ``what`` names the artifact in messages (e.g. "KL weights"). ``pinned`` maps file names to the sha256 oa_kit
+    ships them with (weights and sidecar): a shipped file that was edited, sidecar included, is refused even when the
+    sidecar's recorded sha256 was edited to match. Returns the sidecar's contents.
     """
     weights = Path(weights)
     sidecar = weights.with_suffix(".json")
@@ -47,6 +49,9 @@ def verified_sidecar(weights: str | os.PathLike, what: str) -> dict:
         raise OAKitError(f"{sidecar}: not valid JSON ({exc.msg}); expected the {what} sidecar") from exc
     if not isinstance(info, dict):
         raise OAKitError(f"{sidecar}: JSON {type(info).__name__}; expected an object with the {what} settings")
+    for path in (weights, sidecar):
+        if pinned and path.name in pinned:
+            verify_file(path, pinned[path.name], f"the sha256 pinned in oa_kit for the shipped {what}")
     verify_file(weights, info.get("sha256"), f"{sidecar.name}; expected the unmodified {what} file")
     return info
 
@@ -96,3 +101,14 @@ def verify_checksums(folder: str | os.PathLike, required: Sequence[str]) -> dict
             raise OAKitError(f"{listed}: missing; expected it as listed in {CHECKSUM_FILE}")
         verify_file(listed, expected, f"{CHECKSUM_FILE} (file changed or corrupted)")
     return checksums
+
+
+def check_settings(info: Mapping, fields: Mapping[str, tuple[type, float, float]], source: Path) -> None:
+    """Type- and range-check the numeric settings of a sidecar: ``fields`` maps a key to (type, low, high), both
+    bounds exclusive; a missing key, a string where a number belongs or a value out of range is one line."""
+    for key, (kind, low, high) in fields.items():
+        value = info.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value)):
+            raise OAKitError(f"{source}: {key} = {value!r}; expected a {kind.__name__}")
+        if not low < value < high:
+            raise OAKitError(f"{source}: {key} = {value!r}; expected a value between {low} and {high} (exclusive)")

@@ -20,7 +20,7 @@ from oa_kit.cohort.splits import participant_kfold
 from oa_kit.errors import OAKitError
 from oa_kit.imaging.localize import knee_rois
 from oa_kit.imaging.preprocess import KL_INPUT_SIZE, check_roi, kl_input
-from oa_kit.io.artifacts import sha256_file, verified_sidecar
+from oa_kit.io.artifacts import check_settings, sha256_file, verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.io.chen import is_chen_layout, read_chen
 from oa_kit.io.radiograph import read_radiograph
@@ -35,6 +35,22 @@ from oa_kit.models.kl.transforms import tta_views
 #: Shipped weights (safetensors) and their JSON sidecar (sha256, calibration, conformal and OOD settings).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "kl_weights.safetensors"
+#: sha256 of the shipped weights and sidecar, pinned in code: a shipped file edited in place is refused
+#: (tests/test_kl_model.py checks the pins against the files; `oa-kit kl calibrate` users update them here).
+SHIPPED_SHA256 = {
+    "kl_weights.safetensors": "6c022ae76d6689c91fc50583193773d696bcd17a52498a8d17ae29968941c0ed",
+    "kl_weights.json": "1a4f863b4051b472ef475adf733a6b9c3d2713ffe94dd50faa6f48be832403c1",
+}
+#: Numeric sidecar settings and their valid ranges (exclusive): a temperature of -1 would flip every grade.
+SIDECAR_FIELDS = {
+    "tta": (int, 0, 65),
+    "temperature": (float, 0.0, 100.0),
+    "alpha": (float, 0.0, 1.0),
+    "qhat": (float, 0.0, 2.0),
+    "n_calibration": (int, 0, 10**9),
+    "ood_quantile": (float, 0.0, 1.0),
+    "ood_threshold": (float, 0.0, 1e6),
+}
 #: The KL output table (``oa-kit kl predict``, :func:`oa_kit.api.grade_knees`), one row per knee: these columns, then
 #: the ``kl_emb_000``... embedding. ``oa-kit progression --radiograph`` reads it as it is: the probabilities and the
 #: embedding are features; ``source``, ``kl_grade`` (the argmax of the probabilities), the conformal set and the QA
@@ -158,7 +174,9 @@ class KLGrader:
         No network access. ``fuse=False`` predicts with the network exactly as trained (see the class docstring).
         """
         path = Path(weights) if weights is not None else SHIPPED_WEIGHTS
-        info = verified_sidecar(path, "KL weights")
+        pinned = SHIPPED_SHA256 if path.resolve() == SHIPPED_WEIGHTS.resolve() else None
+        info = verified_sidecar(path, "KL weights", pinned)
+        check_settings(info, SIDECAR_FIELDS, path.with_suffix(".json"))
         grader = cls(
             weights=path,
             tta=info["tta"],

@@ -46,6 +46,11 @@ from oa_kit.models.mri.transforms import (
 #: Folder holding the shipped weights (``mri_segmenter.safetensors`` + ``mri_segmenter.json``).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "mri_segmenter.safetensors"
+#: sha256 of the shipped weights and sidecar, pinned in code (a shipped file edited in place is refused).
+SHIPPED_SHA256 = {
+    "mri_segmenter.safetensors": "d74f10800467cdabc45c099a4944880fb78be53ba96e57fd753ec3a156f60c7d",
+    "mri_segmenter.json": "538d670620fedafee255f7000959f8a60b4f6b025707648579e9e68d6ac26f27",
+}
 N_HARMONISED = 10
 #: Network class -> harmonised id, as a lookup table (merged channels map to the medial id).
 _NETWORK_TO_HARMONISED = np.array([NETWORK_CLASSES[c] for c in range(N_NETWORK_CLASSES)], dtype=np.uint8)
@@ -243,7 +248,8 @@ class MRISegmenter:
             Ready to predict (``net_`` and ``metadata_`` set).
         """
         weights = Path(path) if path is not None else DEFAULT_WEIGHTS
-        meta = verified_sidecar(weights, "MRI segmenter weights")
+        pinned = SHIPPED_SHA256 if weights.resolve() == DEFAULT_WEIGHTS.resolve() else None
+        meta = verified_sidecar(weights, "MRI segmenter weights", pinned)
         arch = meta.get("architecture", {})
         model = cls(
             channels=tuple(arch.get("channels", DEFAULT_CHANNELS)),
