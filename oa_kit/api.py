@@ -102,6 +102,13 @@ class KneeGrades:
         """The per-knee table (a copy), with the ``kl_emb_*`` columns when ``embeddings``."""
         return self.table.copy() if embeddings else self.table[[*KL_TABLE_COLUMNS, KL_MODEL_COLUMN]].copy()
 
+    def knee(self, index: int) -> KneeGrades:
+        """The result of knee ``index`` alone (e.g. one side of a bilateral radiograph, for :func:`knee_risk`)."""
+        cams = None if self.cams is None else self.cams[index : index + 1]
+        return KneeGrades(
+            self.table.iloc[[index]].reset_index(drop=True), self.inputs[index : index + 1], cams, self.model
+        )
+
     def figure(self, index: int = 0, opacity: float = 0.45) -> go.Figure:
         """Grad-CAM overlay on knee ``index``'s model input (or the input alone without Grad-CAM)."""
         row = self.table.iloc[index]
@@ -155,6 +162,8 @@ def grade_knees(
     ('R', True, True)
     >>> grades.to_frame(embeddings=True).filter(like="kl_emb_").shape
     (1, 256)
+    >>> grades.knee(0).to_frame()["side"].tolist()  # one knee's result, as knee_risk takes it
+    ['R']
     """
     grader = grader or KLGrader.from_pretrained()
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)

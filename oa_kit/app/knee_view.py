@@ -24,8 +24,6 @@ from oa_kit.errors import OAKitError
 from oa_kit.models.kl.predict import KL_PROBA_COLUMNS
 
 NO_KNEE = "— choose a knee —"
-#: KL table columns that progression models read as radiograph features.
-KL_FEATURE_PREFIXES = ("kl_p", "kl_emb_")
 
 
 class KneeView:
@@ -193,14 +191,10 @@ class KneeView:
         self.mri = analysis
 
     def clinical(self) -> dict:
-        """The knee's row with the form's validated values over it (what :func:`oa_kit.knee_risk` is given)."""
+        """The knee's row with the form's validated values over it (the clinical row :func:`oa_kit.knee_risk` is given;
+        an uploaded radiograph's KL result joins it there)."""
         values = validate_clinical({c: w.value for c, w in self.fields.items()})
         row = {**self.base_row, **values}
-        if self.kl is not None:
-            kl_row = self.kl.to_frame(embeddings=True).iloc[self.kl_index]
-            for column, value in kl_row.items():
-                if str(column).startswith(KL_FEATURE_PREFIXES) and column not in self.base_row:
-                    row[column] = value
         row.setdefault("side", self.side.value)
         return row
 
@@ -212,7 +206,8 @@ class KneeView:
         if not self.base_row and not self.fields["age_years"].value:
             self.risk_text.value = "<p>Choose a knee or fill in the clinical factors to see its risk.</p>"
             return
-        self.risk = knee_risk(self.models, pd.DataFrame([self.clinical()]), mri=self.mri)
+        kl = self.kl.knee(self.kl_index) if self.kl is not None else None
+        self.risk = knee_risk(self.models, pd.DataFrame([self.clinical()]), kl=kl, mri=self.mri)
         table = self.risk.to_frame()
         intervals = [
             calibration_interval(main_predictions(self.data.report_dir, h), r)
