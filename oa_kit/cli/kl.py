@@ -6,7 +6,7 @@ import argparse
 
 from oa_kit.api import KL_MODEL_NOTE
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import write_text_atomic
+from oa_kit.io.tables import write_csv
 from oa_kit.models.kl.card import ship_weights
 from oa_kit.models.kl.data import pack_chen
 from oa_kit.models.kl.evaluate import evaluate_on_chen
@@ -236,5 +236,5 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     print(result.metrics.to_string(index=False))
     if args.out:
-        write_text_atomic(args.out, result.metrics.to_csv(index=False))
+        write_csv(result.metrics, args.out)
     return 0

@@ -9,8 +9,8 @@ import pandas as pd
 from oa_kit.cohort.labels import ProgressionLabels
 from oa_kit.cohort.splits import participant_holdout
 from oa_kit.features.assemble import baseline_features
-from oa_kit.io.atomic import atomic_path, write_text_atomic
-from oa_kit.io.tables import check_table_path, read_table, write_table
+from oa_kit.io.atomic import atomic_path
+from oa_kit.io.tables import check_table_path, read_table, write_csv, write_table
 
 #: Files :func:`write_labels` writes.
 OUTPUT_FILES = (
@@ -42,7 +42,7 @@ def write_labels(
         if frame is not None:
             with atomic_path(out / name) as tmp:
                 frame.to_parquet(tmp, index=False)
-    write_text_atomic(out / "flow.csv", result.flow().to_csv(index=False))
+    write_csv(result.flow(), out / "flow.csv")
 
 
 def split_table(

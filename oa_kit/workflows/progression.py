@@ -31,7 +31,7 @@ from oa_kit.features.assemble import join_knee_tables
 from oa_kit.features.schema import KEY_COLUMNS
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS
 from oa_kit.io.atomic import write_text_atomic
-from oa_kit.io.tables import read_table
+from oa_kit.io.tables import read_table, write_csv
 from oa_kit.metrics import bootstrap_metrics
 from oa_kit.parallel import ordered_map
 from oa_kit.progression.baselines import baseline_models
@@ -67,7 +67,7 @@ def write_evaluation(
     for name, table in tables.items():
         if table is not None:
             path = out / f"{name}_h{h}.csv"
-            write_text_atomic(path, table.to_csv(index=False))
+            write_csv(table, path)
             written[name] = path
     if not (out / "plotly.min.js").exists():
         write_text_atomic(out / "plotly.min.js", get_plotlyjs())
@@ -96,7 +96,7 @@ def explain_model(model: ProgressionModel, X: pd.DataFrame, out: str | os.PathLi
         f"explanations_h{h}.csv": text,
     }
     for name, table in tables.items():
-        write_text_atomic(out / name, table.to_csv(index=False))
+        write_csv(table, out / name)
     note = model.provenance_["statement"]
     figures = {
         "importance": shap_plots.importance_figure(result, note=note),
@@ -191,7 +191,7 @@ def progression_report(
     with tqdm(total=len(tasks), disable=not progress, desc="progression horizons") as bar:
         headlines = ordered_map(report_horizon, tasks, n_jobs, on_done=bar.update)
     table = pd.concat(headlines, ignore_index=True)
-    write_text_atomic(out / "headline.csv", table.to_csv(index=False))
+    write_csv(table, out / "headline.csv")
     return table
 
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from oa_kit.errors import OAKitError
 from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.tables import write_csv
 from oa_kit.models.kl.data import load_training_data
 from oa_kit.models.kl.losses import class_weights, logits_to_proba, make_loss, n_outputs_for
 from oa_kit.models.kl.network import KLNet
@@ -322,7 +323,7 @@ class KLTrainer:
             "params": self.get_params(),
         }
         write_text_atomic(out / "checkpoint.json", json.dumps(info))
-        pd.DataFrame(self.history_).to_csv(out / "history.csv", index=False)
+        write_csv(pd.DataFrame(self.history_), out / "history.csv")
         if improved:
             meta = model_metadata(
                 self._net,

@@ -19,6 +19,7 @@ from oa_kit.errors import OAKitError
 from oa_kit.io.artifacts import sha256_file
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.io.labels import SUBREGIONS
+from oa_kit.io.tables import write_csv
 from oa_kit.models.mri.network import N_NETWORK_CLASSES, expand_input_channels, harmonised_to_network
 from oa_kit.models.mri.transforms import CONTEXT_CENTRE, check_volume, resample_slices, to_canonical
 from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, render_knee_mri
@@ -278,7 +279,7 @@ def train_segmenter(
                     "context_mm": segmenter.context_mm,
                 },
             )
-            write_text_atomic(run / "history.csv", pd.DataFrame(history).to_csv(index=False))
+            write_csv(pd.DataFrame(history), run / "history.csv")
     if best["state"] is not None:
         net.load_state_dict(best["state"])
     metadata = {
