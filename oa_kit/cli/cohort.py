@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from oa_kit.cli import fraction
 from oa_kit.cohort.labels import (
     DEFINITIONS,
     build_progression_labels,
@@ -13,6 +14,8 @@ from oa_kit.cohort.labels import (
 from oa_kit.cohort.tables import SOURCES, load_tables
 from oa_kit.errors import OAKitError
 from oa_kit.horizons import MOST_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
+from oa_kit.io.atomic import check_output_dir
+from oa_kit.io.tables import check_table_path
 from oa_kit.workflows.cohort import split_table, write_labels
 
 
@@ -40,7 +43,9 @@ def register(subparsers) -> None:
         description="Both knees and every visit of a participant land on the same side (parquet or CSV by suffix).",
     )
     split.add_argument("table", help="the table to split (labels, features, ...), .parquet or .csv")
-    split.add_argument("--test-fraction", type=float, default=0.5, help="share of participants withheld (default 0.5)")
+    split.add_argument(
+        "--test-fraction", type=fraction, default=0.5, help="share of participants withheld (default 0.5)"
+    )
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--train", required=True, help="output table of the training participants")
     split.add_argument("--test", required=True, help="output table of the withheld participants")
@@ -52,14 +57,19 @@ def parse_horizons(text: str | None, source: str) -> tuple[int, ...]:
     if text is None:
         return OAI_HORIZONS_MONTHS if source == "oai" else MOST_HORIZONS_MONTHS
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        horizons = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise OAKitError(f"--horizons: {text!r}; expected comma-separated months, e.g. 12,24,48") from None
+        horizons = ()
+    if not horizons or min(horizons) < 1:
+        raise OAKitError(f"--horizons: {text!r}; expected comma-separated positive months, e.g. 12,24,48")
+    return horizons
 
 
 def handle(args: argparse.Namespace) -> int:
     """Run ``oa-kit labels``; returns 0 on success (bad input raises OAKitError)."""
     tables_dir = Path(args.tables)
+    horizons = parse_horizons(args.horizons, args.source)
+    out = check_output_dir(args.out)
     if not tables_dir.is_dir():
         raise OAKitError(
             f"--tables: {tables_dir} is not a folder; expected the folder with the {args.source.upper()} tables"
@@ -67,12 +77,11 @@ def handle(args: argparse.Namespace) -> int:
     tables = load_tables(tables_dir, args.source)
     result = build_progression_labels(
         tables.readings,
-        parse_horizons(args.horizons, args.source),
+        horizons,
         definition=args.definition,
         deaths=tables.deaths,
         replacements=tables.replacements,
     )
-    out = Path(args.out)
     write_labels(result, out, readings=tables.readings, clinical=tables.clinical)
     print(f"{args.source.upper()} labels ({args.definition}) written to {out.resolve()}")
     print(result.summary_text())
@@ -81,6 +90,9 @@ def handle(args: argparse.Namespace) -> int:
 
 def handle_split(args: argparse.Namespace) -> int:
     """Run ``oa-kit split``; returns 0."""
+    train, test = check_table_path(args.train), check_table_path(args.test)
+    if train.resolve() == test.resolve() or Path(args.table).resolve() in (train.resolve(), test.resolve()):
+        raise OAKitError(f"--train/--test: {train} and {test} (from {args.table}); expected two new file names")
     train, test = split_table(args.table, args.test_fraction, args.seed, args.train, args.test)
     print(
         f"{len(train)} rows ({train['participant_id'].nunique()} participants) -> {args.train}; "

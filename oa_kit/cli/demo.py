@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from oa_kit.cli import jobs_int, nonnegative_int, positive_int
 from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import check_output_dir
+from oa_kit.synth.presets import PRESETS
 from oa_kit.workflows.demo import run_demo
 
 
@@ -15,22 +17,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo_out", help="Output folder (the cohort inside it is reused when unchanged).")
     p.add_argument("--preset", default="demo", help="Synthetic cohort preset: tiny, demo or full.")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-participants", type=int, default=None)
+    p.add_argument("--n-participants", type=positive_int, default=None)
     p.add_argument(
         "--jobs",
-        type=int,
+        type=jobs_int,
         default=2,
         help="Worker processes for rendering the cohort's images, segmenting its MRIs and the progression "
         "horizons (-1: one per core); the results are the same for any value.",
     )
-    p.add_argument("--kl-epochs", type=int, default=6, help="Training epochs of each fold's synthetic KL-CNN.")
+    p.add_argument("--kl-epochs", type=positive_int, default=6, help="Training epochs of each fold's synthetic KL-CNN.")
     p.add_argument(
         "--mri-participants",
-        type=int,
+        type=nonnegative_int,
         default=0,
         help="Size of a seeded MRI substudy (participants whose MRIs are segmented); 0 = every participant.",
     )
-    p.add_argument("--n-resamples", type=int, default=1000, help="Bootstrap resamples for the CIs.")
+    p.add_argument("--n-resamples", type=positive_int, default=1000, help="Bootstrap resamples for the CIs.")
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -42,12 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     """CLI handler for ``oa-kit demo``."""
-    out = Path(args.out)
+    out = check_output_dir(args.out)
+    if args.preset not in PRESETS:
+        raise OAKitError(f"--preset: {args.preset!r}; expected one of {', '.join(PRESETS)}")
     results = [p for p in (out / "progression", out / "features.parquet") if p.exists()]
     if results and not args.overwrite:
         raise OAKitError(f"{out}: holds results of an earlier run; expected --overwrite to replace them")
-    if args.n_participants is not None and args.n_participants <= 0:
-        raise OAKitError(f"--n-participants: {args.n_participants}; expected a positive number")
     run_demo(
         out,
         preset=args.preset,

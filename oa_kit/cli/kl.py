@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from oa_kit.api import KL_MODEL_NOTE
+from oa_kit.cli import fraction, positive_float, positive_int
 from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import check_output_dir, check_output_file
 from oa_kit.io.tables import write_csv
 from oa_kit.models.kl.card import ship_weights
 from oa_kit.models.kl.data import pack_chen
 from oa_kit.models.kl.evaluate import evaluate_on_chen
 from oa_kit.models.kl.predict import SHIPPED_WEIGHTS
-from oa_kit.models.kl.train import train_kl
+from oa_kit.models.kl.train import resolve_device, train_kl
 from oa_kit.workflows.kl import out_of_fold_table, predict_to_table
 
 
@@ -59,9 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out-of-fold", action="store_true", help="Required: train one CNN per participant-grouped fold."
     )
     features.add_argument("--out", default="kl_oof.parquet", help="Output table (.parquet or .csv).")
-    features.add_argument("--folds", type=int, default=5)
+    features.add_argument("--folds", type=positive_int, default=5)
     features.add_argument("--seed", type=int, default=0, help="Seed of the folds and of training.")
-    features.add_argument("--epochs", type=int, default=6, help="Training epochs per fold.")
+    features.add_argument("--epochs", type=positive_int, default=6, help="Training epochs per fold.")
     features.add_argument(
         "--init-weights",
         default=None,
@@ -72,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--run-dir", default=None, help="Fold checkpoints and tables (default: OUT without suffix + _folds); resumes."
     )
     features.add_argument("--split", default=None, help="Only this Chen split (e.g. train).")
-    features.add_argument("--limit", type=int, default=None, help="Only the first N knees (timing runs).")
+    features.add_argument("--limit", type=positive_int, default=None, help="Only the first N knees (timing runs).")
     features.add_argument("--clahe", choices=["auto", "yes", "no"], default="auto")
     features.add_argument("--quiet", action="store_true")
     features.set_defaults(func=_features)
@@ -81,15 +83,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("data_dir", metavar="DATA_DIR")
     train.add_argument("--out", default="runs/kl", help="Run folder (checkpoints, best.safetensors, history.csv).")
     train.add_argument("--loss", choices=["ce", "sord", "corn"], default="sord")
-    train.add_argument("--epochs", type=int, default=60)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--epochs", type=positive_int, default=60)
+    train.add_argument("--batch-size", type=positive_int, default=128)
+    train.add_argument("--lr", type=positive_float, default=2e-3)
     train.add_argument("--weight-decay", type=float, default=0.05)
     train.add_argument("--aug-strength", type=float, default=1.0)
     train.add_argument("--dropout", type=float, default=0.2)
-    train.add_argument("--patience", type=int, default=25)
-    train.add_argument("--max-minutes", type=float, default=None)
-    train.add_argument("--limit", type=int, default=None, help="Use only the first N images per split (smoke runs).")
+    train.add_argument("--patience", type=positive_int, default=25)
+    train.add_argument("--max-minutes", type=positive_float, default=None)
+    train.add_argument(
+        "--limit", type=positive_int, default=None, help="Use only the first N images per split (smoke runs)."
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto")
     train.add_argument("--init-weights", default=None, help="Fine-tune from these weights (e.g. the shipped model).")
@@ -102,8 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--weights", default=None)
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--out", default=None, help="Write the metrics table (.csv).")
-    evaluate.add_argument("--n-boot", type=int, default=1000)
-    evaluate.add_argument("--limit", type=int, default=None)
+    evaluate.add_argument("--n-boot", type=positive_int, default=1000)
+    evaluate.add_argument("--limit", type=positive_int, default=None)
     evaluate.set_defaults(func=_evaluate)
 
     calibrate = sub.add_parser(
@@ -113,11 +117,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("data_dir", metavar="DATA_DIR")
     calibrate.add_argument("--out", default=None, help="Calibrated weights path (default: the shipped location).")
     calibrate.add_argument("--tta", type=int, default=1)
-    calibrate.add_argument("--alpha", type=float, default=0.1)
-    calibrate.add_argument("--n-boot", type=int, default=1000)
+    calibrate.add_argument("--alpha", type=fraction, default=0.1)
+    calibrate.add_argument("--n-boot", type=positive_int, default=1000)
     calibrate.add_argument(
         "--ood-quantile",
-        type=float,
+        type=fraction,
         default=0.995,
         help="Flag knees whose OOD score exceeds this conformal quantile of the cross-fitted val scores "
         "(1 - quantile = false-flag rate for real knees; default 0.995 → ≤ 0.5%%).",
@@ -140,6 +144,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl train``."""
+    check_output_dir(args.out)  # a run folder: resumed when it holds a checkpoint
+    resolve_device(args.device)
+    for flag, value in (("--weight-decay", args.weight_decay), ("--aug-strength", args.aug_strength)):
+        if not value >= 0:
+            raise OAKitError(f"{flag}: {value}; expected a number >= 0")
+    if not 0 <= args.dropout < 1:
+        raise OAKitError(f"--dropout: {args.dropout}; expected a probability in [0, 1)")
 
     trainer = train_kl(
         args.data_dir,
@@ -168,6 +179,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl calibrate``."""
+    if args.out is not None:
+        check_output_file(args.out, (".safetensors",))
 
     evaluation = ship_weights(
         args.weights,
@@ -211,6 +224,11 @@ def _features(args: argparse.Namespace) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl pack``."""
+    check_output_file(args.out, (".npz",))
+    if not 32 <= args.size <= 1024 or not 1 <= args.quality <= 100:
+        raise OAKitError(
+            f"--size/--quality: {args.size}/{args.quality}; expected 32-1024 pixels and JPEG quality 1-100"
+        )
 
     path = pack_chen(args.data_dir, args.out, size=args.size, quality=args.quality)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
@@ -219,6 +237,7 @@ def _pack(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl predict``."""
+    resolve_device(args.device)  # before the weights are loaded: a missing GPU is one line, not a traceback
 
     table = predict_to_table(
         args.inputs, args.out, args.weights, side=args.side, tta=_views(args.tta), clahe=args.clahe, device=args.device
@@ -230,6 +249,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """Handler for ``oa-kit kl evaluate``."""
+    if args.out:
+        check_output_file(args.out, (".csv",))
 
     result = evaluate_on_chen(
         args.data_dir, weights=args.weights, split=args.split, n_boot=args.n_boot, limit=args.limit

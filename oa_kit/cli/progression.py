@@ -15,10 +15,12 @@ import sys
 import pandas as pd
 
 from oa_kit.api import QUICK_GRID, fit_progression, load_progression
+from oa_kit.cli import jobs_int, nonnegative_int, positive_int
 from oa_kit.errors import OAKitError
 from oa_kit.features.schema import keep_families
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS
-from oa_kit.io.tables import read_table, write_table
+from oa_kit.io.atomic import check_output_dir
+from oa_kit.io.tables import check_table_path, read_table, write_table
 from oa_kit.progression.model import make_provenance
 from oa_kit.workflows.progression import (
     explain_models,
@@ -38,10 +40,10 @@ def _add_inputs(p: argparse.ArgumentParser, labels: bool) -> None:
     p.add_argument("--features", required=True, help="per-knee clinical (or already joined) table, parquet/CSV")
     p.add_argument("--radiograph", help="KL-CNN output table (kl_p0..4 or p0..4, kl_emb_*)")
     p.add_argument("--mri", help="MRI biomarker table (thickness/volume, mri_emb_*)")
-    p.add_argument("--visit-month", type=int, default=0, help="visit of the features (months, default 0)")
+    p.add_argument("--visit-month", type=nonnegative_int, default=0, help="visit of the features (months, default 0)")
     if labels:
         p.add_argument("--labels", required=True, help="labels table: participant_id, side, horizon_months, label")
-        p.add_argument("--horizons", type=int, nargs="+", default=list(MODEL_HORIZONS_MONTHS), help="months")
+        p.add_argument("--horizons", type=positive_int, nargs="+", default=list(MODEL_HORIZONS_MONTHS), help="months")
         p.add_argument(
             "--data",
             choices=("synthetic", "real", "unknown"),
@@ -104,7 +106,7 @@ def register(subparsers) -> None:
     )
     fit.add_argument(
         "--components",
-        type=int,
+        type=positive_int,
         default=None,
         help="PCA components per image embedding (default 3 LightGBM, 8 logistic)",
     )
@@ -123,7 +125,7 @@ def register(subparsers) -> None:
     ev.add_argument("--test-labels", help="labels of the withheld knees (required with --test-features)")
     _add_model_options(ev)
     ev.add_argument("--n-splits", type=int, default=5)
-    ev.add_argument("--n-resamples", type=int, default=1000)
+    ev.add_argument("--n-resamples", type=positive_int, default=1000)
     ev.add_argument("--no-site-held-out", action="store_true")
     ev.add_argument(
         "--fit-final",
@@ -132,7 +134,7 @@ def register(subparsers) -> None:
     )
     ev.add_argument(
         "--jobs",
-        type=int,
+        type=jobs_int,
         default=1,
         help="worker processes, one horizon each (-1: one per core); same tables for any value",
     )
@@ -146,13 +148,13 @@ def register(subparsers) -> None:
     sc.add_argument("--risks", required=True, help="output of `oa-kit progression predict`")
     sc.add_argument("--labels", required=True, help="labels table of the same knees")
     sc.add_argument("--out", required=True, help="output table (.csv or .parquet)")
-    sc.add_argument("--n-resamples", type=int, default=1000)
+    sc.add_argument("--n-resamples", type=positive_int, default=1000)
     sc.add_argument("--seed", type=int, default=0)
     ex = sub.add_parser("explain", help="SHAP values, grouped by family, plain-language text and figures")
     _add_inputs(ex, labels=False)
     ex.add_argument("--model", required=True, help="folder from `progression fit` (or one h{H}/ model folder)")
     ex.add_argument("--out", required=True, help="output folder")
-    ex.add_argument("--top-k", type=int, default=3)
+    ex.add_argument("--top-k", type=positive_int, default=3)
     parser.set_defaults(func=handle)
 
 
@@ -163,6 +165,7 @@ def _features(args: argparse.Namespace) -> pd.DataFrame:
 
 def do_fit(args: argparse.Namespace) -> int:
     """Fit and save one model per horizon."""
+    check_output_dir(args.out, overwrite=args.overwrite)
     models = fit_progression(
         _features(args),
         read_table(args.labels),
@@ -191,6 +194,9 @@ def do_fit(args: argparse.Namespace) -> int:
 def do_evaluate(args: argparse.Namespace) -> int:
     """Evaluate out of sample per horizon and write model cards (and, with --fit-final, models + explanations)."""
     command = "oa-kit " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("oa-kit") else None
+    check_output_dir(args.out)
+    if args.n_splits < 2:
+        raise OAKitError(f"--n-splits: {args.n_splits}; expected at least 2 cross-validation folds")
     if bool(args.test_features) != bool(args.test_labels):
         raise OAKitError("--test-features/--test-labels: one given without the other; expected both or neither")
     test = None
@@ -231,6 +237,7 @@ def _restricted(table: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
 
 def do_score(args: argparse.Namespace) -> int:
     """Score a risk table against labels and write the metrics."""
+    check_table_path(args.out)
     table = score_predictions(read_table(args.risks), read_table(args.labels), args.n_resamples, args.seed)
     write_table(table, args.out)
     index = [c for c in ("horizon_months", "model") if c in table.columns]
@@ -241,6 +248,7 @@ def do_score(args: argparse.Namespace) -> int:
 
 def do_predict(args: argparse.Namespace) -> int:
     """Risk per knee and horizon with provenance."""
+    check_table_path(args.out)
     features = _features(args)
     table = load_progression(args.model).predict(features)
     write_table(table, args.out)
@@ -250,6 +258,7 @@ def do_predict(args: argparse.Namespace) -> int:
 
 def do_explain(args: argparse.Namespace) -> int:
     """SHAP tables, grouped values, plain-language text and figures per horizon."""
+    check_output_dir(args.out)
     models = load_progression(args.model)
     for h, text in explain_models(models, _features(args), args.out, args.top_k).items():
         print(f"h{h}: {text['explanation'].iloc[0]} ({text['by_family'].iloc[0]})")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from oa_kit.errors import OAKitError
+from oa_kit.io.atomic import check_output_dir
 from oa_kit.synth.generate import generate_cohort, read_manifest
 from oa_kit.synth.presets import PRESETS
 
@@ -58,6 +59,7 @@ def handle(args: argparse.Namespace) -> int:
     jobs = _integer(args.jobs, "--jobs")
     if jobs < 1 and jobs != -1:
         raise OAKitError(f"--jobs: {jobs}; expected a positive number of processes or -1 (one per core)")
+    check_output_dir(args.out)  # a file in its place or an unwritable parent fails now, not after the simulation
     out = generate_cohort(
         args.preset,
         Path(args.out),

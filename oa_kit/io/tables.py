@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.atomic import atomic_path, check_writable_parent, write_text_atomic
 
 __all__ = [
     "FORMULA_LEADS",
@@ -126,13 +126,14 @@ TABLE_SUFFIXES = (".parquet", ".csv")
 
 
 def check_table_path(path: str | os.PathLike) -> Path:
-    """``path`` as a Path if its suffix is a table format (checked before any work is done); else a clear error."""
+    """``path`` as a Path if it can be written as a table: a table suffix, not a folder, in a writable location
+    (checked before any work is done, so a bad ``--out`` never costs a run); else a clear error."""
     path = Path(path)
-    if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise OAKitError(f"{path}: unsupported table suffix {path.suffix!r}; expected .parquet or .csv")
     if path.is_dir():
         raise OAKitError(f"{path}: is a folder; expected a .parquet or .csv file name")
-    return path
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise OAKitError(f"{path}: unsupported table suffix {path.suffix!r}; expected .parquet or .csv")
+    return check_writable_parent(path, None)
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:

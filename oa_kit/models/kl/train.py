@@ -32,9 +32,17 @@ def resolve_device(device: str) -> torch.device:
     """``auto`` → CUDA when available else CPU; otherwise the named device (error if CUDA is asked for but absent)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OAKitError(f"device: {device!r} requested but CUDA is not available; expected 'cpu' or 'auto'")
-    return torch.device(device)
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise OAKitError(f"device: {device!r} is not a torch device; expected cpu, cuda, cuda:N or auto") from None
+    if parsed.type == "cuda" and (not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count()):
+        raise OAKitError(
+            f"device: {device!r} requested but that CUDA device is not available; expected 'cpu' or 'auto'"
+        )
+    if parsed.type not in ("cpu", "cuda"):
+        raise OAKitError(f"device: {device!r} is not supported; expected cpu, cuda, cuda:N or auto")
+    return parsed
 
 
 def model_metadata(model: KLNet, loss: str, input_size: int, extra: dict | None = None) -> dict[str, str]:
