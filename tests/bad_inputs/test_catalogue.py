@@ -45,6 +45,7 @@ def entry(target: str, **kwargs) -> Callable[[object], object]:
         return getattr(importlib.import_module(module), name)(arg, **kwargs)
 
     run.__name__ = name
+    run.target = target  # named in docs/bad-inputs.md (scripts/bad_inputs_table.py)
     return run
 
 

@@ -269,7 +269,9 @@ def cli(*argv: str) -> Callable[[Path], object]:
         assert code == 2 and len(lines) == 1, f"exit {code}, stderr {lines}"
         raise OAKitError(lines[0])
 
-    run.__name__ = f"oa-kit {' '.join(argv[:2])}"
+    words = [a for a in argv[:2] if not a.startswith("-") and "{" not in a]
+    run.__name__ = f"oa-kit {' '.join(words)}"
+    run.argv = argv  # shown in docs/bad-inputs.md
     return run
 
 
