@@ -319,3 +319,17 @@ def test_bad_inputs_are_one_line_errors(tables, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "missing.csv: file not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_evaluate_leaves_its_out_folder_as_it_was(tables, tmp_path, capsys):
+    """Horizon 24 is evaluated, then horizon 36 (no labels) fails: nothing of the run reaches OUT, which keeps the
+    file it held, and no temporary folder is left beside it."""
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["--labels", str(tables / "labels.parquet"), "--horizons", "24", "36", "--n-splits", "3"]
+    args += ["--n-resamples", "20", "--no-site-held-out", "--search", "quick", "--out", str(out)]
+    assert main(["progression", "evaluate", *_inputs(tables), *args]) == 2
+    assert "no rows for horizon 36" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

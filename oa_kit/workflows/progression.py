@@ -14,6 +14,8 @@ Output folder layout::
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,7 +32,8 @@ from oa_kit.explain import explain_text, family_text, global_importance, grouped
 from oa_kit.features.assemble import join_knee_tables
 from oa_kit.features.schema import KEY_COLUMNS
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS
-from oa_kit.io.atomic import write_text_atomic
+from oa_kit.io.artifacts import CHECKSUM_FILE
+from oa_kit.io.atomic import replace_dir, write_text_atomic
 from oa_kit.io.tables import read_table, write_csv
 from oa_kit.metrics import bootstrap_metrics
 from oa_kit.parallel import ordered_map
@@ -145,7 +148,8 @@ def progression_report(
     labels : DataFrame
         participant_id, side, horizon_months, label (``oa_kit.cohort.labels``).
     out : path
-        Output folder (created; files inside are replaced).
+        Output folder (created; files inside are replaced). The report is built in a hidden sibling and moved in
+        once every horizon is done, so a failed or interrupted run changes nothing in ``out``.
     horizons : sequence of int
         Horizons in months.
     truth : DataFrame, optional
@@ -170,7 +174,7 @@ def progression_report(
         machine ``n_jobs=2`` roughly halves the wall time of the four demo horizons.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     provenance = {**(dict(provenance) if provenance is not None else make_provenance()), **kl_model_of(features)}
     settings = {
         "truth": truth,
@@ -187,12 +191,31 @@ def progression_report(
         "test_features": test_features,
         "test_labels": test_labels,
     }
-    tasks = [(features, labels, h, out, settings) for h in horizons]
-    with tqdm(total=len(tasks), disable=not progress, desc="progression horizons") as bar:
-        headlines = ordered_map(report_horizon, tasks, n_jobs, on_done=bar.update)
-    table = pd.concat(headlines, ignore_index=True)
-    write_csv(table, out / "headline.csv")
+    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:  # built beside OUT and moved in at the end: an error or interruption leaves OUT as it was
+        tasks = [(features, labels, h, build, settings) for h in horizons]
+        with tqdm(total=len(tasks), disable=not progress, desc="progression horizons") as bar:
+            headlines = ordered_map(report_horizon, tasks, n_jobs, on_done=bar.update)
+        table = pd.concat(headlines, ignore_index=True)
+        write_csv(table, build / "headline.csv")
+        publish(build, out)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
     return table
+
+
+def publish(build: Path, out: Path) -> None:
+    """Move a finished report from ``build`` into ``out``: files replace their namesakes, a model folder (one with
+    ``checksums.json``) replaces its namesake whole, other folders are merged the same way."""
+    out.mkdir(parents=True, exist_ok=True)
+    for item in sorted(build.iterdir()):
+        target = out / item.name
+        if item.is_dir() and (item / CHECKSUM_FILE).exists():
+            replace_dir(item, target)
+        elif item.is_dir():
+            publish(item, target)
+        else:
+            os.replace(item, target)
 
 
 def report_horizon(features: pd.DataFrame, labels: pd.DataFrame, h: int, out: Path, settings: Mapping) -> pd.DataFrame:
