@@ -83,9 +83,10 @@ workshop: $(STAMP)
 	$(PY) scripts/make_exercises.py
 
 # Serve the three dashboards (knee view, cohort explorer, model report) on http://127.0.0.1:$(DASHBOARD_PORT)/ with
-# dashboards/voila.json; OA_KIT_DATA=folder picks the data folder (default: $(DEMO_OUT), the output of `make demo`)
+# dashboards/voila.json; OA_KIT_DATA=folder picks the data folder (default: $(DEMO_OUT), the output of `make demo`);
+# JUPYTER_PATH finds the page template (dashboards/jupyter: Voila's lab template without its CDN stylesheets)
 DASHBOARD_PORT ?= 8866
 .PHONY: dashboard
 dashboard: $(STAMP)
-	OA_KIT_DATA="$${OA_KIT_DATA:-$(abspath $(DEMO_OUT))}" $(PY) -m voila --Voila.config_file_paths=dashboards \
-		--port=$(DASHBOARD_PORT) dashboards
+	OA_KIT_DATA="$${OA_KIT_DATA:-$(abspath $(DEMO_OUT))}" JUPYTER_PATH="$(abspath dashboards/jupyter)" \
+		$(PY) -m voila --Voila.config_file_paths=dashboards --port=$(DASHBOARD_PORT) dashboards

@@ -1,9 +1,9 @@
 """The Voila dashboards (``dashboards/*.ipynb`` over :mod:`oa_kit.app`): their logic in-process, then each page in a
 real headless Chromium (Playwright) against a small prepared data folder built by the real command line.
 
-Browser tests skip with a reason when Playwright or Chromium is missing. Chromium runs offline; Voila's ``lab``
-template links Font Awesome from a CDN (the bundled copy already styles the icons), so that one stylesheet is answered
-with an empty one; any other request off 127.0.0.1 fails the test.
+Browser tests skip with a reason when Playwright or Chromium is missing. The pages must work offline: any request off
+127.0.0.1 fails the test (the page template in ``dashboards/jupyter`` drops the CDN stylesheets of Voila's ``lab``
+template). The accessibility test runs axe-core (bundled by the ``axe-playwright-python`` package; skips without it).
 """
 
 from __future__ import annotations
@@ -42,11 +42,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-#: Requests Voila's template makes off this machine, answered locally (see the module docstring).
 #: Voila's kernel-shutdown beacon on leaving a page is refused for want of an XSRF token (voila-dashboards/voila#1458,
 #: open); voila.json culls such idle kernels instead. The only error response ignored.
 SHUTDOWN_BEACON = re.compile(r"\b403\b.* http://127\.0\.0\.1:\d+/voila/api/shutdown/[\w-]+$")
-STUBBED = re.compile(r"^https://cdn\.jsdelivr\.net/npm/@fortawesome/fontawesome-free@[^/]+/css/[\w.-]+\.css$")
 SHOTS = Path(os.environ.get("OA_KIT_SCREENSHOTS", tempfile.gettempdir())) / "oa_kit_dashboard_shots"
 
 
@@ -218,6 +216,7 @@ def test_knee_view_in_process_what_if_and_bad_inputs(dashboard_data, knee_png, m
     view.radiograph_upload.value = (_item(knee_png.name, knee_png.read_bytes()),)
     assert view.message.value == "" and view.radiograph_upload.value == ()
     assert view.kl.table["participant_id"].iloc[0] == "9999999"
+    assert not any(c.startswith(("kl_p", "kl_emb_")) for c in view.clinical())  # the upload's KL replaces the row's
     view.radiograph_upload.value = (_item("bad.dcm", b"\0" * 300),)
     assert "bad.dcm" in view.message.value and "Traceback" not in view.message.value
     scan = sorted((dashboard_data / "cohort" / "mri").glob("*_R_V00_DESS.nii.gz"))[0]
@@ -228,6 +227,48 @@ def test_knee_view_in_process_what_if_and_bad_inputs(dashboard_data, knee_png, m
     view.model_folder.value = str(dashboard_data / "nowhere")
     view._on_load_models(None)
     assert "model folder not found" in view.message.value
+
+
+def test_knee_view_caches_network_results(dashboard_data, monkeypatch):
+    from oa_kit.app import data as app_data
+    from oa_kit.app.data import DataFolder
+    from oa_kit.app.knee_view import KneeView
+
+    data = DataFolder(dashboard_data)
+    keys = [tuple(k) for k in data.features()[["participant_id", "side"]].itertuples(index=False)]
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    view = KneeView(data)  # warm-up: the folder's first knee through every step
+    assert view.kl is not None and view.mri is not None and view.knee_label == " ".join(keys[0])
+    view.open_query()  # no knee asked for: an empty page
+    assert view.base_row == {} and view.kl is None and "Choose a knee" in view.risk_text.value
+    view.open_knee(*keys[9])
+    shown = view.kl.to_frame().iloc[view.kl_index]
+    assert (shown["participant_id"], shown["side"]) == keys[9] and view.mri_label == " ".join(keys[9])
+    assert f'data-knee="{keys[9][0]} {keys[9][1]}"' in view.mri_text.value and view.message.value == ""
+    kl_hits, mri_hits = app_data.knee_grades.cache_info().hits, app_data.knee_mri.cache_info().hits
+    view.open_knee(*keys[0])  # graded and segmented in the warm-up: from the cache now
+    assert app_data.knee_grades.cache_info().hits == kl_hits + 1 and app_data.knee_mri.cache_info().hits == mri_hits + 1
+    assert view.kl.to_frame().iloc[view.kl_index]["participant_id"] == keys[0][0]
+
+
+def test_pages_on_a_bare_cohort_folder(dashboard_data, monkeypatch):
+    """The workshop preset's folders (``notebooks/data/*_imaged``) are cohorts only: tables and images, no labels,
+    models or report; each page shows what the folder has and names what it lacks."""
+    from oa_kit.app.cohort_explorer import CohortExplorer
+    from oa_kit.app.data import DataFolder
+    from oa_kit.app.knee_view import KneeView
+    from oa_kit.app.model_report import ModelReport
+
+    data = DataFolder(dashboard_data / "cohort")
+    assert not (data.root / "labels").exists() and len(data.features()) == 60
+    explorer = CohortExplorer(data)
+    assert explorer.risk is None and "of 60 knees" in explorer.count.value and explorer.message.value == ""
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    view = KneeView(data)
+    assert "KL-CNN trained on real OAI knees" in view.kl_text.value and "QC" in view.mri_text.value
+    assert "No progression models loaded" in view.risk_text.value
+    report = ModelReport(data)
+    assert "headline.csv: missing" in report.message.value
 
 
 # ------------------------------------------------------------------------------------------------ the browser
@@ -262,7 +303,12 @@ def voila(dashboard_data, tmp_path_factory):
     port = _free_port()
     tmp = tmp_path_factory.mktemp("voila_tmp")
     log = open(tmp_path_factory.mktemp("voila_log") / "voila.log", "w")  # noqa: SIM115 - closed at teardown
-    env = {**os.environ, "OA_KIT_DATA": str(dashboard_data), "TMPDIR": str(tmp)}
+    env = {
+        **os.environ,
+        "OA_KIT_DATA": str(dashboard_data),
+        "TMPDIR": str(tmp),
+        "JUPYTER_PATH": str(DASHBOARDS / "jupyter"),
+    }
     command = [sys.executable, "-m", "voila", f"--Voila.config_file_paths={DASHBOARDS}", f"--port={port}"]
     server = subprocess.Popen([*command, "--no-browser", str(DASHBOARDS)], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
@@ -300,11 +346,8 @@ class Page:
             self.errors.append(f"{message.text} {message.location.get('url', '')}")
 
     def _outside(self, route) -> None:
-        if STUBBED.match(route.request.url):
-            route.fulfill(status=200, content_type="text/css", body="")
-        else:
-            self.errors.append(f"request off this machine: {route.request.url}")
-            route.abort()
+        self.errors.append(f"request off this machine: {route.request.url}")
+        route.abort()
 
     def wait_for(self, selector: str, timeout_s: float = 180) -> None:
         self.page.wait_for_selector(selector, timeout=timeout_s * 1000)
@@ -511,3 +554,30 @@ def test_cohort_explorer_in_the_browser(voila, browser):
     page.wait_until(lambda: pid in page.text(".oa-gradcam-out"), what="the knee opened from the explorer")
     page.check_clean()
     page.close()
+
+
+@pytest.mark.slow
+def test_dashboards_accessibility(voila, browser, dashboard_data):
+    """axe-core on each page once drawn: no violation of serious or critical impact."""
+    axe = pytest.importorskip("axe_playwright_python.sync_playwright", reason="pip install axe-playwright-python")
+    url, _ = voila
+    pid, side = pd.read_parquet(dashboard_data / "features.parquet")[["participant_id", "side"]].iloc[1]
+    pages = [
+        (f"knee_view.ipynb?participant={pid}&side={side}", ".oa-mri-qc", 5),
+        ("cohort_explorer.ipynb", ".oa-knee-links a", 6),
+        ("model_report.ipynb", ".oa-headline table", 6),
+    ]
+    found = {}
+    for path, ready, n_figures in pages:
+        page = Page(browser, f"{url}/voila/render/{path}")
+        page.wait_for(ready)
+        page.wait_until(lambda p=page, n=n_figures: p.count(".js-plotly-plot") >= n, timeout_s=60, what="figures")
+        results = axe.Axe().run(page.page)
+        found[path.split("?")[0]] = [
+            f"{v['id']} ({v['impact']}, {len(v['nodes'])}): {v['nodes'][0]['target']}"
+            for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        page.check_clean()
+        page.close()
+    assert found == dict.fromkeys(found, [])

@@ -3,11 +3,16 @@
     DATA/cohort/            a cohort folder (OAI/MOST tables; a synthetic cohort also has xray/ and mri/)
     DATA/labels/            clinical.parquet, labels.parquet (``oa-kit labels``)
     DATA/features.parquet   the per-knee table the progression models were fitted on (optional; else
-                            labels/clinical.parquet)
+                            labels/clinical.parquet, else the cohort tables' baseline features: a bare cohort folder
+                            such as the workshop preset's ``notebooks/data/full_imaged`` works too)
     DATA/progression/       a report folder (headline.csv, model_card_h{H}.md, *_h{H}.csv, *_h{H}.html)
     DATA/progression/models/h{H}/   the fitted models (``oa-kit progression fit`` / ``evaluate --fit-final``)
 
 Every part is optional except what a page needs; a page names the missing part in one line.
+
+A kernel serves one page and keeps what it read: tables, models and networks are loaded once per folder, and each
+knee's KL grading (both knees of a radiograph) and MRI analysis once per file (:func:`knee_grades`, :func:`knee_mri`),
+so that going back to a knee, or a what-if, never repeats a network's work.
 """
 
 from __future__ import annotations
@@ -19,9 +24,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from oa_kit.api import Cohort, ProgressionModels, ProgressionReport, load_progression, open_cohort, read_report
+from oa_kit.api import (
+    Cohort,
+    KneeGrades,
+    MRIAnalysis,
+    ProgressionModels,
+    ProgressionReport,
+    analyse_mri,
+    grade_knees,
+    load_progression,
+    open_cohort,
+    read_report,
+)
 from oa_kit.errors import OAKitError
 from oa_kit.io.tables import read_table
+from oa_kit.models.kl.predict import KLGrader
+from oa_kit.models.mri.inference import MRISegmenter
 
 #: Environment variable naming the data folder.
 DATA_ENV = "OA_KIT_DATA"
@@ -80,6 +98,14 @@ class DataFolder:
             return {"radiograph": None, "mri": None}
         return {k: row.iloc[0][k] for k in ("radiograph", "mri")}
 
+    def first_knee(self) -> tuple[str, str] | None:
+        """``(participant_id, side)`` of the first knee of :meth:`features`, or None when the folder has none."""
+        try:
+            keys = self.features()[KEYS]
+        except OAKitError:
+            return None
+        return (str(keys.iloc[0, 0]), str(keys.iloc[0, 1])) if len(keys) else None
+
     def knee_row(self, participant_id: str, side: str) -> dict:
         """One knee's row of :meth:`features` as a dict (an error naming the knee when it is not there)."""
         table = self.features()
@@ -91,14 +117,21 @@ class DataFolder:
 
 @functools.cache
 def _features(root: Path) -> pd.DataFrame:
+    table = None
     for path in (root / "features.parquet", root / "labels" / "clinical.parquet"):
         if path.is_file():
             table = read_table(path)
-            table["participant_id"] = table["participant_id"].astype(str)
-            if "visit_month" in table:
-                table = table[table["visit_month"].fillna(0) == 0]
-            return table.reset_index(drop=True)
-    raise OAKitError(f"{root}: no features.parquet or labels/clinical.parquet; expected the output of `make demo`")
+            break
+    if table is None and ((root / "cohort").is_dir() or (root / "OAI").is_dir() or (root / "MOST").is_dir()):
+        table = _cohort(root / "cohort" if (root / "cohort").is_dir() else root).features()  # a bare cohort folder
+    if table is None:
+        raise OAKitError(
+            f"{root}: no features.parquet, labels/clinical.parquet or cohort tables; expected the output of `make demo`"
+        )
+    table["participant_id"] = table["participant_id"].astype(str)
+    if "visit_month" in table:
+        table = table[table["visit_month"].fillna(0) == 0]
+    return table.reset_index(drop=True)
 
 
 @functools.cache
@@ -109,3 +142,43 @@ def _cohort(folder: Path) -> Cohort:
 @functools.cache
 def _models(folder: Path) -> ProgressionModels:
     return load_progression(folder)
+
+
+def load_models(folder: str | os.PathLike) -> ProgressionModels:
+    """The progression models of ``folder`` (:func:`oa_kit.load_progression`), loaded once per kernel and folder."""
+    return _models(Path(folder).expanduser().resolve())
+
+
+#: Knees whose network results a kernel keeps (a KL result holds two 160 px inputs and maps; an MRI its volume).
+KL_CACHE_SIZE = 256
+MRI_CACHE_SIZE = 24
+
+
+@functools.cache
+def kl_grader(models_dir: Path | None) -> KLGrader:
+    """The KL-CNN for the models of ``models_dir``: the network they were trained with
+    (:meth:`ProgressionModels.kl_grader`), else (no models, or out-of-fold KL features) the shipped one."""
+    if models_dir is not None:
+        try:
+            return _models(models_dir).kl_grader()
+        except OAKitError:
+            pass
+    return KLGrader.from_pretrained()
+
+
+@functools.cache
+def mri_segmenter() -> MRISegmenter:
+    """The shipped MRI segmenter, loaded once per kernel."""
+    return MRISegmenter.from_pretrained()
+
+
+@functools.lru_cache(maxsize=KL_CACHE_SIZE)
+def knee_grades(radiograph: str, models_dir: Path | None) -> KneeGrades:
+    """KL grades with Grad-CAM of every knee in one radiograph file (:func:`oa_kit.grade_knees`), once per file."""
+    return grade_knees([radiograph], grader=kl_grader(models_dir))
+
+
+@functools.lru_cache(maxsize=MRI_CACHE_SIZE)
+def knee_mri(scan: str, side: str) -> MRIAnalysis:
+    """Segmentation, thickness and QC of one knee MRI file (:func:`oa_kit.analyse_mri`), once per file and side."""
+    return analyse_mri(scan, side=side, segmenter=mri_segmenter())

@@ -49,8 +49,8 @@ def probability_waterfall(contributions: pd.DataFrame, horizon: int, note: str |
 
 
 def risk_figure(table: pd.DataFrame, note: str | None = None) -> go.Figure:
-    """Risk per horizon (bars) and, beside each, the observed progression of similar held-out knees with its 95%
-    interval (``ci_low``/``ci_high``; absent when NaN)."""
+    """Risk per horizon (bars) and, as a calibration check, the progression rate observed among the held-out knees with
+    the nearest predicted risk, with its 95% confidence interval (``ci_low``/``ci_high``; absent when NaN)."""
     x = [f"{h} months" for h in table["horizon_months"]]
     fig = go.Figure(
         go.Bar(
@@ -77,7 +77,7 @@ def risk_figure(table: pd.DataFrame, note: str | None = None) -> go.Figure:
                     "arrayminus": (centre - 100 * table["ci_low"])[known],
                     "visible": True,
                 },
-                name="observed in similar held-out knees (95% interval)",
+                name="calibration check: observed rate in held-out knees of similar risk (95% CI)",
             )
         )
     fig.update_layout(

@@ -3,20 +3,24 @@ and an MRI, edit the clinical factors, and read KL grade with Grad-CAM, MRI thic
 horizon with its interval, a SHAP waterfall in percentage points and a plain-language explanation.
 
 Every callback is one or two :mod:`oa_kit.api` calls; the results are kept so that a what-if (BMI, WOMAC) only
-re-runs :func:`oa_kit.knee_risk`.
+re-runs :func:`oa_kit.knee_risk`. Speed: the page is built, its networks loaded and one knee run through every step
+before a browser asks (Voila's preheated kernel, ``dashboards/voila.json``); a knee of the folder shows its risk first
+(from its table row, which holds the features the models were fitted on), then its KL grading and MRI analysis as
+each is ready (cached per file by :mod:`oa_kit.app.data`, so a knee seen before opens at once).
 """
 
 from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 
 import ipywidgets as widgets
 import pandas as pd
 
-from oa_kit.api import KneeGrades, MRIAnalysis, ProgressionModels, analyse_mri, grade_knees, knee_risk, load_progression
+from oa_kit.api import KneeGrades, MRIAnalysis, ProgressionModels, analyse_mri, grade_knees, knee_risk
 from oa_kit.app import figures
-from oa_kit.app.data import DataFolder
+from oa_kit.app.data import DataFolder, kl_grader, knee_grades, knee_mri, load_models, mri_segmenter
 from oa_kit.app.inputs import CLINICAL_FIELDS, form_values, query_knee, saved_upload, validate_clinical
 from oa_kit.app.risk import calibration_interval, main_predictions, probability_contributions
 from oa_kit.app.widgets import MessageLine, banner, guarded, heading, show_figure, table_html
@@ -24,6 +28,8 @@ from oa_kit.errors import OAKitError
 from oa_kit.models.kl.predict import KL_PROBA_COLUMNS
 
 NO_KNEE = "— choose a knee —"
+#: Column prefixes of the image features an uploaded file replaces in a knee's row.
+IMAGE_FEATURES = {"radiograph": ("kl_p", "kl_emb_")}
 
 
 class KneeView:
@@ -33,25 +39,36 @@ class KneeView:
     ----------
     data : DataFolder
         Where knees, models and the report come from (``OA_KIT_DATA``).
+    warm : bool
+        Load the networks and run one knee through every step now (:meth:`warm_up`), so the page's first knee is
+        quick; the notebook then calls :meth:`open_query` once the browser's query string is known.
     """
 
-    def __init__(self, data: DataFolder) -> None:
+    def __init__(self, data: DataFolder, warm: bool = True) -> None:
         self.data = data
         self.models: ProgressionModels | None = None
         self.models_note = ""
+        self.models_dir: Path | None = None
         self.kl: KneeGrades | None = None
         self.kl_index = 0
         self.mri: MRIAnalysis | None = None
+        self.uploaded: set[str] = set()
         self.base_row: dict = {}
+        self.knee_label = ""  # "ID side" of the open knee of the folder (the page marks its results with it)
+        self.mri_label = ""
         self._filling = False
         self.message = MessageLine()
         self._build()
         self._start()
+        if warm:
+            self.warm_up()
 
     @classmethod
     def from_env(cls) -> KneeView:
         """The page for ``$OA_KIT_DATA``, opened on the knee named in the query string if any."""
-        return cls(DataFolder.from_env())
+        view = cls(DataFolder.from_env())
+        view.open_query()
+        return view
 
     # ------------------------------------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -134,7 +151,7 @@ class KneeView:
         self.widget.add_class("oa-knee-view")
 
     def _start(self) -> None:
-        """Fill the picker and models from the data folder (missing parts become a note), then open the query's knee."""
+        """Fill the picker and models from the data folder (missing parts become a note) and connect the callbacks."""
         self.source_text.value = f"<small>{html.escape(self.data.describe())}</small>"
         guarded(self.message)(self._load_default_models)()
         try:
@@ -150,37 +167,85 @@ class KneeView:
         self.opacity.observe(self._on_opacity, "value")
         self.horizon.observe(self._on_horizon, "value")
         self.load_models_button.on_click(self._on_load_models)
-        participant, side = query_knee()
-        if participant and f"{participant} {side or 'R'}" in self.knee_picker.options:
-            self.knee_picker.value = f"{participant} {side or 'R'}"  # opens it (the picker's callback)
-        elif participant:
-            self.message.error(f"participant {participant} {side or ''}: not in this data folder; pick another knee")
 
     def _load_default_models(self) -> None:
-        self.set_models(self.data.models(), f"{self.data.models_dir}")
+        self.set_models(self.data.models(), self.data.models_dir)
+
+    def warm_up(self) -> None:
+        """Load the networks and open one knee (the query's, else the folder's first) through every step: the first use
+        of torch, SHAP and plotly costs seconds, which a preheated kernel pays before the browser asks."""
+        guarded(self.message)(kl_grader)(self.models_dir)
+        guarded(self.message)(mri_segmenter)()
+        participant, side = query_knee()
+        knee = f"{participant} {side or 'R'}" if participant else None
+        first = self.data.first_knee()
+        if knee not in self.knee_picker.options and first is not None:
+            knee = f"{first[0]} {first[1]}"
+        if knee in self.knee_picker.options:
+            guarded(self.message)(self.open_knee)(*knee.rsplit(" ", 1))
+            self.knee_picker.value = knee  # already open: the picker's callback does nothing
+
+    def open_query(self) -> None:
+        """Show the knee named in the page's query string (``?participant=ID&side=R``), else an empty form."""
+        participant, side = query_knee()
+        knee = f"{participant} {side or 'R'}"
+        if participant and knee in self.knee_picker.options:
+            self.knee_picker.value = knee  # no work when warm_up opened this knee
+            return
+        self.clear()
+        if participant:
+            self.message.error(f"participant {participant} {side or ''}: not in this data folder; pick another knee")
 
     # ---------------------------------------------------------------------------------------------- actions
-    def set_models(self, models: ProgressionModels, where: str) -> None:
-        """Use ``models`` for the risk (their training data is shown next to every risk)."""
-        self.models, self.models_note = models, where
+    def set_models(self, models: ProgressionModels, where: str | Path) -> None:
+        """Use ``models`` (read from folder ``where``) for the risk; their training data is shown next to every risk."""
+        self.models, self.models_note, self.models_dir = models, str(where), Path(where)
         self.horizon.options = [(f"{h} months", h) for h in models.models]
         self.horizon.value = next(iter(models.models))
         self.update_risk()
 
+    def clear(self) -> None:
+        """No knee: an empty form and no results (the picker shows its prompt)."""
+        self.base_row, self.kl, self.mri, self.uploaded = {}, None, None, set()
+        self.knee_label = self.mri_label = ""
+        self._filling = True
+        try:
+            self.knee_picker.value = NO_KNEE
+            for widget in self.fields.values():
+                widget.value = ""
+        finally:
+            self._filling = False
+        for name in ("kl_text", "mri_text", "explanation"):
+            getattr(self, name).value = ""
+        for out in (self.gradcam_out, self.proba_out, self.mri_out, self.risk_out, self.waterfall_out):
+            out.clear_output()
+        self.update_risk()
+
     def open_knee(self, participant: str, side: str) -> None:
-        """Open one knee of the data folder: its row, radiograph (KL + Grad-CAM) and MRI (thickness + QC)."""
+        """Open one knee of the data folder: its row and risk first (the page shows them at once), then its radiograph
+        (KL + Grad-CAM) and MRI (thickness + QC), each shown as soon as it is ready; both are cached per file, so a
+        knee seen before opens without any network work. The risk is recomputed only when the row lacks the image
+        features they add (a knee of the folder keeps the features its models were fitted on)."""
         row = self.data.knee_row(participant, side)
         files = self.data.knee_files(participant, side)
-        self.base_row = row
-        self.kl = self.mri = None
-        if files["radiograph"]:
-            self.set_kl(grade_knees([files["radiograph"]]), side)
-        if files["mri"]:
-            self.set_mri(analyse_mri(files["mri"], side=side))
+        self.base_row, self.kl, self.mri, self.uploaded = row, None, None, set()
+        self.knee_label = self.mri_label = f"{participant} {side}"
         self._fill_form(row)
-        self._show_kl()
-        self._show_mri()
+        self.kl_text.value = "<p>Grading the radiograph…</p>" if files["radiograph"] else ""
+        self.mri_text.value = "<p>Segmenting the MRI…</p>" if files["mri"] else ""
+        for out in (self.gradcam_out, self.proba_out, self.mri_out):
+            out.clear_output()
         self.update_risk()
+        if files["radiograph"]:
+            self.set_kl(knee_grades(str(files["radiograph"]), self.models_dir), side)
+            if not any(c.startswith(IMAGE_FEATURES["radiograph"]) for c in self.base_row):
+                self.update_risk()
+        self._show_kl()
+        if files["mri"]:
+            self.set_mri(knee_mri(str(files["mri"]), side))
+            if not any(c in self.base_row for c in self.mri.features().columns):
+                self.update_risk()
+        self._show_mri()
 
     def set_kl(self, grades: KneeGrades, side: str | None = None) -> None:
         """Keep a KL result, on the row of ``side`` when it has several knees."""
@@ -191,10 +256,17 @@ class KneeView:
         self.mri = analysis
 
     def clinical(self) -> dict:
-        """The knee's row with the form's validated values over it (the clinical row :func:`oa_kit.knee_risk` is given;
-        an uploaded radiograph's KL result joins it there)."""
+        """The knee's row with the form's validated values over it (the clinical row :func:`oa_kit.knee_risk` is given).
+
+        A knee of the folder keeps its row's image features (those its models were fitted on); an uploaded radiograph
+        or MRI replaces them: the row's KL-CNN or MRI columns are dropped, and knee_risk joins the upload's result.
+        """
         values = validate_clinical({c: w.value for c, w in self.fields.items()})
         row = {**self.base_row, **values}
+        if "radiograph" in self.uploaded:
+            row = {k: v for k, v in row.items() if not k.startswith(IMAGE_FEATURES["radiograph"])}
+        if "mri" in self.uploaded and self.mri is not None:
+            row = {k: v for k, v in row.items() if k not in set(self.mri.features().columns)}
         row.setdefault("side", self.side.value)
         return row
 
@@ -205,6 +277,9 @@ class KneeView:
             return
         if not self.base_row and not self.fields["age_years"].value:
             self.risk_text.value = "<p>Choose a knee or fill in the clinical factors to see its risk.</p>"
+            self.risk_out.clear_output()
+            self.waterfall_out.clear_output()
+            self.explanation.value = ""
             return
         kl = self.kl.knee(self.kl_index) if self.kl is not None else None
         self.risk = knee_risk(self.models, pd.DataFrame([self.clinical()]), kl=kl, mri=self.mri)
@@ -256,8 +331,10 @@ class KneeView:
         probs = ", ".join(f"KL{k}: {100 * row[c]:.0f}%" for k, c in enumerate(KL_PROBA_COLUMNS))
         flags = row["kl_qa_flags"] or "none"
         grade = "not graded" if row["kl_grade"] is pd.NA else f"KL {row['kl_grade']}"
+        knee = html.escape(f"{row['participant_id']} {row['side']}")
         self.kl_text.value = (
-            f'<p class="oa-kl-result"><b>{grade}</b> — conformal set {{{html.escape(str(row["kl_grade_set"]))}}} '
+            f'<p class="oa-kl-result" data-knee="{knee}"><b>{grade}</b> — conformal set '
+            f"{{{html.escape(str(row['kl_grade_set']))}}} "
             f"(90% coverage); probabilities {probs}; QA flags: {html.escape(str(flags))}<br>"
             f"<small>Model: {html.escape(self.kl.model)}.</small></p>"
         )
@@ -274,8 +351,9 @@ class KneeView:
         style = "color:#a4000f;font-weight:700" if failed else "color:#1a6b2a;font-weight:600"
         numbers = self.mri.to_frame()
         keep = [c for c in ("subregion", "thickness_mm_mean", "thickness_mm_p05", "volume_mm3") if c in numbers]
+        verdict = "oa-qc-failed" if failed else "oa-qc-passed"
         self.mri_text.value = (
-            f'<p class="oa-mri-qc {"oa-qc-failed" if failed else "oa-qc-passed"}" style="{style}">{summary}</p>'
+            f'<p class="oa-mri-qc {verdict}" data-knee="{html.escape(self.mri_label)}" style="{style}">{summary}</p>'
             + table_html(numbers[keep], "{:.2f}")
         )
         show_figure(self.mri_out, self.mri.figure())
@@ -291,22 +369,25 @@ class KneeView:
         parts = []
         for r in table.itertuples():
             interval = (
-                f" — the {r.ci_knees} held-out knees with the nearest predicted risk progressed at "
-                f"{100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}% (95% interval)"
+                f' <span class="oa-risk-interval">— calibration check: {r.ci_knees} held-out knees with the nearest '
+                f"predicted risk progressed at {100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}% "
+                "(95% CI of that rate)</span>"
                 if not math.isnan(r.ci_low)
-                else " (no interval: no report folder beside the models)"
+                else ' <span class="oa-risk-interval">(no calibration check: no report folder beside the models)</span>'
             )
             parts.append(f"<li><b>{r.horizon_months} months: {100 * r.risk:.0f}%</b>{interval}</li>")
         return (
-            f'<div class="oa-risk">{note}<ul>{"".join(parts)}</ul><small>Model: LightGBM progression models in '
-            f"{html.escape(self.models_note)}; {html.escape(self.risk.provenance)}. Interval: observed progression "
-            "among the report's out-of-sample knees with the nearest predicted risk (Wilson), a check of the risk's "
-            "calibration.</small></div>"
+            f'<div class="oa-risk" data-knee="{html.escape(self.knee_label)}">{note}<ul>{"".join(parts)}</ul>'
+            "<small>Model: LightGBM progression models in "
+            f"{html.escape(self.models_note)}; {html.escape(self.risk.provenance)}.<br>The range after each risk is "
+            "not an uncertainty of this knee's risk (these models report none): it is the Wilson 95% confidence "
+            "interval of the progression rate observed among the report's held-out knees whose out-of-sample risk was "
+            "nearest this one. A well-calibrated risk lies inside it.</small></div>"
         )
 
     # -------------------------------------------------------------------------------------------- callbacks
     def _on_pick(self, change) -> None:
-        if change["new"] == NO_KNEE:
+        if change["new"] in (NO_KNEE, self.knee_label):
             return
         participant, side = change["new"].rsplit(" ", 1)
         guarded(self.message)(self.open_knee)(participant, side)
@@ -319,9 +400,10 @@ class KneeView:
             return
         try:
             with saved_upload(value[0], "radiograph") as path:
-                grades = grade_knees([path], side=self.side.value)
+                grades = grade_knees([path], side=self.side.value, grader=kl_grader(self.models_dir))
         finally:
             self._forget(self.radiograph_upload)
+        self.uploaded.add("radiograph")
         self.set_kl(grades, self.side.value)
         self._show_kl()
         self.update_risk()
@@ -334,9 +416,11 @@ class KneeView:
             return
         try:
             with saved_upload(value[0], "mri") as path:
-                analysis = analyse_mri(path, side=self.side.value)
+                analysis = analyse_mri(path, side=self.side.value, segmenter=mri_segmenter())
         finally:
             self._forget(self.mri_upload)
+        self.uploaded.add("mri")
+        self.mri_label = "upload"
         self.set_mri(analysis)
         self._show_mri()
         self.update_risk()
@@ -368,4 +452,4 @@ class KneeView:
         folder = self.model_folder.value.strip()
         if not folder:
             raise OAKitError("Model folder: empty; expected a folder written by `oa-kit progression fit`")
-        self.set_models(load_progression(folder), folder)
+        self.set_models(load_models(folder), Path(folder).expanduser().resolve())

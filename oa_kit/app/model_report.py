@@ -4,6 +4,7 @@ curves, decision curves, the subgroup table, global SHAP importance and the rend
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
 
@@ -158,9 +159,16 @@ class ModelReport:
             models = None
         if models is None or h not in models.models:
             return None
-        model = models.models[h]
-        result = shap_values(model, self.data.features())
-        return shap_plots.importance_figure(result, note=model.provenance_["statement"])
+        return importance_figure(self.data, h)
+
+
+@functools.cache
+def importance_figure(data: DataFolder, horizon: int):
+    """Global SHAP importance of the data folder's model at ``horizon`` on its knees: SHAP of the whole cohort is
+    computed once per kernel and horizon, not on every change of horizon."""
+    model = data.models().models[horizon]
+    result = shap_values(model, data.features())
+    return shap_plots.importance_figure(result, note=model.provenance_["statement"])
 
 
 def reference_rows(headline: pd.DataFrame) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """One knee's risk in the units a person reads: SHAP contributions converted to probability along the path from the
-base rate to the shown risk, and the risk's interval from the model's out-of-sample calibration.
+base rate to the shown risk, and a calibration check beside it: the 95% CI of the progression rate observed among
+the held-out knees whose out-of-sample risk was nearest (the models give no uncertainty of one knee's risk).
 
 SHAP values of a LightGBM progression model are log-odds of the *uncalibrated* score ``f`` (``base + Σ φ_i = f``);
 the shown risk is the calibrated ``g(f)`` (Platt sigmoid or isotonic, :class:`oa_kit.progression.ProgressionModel`).
@@ -11,6 +12,7 @@ depends on the order (the calibration is not linear); the order is fixed (larges
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -71,9 +73,10 @@ def probability_contributions(
     return pd.DataFrame(rows)
 
 
+@functools.cache
 def main_predictions(report_dir: Path, horizon: int) -> pd.DataFrame | None:
     """Out-of-sample predictions of the report's main model at ``horizon`` (``fused``, else the last model that is
-    not a reference row), or None when the folder has no ``predictions_h{H}.csv``."""
+    not a reference row), or None when the folder has no ``predictions_h{H}.csv``; read once per kernel."""
     path = Path(report_dir) / f"predictions_h{horizon}.csv"
     if not path.is_file():
         return None
