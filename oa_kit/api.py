@@ -41,14 +41,14 @@ from oa_kit.evaluation.report import evaluate_progression as _evaluate
 from oa_kit.explain import explain_text, family_text, grouped_shap, shap_values
 from oa_kit.explain.gradcam import grader_gradcam
 from oa_kit.features.assemble import baseline_features
-from oa_kit.features.cartilage import CartilageMeasurement, measure_cartilage
-from oa_kit.features.mri_knee import analyse_knee
-from oa_kit.features.mri_qc import qc_flags
+from oa_kit.features.cartilage import CartilageMeasurement
+from oa_kit.features.mri_knee import analyse_knee, harmonise_labels, lacked_tissues, measure_knee
 from oa_kit.features.schema import keep_families
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
 from oa_kit.io.artifacts import verified_sidecar, verify_checksums, write_checksums
 from oa_kit.io.atomic import atomic_dir
-from oa_kit.io.scans import ScanInput, read_scan
+from oa_kit.io.labels import label_convention
+from oa_kit.io.scans import ScanInput, declared_side, read_label_file, read_scan
 from oa_kit.models.kl.predict import (
     KL_PROBA_COLUMNS,
     KL_TABLE_COLUMNS,
@@ -272,7 +272,8 @@ def analyse_mri(
     affine : (4, 4) array, optional
         Voxel-to-RAS (mm) affine of an array scan.
     side : {"R", "L"}, optional
-        Knee side when the file name/header does not say it.
+        Knee side when the file name/header does not say it (contradicting them is an error); without either, the
+        side is read from the segmented anatomy and ``row["qc_side_source"]`` says so.
     segmenter : MRISegmenter, optional
         Default: the shipped weights (trained on synthetic phantoms only; check QC on real scans).
 
@@ -295,48 +296,117 @@ def analyse_mri(
     segmenter = segmenter or MRISegmenter.from_pretrained()
     if isinstance(scan, str | os.PathLike):
         read = read_scan(scan)
-        side = side or read.side
-        if side not in ("R", "L"):
-            raise OAKitError(f"{scan}: knee side not in the file name or header; expected side='R' or 'L'")
     else:
-        if affine is None or side not in ("R", "L"):
-            raise OAKitError("scan: an array needs affine (4x4, mm) and side 'R' or 'L'; expected both")
-        read = _array_scan(np.asarray(scan, dtype=np.float32), np.asarray(affine, float), side)
+        if affine is None:
+            raise OAKitError("scan: an array needs its affine (4x4 voxel -> RAS mm); expected affine=")
+        read = _array_scan(np.asarray(scan, dtype=np.float32), np.asarray(affine, float))
     knee = analyse_knee(read, segmenter, side)
     note = str(segmenter.metadata_.get("training_data", "the shipped MRI segmenter (synthetic phantoms only)"))
     qc = {k: v for k, v in knee.row.items() if k.startswith("qc_")}
-    return MRIAnalysis(read.image, knee.labels, read.affine, side, knee.measurement, qc, knee.row, f"segmenter: {note}")
+    return MRIAnalysis(
+        read.image, knee.labels, read.affine, knee.row["side"], knee.measurement, qc, knee.row, f"segmenter: {note}"
+    )
 
 
-def _array_scan(image: np.ndarray, affine: np.ndarray, side: str) -> ScanInput:
-    """A :class:`oa_kit.io.scans.ScanInput` for an in-memory volume."""
+def _array_scan(image: np.ndarray, affine: np.ndarray) -> ScanInput:
+    """A :class:`oa_kit.io.scans.ScanInput` for an in-memory volume (no name or header to say its side)."""
     if image.ndim != 3 or affine.shape != (4, 4):
         raise OAKitError(f"scan: shape {image.shape}, affine {affine.shape}; expected a 3-D volume and a 4x4 affine")
-    return ScanInput(Path("array"), image, affine, "array", side, 0)
+    return ScanInput(Path("array"), image, affine, "array", None, 0)
 
 
-def measure_labels(labels: np.ndarray, affine: np.ndarray, side: str, image: np.ndarray | None = None) -> MRIAnalysis:
-    """Measure cartilage from a label map the user already has (harmonised labels, see ``oa_kit.io.labels``).
+def measure_labels(
+    labels: str | os.PathLike | np.ndarray,
+    affine: np.ndarray | None = None,
+    side: str | None = None,
+    image: str | os.PathLike | np.ndarray | None = None,
+    convention: str = "harmonised",
+    segmenter: MRISegmenter | None = None,
+) -> MRIAnalysis:
+    """Measure cartilage from a label map the user already has: the biomarkers, thickness map and QC of
+    :func:`analyse_mri`, without segmenting.
+
+    Parameters
+    ----------
+    labels : path or array
+        A NIfTI, NRRD or MHD label map, or a 3D integer array (then ``affine`` is required).
+    affine : (4, 4) array, optional
+        Voxel-to-RAS (mm) affine of an array label map.
+    side : {"R", "L"}, optional
+        Knee side when the file name does not say it; without either it is read from the anatomy
+        (``row["qc_side_source"]`` says where it came from).
+    image : path or array, optional
+        The scan the labels were drawn on (same grid). Only the intensity-based columns use it (``mri_emb_*``, the
+        segmenter's embedding of the image); without it they are NaN.
+    convention : str
+        The label map's convention: ``"harmonised"`` (oa_kit's own, :data:`oa_kit.io.labels.LABELS`) or a
+        public one (``oaizib``, ``oaizib_cm``, ``cartimorph``, ``woo``, ``pymskt``, ``spl``, ``skmtea``,
+        ``iwoai``; :data:`oa_kit.io.labels.CROSSWALKS`). QC skips the tissues it never labels.
+    segmenter : MRISegmenter, optional
+        For the embedding of ``image`` (and the width of the NaN embedding without it); default the shipped weights.
+
+    Returns
+    -------
+    MRIAnalysis
 
     Examples
     --------
     >>> from oa_kit.api import measure_labels
+    >>> from oa_kit.io.labels import SUBREGIONS, from_harmonised
     >>> from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, render_knee_mri
-    >>> from oa_kit.io.labels import SUBREGIONS
     >>> knee = render_knee_mri("L", dict.fromkeys(SUBREGIONS, 2.5), DEFAULT_GEOMETRY, SITE_MRI["B"], seed=1)
     >>> result = measure_labels(knee.labels, knee.affine, "L")
     >>> bool(abs(result.to_frame().set_index("subregion").loc["patellar", "thickness_mm_mean"] - 2.5) < 0.2)
     True
+    >>> woo = from_harmonised(knee.labels, "woo", merge=True, drop=("medial_meniscus", "lateral_meniscus"))
+    >>> as_woo = measure_labels(woo, knee.affine, convention="woo")  # no side given: read from the anatomy
+    >>> as_woo.side, as_woo.row["qc_side_source"], as_woo.qc["qc_missing_compartment"], as_woo.qc["qc_not_labelled"]
+    ('L', 'anatomy', False, 'medial_meniscus;lateral_meniscus')
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 3 or not np.issubdtype(labels.dtype, np.integer):
-        raise OAKitError(f"labels: shape {labels.shape}, dtype {labels.dtype}; expected a 3-D integer label map")
-    measurement = measure_cartilage(labels, np.asarray(affine, float), side)
-    flags = qc_flags(labels, np.asarray(affine, float), side)
-    qc = {k: v for k, v in flags.items() if k.startswith("qc_")}
-    return MRIAnalysis(
-        image, labels, np.asarray(affine, float), side, measurement, qc, {**measurement.to_row(), **flags}
-    )
+    segmenter = segmenter or MRISegmenter.from_pretrained()
+    key = label_convention(convention)
+    if isinstance(labels, str | os.PathLike):
+        read = read_label_file(labels)
+        raw, name, identity = read.labels, str(read.path), {"participant_id": read.participant_id}
+        identity.update(visit_month=read.visit_month, source_file=str(read.path))
+        found, found_source = read.side, read.side_source
+    else:
+        if affine is None:
+            raise OAKitError("labels: an array needs its affine (4x4 voxel -> RAS mm); expected affine=")
+        raw, name, found, found_source = np.asarray(labels), "labels", None, None
+        identity = {"participant_id": "array", "visit_month": 0, "source_file": "array"}
+        read = None
+    grid = np.asarray(read.affine if read is not None else affine, dtype=float)
+    if raw.ndim != 3 or grid.shape != (4, 4):
+        raise OAKitError(f"{name}: shape {raw.shape}, affine {grid.shape}; expected a 3-D label map and a 4x4 affine")
+    knee_side, source = declared_side(found, found_source, side, name)
+    harm, knee_side = harmonise_labels(raw, grid, key, knee_side, name)
+    pixels = _image_on_grid(image, harm.shape, grid, name)
+    embedding = segmenter.segment(pixels, grid, knee_side).embedding if pixels is not None else None
+    identity.update(source_labels=convention, qc_side_source=source or "anatomy")
+    knee = measure_knee(harm, grid, knee_side, identity, None, embedding, segmenter.embed_dim, lacked_tissues(key))
+    qc = {k: v for k, v in knee.row.items() if k.startswith("qc_")}
+    note = f"labels given by the user ({convention} convention)"
+    return MRIAnalysis(pixels, harm, grid, knee_side, knee.measurement, qc, knee.row, note)
+
+
+def _image_on_grid(
+    image: str | os.PathLike | np.ndarray | None, shape: tuple[int, ...], affine: np.ndarray, name: str
+) -> np.ndarray | None:
+    """The scan a label map was drawn on, checked to share its grid (shape and affine to 0.01 mm)."""
+    if image is None:
+        return None
+    if isinstance(image, str | os.PathLike):
+        scan = read_scan(image)
+        pixels, where, grid = scan.image, str(scan.path), scan.affine
+    else:
+        pixels, where, grid = np.asarray(image, dtype=np.float32), "image", affine
+    if pixels.shape != tuple(shape) or not np.allclose(grid, affine, atol=1e-2):
+        raise OAKitError(
+            f"{where}: shape {pixels.shape} on another grid than the label map {name} {tuple(shape)}; "
+            "expected the scan the labels were drawn on (same shape and affine)"
+        )
+    return pixels
 
 
 # ---------------------------------------------------------------------------------------------------- cohorts

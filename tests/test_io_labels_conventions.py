@@ -7,13 +7,18 @@ import pytest
 
 from oa_kit.errors import OAKitError
 from oa_kit.io.labels import (
+    CONVENTION_NAMES,
     CROSSWALKS,
     LABELS,
     LACKS_TISSUES,
+    SIDE_SCORE_MARGIN,
     SPL_BACKGROUND,
+    anatomy_side,
     compartment_cut_x,
     from_harmonised,
     infer_knee_side,
+    knee_side_cues,
+    label_convention,
     subclass_map,
     to_harmonised,
 )
@@ -124,6 +129,34 @@ def test_infer_knee_side_needs_the_bones():
     harm = tiny_knee()
     with pytest.raises(OAKitError, match="femur"):
         infer_knee_side(np.zeros_like(harm, bool), harm == 3, harm == 4, None, AFFINE)
+
+
+@pytest.mark.parametrize("lateral_plus_x, side", [(True, "R"), (False, "L")])
+def test_anatomy_side_is_infer_knee_side_with_an_undecided_band(lateral_plus_x, side):
+    harm = tiny_knee(lateral_plus_x)
+    got, score = anatomy_side(harm, AFFINE)
+    cues = knee_side_cues(harm == 1, harm == 3, np.isin(harm, [4, 5]), harm == 6, AFFINE)
+    assert got == side == infer_knee_side(harm == 1, harm == 3, np.isin(harm, [4, 5]), harm == 6, AFFINE)
+    assert score == pytest.approx(sum(cues.values())) and abs(score) >= SIDE_SCORE_MARGIN
+    assert set(cues) == {"plateau_length", "tibia_offset", "patella_offset"}
+    assert anatomy_side(np.where(harm == 1, 0, harm), AFFINE) == (None, 0.0)  # no femur: undecided, no error
+
+
+def test_symmetric_anatomy_leaves_the_side_undecided():
+    """Equal plates, tibia right under the femur, no patella: no cue says anything, so no side is claimed."""
+    flat = np.zeros((20, 16, 16), dtype=np.uint8)
+    flat[2:16, 3:13, 10:15] = 1
+    flat[2:16, 3:13, 9] = 2
+    flat[2:16, 3:13, 2:7] = 3
+    flat[3:8, 4:12, 7], flat[10:15, 4:12, 7] = 4, 5
+    assert anatomy_side(flat, AFFINE) == (None, 0.0)
+
+
+def test_convention_names_and_aliases():
+    assert label_convention("harmonised") == "synthetic" and label_convention("woo") == "woo"
+    assert set(CONVENTION_NAMES) == {"harmonised", *CROSSWALKS}
+    with pytest.raises(OAKitError, match="convention: unknown label convention 'ski10'; expected one of"):
+        label_convention("ski10")
 
 
 def test_read_nrrd_gives_an_ras_affine(tmp_path):

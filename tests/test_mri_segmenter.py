@@ -241,27 +241,45 @@ def two_scans(tmp_path_factory, phantom):
     return [write_knee_mri(folder, pid, "L", 0, phantom)[0] for pid in ("9000001", "9000002")]
 
 
-def test_segment_scans_resumes_after_interruption(tmp_path, two_scans, monkeypatch):
-    """A bad input stops the run after the first scan's record; the rerun segments only the scans left, and a
-    changed input or a record made with other weights is redone."""
+def test_segment_scans_goes_on_past_a_bad_scan_and_resumes_after_interruption(tmp_path, two_scans, monkeypatch):
+    """A bad input is reported and the batch goes on; an interrupted run keeps the finished scans' records and the
+    rerun segments only the scans left; a changed input or a record made with other weights is redone."""
     calls = []
     real = pipeline.analyse_knee
     monkeypatch.setattr(pipeline, "analyse_knee", lambda scan, *a: calls.append(scan.path.name) or real(scan, *a))
     bad = _nifti(tmp_path / "9000003_R_V00_DESS.nii.gz", np.zeros((64, 64), np.int16), np.diag([0.5, 0.5, 0.5, 1.0]))
     out = tmp_path / "out"
-    with pytest.raises(OAKitError, match="3-D"):
-        pipeline.segment_scans([two_scans[0], bad, two_scans[1]], out, n_jobs=1, progress=False)
-    assert calls == [two_scans[0].name] and pipeline.scan_record_path(out, two_scans[0]).is_file()
+    table = pipeline.segment_scans([two_scans[0], bad, two_scans[1]], out, n_jobs=1, progress=False)
+    assert calls == [two_scans[0].name, two_scans[1].name] and list(table["participant_id"]) == ["9000001", "9000002"]
+    [failure] = table.attrs["failures"]
+    assert failure["source_file"] == str(bad) and "3-D" in failure["error"]
+    assert json.loads((out / "qc_summary.json").read_text())["n_failed_inputs"] == 1
+
+    def interrupted(scan, *a):
+        if scan.path == two_scans[1]:
+            raise KeyboardInterrupt
+        return real(scan, *a)
+
+    calls.clear()
+    out = tmp_path / "again"
+    monkeypatch.setattr(
+        pipeline, "analyse_knee", lambda scan, *a: calls.append(scan.path.name) or interrupted(scan, *a)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.segment_scans(two_scans, out, n_jobs=1, progress=False)
+    assert calls == [two_scans[0].name, two_scans[1].name] and pipeline.scan_record_path(out, two_scans[0]).is_file()
+    assert not pipeline.scan_record_path(out, two_scans[1]).is_file()
+    monkeypatch.setattr(pipeline, "analyse_knee", lambda scan, *a: calls.append(scan.path.name) or real(scan, *a))
     table = pipeline.segment_scans(two_scans, out, n_jobs=1, progress=False)
-    assert calls == [two_scans[0].name, two_scans[1].name]
+    assert calls[2:] == [two_scans[1].name]
     assert list(table["participant_id"]) == ["9000001", "9000002"] and len(list((out / "labels").iterdir())) == 2
-    assert pd.read_parquet(out / "mri_biomarkers.parquet").equals(table)
+    assert pd.read_parquet(out / "mri_biomarkers.parquet").equals(table) and table.attrs["failures"] == []
     record = pipeline.scan_record_path(out, two_scans[1])
     stored = json.loads(record.read_text())
     stored["key"]["weights_sha256"] = "0" * 64
     record.write_text(json.dumps(stored))
     again = pipeline.segment_scans(two_scans, out, n_jobs=1, progress=False)
-    assert calls[2:] == [two_scans[1].name]
+    assert calls[3:] == [two_scans[1].name]
     pd.testing.assert_frame_equal(again, table)
 
 

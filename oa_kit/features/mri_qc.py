@@ -1,42 +1,67 @@
-"""Per-scan QC flags for a knee segmentation: implausible volumes, missing/disconnected compartments, laterality,
-truncated field of view and low model confidence. None of the anchor systems flags a bad segmentation; oa_kit does."""
+"""Per-scan QC flags for a knee segmentation or label map: implausible volumes, missing/disconnected compartments,
+cartilage off its bone, laterality, truncated field of view and low model confidence. None of the anchor systems
+flags a bad segmentation; oa_kit does, by anatomy (a confidently wrong map fails even when the model is sure)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import MappingProxyType
 
 import numpy as np
 from scipy import ndimage
 
 from oa_kit.features.cartilage import voxel_spacing
-from oa_kit.features.subregions import fit_circle
-from oa_kit.io.labels import CARTILAGE_LABELS, LABELS
-from oa_kit.models.mri.transforms import split_position
+from oa_kit.io.labels import CARTILAGE_LABELS, LABEL_IDS, LABELS, anatomy_side
 
-#: Plausible tissue volumes (mm^3) of an adult knee in a DESS field of view; outside -> ``qc_volume_implausible``.
-#: Wide on purpose (cartilage loss and small knees are real); bones are partial volumes inside the field of view.
+#: Physiological cartilage volume (mL) of an adult knee, as stated in issue #20 ("femoral 4-15 mL, each tibial plate
+#: 1-4 mL, patellar 1-6 mL"); docs/REFERENCE.md gives no volume ranges. Real manual maps reach past them (68 Woo OAI
+#: knees: femoral 7.5-20.9 mL, tibial plates 0.97-4.4 mL, patellar 0.72-5.5 mL), hence the margin below.
+PHYSIOLOGICAL_CARTILAGE_ML = MappingProxyType(
+    {
+        "femoral_cartilage": (4.0, 15.0),
+        "medial_tibial_cartilage": (1.0, 4.0),
+        "lateral_tibial_cartilage": (1.0, 4.0),
+        "patellar_cartilage": (1.0, 6.0),
+    }
+)
+#: QC limits are the physiological range times these factors (half the low end, 1.75x the high end): femoral
+#: 2-26 mL, tibial plates 0.5-7 mL, patellar 0.5-10.5 mL. A map scattering "cartilage" over soft tissue (femoral
+#: 92 mL, tibial plates 37-45 mL, patellar 41 mL on a real scan) is far outside.
+VOLUME_MARGIN = (0.5, 1.75)
+#: Plausible tissue volumes (mm^3) in a DESS field of view; outside -> ``qc_volume_implausible``. Bones are partial
+#: volumes inside the field of view and menisci vary widely, so their limits are wide.
 PLAUSIBLE_VOLUME_MM3 = MappingProxyType(
     {
         "femur": (15_000.0, 600_000.0),
-        "femoral_cartilage": (1_500.0, 40_000.0),
         "tibia": (10_000.0, 600_000.0),
-        "medial_tibial_cartilage": (200.0, 8_000.0),
-        "lateral_tibial_cartilage": (200.0, 8_000.0),
         "patella": (2_000.0, 60_000.0),
-        "patellar_cartilage": (300.0, 12_000.0),
         "medial_meniscus": (200.0, 12_000.0),
         "lateral_meniscus": (200.0, 12_000.0),
+        **{
+            name: (lo * VOLUME_MARGIN[0] * 1000.0, hi * VOLUME_MARGIN[1] * 1000.0)
+            for name, (lo, hi) in PHYSIOLOGICAL_CARTILAGE_ML.items()
+        },
     }
 )
 #: A second connected piece larger than this fraction of the largest makes a tissue "disconnected".
 DISCONNECTED_FRACTION = 0.10
 #: Mean normalised softmax entropy (0 = certain, 1 = uniform) in cartilage above which confidence is "low".
 ENTROPY_THRESHOLD = 0.30
+#: Cartilage -> the bone it covers (tibial plates are checked together against the tibia).
+CARTILAGE_ON = MappingProxyType({(2,): 1, (4, 5): 3, (7,): 6})
+#: A cartilage voxel is "on its bone" within this distance (mm) of it: thicker than any knee cartilage (patellar
+#: cartilage, the thickest, stays under ~7 mm) plus a voxel.
+ON_BONE_MM = 8.0
+#: Grid step (mm, about) of the distance map behind the on-bone check.
+ON_BONE_GRID_MM = 1.0
+#: Fraction of a cartilage's voxels that must lie on its bone; below -> ``qc_cartilage_off_bone``.
+ON_BONE_FRACTION = 0.90
 
 QC_FLAGS = (
     "qc_volume_implausible",
     "qc_missing_compartment",
     "qc_disconnected",
+    "qc_cartilage_off_bone",
     "qc_laterality_mismatch",
     "qc_truncated_fov",
     "qc_low_confidence",
@@ -69,53 +94,41 @@ def disconnected_tissues(labels: np.ndarray) -> list[str]:
     return out
 
 
-def anatomical_medial_sign(labels: np.ndarray, affine: np.ndarray) -> int:
-    """Which world-x direction the anatomy puts the medial compartment: -1 (-x), +1 (+x) or 0 (undecided).
+def on_bone_fractions(labels: np.ndarray, affine: np.ndarray, skip: Iterable[int] = ()) -> dict[str, float]:
+    """Fraction of each cartilage's voxels within ``ON_BONE_MM`` of the bone it covers (:data:`CARTILAGE_ON`).
 
-    Two label-independent cues vote: the medial tibial plateau has the larger cartilage footprint, and the medial
-    femoral condyle has the larger radius (circle fitted to the femoral bone-cartilage interface per compartment).
-    Tibial cartilage is taken as one mask (4 or 5) and split at its emptiest LR position, so a segmenter that names
-    the plates by position cannot make the check circular.
+    Cartilage whose bone is in ``skip`` (a convention that does not label it) or absent is not judged. The distance
+    map is computed in the cartilage's bounding box grown by ``ON_BONE_MM`` (bone farther out cannot be within reach)
+    on a grid of about ``ON_BONE_GRID_MM`` (4x fewer operations on OAI DESS voxels; the distance is then known to
+    about a grid step, small next to ``ON_BONE_MM``). Keys: ``femoral_cartilage``, ``tibial_cartilage``,
+    ``patellar_cartilage``.
     """
-    votes = []
-    xyz_tc = _world(np.isin(labels, (4, 5)), affine)
-    if len(xyz_tc) > 20:
-        votes.append(_larger_side(xyz_tc, lambda pts: _footprint_mm2(pts)))
-    fem = _world(_interface(labels == 1, labels == 2), affine)
-    if len(fem) > 20:
-        votes.append(_larger_side(fem, lambda pts: fit_circle(pts[:, 1], pts[:, 2])[2] if len(pts) > 10 else 0.0))
-    total = int(np.sign(sum(votes)))
-    return total if len(votes) and all(v == total for v in votes if v) else 0
+    spacing = voxel_spacing(affine)
+    grow = np.ceil(ON_BONE_MM / spacing).astype(int)
+    step = np.maximum(np.floor(ON_BONE_GRID_MM / spacing), 1).astype(int)
+    out = {}
+    for cartilage, bone in CARTILAGE_ON.items():
+        cart = np.isin(labels, cartilage)
+        if bone in skip or not cart.any() or not (labels == bone).any():
+            continue
+        idx = np.argwhere(cart)
+        lo = np.maximum(idx.min(axis=0) - grow, 0)
+        box = tuple(
+            slice(int(a), min(int(b) + g + 1, n)) for a, b, g, n in zip(lo, idx.max(axis=0), grow, labels.shape)
+        )
+        coarse = labels[box][:: step[0], :: step[1], :: step[2]] != bone
+        name = _cartilage_name(cartilage)
+        if coarse.all():
+            out[name] = 0.0
+            continue
+        distance = ndimage.distance_transform_edt(coarse, sampling=spacing * step)
+        out[name] = float(np.mean(distance[tuple(((idx - lo) // step).T)] <= ON_BONE_MM))
+    return out
 
 
-def _world(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """World (RAS mm) coordinates of the voxels of ``mask``."""
-    idx = np.argwhere(mask)
-    return idx @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3] if len(idx) else np.zeros((0, 3))
-
-
-def _interface(bone: np.ndarray, cartilage: np.ndarray) -> np.ndarray:
-    """Bone voxels touching cartilage."""
-    return bone & ndimage.binary_dilation(cartilage)
-
-
-def _footprint_mm2(points: np.ndarray, cell_mm: float = 1.0) -> float:
-    """Area (mm^2) of the x-y projection of points on a ``cell_mm`` grid."""
-    return float(len(np.unique(np.floor(points[:, :2] / cell_mm).astype(np.int64), axis=0))) * cell_mm**2
-
-
-def _larger_side(points: np.ndarray, size) -> int:
-    """-1 if the -x cluster (split at the emptiest x between them) is larger by ``size``, +1 if the +x one, 0 if equal."""
-    x = points[:, 0]
-    edges = np.arange(x.min(), x.max() + 1.0, 1.0)
-    if len(edges) < 3:
-        return 0
-    hist, _ = np.histogram(x, bins=edges)
-    cut = edges[int(round(split_position(hist[:, None])))] + 0.5  # centre of the emptiest 1 mm bin
-    low, high = size(points[x < cut]), size(points[x >= cut])
-    if max(low, high) == 0 or abs(low - high) < 0.02 * max(low, high):
-        return 0
-    return -1 if low > high else 1
+def _cartilage_name(cartilage: tuple[int, ...]) -> str:
+    """``femoral_cartilage``, ``tibial_cartilage`` (plates 4 and 5 together) or ``patellar_cartilage``."""
+    return "tibial_cartilage" if len(cartilage) > 1 else LABELS[cartilage[0]]
 
 
 def mean_cartilage_entropy(proba: np.ndarray, labels: np.ndarray) -> float:
@@ -127,8 +140,14 @@ def mean_cartilage_entropy(proba: np.ndarray, labels: np.ndarray) -> float:
     return float((-(p * np.log(p)).sum(axis=0) / np.log(proba.shape[0])).mean())
 
 
-def qc_flags(labels: np.ndarray, affine: np.ndarray, side: str, proba: np.ndarray | None = None) -> dict[str, object]:
-    """QC flags and their evidence for one segmented knee.
+def qc_flags(
+    labels: np.ndarray,
+    affine: np.ndarray,
+    side: str,
+    proba: np.ndarray | None = None,
+    lacks: Iterable[int | str] = (),
+) -> dict[str, object]:
+    """QC flags and their evidence for one segmented (or user-labelled) knee.
 
     Parameters
     ----------
@@ -137,50 +156,64 @@ def qc_flags(labels: np.ndarray, affine: np.ndarray, side: str, proba: np.ndarra
     affine
         Voxel -> RAS mm.
     side
-        Declared knee side ``"R"``/``"L"`` (checked against the anatomy).
+        Declared knee side ``"R"``/``"L"`` (checked against the anatomy, :func:`oa_kit.io.labels.anatomy_side`).
     proba
         Optional (10, X, Y, Z) probabilities for the confidence flag.
+    lacks
+        Harmonised tissues (ids or names) the label convention never labels
+        (:data:`oa_kit.io.labels.LACKS_TISSUES`): not reported missing, not judged.
 
     Returns
     -------
     dict
-        ``qc_*`` booleans (``QC_FLAGS``), ``qc_any``, ``qc_reasons`` (``;``-separated text) and
-        ``qc_cartilage_entropy``.
+        ``qc_*`` booleans (``QC_FLAGS``), ``qc_any``, ``qc_reasons`` (``;``-separated text) and the evidence:
+        ``qc_cartilage_entropy``, ``qc_cartilage_on_bone_fraction`` (lowest over the cartilages), ``qc_anatomy_side``
+        (``R``/``L``, empty when the anatomy cannot decide) and ``qc_not_labelled`` (``;``-separated tissue names).
     """
-    volumes = tissue_volumes_mm3(labels, affine)
-    reasons = []
+    skip = {LABEL_IDS[t] if isinstance(t, str) else int(t) for t in lacks}
+    volumes = {n: v for n, v in tissue_volumes_mm3(labels, affine).items() if LABEL_IDS[n] not in skip}
     missing = [n for n, v in volumes.items() if v == 0]
     implausible = [
         n for n, v in volumes.items() if v > 0 and not (PLAUSIBLE_VOLUME_MM3[n][0] <= v <= PLAUSIBLE_VOLUME_MM3[n][1])
     ]
     disconnected = disconnected_tissues(labels)
+    on_bone = on_bone_fractions(labels, affine, skip)
+    off_bone = [f"{n} {f:.0%} on bone" for n, f in on_bone.items() if f < ON_BONE_FRACTION]
     cart = np.isin(labels, CARTILAGE_LABELS)
     border = [f"axis {a}" for a in range(3) if cart.take(0, axis=a).any() or cart.take(-1, axis=a).any()]
-    medial_sign = anatomical_medial_sign(labels, affine)
-    expected = -1 if side == "R" else 1
-    laterality = medial_sign != 0 and medial_sign != expected
+    anatomy, score = anatomy_side(labels, affine)
+    laterality = anatomy is not None and anatomy != side
     entropy = mean_cartilage_entropy(proba, labels) if proba is not None else float("nan")
     flags = {
         "qc_volume_implausible": bool(implausible),
         "qc_missing_compartment": bool(missing),
         "qc_disconnected": bool(disconnected),
+        "qc_cartilage_off_bone": bool(off_bone),
         "qc_laterality_mismatch": bool(laterality),
         "qc_truncated_fov": bool(border),
         "qc_low_confidence": bool(np.isfinite(entropy) and entropy > ENTROPY_THRESHOLD),
     }
-    for flag, detail in (
-        ("qc_volume_implausible", implausible),
-        ("qc_missing_compartment", missing),
-        ("qc_disconnected", disconnected),
-        ("qc_truncated_fov", border),
-    ):
-        if flags[flag]:
-            reasons.append(f"{flag[3:]}: {', '.join(detail)}")
-    if laterality:
-        reasons.append(
-            f"laterality_mismatch: declared {side} but the medial compartment lies toward "
-            f"{'-x' if medial_sign < 0 else '+x'}"
+    reasons = [
+        f"{flag[3:]}: {', '.join(detail)}"
+        for flag, detail in (
+            ("qc_volume_implausible", [f"{n} {volumes[n] / 1000:.1f} mL" for n in implausible]),
+            ("qc_missing_compartment", missing),
+            ("qc_disconnected", disconnected),
+            ("qc_cartilage_off_bone", off_bone),
+            ("qc_truncated_fov", border),
         )
+        if flags[flag]
+    ]
+    if laterality:
+        reasons.append(f"laterality_mismatch: declared {side} but the anatomy says {anatomy} (score {score:+.1f})")
     if flags["qc_low_confidence"]:
         reasons.append(f"low_confidence: cartilage entropy {entropy:.2f} > {ENTROPY_THRESHOLD}")
-    return {**flags, "qc_any": any(flags.values()), "qc_reasons": "; ".join(reasons), "qc_cartilage_entropy": entropy}
+    return {
+        **flags,
+        "qc_any": any(flags.values()),
+        "qc_reasons": "; ".join(reasons),
+        "qc_cartilage_entropy": entropy,
+        "qc_cartilage_on_bone_fraction": min(on_bone.values(), default=float("nan")),
+        "qc_anatomy_side": anatomy or "",
+        "qc_not_labelled": ";".join(LABELS[t] for t in sorted(skip) if t in LABELS and t > 0),
+    }

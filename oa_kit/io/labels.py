@@ -152,10 +152,24 @@ SUBCLASS_VALUES = MappingProxyType({"spl": tuple(SPL_BACKGROUND), "pymskt": (8,)
 ONEHOT_CHANNELS = MappingProxyType({"skmtea": 6, "iwoai": 6})
 
 
+#: Other names accepted for a convention (the synthetic cohort writes the harmonised labels themselves).
+CONVENTION_ALIASES = MappingProxyType({"harmonised": "synthetic"})
+#: Every convention name a user may give (``oa-kit mri measure --convention``).
+CONVENTION_NAMES = (*CONVENTION_ALIASES, *CROSSWALKS)
+
+
 def _check_source(source: str) -> None:
     """Raise unless ``source`` names a known crosswalk."""
     if source not in CROSSWALKS:
         raise OAKitError(f"source: unknown label convention {source!r}; expected one of {sorted(CROSSWALKS)}")
+
+
+def label_convention(name: str) -> str:
+    """The crosswalk key of a convention name (``"harmonised"`` -> ``"synthetic"``); unknown names are an error."""
+    key = CONVENTION_ALIASES.get(name, name)
+    if key not in CROSSWALKS:
+        raise OAKitError(f"convention: unknown label convention {name!r}; expected one of {list(CONVENTION_NAMES)}")
+    return key
 
 
 def onehot_to_labels(onehot: np.ndarray, name: str = "mask") -> np.ndarray:
@@ -255,32 +269,23 @@ def _split_tibial(out: np.ndarray, combined: np.ndarray, side: str | None, affin
     )
 
 
-def infer_knee_side(
+#: |score| (sum of the cues of :func:`knee_side_cues`) below which :func:`anatomy_side` leaves the side undecided.
+#: Measured: +0.66 to +7.3 on the 68 Woo OAI maps (all right knees, median 3.1), ±2.2 to ±2.7 on phantoms
+#: (``render_knee_mri``, both sides, seeds 0-5), +3.2 pymskt (right), -4.7 SPL atlas (left), +2.9 CartiMorph (right).
+SIDE_SCORE_MARGIN = 0.5
+
+
+def knee_side_cues(
     femur: np.ndarray, tibia: np.ndarray, tibial_cartilage: np.ndarray, patella=None, affine=None
-) -> str:
-    """Knee side ("R"/"L") from bone and cartilage masks in RAS world coordinates, for maps that do not record it.
+) -> dict[str, float]:
+    """Three anatomical cues to the knee side, each positive when the lateral side lies toward +x (a right knee).
 
-    Three anatomical cues, each read as "the lateral side lies toward +x" (a right knee in RAS) when positive:
-    (1) the tibial cartilage plate on the −x side of :func:`compartment_cut_x` is longer anteroposteriorly than the
-    +x plate (the medial plateau is oval and longer than the round lateral one), scored per 5 mm;
-    (2) the tibia's x-centroid lies toward +x of the femur's (the larger medial condyle pulls the femur medially),
-    per 3 mm; (3) the patella's x-centroid lies toward +x of the femur's (the patella rides laterally), per 8 mm (the weakest cue).
-    The sum decides: > 0 -> "R", otherwise "L". It is positive on all 68 Woo OAI maps (right knees) and gives the
-    known side of the pymskt (right), CartiMorph CLAIR-Knee-103R (right) and SPL atlas (left, fibula at -x) maps.
-
-    Parameters
-    ----------
-    femur, tibia, tibial_cartilage : ndarray of bool
-        Masks (X, Y, Z) in the file's voxel order.
-    patella : ndarray of bool, optional
-        Patella mask; the cue is skipped when absent or empty.
-    affine : ndarray, optional
-        Voxel -> RAS mm affine; without it array axes are taken as (x, y, z) at 1 mm.
-
-    Returns
-    -------
-    str
-        ``"R"`` or ``"L"``.
+    (1) ``plateau_length``: the tibial cartilage plate on the −x side of :func:`compartment_cut_x` is longer
+    anteroposteriorly than the +x plate (the medial plateau is oval and longer than the round lateral one), per 5 mm;
+    (2) ``tibia_offset``: the tibia's x-centroid lies toward +x of the femur's (the larger medial condyle pulls the
+    femur medially), per 3 mm; (3) ``patella_offset``: the patella's x-centroid lies toward +x of the femur's (the
+    patella rides laterally), per 8 mm (the weakest cue; 0 without a patella). Masks are (X, Y, Z) bool in the
+    file's voxel order; without ``affine`` the array axes are taken as (x, y, z) at 1 mm.
     """
     aff = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
     masks = {"femur": femur, "tibia": tibia, "tibial_cartilage": tibial_cartilage}
@@ -300,10 +305,57 @@ def infer_knee_side(
     cut = compartment_cut_x(x, step)
     low, high = y[x < cut], y[x >= cut]
     ap = (np.ptp(low) if low.size else 0.0) - (np.ptp(high) if high.size else 0.0)
-    score = ap / 5.0 + (centroid_x(tibia) - centroid_x(femur)) / 3.0
-    if patella is not None and np.any(patella):
-        score += (centroid_x(patella) - centroid_x(femur)) / 8.0
-    return "R" if score > 0 else "L"
+    femur_x = centroid_x(femur)
+    has_patella = patella is not None and np.any(patella)
+    return {
+        "plateau_length": float(ap / 5.0),
+        "tibia_offset": (centroid_x(tibia) - femur_x) / 3.0,
+        "patella_offset": (centroid_x(patella) - femur_x) / 8.0 if has_patella else 0.0,
+    }
+
+
+def infer_knee_side(
+    femur: np.ndarray, tibia: np.ndarray, tibial_cartilage: np.ndarray, patella=None, affine=None
+) -> str:
+    """Knee side ("R"/"L") from bone and cartilage masks in RAS world coordinates, for maps that do not record it.
+
+    The sum of :func:`knee_side_cues` decides: > 0 -> "R", otherwise "L". It is positive on all 68 Woo OAI maps
+    (right knees) and gives the known side of the pymskt (right), CartiMorph CLAIR-Knee-103R (right) and SPL atlas
+    (left, fibula at -x) maps. :func:`anatomy_side` is the same rule that can also say "undecided".
+
+    Parameters
+    ----------
+    femur, tibia, tibial_cartilage : ndarray of bool
+        Masks (X, Y, Z) in the file's voxel order.
+    patella : ndarray of bool, optional
+        Patella mask; the cue is skipped when absent or empty.
+    affine : ndarray, optional
+        Voxel -> RAS mm affine; without it array axes are taken as (x, y, z) at 1 mm.
+
+    Returns
+    -------
+    str
+        ``"R"`` or ``"L"``.
+    """
+    return "R" if sum(knee_side_cues(femur, tibia, tibial_cartilage, patella, affine).values()) > 0 else "L"
+
+
+def anatomy_side(labels: np.ndarray, affine: np.ndarray | None = None) -> tuple[str | None, float]:
+    """Knee side of a harmonised label map from its anatomy, or None when the anatomy cannot decide.
+
+    The one anatomy-side rule of oa_kit (QC's laterality check, side inference of ``mri segment``/``measure``):
+    the sum of :func:`knee_side_cues` (tibial cartilage taken as one mask, 4 or 5, so a segmenter that names the
+    plates by position cannot make it circular). Returns (``"R"``/``"L"`` or None, score); None when femur, tibia or
+    tibial cartilage is missing or ``|score| <`` :data:`SIDE_SCORE_MARGIN`.
+    """
+    labels = np.asarray(labels)
+    femur, tibia, tibial = labels == 1, labels == 3, np.isin(labels, (4, 5))
+    if not (femur.any() and tibia.any() and tibial.any()):
+        return None, 0.0
+    score = float(sum(knee_side_cues(femur, tibia, tibial, labels == 6, affine).values()))
+    if abs(score) < SIDE_SCORE_MARGIN:
+        return None, score
+    return ("R" if score > 0 else "L"), score
 
 
 def subclass_map(labels: np.ndarray, source: str) -> np.ndarray:

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from oa_kit import __version__
+from oa_kit.api import measure_labels
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.segmentation import evaluate_segmenter, evaluate_thickness
 from oa_kit.features.cartilage import write_map_nifti
@@ -25,6 +26,7 @@ from oa_kit.features.mri_qc import QC_FLAGS
 from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.io.scans import read_scan
+from oa_kit.io.tables import write_csv
 from oa_kit.models.mri.datasets import discover_cases
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
 from oa_kit.models.mri.network import DEFAULT_CHANNELS
@@ -99,22 +101,40 @@ def segment_one(
 ) -> dict:
     """Segment and measure one scan, write its label and thickness NIfTIs under ``out`` and then its record.
 
-    Returns the per-knee row (see :func:`analyse_knee`). ``key`` (from the caller) is stored in the record so a
-    later run can tell whether the result is still valid.
+    Returns the per-knee row (see :func:`analyse_knee`; a side the name and header lack is ``side``, else read from
+    the anatomy). ``key`` (from the caller) is stored in the record so a later run can tell whether the result is
+    still valid.
     """
     path, out = Path(path), Path(out)
     scan = read_scan(path)
-    knee_side = scan.side or side
-    if knee_side is None:
-        raise OAKitError(f"{path}: knee side not in the file name or header; expected --side R or --side L")
-    result = analyse_knee(scan, segmenter, knee_side)
-    stem = f"{scan.participant_id}_{knee_side}_{scan.visit_month:03d}"
-    outputs = [Path("labels") / f"{stem}_labels.nii.gz", Path("thickness") / f"{stem}_thickness.nii.gz"]
-    write_map_nifti(out / outputs[0], result.labels, scan.affine)
-    write_map_nifti(out / outputs[1], result.measurement.thickness_map, scan.affine)
+    result = analyse_knee(scan, segmenter, side)
+    outputs = write_knee_maps(out, path, result.labels, result.measurement.thickness_map, scan.affine)
     record = {"key": key, "outputs": [str(o) for o in outputs], "row": result.row}
     write_text_atomic(scan_record_path(out, path), json.dumps(record, default=_json_default) + "\n")
     return result.row
+
+
+def write_knee_maps(out: Path, path: Path, labels: np.ndarray, thickness: np.ndarray, affine: np.ndarray) -> list:
+    """Write one knee's harmonised labels and thickness map (mm) as NIfTIs on its scan's grid; returns their paths
+    relative to ``out``. Names carry the input's name and a hash of its full path (as its record), so two inputs with
+    the same file name in different folders never overwrite each other."""
+    stem = scan_record_path(out, path).stem
+    outputs = [Path("labels") / f"{stem}_labels.nii.gz", Path("thickness") / f"{stem}_thickness.nii.gz"]
+    write_map_nifti(out / outputs[0], labels, affine)
+    write_map_nifti(out / outputs[1], thickness, affine)
+    return outputs
+
+
+#: Errors that fail one input of a batch (reported, the batch goes on); anything else is a bug and stops it.
+INPUT_ERRORS = (OAKitError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _attempt(task: Callable[..., dict], path: Path, *args) -> dict:
+    """``{"row": task(path, *args)}``, or ``{"error": one line}`` when the input is bad."""
+    try:
+        return {"row": task(path, *args)}
+    except INPUT_ERRORS as exc:
+        return {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
 
 
 #: The worker process's segmenter, loaded once by :func:`_init_worker`.
@@ -129,8 +149,9 @@ def _init_worker(weights: str | None, threads: int) -> None:
 
 
 def _worker_segment(path: Path, out: Path, side: str | None, key: dict[str, object]) -> dict:
-    """Task run in a worker process: :func:`segment_one` with the worker's segmenter."""
-    return segment_one(path, out, _WORKER["segmenter"], side, key)
+    """Task run in a worker process: :func:`segment_one` with the worker's segmenter (a bad input is returned as
+    ``{"error": ...}``, see :func:`_attempt`)."""
+    return _attempt(segment_one, path, out, _WORKER["segmenter"], side, key)
 
 
 @contextlib.contextmanager
@@ -160,18 +181,19 @@ def _run_pending(
     threads: int,
     bar: tqdm,
 ) -> dict[Path, dict]:
-    """Segment the pending scans, in this process (``n_jobs`` 1) or in ``n_jobs`` spawned worker processes."""
-    rows: dict[Path, dict] = {}
+    """Segment the pending scans, in this process (``n_jobs`` 1) or in ``n_jobs`` spawned worker processes; each
+    result is ``{"row": ...}`` or ``{"error": ...}`` (a bad scan does not stop the others)."""
+    results: dict[Path, dict] = {}
     if n_jobs == 1:
         segmenter = MRISegmenter.from_pretrained(weights)
         with _limit_threads(threads):
             for path in pending:
-                rows[path] = segment_one(path, out, segmenter, side, keys[path])
+                results[path] = _attempt(segment_one, path, out, segmenter, side, keys[path])
                 bar.update()
-        return rows
+        return results
     tasks = [(path, out, side, keys[path]) for path in pending]
-    results = ordered_map(_worker_segment, tasks, n_jobs, _init_worker, (weights, threads), on_done=bar.update)
-    return dict(zip(pending, results))
+    attempts = ordered_map(_worker_segment, tasks, n_jobs, _init_worker, (weights, threads), on_done=bar.update)
+    return dict(zip(pending, attempts))
 
 
 def segment_scans(
@@ -239,37 +261,116 @@ def segment_scans(
     with tqdm(
         total=len(paths), initial=len(paths) - len(pending), desc="segmenting", unit="scan", disable=not progress
     ) as bar:
-        done.update(_run_pending(pending, out, side, weights, keys, jobs, int(threads), bar) if pending else {})
-    table = pd.DataFrame([done[path] for path in paths])
-    _write_tables(table, out)
+        attempts = _run_pending(pending, out, side, weights, keys, jobs, int(threads), bar) if pending else {}
+    done.update({path: a["row"] for path, a in attempts.items() if "row" in a})
+    failures = [{"source_file": str(p), "error": a["error"]} for p, a in attempts.items() if "error" in a]
+    return _finish(paths, done, failures, out)
+
+
+def _finish(paths: list[Path], done: dict[Path, dict], failures: list[dict], out: Path) -> pd.DataFrame:
+    """The batch's table (rows in input order) with its failures in ``attrs["failures"]``, written under ``out``;
+    a batch where every input failed is an error (the first input's message when there was only one)."""
+    if not done:
+        first = failures[0]["error"]
+        raise OAKitError(first if len(failures) == 1 else f"all {len(failures)} inputs failed; the first: {first}")
+    table = pd.DataFrame([done[path] for path in dict.fromkeys(paths) if path in done])
+    _write_tables(table, out, failures)
+    table.attrs["failures"] = failures
     return table
 
 
-def _write_tables(table: pd.DataFrame, out: Path) -> None:
-    """Write the per-knee parquet table and the QC summary (CSV + JSON) atomically."""
+#: Columns of ``qc_summary.csv``: the knee, where its side came from, each check and its evidence.
+QC_SUMMARY_COLUMNS = (
+    "participant_id",
+    "side",
+    "qc_side_source",
+    "visit_month",
+    "source_file",
+    *QC_FLAGS,
+    "qc_any",
+    "qc_usable",
+    "qc_cartilage_entropy",
+    "qc_cartilage_on_bone_fraction",
+    "qc_anatomy_side",
+    "qc_not_labelled",
+    "qc_reasons",
+)
+
+
+def _write_tables(table: pd.DataFrame, out: Path, failures: Sequence[dict] = ()) -> None:
+    """Write the per-knee table (parquet and CSV), the QC summary (CSV + JSON) and the failed inputs, atomically."""
     with atomic_path(out / "mri_biomarkers.parquet") as tmp:
         table.to_parquet(tmp, index=False)
-    qc = table[
-        [
-            "participant_id",
-            "side",
-            "visit_month",
-            "source_file",
-            *QC_FLAGS,
-            "qc_any",
-            "qc_cartilage_entropy",
-            "qc_reasons",
-        ]
-    ]
-    with atomic_path(out / "qc_summary.csv") as tmp:
-        qc.to_csv(tmp, index=False)
+    write_csv(table, out / "mri_biomarkers.csv")
+    qc = table[[c for c in QC_SUMMARY_COLUMNS if c in table]]
+    write_csv(qc, out / "qc_summary.csv")
+    write_csv(pd.DataFrame(list(failures), columns=["source_file", "error"]), out / "failures.csv")
     summary = {
         "n_knees": len(table),
         "n_flagged": int(qc["qc_any"].sum()),
+        "n_failed_inputs": len(failures),
         "flag_counts": {f: int(qc[f].sum()) for f in QC_FLAGS},
+        "failures": list(failures),
         "note": "segmenter trained on synthetic phantoms only; retrain/fine-tune before trusting real-scan numbers",
     }
     write_text_atomic(out / "qc_summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def measure_label_maps(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    convention: str = "harmonised",
+    images: Sequence[str | Path] | None = None,
+    side: str | None = None,
+    weights: str | Path | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Measure label maps the user already has (:func:`oa_kit.api.measure_labels`) and write what
+    :func:`segment_scans` writes: ``labels/`` (harmonised) and ``thickness/`` NIfTIs, ``mri_biomarkers.parquet``/
+    ``.csv`` (the same columns) and the QC summary. A bad input is reported in ``attrs["failures"]`` and
+    ``failures.csv``; the others are measured.
+
+    Parameters
+    ----------
+    inputs
+        NIfTI, NRRD or MHD label maps.
+    out
+        Output folder (created).
+    convention
+        Their label convention (``harmonised`` or a key of :data:`oa_kit.io.labels.CROSSWALKS`).
+    images
+        Optional scans the maps were drawn on, one per input in the same order (for the ``mri_emb_*`` columns;
+        without them those are NaN).
+    side
+        Knee side of inputs whose name does not say it; default: read from the anatomy.
+    weights
+        Segmenter weights for the image embedding; default the shipped weights.
+    progress
+        Show a progress bar.
+    """
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise OAKitError("inputs: no label maps given; expected at least one NIfTI/NRRD/MHD file")
+    if images is not None and len(images) != len(paths):
+        raise OAKitError(f"--image: {len(images)} images for {len(paths)} label maps; expected one per label map")
+    segmenter = MRISegmenter.from_pretrained(weights)
+    pairs = dict(zip(paths, images or [None] * len(paths)))
+    attempts = {
+        path: _attempt(_measure_one, path, Path(out), convention, pairs[path], side, segmenter)
+        for path in tqdm(list(pairs), desc="measuring", unit="map", disable=not progress)
+    }
+    done = {path: a["row"] for path, a in attempts.items() if "row" in a}
+    failures = [{"source_file": str(p), "error": a["error"]} for p, a in attempts.items() if "error" in a]
+    return _finish(paths, done, failures, Path(out))
+
+
+def _measure_one(
+    path: Path, out: Path, convention: str, image: str | Path | None, side: str | None, segmenter: MRISegmenter
+) -> dict:
+    """Measure one label map and write its label and thickness NIfTIs (as :func:`segment_one` does)."""
+    analysis = measure_labels(path, side=side, image=image, convention=convention, segmenter=segmenter)
+    write_knee_maps(out, path, analysis.labels, analysis.measurement.thickness_map, analysis.affine)
+    return analysis.row
 
 
 def train_run(
@@ -360,8 +461,8 @@ def train_run(
     if test:
         model = MRISegmenter.from_pretrained(weights)
         summary, per_case = evaluate_segmenter(model, test, seed=seed, progress=progress)
-        summary.to_csv(out / "test_metrics.csv", index=False)
-        per_case.to_csv(out / "test_per_case.csv", index=False)
+        write_csv(summary, out / "test_metrics.csv")
+        write_csv(per_case, out / "test_per_case.csv")
         _log(log, summary.to_string(index=False))
     if weights_out:
         weights_out = Path(weights_out)
@@ -403,7 +504,7 @@ def evaluate_phantom_test(
         ("thickness_error", th_summary),
         ("thickness_per_case", th_cases),
     ):
-        write_text_atomic(out / f"{name}.csv", frame.to_csv(index=False))
+        write_csv(frame, out / f"{name}.csv")
     return seg_summary, th_summary
 
 
@@ -414,11 +515,18 @@ def _log(log: Log, message: str) -> None:
 
 
 def qc_lines(table: pd.DataFrame) -> list[str]:
-    """One line per knee of a biomarker table: QC passed, or which checks failed (its numbers are then unusable)."""
+    """One line per knee of a biomarker table: QC passed, or which checks failed (its numbers are then unusable);
+    a side read from the anatomy (not the file name, header or argument) says so."""
     lines = []
     for row in table.itertuples(index=False):
-        name = f"{row.participant_id} {row.side} {Path(str(row.source_file)).name}"
+        inferred = " (side from anatomy)" if getattr(row, "qc_side_source", None) == "anatomy" else ""
+        name = f"{row.participant_id} {row.side}{inferred} {Path(str(row.source_file)).name}"
         failed = bool(getattr(row, "qc_any", False))
         verdict = f"QC FAILED ({row.qc_reasons}): biomarkers unusable" if failed else "QC passed"
         lines.append(f"{name}: {verdict}")
     return lines
+
+
+def failure_lines(table: pd.DataFrame) -> list[str]:
+    """One line per input of a batch that could not be segmented or measured (``table.attrs["failures"]``)."""
+    return [f"{f['source_file']}: FAILED: {f['error']}" for f in table.attrs.get("failures", [])]
