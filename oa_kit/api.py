@@ -380,7 +380,10 @@ def measure_labels(
     if raw.ndim != 3 or grid.shape != (4, 4):
         raise OAKitError(f"{name}: shape {raw.shape}, affine {grid.shape}; expected a 3-D label map and a 4x4 affine")
     knee_side, source = declared_side(found, found_source, side, name)
-    harm, knee_side = harmonise_labels(raw, grid, key, knee_side, name)
+    try:
+        harm, knee_side = harmonise_labels(raw, grid, key, knee_side, name)
+    except OAKitError as exc:  # the convention's value checks name the convention; say which file too
+        raise OAKitError(str(exc) if name in str(exc) else f"{name}: {exc}") from None
     pixels = _image_on_grid(image, harm.shape, grid, name)
     embedding = segmenter.segment(pixels, grid, knee_side).embedding if pixels is not None else None
     identity.update(source_labels=convention, qc_side_source=source or "anatomy")
