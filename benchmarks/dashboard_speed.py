@@ -86,6 +86,10 @@ def voila_server(data: Path, extra: list[str], log: Path):
             server.kill()
 
 
+#: VoilaKernelManager.fill_delay in dashboards/voila.json: a used pool starts its refill this long after the use.
+FILL_DELAY_S = 1.0
+
+
 class Pools:
     """Waits until Voila's preheated kernels have run their notebooks up to the browser's request: every kernel of the
     server idle (under 0.05 s of CPU in a second). Voila's log line "pool ... is filled" comes when a kernel has
@@ -104,7 +108,9 @@ class Pools:
         return len(kernels), total
 
     def ready(self, timeout_s: float = 600) -> float:
-        """Seconds until at least one kernel per page runs and all kernels are idle (NaN on timeout)."""
+        """Seconds until at least one kernel per page runs and all kernels are idle (NaN on timeout); counted after
+        voila.json's ``fill_delay`` (1 s) and a margin, so that a refill started by the previous page is seen."""
+        time.sleep(FILL_DELAY_S + 2)
         state = {"last": self._kernels_cpu()}
 
         def idle() -> bool:
@@ -114,7 +120,7 @@ class Pools:
             state["last"] = (count, cpu)
             return quiet
 
-        return wait(idle, timeout_s)
+        return FILL_DELAY_S + 2 + wait(idle, timeout_s)
 
 
 def wait(condition: Callable[[], bool], timeout_s: float = 180) -> float:
