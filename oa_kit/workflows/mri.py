@@ -207,8 +207,13 @@ def segment_scans(
     resume: bool = True,
 ) -> pd.DataFrame:
     """Segment scans and write, under ``out``: ``labels/*.nii.gz``, ``thickness/*.nii.gz`` (same affine as each input),
-    ``knees/*.json`` (one finished record per input), ``mri_biomarkers.parquet`` (one row per knee, input order) and
-    ``qc_summary.csv``/``.json``.
+    ``knees/*.json`` (one finished record per input), ``mri_biomarkers.parquet``/``.csv`` (one row per knee, input
+    order), ``qc_summary.csv``/``.json`` and ``failures.csv``.
+
+    A bad scan does not stop the batch: it is listed in ``failures.csv``, ``qc_summary.json`` and the table's
+    ``attrs["failures"]`` (``source_file``, ``error``) and the other scans are written; only a batch where every
+    scan failed is an error. A knee whose side neither its name, header nor ``side`` gives is read from the
+    segmented anatomy (``qc_side_source`` says which; :func:`oa_kit.features.mri_knee.analyse_knee`).
 
     Many scans: one model per process, a tqdm bar, optionally ``n_jobs`` worker processes, torch on ``threads``
     threads in each. Measured on the shared 2-core machine (``benchmarks/mri_speed.py --batch 20``, load 4-5): one
@@ -227,7 +232,8 @@ def segment_scans(
     out
         Output folder (created).
     side
-        Knee side for inputs whose name/header does not say it.
+        Knee side for inputs whose name/header does not say it (contradicting them is an error); default: read from
+        the anatomy.
     weights
         Segmenter ``.safetensors``; default the shipped weights (trained on synthetic phantoms only).
     progress
@@ -244,7 +250,8 @@ def segment_scans(
     Returns
     -------
     pandas.DataFrame
-        The per-knee table written to ``mri_biomarkers.parquet``.
+        The per-knee table written to ``mri_biomarkers.parquet`` (``qc_usable`` False: do not use that knee's
+        biomarkers), with ``attrs["failures"]``.
     """
     if int(threads) < 1:
         raise OAKitError(f"threads: got {threads}; expected a positive number of torch threads per process")
