@@ -106,6 +106,13 @@ def declared_side(found: str | None, found_source: str | None, argument: str | N
     return (argument, "argument") if argument is not None else (None, None)
 
 
+def side_in_name(path: str | Path) -> tuple[str | None, str | None]:
+    """The side a ``{ID}_{R|L}_V00`` file name gives, as (side, ``"file name"``), else (None, None); read before
+    the input itself, so a contradicting ``--side`` is refused before a whole series is read."""
+    side = _identity(Path(path), {})[1]
+    return (side, "file name") if side else (None, None)
+
+
 def _identity(path: Path, metadata) -> tuple[str, str | None, int, str | None]:
     """Participant id, side, visit month and where the side came from (``file name``/``header``/None), from a
     ``{ID}_{R|L}_V00`` name or DICOM laterality/description."""

@@ -25,7 +25,7 @@ from oa_kit.features.mri_knee import analyse_knee
 from oa_kit.features.mri_qc import QC_FLAGS
 from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
-from oa_kit.io.scans import read_scan
+from oa_kit.io.scans import declared_side, read_scan, side_in_name
 from oa_kit.io.tables import write_csv
 from oa_kit.models.mri.datasets import discover_cases
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
@@ -106,6 +106,7 @@ def segment_one(
     still valid.
     """
     path, out = Path(path), Path(out)
+    declared_side(*side_in_name(path), side, path)  # a contradicting side argument is refused before reading
     scan = read_scan(path)
     result = analyse_knee(scan, segmenter, side)
     outputs = write_knee_maps(out, path, result.labels, result.measurement.thickness_map, scan.affine)

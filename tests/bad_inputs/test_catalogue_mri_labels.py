@@ -101,9 +101,9 @@ def garbage_nrrd(tmp: Path) -> Path:
 
 
 def segment_scan(tmp: Path) -> Path:
-    """A small scan named as a left knee (``9000001_L_V00_DESS.nii.gz``)."""
-    nib.save(nib.Nifti1Image(np.zeros((16, 64, 64), np.int16), np.diag([2.0, 0.5, 0.5, 1.0])), str(tmp / "s.nii.gz"))
-    (tmp / "s.nii.gz").rename(tmp / "9000001_L_V00_DESS.nii.gz")
+    """``9000001_L_V00_DESS.nii.gz`` holding bytes no reader accepts: the side contradiction must be refused first,
+    before the scan is read."""
+    (tmp / "9000001_L_V00_DESS.nii.gz").write_bytes(b"NOT A SCAN" * 50)
     return tmp
 
 
