@@ -7,6 +7,7 @@ Usage: ``python scripts/bad_inputs_table.py`` rewrites the file; ``--check`` exi
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -14,14 +15,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.bad_inputs import test_catalogue, test_catalogue_outputs  # noqa: E402
-
 DOC = ROOT / "docs" / "bad-inputs.md"
-#: Catalogue modules, in the order their sections appear.
-PARTS = (
-    ("Readers: MRI, radiographs, OAI/MOST tables, Chen manifests, CSV", test_catalogue),
-    ("Saved progression models and command-line arguments", test_catalogue_outputs),
-)
+
+
+def parts() -> list[tuple[str, object]]:
+    """Every catalogue module (``tests/bad_inputs/test_catalogue*.py`` with a ``CASES`` list), titled by its file name
+    and docstring (up to the first colon), in file-name order."""
+    found = []
+    for path in sorted((ROOT / "tests" / "bad_inputs").glob("test_catalogue*.py")):
+        module = importlib.import_module(f"tests.bad_inputs.{path.stem}")
+        if hasattr(module, "CASES"):
+            first = " ".join((module.__doc__ or "").split("\n\n")[0].split()).split(": ")[0]
+            found.append((f"`{path.name}`: {first}", module))
+    return found
+
+
 HEADER = """# Bad inputs: the catalogue
 
 Every case in `tests/bad_inputs/` (#24): one malformed or hostile input, the entry point it is given to, and what
@@ -74,9 +82,10 @@ def rows(cases: Iterable) -> list[str]:
 
 def table() -> str:
     """The whole document."""
-    total = sum(len(module.CASES) for _, module in PARTS)
+    found = parts()
+    total = sum(len(module.CASES) for _, module in found)
     lines = [HEADER, f"{total} cases.", ""]
-    for title, module in PARTS:
+    for title, module in found:
         lines += [
             f"## {title} ({len(module.CASES)})",
             "",
