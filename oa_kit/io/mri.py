@@ -325,6 +325,8 @@ def _read_slice(path: Path):
 
     try:
         ds = pydicom.dcmread(str(path))
+        for _ in ds.iterall():  # pydicom decodes elements lazily: a corrupt one fails here, not on first use
+            pass
         modality = str(getattr(ds, "Modality", ""))
     except Exception as exc:
         raise OAKitError(f"{path}: not a readable DICOM file ({_short(exc)}); expected a DICOM MR slice") from None

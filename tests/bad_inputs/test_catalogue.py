@@ -179,6 +179,17 @@ def series_with(tmp: Path, k: int, **attrs) -> Path:
     return folder
 
 
+def series_corrupt_vr(tmp: Path) -> Path:
+    """A valid series whose slice 4 has one byte of its SeriesInstanceUID element's VR overwritten (explicit VR)."""
+    folder = F.mr_series(tmp / "series")
+    victim = folder / "IM0004.dcm"
+    data = bytearray(victim.read_bytes())
+    at = data.index(b"\x20\x00\x0e\x00UI")  # tag (0020,000E) little endian, then its VR
+    data[at + 4 : at + 6] = b"U\x00"
+    victim.write_bytes(bytes(data))
+    return folder
+
+
 def series_huge_rows(tmp: Path) -> Path:
     folder = F.mr_series(tmp / "series")
     import pydicom
@@ -478,6 +489,12 @@ CASES = [
         lambda t: series_with(t, 5, PixelSpacing=None),
         entry("oa_kit.io.mri:read_dicom_series"),
         r"IM0005.dcm: PixelSpacing missing or malformed",
+    ),
+    Case(
+        "dicom_series_corrupt_vr",
+        series_corrupt_vr,
+        entry("oa_kit.io.mri:read_dicom_series"),
+        r"IM0004.dcm: not a readable DICOM file .*; expected a DICOM MR slice",
     ),
     Case(
         "dicom_series_rows_60000",

@@ -50,6 +50,7 @@ from oa_kit.io.labels import (
 )
 from oa_kit.io.mri import read_nifti
 from oa_kit.io.nrrd import read_nrrd
+from oa_kit.io.tables import write_csv
 from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.models.mri.network import N_NETWORK_CLASSES, harmonised_to_network
 from oa_kit.models.mri.train import (
@@ -688,7 +689,7 @@ def train_synthseg(
                 "context_mm": segmenter.context_mm,
             },
         )
-        write_text_atomic(run / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        write_csv(pd.DataFrame(history), run / "history.csv")
         if log:
             log(
                 f"{time.strftime('%H:%M:%S')} epoch {epoch + 1}/{epochs} loss {losses and np.mean(losses):.4f} "
