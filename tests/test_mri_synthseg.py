@@ -8,6 +8,7 @@ import torch
 
 from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.models.mri.synthseg import (
+    AIR_CLASS,
     CORTEX_CLASS,
     FIRST_SUBCLASS,
     AddCortex,
@@ -17,6 +18,7 @@ from oa_kit.models.mri.synthseg import (
     SynthConfig,
     SynthSampler,
     _acquisition,
+    _place,
     load_label_maps,
     marginalise_missing,
     prepare_label_map,
@@ -106,6 +108,24 @@ def test_cortex_and_background_blobs(cases):
     split = SplitBackground(max_classes=6)(dict(sample), np.random.default_rng(3))["gen"]
     assert (split[case.gen == 0] >= FIRST_SUBCLASS + 100).all()
     np.testing.assert_array_equal(split[case.gen != 0], case.gen[case.gen != 0])  # tissues untouched
+
+
+def test_air_canvas_places_the_window_and_labels_air_background(cases):
+    window = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4) + 1
+    placed = _place(window, (5, 6), (-1, 4), AIR_CLASS)
+    assert placed.shape == (2, 5, 6)
+    np.testing.assert_array_equal(placed[:, 0:2, 4:6], window[:, 1:3, 0:2])  # the part inside the canvas
+    assert (placed == AIR_CLASS).sum() == 2 * (5 * 6 - 2 * 2)
+    assert cases[0].target_lut[AIR_CLASS] == 0  # air is background to the network
+    sampler = SynthSampler(cases, config=SynthConfig(crop=(48, 48), air_prob=1.0))
+    dark, seen = [], 0
+    for seed in range(6):
+        out = sampler.sample(seed)
+        background = out["target"][0] == 0
+        seen += int(background.mean() > 0.3)
+        dark.append(float(out["means"][AIR_CLASS]))
+    assert seen >= 3  # shifted windows are mostly outside the label map
+    assert max(dark) <= 0.05  # air is drawn near-black whatever the contrast
 
 
 def test_bias_and_gamma_stay_in_their_ranges():

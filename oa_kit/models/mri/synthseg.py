@@ -78,6 +78,11 @@ CORTEX_CLASS = N_LABELS
 FIRST_SUBCLASS = N_LABELS + 1
 #: Generation-label value budget (uint8 maps).
 MAX_GEN_CLASSES = 256
+#: Generation class of the air around the label map (harmonised background; near-black with noise, as outside a leg).
+AIR_CLASS = MAX_GEN_CLASSES - 1
+#: Mean and standard deviation ranges of air on the [0, 1] scale, before noise and bias.
+AIR_MEAN = (0.0, 0.05)
+AIR_STD = (0.0, 0.02)
 
 
 # ------------------------------------------------------------------------------------------------- label maps
@@ -282,6 +287,7 @@ class RandomGMMIntensities:
             for name, rows in groups.items():
                 means[rows] = rng.uniform(*DESS_PRIOR[name], int(rows.sum()))
             means[CORTEX_CLASS] = rng.uniform(*DESS_PRIOR["cortex"])
+        means[AIR_CLASS], stds[AIR_CLASS] = rng.uniform(*AIR_MEAN), rng.uniform(*AIR_STD)
         noise = rng.standard_normal(gen.shape, dtype=np.float32)
         sample["image"] = means[gen] + stds[gen] * noise
         sample["means"] = means
@@ -364,6 +370,7 @@ class SynthConfig:
     rotate_deg: float = 15.0
     scale: float = 0.15
     foreground_prob: float = 0.9
+    air_prob: float = 0.15
 
 
 def _acquisition(
@@ -408,6 +415,29 @@ def _crop_box(
     y0 = int(np.clip(cy - size[0] // 2, 0, max(0, h - size[0])))
     x0 = int(np.clip(cx - size[1] // 2, 0, max(0, w - size[1])))
     return slice(y0, y0 + size[0]), slice(x0, x0 + size[1])
+
+
+def _place_offset(
+    shape: tuple[int, int], size: tuple[int, int], rng: np.random.Generator, air_prob: float
+) -> tuple[int, int]:
+    """Where the read window's top-left corner lands in a ``size`` canvas of air: (0, 0) usually; with ``air_prob`` a
+    random shift leaving 30-100% of the canvas as air, so the network also sees windows that are mostly outside the
+    leg (as sliding-window inference does at the edges of a real field of view)."""
+    if rng.random() >= air_prob:
+        return 0, 0
+    return tuple(int(rng.integers(-int(0.7 * n), int(0.7 * c) + 1)) for n, c in zip(shape, size))
+
+
+def _place(array: np.ndarray, size: tuple[int, int], offset: tuple[int, int], fill: int) -> np.ndarray:
+    """``array`` (..., H, W) pasted at ``offset`` into a ``size`` canvas filled with ``fill`` (parts outside dropped)."""
+    out = np.full((*array.shape[:-2], *size), fill, dtype=array.dtype)
+    src, dst = [], []
+    for o, n, c in zip(offset, array.shape[-2:], size):
+        lo, hi = max(o, 0), min(o + n, c)
+        src.append(slice(lo - o, max(hi - o, lo - o)))
+        dst.append(slice(lo, max(hi, lo)))
+    out[(..., *dst)] = array[(..., *src)]
+    return out
 
 
 def _pad(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -479,9 +509,12 @@ class SynthSampler:
         fine, weights, positions, half = _acquisition(
             case.gen.shape[0], centre, case.lr_step_mm, thickness, cfg.context_mm
         )
-        centre_target = case.target_lut[case.gen[centre]]
-        box = _crop_box(centre_target, self.read_size, rng, cfg.foreground_prob)
-        data = {"gen": case.gen[fine][:, box[0], box[1]], "lut": case.target_lut, "lr_step_mm": case.lr_step_mm}
+        box = _crop_box(case.target_lut[case.gen[centre]], self.read_size, rng, cfg.foreground_prob)
+        window = case.gen[fine][:, box[0], box[1]]
+        offset = _place_offset(window.shape[1:], self.read_size, rng, cfg.air_prob)
+        gen = _place(window, self.read_size, offset, AIR_CLASS)
+        centre_target = case.target_lut[_place(case.gen[centre][box[0], box[1]], self.read_size, offset, AIR_CLASS)]
+        data = {"gen": gen, "lut": case.target_lut, "lr_step_mm": case.lr_step_mm}
         data = self.intensity_steps(self._acquire(self.label_steps(data, rng), rng, weights), rng)
         acquired = data["image"]
         lo = np.floor(positions).astype(int)
@@ -490,7 +523,7 @@ class SynthSampler:
         image = acquired[lo] + frac * (acquired[hi] - acquired[lo])
         if cfg.context_mm <= 0:
             image = acquired[half][None]
-        target = harmonised_to_network(centre_target[box[0], box[1]])[None]
+        target = harmonised_to_network(centre_target)[None]
         size = self.read_size
         image, target = _pad(image, size), _pad(target, size)
         self.spatial.set_random_state(seed=_seed(rng))
