@@ -195,3 +195,27 @@ def test_labels_from_synthetic_cohort_match_its_truth(tiny_cohort):
         assert set(excluded.loc[[(pid, side)]]) == {"baseline_replacement"}
     flow = result.flow()
     assert (flow[flow["stage"] == "knees"]["n_knees"] == 2 * truth["ID"].nunique()).all()
+
+
+def test_labels_outputs_are_written_as_one_unit(tmp_path, monkeypatch):
+    """An error while writing leaves the previous run's files as they were and no temporary folder behind."""
+    from pathlib import Path
+
+    from oa_kit.workflows import cohort as flow
+
+    fixtures = Path(__file__).parent / "fixtures" / "oai"
+    out = tmp_path / "labels"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _run_labels_cli(["--tables", str(fixtures), "--horizons", "12", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {*flow.OUTPUT_FILES, "notes.txt"}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(flow, "write_csv", broken)  # flow.csv is written after the parquet files
+    with pytest.raises(OSError, match="disk full"):
+        _run_labels_cli(["--tables", str(fixtures), "--horizons", "12,24", "--out", str(out)])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +11,6 @@ import pandas as pd
 from oa_kit.cohort.labels import ProgressionLabels
 from oa_kit.cohort.splits import participant_holdout
 from oa_kit.features.assemble import baseline_features
-from oa_kit.io.atomic import atomic_path
 from oa_kit.io.tables import check_table_path, read_table, write_csv, write_table
 
 #: Files :func:`write_labels` writes.
@@ -27,9 +28,10 @@ def write_labels(
     result: ProgressionLabels, out: Path, readings: pd.DataFrame | None = None, clinical: pd.DataFrame | None = None
 ) -> None:
     """Write labels/exclusions (parquet), the flow (CSV) and, given the tidy tables, them and the per-knee baseline
-    features (clinical + baseline readings: the ``--features`` table of ``oa-kit progression``), each atomically."""
+    features (clinical + baseline readings: the ``--features`` table of ``oa-kit progression``) as one unit: all are
+    built in a temporary folder beside ``out`` and moved in only when every one is written, so an error or Ctrl-C
+    midway leaves ``out`` as it was (other files in ``out`` are kept)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     both = readings is not None and clinical is not None
     frames = {
         "labels.parquet": result.labels,
@@ -38,11 +40,16 @@ def write_labels(
         "clinical.parquet": clinical,
         "baseline_features.parquet": baseline_features(clinical, readings) if both else None,
     }
-    for name, frame in frames.items():
-        if frame is not None:
-            with atomic_path(out / name) as tmp:
-                frame.to_parquet(tmp, index=False)
-    write_csv(result.flow(), out / "flow.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".part", dir=out.parent) as tmp:
+        build = Path(tmp)
+        for name, frame in frames.items():
+            if frame is not None:
+                frame.to_parquet(build / name, index=False)
+        write_csv(result.flow(), build / "flow.csv")
+        out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(build.iterdir()):
+            os.replace(path, out / path.name)
 
 
 def split_table(
