@@ -119,6 +119,25 @@ def test_join_knee_tables_renames_and_validates():
         join_knee_tables(clinical.drop(columns="side"))
 
 
+def test_mri_biomarkers_of_a_knee_that_failed_qc_are_not_used():
+    clinical = pd.DataFrame({"participant_id": ["1", "1", "2"], "side": ["R", "L", "R"], "age": [60, 60, 70]})
+    mri = pd.DataFrame(
+        {
+            "participant_id": ["1", "1", "2"],
+            "side": ["R", "L", "R"],
+            "thickness_mm_mean_femoral_medial_central": [2.1, 9.5, 1.8],
+            "mri_emb_000": [0.3, 0.7, 0.1],
+            "qc_usable": [True, False, True],
+            "qc_reasons": ["", "volume_implausible: femoral_cartilage", ""],
+        }
+    )
+    joined = join_knee_tables(clinical, mri=mri).set_index(["participant_id", "side"])
+    failed = joined.loc[("1", "L")]
+    assert np.isnan(failed["thickness_mm_mean_femoral_medial_central"]) and np.isnan(failed["mri_emb_000"])
+    assert joined.loc[("1", "R"), "thickness_mm_mean_femoral_medial_central"] == 2.1
+    assert failed["age"] == 60  # the knee stays, without its MRI
+
+
 def test_out_of_fold_predictions_never_use_a_model_trained_on_the_knee():
     X, _, _ = make_knee_table(25, seed=8)
     seen: list[tuple[set, set]] = []

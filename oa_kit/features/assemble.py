@@ -112,6 +112,8 @@ def join_knee_tables(
         if table is None:
             continue
         table = _check_keys(table, name, visit_month)
+        if name == "mri":
+            table = _mask_failed_qc(table)
         if name == "radiograph":
             table = table.rename(columns={f"p{k}": f"kl_p{k}" for k in range(5) if f"kl_p{k}" not in table})
         table = table.rename(columns=_family_prefixes(table.columns, name))
@@ -122,6 +124,20 @@ def join_knee_tables(
             )
         merged = merged.merge(table, on=list(KEY_COLUMNS), how="left", validate="one_to_one")
     return merged.reset_index(drop=True)
+
+
+def _mask_failed_qc(mri: pd.DataFrame) -> pd.DataFrame:
+    """MRI table with every feature of a knee that failed QC (``qc_usable`` False) set to NaN: its biomarkers are
+    not usable, so the models treat that knee as having no MRI rather than learning from a wrong segmentation."""
+    if "qc_usable" not in mri:
+        return mri
+    failed = ~mri["qc_usable"].astype("boolean").fillna(True).to_numpy(dtype=bool)
+    if not failed.any():
+        return mri
+    features = [c for c in mri.columns if c not in KEY_COLUMNS and is_feature_column(c)]
+    mri = mri.copy()
+    mri.loc[failed, features] = np.nan
+    return mri
 
 
 #: Radiograph reading columns kept by :func:`reading_features` (prefixes of the tidy readings table).
