@@ -9,7 +9,7 @@ import nrrd
 import numpy as np
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.mri import MRIVolume
+from oa_kit.io.mri import MRIVolume, check_volume_size
 
 __all__ = ["nrrd_affine", "read_nrrd"]
 
@@ -58,6 +58,11 @@ def read_nrrd(path: str | os.PathLike) -> MRIVolume:
     path = Path(path)
     if not path.is_file():
         raise OAKitError(f"{path}: file not found; expected an NRRD file")
+    try:
+        sizes = [int(n) for n in nrrd.read_header(str(path)).get("sizes", ())]
+    except (nrrd.NRRDError, OSError, ValueError, TypeError) as exc:
+        raise OAKitError(f"{path}: not a readable NRRD header ({exc}); expected a valid .nrrd") from None
+    check_volume_size(path, sizes, 1)  # the voxel cap before anything is decoded
     try:
         data, header = nrrd.read(str(path))
     except (nrrd.NRRDError, OSError, ValueError) as exc:

@@ -149,7 +149,17 @@ CASES = [
         measure(),
         r"knee.txt: unsupported file type for a label map; expected a .nii\(.gz\), .nrrd or .mhd",
     ),
-    Case("labels_nrrd_garbage", garbage_nrrd, measure(), r"knee.nrrd: not a readable NRRD file"),
+    Case("labels_nrrd_garbage", garbage_nrrd, measure(), r"knee.nrrd: not a readable NRRD header"),
+    Case(
+        "labels_nrrd_header_5000_cubed",
+        writer(
+            "knee.nrrd",
+            b"NRRD0004\ntype: unsigned char\ndimension: 3\nsizes: 5000 5000 5000\nspace: RAS\n"
+            b"space directions: (1,0,0) (0,1,0) (0,0,1)\nencoding: raw\n\n",
+        ),
+        measure(),
+        r"knee.nrrd: 125,000,000,000 voxels exceeds the limit",
+    ),
     Case(
         "labels_unknown_convention",
         label_map("knee.nii.gz"),
