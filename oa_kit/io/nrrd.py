@@ -62,7 +62,7 @@ def read_nrrd(path: str | os.PathLike) -> MRIVolume:
         sizes = [int(n) for n in nrrd.read_header(str(path)).get("sizes", ())]
     except (nrrd.NRRDError, OSError, ValueError, TypeError) as exc:
         raise OAKitError(f"{path}: not a readable NRRD header ({exc}); expected a valid .nrrd") from None
-    check_volume_size(path, sizes, 1)  # the voxel cap before anything is decoded
+    check_volume_size(path, sizes, 1, minimum=False)  # the voxel cap before anything is decoded
     try:
         data, header = nrrd.read(str(path))
     except (nrrd.NRRDError, OSError, ValueError) as exc:
