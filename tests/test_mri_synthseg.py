@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -194,3 +196,30 @@ def test_one_epoch_writes_weights_mrisegmenter_loads(cases, tmp_path):
         progress=False,
     )  # fmt: skip
     assert [h["epoch"] for h in again.history] == [1]
+
+
+@pytest.mark.slow
+def test_cli_prepares_label_maps_trains_and_resumes(tmp_path, capsys):
+    """``oa-kit mri synthseg`` on two Woo-convention maps (one held out): weights written, a rerun resumes."""
+    import nibabel as nib
+
+    from oa_kit.cli import main
+
+    woo = tmp_path / "woo"
+    woo.mkdir()
+    to_woo = {1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 5, 7: 6, 8: 0, 9: 0}  # harmonised -> Woo values (no menisci)
+    for pid, shift in (("9000001", 0), ("9000002", 1)):
+        lab = np.vectorize(lambda v: to_woo.get(int(v), 0))(tiny_labels(shift)).astype(np.uint8)
+        nib.save(nib.Nifti1Image(lab, AFFINE), woo / f"{pid}_00m_WB01_test.nii.gz")
+    args = ["mri", "synthseg", "--woo", str(woo), "--out", str(tmp_path / "run"), "--phantoms", "0"]
+    args += ["--holdout", "1", "--epochs", "1", "--steps", "1", "--batch", "2", "--val-samples", "2", "--no-progress"]
+    assert main(args) == 0
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert len(split["train"]) == 1 and len(split["holdout"]) == 1
+    assert MRISegmenter.from_pretrained(tmp_path / "run" / "mri_synthseg.safetensors").in_channels == 3
+    assert main(args) == 0  # the finished run resumes: nothing more to train
+    assert len(json.loads((tmp_path / "run" / "checkpoint.json").read_text())["history"]) == 1
+    capsys.readouterr()
+    assert main([*args[:3], str(tmp_path / "missing"), *args[4:]]) != 0
+    err = capsys.readouterr().err
+    assert "--woo: " in err and "is not a folder" in err

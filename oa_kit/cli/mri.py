@@ -8,14 +8,17 @@ import logging
 import sys
 from pathlib import Path
 
+from oa_kit.errors import OAKitError
 from oa_kit.io.labels import CONVENTION_NAMES
 from oa_kit.models.mri.inference import export_best
 from oa_kit.workflows.mri import (
     evaluate_phantom_test,
     failure_lines,
+    limit_threads,
     measure_label_maps,
     qc_lines,
     segment_scans,
+    synthseg_run,
     train_run,
 )
 
@@ -117,6 +120,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=_evaluate)
 
+    syn = sub.add_parser(
+        "synthseg",
+        help="train the contrast-agnostic segmenter from real label maps (SynthSeg: random contrast per sample)",
+    )
+    syn.add_argument("--woo", type=Path, required=True, help="Anomaly-Aware-3D-Segmentation label maps (folder)")
+    syn.add_argument("--shared", type=Path, default=None, help="knee-mri-labels folder (pyMSKT, SPL atlas maps)")
+    syn.add_argument("--out", type=Path, required=True, help="run folder (maps, checkpoints, history, weights)")
+    syn.add_argument("--phantoms", type=int, default=4, help="synthetic participants added (2 knee maps each)")
+    syn.add_argument("--holdout", type=int, default=4, help="Woo participants held out for validation")
+    syn.add_argument("--epochs", type=int, default=240)
+    syn.add_argument("--steps", type=int, default=25, help="steps per epoch")
+    syn.add_argument("--batch", type=int, default=8)
+    syn.add_argument("--lr", type=float, default=1e-3)
+    syn.add_argument("--val-samples", type=int, default=64, help="fixed held-out samples scored each epoch")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--init", type=Path, default=None, help="start from these .safetensors weights")
+    syn.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; run again to resume")
+    syn.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    syn.add_argument("--no-progress", action="store_true")
+    syn.set_defaults(func=_synthseg)
+
     seg = sub.add_parser("segment", help="segment scans: label + thickness NIfTI, per-knee parquet table, QC summary")
     seg.add_argument("inputs", nargs="+", type=Path, help="DICOM series folders, NIfTI, MHD or SKM-TEA HDF5 files")
     seg.add_argument("--out", type=Path, required=True)
@@ -171,6 +195,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mea.add_argument("--out", type=Path, required=True)
     mea.add_argument("--no-progress", action="store_true")
     mea.set_defaults(func=_measure)
+
+
+def _synthseg(args: argparse.Namespace) -> int:
+    """Handler of ``oa-kit mri synthseg``: run or resume SynthSeg training (rerun the same command to resume)."""
+    for name in ("woo", "shared"):
+        folder = getattr(args, name)
+        if folder is not None and not folder.is_dir():
+            raise OAKitError(f"--{name}: {folder} is not a folder; expected the label-map snapshot folder")
+    with limit_threads(args.threads):
+        synthseg_run(
+            args.out,
+            args.woo,
+            shared=args.shared,
+            phantoms=args.phantoms,
+            holdout=args.holdout,
+            seed=args.seed,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps,
+            batch_size=args.batch,
+            lr=args.lr,
+            init_weights=args.init,
+            max_minutes=args.max_minutes,
+            n_val=args.val_samples,
+            progress=not args.no_progress,
+            log=lambda m: print(m, flush=True),
+        )
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -30,6 +30,14 @@ from oa_kit.io.tables import write_csv
 from oa_kit.models.mri.datasets import discover_cases
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
 from oa_kit.models.mri.network import DEFAULT_CHANNELS
+from oa_kit.models.mri.synthseg import (
+    cached_label_maps,
+    phantom_label_maps,
+    shared_label_maps,
+    split_holdout,
+    train_synthseg,
+    woo_label_maps,
+)
 from oa_kit.models.mri.train import render_phantom_cases, save_weights, split_by_group, train_segmenter
 from oa_kit.parallel import ordered_map, resolve_n_jobs
 from oa_kit.synth.mri import MRI_GEOMETRIES
@@ -156,7 +164,7 @@ def _worker_segment(path: Path, out: Path, side: str | None, key: dict[str, obje
 
 
 @contextlib.contextmanager
-def _limit_threads(threads: int) -> Iterator[None]:
+def limit_threads(threads: int) -> Iterator[None]:
     """Run torch, BLAS and OpenMP on ``threads`` threads, restoring the caller's settings afterwards.
 
     One is the default: biomarkers (single-threaded NumPy/SciPy) dominate a knee's time, so a second torch thread
@@ -187,7 +195,7 @@ def _run_pending(
     results: dict[Path, dict] = {}
     if n_jobs == 1:
         segmenter = MRISegmenter.from_pretrained(weights)
-        with _limit_threads(threads):
+        with limit_threads(threads):
             for path in pending:
                 results[path] = _attempt(segment_one, path, out, segmenter, side, keys[path])
                 bar.update()
@@ -244,7 +252,7 @@ def segment_scans(
         core), never more than the scans left to do.
     threads
         torch/BLAS threads in each process (restored afterwards in this one); 1 is fastest on a shared machine
-        (see :func:`_limit_threads`).
+        (see :func:`limit_threads`).
     resume
         Reuse finished records (default); ``False`` segments every input again.
 
@@ -538,3 +546,33 @@ def qc_lines(table: pd.DataFrame) -> list[str]:
 def failure_lines(table: pd.DataFrame) -> list[str]:
     """One line per input of a batch that could not be segmented or measured (``table.attrs["failures"]``)."""
     return [f"{f['source_file']}: FAILED: {f['error']}" for f in table.attrs.get("failures", [])]
+
+
+#: Share of training samples drawn from each label-map source (renormalised over the sources present).
+SYNTHSEG_SOURCE_SHARE = {"woo": 0.6, "pymskt": 0.1, "spl": 0.1, "synthetic": 0.2}
+
+
+def synthseg_run(
+    out: str | Path,
+    woo: str | Path,
+    shared: str | Path | None = None,
+    phantoms: int = 4,
+    holdout: int = 4,
+    seed: int = 0,
+    log: Log = None,
+    **train_args,
+) -> Path:
+    """Prepare the real label maps (Woo OAI maps, pyMSKT and SPL from ``shared``, phantoms) once, hold out
+    ``holdout`` Woo participants, and run or resume SynthSeg training in ``out``; returns the run folder."""
+    out = Path(out)
+    maps = out / "maps"
+    woo_train, woo_val = split_holdout(cached_label_maps(maps / "woo", lambda: woo_label_maps(woo)), holdout, seed)
+    extra = cached_label_maps(maps / "shared", lambda: shared_label_maps(shared)) if shared else []
+    synthetic = cached_label_maps(maps / "phantoms", lambda: phantom_label_maps(phantoms, seed)) if phantoms else []
+    train = woo_train + extra + synthetic
+    count = {s: sum(c.source == s for c in train) for s in SYNTHSEG_SOURCE_SHARE}
+    weights = [SYNTHSEG_SOURCE_SHARE[c.source] / count[c.source] for c in train]
+    split = {"train": [c.case_id for c in train], "holdout": [c.case_id for c in woo_val]}
+    write_text_atomic(out / "split.json", json.dumps(split, indent=2))
+    train_synthseg(train, woo_val, out, seed=seed, weights=weights, log=log, **train_args)
+    return out

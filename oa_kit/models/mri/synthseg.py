@@ -12,7 +12,6 @@ Every draw takes a ``numpy.random.Generator``; the same seed gives the same imag
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -810,7 +809,7 @@ def load_label_maps(folder: str | Path) -> list[LabelMapCase]:
     return cases
 
 
-def _cached(folder: Path, build: Callable[[], list[LabelMapCase]]) -> list[LabelMapCase]:
+def cached_label_maps(folder: Path, build: Callable[[], list[LabelMapCase]]) -> list[LabelMapCase]:
     """Prepared maps from ``folder`` when complete (``done`` marker), else built and stored there."""
     if (folder / "done").exists():
         return load_label_maps(folder)
@@ -818,57 +817,3 @@ def _cached(folder: Path, build: Callable[[], list[LabelMapCase]]) -> list[Label
     save_label_maps(folder, cases)
     write_text_atomic(folder / "done", "")
     return cases
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m oa_kit.models.mri.synthseg``: prepare the label maps and run (or resume) :func:`train_synthseg`."""
-
-    p = argparse.ArgumentParser(prog="python -m oa_kit.models.mri.synthseg", description=main.__doc__)
-    p.add_argument("--woo", required=True, help="folder with the Anomaly-Aware-3D-Segmentation label maps")
-    p.add_argument("--shared", help="knee-mri-labels folder (pymskt, SPL atlas)")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, history, weights)")
-    p.add_argument("--phantoms", type=int, default=4, help="synthetic participants (2 knees each)")
-    p.add_argument("--holdout", type=int, default=4, help="Woo participants held out for validation")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--steps", type=int, default=100, help="steps per epoch")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", help="start from these .safetensors weights")
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; rerun to resume")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    maps = Path(a.out) / "maps"
-    woo_train, woo_val = split_holdout(_cached(maps / "woo", lambda: woo_label_maps(a.woo)), a.holdout, a.seed)
-    shared = _cached(maps / "shared", lambda: shared_label_maps(a.shared)) if a.shared else []
-    phantoms = _cached(maps / "phantoms", lambda: phantom_label_maps(a.phantoms, a.seed)) if a.phantoms else []
-    train = woo_train + shared + phantoms
-    # sources weighted: Woo 60%, pymskt 10%, SPL 10%, phantoms 20% (renormalised over the sources present)
-    share = {"woo": 0.6, "pymskt": 0.1, "spl": 0.1, "synthetic": 0.2}
-    count = {s: sum(c.source == s for c in train) for s in share}
-    weights = [share[c.source] / count[c.source] for c in train]
-    write_text_atomic(
-        Path(a.out) / "split.json",
-        json.dumps({"train": [c.case_id for c in train], "holdout": [c.case_id for c in woo_val]}, indent=2),
-    )
-    train_synthseg(
-        train,
-        woo_val,
-        a.out,
-        epochs=a.epochs,
-        steps_per_epoch=a.steps,
-        batch_size=a.batch,
-        lr=a.lr,
-        seed=a.seed,
-        weights=weights,
-        init_weights=a.init,
-        max_minutes=a.max_minutes,
-        log=print,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
