@@ -53,3 +53,14 @@ def test_bad_csv_is_one_line(tmp_path, content, message):
     with pytest.raises(OAKitError, match=message) as info:
         read_csv(path)
     assert "bad.csv" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_carriage_return_inside_a_cell_cannot_split_a_row(tmp_path):
+    """Found by make fuzz: with LF line ends a lone CR went out unquoted and csv readers split the row there."""
+    import csv
+
+    path = write_csv(pd.DataFrame({"participant_id": ["\r\t", "a\rb"], "v": [1, 2]}), tmp_path / "t.csv")
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows == [["participant_id", "v"], ["'\r\t", "1"], ["a\rb", "2"]]
+    assert read_csv(path, dtype=str)["participant_id"].tolist() == ["\r\t", "a\rb"]

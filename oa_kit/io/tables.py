@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from oa_kit.errors import OAKitError
-from oa_kit.io.atomic import atomic_path, check_writable_parent, write_text_atomic
+from oa_kit.io.atomic import atomic_path, check_writable_parent, write_bytes_atomic
 
 __all__ = [
     "FORMULA_LEADS",
@@ -83,7 +83,9 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike, *, index: bool = Fal
     for column in _text_columns(frame):
         frame[column] = _map_text(frame[column], escape_cell)
     frame.columns = [escape_cell(str(c)) for c in frame.columns]
-    write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
+    # CRLF line ends (RFC 4180): the csv writer then quotes every cell holding a CR or LF, so a stray CR inside an ID
+    # cannot split a row for another reader (with "\n" ends a lone CR went out unquoted)
+    write_bytes_atomic(path, frame.to_csv(index=False, lineterminator="\r\n").encode("utf-8"))
     return path
 
 
