@@ -254,6 +254,12 @@ class KneeView:
         self.mri_stored = self.data.stored_mri(participant, side) if self.files["mri"] else None
         self.knee_label = self.mri_label = f"{participant} {side}"
         self._fill_form(row)
+        computing = {
+            k: bool(self.files[k]) and stored is None
+            for k, stored in (("radiograph", self.kl_stored), ("mri", self.mri_stored))
+        }
+        self.kl_text.value = "<p>Grading the radiograph…</p>" if computing["radiograph"] else ""
+        self.mri_text.value = "<p>Segmenting the MRI…</p>" if computing["mri"] else ""
         for out in (self.gradcam_out, self.proba_out, self.mri_out):
             out.clear_output()
         self.update_risk()
