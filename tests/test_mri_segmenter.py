@@ -314,14 +314,11 @@ def test_label_resampling_takes_the_pixel_under_each_output_centre():
 def test_weights_without_context_load_as_2d_and_segment_as_before(tmp_path, phantom):
     """Weights whose JSON has no ``context_mm``/``in_channels`` (files written before the 2.5D option) load as the
     one-channel 2D model and give exactly the outputs of the slab-by-slab algorithm (scale, resample, forward, softmax)."""
-    from oa_kit.models.mri.train import TrainResult, save_weights
+    from oa_kit.models.mri.train import TrainResult, _metadata, save_weights
 
     torch.manual_seed(0)
     old = MRISegmenter(channels=(4, 8), strides=(2,))
-    path = save_weights(
-        TrainResult(net=old._build(), metadata={"architecture": {"channels": [4, 8], "strides": [2]}}),
-        tmp_path / "legacy.safetensors",
-    )
+    path = save_weights(TrainResult(net=old._build(), metadata=_metadata(old)), tmp_path / "legacy.safetensors")
     meta = json.loads(path.with_suffix(".json").read_text())
     meta.pop("context_mm", None)
     meta["architecture"].pop("in_channels", None)
@@ -354,17 +351,11 @@ def test_shipped_weights_are_the_2_5d_model(segmenter):
 def test_weights_json_declares_the_input_channels(tmp_path):
     """``context_mm``/``in_channels`` in the JSON are read back; a JSON whose in_channels contradicts its context fails."""
     from oa_kit.io.artifacts import sha256_file
-    from oa_kit.models.mri.train import TrainResult, save_weights
+    from oa_kit.models.mri.train import TrainResult, _metadata, save_weights
 
     model = MRISegmenter(channels=(4, 8), strides=(2,), context_mm=1.5)
     net = model._build()
-    path = save_weights(
-        TrainResult(
-            net=net,
-            metadata={"architecture": {"channels": [4, 8], "strides": [2], "in_channels": 3}, "context_mm": 1.5},
-        ),
-        tmp_path / "w.safetensors",
-    )
+    path = save_weights(TrainResult(net=net, metadata=_metadata(model)), tmp_path / "w.safetensors")
     loaded = MRISegmenter.from_pretrained(path)
     assert loaded.context_mm == 1.5 and loaded.in_channels == 3
     meta = json.loads(path.with_suffix(".json").read_text())
@@ -398,12 +389,13 @@ def test_context_channels_sample_the_volume_in_mm(step_mm):
 def test_2d_weights_start_an_equal_25d_model(tmp_path, phantom):
     """A 2.5D network initialised from 2D weights (2D kernels on the centre channel, zeros on the neighbours)
     predicts what the 2D model does before any training: same labels, probabilities and embedding."""
-    from oa_kit.models.mri.train import TrainResult, load_initial_weights, save_weights
+    from oa_kit.models.mri.train import TrainResult, _metadata, load_initial_weights, save_weights
 
     torch.manual_seed(1)
     flat_model = MRISegmenter()
-    arch = {"architecture": {"channels": [8, 16, 32, 64], "strides": [2, 2, 2]}}
-    path = save_weights(TrainResult(net=flat_model._build(), metadata=arch), tmp_path / "2d.safetensors")
+    path = save_weights(
+        TrainResult(net=flat_model._build(), metadata=_metadata(flat_model)), tmp_path / "2d.safetensors"
+    )
     segmenter = MRISegmenter.from_pretrained(path)
     assert segmenter.in_channels == 1
     wide = MRISegmenter(context_mm=2.0)

@@ -52,6 +52,24 @@ SHIPPED_SHA256 = {
     "mri_segmenter.json": "538d670620fedafee255f7000959f8a60b4f6b025707648579e9e68d6ac26f27",
 }
 N_HARMONISED = 10
+#: Sidecar settings :meth:`MRISegmenter.from_pretrained` reads: dotted key -> (type, low, high, length), bounds
+#: inclusive; length None for one number, 0 for a non-empty list, n for a list of exactly n numbers.
+SIDECAR_FIELDS = MappingProxyType(
+    {
+        "architecture.spatial_dims": (int, 2, 2, None),
+        "architecture.channels": (int, 1, 4096, 0),
+        "architecture.strides": (int, 1, 8, 0),
+        "architecture.num_res_units": (int, 0, 16, None),
+        "architecture.out_channels": (int, N_NETWORK_CLASSES, N_NETWORK_CLASSES, None),
+        "spacing_mm": (float, 0.05, 5.0, None),
+        "roi_size": (int, 8, 4096, 2),
+    }
+)
+#: Settings that files written before the 2.5D option lack: checked the same way when present, else these defaults
+#: (a one-channel 2D model).
+SIDECAR_OPTIONAL = MappingProxyType(
+    {"context_mm": ((float, 0.0, 50.0, None), 0.0), "architecture.in_channels": ((int, 1, 3, None), None)}
+)
 #: Network class -> harmonised id, as a lookup table (merged channels map to the medial id).
 _NETWORK_TO_HARMONISED = np.array([NETWORK_CLASSES[c] for c in range(N_NETWORK_CLASSES)], dtype=np.uint8)
 
@@ -153,6 +171,20 @@ class Segmentation:
     embedding: np.ndarray  # (embed_dim,) float32, mean-pooled bottleneck features
 
 
+def first_argmax(proba: torch.Tensor) -> torch.Tensor:
+    """Class index (B, H, W) uint8 of the largest of (B, C, H, W) probabilities, the first on ties (as ``argmax``).
+
+    One comparison per class over contiguous planes: about 3x faster on CPU than ``argmax`` over the strided class
+    axis (and 10x than NumPy's), which was a fifth of the segmentation time at OAI DESS size.
+    """
+    best = proba[:, 0].clone()
+    index = torch.zeros(best.shape, dtype=torch.uint8)
+    for c in range(1, proba.shape[1]):
+        index.masked_fill_(proba[:, c] > best, c)
+        torch.maximum(best, proba[:, c], out=best)
+    return index
+
+
 # ---------------------------------------------------------------------------------------------------- geometry
 def canonical_geometry(affine: np.ndarray, side: str) -> CanonicalView:
     """How :func:`~oa_kit.models.mri.transforms.to_canonical` would reorient a scan, without copying its voxels."""
@@ -211,6 +243,7 @@ class MRISegmenter:
         slice_batch: int = 16,
         weights_path: str | None = None,
         context_mm: float = 0.0,
+        overlap: float = 0.25,
     ) -> None:
         self.channels = channels
         self.strides = strides
@@ -221,6 +254,7 @@ class MRISegmenter:
         self.slice_batch = slice_batch
         self.weights_path = weights_path
         self.context_mm = context_mm
+        self.overlap = overlap
 
     @property
     def embed_dim(self) -> int:
@@ -250,19 +284,20 @@ class MRISegmenter:
         weights = Path(path) if path is not None else DEFAULT_WEIGHTS
         pinned = SHIPPED_SHA256 if weights.resolve() == DEFAULT_WEIGHTS.resolve() else None
         meta = verified_sidecar(weights, "MRI segmenter weights", pinned)
-        arch = meta.get("architecture", {})
+        settings = sidecar_settings(meta, weights.with_suffix(".json"))
         model = cls(
-            channels=tuple(arch.get("channels", DEFAULT_CHANNELS)),
-            strides=tuple(arch.get("strides", DEFAULT_STRIDES)),
-            num_res_units=int(arch.get("num_res_units", 1)),
-            spacing_mm=float(meta.get("spacing_mm", MODEL_SPACING_MM)),
-            roi_size=tuple(meta.get("roi_size", (128, 128))),
+            channels=tuple(settings["architecture.channels"]),
+            strides=tuple(settings["architecture.strides"]),
+            num_res_units=settings["architecture.num_res_units"],
+            spacing_mm=settings["spacing_mm"],
+            roi_size=tuple(settings["roi_size"]),
             weights_path=str(weights),
-            context_mm=float(meta.get("context_mm", 0.0)),
+            context_mm=settings["context_mm"],
         )
-        if int(arch.get("in_channels", model.in_channels)) != model.in_channels:
+        declared = settings["architecture.in_channels"]
+        if declared is not None and declared != model.in_channels:
             raise OAKitError(
-                f"{weights.with_suffix('.json')}: architecture.in_channels {arch.get('in_channels')} does not fit "
+                f"{weights.with_suffix('.json')}: architecture.in_channels {declared} does not fit "
                 f"context_mm {model.context_mm}; expected {model.in_channels}"
             )
         net = model._build()
@@ -362,7 +397,7 @@ class MRISegmenter:
                 roi_size=self.roi_size,
                 sw_batch_size=self.sw_batch_size,
                 predictor=net,
-                overlap=0.25,
+                overlap=self.overlap,
                 mode="gaussian",
             )
         logits = resample_slices(logits, tuple(canon.shape[1:]))
@@ -406,7 +441,7 @@ class MRISegmenter:
             for start in range(0, canon.shape[0], self.slice_batch):
                 part = slice(start, start + self.slice_batch)
                 proba = self._slice_proba(net, canon, part, intensity, view.spacing_mm)
-                hard = proba.argmax(dim=1).numpy()  # first maximum on ties, as NumPy; ~10x faster here
+                hard = first_argmax(proba).numpy()
                 half = proba.to(torch.float16).numpy()  # torch casts tiny values ~10x faster than NumPy
                 for c, target in enumerate(canon_channels):
                     target[part] = half[:, c]
@@ -433,6 +468,69 @@ class MRISegmenter:
     def embed(self, volume: np.ndarray, affine: np.ndarray, side: str) -> np.ndarray:
         """Knee embedding: bottleneck features mean-pooled over all windows, shape (``embed_dim``,) float32."""
         return self.segment(volume, affine, side).embedding
+
+
+# ------------------------------------------------------------------------------------------------------ sidecar
+def sidecar_settings(meta: dict, source: Path) -> dict:
+    """The settings of an MRI weights sidecar, typed and range-checked (:data:`SIDECAR_FIELDS`, optional ones with
+    their defaults); a missing key, a wrong type or an out-of-range value is one line naming ``source`` and the key."""
+    out = {key: _sidecar_value(meta, key, spec, source) for key, spec in SIDECAR_FIELDS.items()}
+    for key, (spec, default) in SIDECAR_OPTIONAL.items():
+        present = _lookup(meta, key, source) is not _MISSING
+        out[key] = _sidecar_value(meta, key, spec, source) if present else default
+    channels, strides = out["architecture.channels"], out["architecture.strides"]
+    if len(strides) != len(channels) - 1:
+        raise OAKitError(
+            f"{source}: architecture.strides has {len(strides)} entries for {len(channels)} channels; "
+            f"expected {len(channels) - 1} (one per down-sampling step)"
+        )
+    factor = int(np.prod(strides))
+    if any(size % factor for size in out["roi_size"]):
+        raise OAKitError(
+            f"{source}: roi_size = {out['roi_size']!r}; expected multiples of {factor} (the product of the strides)"
+        )
+    return out
+
+
+_MISSING = object()
+
+
+def _lookup(meta: dict, key: str, source: Path) -> object:
+    """The value at a dotted ``key`` of the sidecar, or ``_MISSING``; a non-object on the way is an error."""
+    value: object = meta
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(value, dict):
+            parent = ".".join(key.split(".")[:i])
+            raise OAKitError(f"{source}: {parent} = {value!r}; expected a JSON object")
+        value = value.get(part, _MISSING)
+    return value
+
+
+def _sidecar_value(meta: dict, key: str, spec: tuple, source: Path) -> object:
+    """One checked sidecar setting: a number of ``kind`` in [low, high], or a list of them (``length``)."""
+    kind, low, high, length = spec
+    value = _lookup(meta, key, source)
+    what = f"a {kind.__name__} in [{low}, {high}]"
+    if length is not None:
+        what = f"a list of {length or 'one or more'} {kind.__name__}s in [{low}, {high}]"
+    if value is _MISSING:
+        raise OAKitError(f"{source}: {key} missing; expected {what}")
+    items = value if length is not None and isinstance(value, list) else [value]
+    ok = (length is None or (isinstance(value, list) and len(value) == (length or len(value)) and value)) and all(
+        _is_number(v, kind) and low <= v <= high for v in items
+    )
+    if not ok:
+        raise OAKitError(f"{source}: {key} = {value!r}; expected {what}")
+    return [kind(v) for v in items] if length is not None else kind(value)
+
+
+def _is_number(value: object, kind: type) -> bool:
+    """True for a finite JSON number of ``kind`` (an int may stand for a float, a whole float for an int; no bools)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not np.isfinite(value):
+        return False
+    return kind is float or isinstance(value, int) or value.is_integer()
 
 
 def export_best(run: str | Path, path: str | Path, segmenter=None, extra: dict | None = None) -> Path:
