@@ -18,12 +18,14 @@ follows the cartilage, not the field of view.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import torch
 from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
@@ -110,22 +112,28 @@ def _vertex_area(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Surface area (mm^2) carried by each mesh vertex: a third of each adjacent triangle."""
     tri = verts[faces]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    out = np.zeros(len(verts))
-    np.add.at(out, faces.ravel(), np.repeat(area / 3.0, 3))
-    return out
+    return np.bincount(faces.ravel(), weights=np.repeat(area / 3.0, 3), minlength=len(verts))
 
 
 def bone_surface(
-    bone: np.ndarray, spacing: np.ndarray, smooth_mm: float = 1.0
+    bone: np.ndarray, spacing: np.ndarray, smooth_mm: float = 1.0, region: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bone surface vertices (mm), outward unit normals (from the gradient of the smoothed bone field) and vertex areas.
 
     The smoothing width is ``smooth_mm`` but never less than the largest voxel size, so that on anisotropic grids
-    (e.g. 2 mm sagittal slices) normals follow the underlying surface rather than the voxel staircase.
+    (e.g. 2 mm sagittal slices) normals follow the underlying surface rather than the voxel staircase. ``region``
+    (bool, the shape of ``bone``) limits the surface to the cubes whose first corner lies in it (the marching cubes
+    mask): vertices more than a voxel inside it are those of the whole surface, in the same order, with the same areas.
     """
-    if bone.max() <= 0.5 or bone.min() >= 0.5:
-        return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)
-    verts, faces, _, _ = marching_cubes(bone, level=0.5, spacing=tuple(spacing))
+    empty = np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)
+    if bone.max() <= 0.5 or bone.min() >= 0.5 or (region is not None and not region.any()):
+        return empty
+    try:
+        verts, faces, _, _ = marching_cubes(bone, level=0.5, spacing=tuple(spacing), mask=region)
+    except RuntimeError:  # no surface inside the region
+        return empty
+    if not len(faces):
+        return empty
     sigma_mm = max(smooth_mm, float(spacing.max()))  # at least one thick slice: no staircase normals
     smooth = ndimage.gaussian_filter(bone, sigma=sigma_mm / spacing, mode="nearest")
     # central differences one voxel either side, interpolated at the vertices: np.gradient sampled at the vertices,
@@ -164,19 +172,53 @@ def ray_thickness(
     spacing: np.ndarray,
     max_mm: float = 10.0,
     step_mm: float | None = None,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normal-ray thickness (mm) at each bone-surface point, and whether the ray met cartilage next to the bone.
 
     Each ray starts one voxel inside the bone and runs ``max_mm`` outward; thickness is the integral of the
     cartilage occupancy over the first segment where it is positive that reaches 0.5 (an interface crossing).
     Rays are marched about 1 mm at a time and dropped once their answer is known (segment closed, or no segment can
-    start next to the bone any more), so the cost follows the cartilage thickness rather than ``max_mm``.
+    start next to the bone any more), so the cost follows the cartilage thickness rather than ``max_mm``. They go in
+    chunks of :data:`RAY_CHUNK` (the working memory stays ~100 MB whatever the surface size), on ``workers``
+    threads (the trilinear sampling releases the GIL); every ray's answer is independent of the others'.
     """
     step = step_mm or float(spacing.min()) / 5.0
     t = np.arange(-float(spacing.max()), max_mm + step, step)
     near = np.abs(normals) @ spacing + step  # a segment must start within one voxel (+ a step)
+    blind = _blind(cartilage, points_mm, spacing, float(spacing.sum()) + step)
+    chunks = [slice(i, i + RAY_CHUNK) for i in range(0, len(points_mm), RAY_CHUNK)]
+
+    def march(chunk: slice) -> tuple[np.ndarray, np.ndarray]:
+        return _march_rays(cartilage, points_mm[chunk], normals[chunk], spacing, t, near[chunk], blind[chunk], step)
+
+    if workers > 1 and len(chunks) > 1:
+        with ThreadPoolExecutor(min(workers, len(chunks))) as pool:
+            parts = list(pool.map(march, chunks))
+    else:
+        parts = [march(chunk) for chunk in chunks]
+    if not parts:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+#: Rays marched together by :func:`ray_thickness` (about 25 MB of sample positions per 1 mm block).
+RAY_CHUNK = 65536
+
+
+def _march_rays(
+    cartilage: np.ndarray,
+    points_mm: np.ndarray,
+    normals: np.ndarray,
+    spacing: np.ndarray,
+    t: np.ndarray,
+    near: np.ndarray,
+    blind: np.ndarray,
+    step: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """March one chunk of rays through ``t`` (mm along each normal), 1 mm blocks at a time; see :func:`ray_thickness`."""
     state = _RayState(len(points_mm))
-    state.done[_blind(cartilage, points_mm, spacing, float(spacing.sum()) + step)] = True
+    state.done[blind] = True
     block = max(1, int(round(1.0 / step)))
     for b0 in range(0, len(t), block):
         live = state.live()
@@ -291,18 +333,46 @@ def full_thickness_loss(
     candidates = candidates[np.isfinite(dist)]
     if not len(candidates):
         return fcl
-    nbr_lists = tree.query_ball_point(points_mm[candidates], r=radius_mm)
-    counts = np.fromiter((len(n) for n in nbr_lists), dtype=np.intp, count=len(nbr_lists))
-    owner = np.repeat(np.arange(len(candidates)), counts)
-    nbrs = np.fromiter((j for n in nbr_lists for j in n), dtype=np.intp, count=int(counts.sum()))
-    mean_normal = np.stack([np.bincount(owner, anchor_normals[nbrs, a], len(candidates)) for a in range(3)], axis=1)
+    for part in np.array_split(candidates, -(-len(candidates) // FCL_CHUNK)):  # bounded pair arrays
+        fcl[part] = _enclosed(
+            points_mm[part], normals[part], (anchors, anchor_normals, tree), radius_mm, max_gap_deg, min_agreement
+        )
+    return fcl
+
+
+#: Candidate points :func:`full_thickness_loss` judges together (their neighbour pairs take ~24 bytes each, ~100 per
+#: candidate at the default radius): bounds the memory when a poor segmentation leaves millions of candidates.
+FCL_CHUNK = 20_000
+
+
+def _enclosed(
+    points: np.ndarray,
+    normals: np.ndarray,
+    anchors: tuple[np.ndarray, np.ndarray, cKDTree],
+    radius_mm: float,
+    max_gap_deg: float,
+    min_agreement: float,
+) -> np.ndarray:
+    """Per candidate point: do the covered anchors (positions, normals, their k-d tree) within ``radius_mm`` face its
+    way and surround it with no angular gap wider than ``max_gap_deg``? (:func:`full_thickness_loss`'s test.)"""
+    positions, anchor_normals, tree = anchors
+    owner, nbrs = _pairs_within(points, tree, radius_mm)
+    counts = np.bincount(owner, minlength=len(points))
+    mean_normal = np.stack([np.bincount(owner, anchor_normals[nbrs, a], len(points)) for a in range(3)], axis=1)
     mean_normal /= np.maximum(counts, 1)[:, None]
     mean_normal /= np.maximum(np.linalg.norm(mean_normal, axis=1, keepdims=True), 1e-9)
-    judged = (counts >= 6) & (np.einsum("ij,ij->i", mean_normal, normals[candidates]) >= min_agreement)
+    judged = (counts >= 6) & (np.einsum("ij,ij->i", mean_normal, normals) >= min_agreement)
     pair = judged[owner]
-    gaps = _max_angular_gaps_deg(anchors[nbrs[pair]] - points_mm[candidates][owner[pair]], mean_normal, owner[pair])
-    fcl[candidates[judged]] = gaps[judged] < max_gap_deg
-    return fcl
+    gaps = _max_angular_gaps_deg(positions[nbrs[pair]] - points[owner[pair]], mean_normal, owner[pair])
+    return judged & (gaps < max_gap_deg)
+
+
+def _pairs_within(points: np.ndarray, tree: cKDTree, radius_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(point index, tree index) of every pair closer than ``radius_mm``, sorted by point then tree index: what
+    ``tree.query_ball_point`` lists, as two flat arrays built without a Python loop over the points."""
+    pairs = cKDTree(points).sparse_distance_matrix(tree, radius_mm, output_type="ndarray")
+    order = np.lexsort((pairs["j"], pairs["i"]))
+    return pairs["i"][order].astype(np.intp), pairs["j"][order].astype(np.intp)
 
 
 def _max_angular_gaps_deg(vectors: np.ndarray, normal: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -371,14 +441,16 @@ def _measure_plate(
     max_mm: float,
     smooth_mm: float,
     fcl_radius_mm: float,
+    workers: int = 1,
 ) -> SurfaceThickness:
-    """:func:`plate_thickness` on a crop whose first voxel is ``origin`` (voxel index) of the scan grid."""
+    """:func:`plate_thickness` on a crop whose first voxel is ``origin`` (voxel index) of the scan grid (rays and
+    nearest-neighbour queries on ``workers`` threads)."""
     spacing = voxel_spacing(affine)
     c = np.ascontiguousarray(cartilage, dtype=np.float32)
     b = np.ascontiguousarray(bone, dtype=np.float32)
-    verts, normals, area = bone_surface(b, spacing, smooth_mm)
-    thickness, covered = ray_thickness(c, verts, normals, spacing, max_mm)
-    near = covered | _near_cartilage(c, verts, spacing, fcl_radius_mm)
+    verts, normals, area = bone_surface(b, spacing, smooth_mm, _surface_region(c, spacing, fcl_radius_mm))
+    thickness, covered = ray_thickness(c, verts, normals, spacing, max_mm, workers=workers)
+    near = covered | _near_cartilage(c, verts, spacing, fcl_radius_mm, workers)
     verts, normals, area, thickness, covered = verts[near], normals[near], area[near], thickness[near], covered[near]
     cp = np.full(len(verts), np.nan)
     if covered.any():
@@ -389,6 +461,17 @@ def _measure_plate(
     points = verts + origin * spacing
     world = nib.affines.apply_affine(affine, points / spacing)
     return SurfaceThickness(label, points, world, normals, area, thickness, covered, cp, fcl)
+
+
+def _surface_region(cartilage: np.ndarray, spacing: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Where the bone surface under a plate is needed: voxels within ``radius_mm`` (full-thickness-loss candidates)
+    or a ray's start reach (covered points) of any voxel with cartilage occupancy, plus two voxels so every vertex kept
+    has all its triangles. A box-shaped (separable, cheap) superset of that ball: on a poor segmentation the bone far
+    from any cartilage, which the measurement drops anyway, is never meshed."""
+    reach = max(radius_mm, 2.0 * float(spacing.sum())) + 2.0 * float(spacing.max())
+    half = np.ceil(reach / spacing).astype(int)
+    occupied = (cartilage > 0).view(np.uint8)
+    return ndimage.maximum_filter(occupied, size=tuple(2 * half + 1), mode="constant", cval=0).view(bool)
 
 
 def _judgeable(
@@ -408,22 +491,25 @@ def _judgeable(
     return on_slice & (np.abs(normals[:, thick]).max(axis=1) < max_component)
 
 
-def _near_cartilage(cartilage: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray, radius_mm: float) -> np.ndarray:
-    """True for points within ``radius_mm`` of any cartilage voxel (candidates for full-thickness loss).
+def _near_cartilage(
+    cartilage: np.ndarray, points_mm: np.ndarray, spacing: np.ndarray, radius_mm: float, workers: int = 1
+) -> np.ndarray:
+    """True for points within ``radius_mm`` of the centre of a cartilage voxel (candidates for full-thickness loss).
 
-    The distance transform runs only on the cartilage's bounding box grown by ``radius_mm`` + 2 voxels: every point
-    outside that box is farther than ``radius_mm`` from all cartilage.
+    A k-d tree of the cartilage voxels' boundary answers it: its cost follows the cartilage surface, where a distance
+    map of the box followed the (on a poor segmentation, whole-scan) bounding box in time and memory. For a point
+    outside the cartilage the nearest cartilage voxel is always a boundary voxel; a point inside counts as near.
     """
     mask = cartilage > 0.5
     if not mask.any() or not len(points_mm):
         return np.zeros(len(points_mm), dtype=bool)
-    box = _crop(mask, np.ceil(radius_mm / spacing).astype(int) + 2)
-    lo = np.array([s.start for s in box]) * spacing
-    hi = (np.array([s.stop for s in box]) - 1) * spacing
-    inside = np.all((points_mm >= lo) & (points_mm <= hi), axis=1)
-    dist = ndimage.distance_transform_edt(~mask[box], sampling=spacing).astype(np.float32)
-    out = np.zeros(len(points_mm), dtype=bool)
-    out[inside] = _sample(dist, points_mm[inside] - lo, spacing, mode="nearest") <= radius_mm
+    boundary = mask & ~ndimage.binary_erosion(mask, border_value=0)
+    idx = np.clip(np.rint(points_mm / spacing).astype(np.intp), 0, np.array(mask.shape) - 1)
+    inside = mask[tuple(idx.T)]
+    tree = cKDTree(np.argwhere(boundary) * spacing)
+    dist, _ = tree.query(points_mm[~inside], distance_upper_bound=radius_mm, workers=workers)
+    out = inside.copy()
+    out[~inside] = dist <= radius_mm
     return out
 
 
@@ -485,6 +571,7 @@ def measure_cartilage(
     max_mm: float = 10.0,
     smooth_mm: float = 1.0,
     fcl_radius_mm: float = 6.0,
+    workers: int | None = None,
 ) -> CartilageMeasurement:
     """Measure every cartilage plate of one knee and assign subregions (docs/DESIGN.md rule).
 
@@ -499,6 +586,10 @@ def measure_cartilage(
     proba
         Optional harmonised probabilities (10, X, Y, Z); when given, cartilage and bone occupancies come from it
         (sub-voxel thickness), restricted to the hard label's neighbourhood.
+    workers
+        Threads for ray marching and nearest-neighbour queries; default: the process's torch thread count (what
+        ``segment_scans`` and the CLI set), so worker processes do not oversubscribe the cores. Results do not
+        depend on it.
 
     Returns
     -------
@@ -512,6 +603,7 @@ def measure_cartilage(
     if proba is not None and proba.shape != (len(LABELS), *labels.shape):
         raise OAKitError(f"proba: shape {proba.shape}; expected {(len(LABELS), *labels.shape)}")
     spacing = voxel_spacing(affine)
+    workers = torch.get_num_threads() if workers is None else max(1, int(workers))
     boxes = ndimage.find_objects(
         np.asarray(labels, dtype=np.intp) if labels.dtype.kind not in "ui" else labels, max_label=len(LABELS) - 1
     )
@@ -531,10 +623,10 @@ def measure_cartilage(
         origin = np.array([b.start + i.start for b, i in zip(big, inner)])
         bone = _occupancy(labels, proba, bone_label, big)
         surfaces[label] = _measure_plate(
-            cart[inner], bone[inner], affine, origin, label, max_mm, smooth_mm, fcl_radius_mm
+            cart[inner], bone[inner], affine, origin, label, max_mm, smooth_mm, fcl_radius_mm, workers
         )
     _assign_subregions(surfaces, labels, affine, side, boxes)
-    thickness_map, subregion_map = _voxel_maps(surfaces, labels, spacing, boxes)
+    thickness_map, subregion_map = _voxel_maps(surfaces, labels, spacing, boxes, workers)
     return CartilageMeasurement(
         side,
         np.asarray(affine, dtype=float),
@@ -552,7 +644,7 @@ def _occupancy(labels: np.ndarray, proba: np.ndarray | None, label: int, box: tu
     if proba is None:
         return mask.astype(np.float32)
     near = ndimage.binary_dilation(mask, iterations=1)
-    return np.where(near, proba[(label, *box)], 0.0).astype(np.float32)  # reads only the box
+    return np.where(near, proba[(label, *box)], 0.0).astype(np.float32, copy=False)  # reads only the box
 
 
 def _offset(box: tuple[slice, ...]) -> np.ndarray:
@@ -575,7 +667,7 @@ def _assign_subregions(
 
 
 def _voxel_maps(
-    surfaces: dict[int, SurfaceThickness], labels: np.ndarray, spacing: np.ndarray, boxes: list
+    surfaces: dict[int, SurfaceThickness], labels: np.ndarray, spacing: np.ndarray, boxes: list, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Give each cartilage voxel the thickness and subregion of its nearest covered bone-surface point."""
     thickness = np.zeros(labels.shape, dtype=np.float32)
@@ -584,7 +676,7 @@ def _voxel_maps(
         if not surf.covered.any():
             continue
         vox = np.argwhere(labels[boxes[label - 1]] == label) + _offset(boxes[label - 1])
-        _, nearest = cKDTree(surf.points_mm[surf.covered]).query(vox * spacing)
+        _, nearest = cKDTree(surf.points_mm[surf.covered]).query(vox * spacing, workers=workers)
         idx = tuple(vox.T)
         thickness[idx] = surf.thickness_mm[surf.covered][nearest]
         names, inverse = np.unique(surf.subregion[surf.covered].astype(str), return_inverse=True)
