@@ -195,3 +195,30 @@ def test_voxel_measurement_recovers_the_truth(right):
     table = measure_cartilage(right.labels, right.affine, "R").subregion_table().set_index("subregion")
     for key in SUBREGIONS:
         assert table.loc[key, "thickness_mm_mean"] == pytest.approx(right.true_thickness_mm[key], abs=0.3), key
+
+
+def test_water_excited_dess_contrast_orders_tissues_as_real_scans():
+    """The "we-dess" phantom reads like real water-excited DESS after the segmenter's percentile scaling: fluid
+    brightest, then cartilage, muscle (~0.6), and dark marrow (~0.05) and fat; labels and truth do not change."""
+    from oa_kit.models.mri.transforms import normalise_intensity
+    from oa_kit.synth.mri import TISSUE_CONTRASTS
+
+    clean_site = MRISite("Z", contrast=1.0, noise=0.0, bias_field=0.0)
+    bright = render_knee_mri("R", DEFAULT_THICKNESS_MM, DEFAULT_GEOMETRY, clean_site, seed=7, contrast="bright-marrow")
+    dess = render_knee_mri("R", DEFAULT_THICKNESS_MM, DEFAULT_GEOMETRY, clean_site, seed=7, contrast="we-dess")
+    np.testing.assert_array_equal(dess.labels, bright.labels)
+    assert dict(dess.true_thickness_mm) == dict(bright.true_thickness_mm)
+    scaled, lab = normalise_intensity(dess.image), dess.labels
+    median = {name: float(np.median(scaled[lab == idx])) for idx, name in LABELS.items()}
+    marrow = max(median["femur"], median["tibia"], median["patella"])
+    background = scaled[lab == 0]  # muscle with fat islands
+    muscle = float(np.percentile(background, 75))
+    fluid = float(scaled.max())
+    assert fluid > median["femoral_cartilage"] > muscle > 0.4 > 0.15 > marrow
+    assert 0.45 < muscle < 0.75 and marrow < 0.1 and np.percentile(background, 10) < 0.15  # dark fat islands
+    assert median["medial_meniscus"] < 0.15 and median["patellar_cartilage"] > 0.65
+    old = normalise_intensity(bright.image)
+    assert np.median(old[bright.labels == LABEL_IDS["femur"]]) > np.median(old[bright.labels == 0])  # the old contrast
+    with pytest.raises(OAKitError, match="contrast"):
+        render_knee_mri("R", DEFAULT_THICKNESS_MM, contrast="t1")
+    assert set(TISSUE_CONTRASTS) == {"we-dess", "bright-marrow"}

@@ -43,6 +43,7 @@ __all__ = [
     "MRISite",
     "RenderedMRI",
     "SITE_MRI",
+    "TISSUE_CONTRASTS",
     "render_knee_mri",
     "write_knee_mri",
 ]
@@ -490,9 +491,24 @@ def _truth(a: _Anatomy, f: _Fields, floor_mm: float = TRUTH_MIN_THICKNESS_MM) ->
 # --------------------------------------------------------------------------------------------------------------------
 # Voxel rendering
 # --------------------------------------------------------------------------------------------------------------------
-# Tissue classes for intensities (not labels).
-_SOFT, _MARROW, _CORTEX, _CARTILAGE, _FLUID, _MENISCUS, _TENDON = range(7)
-_TISSUE_SIGNAL = np.array([0.16, 0.34, 0.05, 0.72, 1.00, 0.07, 0.04], dtype=np.float32)
+# Tissue classes for intensities (not labels): _SOFT is muscle (the background), _FAT the fat islands drawn in it.
+_SOFT, _MARROW, _CORTEX, _CARTILAGE, _FLUID, _MENISCUS, _TENDON, _FAT = range(8)
+#: Signal per tissue class (fluid = 1) of each phantom contrast. ``"we-dess"``: water-excited DESS as in real OAI and
+#: GE scans: the water excitation suppresses fat, so fatty marrow and fat islands are dark, muscle intermediate,
+#: cartilage bright and fluid brightest (after percentile scaling a rendered knee reads marrow ~0.05, muscle ~0.6);
+#: cortex, menisci and tendons are dark (short T2). ``"bright-marrow"``: the phantoms before issue #20 (marrow brighter
+#: than soft tissue, no fat islands), the contrast the shipped MRI weights were trained on.
+TISSUE_CONTRASTS: Mapping[str, np.ndarray] = MappingProxyType(
+    {
+        "we-dess": np.array([0.56, 0.05, 0.03, 0.72, 1.00, 0.07, 0.04, 0.06], dtype=np.float32),
+        "bright-marrow": np.array([0.16, 0.34, 0.05, 0.72, 1.00, 0.07, 0.04, 0.16], dtype=np.float32),
+    }
+)
+#: Contrast :func:`render_knee_mri` uses by default: ``"bright-marrow"`` while the shipped weights are the ones trained
+#: on it (they segment ``"we-dess"`` phantoms with Dice < 0.35); switch to ``"we-dess"`` with weights that are not.
+DEFAULT_CONTRAST = "bright-marrow"
+#: Smooth-field level above which muscle becomes fat (about a third of the background), where fat differs from muscle.
+_FAT_LEVEL = 0.15
 
 
 def _grid(geometry: MRIGeometry, a: _Anatomy, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -684,6 +700,7 @@ def render_knee_mri(
     geometry: MRIGeometry = DEFAULT_GEOMETRY,
     site: MRISite = SITE_MRI["A"],
     seed: int = 0,
+    contrast: str = DEFAULT_CONTRAST,
 ) -> RenderedMRI:
     """Render one sagittal DESS-like knee volume with its label map and true regional cartilage thickness.
 
@@ -699,6 +716,10 @@ def render_knee_mri(
         Acquisition differences (contrast, noise, bias field).
     seed : int
         Seed for anatomy variation, thickness modulation, bias field and noise.
+    contrast : str
+        Tissue signal table, a key of :data:`TISSUE_CONTRASTS`: ``"we-dess"`` (real water-excited DESS, dark marrow)
+        or ``"bright-marrow"`` (the earlier phantoms); default :data:`DEFAULT_CONTRAST`. Labels and truth do not
+        depend on it.
 
     Returns
     -------
@@ -709,11 +730,13 @@ def render_knee_mri(
     """
     _check_side(side)
     target = _check_thickness(thickness_mm)
+    if contrast not in TISSUE_CONTRASTS:
+        raise OAKitError(f"contrast: got {contrast!r}; expected one of {sorted(TISSUE_CONTRASTS)}")
     rng = np.random.default_rng(seed)
     a, f = _fitted_phantom(rng, target)
     _, tissue = _rasterise(a, f, geometry, factor=2)  # 2x supersampled tissue map → partial-volume image
     coarse_labels, _ = _rasterise(a, f, geometry, factor=1)  # labels at the voxel centres
-    image = _intensities(tissue, site, rng)
+    image = _intensities(tissue, site, rng, TISSUE_CONTRASTS[contrast])
     _check_field_of_view(coarse_labels, geometry)
     if side == "L":
         image, coarse_labels = image[::-1].copy(), coarse_labels[::-1].copy()
@@ -733,9 +756,13 @@ def _block_mean(fine: np.ndarray) -> np.ndarray:
     return fine.reshape(nx, ny2 // 2, 2, nz2 // 2, 2).mean(axis=(2, 4), dtype=np.float32)
 
 
-def _intensities(tissue: np.ndarray, site: MRISite, rng: np.random.Generator) -> np.ndarray:
-    """DESS-like signal: tissue table with site contrast, partial volume, texture, bias field, Rician noise."""
-    signal = _block_mean(_TISSUE_SIGNAL[tissue])
+def _intensities(tissue: np.ndarray, site: MRISite, rng: np.random.Generator, table: np.ndarray) -> np.ndarray:
+    """DESS-like signal: tissue ``table`` (fat islands in the muscle background where it tells fat from muscle) with
+    site contrast, partial volume, texture, bias field, Rician noise."""
+    if table[_FAT] != table[_SOFT]:
+        fat = (tissue == _SOFT) & (_smooth_field(rng, tissue.shape, n_terms=3) > _FAT_LEVEL)
+        tissue = np.where(fat, np.uint8(_FAT), tissue)
+    signal = _block_mean(table[tissue])
     soft = _block_mean((tissue == _SOFT).astype(np.float32))
     texture = _smooth_field(rng, signal.shape, n_terms=5)
     signal += texture * (0.03 + 0.05 * soft)  # fat/muscle texture, faint elsewhere
