@@ -1,15 +1,20 @@
-"""MRI speed/memory benchmark: segmentation + cartilage biomarkers per synthetic volume, one OAI-DESS-sized volume,
-and batch throughput of ``segment_scans`` (one process with 2 threads vs 1 thread vs worker processes).
+"""MRI speed/memory benchmark: one knee segmented and measured (``oa_kit.features.mri_knee.analyse_knee``: segmenter,
+cartilage biomarkers, QC) per volume size, each in a fresh process; and batch throughput of ``segment_scans``.
 
-Run: ``OMP_NUM_THREADS=2 python benchmarks/mri_speed.py [--n 3] [--oai] [--batch 20] [--compare-architectures CPU_S]``.
-Prints seconds (wall and CPU) and peak memory: tracemalloc for Python/numpy allocations of a synthetic volume, and
-the peak RSS of a fresh process that reads, segments and measures one OAI-sized NIfTI. The machine is shared, so the
-load average is printed with every figure; times are upper bounds when it exceeds the core count.
+Run: ``python benchmarks/mri_speed.py [--sizes phantom ge-dess oai-dess] [--threads 2] [--batch 20]
+[--compare-architectures CPU_S]``. For every size a water-excited DESS phantom (``oa_kit.synth.mri``) is rendered
+once on that grid (cached under ``--cache``) and written as NIfTI in the file voxel order of that kind of scan; a
+fresh process then reads it, loads the weights and runs ``analyse_knee`` with ``--threads`` torch threads. Printed:
+wall seconds (read, segmentation, biomarkers + QC), CPU seconds, and the process's peak RSS from
+``resource``/``os.wait4`` (the child's ``ru_maxrss``: this parent holds no volume when it starts one), plus the
+1-minute load average before and after: the machine is shared, and times are upper bounds when the load exceeds the
+core count.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -17,114 +22,131 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from oa_kit.io.labels import SUBREGIONS
+from oa_kit.features.mri_knee import analyse_knee
+from oa_kit.io.mri import MRIVolume, write_nifti
+from oa_kit.io.scans import read_scan
 from oa_kit.models.mri.inference import MRISegmenter
-from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, MRIGeometry, render_knee_mri
+from oa_kit.synth.mri import (
+    DEFAULT_GEOMETRY,
+    DEFAULT_THICKNESS_MM,
+    SITE_MRI,
+    TISSUE_CONTRASTS,
+    MRIGeometry,
+    render_knee_mri,
+)
 
-#: Real OAI DESS geometry: 160 x 384 x 384 voxels at 0.7 x 0.365 x 0.365 mm.
-OAI_GEOMETRY = MRIGeometry(shape=(160, 384, 384), spacing_mm=(0.7, 0.3646, 0.3646))
+#: Volume sizes: name -> (grid the phantom is rendered on as (LR, AP, SI), axis order of the file, what it stands for).
+#: ``(1, 2, 0)`` stores (AP, SI, LR), a sagittal DICOM series' (rows, columns, slices) order.
+SIZES = {
+    "phantom": (DEFAULT_GEOMETRY, (0, 1, 2), "phantom grid 40 x 128 x 128 at 2.0 x 0.5 x 0.5 mm"),
+    "ge-dess": (
+        MRIGeometry(shape=(80, 512, 512), spacing_mm=(1.5, 0.3125, 0.3125)),
+        (1, 2, 0),
+        "GE 3T qDESS series 512 x 512 x 80 at 0.31 x 0.31 x 1.5 mm",
+    ),
+    "oai-dess": (
+        MRIGeometry(shape=(160, 384, 384), spacing_mm=(0.7, 0.3646, 0.3646)),
+        (0, 1, 2),
+        "OAI 3D DESS 160 x 384 x 384 at 0.7 x 0.365 x 0.365 mm",
+    ),
+}
 
 
-def _load() -> str:
-    """The 1-minute load average and the core count, for every printed figure."""
-    return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+def _load() -> float:
+    """The 1-minute load average (printed with every figure)."""
+    return os.getloadavg()[0]
 
 
 def _peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (MiB): ``VmHWM`` (unlike ``ru_maxrss`` it does not inherit the
-    peak of the process that forked and exec'd us)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    """Peak resident memory of this process so far (MiB, ``ru_maxrss``)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run_knee(segmenter: MRISegmenter, image: np.ndarray, affine: np.ndarray, side: str) -> tuple[float, float, float]:
-    """Wall seconds for segmentation and for biomarkers (+QC) of one volume, and the CPU seconds of both."""
-    from oa_kit.features.cartilage import measure_cartilage
-    from oa_kit.features.mri_qc import qc_flags
-
-    cpu, t0 = time.process_time(), time.perf_counter()
-    seg = segmenter.segment(image, affine, side)
-    t1 = time.perf_counter()
-    measure_cartilage(seg.labels, affine, side, proba=seg.proba)
-    qc_flags(seg.labels, affine, side, seg.proba)
-    return t1 - t0, time.perf_counter() - t1, time.process_time() - cpu
+def render_size(name: str, path: Path, contrast: str) -> None:
+    """Render the phantom of one size (right knee, default thickness, site A, seed 0) and write it in its file order."""
+    geometry, order, _ = SIZES[name]
+    r = render_knee_mri("R", DEFAULT_THICKNESS_MM, geometry, SITE_MRI["A"], seed=0, contrast=contrast)
+    perm = np.zeros((4, 4))
+    perm[3, 3] = 1.0
+    perm[list(order), list(range(3))] = 1.0  # file voxel index -> rendered voxel index
+    image = np.ascontiguousarray(np.transpose(r.image, order)).astype(np.int16)
+    write_nifti(path, MRIVolume(image, r.affine @ perm, metadata={"side": "R"}))
 
 
-def bench_synthetic(segmenter: MRISegmenter, n: int) -> None:
-    """Time ``n`` default-geometry phantoms (then a traced rerun of the first for the tracemalloc peak)."""
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        side = "RL"[i % 2]
-        r = render_knee_mri(
-            side, {s: float(rng.uniform(1, 3)) for s in SUBREGIONS}, DEFAULT_GEOMETRY, SITE_MRI["ABCDE"[i % 5]], seed=i
-        )
-        seg_s, bio_s, cpu_s = _run_knee(segmenter, r.image, r.affine, side)
-        peak = float("nan")
-        if i == 0:
-            tracemalloc.start()
-            _run_knee(segmenter, r.image, r.affine, side)
-            peak = tracemalloc.get_traced_memory()[1] / 2**20
-            tracemalloc.stop()
-        print(
-            f"synthetic {r.image.shape} {side}: segmentation {seg_s:.2f} s + biomarkers/QC {bio_s:.2f} s "
-            f"= {seg_s + bio_s:.2f} s wall ({cpu_s:.2f} s CPU); tracemalloc peak {peak:.0f} MiB; {_load()}",
-            flush=True,
-        )
+class _TimedSegmenter:
+    """Wraps a segmenter to record the wall time and the peak RSS of its ``segment`` call inside ``analyse_knee``."""
+
+    def __init__(self, segmenter: MRISegmenter) -> None:
+        self.segmenter = segmenter
+        self.seconds = 0.0
+        self.peak_mib = 0.0
+
+    def segment(self, volume: np.ndarray, affine: np.ndarray, side: str):
+        """``MRISegmenter.segment``, timed."""
+        t0 = time.perf_counter()
+        out = self.segmenter.segment(volume, affine, side)
+        self.seconds, self.peak_mib = time.perf_counter() - t0, _peak_rss_mib()
+        return out
 
 
-def oai_worker(path: str, weights: str | None, biomarkers: bool) -> None:
-    """In a fresh process: read one OAI-sized NIfTI, segment, measure; print times and peak RSS after each step."""
-    from oa_kit.features.cartilage import measure_cartilage
-    from oa_kit.features.mri_qc import qc_flags
-    from oa_kit.io.scans import read_scan
-
-    segmenter = MRISegmenter.from_pretrained(weights)
-    base = _peak_rss_mib()
+def knee_worker(path: str, weights: str | None, threads: int) -> None:
+    """In a fresh process: read one scan, load the weights, ``analyse_knee``; print one JSON line of figures."""
+    torch.set_num_threads(threads)
+    cpu0, t0 = time.process_time(), time.perf_counter()
     scan = read_scan(path)
-    read_peak = _peak_rss_mib()
-    cpu, t0 = time.process_time(), time.perf_counter()
-    seg = segmenter.segment(scan.image, scan.affine, "R")
-    seg_s, seg_cpu = time.perf_counter() - t0, time.process_time() - cpu
-    print(
-        f"OAI DESS geometry {scan.image.shape}: segmentation {seg_s:.1f} s wall ({seg_cpu:.1f} s CPU, torch threads "
-        f"{torch.get_num_threads()}); peak RSS {base:.0f} MiB after imports + model, {read_peak:.0f} MiB after reading "
-        f"the NIfTI, {_peak_rss_mib():.0f} MiB after segmentation; {_load()}",
-        flush=True,
-    )
-    if biomarkers:
-        cpu, t1 = time.process_time(), time.perf_counter()
-        measure_cartilage(seg.labels, scan.affine, "R", proba=seg.proba)
-        qc_flags(seg.labels, scan.affine, "R", seg.proba)
-        bio_s = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    timed = _TimedSegmenter(MRISegmenter.from_pretrained(weights))
+    t2 = time.perf_counter()
+    result = analyse_knee(scan, timed, "R")
+    t3 = time.perf_counter()
+    row = result.row
+    figures = {
+        "shape": list(scan.image.shape),
+        "read_s": t1 - t0,
+        "load_weights_s": t2 - t1,
+        "segmentation_s": timed.seconds,
+        "biomarkers_qc_s": t3 - t2 - timed.seconds,
+        "total_s": t3 - t0,
+        "cpu_s": time.process_time() - cpu0,
+        "peak_after_segmentation_mib": timed.peak_mib,
+        "femoral_cartilage_ml": row["volume_mm3_femoral_cartilage"] / 1000.0,
+        "qc": row["qc_reasons"] or "pass",
+    }
+    print(json.dumps(figures), flush=True)
+
+
+def bench_sizes(names: list[str], weights: str | None, threads: int, cache: Path, contrast: str) -> None:
+    """Render (once) and time every size in a fresh process; print one line per size."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        path = cache / f"{name}_{contrast}_R_DESS.nii.gz"
+        if not path.is_file():
+            subprocess.run([sys.executable, __file__, "--render", name, str(path), "--contrast", contrast], check=True)
+        cmd = [sys.executable, __file__, "--knee-worker", str(path), "--threads", str(threads)]
+        cmd += ["--weights", weights] if weights else []
+        load0 = _load()
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        out = child.stdout.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        if status:
+            raise SystemExit(f"{name}: worker failed (status {status})")
+        f = json.loads(out.strip().splitlines()[-1])
         print(
-            f"OAI DESS geometry: biomarkers/QC {bio_s:.1f} s wall ({time.process_time() - cpu:.1f} s CPU); total "
-            f"{seg_s + bio_s:.1f} s; peak RSS {_peak_rss_mib():.0f} MiB after biomarkers; {_load()}",
+            f"{name} ({SIZES[name][2]}, {contrast} contrast, file {' x '.join(map(str, f['shape']))}): "
+            f"read {f['read_s']:.1f} s + segmentation {f['segmentation_s']:.1f} s + biomarkers/QC "
+            f"{f['biomarkers_qc_s']:.1f} s = {f['read_s'] + f['segmentation_s'] + f['biomarkers_qc_s']:.1f} s wall "
+            f"({usage.ru_utime + usage.ru_stime:.1f} s CPU, {threads} torch threads; weights load "
+            f"{f['load_weights_s']:.1f} s); peak RSS {usage.ru_maxrss / 1024:.0f} MiB "
+            f"({f['peak_after_segmentation_mib']:.0f} MiB after segmentation); femoral cartilage "
+            f"{f['femoral_cartilage_ml']:.1f} mL, QC {f['qc']}; load {load0:.1f} -> {_load():.1f} on "
+            f"{os.cpu_count()} cores",
             flush=True,
         )
-
-
-def bench_oai(weights: str | None, cache: Path, biomarkers: bool) -> None:
-    """Render (once, cached) one OAI-geometry phantom as NIfTI and time it in a fresh process (clean peak RSS)."""
-    from oa_kit.synth.mri import write_knee_mri
-
-    image = cache / "9999999_R_V00_DESS.nii.gz"
-    if not image.is_file():
-        r = render_knee_mri("R", {s: 2.0 for s in SUBREGIONS}, OAI_GEOMETRY, SITE_MRI["A"], seed=0)
-        write_knee_mri(cache, "9999999", "R", 0, r)
-    cmd = [sys.executable, __file__, "--oai-worker", str(image)] + (["--weights", weights] if weights else [])
-    cmd += [] if biomarkers else ["--segmentation-only"]
-    subprocess.run(cmd, check=True)
 
 
 def bench_batch(n: int, weights: str | None, scans_dir: Path) -> None:
@@ -208,11 +230,17 @@ def compare_architectures(seconds: float, seed: int = 0) -> None:
 def main() -> None:
     """Parse arguments and run the requested benchmarks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=3, help="synthetic volumes to time (0: none)")
-    parser.add_argument("--oai", action="store_true", help="also time one 160x384x384 OAI-DESS-sized volume")
-    parser.add_argument("--oai-cache", default="runs/mri_speed_oai", help="folder caching the rendered OAI-sized NIfTI")
-    parser.add_argument("--oai-worker", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--segmentation-only", action="store_true", help="--oai: skip the (slow) biomarkers")
+    parser.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES), help="volume sizes to time")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the measuring process")
+    parser.add_argument("--cache", default="runs/mri_speed", help="folder caching the rendered NIfTI volumes")
+    parser.add_argument(
+        "--contrast",
+        default="we-dess",
+        choices=sorted(TISSUE_CONTRASTS),
+        help="phantom contrast (we-dess: real water-excited DESS, dark marrow)",
+    )
+    parser.add_argument("--render", nargs=2, metavar=("SIZE", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--knee-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=0, metavar="N", help="time segment_scans on N scans per setting")
     parser.add_argument("--scans", default="demo_out/cohort/mri", help="folder of *_DESS.nii.gz scans for --batch")
     parser.add_argument(
@@ -224,17 +252,17 @@ def main() -> None:
     )
     parser.add_argument("--weights", default=None)
     args = parser.parse_args()
-    if args.oai_worker:
-        oai_worker(args.oai_worker, args.weights, not args.segmentation_only)
+    if args.render:
+        render_size(args.render[0], Path(args.render[1]), args.contrast)
         return
-    print(f"torch threads: {torch.get_num_threads()}; {_load()}")
+    if args.knee_worker:
+        knee_worker(args.knee_worker, args.weights, args.threads)
+        return
+    print(f"{_load():.1f} load on {os.cpu_count()} cores at start")
     if args.compare_architectures:
         compare_architectures(args.compare_architectures)
         return
-    if args.n:
-        bench_synthetic(MRISegmenter.from_pretrained(args.weights), args.n)
-    if args.oai:
-        bench_oai(args.weights, Path(args.oai_cache), not args.segmentation_only)
+    bench_sizes(args.sizes, args.weights, args.threads, Path(args.cache), args.contrast)
     if args.batch:
         bench_batch(args.batch, args.weights, Path(args.scans))
 
