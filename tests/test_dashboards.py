@@ -465,13 +465,14 @@ def test_knee_view_in_the_browser(voila, browser, dashboard_data, knee_png):
     pid, side = keys.iloc[2]
     page = Page(browser, f"{url}/voila/render/knee_view.ipynb?participant={pid}&side={side}")
     page.wait_for(".oa-risk li")
-    page.wait_until(lambda: page.count(".js-plotly-plot") >= 5, what="five figures")
+    page.wait_until(lambda: page.count(".js-plotly-plot") >= 4, what="risk, waterfall, KL and MRI figures")
     page.check_clean()
     assert "not a diagnosis" in page.text(".oa-banner")
     assert "Trained on the synthetic cohort" in page.text(".oa-risk")
-    assert "KL-CNN trained on real OAI knees" in page.text(".oa-kl-result")
-    assert "QC" in page.text(".oa-mri-qc")
-    assert pid in page.text(".oa-gradcam-out") and "percentage points" in page.text(".oa-waterfall-out")
+    assert "stored KL table kl.parquet" in page.text(".oa-kl-result")  # from the folder's table: no CNN run
+    assert "QC" in page.text(".oa-mri-qc") and "percentage points" in page.text(".oa-waterfall-out")
+    page.page.locator(".oa-show-gradcam").click()
+    page.wait_until(lambda: pid in page.text(".oa-gradcam-out"), what="the Grad-CAM shown on asking")
     page.screenshot("knee_view")
 
     # select another participant
@@ -479,6 +480,8 @@ def test_knee_view_in_the_browser(voila, browser, dashboard_data, knee_png):
     page.page.locator(".widget-dropdown", has_text="Knee").locator("select").first.select_option(
         f"{other_pid} {other_side}"
     )
+    page.wait_for(f'.oa-kl-result[data-knee="{other_pid} {other_side}"]')
+    page.page.locator(".oa-show-gradcam").click()
     page.wait_until(lambda: other_pid in page.text(".oa-gradcam-out"), what="the other knee's Grad-CAM")
 
     # what-if: BMI changes the risk
