@@ -386,7 +386,7 @@ class KneeView:
             row, model = self.kl.to_frame().iloc[self.kl_index], self.kl.model
         else:
             row, path = self.kl_stored
-            model = f"stored KL table {path.relative_to(self.data.root)} (``make demo`` / ``oa-kit kl predict``)"
+            model = f"stored KL table {path.relative_to(self.data.root)} (make demo or oa-kit kl predict)"
         probs = ", ".join(f"KL{k}: {100 * row[c]:.0f}%" for k, c in enumerate(KL_PROBA_COLUMNS))
         flags = row["kl_qa_flags"] or "none"
         grade = "not graded" if pd.isna(row["kl_grade"]) else f"KL {int(row['kl_grade'])}"
@@ -418,7 +418,7 @@ class KneeView:
             row = self.mri_stored
             failed = bool(row["qc_any"])
             verdict = f"QC FAILED ({row.get('qc_reasons', '')}): do not use" if failed else "QC passed"
-            summary = f"{verdict} — stored MRI biomarkers {MRI_TABLE} (``oa-kit mri segment``)"
+            summary = f"{verdict} — stored MRI biomarkers {MRI_TABLE} (oa-kit mri segment)"
             thickness = [c for c in row.index if c.startswith("thickness_mm")]
             numbers = pd.DataFrame({"biomarker": thickness, "mm": row[thickness].to_numpy(float)})
         style = "color:#a4000f;font-weight:700" if failed else "color:#1a6b2a;font-weight:600"
