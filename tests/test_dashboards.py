@@ -619,7 +619,7 @@ def test_dashboards_accessibility(voila, browser, dashboard_data):
     url, _ = voila
     pid, side = pd.read_parquet(dashboard_data / "features.parquet")[["participant_id", "side"]].iloc[1]
     pages = [
-        (f"knee_view.ipynb?participant={pid}&side={side}", ".oa-mri-qc", 5),
+        (f"knee_view.ipynb?participant={pid}&side={side}", ".oa-mri-qc", 4),  # Grad-CAM: on its button
         ("cohort_explorer.ipynb", ".oa-knee-links a", 6),
         ("model_report.ipynb", ".oa-headline table", 6),
     ]
