@@ -82,7 +82,7 @@ def disconnected_tissues(labels: np.ndarray) -> list[str]:
     OAI-sized volumes.
     """
     out = []
-    boxes = ndimage.find_objects(labels.astype(np.int64, copy=False))
+    boxes = ndimage.find_objects(labels if labels.dtype.kind in "iu" else labels.astype(np.int64))
     for label, name in LABELS.items():
         if label == 0 or label > len(boxes) or boxes[label - 1] is None:
             continue
