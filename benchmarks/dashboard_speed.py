@@ -12,10 +12,9 @@ opened sooner after the previous one of its kind waits for the refill of its poo
 
 Page load is timed from navigation to: the knee view's risk list (its first prediction), the model report's headline
 table, the cohort explorer's knee list; and to all of the page's plotly figures drawn. Interactions are timed from the
-input to the changed element in the page; selecting another knee is timed to its risk, its KL result and its MRI QC
-(shown from the folder's stored KL and MRI tables; a knee without them is graded and segmented at once), then the
-"Show Grad-CAM" and "Show thickness map" buttons each from click to figure, and again for a knee seen before (its
-network results cached).
+input to the changed element in the page; selecting another knee is timed to its risk, to its KL result with
+Grad-CAM and to its MRI (a background worker grades and segments after the risk shows), and again for a knee seen
+before (its network results cached).
 
 Run: ``python benchmarks/dashboard_speed.py --data demo_out [--repeats 3] [--png knee.png]``. Prints figures; asserts
 nothing. Needs Playwright and Chromium (``/usr/bin/chromium``).
@@ -164,34 +163,13 @@ def marked(page, selector: str, knee: str) -> bool:
     return page.locator(f'{selector}[data-knee="{knee}"]').count() > 0
 
 
-def show_picture(page, button: str, figure: str, knee: str) -> float:
-    """Seconds from clicking ``button`` ("Show Grad-CAM" / "Show thickness map") to ``knee``'s figure in ``figure``
-    (0 when the page already shows it: a knee without a stored result is computed at once)."""
-    if page.locator(f"{button}:visible").count() == 0:
-        return 0.0
-    return interaction(
-        page,
-        lambda: page.locator(button).first.click(),
-        lambda: (
-            page.locator(f"{figure} .js-plotly-plot").count() > 0
-            and (figure != ".oa-gradcam-out" or knee.split()[0] in text(page, figure))
-        ),  # a thickness map names no knee
-    )
-
-
 def knee_view(context, url: str, knees: pd.DataFrame, png: Path | None, pools: Pools) -> dict[str, float]:
     pid, side = knees.iloc[2]
     refill = pools.ready()
     page, first, full = open_page(context, f"{url}/voila/render/knee_view.ipynb?participant={pid}&side={side}",
-                                  ".oa-risk li", 3)  # fmt: skip
+                                  ".oa-risk li", 5)  # fmt: skip
     out = {"knee view: kernels idle (preheated) before the load": refill}
-    out |= {
-        "knee view: load to first prediction": first,
-        "knee view: load to first figures (risk, waterfall, KL)": full,
-    }
-    knee = f"{pid} {side}"
-    out["knee view: show Grad-CAM (button)"] = show_picture(page, ".oa-show-gradcam", ".oa-gradcam-out", knee)
-    out["knee view: show thickness map (button)"] = show_picture(page, ".oa-show-thickness", ".oa-mri-out", knee)
+    out |= {"knee view: load to first prediction": first, "knee view: load to all figures": full}
     bmi = page.locator(".oa-field-bmi_kg_m2 input")
     times = []
     for value in ("60", "15", "60", "15"):
@@ -214,17 +192,14 @@ def knee_view(context, url: str, knees: pd.DataFrame, png: Path | None, pools: P
         knee = " ".join(knees.iloc[i])
         parts = {
             "risk": lambda k=knee: marked(page, ".oa-risk", k),
-            "KL probabilities, set, flags": lambda k=knee: marked(page, ".oa-kl-result", k),
-            "MRI QC + thickness": lambda k=knee: marked(page, ".oa-mri-qc", k),
+            "KL + Grad-CAM": lambda k=knee: marked(page, ".oa-kl-result", k) and k.split()[0] in text(page, ".oa-gradcam-out"),
+            "MRI": lambda k=knee: marked(page, ".oa-mri-qc", k) and page.locator(".oa-mri-out .js-plotly-plot").count() > 0,
         }  # fmt: skip
         start = time.perf_counter()
         select.select_option(knee)
         for part, shown in parts.items():
             waited = wait(shown, 60)
             out[f"knee view: select {label} -> {part}"] = time.perf_counter() - start + 0 * waited  # NaN: timed out
-        for part, button, figure in (("Grad-CAM", ".oa-show-gradcam", ".oa-gradcam-out"),
-                                     ("thickness map", ".oa-show-thickness", ".oa-mri-out")):  # fmt: skip
-            out[f"knee view: select {label} -> show {part} (button)"] = show_picture(page, button, figure, knee)
     if png is not None:
         with page.expect_file_chooser() as chooser:
             page.locator(".widget-upload", has_text="Radiograph").first.click()

@@ -202,7 +202,7 @@ def test_knee_view_in_process_what_if_and_bad_inputs(dashboard_data, knee_png, m
     monkeypatch.setenv("QUERY_STRING", f"participant={pid}&side={side}")
     view = KneeView(data)
     assert view.message.value == "" and "synthetic cohort" in view.risk_text.value
-    assert "stored KL table kl.parquet" in view.kl_text.value and "QC" in view.mri_text.value
+    assert "KL-CNN trained on real OAI knees" in view.kl_text.value and "QC" in view.mri_text.value
     before = view.risk_table["risk"].to_numpy()
     changed = False
     for bmi in ("60", "15", "45"):
@@ -237,71 +237,18 @@ def test_knee_view_caches_network_results(dashboard_data, monkeypatch):
     data = DataFolder(dashboard_data)
     keys = [tuple(k) for k in data.features()[["participant_id", "side"]].itertuples(index=False)]
     monkeypatch.delenv("QUERY_STRING", raising=False)
-    view = KneeView(data)  # warm-up: the folder's first knee through every step, Grad-CAM and thickness map included
-    assert view.picture is not None and view.mri_picture is not None and view.knee_label == " ".join(keys[0])
+    view = KneeView(data)  # warm-up: the folder's first knee through every step
+    assert view.kl is not None and view.mri is not None and view.knee_label == " ".join(keys[0])
     view.open_query()  # no knee asked for: an empty page
     assert view.base_row == {} and view.kl is None and "Choose a knee" in view.risk_text.value
     view.open_knee(*keys[9])
-    view.show_gradcam()
-    view.show_thickness_map()
-    shown = view.picture.to_frame().iloc[view.picture_index]
+    shown = view.kl.to_frame().iloc[view.kl_index]
     assert (shown["participant_id"], shown["side"]) == keys[9] and view.mri_label == " ".join(keys[9])
     assert f'data-knee="{keys[9][0]} {keys[9][1]}"' in view.mri_text.value and view.message.value == ""
     kl_hits, mri_hits = app_data.knee_grades.cache_info().hits, app_data.knee_mri.cache_info().hits
     view.open_knee(*keys[0])  # graded and segmented in the warm-up: from the cache now
-    view.show_gradcam()
-    view.show_thickness_map()
     assert app_data.knee_grades.cache_info().hits == kl_hits + 1 and app_data.knee_mri.cache_info().hits == mri_hits + 1
-    assert view.picture.to_frame().iloc[view.picture_index]["participant_id"] == keys[0][0]
-
-
-def test_knee_view_shows_stored_results_without_networks(dashboard_data, tmp_path, monkeypatch):
-    """A knee of the folder shows KL probabilities, set and flags from the stored KL table and the MRI QC verdict and
-    thickness from the stored biomarker table without running the KL-CNN or the segmenter; the Grad-CAM picture and
-    the thickness map run only when asked; a knee missing from the stored tables is computed as before."""
-    from oa_kit.app import knee_view as app_view
-    from oa_kit.app.data import DataFolder
-    from oa_kit.app.knee_view import KneeView
-
-    keys = [tuple(k) for k in DataFolder(dashboard_data).features()[["participant_id", "side"]].itertuples(index=False)]
-    pid, side = keys[4]
-    root = tmp_path / "data"
-    root.mkdir()
-    for name in ("cohort", "labels", "progression", "features.parquet", "kl.parquet"):
-        (root / name).symlink_to(dashboard_data / name)
-    _run("mri", "segment", str(dashboard_data / "cohort" / "mri" / f"{pid}_{side}_V00_DESS.nii.gz"),
-         "--out", str(root / "mri"), "--no-progress")  # fmt: skip
-    calls = {"kl": 0, "mri": 0}
-
-    def counted(name, compute):
-        def run(*args):
-            calls[name] += 1
-            return compute(*args)
-
-        return run
-
-    monkeypatch.setattr(app_view, "knee_grades", counted("kl", app_view.knee_grades))
-    monkeypatch.setattr(app_view, "knee_mri", counted("mri", app_view.knee_mri))
-    shown: list[str] = []  # the Output each figure went to (outside a kernel an Output records nothing)
-    monkeypatch.setattr(app_view, "show_figure", lambda out, fig: shown.append(out._dom_classes[0]))
-    monkeypatch.delenv("QUERY_STRING", raising=False)
-    view = KneeView(DataFolder(root), warm=False)
-    view.open_knee(pid, side)
-    stored = pd.read_parquet(root / "kl.parquet").set_index(["participant_id", "side"]).loc[(pid, side)]
-    probs = ", ".join(f"KL{k}: {100 * stored[f'kl_p{k}']:.0f}%" for k in range(5))
-    assert calls == {"kl": 0, "mri": 0} and view.message.value == ""
-    assert probs in view.kl_text.value and f"{{{stored['kl_grade_set']}}}" in view.kl_text.value
-    assert "stored KL table kl.parquet" in view.kl_text.value and "oa-qc-" in view.mri_text.value
-    assert "mri_biomarkers.parquet" in view.mri_text.value and "thickness_mm" in view.mri_text.value
-    assert view.gradcam_button.layout.display == "" and view.thickness_button.layout.display == ""
-    assert "oa-proba-out" in shown and "oa-gradcam-out" not in shown and "oa-mri-out" not in shown
-    view.gradcam_button.click()
-    view.thickness_button.click()
-    assert calls == {"kl": 1, "mri": 1} and view.message.value == ""
-    assert "oa-gradcam-out" in shown and "oa-mri-out" in shown
-    assert view.gradcam_button.layout.display == "none" and view.thickness_button.layout.display == "none"
-    view.open_knee(*keys[5])  # in the KL table but not in the MRI table: its MRI is segmented now, as before
-    assert calls == {"kl": 1, "mri": 2} and view.mri is not None and view.message.value == ""
+    assert view.kl.to_frame().iloc[view.kl_index]["participant_id"] == keys[0][0]
 
 
 def test_pages_on_a_bare_cohort_folder(dashboard_data, monkeypatch):
@@ -465,14 +412,13 @@ def test_knee_view_in_the_browser(voila, browser, dashboard_data, knee_png):
     pid, side = keys.iloc[2]
     page = Page(browser, f"{url}/voila/render/knee_view.ipynb?participant={pid}&side={side}")
     page.wait_for(".oa-risk li")
-    page.wait_until(lambda: page.count(".js-plotly-plot") >= 4, what="risk, waterfall, KL and MRI figures")
+    page.wait_until(lambda: page.count(".js-plotly-plot") >= 5, what="five figures")
     page.check_clean()
     assert "not a diagnosis" in page.text(".oa-banner")
     assert "Trained on the synthetic cohort" in page.text(".oa-risk")
-    assert "stored KL table kl.parquet" in page.text(".oa-kl-result")  # from the folder's table: no CNN run
-    assert "QC" in page.text(".oa-mri-qc") and "percentage points" in page.text(".oa-waterfall-out")
-    page.page.locator(".oa-show-gradcam").click()
-    page.wait_until(lambda: pid in page.text(".oa-gradcam-out"), what="the Grad-CAM shown on asking")
+    assert "KL-CNN trained on real OAI knees" in page.text(".oa-kl-result")
+    assert "QC" in page.text(".oa-mri-qc")
+    assert pid in page.text(".oa-gradcam-out") and "percentage points" in page.text(".oa-waterfall-out")
     page.screenshot("knee_view")
 
     # select another participant
@@ -480,8 +426,6 @@ def test_knee_view_in_the_browser(voila, browser, dashboard_data, knee_png):
     page.page.locator(".widget-dropdown", has_text="Knee").locator("select").first.select_option(
         f"{other_pid} {other_side}"
     )
-    page.wait_for(f'.oa-kl-result[data-knee="{other_pid} {other_side}"]')
-    page.page.locator(".oa-show-gradcam").click()
     page.wait_until(lambda: other_pid in page.text(".oa-gradcam-out"), what="the other knee's Grad-CAM")
 
     # what-if: BMI changes the risk
@@ -619,7 +563,7 @@ def test_dashboards_accessibility(voila, browser, dashboard_data):
     url, _ = voila
     pid, side = pd.read_parquet(dashboard_data / "features.parquet")[["participant_id", "side"]].iloc[1]
     pages = [
-        (f"knee_view.ipynb?participant={pid}&side={side}", ".oa-mri-qc", 4),  # Grad-CAM: on its button
+        (f"knee_view.ipynb?participant={pid}&side={side}", ".oa-mri-qc", 5),
         ("cohort_explorer.ipynb", ".oa-knee-links a", 6),
         ("model_report.ipynb", ".oa-headline table", 6),
     ]

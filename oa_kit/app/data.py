@@ -7,15 +7,12 @@
                             such as the workshop preset's ``notebooks/data/full_imaged`` works too)
     DATA/progression/       a report folder (headline.csv, model_card_h{H}.md, *_h{H}.csv, *_h{H}.html)
     DATA/progression/models/h{H}/   the fitted models (``oa-kit progression fit`` / ``evaluate --fit-final``)
-    DATA/kl/kl_features.parquet     per-knee KL table of ``make demo`` (or DATA/kl.parquet of ``oa-kit kl predict``)
-    DATA/mri/mri_biomarkers.parquet per-knee MRI biomarkers with QC (``oa-kit mri segment``)
 
 Every part is optional except what a page needs; a page names the missing part in one line.
 
 A kernel serves one page and keeps what it read: tables, models and networks are loaded once per folder, and each
 knee's KL grading (both knees of a radiograph) and MRI analysis once per file (:func:`knee_grades`, :func:`knee_mri`),
-so that going back to a knee, or a what-if, never repeats a network's work. A knee of the folder is shown from the
-stored KL and MRI tables (:meth:`DataFolder.stored_kl`, :meth:`DataFolder.stored_mri`) without running a network.
+so that going back to a knee, or a what-if, never repeats a network's work.
 """
 
 from __future__ import annotations
@@ -41,19 +38,13 @@ from oa_kit.api import (
 )
 from oa_kit.errors import OAKitError
 from oa_kit.io.tables import read_table
-from oa_kit.models.kl.predict import KL_PROBA_COLUMNS, KLGrader
+from oa_kit.models.kl.predict import KLGrader
 from oa_kit.models.mri.inference import MRISegmenter
 
 #: Environment variable naming the data folder.
 DATA_ENV = "OA_KIT_DATA"
 DEFAULT_DATA = "demo_out"
 KEYS = ["participant_id", "side"]
-#: Per-knee KL tables a data folder may hold, first found wins: ``make demo``'s, then ``oa-kit kl predict``'s.
-KL_TABLES = ("kl/kl_features.parquet", "kl.parquet")
-#: Columns a stored KL table needs to be shown without the CNN.
-KL_SHOWN = (*KL_PROBA_COLUMNS, "kl_grade", "kl_grade_set", "kl_qa_flags")
-#: The per-knee MRI biomarker table of ``oa-kit mri segment`` (``make demo`` writes it under ``mri/``).
-MRI_TABLE = "mri/mri_biomarkers.parquet"
 
 
 @dataclass(frozen=True)
@@ -122,40 +113,6 @@ class DataFolder:
         if row.empty:
             raise OAKitError(f"participant {participant_id} {side}: not in {self.root}; expected a knee of this folder")
         return row.iloc[0].to_dict()
-
-    def stored_kl(self, participant_id: str, side: str) -> tuple[pd.Series, Path] | None:
-        """One knee's row of the folder's stored KL table and that table's path (None when no table holds the knee
-        with probabilities, grade, conformal set and QA flags): shown at once, no CNN run."""
-        for name in KL_TABLES:
-            row = _knee_of(_stored(self.root / name, KL_SHOWN), participant_id, side)
-            if row is not None:
-                return row, self.root / name
-        return None
-
-    def stored_mri(self, participant_id: str, side: str) -> pd.Series | None:
-        """One knee's row of the folder's MRI biomarker table (thickness mm, QC), or None when it is not there."""
-        return _knee_of(_stored(self.root / MRI_TABLE, ("qc_any",)), participant_id, side)
-
-
-@functools.cache
-def _stored(path: Path, needed: tuple[str, ...]) -> pd.DataFrame | None:
-    """A stored per-knee table with ``needed`` columns (baseline rows only), or None when absent or lacking them."""
-    if not path.is_file():
-        return None
-    table = read_table(path)
-    if not {*KEYS, *needed} <= set(table.columns):
-        return None
-    table["participant_id"] = table["participant_id"].astype(str)
-    if "visit_month" in table:
-        table = table[table["visit_month"].fillna(0) == 0]
-    return table.reset_index(drop=True)
-
-
-def _knee_of(table: pd.DataFrame | None, participant_id: str, side: str) -> pd.Series | None:
-    if table is None:
-        return None
-    row = table[(table["participant_id"] == str(participant_id)) & (table["side"] == side)]
-    return None if row.empty else row.iloc[0]
 
 
 @functools.cache

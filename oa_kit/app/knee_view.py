@@ -4,11 +4,9 @@ horizon with its interval, a SHAP waterfall in percentage points and a plain-lan
 
 Every callback is one or two :mod:`oa_kit.api` calls; the results are kept so that a what-if (BMI, WOMAC) only
 re-runs :func:`oa_kit.knee_risk`. Speed: the page is built, its networks loaded and one knee run through every step
-before a browser asks (Voila's preheated kernel, ``dashboards/voila.json``). A knee of the folder is shown from what
-``make demo`` stored: risk from its table row (the features the models were fitted on), KL probabilities, conformal
-set and QA flags from the stored KL table, MRI QC verdict and thickness from the biomarker table; no network runs.
-Its Grad-CAM picture and thickness map are computed when asked ("Show Grad-CAM", "Show thickness map"; cached per file
-by :mod:`oa_kit.app.data`). A knee without a stored result, and an upload, are graded and segmented at once, as before.
+before a browser asks (Voila's preheated kernel, ``dashboards/voila.json``); a knee of the folder shows its risk first
+(from its table row, which holds the features the models were fitted on), then its KL grading and MRI analysis as
+each is ready (cached per file by :mod:`oa_kit.app.data`, so a knee seen before opens at once).
 """
 
 from __future__ import annotations
@@ -22,13 +20,12 @@ import pandas as pd
 
 from oa_kit.api import KneeGrades, MRIAnalysis, ProgressionModels, analyse_mri, grade_knees, knee_risk
 from oa_kit.app import figures
-from oa_kit.app.data import MRI_TABLE, DataFolder, kl_grader, knee_grades, knee_mri, load_models, mri_segmenter
+from oa_kit.app.data import DataFolder, kl_grader, knee_grades, knee_mri, load_models, mri_segmenter
 from oa_kit.app.inputs import CLINICAL_FIELDS, form_values, query_knee, saved_upload, validate_clinical
 from oa_kit.app.risk import calibration_interval, main_predictions, probability_contributions
 from oa_kit.app.widgets import MessageLine, banner, guarded, heading, show_figure, table_html
 from oa_kit.errors import OAKitError
 from oa_kit.models.kl.predict import KL_PROBA_COLUMNS
-from oa_kit.viz.kl import probability_figure
 
 NO_KNEE = "— choose a knee —"
 #: Column prefixes of the image features an uploaded file replaces in a knee's row.
@@ -55,12 +52,6 @@ class KneeView:
         self.kl: KneeGrades | None = None
         self.kl_index = 0
         self.mri: MRIAnalysis | None = None
-        self.kl_stored: tuple[pd.Series, Path] | None = None  # the open knee's row of the folder's KL table
-        self.mri_stored: pd.Series | None = None  # its row of the folder's MRI biomarker table
-        self.picture: KneeGrades | None = None  # KL result with Grad-CAM shown (computed; None until asked)
-        self.picture_index = 0
-        self.mri_picture: MRIAnalysis | None = None  # MRI analysis whose thickness map is shown (risk never reads it)
-        self.files: dict = {"radiograph": None, "mri": None}
         self.uploaded: set[str] = set()
         self.base_row: dict = {}
         self.knee_label = ""  # "ID side" of the open knee of the folder (the page marks its results with it)
@@ -103,10 +94,6 @@ class KneeView:
         self.load_models_button = widgets.Button(description="Load models", icon="folder-open")
         self.opacity = widgets.FloatSlider(value=0.45, min=0, max=1, step=0.05, description="Grad-CAM opacity")
         self.horizon = widgets.Dropdown(description="Explain at", layout=widgets.Layout(width="220px"))
-        self.gradcam_button = widgets.Button(description="Show Grad-CAM", icon="eye", layout={"display": "none"})
-        self.thickness_button = widgets.Button(description="Show thickness map", icon="eye", layout={"display": "none"})
-        self.gradcam_button.add_class("oa-show-gradcam")
-        self.thickness_button.add_class("oa-show-thickness")
         self.kl_text = widgets.HTML()
         self.mri_text = widgets.HTML()
         self.risk_text = widgets.HTML()
@@ -140,7 +127,7 @@ class KneeView:
             [
                 heading("Radiograph: KL grade"),
                 self.kl_text,
-                widgets.HBox([self.gradcam_button, self.opacity]),
+                self.opacity,
                 widgets.HBox([self.gradcam_out, self.proba_out]),
                 heading("Progression risk"),
                 self.risk_text,
@@ -153,7 +140,6 @@ class KneeView:
                 self.explanation,
                 heading("MRI: cartilage thickness"),
                 self.mri_text,
-                self.thickness_button,
                 self.mri_out,
             ],
             layout=widgets.Layout(flex="1 1 0%", min_width="0", overflow="hidden"),
@@ -181,8 +167,6 @@ class KneeView:
         self.opacity.observe(self._on_opacity, "value")
         self.horizon.observe(self._on_horizon, "value")
         self.load_models_button.on_click(self._on_load_models)
-        self.gradcam_button.on_click(lambda _b: guarded(self.message)(self.show_gradcam)())
-        self.thickness_button.on_click(lambda _b: guarded(self.message)(self.show_thickness_map)())
 
     def _load_default_models(self) -> None:
         self.set_models(self.data.models(), self.data.models_dir)
@@ -199,8 +183,6 @@ class KneeView:
             knee = f"{first[0]} {first[1]}"
         if knee in self.knee_picker.options:
             guarded(self.message)(self.open_knee)(*knee.rsplit(" ", 1))
-            guarded(self.message)(self.show_gradcam)()  # Grad-CAM and the thickness map's code paths warmed too
-            guarded(self.message)(self.show_thickness_map)()
             self.knee_picker.value = knee  # already open: the picker's callback does nothing
 
     def open_query(self) -> None:
@@ -225,10 +207,7 @@ class KneeView:
     def clear(self) -> None:
         """No knee: an empty form and no results (the picker shows its prompt)."""
         self.base_row, self.kl, self.mri, self.uploaded = {}, None, None, set()
-        self.kl_stored, self.mri_stored, self.picture, self.mri_picture = None, None, None, None
-        self.files = {"radiograph": None, "mri": None}
         self.knee_label = self.mri_label = ""
-        self._show_buttons()
         self._filling = True
         try:
             self.knee_picker.value = NO_KNEE
@@ -243,71 +222,38 @@ class KneeView:
         self.update_risk()
 
     def open_knee(self, participant: str, side: str) -> None:
-        """Open one knee of the data folder: its row and risk, its stored KL and MRI results at once (no network run);
-        a radiograph or MRI without a stored result is graded or segmented now (cached per file). The risk is
-        recomputed only when the row lacks the image features a computed result adds."""
+        """Open one knee of the data folder: its row and risk first (the page shows them at once), then its radiograph
+        (KL + Grad-CAM) and MRI (thickness + QC), each shown as soon as it is ready; both are cached per file, so a
+        knee seen before opens without any network work. The risk is recomputed only when the row lacks the image
+        features they add (a knee of the folder keeps the features its models were fitted on)."""
         row = self.data.knee_row(participant, side)
-        self.files = self.data.knee_files(participant, side)
+        files = self.data.knee_files(participant, side)
         self.base_row, self.kl, self.mri, self.uploaded = row, None, None, set()
-        self.picture = self.mri_picture = None
-        self.kl_stored = self.data.stored_kl(participant, side) if self.files["radiograph"] else None
-        self.mri_stored = self.data.stored_mri(participant, side) if self.files["mri"] else None
         self.knee_label = self.mri_label = f"{participant} {side}"
         self._fill_form(row)
-        computing = {
-            k: bool(self.files[k]) and stored is None
-            for k, stored in (("radiograph", self.kl_stored), ("mri", self.mri_stored))
-        }
-        self.kl_text.value = "<p>Grading the radiograph…</p>" if computing["radiograph"] else ""
-        self.mri_text.value = "<p>Segmenting the MRI…</p>" if computing["mri"] else ""
+        self.kl_text.value = "<p>Grading the radiograph…</p>" if files["radiograph"] else ""
+        self.mri_text.value = "<p>Segmenting the MRI…</p>" if files["mri"] else ""
         for out in (self.gradcam_out, self.proba_out, self.mri_out):
             out.clear_output()
         self.update_risk()
-        if self.files["radiograph"] and self.kl_stored is None:
-            self.set_kl(knee_grades(str(self.files["radiograph"]), self.models_dir), side)
+        if files["radiograph"]:
+            self.set_kl(knee_grades(str(files["radiograph"]), self.models_dir), side)
             if not any(c.startswith(IMAGE_FEATURES["radiograph"]) for c in self.base_row):
                 self.update_risk()
         self._show_kl()
-        if self.files["mri"] and self.mri_stored is None:
-            self.set_mri(knee_mri(str(self.files["mri"]), side))
+        if files["mri"]:
+            self.set_mri(knee_mri(str(files["mri"]), side))
             if not any(c in self.base_row for c in self.mri.features().columns):
                 self.update_risk()
         self._show_mri()
-
-    def show_gradcam(self) -> None:
-        """Grade the open knee's radiograph with Grad-CAM (cached per file) and show the overlay."""
-        if self.picture is None and self.files["radiograph"]:
-            grades = knee_grades(str(self.files["radiograph"]), self.models_dir)
-            sides = list(grades.table["side"])
-            side = self.knee_label.rsplit(" ", 1)[-1]
-            self.picture, self.picture_index = grades, sides.index(side) if side in sides else 0
-        if self.picture is not None:
-            show_figure(self.gradcam_out, self.picture.figure(self.picture_index, opacity=self.opacity.value))
-        self._show_buttons()
-
-    def show_thickness_map(self) -> None:
-        """Segment the open knee's MRI (cached per file) and show its thickness map."""
-        if self.mri_picture is None and self.files["mri"]:
-            self.mri_picture = knee_mri(str(self.files["mri"]), self.knee_label.rsplit(" ", 1)[-1])
-        if self.mri_picture is not None:
-            show_figure(self.mri_out, self.mri_picture.figure())
-        self._show_buttons()
-
-    def _show_buttons(self) -> None:
-        """A button shows where a stored result is shown without its picture."""
-        self.gradcam_button.layout.display = "" if self.kl_stored is not None and self.picture is None else "none"
-        self.thickness_button.layout.display = (
-            "" if self.mri_stored is not None and self.mri_picture is None else "none"
-        )
 
     def set_kl(self, grades: KneeGrades, side: str | None = None) -> None:
         """Keep a KL result, on the row of ``side`` when it has several knees."""
         sides = list(grades.table["side"])
         self.kl, self.kl_index = grades, sides.index(side) if side in sides else 0
-        self.picture, self.picture_index, self.kl_stored = grades, self.kl_index, None
 
     def set_mri(self, analysis: MRIAnalysis) -> None:
-        self.mri, self.mri_picture, self.mri_stored = analysis, analysis, None
+        self.mri = analysis
 
     def clinical(self) -> dict:
         """The knee's row with the form's validated values over it (the clinical row :func:`oa_kit.knee_risk` is given).
@@ -376,60 +322,41 @@ class KneeView:
             self.side.value = row["side"]
 
     def _show_kl(self) -> None:
-        if self.kl is None and self.kl_stored is None:
+        if self.kl is None:
             self.kl_text.value = "<p>No radiograph for this knee.</p>"
             self.gradcam_out.clear_output()
             self.proba_out.clear_output()
-            self._show_buttons()
             return
-        if self.kl is not None:
-            row, model = self.kl.to_frame().iloc[self.kl_index], self.kl.model
-        else:
-            row, path = self.kl_stored
-            model = f"stored KL table {path.relative_to(self.data.root)} (make demo or oa-kit kl predict)"
+        row = self.kl.to_frame().iloc[self.kl_index]
         probs = ", ".join(f"KL{k}: {100 * row[c]:.0f}%" for k, c in enumerate(KL_PROBA_COLUMNS))
         flags = row["kl_qa_flags"] or "none"
-        grade = "not graded" if pd.isna(row["kl_grade"]) else f"KL {int(row['kl_grade'])}"
+        grade = "not graded" if row["kl_grade"] is pd.NA else f"KL {row['kl_grade']}"
         knee = html.escape(f"{row['participant_id']} {row['side']}")
         self.kl_text.value = (
             f'<p class="oa-kl-result" data-knee="{knee}"><b>{grade}</b> — conformal set '
             f"{{{html.escape(str(row['kl_grade_set']))}}} "
             f"(90% coverage); probabilities {probs}; QA flags: {html.escape(str(flags))}<br>"
-            f"<small>Model: {html.escape(model)}.</small></p>"
+            f"<small>Model: {html.escape(self.kl.model)}.</small></p>"
         )
-        if self.picture is not None:
-            show_figure(self.gradcam_out, self.picture.figure(self.picture_index, opacity=self.opacity.value))
-        proba = row[list(KL_PROBA_COLUMNS)].to_numpy(float)
-        show_figure(self.proba_out, probability_figure(proba, str(row["kl_grade_set"])))
-        self._show_buttons()
+        show_figure(self.gradcam_out, self.kl.figure(self.kl_index, opacity=self.opacity.value))
+        show_figure(self.proba_out, self.kl.probability_figure(self.kl_index))
 
     def _show_mri(self) -> None:
-        if self.mri is None and self.mri_stored is None:
+        if self.mri is None:
             self.mri_text.value = "<p>No MRI for this knee.</p>"
             self.mri_out.clear_output()
-            self._show_buttons()
             return
-        if self.mri is not None:
-            failed, summary = bool(self.mri.qc.get("qc_any")), self.mri.summary()
-            numbers = self.mri.to_frame()
-            keep = [c for c in ("subregion", "thickness_mm_mean", "thickness_mm_p05", "volume_mm3") if c in numbers]
-            numbers = numbers[keep]
-        else:
-            row = self.mri_stored
-            failed = bool(row["qc_any"])
-            verdict = f"QC FAILED ({row.get('qc_reasons', '')}): do not use" if failed else "QC passed"
-            summary = f"{verdict} — stored MRI biomarkers {MRI_TABLE} (oa-kit mri segment)"
-            thickness = [c for c in row.index if c.startswith("thickness_mm")]
-            numbers = pd.DataFrame({"biomarker": thickness, "mm": row[thickness].to_numpy(float)})
+        summary = html.escape(self.mri.summary())
+        failed = bool(self.mri.qc.get("qc_any"))
         style = "color:#a4000f;font-weight:700" if failed else "color:#1a6b2a;font-weight:600"
+        numbers = self.mri.to_frame()
+        keep = [c for c in ("subregion", "thickness_mm_mean", "thickness_mm_p05", "volume_mm3") if c in numbers]
         verdict = "oa-qc-failed" if failed else "oa-qc-passed"
         self.mri_text.value = (
-            f'<p class="oa-mri-qc {verdict}" data-knee="{html.escape(self.mri_label)}" style="{style}">'
-            f"{html.escape(summary)}</p>" + table_html(numbers, "{:.2f}")
+            f'<p class="oa-mri-qc {verdict}" data-knee="{html.escape(self.mri_label)}" style="{style}">{summary}</p>'
+            + table_html(numbers[keep], "{:.2f}")
         )
-        if self.mri_picture is not None:
-            show_figure(self.mri_out, self.mri_picture.figure())
-        self._show_buttons()
+        show_figure(self.mri_out, self.mri.figure())
 
     def _risk_html(self, table: pd.DataFrame) -> str:
         synthetic = "synthetic" in self.risk.provenance.lower()
@@ -512,8 +439,8 @@ class KneeView:
         guarded(self.message)(self.update_risk)()
 
     def _on_opacity(self, change) -> None:
-        if self.picture is not None:
-            show_figure(self.gradcam_out, self.picture.figure(self.picture_index, opacity=change["new"]))
+        if self.kl is not None:
+            show_figure(self.gradcam_out, self.kl.figure(self.kl_index, opacity=change["new"]))
 
     def _on_horizon(self, change) -> None:
         guarded(self.message)(self._show_waterfall)()
