@@ -18,14 +18,7 @@ from oa_kit.features.mri_qc import (
 from oa_kit.io.labels import LACKS_TISSUES, SUBREGIONS, anatomy_side, from_harmonised, to_harmonised
 
 #: Checks judged by anatomy; a clean map must pass every one of them.
-ANATOMY_FLAGS = (
-    "qc_volume_implausible",
-    "qc_missing_compartment",
-    "qc_disconnected",
-    "qc_cartilage_off_bone",
-    "qc_laterality_mismatch",
-    "qc_truncated_fov",
-)
+ANATOMY_FLAGS = tuple(flag for flag in QC_FLAGS if flag != "qc_low_confidence")
 
 
 @pytest.fixture(scope="module")
