@@ -1,14 +1,17 @@
-"""ProgressionModel: fitting, calibration, bad labels, provenance, pickle-free persistence with checksums."""
+"""ProgressionModel: fitting, calibration, bad labels, provenance, pickle-free persistence with checksums, bootstrap
+risk intervals."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_progression_fixtures import make_knee_table
 
 from oa_kit.errors import OAKitError
+from oa_kit.io.artifacts import write_checksums
 from oa_kit.metrics import expected_calibration_error, roc_auc
 from oa_kit.progression import (
     SYNTHETIC_STATEMENT,
@@ -18,6 +21,7 @@ from oa_kit.progression import (
     make_provenance,
     save_model,
 )
+from oa_kit.progression.model import participant_draw
 
 SMALL_GRID = [
     {"num_leaves": 4, "n_estimators": 60, "learning_rate": 0.05},
@@ -175,3 +179,123 @@ def test_save_load_round_trip_with_derived_features(tmp_path, data):
     loaded = load_model(save_model(model, tmp_path / "model"))
     assert loaded.derived == "replace" and loaded.monotone
     assert np.array_equal(model.predict_proba(Xt), loaded.predict_proba(Xt))
+
+
+# -- bootstrap risk intervals -------------------------------------------------------------------------------------
+LOGISTIC_COLUMNS = ["age", "bmi", "injury", "kl"]
+
+
+@pytest.fixture(scope="module")
+def booted(data):
+    (X, y, _), _ = data
+    return ProgressionModel(param_grid=SMALL_GRID[:1], n_bootstrap=20, seed=0).fit(X, y)
+
+
+def test_interval_shape_bounds_and_seed(booted, data):
+    (X, y, _), (Xt, _, _) = data
+    interval = booted.predict_interval(Xt)
+    assert interval.shape == (len(Xt), 2) and len(booted.bootstrap_) == 20
+    assert (interval[:, 0] <= interval[:, 1]).all() and (interval >= 0).all() and (interval <= 1).all()
+    assert (interval[:, 1] - interval[:, 0]).mean() > 0.01  # the refits differ
+    narrower = booted.predict_interval(Xt, level=0.5)
+    assert (narrower[:, 0] >= interval[:, 0]).all() and (narrower[:, 1] <= interval[:, 1]).all()
+    again = ProgressionModel(param_grid=SMALL_GRID[:1], n_bootstrap=20, seed=0).fit(X, y)
+    assert np.array_equal(again.predict_interval(Xt), interval)
+    other = ProgressionModel(param_grid=SMALL_GRID[:1], n_bootstrap=20, seed=1).fit(X, y)
+    assert not np.array_equal(other.predict_interval(Xt), interval)
+    assert booted.bootstrap_seeds_ == list(range(20))
+
+
+def test_interval_is_wider_for_a_model_fitted_on_fewer_knees(data):
+    (X, y, _), (Xt, _, _) = data
+    few = X["participant_id"].isin(X["participant_id"].unique()[:50]).to_numpy()
+    widths = {}
+    for name, rows in (("few", few), ("all", np.ones(len(X), bool))):
+        model = ProgressionModel(estimator="logistic", columns=LOGISTIC_COLUMNS, n_bootstrap=30, seed=0)
+        interval = model.fit(X[rows], y[rows]).predict_interval(Xt)
+        widths[name] = float((interval[:, 1] - interval[:, 0]).mean())
+    assert widths["few"] > 1.3 * widths["all"], widths
+
+
+def test_bootstrap_draws_never_split_a_participant(data):
+    (X, _, _), _ = data
+    groups = X["participant_id"].to_numpy()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rows, oob = participant_draw(groups, rng)
+        in_bag = set(groups[rows])
+        assert in_bag.isdisjoint(groups[oob]) and in_bag | set(groups[oob]) == set(groups)
+        times = np.bincount(rows, minlength=len(groups))  # each knee: how often it is in the bag
+        per_participant = pd.Series(times).groupby(groups).nunique()
+        assert (per_participant == 1).all()  # both knees of a participant drawn equally often
+        assert len(rows) == len(groups) * np.mean(times) and 0.2 < oob.mean() < 0.5
+
+
+def test_bootstrap_refits_use_participant_groups(data):
+    """Groups given as one id per knee make the draw knee-level; the fit follows whatever groups says."""
+    (X, y, _), (Xt, _, _) = data
+    per_participant = ProgressionModel(estimator="logistic", columns=LOGISTIC_COLUMNS, n_bootstrap=5).fit(X, y)
+    per_knee = ProgressionModel(estimator="logistic", columns=LOGISTIC_COLUMNS, n_bootstrap=5).fit(
+        X, y, groups=np.arange(len(X))
+    )
+    assert not np.array_equal(per_participant.predict_interval(Xt), per_knee.predict_interval(Xt))
+
+
+def test_interval_without_bootstrap_and_bad_settings_are_errors(fitted, data):
+    (X, y, _), (Xt, _, _) = data
+    with pytest.raises(OAKitError, match=r"horizon 24 months\): fitted with n_bootstrap=0; expected"):
+        fitted.predict_interval(Xt)
+    for bad in (-1, 2.5, True, "5"):
+        with pytest.raises(OAKitError, match=r"n_bootstrap: .*; expected a whole number >= 0"):
+            ProgressionModel(estimator="logistic", columns=LOGISTIC_COLUMNS, n_bootstrap=bad).fit(X, y)
+
+
+def test_interval_level_must_be_a_probability(booted, data):
+    _, (Xt, _, _) = data
+    for bad in (0, 1, 1.5, "0.9"):
+        with pytest.raises(OAKitError, match=r"level: .*; expected a number between 0 and 1"):
+            booted.predict_interval(Xt, level=bad)
+
+
+def test_bootstrap_with_single_class_out_of_bag_is_an_error():
+    """Events in one participant only: no draw has them both in and out of the bag, so the redraws give up."""
+    groups = np.repeat([f"p{i}" for i in range(30)], 2)
+    y = (groups == "p0").astype(int)
+    with pytest.raises(
+        OAKitError, match=r"n_bootstrap: 20 draws of seed 7 left in-bag or out-of-bag knees .*12 months"
+    ):
+        ProgressionModel(horizon_months=12)._usable_draw(y, groups, 7)
+    rows, oob = ProgressionModel()._usable_draw(np.tile([0, 1], 30), groups, 7)
+    assert len(rows) == 60 and oob.any()
+
+
+@pytest.mark.parametrize("estimator", ["lightgbm", "logistic"])
+def test_save_load_gives_identical_intervals(tmp_path, data, booted, estimator):
+    (X, y, _), (Xt, _, _) = data
+    model = booted
+    if estimator == "logistic":
+        model = ProgressionModel(
+            estimator=estimator, columns=LOGISTIC_COLUMNS, calibration="isotonic", n_bootstrap=5
+        ).fit(X, y)
+    folder = save_model(model, tmp_path / "model")
+    loaded = load_model(folder)
+    assert np.array_equal(loaded.predict_interval(Xt), model.predict_interval(Xt))
+    assert loaded.bootstrap_seeds_ == model.bootstrap_seeds_
+    listed = json.loads((folder / "checksums.json").read_text())
+    boosters = sorted(p.name for p in folder.glob("bootstrap_*.txt"))
+    assert boosters == ([f"bootstrap_{b:03d}.txt" for b in range(20)] if estimator == "lightgbm" else [])
+    assert set(boosters) <= set(listed)
+
+
+def test_folder_saved_without_bootstrap_field_still_loads(tmp_path, fitted, data):
+    """Folders written before bootstrap refits existed have no 'bootstrap' field and no n_bootstrap parameter."""
+    _, (Xt, _, _) = data
+    folder = save_model(fitted, tmp_path / "model")
+    meta = json.loads((folder / "metadata.json").read_text())
+    del meta["bootstrap"], meta["params"]["n_bootstrap"]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    write_checksums(folder, ["model.txt", "metadata.json"])
+    loaded = load_model(folder)
+    assert loaded.bootstrap_ == [] and np.array_equal(loaded.predict_proba(Xt), fitted.predict_proba(Xt))
+    with pytest.raises(OAKitError, match="fitted with n_bootstrap=0"):
+        loaded.predict_interval(Xt)

@@ -6,7 +6,9 @@ in an inner participant-grouped CV (both knees of a participant stay together), 
 best pooled out-of-fold AUC, fits the calibrator (Platt or isotonic) on those out-of-fold scores and refits the
 model on all training knees. Class imbalance: ``class_weight="balanced"`` for both model kinds (the calibrator
 then maps the re-weighted scores back to event probabilities). Evaluating it in an outer participant-grouped CV
-(``oa_kit.evaluation.validation``) makes the tuning nested.
+(``oa_kit.evaluation.validation``) makes the tuning nested. With ``n_bootstrap > 0``, ``fit`` also refits the
+model on participant-level bootstrap draws (each with a calibrator fitted on its out-of-bag knees), and
+``predict_interval`` gives a per-knee percentile interval of the risk over those refits.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ LIGHTGBM_GRID: tuple[dict, ...] = (
 #: Regularisation strengths searched for the logistic model.
 LOGISTIC_GRID: tuple[dict, ...] = ({"C": 0.01}, {"C": 0.1}, {"C": 1.0}, {"C": 10.0})
 ESTIMATORS: tuple[str, ...] = ("lightgbm", "logistic")
+#: Draws tried per bootstrap refit before giving up when the in-bag or out-of-bag knees hold a single class.
+BOOTSTRAP_ATTEMPTS = 20
 
 
 def make_provenance(data: str = "unknown", cohort: str = "", note: str = "") -> dict:
@@ -196,6 +200,21 @@ def check_labels(y: Sequence, horizon_months: int, n_splits: int) -> np.ndarray:
     return y
 
 
+def check_n_bootstrap(n_bootstrap: object) -> int:
+    """``n_bootstrap`` as a whole number >= 0 (bools and fractions refused)."""
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
+        raise OAKitError(f"n_bootstrap: {n_bootstrap!r}; expected a whole number >= 0 (0: no bootstrap refits)")
+    return int(n_bootstrap)
+
+
+def participant_draw(groups: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One participant-level bootstrap draw: the in-bag rows (every knee of a drawn participant, once per time it was
+    drawn) and the out-of-bag mask (the knees of participants never drawn), so no participant is split."""
+    ids, inverse = np.unique(groups, return_inverse=True)
+    drawn = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids))[inverse]
+    return np.repeat(np.arange(len(groups)), drawn), drawn == 0
+
+
 class ProgressionModel(BaseEstimator, ClassifierMixin):
     """Risk of knee OA progression by ``horizon_months``: features → LightGBM (or logistic) → calibration.
 
@@ -231,6 +250,10 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         does not know; an undeclared unknown column is an error naming it.
     categorical : sequence of str
         Numeric columns entering as categories (one indicator per level), e.g. ``("kl",)``.
+    n_bootstrap : int
+        Participant-level bootstrap refits for :meth:`predict_interval` (0: none). Each refit reuses the main
+        model's fitted feature assembler and ``best_params_`` (neither is refitted: cheaper, and the refits persist
+        as plain boosters / coefficients) and gets its own calibrator, fitted on the scores of its out-of-bag knees.
 
     Attributes
     ----------
@@ -243,6 +266,10 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
     best_params_ : dict
     cv_results_ : DataFrame
         Inner-CV AUC per configuration.
+    bootstrap_ : list of (lightgbm.Booster or LinearScorer, ProbabilityCalibrator)
+        The bootstrap refits (empty when ``n_bootstrap=0``).
+    bootstrap_seeds_ : list of int
+        Seed of each refit's draw (``seed + b``).
     provenance_ : dict
     data_sha256_ : str
     classes_ : ndarray
@@ -264,6 +291,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         seed: int = 0,
         families: Mapping[str, str] | None = None,
         categorical: Sequence[str] = (),
+        n_bootstrap: int = 0,
     ) -> None:
         self.horizon_months = horizon_months
         self.estimator = estimator
@@ -279,6 +307,7 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self.seed = seed
         self.families = families
         self.categorical = categorical
+        self.n_bootstrap = n_bootstrap
 
     # -- fitting ----------------------------------------------------------------------------------------
     def search_grid(self) -> list[dict]:
@@ -362,12 +391,16 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         provenance : mapping, optional
             From :func:`make_provenance`; stored and attached to every prediction.
 
+        With ``n_bootstrap > 0`` the refit on all rows is followed by ``n_bootstrap`` refits on participant-level
+        bootstrap draws (:meth:`_fit_bootstrap`).
+
         Returns
         -------
         self
         """
         if not isinstance(X, pd.DataFrame):
             raise OAKitError(f"X: got {type(X).__name__}; expected a pandas DataFrame")
+        check_n_bootstrap(self.n_bootstrap)
         y = check_labels(y, self.horizon_months, self.n_inner_splits)
         groups = resolve_groups(X, groups)
         keep = list(self.columns) if self.columns is not None else feature_columns(X.columns, self.families)
@@ -382,9 +415,11 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self.best_params_ = dict(best[1])
         self.calibrator_ = ProbabilityCalibrator(self.calibration).fit(best[2], y)
         self.assembler_ = self._assembler().fit(X)
-        core = self._fit_estimator(self.assembler_.transform(X), y, self.best_params_)
+        features = self.assembler_.transform(X)
+        core = self._fit_estimator(features, y, self.best_params_)
         self.booster_ = core if isinstance(core, lgb.Booster) else None
         self.linear_ = core if isinstance(core, LinearScorer) else None
+        self.bootstrap_ = self._fit_bootstrap(features, y, groups)
         self.feature_names_ = list(self.assembler_.feature_names_out_)
         self.feature_families_ = dict(self.assembler_.feature_families_)
         self.provenance_ = dict(provenance) if provenance is not None else make_provenance()
@@ -392,6 +427,32 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self.classes_ = np.array([0, 1])
         self.n_train_, self.n_events_ = len(y), int(y.sum())
         return self
+
+    def _fit_bootstrap(self, features: pd.DataFrame, y: np.ndarray, groups: np.ndarray) -> list[tuple]:
+        """``n_bootstrap`` (core, calibrator) refits: the core on a participant-level draw of the assembled features
+        with ``best_params_``, the calibrator on its out-of-bag knees' scores; records each draw's seed."""
+        refits, self.bootstrap_seeds_ = [], []
+        for b in range(self.n_bootstrap):
+            rows, oob = self._usable_draw(y, groups, self.seed + b)
+            core = self._fit_estimator(features.iloc[rows], y[rows], self.best_params_)
+            out_of_bag = np.flatnonzero(oob)
+            scores = self._raw(core, features.iloc[out_of_bag])
+            refits.append((core, ProbabilityCalibrator(self.calibration).fit(scores, y[out_of_bag])))
+            self.bootstrap_seeds_.append(self.seed + b)
+        return refits
+
+    def _usable_draw(self, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """A participant-level draw whose in-bag and out-of-bag knees both hold events and non-events; redrawn from
+        the same seeded generator (so two refits never share a draw), at most :data:`BOOTSTRAP_ATTEMPTS` times."""
+        rng = np.random.default_rng(seed)
+        for _ in range(BOOTSTRAP_ATTEMPTS):
+            rows, oob = participant_draw(groups, rng)
+            if len(np.unique(y[rows])) == 2 and len(np.unique(y[oob])) == 2:
+                return rows, oob
+        raise OAKitError(
+            f"n_bootstrap: {BOOTSTRAP_ATTEMPTS} draws of seed {seed} left in-bag or out-of-bag knees of a single class "
+            f"(horizon {self.horizon_months} months); expected more events and non-events, or n_bootstrap=0"
+        )
 
     # -- prediction -------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -414,6 +475,30 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         self._check_fitted()
         p = np.clip(self.calibrator_.predict(self.decision_function(X)), 0.0, 1.0)
         return np.column_stack([1 - p, p])
+
+    def bootstrap_risks(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated risk of every knee under every bootstrap refit, shape (n, n_bootstrap)."""
+        self._check_fitted()
+        if not getattr(self, "bootstrap_", []):
+            raise OAKitError(
+                f"ProgressionModel (horizon {self.horizon_months} months): fitted with n_bootstrap=0; expected a "
+                "model fitted with n_bootstrap > 0 (e.g. 50) for risk intervals"
+            )
+        features = self.assembler_.transform(X)
+        return np.column_stack(
+            [np.clip(calibrator.predict(self._raw(core, features)), 0.0, 1.0) for core, calibrator in self.bootstrap_]
+        )
+
+    def predict_interval(self, X: pd.DataFrame, level: float = 0.95) -> np.ndarray:
+        """Per-knee percentile interval of the bootstrap refits' calibrated risks, shape (n, 2): (low, high).
+
+        It shows how far the risk moves when the training participants are resampled (the main model's features and
+        hyper-parameters held fixed); it need not contain the point risk of :meth:`predict_proba`.
+        """
+        if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+            raise OAKitError(f"level: {level!r}; expected a number between 0 and 1 (exclusive), e.g. 0.95")
+        tail = (1 - level) / 2
+        return np.quantile(self.bootstrap_risks(X), [tail, 1 - tail], axis=1).T
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted class at a 0.5 calibrated risk."""

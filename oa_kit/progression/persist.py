@@ -5,7 +5,13 @@ Layout of a saved model folder::
     model.txt        LightGBM text model (absent for the logistic baseline, whose coefficients are in the metadata)
     metadata.json    feature list and families, horizon, assembler/PCA and calibrator parameters, provenance,
                      training-data sha256, metrics
-    checksums.json   sha256 of the two files above (written last; checked on load)
+    bootstrap_NNN.txt  LightGBM text model of bootstrap refit NNN (``n_bootstrap > 0``; the logistic refits' coefficients
+                       are in the metadata's ``bootstrap`` list, beside each refit's calibrator)
+    checksums.json   sha256 of every file above (written last; checked on load)
+
+The bootstrap boosters sit beside ``model.txt`` rather than in a subfolder because the one checksum list
+(:mod:`oa_kit.io.artifacts`) names plain files only. A folder saved before bootstrap refits existed (no ``bootstrap``
+field) loads as a model without them.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from oa_kit.progression.model import ESTIMATORS, LinearScorer, ProgressionModel,
 
 FORMAT = "oa_kit.progression/1"
 MODEL_FILE, METADATA_FILE = "model.txt", "metadata.json"
+#: File name of bootstrap refit ``b``'s LightGBM text model.
+BOOTSTRAP_FILE = "bootstrap_{:03d}.txt"
 #: Longest horizon a saved model may claim (months; 100 years).
 MAX_HORIZON_MONTHS = 1200
 #: The top-level metadata fields and their JSON types, checked on load before anything is built from them.
@@ -96,9 +104,23 @@ def model_metadata(model: ProgressionModel, metrics: Mapping[str, Any] | None = 
             "n_train": model.n_train_,
             "n_events": model.n_events_,
             "cv_results": model.cv_results_.to_dict(orient="records"),
+            "bootstrap": bootstrap_metadata(model),
             "metrics": dict(metrics or {}),
         }
     )
+
+
+def bootstrap_metadata(model: ProgressionModel) -> list[dict]:
+    """One entry per bootstrap refit: its draw's seed, calibrator, and its booster file or logistic coefficients."""
+    entries = []
+    for b, (core, calibrator) in enumerate(getattr(model, "bootstrap_", [])):
+        entry = {"seed": int(model.bootstrap_seeds_[b]), "calibrator": calibrator.to_dict()}
+        if isinstance(core, LinearScorer):
+            entry["linear"] = core.to_dict()
+        else:
+            entry["file"] = BOOTSTRAP_FILE.format(b)
+        entries.append(entry)
+    return entries
 
 
 def save_model(
@@ -126,6 +148,10 @@ def save_model(
         if model.booster_ is not None:
             (tmp / MODEL_FILE).write_text(model.booster_.model_to_string(), encoding="utf-8")
             files.insert(0, MODEL_FILE)
+        for entry, (core, _) in zip(meta["bootstrap"], getattr(model, "bootstrap_", []), strict=True):
+            if "file" in entry:
+                (tmp / entry["file"]).write_text(core.model_to_string(), encoding="utf-8")
+                files.append(entry["file"])
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1, allow_nan=False), encoding="utf-8")
         write_checksums(tmp, files)
     return Path(folder)
@@ -145,6 +171,8 @@ def load_model(folder: str | os.PathLike) -> ProgressionModel:
         if MODEL_FILE not in checksums:
             raise OAKitError(f"{folder / CHECKSUM_FILE}: no entry for {MODEL_FILE}; expected the LightGBM model")
         model.booster_ = _read_booster(folder / MODEL_FILE, len(model.feature_names_))
+    model.bootstrap_ = _read_bootstrap(meta, folder, checksums, len(model.feature_names_))
+    model.bootstrap_seeds_ = [entry["seed"] for entry in meta.get("bootstrap", [])]
     _check_folder_horizon(folder, model.horizon_months, path)
     return model
 
@@ -180,6 +208,7 @@ def _read_metadata(path: Path) -> dict:
     _check_calibrator(meta["calibrator"], path)
     if meta["estimator"] == "logistic":
         _check_linear(meta["linear"], len(names), path)
+    _check_bootstrap(meta, path)
     if not isinstance(meta.get("metrics", {}), dict):
         raise OAKitError(f"{path}: field 'metrics' is {type(meta['metrics']).__name__}; expected an object")
     return meta
@@ -228,34 +257,72 @@ def _check_provenance(provenance: dict, path: Path) -> None:
         )
 
 
-def _check_calibrator(state: dict, path: Path) -> None:
-    """Method known and its parameters finite numbers (isotonic thresholds: equal-length, x increasing, y in 0-1)."""
-    method = state.get("method")
+def _check_calibrator(state: Any, path: Path, name: str = "calibrator") -> None:
+    """Method known and its parameters finite numbers (isotonic thresholds: equal-length, x increasing, y in 0-1);
+    ``name`` is the field's path in the metadata."""
+    method = state.get("method") if isinstance(state, dict) else None
     if method not in ("sigmoid", "isotonic", "none"):
-        raise OAKitError(f"{path}: field 'calibrator.method' = {method!r}; expected sigmoid, isotonic or none")
+        raise OAKitError(f"{path}: field '{name}.method' = {method!r}; expected sigmoid, isotonic or none")
     if method == "sigmoid":
         for key in ("slope", "intercept"):
             if not _finite_numbers([state.get(key)]):
-                raise OAKitError(f"{path}: field 'calibrator.{key}' = {state.get(key)!r}; expected a finite number")
+                raise OAKitError(f"{path}: field '{name}.{key}' = {state.get(key)!r}; expected a finite number")
         if state["slope"] < 0:  # fit() never writes one: a negative slope would reverse the order of every risk
-            raise OAKitError(f"{path}: field 'calibrator.slope' = {state['slope']!r}; expected a slope >= 0")
+            raise OAKitError(f"{path}: field '{name}.slope' = {state['slope']!r}; expected a slope >= 0")
     if method == "isotonic":
         x, y = state.get("x_thresholds"), state.get("y_thresholds")
         if not (_finite_numbers(x) and _finite_numbers(y) and len(x) == len(y) >= 1):
-            raise OAKitError(f"{path}: field 'calibrator.x_thresholds/y_thresholds'; expected two equal-length lists")
+            raise OAKitError(f"{path}: field '{name}.x_thresholds/y_thresholds'; expected two equal-length lists")
         if np.any(np.diff(x) < 0) or min(y) < 0 or max(y) > 1:
-            raise OAKitError(f"{path}: field 'calibrator.y_thresholds'; expected increasing x and probabilities 0-1")
+            raise OAKitError(f"{path}: field '{name}.y_thresholds'; expected increasing x and probabilities 0-1")
 
 
-def _check_linear(state: Any, n_features: int, path: Path) -> None:
+def _check_linear(state: Any, n_features: int, path: Path, name: str = "linear") -> None:
     """The logistic scorer: one finite median, mean, positive scale and coefficient per feature, a finite intercept."""
     if not isinstance(state, dict):
-        raise OAKitError(f"{path}: field 'linear' is {_json_type(state)}; expected the logistic model's coefficients")
+        raise OAKitError(f"{path}: field '{name}' is {_json_type(state)}; expected the logistic model's coefficients")
     for key in ("medians", "means", "scales", "coef"):
         if not _finite_numbers(state.get(key)) or len(state[key]) != n_features:
-            raise OAKitError(f"{path}: field 'linear.{key}'; expected {n_features} finite numbers (one per feature)")
+            raise OAKitError(f"{path}: field '{name}.{key}'; expected {n_features} finite numbers (one per feature)")
     if min(state["scales"], default=1) <= 0 or not _finite_numbers([state.get("intercept")]):
-        raise OAKitError(f"{path}: field 'linear.scales/intercept'; expected positive scales and a finite intercept")
+        raise OAKitError(f"{path}: field '{name}.scales/intercept'; expected positive scales and a finite intercept")
+
+
+def _check_bootstrap(meta: dict, path: Path) -> None:
+    """The ``bootstrap`` list (absent in folders saved before it existed: no refits): one entry per refit of
+    ``params.n_bootstrap``, each with a whole-number seed, a checked calibrator and its booster file (named
+    ``bootstrap_NNN.txt`` in order) or logistic coefficients."""
+    entries = _field(meta, "bootstrap", (list,), path) if "bootstrap" in meta else []
+    expected = meta["params"].get("n_bootstrap", 0)
+    if isinstance(expected, bool) or len(entries) != expected:
+        raise OAKitError(
+            f"{path}: field 'bootstrap' has {len(entries)} refits; expected {expected} (params.n_bootstrap)"
+        )
+    for b, entry in enumerate(entries):
+        name = f"bootstrap[{b}]"
+        if not isinstance(entry, dict) or isinstance(entry.get("seed"), bool) or not isinstance(entry.get("seed"), int):
+            raise OAKitError(f"{path}: field '{name}'; expected an object with a whole-number seed")
+        _check_calibrator(entry.get("calibrator"), path, f"{name}.calibrator")
+        if meta["estimator"] == "logistic":
+            _check_linear(entry.get("linear"), len(meta["feature_names"]), path, f"{name}.linear")
+        elif entry.get("file") != BOOTSTRAP_FILE.format(b):
+            raise OAKitError(
+                f"{path}: field '{name}.file' = {entry.get('file')!r}; expected {BOOTSTRAP_FILE.format(b)!r}"
+            )
+
+
+def _read_bootstrap(meta: dict, folder: Path, checksums: dict, n_features: int) -> list[tuple]:
+    """The (core, calibrator) bootstrap refits of checked metadata; every booster file must be in the checksum list."""
+    refits = []
+    for entry in meta.get("bootstrap", []):
+        calibrator = ProbabilityCalibrator.from_dict(entry["calibrator"])
+        if "linear" in entry and meta["estimator"] == "logistic":
+            refits.append((LinearScorer.from_dict(entry["linear"]), calibrator))
+            continue
+        if entry["file"] not in checksums:
+            raise OAKitError(f"{folder / CHECKSUM_FILE}: no entry for {entry['file']}; expected every bootstrap model")
+        refits.append((_read_booster(folder / entry["file"], n_features), calibrator))
+    return refits
 
 
 def _rebuild(meta: dict, path: Path) -> ProgressionModel:
