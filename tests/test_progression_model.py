@@ -285,6 +285,10 @@ def test_save_load_gives_identical_intervals(tmp_path, data, booted, estimator):
     boosters = sorted(p.name for p in folder.glob("bootstrap_*.txt"))
     assert boosters == ([f"bootstrap_{b:03d}.txt" for b in range(20)] if estimator == "lightgbm" else [])
     assert set(boosters) <= set(listed)
+    if boosters:  # an edited refit is caught by the checksum list
+        (folder / boosters[-1]).write_text((folder / boosters[-1]).read_text().replace("tree", "tree ", 1))
+        with pytest.raises(OAKitError, match=r"bootstrap_019.txt: sha256 \w+… does not match"):
+            load_model(folder)
 
 
 def test_folder_saved_without_bootstrap_field_still_loads(tmp_path, fitted, data):

@@ -2,7 +2,8 @@
 
 Model folders: each case edits one field of a saved model's ``metadata.json`` (or ``model.txt``) AND updates
 ``checksums.json`` to match, so the sha256 list cannot catch it: the type and range checks on load must, with one
-line naming the file and field. Command lines: each case runs ``oa-kit`` in this process with one bad argument or
+line naming the file and field; the bootstrap cases also delete, unlist or tamper with a refit's ``bootstrap_NNN.txt``.
+Command lines: each case runs ``oa-kit`` in this process with one bad argument or
 output path; it must stop with one line and exit code 2 before any work, having written nothing (the call
 below compares the folder before and after). Cases use :class:`~tests.bad_inputs.test_catalogue.Case`, so
 ``scripts/bad_inputs_table.py`` lists them with the others in docs/bad-inputs.md.
@@ -11,7 +12,11 @@ below compares the folder before and after). Cases use :class:`~tests.bad_inputs
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import pytest
 
 from oa_kit.cli import main
 from oa_kit.errors import OAKitError
+from oa_kit.progression import ProgressionModel, make_provenance, save_model
 
 from . import models as M
 from .test_catalogue import CASES as PART_ONE
@@ -39,6 +45,118 @@ def swapped_horizon_folder(tmp: Path) -> Path:
     M.model_folder(tmp / "models", name="h12")
     return tmp / "models"
 
+
+@functools.cache
+def _saved_bootstrap() -> Path:
+    """A LightGBM model with 3 bootstrap refits saved under a session temp folder (fitted once, copied per case)."""
+    X, y = M.knee_table()
+    model = ProgressionModel(param_grid=M.GRID, seed=0, n_bootstrap=3).fit(
+        X, y, provenance=make_provenance("synthetic", "bad_inputs fixture")
+    )
+    return save_model(model, Path(tempfile.mkdtemp(prefix="oa_kit_bad_inputs_")) / "model")
+
+
+def bootstrap_folder(tmp: Path) -> Path:
+    """A saved LightGBM model folder with 3 bootstrap refits (a copy, at ``tmp / model``)."""
+    return Path(shutil.copytree(_saved_bootstrap(), tmp / "model"))
+
+
+def bootstrap_edited(change: Callable[[dict], object]) -> Callable[[Path], Path]:
+    """Maker: the bootstrap model folder with ``change(meta)`` applied to its metadata and checksums updated."""
+
+    def make(tmp: Path) -> Path:
+        folder = bootstrap_folder(tmp)
+        meta = json.loads((folder / "metadata.json").read_text())
+        change(meta)
+        (folder / "metadata.json").write_text(json.dumps(meta))
+        return M.revouch(folder)
+
+    return make
+
+
+def bootstrap_file(change: Callable[[Path], object], revouch: bool = False) -> Callable[[Path], Path]:
+    """Maker: the bootstrap model folder after ``change(folder)`` (checksums updated only with ``revouch``)."""
+
+    def make(tmp: Path) -> Path:
+        folder = bootstrap_folder(tmp)
+        change(folder)
+        return M.revouch(folder) if revouch else folder
+
+    return make
+
+
+def unlisted(name: str) -> Callable[[Path], object]:
+    """Remove ``name`` from the folder and from its checksum list."""
+
+    def change(folder: Path) -> None:
+        listed = json.loads((folder / "checksums.json").read_text())
+        listed.pop(name)
+        (folder / name).unlink()
+        (folder / "checksums.json").write_text(json.dumps(listed))
+
+    return change
+
+
+def has_intervals(model) -> bool:
+    """A valid bootstrap folder loads with its refits, and gives ordered intervals within [0, 1]."""
+    interval = model.predict_interval(M.knee_table()[0])
+    return bool(
+        len(model.bootstrap_) == 3
+        and np.all((0 <= interval[:, 0]) & (interval[:, 0] <= interval[:, 1]) & (interval[:, 1] <= 1))
+    )
+
+
+BOOTSTRAP_CASES = [
+    Case("model_bootstrap_valid_loads", bootstrap_folder, entry(LOAD_MODEL), check=has_intervals),
+    Case(
+        "model_bootstrap_an_object",
+        bootstrap_edited(lambda meta: meta.update(bootstrap={"count": 3})),
+        entry(LOAD_MODEL),
+        r"metadata.json: field 'bootstrap' is an object; expected a list",
+    ),
+    Case(
+        "model_bootstrap_one_refit_fewer",
+        bootstrap_edited(lambda meta: meta["bootstrap"].pop()),
+        entry(LOAD_MODEL),
+        r"metadata.json: field 'bootstrap' has 2 refits; expected 3 \(params.n_bootstrap\)",
+    ),
+    Case(
+        "model_bootstrap_seed_text",
+        bootstrap_edited(lambda meta: meta["bootstrap"][1].update(seed="one")),
+        entry(LOAD_MODEL),
+        r"metadata.json: field 'bootstrap\[1\]'; expected an object with a whole-number seed",
+    ),
+    Case(
+        "model_bootstrap_calibration_slope_negative",
+        bootstrap_edited(lambda meta: meta["bootstrap"][2]["calibrator"].update(slope=-1.0)),
+        entry(LOAD_MODEL),
+        r"field 'bootstrap\[2\].calibrator.slope' = -1.0; expected a slope >= 0",
+    ),
+    Case(
+        "model_bootstrap_file_points_at_model",
+        bootstrap_edited(lambda meta: meta["bootstrap"][0].update(file="model.txt")),
+        entry(LOAD_MODEL),
+        r"field 'bootstrap\[0\].file' = 'model.txt'; expected 'bootstrap_000.txt'",
+    ),
+    Case(
+        "model_bootstrap_file_missing",
+        bootstrap_file(lambda folder: (folder / "bootstrap_001.txt").unlink()),
+        entry(LOAD_MODEL),
+        r"bootstrap_001.txt: missing; expected it as listed in checksums.json",
+    ),
+    Case(
+        "model_bootstrap_file_unlisted",
+        bootstrap_file(unlisted("bootstrap_001.txt")),
+        entry(LOAD_MODEL),
+        r"checksums.json: no entry for bootstrap_001.txt; expected every bootstrap model",
+    ),
+    Case(
+        "model_bootstrap_file_garbage_revouched",
+        bootstrap_file(lambda folder: (folder / "bootstrap_002.txt").write_text("tree\nnot a model\n"), revouch=True),
+        entry(LOAD_MODEL),
+        r"bootstrap_002.txt: cannot parse .*; expected a LightGBM text model",
+    ),
+]
 
 MODEL_CASES = [
     Case("model_folder_valid_loads", lambda t: M.model_folder(t), entry(LOAD_MODEL), check=loads_and_predicts),
@@ -608,7 +726,7 @@ CLI_CASES = [
     ),
 ]
 
-CASES = MODEL_CASES + CLI_CASES
+CASES = MODEL_CASES + BOOTSTRAP_CASES + CLI_CASES
 
 
 def test_part_two_is_named_uniquely_and_apart_from_part_one():
