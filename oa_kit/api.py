@@ -512,17 +512,24 @@ class ProgressionModels:
         return grader
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per horizon: estimator, knees, events, training-data statement."""
+        """One row per horizon: estimator, knees, events, bootstrap refits, training-data statement."""
         return pd.DataFrame(
             [
-                {"horizon_months": h, "estimator": m.estimator, "n_train": m.n_train_, "n_events": m.n_events_}
+                {
+                    "horizon_months": h,
+                    "estimator": m.estimator,
+                    "n_train": m.n_train_,
+                    "n_events": m.n_events_,
+                    "n_bootstrap": len(getattr(m, "bootstrap_", [])),
+                }
                 for h, m in self.models.items()
             ]
         ).assign(provenance=self.provenance)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Risk per knee and horizon (long table with provenance)."""
-        return pd.concat([m.predict_risk(features) for m in self.models.values()], ignore_index=True)
+        """Risk per knee and horizon (long table with provenance); ``risk_low``/``risk_high`` are the 95% bootstrap
+        interval of models fitted with ``n_bootstrap > 0`` (NaN otherwise)."""
+        return pd.concat([risk_table(m, features) for m in self.models.values()], ignore_index=True)
 
     def save(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write ``folder/h{H}/`` model folders (LightGBM text + JSON + sha256) and, when the KL-CNN is not the
@@ -539,6 +546,24 @@ class ProgressionModels:
         return Path(folder)
 
 
+def risk_interval(model: ProgressionModel, X: pd.DataFrame, level: float = 0.95) -> np.ndarray:
+    """A model's bootstrap risk interval per row, shape (n, 2); NaN for a model fitted without bootstrap refits."""
+    if getattr(model, "bootstrap_", []):
+        return model.predict_interval(X, level)
+    return np.full((len(X), 2), np.nan)
+
+
+def risk_table(model: ProgressionModel, X: pd.DataFrame) -> pd.DataFrame:
+    """``model.predict_risk(X)`` with ``risk_low``, ``risk_high`` (95% bootstrap interval, NaN without refits) after
+    ``risk``: the one per-knee risk table of the API, the CLI and the written explanations."""
+    table = model.predict_risk(X)
+    at = table.columns.get_loc("risk") + 1
+    interval = risk_interval(model, X)
+    table.insert(at, "risk_low", interval[:, 0])
+    table.insert(at + 1, "risk_high", interval[:, 1])
+    return table
+
+
 def fit_progression(
     features: pd.DataFrame,
     labels: pd.DataFrame,
@@ -553,6 +578,7 @@ def fit_progression(
     feature_families: Sequence[str] | None = None,
     families: Mapping[str, str] | None = None,
     kl_weights: str | os.PathLike | None = None,
+    n_bootstrap: int = 0,
 ) -> ProgressionModels:
     """Fit one calibrated progression model per horizon on a per-knee feature table and its labels.
 
@@ -582,6 +608,10 @@ def fit_progression(
     kl_weights : path, optional
         Weights of the KL-CNN that produced the features' KL table when it is not the shipped one; its sha256 must
         match the table's ``kl_weights_sha256`` column, and a copy is saved with the models.
+    n_bootstrap : int
+        Participant-level bootstrap refits per horizon (0: none); with them, :meth:`ProgressionModels.predict` and
+        :func:`knee_risk` give a 95% interval of each knee's risk (``risk_low``, ``risk_high``). Each refit costs
+        about one final fit of the chosen configuration.
 
     The KL-CNN behind KL features is recorded (``kl_weights_sha256`` in the provenance, from the KL table's
     column; "out-of-fold" when the features carry none, e.g. per-fold fine-tuned CNNs) so that
@@ -607,6 +637,8 @@ def fit_progression(
     >>> risk = models.predict(cohort.features().head(2))
     >>> bool(risk["risk"].between(0, 1).all()), "synthetic" in risk["provenance"].iloc[0].lower()
     (True, True)
+    >>> bool(risk["risk_low"].isna().all())  # fitted without bootstrap refits: no interval
+    True
     """
     provenance = {**make_provenance(data, cohort), **kl_model_of(features, kl_weights)}
     if feature_families is not None:
@@ -625,6 +657,7 @@ def fit_progression(
             param_grid=QUICK_GRID if quick and estimator == "lightgbm" else None,
             n_inner_splits=5,
             families=families,
+            n_bootstrap=n_bootstrap,
             **options,
         ).fit(X, y, provenance=provenance)
     return ProgressionModels(models, Path(kl_weights) if kl_weights is not None else None)
@@ -696,12 +729,29 @@ class KneeRisk:
     provenance: str
 
     def to_frame(self) -> pd.DataFrame:
-        """horizon_months, risk, explanation, by_family, provenance."""
+        """horizon_months, risk, risk_low, risk_high (95% bootstrap interval; NaN without refits), explanation,
+        by_family, provenance."""
         return self.table.copy()
 
     def figure(self) -> go.Figure:
-        """Risk per horizon (bars), labelled with the training data."""
-        fig = go.Figure(go.Bar(x=[f"{h} m" for h in self.table["horizon_months"]], y=self.table["risk"]))
+        """Risk per horizon (bars) with its 95% bootstrap interval as error bars when the models have refits (the
+        interval need not contain the bar's top, so it is drawn around its own middle), labelled with the data."""
+        x = [f"{h} m" for h in self.table["horizon_months"]]
+        fig = go.Figure(go.Bar(x=x, y=self.table["risk"], name="risk"))
+        low, high = self.table["risk_low"], self.table["risk_high"]
+        if low.notna().any():
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=(low + high) / 2,
+                    mode="markers",
+                    marker={"size": 2, "color": "black"},
+                    error_y={"type": "data", "array": (high - low) / 2, "color": "black", "width": 8},
+                    name="95% interval (participant bootstrap refits)",
+                    customdata=np.column_stack([low, high]),
+                    hovertemplate="%{x}: %{customdata[0]:.1%}–%{customdata[1]:.1%}<extra></extra>",
+                )
+            )
         fig.update_layout(title=f"Progression risk — {self.provenance}", yaxis={"range": [0, 1], "title": "risk"})
         return fig
 
@@ -735,6 +785,8 @@ def knee_risk(
     Returns
     -------
     KneeRisk
+        One row per horizon: the risk, its 95% bootstrap interval (``risk_low``, ``risk_high``; NaN for models
+        fitted without ``n_bootstrap``), the explanation and the training-data statement.
 
     Examples
     --------
@@ -750,6 +802,11 @@ def knee_risk(
     ({'horizon_months': [12, 24]}, True)
     >>> heavier = knee_risk(models, {**knee, "bmi_kg_m2": knee["bmi_kg_m2"] + 10})  # what-if: a higher BMI
     >>> "synthetic" in risk.provenance
+    True
+    >>> booted = fit_progression(cohort.features(), cohort.labels.labels, horizons=(24,), data="synthetic", quick=True,
+    ...                          n_bootstrap=10)  # 10 participant-level refits: a 95% interval per knee
+    >>> row = knee_risk(booted, knee).to_frame().iloc[0]
+    >>> bool(0 <= row["risk_low"] <= row["risk_high"] <= 1)
     True
     """
     if kl is not None and models.kl_model not in (None, "out-of-fold", kl.table[KL_MODEL_COLUMN].iloc[0]):
@@ -769,10 +826,13 @@ def knee_risk(
         result = shap_values(model, row)
         grouped = grouped_shap(result)
         explanations[h] = result
+        low, high = risk_interval(model, row)[0]
         rows.append(
             {
                 "horizon_months": h,
                 "risk": float(model.predict_proba(row)[0, 1]),
+                "risk_low": float(low),
+                "risk_high": float(high),
                 "explanation": explain_text(result.values.iloc[0], result.data.iloc[0], top_k),
                 "by_family": family_text(grouped.iloc[0]),
                 "provenance": models.provenance,

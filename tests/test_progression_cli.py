@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_progression_fixtures import make_knee_table
 
 import oa_kit.cli
+from oa_kit.api import fit_progression, knee_risk
 from oa_kit.cli import main
+from oa_kit.workflows.progression import read_features
 
 
 @pytest.fixture(autouse=True)
@@ -101,6 +104,7 @@ def test_fit_predict_explain(tables, tmp_path, capsys):
     risk = pd.read_csv(tmp_path / "risk.csv")
     assert len(risk) == 2 * 120 and set(risk["horizon_months"]) == {12, 24}
     assert (risk["provenance"] == "trained on synthetic data — not a clinical estimate").all()
+    assert risk[["risk_low", "risk_high"]].isna().all().all()  # fitted without --bootstrap: no interval
     assert (
         main(
             [
@@ -333,3 +337,56 @@ def test_a_failed_evaluate_leaves_its_out_folder_as_it_was(tables, tmp_path, cap
     assert "no rows for horizon 36" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def _fit_args(tables, out, *extra):
+    return ["progression", "fit", *_inputs(tables), "--labels", str(tables / "labels.parquet"), "--horizons", "24",
+            "--out", str(out), "--data", "synthetic", "--search", "quick", *extra]  # fmt: skip
+
+
+def test_bootstrap_fit_predict_round_trip(tables, tmp_path):
+    """`fit --bootstrap 8` saves 8 refits; `predict` writes their 95% interval, equal to the API's on the same fit."""
+    assert main(_fit_args(tables, tmp_path / "models", "--bootstrap", "8")) == 0
+    assert len(list((tmp_path / "models" / "h24").glob("bootstrap_*.txt"))) == 8
+    out = tmp_path / "risk.parquet"
+    assert (
+        main(["progression", "predict", *_inputs(tables), "--model", str(tmp_path / "models"), "--out", str(out)]) == 0
+    )
+    risk = pd.read_parquet(out)
+    assert list(risk.columns[risk.columns.get_loc("risk") :][:3]) == ["risk", "risk_low", "risk_high"]
+    assert (risk["risk_low"] <= risk["risk_high"]).all() and risk[["risk_low", "risk_high"]].stack().between(0, 1).all()
+    features = read_features(tables / "clinical.csv", tables / "kl.parquet", tables / "mri.parquet")
+    labels = pd.read_parquet(tables / "labels.parquet")
+    models = fit_progression(features, labels, (24,), data="synthetic", quick=True, n_bootstrap=8)
+    same = models.predict(features)
+    assert np.allclose(
+        same[["risk", "risk_low", "risk_high"]], risk[["risk", "risk_low", "risk_high"]], rtol=0, atol=1e-12
+    )
+    assert models.to_frame()["n_bootstrap"].tolist() == [8]
+
+
+def test_knee_risk_carries_the_interval_and_draws_it(tables):
+    features = read_features(tables / "clinical.csv", tables / "kl.parquet", tables / "mri.parquet")
+    labels = pd.read_parquet(tables / "labels.parquet")
+    booted = fit_progression(features, labels, (12, 24), data="synthetic", quick=True, n_bootstrap=6)
+    knee = features.iloc[0].to_dict()
+    table = knee_risk(booted, knee).to_frame()
+    assert (table["risk_low"] <= table["risk_high"]).all() and table["risk_high"].le(1).all()
+    figure = knee_risk(booted, knee).figure()
+    assert len(figure.data) == 2 and np.allclose(
+        np.asarray(figure.data[1].error_y.array) * 2, table["risk_high"] - table["risk_low"]
+    )
+    plain = fit_progression(features, labels, (24,), data="synthetic", quick=True)
+    assert knee_risk(plain, knee).to_frame()[["risk_low", "risk_high"]].isna().all().all()
+    assert len(knee_risk(plain, knee).figure().data) == 1
+
+
+def test_bootstrap_option_errors(tables, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(_fit_args(tables, tmp_path / "m", "--bootstrap", "-1"))
+    assert "--bootstrap" in capsys.readouterr().err
+    args = ["progression", "evaluate", *_inputs(tables), "--labels", str(tables / "labels.parquet"), "--out",
+            str(tmp_path / "report"), "--bootstrap", "5"]  # fmt: skip
+    assert main(args) == 2
+    assert "--bootstrap: 5 refits without --fit-final; expected --fit-final" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()

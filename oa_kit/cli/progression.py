@@ -3,7 +3,8 @@
 Feature tables are keyed by participant_id and side (``--features`` clinical/joined table, optional ``--radiograph``
 KL-CNN and ``--mri`` tables joined per knee at baseline); labels come from ``oa-kit labels``
 (participant_id, side, horizon_months, label). Models are written as ``OUT/h{H}/`` folders (LightGBM text + JSON +
-sha256); every prediction carries the provenance statement of the training data.
+sha256); every prediction carries the provenance statement of the training data, and, for models fitted with
+``--bootstrap N``, a 95% interval of each knee's risk (``risk_low``, ``risk_high``) from N participant-level refits.
 """
 
 from __future__ import annotations
@@ -105,6 +106,14 @@ def register(subparsers) -> None:
         help="weights of the KL-CNN behind --radiograph when not the shipped one (copied into the model folder)",
     )
     fit.add_argument(
+        "--bootstrap",
+        type=nonnegative_int,
+        default=0,
+        metavar="N",
+        help="participant-level bootstrap refits per horizon for a 95%% risk interval per knee (default 0: none; "
+        "each refit costs about one final fit)",
+    )
+    fit.add_argument(
         "--components",
         type=positive_int,
         default=None,
@@ -131,6 +140,13 @@ def register(subparsers) -> None:
         "--fit-final",
         action="store_true",
         help="also fit, save (OUT/models/h{H}) and explain (OUT/explain) the final model per horizon",
+    )
+    ev.add_argument(
+        "--bootstrap",
+        type=nonnegative_int,
+        default=0,
+        metavar="N",
+        help="with --fit-final: participant-level bootstrap refits of each final model (95%% risk intervals)",
     )
     ev.add_argument(
         "--jobs",
@@ -180,11 +196,13 @@ def do_fit(args: argparse.Namespace) -> int:
         feature_families=args.feature_families,
         families=_declared(args),
         kl_weights=args.kl_weights,
+        n_bootstrap=args.bootstrap,
     )
     for h, m in models.models.items():
         print(
             f"h{h}: {m.n_train_} knees, {m.n_events_} events; inner-CV AUC {m.cv_results_['inner_auc'].max():.3f} "
-            "(tuning estimate, optimistic; use `evaluate` for out-of-sample figures)"
+            f"(tuning estimate, optimistic; use `evaluate` for out-of-sample figures); {len(m.bootstrap_)} "
+            "bootstrap refits"
         )
     models.save(args.out, overwrite=args.overwrite)
     print(f"models written to {args.out} — {models.provenance}")
@@ -197,6 +215,8 @@ def do_evaluate(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     if args.n_splits < 2:
         raise OAKitError(f"--n-splits: {args.n_splits}; expected at least 2 cross-validation folds")
+    if args.bootstrap and not args.fit_final:
+        raise OAKitError(f"--bootstrap: {args.bootstrap} refits without --fit-final; expected --fit-final with it")
     if bool(args.test_features) != bool(args.test_labels):
         raise OAKitError("--test-features/--test-labels: one given without the other; expected both or neither")
     test = None
@@ -214,6 +234,7 @@ def do_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         site_held_out=not args.no_site_held_out,
         fit_final=args.fit_final,
+        n_bootstrap=args.bootstrap,
         lightgbm_grid=QUICK_GRID if args.search == "quick" else None,
         calibration=args.calibration,
         command=command,

@@ -14,6 +14,7 @@ model on participant-level bootstrap draws (each with a calibrator fitted on its
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -432,13 +433,16 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         """``n_bootstrap`` (core, calibrator) refits: the core on a participant-level draw of the assembled features
         with ``best_params_``, the calibrator on its out-of-bag knees' scores; records each draw's seed."""
         refits, self.bootstrap_seeds_ = [], []
-        for b in range(self.n_bootstrap):
-            rows, oob = self._usable_draw(y, groups, self.seed + b)
-            core = self._fit_estimator(features.iloc[rows], y[rows], self.best_params_)
-            out_of_bag = np.flatnonzero(oob)
-            scores = self._raw(core, features.iloc[out_of_bag])
-            refits.append((core, ProbabilityCalibrator(self.calibration).fit(scores, y[out_of_bag])))
-            self.bootstrap_seeds_.append(self.seed + b)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for b in range(self.n_bootstrap):
+                rows, oob = self._usable_draw(y, groups, self.seed + b)
+                core = self._fit_estimator(features.iloc[rows], y[rows], self.best_params_)
+                out_of_bag = np.flatnonzero(oob)
+                scores = self._raw(core, features.iloc[out_of_bag])
+                refits.append((core, ProbabilityCalibrator(self.calibration).fit(scores, y[out_of_bag])))
+                self.bootstrap_seeds_.append(self.seed + b)
+        _summarise_flat_refits(caught, self.n_bootstrap)
         return refits
 
     def _usable_draw(self, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -518,6 +522,22 @@ class ProgressionModel(BaseEstimator, ClassifierMixin):
         out["provenance"] = self.provenance_["statement"]
         out.attrs["provenance"] = dict(self.provenance_)
         return out
+
+
+def _summarise_flat_refits(caught: list[warnings.WarningMessage], n_bootstrap: int) -> None:
+    """One warning for the refits whose calibrator fell back to the event rate (instead of one per refit); any other
+    warning caught during the refits is passed on unchanged."""
+    flat = [w for w in caught if "anti-correlate" in str(w.message)]
+    for w in caught:
+        if w not in flat:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if flat:
+        warnings.warn(
+            f"n_bootstrap: {len(flat)} of {n_bootstrap} refits scored their out-of-bag knees the wrong way round and "
+            "predict the event rate for every knee (a weak signal for this sample size; intervals are wide)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _auc(y: np.ndarray, scores: np.ndarray) -> float:

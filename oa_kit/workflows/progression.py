@@ -23,7 +23,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 from tqdm.auto import tqdm
 
-from oa_kit.api import ProgressionModels, kl_model_of
+from oa_kit.api import ProgressionModels, kl_model_of, risk_table
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.model_card import model_card_markdown
 from oa_kit.evaluation.oracle import oracle_column, truth_latents
@@ -88,7 +88,7 @@ def explain_model(model: ProgressionModel, X: pd.DataFrame, out: str | os.PathLi
     h = int(model.horizon_months)
     result = shap_values(model, X)
     grouped = grouped_shap(result)
-    text = model.predict_risk(X).assign(
+    text = risk_table(model, X).assign(
         explanation=[explain_text(result.values.iloc[i], result.data.iloc[i], top_k) for i in range(len(X))],
         by_family=[family_text(grouped.iloc[i]) for i in range(len(X))],
     )
@@ -126,6 +126,7 @@ def progression_report(
     seed: int = 0,
     site_held_out: bool = True,
     fit_final: bool = True,
+    n_bootstrap: int = 0,
     lightgbm_grid: Sequence[Mapping] | None = None,
     calibration: str = "sigmoid",
     command: str | None = None,
@@ -161,6 +162,9 @@ def progression_report(
         Passed to :func:`oa_kit.evaluation.report.evaluate_progression`.
     fit_final : bool
         Also fit the final model per horizon on all labelled knees, save it and explain it.
+    n_bootstrap : int
+        Participant-level bootstrap refits of each final model (its 95% risk interval per knee; 0: none). Only the
+        final model refits; the cross-validated ones do not.
     command : str, optional
         The command that reproduces the run (written in the cards).
     latent_reference : bool
@@ -184,6 +188,7 @@ def progression_report(
         "seed": seed,
         "site_held_out": site_held_out,
         "fit_final": fit_final,
+        "n_bootstrap": n_bootstrap,
         "lightgbm_grid": lightgbm_grid,
         "calibration": calibration,
         "command": command,
@@ -249,7 +254,8 @@ def report_horizon(features: pd.DataFrame, labels: pd.DataFrame, h: int, out: Pa
     if settings["fit_final"]:
         model = baseline_models(
             X, h, seed, settings["calibration"], include=[ev.main_model], lightgbm_grid=settings["lightgbm_grid"]
-        )[ev.main_model].fit(X, y, provenance=provenance)
+        )[ev.main_model].set_params(n_bootstrap=settings.get("n_bootstrap", 0))
+        model.fit(X, y, provenance=provenance)
         main = headline.set_index("model").loc[ev.main_model]
         save_model(
             model,
