@@ -8,6 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+import oa_kit.cli
+import oa_kit.cli.demo
+from oa_kit.cli import main
 from oa_kit.features import family_of
 from oa_kit.workflows import demo
 
@@ -55,3 +58,13 @@ def test_demo_cli_refuses_to_overwrite_results(tmp_path):
     )
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "--overwrite" in out.stderr
+
+
+def test_demo_cli_fits_bootstrap_refits_by_default(tmp_path, monkeypatch):
+    """`oa-kit demo` passes DEMO_BOOTSTRAP refits to the final models unless --bootstrap says otherwise."""
+    calls = []
+    monkeypatch.setattr(oa_kit.cli, "SUBCOMMAND_MODULES", ("oa_kit.cli.demo",))
+    monkeypatch.setattr(oa_kit.cli.demo, "run_demo", lambda out, **kwargs: calls.append(kwargs))
+    assert main(["demo", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "b"), "--quiet", "--bootstrap", "0"]) == 0
+    assert [c["n_bootstrap"] for c in calls] == [demo.DEMO_BOOTSTRAP, 0] and demo.DEMO_BOOTSTRAP > 0

@@ -154,6 +154,8 @@ def test_evaluate_writes_cards_and_headline(tables, tmp_path, capsys):
                 "--search",
                 "quick",
                 "--fit-final",
+                "--bootstrap",
+                "4",
             ]
         )
         == 0
@@ -161,7 +163,9 @@ def test_evaluate_writes_cards_and_headline(tables, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fused" in out and "oracle_auc" in out
     assert (tmp_path / "report" / "models" / "h24" / "model.txt").exists()
-    assert (tmp_path / "report" / "explain" / "explanations_h24.csv").exists()
+    assert len(list((tmp_path / "report" / "models" / "h24").glob("bootstrap_*.txt"))) == 4  # the final model only
+    text = pd.read_csv(tmp_path / "report" / "explain" / "explanations_h24.csv")
+    assert (text["risk_low"] <= text["risk_high"]).all() and text["risk_low"].notna().all()
     head = pd.read_csv(tmp_path / "report" / "headline.csv")
     # oracle row from the truth table; no latent reference: this truth table has no image latents
     assert list(head["model"]) == [
