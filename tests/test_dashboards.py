@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -241,14 +242,62 @@ def test_knee_view_caches_network_results(dashboard_data, monkeypatch):
     assert view.kl is not None and view.mri is not None and view.knee_label == " ".join(keys[0])
     view.open_query()  # no knee asked for: an empty page
     assert view.base_row == {} and view.kl is None and "Choose a knee" in view.risk_text.value
-    view.open_knee(*keys[9])
+    view.open_knee(*keys[9])  # the risk now; KL and MRI on the page's worker thread
+    assert view.knee_label == " ".join(keys[9]) and "synthetic cohort" in view.risk_text.value
+    view.wait()
     shown = view.kl.to_frame().iloc[view.kl_index]
     assert (shown["participant_id"], shown["side"]) == keys[9] and view.mri_label == " ".join(keys[9])
     assert f'data-knee="{keys[9][0]} {keys[9][1]}"' in view.mri_text.value and view.message.value == ""
     kl_hits, mri_hits = app_data.knee_grades.cache_info().hits, app_data.knee_mri.cache_info().hits
     view.open_knee(*keys[0])  # graded and segmented in the warm-up: from the cache now
+    view.wait()
     assert app_data.knee_grades.cache_info().hits == kl_hits + 1 and app_data.knee_mri.cache_info().hits == mri_hits + 1
     assert view.kl.to_frame().iloc[view.kl_index]["participant_id"] == keys[0][0]
+
+
+def test_page_worker_runs_only_the_newest_job():
+    """A knee switched away from while its network work waits is dropped; a job that raises leaves the thread going."""
+    from oa_kit.app.worker import LatestWorker
+
+    worker, started, gate, ran = LatestWorker(), threading.Event(), threading.Event(), []
+
+    def first(generation: int) -> None:
+        started.set()
+        gate.wait(10)
+        ran.append(("first", worker.current(generation)))
+
+    worker.submit(first)
+    assert started.wait(10)
+    worker.submit(lambda g: ran.append(("second", g)))
+    third = worker.submit(lambda g: ran.append(("third", g)))
+    gate.set()
+    worker.wait()
+    assert ran == [("first", False), ("third", third)]
+    worker.submit(lambda g: 1 / 0)
+    worker.submit(lambda g: ran.append(("after an error", g)))
+    worker.wait()
+    assert ran[-1][0] == "after an error"
+
+
+def test_knee_view_shows_only_the_newest_knee(dashboard_data, monkeypatch):
+    """Two knees picked in quick succession: the page ends on the second one's KL, MRI and risk (the first one's
+    network results, if they arrive, are not shown), each figure set as a plotly bundle."""
+    from oa_kit.app.data import DataFolder
+    from oa_kit.app.knee_view import KneeView
+
+    data = DataFolder(dashboard_data)
+    keys = [tuple(k) for k in data.features()[["participant_id", "side"]].itertuples(index=False)]
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    view = KneeView(data, warm=False)
+    view.open_knee(*keys[11])
+    view.open_knee(*keys[12])
+    view.wait()
+    label = " ".join(keys[12])
+    assert view.knee_label == label and view.message.value == ""
+    assert tuple(view.kl.to_frame().iloc[view.kl_index][["participant_id", "side"]]) == keys[12]
+    assert f'data-knee="{label}"' in view.kl_text.value and f'data-knee="{label}"' in view.mri_text.value
+    for out in (view.gradcam_out, view.mri_out, view.risk_out, view.waterfall_out):
+        assert "application/vnd.plotly.v1+json" in out.outputs[0]["data"]
 
 
 def test_pages_on_a_bare_cohort_folder(dashboard_data, monkeypatch):
@@ -412,7 +461,7 @@ def test_knee_view_in_the_browser(voila, browser, dashboard_data, knee_png):
     pid, side = keys.iloc[2]
     page = Page(browser, f"{url}/voila/render/knee_view.ipynb?participant={pid}&side={side}")
     page.wait_for(".oa-risk li")
-    page.wait_until(lambda: page.count(".js-plotly-plot") >= 5, what="five figures")
+    page.wait_until(lambda: page.count(".js-plotly-plot") >= 5, timeout_s=180, what="five figures")
     page.check_clean()
     assert "not a diagnosis" in page.text(".oa-banner")
     assert "Trained on the synthetic cohort" in page.text(".oa-risk")
@@ -551,7 +600,9 @@ def test_cohort_explorer_in_the_browser(voila, browser):
     pid = link.inner_text().split()[0]
     link.click()
     page.wait_for(".oa-risk li")
-    page.wait_until(lambda: pid in page.text(".oa-gradcam-out"), what="the knee opened from the explorer")
+    page.wait_until(
+        lambda: pid in page.text(".oa-gradcam-out"), timeout_s=180, what="the knee opened from the explorer"
+    )
     page.check_clean()
     page.close()
 

@@ -4,15 +4,20 @@ horizon with its interval, a SHAP waterfall in percentage points and a plain-lan
 
 Every callback is one or two :mod:`oa_kit.api` calls; the results are kept so that a what-if (BMI, WOMAC) only
 re-runs :func:`oa_kit.knee_risk`. Speed: the page is built, its networks loaded and one knee run through every step
-before a browser asks (Voila's preheated kernel, ``dashboards/voila.json``); a knee of the folder shows its risk first
-(from its table row, which holds the features the models were fitted on), then its KL grading and MRI analysis as
-each is ready (cached per file by :mod:`oa_kit.app.data`, so a knee seen before opens at once).
+before a browser asks (Voila's preheated kernel, ``dashboards/voila.json``). A knee of the folder shows its risk at
+once (from its table row, which holds the features the models were fitted on); its KL grading and MRI analysis run
+on the page's background worker (:mod:`oa_kit.app.worker`) and appear as each is ready, marked with the knee they
+belong to (cached per file by :mod:`oa_kit.app.data`, so a knee seen before opens at once). One lock keeps the
+worker's updates and the page's callbacks from interleaving.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -23,7 +28,17 @@ from oa_kit.app import figures
 from oa_kit.app.data import DataFolder, kl_grader, knee_grades, knee_mri, load_models, mri_segmenter
 from oa_kit.app.inputs import CLINICAL_FIELDS, form_values, query_knee, saved_upload, validate_clinical
 from oa_kit.app.risk import calibration_interval, main_predictions, probability_contributions
-from oa_kit.app.widgets import MessageLine, banner, guarded, heading, show_figure, table_html
+from oa_kit.app.widgets import (
+    MessageLine,
+    banner,
+    clear_figure,
+    guarded,
+    heading,
+    report_error,
+    show_figure,
+    table_html,
+)
+from oa_kit.app.worker import LatestWorker
 from oa_kit.errors import OAKitError
 from oa_kit.models.kl.predict import KL_PROBA_COLUMNS
 
@@ -58,6 +73,8 @@ class KneeView:
         self.mri_label = ""
         self._filling = False
         self.message = MessageLine()
+        self.worker = LatestWorker()
+        self.lock = threading.RLock()
         self._build()
         self._start()
         if warm:
@@ -182,8 +199,9 @@ class KneeView:
         if knee not in self.knee_picker.options and first is not None:
             knee = f"{first[0]} {first[1]}"
         if knee in self.knee_picker.options:
-            guarded(self.message)(self.open_knee)(*knee.rsplit(" ", 1))
+            self._call(self.open_knee, *knee.rsplit(" ", 1))
             self.knee_picker.value = knee  # already open: the picker's callback does nothing
+            self.wait()
 
     def open_query(self) -> None:
         """Show the knee named in the page's query string (``?participant=ID&side=R``), else an empty form."""
@@ -195,6 +213,10 @@ class KneeView:
         self.clear()
         if participant:
             self.message.error(f"participant {participant} {side or ''}: not in this data folder; pick another knee")
+
+    def wait(self) -> None:
+        """Block until the background worker has shown the open knee's KL and MRI results (warm-up, tests)."""
+        self.worker.wait()
 
     # ---------------------------------------------------------------------------------------------- actions
     def set_models(self, models: ProgressionModels, where: str | Path) -> None:
@@ -208,6 +230,7 @@ class KneeView:
         """No knee: an empty form and no results (the picker shows its prompt)."""
         self.base_row, self.kl, self.mri, self.uploaded = {}, None, None, set()
         self.knee_label = self.mri_label = ""
+        self.worker.cancel()
         self._filling = True
         try:
             self.knee_picker.value = NO_KNEE
@@ -218,32 +241,73 @@ class KneeView:
         for name in ("kl_text", "mri_text", "explanation"):
             getattr(self, name).value = ""
         for out in (self.gradcam_out, self.proba_out, self.mri_out, self.risk_out, self.waterfall_out):
-            out.clear_output()
+            clear_figure(out)
         self.update_risk()
 
     def open_knee(self, participant: str, side: str) -> None:
-        """Open one knee of the data folder: its row and risk first (the page shows them at once), then its radiograph
-        (KL + Grad-CAM) and MRI (thickness + QC), each shown as soon as it is ready; both are cached per file, so a
-        knee seen before opens without any network work. The risk is recomputed only when the row lacks the image
-        features they add (a knee of the folder keeps the features its models were fitted on)."""
-        row = self.data.knee_row(participant, side)
-        files = self.data.knee_files(participant, side)
-        self.base_row, self.kl, self.mri, self.uploaded = row, None, None, set()
-        self.knee_label = self.mri_label = f"{participant} {side}"
-        self._fill_form(row)
-        self.kl_text.value = "<p>Grading the radiograph…</p>" if files["radiograph"] else ""
-        self.mri_text.value = "<p>Segmenting the MRI…</p>" if files["mri"] else ""
-        for out in (self.gradcam_out, self.proba_out, self.mri_out):
-            out.clear_output()
-        self.update_risk()
-        if files["radiograph"]:
-            self.set_kl(knee_grades(str(files["radiograph"]), self.models_dir), side)
+        """Open one knee of the data folder: its row and risk now, then its radiograph (KL + Grad-CAM) and MRI
+        (thickness + QC) on the background worker, each shown as soon as it is ready if the knee is still open; both
+        are cached per file, so a knee seen before opens without any network work. The risk is recomputed only when
+        the row lacks the image features they add (a knee of the folder keeps the features its models were fitted
+        on)."""
+        with self.lock:
+            row = self.data.knee_row(participant, side)
+            files = self.data.knee_files(participant, side)
+            self.base_row, self.kl, self.mri, self.uploaded = row, None, None, set()
+            self.knee_label = self.mri_label = f"{participant} {side}"
+            self._fill_form(row)
+            self.kl_text.value = "<p>Grading the radiograph…</p>" if files["radiograph"] else ""
+            self.mri_text.value = "<p>Segmenting the MRI…</p>" if files["mri"] else ""
+            for out in (self.gradcam_out, self.proba_out, self.mri_out):
+                clear_figure(out)
+            self.update_risk()
+            self.worker.submit(partial(self._images_job, files, side, self.models_dir))
+
+    def _images_job(self, files: dict, side: str, models_dir: Path | None, generation: int) -> None:
+        """The worker's job for an opened knee: KL-CNN, then MRI, each shown if the knee is still the open one."""
+        radiograph, scan = files["radiograph"], files["mri"]
+        self._background(generation, partial(knee_grades, str(radiograph), models_dir) if radiograph else None,
+                         partial(self._show_grades, side))  # fmt: skip
+        if self.worker.current(generation):
+            self._background(generation, partial(knee_mri, str(scan), side) if scan else None, self._show_analysis)
+
+    def _background(self, generation: int, compute: Callable | None, show: Callable) -> None:
+        """Run ``compute`` (off the page's thread), then ``show`` its result under the page lock while the knee it
+        belongs to is still open; an error is shown on the page's message line."""
+        try:
+            result = compute() if compute is not None else None
+        except Exception as error:  # noqa: BLE001 - shown on the page (or logged) below
+            result = error
+        with self.lock:
+            if not self.worker.current(generation):
+                return
+            if isinstance(result, Exception):
+                report_error(self.message, result)
+                return
+            try:
+                show(result)
+            except Exception as error:  # noqa: BLE001 - the page must keep working
+                report_error(self.message, error)
+
+    def _show_grades(self, side: str, grades: KneeGrades | None) -> None:
+        """Keep and show a knee's KL result (unless a radiograph was uploaded meanwhile); the risk is updated when the
+        row lacks the KL-CNN features."""
+        if "radiograph" in self.uploaded:
+            return
+        if grades is not None:
+            self.set_kl(grades, side)
             if not any(c.startswith(IMAGE_FEATURES["radiograph"]) for c in self.base_row):
                 self.update_risk()
         self._show_kl()
-        if files["mri"]:
-            self.set_mri(knee_mri(str(files["mri"]), side))
-            if not any(c in self.base_row for c in self.mri.features().columns):
+
+    def _show_analysis(self, analysis: MRIAnalysis | None) -> None:
+        """Keep and show a knee's MRI result (unless an MRI was uploaded meanwhile); the risk is updated when the row
+        lacks the MRI features."""
+        if "mri" in self.uploaded:
+            return
+        if analysis is not None:
+            self.set_mri(analysis)
+            if not any(c in self.base_row for c in analysis.features().columns):
                 self.update_risk()
         self._show_mri()
 
@@ -277,8 +341,8 @@ class KneeView:
             return
         if not self.base_row and not self.fields["age_years"].value:
             self.risk_text.value = "<p>Choose a knee or fill in the clinical factors to see its risk.</p>"
-            self.risk_out.clear_output()
-            self.waterfall_out.clear_output()
+            clear_figure(self.risk_out)
+            clear_figure(self.waterfall_out)
             self.explanation.value = ""
             return
         kl = self.kl.knee(self.kl_index) if self.kl is not None else None
@@ -324,8 +388,8 @@ class KneeView:
     def _show_kl(self) -> None:
         if self.kl is None:
             self.kl_text.value = "<p>No radiograph for this knee.</p>"
-            self.gradcam_out.clear_output()
-            self.proba_out.clear_output()
+            clear_figure(self.gradcam_out)
+            clear_figure(self.proba_out)
             return
         row = self.kl.to_frame().iloc[self.kl_index]
         probs = ", ".join(f"KL{k}: {100 * row[c]:.0f}%" for k, c in enumerate(KL_PROBA_COLUMNS))
@@ -344,7 +408,7 @@ class KneeView:
     def _show_mri(self) -> None:
         if self.mri is None:
             self.mri_text.value = "<p>No MRI for this knee.</p>"
-            self.mri_out.clear_output()
+            clear_figure(self.mri_out)
             return
         summary = html.escape(self.mri.summary())
         failed = bool(self.mri.qc.get("qc_any"))
@@ -386,14 +450,19 @@ class KneeView:
         )
 
     # -------------------------------------------------------------------------------------------- callbacks
+    def _call(self, callback: Callable, *args) -> None:
+        """Run a page callback under the page lock (the worker may be showing a result), its errors on the page."""
+        with self.lock:
+            guarded(self.message)(callback)(*args)
+
     def _on_pick(self, change) -> None:
         if change["new"] in (NO_KNEE, self.knee_label):
             return
         participant, side = change["new"].rsplit(" ", 1)
-        guarded(self.message)(self.open_knee)(participant, side)
+        self._call(self.open_knee, participant, side)
 
     def _on_radiograph(self, change) -> None:
-        guarded(self.message)(self._read_radiograph)(change["new"])
+        self._call(self._read_radiograph, change["new"])
 
     def _read_radiograph(self, value) -> None:
         if not value or self._filling:
@@ -409,7 +478,7 @@ class KneeView:
         self.update_risk()
 
     def _on_mri(self, change) -> None:
-        guarded(self.message)(self._read_mri)(change["new"])
+        self._call(self._read_mri, change["new"])
 
     def _read_mri(self, value) -> None:
         if not value or self._filling:
@@ -436,17 +505,20 @@ class KneeView:
     def _on_form(self, change) -> None:
         if self._filling:
             return
-        guarded(self.message)(self.update_risk)()
+        self._call(self.update_risk)
 
     def _on_opacity(self, change) -> None:
+        self._call(self._show_gradcam, change["new"])
+
+    def _show_gradcam(self, opacity: float) -> None:
         if self.kl is not None:
-            show_figure(self.gradcam_out, self.kl.figure(self.kl_index, opacity=change["new"]))
+            show_figure(self.gradcam_out, self.kl.figure(self.kl_index, opacity=opacity))
 
     def _on_horizon(self, change) -> None:
-        guarded(self.message)(self._show_waterfall)()
+        self._call(self._show_waterfall)
 
     def _on_load_models(self, _button) -> None:
-        guarded(self.message)(self._load_models)()
+        self._call(self._load_models)
 
     def _load_models(self) -> None:
         folder = self.model_folder.value.strip()

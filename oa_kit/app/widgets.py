@@ -11,11 +11,13 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from IPython.display import display
+import plotly.io as pio
 
 from oa_kit.errors import OAKitError
 
 LOG = logging.getLogger("oa_kit.app")
+#: The plotly renderer whose mime bundle the page's JupyterLab plotly extension draws (offline, no CDN).
+PLOTLY_MIMETYPE = "plotly_mimetype"
 #: Shown at the top of every page.
 BANNER_TEXT = (
     "Research and teaching use only — not a diagnosis and not a medical device. "
@@ -51,12 +53,21 @@ class MessageLine(widgets.HTML):
 
 
 def show_figure(output: widgets.Output, figure: go.Figure) -> None:
-    """Replace ``output``'s content with ``figure`` (a plain go.Figure: no FigureWidget, REFERENCE §6.2)."""
+    """Replace ``output``'s content with ``figure`` (a plain go.Figure: no FigureWidget, REFERENCE §6.2).
+
+    The figure's plotly mime bundle is set as the output's content, not ``display``-ed inside ``with output``: that
+    capture follows the kernel's current message, so it is wrong from a page's background worker thread; setting
+    the ``outputs`` trait is safe from any thread."""
     if figure.layout.width is not None and figure.layout.width > 900:
         figure = go.Figure(figure).update_layout(width=None, autosize=True)  # follow the page's width
-    output.clear_output(wait=True)
-    with output:
-        display(figure)
+    bundle = pio.renderers[PLOTLY_MIMETYPE].to_mimebundle(figure.to_dict())
+    output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+
+
+def clear_figure(output: widgets.Output) -> None:
+    """Empty a figure output by its ``outputs`` trait (thread-safe; ``clear_output`` goes through the kernel's
+    current message, which Voila's renderer replays as a later clearing of the figures set since)."""
+    output.outputs = ()
 
 
 def show_html(output: widgets.HTML, text: str) -> None:
@@ -73,16 +84,23 @@ def guarded(message: MessageLine) -> Callable:
             message.clear()
             try:
                 return callback(*args, **kwargs)
-            except OAKitError as error:
-                message.error(str(error).splitlines()[0])
             except Exception as error:  # noqa: BLE001 - the page must keep working; details go to the server log
-                LOG.exception("dashboard callback failed")
-                message.error(f"unexpected error ({type(error).__name__}); the page still works, try other input")
+                report_error(message, error)
             return None
 
         return run
 
     return wrap
+
+
+def report_error(message: MessageLine, error: Exception) -> None:
+    """Show ``error`` on the page: an :class:`OAKitError` as its first line, anything else as a short generic line
+    (the traceback goes to the server log)."""
+    if isinstance(error, OAKitError):
+        message.error(str(error).splitlines()[0])
+        return
+    LOG.error("dashboard callback failed", exc_info=error)
+    message.error(f"unexpected error ({type(error).__name__}); the page still works, try other input")
 
 
 def heading(text: str, level: int = 3) -> widgets.HTML:
