@@ -77,7 +77,7 @@ def dashboard_data(request, tmp_path_factory) -> Path:
     common += ["--horizons", "24", "48", "--data", "synthetic", "--search", "quick"]
     _run("progression", "evaluate", *common, "--n-splits", "3", "--n-resamples", "50", "--no-site-held-out",
          "--oracle", str(small_cohort / "truth" / "knees.parquet"), "--out", str(root / "progression"))  # fmt: skip
-    _run("progression", "fit", *common, "--out", str(root / "progression" / "models"))
+    _run("progression", "fit", *common, "--bootstrap", "10", "--out", str(root / "progression" / "models"))
     return root
 
 
@@ -204,6 +204,10 @@ def test_knee_view_in_process_what_if_and_bad_inputs(dashboard_data, knee_png, m
     view = KneeView(data)
     assert view.message.value == "" and "synthetic cohort" in view.risk_text.value
     assert "KL-CNN trained on real OAI knees" in view.kl_text.value and "QC" in view.mri_text.value
+    table = view.risk_table
+    assert (table["risk_low"] <= table["risk_high"]).all() and "10 bootstrap refits" in view.risk_text.value
+    for r in table.itertuples():
+        assert f"95% interval {100 * r.risk_low:.0f}–{100 * r.risk_high:.0f}%" in view.risk_text.value
     before = view.risk_table["risk"].to_numpy()
     changed = False
     for bmi in ("60", "15", "45"):
@@ -253,6 +257,20 @@ def test_knee_view_caches_network_results(dashboard_data, monkeypatch):
     view.wait()
     assert app_data.knee_grades.cache_info().hits == kl_hits + 1 and app_data.knee_mri.cache_info().hits == mri_hits + 1
     assert view.kl.to_frame().iloc[view.kl_index]["participant_id"] == keys[0][0]
+
+
+def test_risk_figure_draws_the_bootstrap_interval_and_the_calibration_check():
+    from oa_kit.app.figures import risk_figure
+
+    table = pd.DataFrame(
+        {"horizon_months": [24, 48], "risk": [0.2, 0.3], "risk_low": [0.1, 0.35], "risk_high": [0.4, 0.5],
+         "ci_low": [0.15, float("nan")], "ci_high": [0.45, float("nan")]}
+    )  # fmt: skip
+    bar, check = risk_figure(table).data
+    assert np.allclose(bar.error_y.array, [20, 20]) and np.allclose(bar.error_y.arrayminus, [10, 0])  # 0: not below
+    assert list(check.x) == [0.35] and "calibration check" in check.name and "bootstrap" in bar.name
+    bare = risk_figure(table.drop(columns=["risk_low", "risk_high"]))
+    assert bare.data[0].error_y.array is None and "bootstrap" not in bare.data[0].name
 
 
 def test_page_worker_runs_only_the_newest_job():
@@ -464,7 +482,7 @@ def test_knee_view_in_the_browser(voila, browser, dashboard_data, knee_png):
     page.wait_until(lambda: page.count(".js-plotly-plot") >= 5, timeout_s=180, what="five figures")
     page.check_clean()
     assert "not a diagnosis" in page.text(".oa-banner")
-    assert "Trained on the synthetic cohort" in page.text(".oa-risk")
+    assert "Trained on the synthetic cohort" in page.text(".oa-risk") and "bootstrap refits" in page.text(".oa-risk")
     assert "KL-CNN trained on real OAI knees" in page.text(".oa-kl-result")
     assert "QC" in page.text(".oa-mri-qc")
     assert pid in page.text(".oa-gradcam-out") and "percentage points" in page.text(".oa-waterfall-out")

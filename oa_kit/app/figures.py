@@ -49,39 +49,55 @@ def probability_waterfall(contributions: pd.DataFrame, horizon: int, note: str |
 
 
 def risk_figure(table: pd.DataFrame, note: str | None = None) -> go.Figure:
-    """Risk per horizon (bars) and, as a calibration check, the progression rate observed among the held-out knees with
-    the nearest predicted risk, with its 95% confidence interval (``ci_low``/``ci_high``; absent when NaN)."""
-    x = [f"{h} months" for h in table["horizon_months"]]
-    fig = go.Figure(
-        go.Bar(
-            x=x,
-            y=100 * table["risk"],
-            text=[f"{100 * r:.0f}%" for r in table["risk"]],
-            textposition="inside",
-            marker_color="#4c78a8",
-            name="this knee's risk",
-        )
+    """Risk per horizon (bars) with the model's 95% bootstrap interval of this knee's risk as error bars
+    (``risk_low``/``risk_high``; absent when NaN) and, beside each bar, a calibration check: the progression rate
+    observed among the held-out knees with the nearest predicted risk, with its 95% confidence interval
+    (``ci_low``/``ci_high``)."""
+    positions = np.arange(len(table), dtype=float)
+    risk = 100 * table["risk"]
+    nan = pd.Series(float("nan"), index=table.index)
+    low, high = 100 * table.get("risk_low", nan), 100 * table.get("risk_high", nan)
+    bar = go.Bar(
+        x=positions,
+        y=risk,
+        width=0.45,
+        text=[f"{r:.0f}%" for r in risk],
+        textposition="inside",
+        marker_color="#4c78a8",
+        name="risk" + (" (bar: 95% bootstrap interval)" if low.notna().any() else ""),
     )
-    known = table["ci_low"].notna()
+    if low.notna().any():
+        bar.error_y = {
+            "type": "data",
+            "array": (high - risk).clip(lower=0).fillna(0),
+            "arrayminus": (risk - low).clip(lower=0).fillna(0),
+            "visible": True,
+            "color": "#1f3b57",
+            "thickness": 2,
+        }
+    fig = go.Figure(bar)
+    known = table["ci_low"].notna().to_numpy()
     if known.any():
         centre = 100 * (table["ci_low"] + table["ci_high"]) / 2
         fig.add_trace(
             go.Scatter(
-                x=[v for v, k in zip(x, known) if k],
+                x=positions[known] + 0.35,
                 y=centre[known],
                 mode="markers",
-                marker={"symbol": "line-ew-open", "size": 18, "color": "#333"},
+                marker={"symbol": "line-ew-open", "size": 14, "color": "#555"},
                 error_y={
                     "type": "data",
                     "array": (100 * table["ci_high"] - centre)[known],
                     "arrayminus": (centre - 100 * table["ci_low"])[known],
                     "visible": True,
+                    "color": "#888",
                 },
-                name="calibration check: observed rate in held-out knees of similar risk (95% CI)",
+                name="calibration check (observed rate, 95% CI)",
             )
         )
     fig.update_layout(
         title=_title("Progression risk per horizon", note),
+        xaxis={"tickvals": positions, "ticktext": [f"{h} months" for h in table["horizon_months"]]},
         yaxis={"range": [0, 100], "title": "risk (%)"},
         template="plotly_white",
         height=320,

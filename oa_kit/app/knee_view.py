@@ -432,6 +432,13 @@ class KneeView:
         )
         parts = []
         for r in table.itertuples():
+            n_refits = len(getattr(self.models.models[r.horizon_months], "bootstrap_", []))
+            spread = (
+                f' <span class="oa-risk-bootstrap">(95% interval {100 * r.risk_low:.0f}–{100 * r.risk_high:.0f}%, '
+                f"{n_refits} bootstrap refits)</span>"
+                if not math.isnan(r.risk_low)
+                else ' <span class="oa-risk-bootstrap">(no interval: models fitted without bootstrap refits)</span>'
+            )
             interval = (
                 f' <span class="oa-risk-interval">— calibration check: {r.ci_knees} held-out knees with the nearest '
                 f"predicted risk progressed at {100 * r.ci_low:.0f}–{100 * r.ci_high:.0f}% "
@@ -439,14 +446,15 @@ class KneeView:
                 if not math.isnan(r.ci_low)
                 else ' <span class="oa-risk-interval">(no calibration check: no report folder beside the models)</span>'
             )
-            parts.append(f"<li><b>{r.horizon_months} months: {100 * r.risk:.0f}%</b>{interval}</li>")
+            parts.append(f"<li><b>{r.horizon_months} months: {100 * r.risk:.0f}%</b>{spread}{interval}</li>")
         return (
             f'<div class="oa-risk" data-knee="{html.escape(self.knee_label)}">{note}<ul>{"".join(parts)}</ul>'
             "<small>Model: LightGBM progression models in "
-            f"{html.escape(self.models_note)}; {html.escape(self.risk.provenance)}.<br>The range after each risk is "
-            "not an uncertainty of this knee's risk (these models report none): it is the Wilson 95% confidence "
-            "interval of the progression rate observed among the report's held-out knees whose out-of-sample risk was "
-            "nearest this one. A well-calibrated risk lies inside it.</small></div>"
+            f"{html.escape(self.models_note)}; {html.escape(self.risk.provenance)}.<br>The 95% interval is this "
+            "knee's risk under the models refitted on participant-level bootstrap resamples of their training knees "
+            "(how much the risk depends on which knees the models saw). The calibration check is the Wilson 95% "
+            "confidence interval of the progression rate observed among the report's held-out knees whose "
+            "out-of-sample risk was nearest this one; a well-calibrated risk lies inside it.</small></div>"
         )
 
     # -------------------------------------------------------------------------------------------- callbacks
