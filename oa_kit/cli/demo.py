@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEMO_BOOTSTRAP,
         metavar="N",
         help=f"Participant-level bootstrap refits of each final model, for a 95%% risk interval per knee "
-        f"(default {DEMO_BOOTSTRAP}, ~16 s on 2 cores; 0: none).",
+        f"(default {DEMO_BOOTSTRAP}, about +20 s on 2 cores; 0: none).",
     )
     p.add_argument(
         "--overwrite",
