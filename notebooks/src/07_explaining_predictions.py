@@ -29,7 +29,10 @@ HORIZON = 24  # months
 # %%
 cohort = oa_kit.open_cohort(DATA.cohort)
 features = cohort.features()
-models = oa_kit.fit_progression(features, cohort.labels.labels, horizons=(HORIZON,), data="synthetic", quick=True)
+models = oa_kit.fit_progression(
+    features, cohort.labels.labels, horizons=(HORIZON,), data="synthetic", quick=True,
+    n_bootstrap=SETTINGS["n_bootstrap"],  # participant-level refits: a 95% interval for each knee's risk
+)
 model = models.models[HORIZON]
 
 # %% [markdown]
@@ -58,12 +61,13 @@ shap_plots.grouped_figure(grouped, note=models.provenance)
 
 # %% [markdown]
 # ## One knee: waterfall and plain-language explanation
-# `knee_risk` gives the risk per horizon with its explanation; the waterfall starts at the average log-odds.
+# `knee_risk` gives the risk per horizon with its 95% interval (the bootstrap refits: how much the risk depends on
+# which knees the model saw) and its explanation; the waterfall starts at the average log-odds.
 
 # %%
 knee = features.iloc[0].to_dict()
 risk = oa_kit.knee_risk(models, knee)
-print(risk.to_frame()[["horizon_months", "risk"]].round(3).to_string(index=False))
+print(risk.to_frame()[["horizon_months", "risk", "risk_low", "risk_high"]].round(3).to_string(index=False))
 print(risk.to_frame()["explanation"].iloc[0])
 
 # %%
