@@ -23,6 +23,7 @@ from oa_kit.models.mri.network import (
     bottleneck_module,
     build_unet,
 )
+from oa_kit.models.mri.postprocess import clean_labels, voxel_spacing_mm
 from oa_kit.models.mri.train import (
     SegmentationCase,
     TrainResult,
@@ -225,6 +226,11 @@ class MRISegmenter:
         0 (default): 2D, the network sees one sagittal slice. > 0: 2.5D, it also sees the volume ``context_mm`` mm
         either side along LR (linear interpolation between slices, clamped at the edges) as two more input
         channels, e.g. where the fluid film between touching cartilage plates is thinner than one slice.
+    overlap
+        Sliding-window overlap fraction.
+    clean
+        Anatomical clean-up of the labels (:mod:`oa_kit.models.mri.postprocess`): the largest piece of each bone, and
+        only cartilage lying on its own bone (the probabilities are left as the network gave them).
 
     Examples
     --------
@@ -244,6 +250,7 @@ class MRISegmenter:
         weights_path: str | None = None,
         context_mm: float = 0.0,
         overlap: float = 0.25,
+        clean: bool = True,
     ) -> None:
         self.channels = channels
         self.strides = strides
@@ -255,6 +262,7 @@ class MRISegmenter:
         self.weights_path = weights_path
         self.context_mm = context_mm
         self.overlap = overlap
+        self.clean = clean
 
     @property
     def embed_dim(self) -> int:
@@ -454,6 +462,8 @@ class MRISegmenter:
         canonical_view(lateral, view)[np.arange(canon.shape[0]) > split_position(reference[:, None])] = True
         for medial_id, lateral_id in zip(MEDIAL_IDS, LATERAL_IDS):
             labels[(labels == medial_id) & lateral] = lateral_id
+        if self.clean:
+            labels = clean_labels(labels, voxel_spacing_mm(affine))
         embedding = torch.cat(pooled).mean(dim=0).numpy().astype(np.float32)
         return Segmentation(labels=labels, proba=ClassProbabilities(channels, lateral), embedding=embedding)
 
