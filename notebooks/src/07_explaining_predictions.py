@@ -30,7 +30,11 @@ HORIZON = 24  # months
 cohort = oa_kit.open_cohort(DATA.cohort)
 features = cohort.features()
 models = oa_kit.fit_progression(
-    features, cohort.labels.labels, horizons=(HORIZON,), data="synthetic", quick=True,
+    features,
+    cohort.labels.labels,
+    horizons=(HORIZON,),
+    data="synthetic",
+    quick=True,
     n_bootstrap=SETTINGS["n_bootstrap"],  # participant-level refits: a 95% interval for each knee's risk
 )
 model = models.models[HORIZON]
