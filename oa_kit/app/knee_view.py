@@ -199,16 +199,17 @@ class KneeView:
         if knee not in self.knee_picker.options and first is not None:
             knee = f"{first[0]} {first[1]}"
         if knee in self.knee_picker.options:
-            self._call(self.open_knee, *knee.rsplit(" ", 1))
+            self._call(self.open_knee, *knee.rsplit(" ", 1), False)
             self.knee_picker.value = knee  # already open: the picker's callback does nothing
-            self.wait()
 
     def open_query(self) -> None:
         """Show the knee named in the page's query string (``?participant=ID&side=R``), else an empty form."""
         participant, side = query_knee()
         knee = f"{participant} {side or 'R'}"
         if participant and knee in self.knee_picker.options:
-            self.knee_picker.value = knee  # no work when warm_up opened this knee
+            if knee != self.knee_label:  # not the one warm_up opened: computed before the page is sent
+                self._call(self.open_knee, participant, side or "R", False)
+            self.knee_picker.value = knee  # already open: the picker's callback does nothing
             return
         self.clear()
         if participant:
@@ -244,12 +245,13 @@ class KneeView:
             clear_figure(out)
         self.update_risk()
 
-    def open_knee(self, participant: str, side: str) -> None:
+    def open_knee(self, participant: str, side: str, background: bool = True) -> None:
         """Open one knee of the data folder: its row and risk now, then its radiograph (KL + Grad-CAM) and MRI
         (thickness + QC) on the background worker, each shown as soon as it is ready if the knee is still open; both
         are cached per file, so a knee seen before opens without any network work. The risk is recomputed only when
         the row lacks the image features they add (a knee of the folder keeps the features its models were fitted
-        on)."""
+        on). ``background=False`` computes them now, before returning: used while the page is being built (warm-up,
+        the query's knee), when no browser is connected yet to receive a worker's later updates."""
         with self.lock:
             row = self.data.knee_row(participant, side)
             files = self.data.knee_files(participant, side)
@@ -261,7 +263,11 @@ class KneeView:
             for out in (self.gradcam_out, self.proba_out, self.mri_out):
                 clear_figure(out)
             self.update_risk()
-            self.worker.submit(partial(self._images_job, files, side, self.models_dir))
+            if background:
+                self.worker.submit(partial(self._images_job, files, side, self.models_dir))
+                return
+            self.worker.cancel()
+            self._images_job(files, side, self.models_dir, self.worker.generation)
 
     def _images_job(self, files: dict, side: str, models_dir: Path | None, generation: int) -> None:
         """The worker's job for an opened knee: KL-CNN, then MRI, each shown if the knee is still the open one."""
