@@ -4,11 +4,12 @@ horizon with its interval, a SHAP waterfall in percentage points and a plain-lan
 
 Every callback is one or two :mod:`oa_kit.api` calls; the results are kept so that a what-if (BMI, WOMAC) only
 re-runs :func:`oa_kit.knee_risk`. Speed: the page is built, its networks loaded and one knee run through every step
-before a browser asks (Voila's preheated kernel, ``dashboards/voila.json``). A knee of the folder shows its risk at
-once (from its table row, which holds the features the models were fitted on); its KL grading and MRI analysis run
-on the page's background worker (:mod:`oa_kit.app.worker`) and appear as each is ready, marked with the knee they
-belong to (cached per file by :mod:`oa_kit.app.data`, so a knee seen before opens at once). One lock keeps the
-worker's updates and the page's callbacks from interleaving.
+before a browser asks (Voila's preheated kernel, ``dashboards/voila.json``); the knee of the query string is computed
+before the page is sent. A knee picked in the live page shows its risk at once (from its table row, which holds the
+features the models were fitted on); its KL grading and MRI analysis run on the page's background worker
+(:mod:`oa_kit.app.worker`) and appear as each is ready, marked with the knee they belong to (cached per file by
+:mod:`oa_kit.app.data`, so a knee seen before opens at once). One lock keeps the worker's updates and the page's
+callbacks from interleaving.
 """
 
 from __future__ import annotations
