@@ -208,9 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--woo", type=Path, default=DEFAULT_WOO, help="Anomaly-Aware-3D-Segmentation label maps")
     parser.add_argument("--run", type=Path, default=DEFAULT_RUN, help="SynthSeg run folder (its split.json)")
     parser.add_argument("--pictures", type=Path, default=None, help="folder for the real-scan pictures")
+    parser.add_argument(
+        "--no-clean", action="store_true", help="score the network's raw labels (no anatomical clean-up)"
+    )
     args = parser.parse_args(argv)
     for weights in args.weights:
         segmenter = MRISegmenter.from_pretrained(weights)
+        segmenter.clean = not args.no_clean
         print(f"== {weights}")
         if (args.data / "cartimorph-clair-knee-103r" / "template.nii.gz").exists():
             scores = template_dice(segmenter, args.data)
