@@ -241,7 +241,10 @@ class MRIAnalysis:
 
     def figure(self) -> go.Figure:
         """2D projected thickness maps (femur unrolled, tibia and patella projected)."""
-        return thickness_map_figure(self.measurement, title=f"Cartilage thickness (mm) — {self.summary()}")
+        verdict, model = self.summary().split(" — ", 1)
+        return thickness_map_figure(
+            self.measurement, title=f"Cartilage thickness (mm) — {verdict}<br><sup>{model.split(';')[0]}</sup>"
+        )
 
     def slice_figure(self, index: int | None = None) -> go.Figure:
         """One sagittal slice (default: the middle of the cartilage) with the labels overlaid, at true aspect ratio."""

@@ -318,6 +318,31 @@ def test_knee_view_shows_only_the_newest_knee(dashboard_data, monkeypatch):
         assert "application/vnd.plotly.v1+json" in out.outputs[0]["data"]
 
 
+def test_knee_view_runs_kl_and_mri_side_by_side(dashboard_data, monkeypatch):
+    """A picked knee's MRI does not wait for its radiograph: the KL job only finishes once the MRI job has started."""
+    import threading
+
+    from oa_kit.app import knee_view as page
+    from oa_kit.app.data import DataFolder
+
+    data = DataFolder(dashboard_data)
+    keys = [tuple(k) for k in data.features()[["participant_id", "side"]].itertuples(index=False)]
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    mri_started, grades, analyse = threading.Event(), page.knee_grades, page.knee_mri
+
+    def grades_after_mri_started(*args):
+        if not mri_started.wait(60):
+            raise RuntimeError("the MRI job did not start while the KL job ran")
+        return grades(*args)
+
+    monkeypatch.setattr(page, "knee_grades", grades_after_mri_started)
+    monkeypatch.setattr(page, "knee_mri", lambda *args: (mri_started.set(), analyse(*args))[1])
+    view = page.KneeView(data, warm=False)
+    view.open_knee(*keys[13])
+    view.wait()
+    assert view.message.value == "" and view.kl is not None and view.mri is not None
+
+
 def test_pages_on_a_bare_cohort_folder(dashboard_data, monkeypatch):
     """The workshop preset's folders (``notebooks/data/*_imaged``) are cohorts only: tables and images, no labels,
     models or report; each page shows what the folder has and names what it lacks."""

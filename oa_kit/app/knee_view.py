@@ -6,8 +6,8 @@ Every callback is one or two :mod:`oa_kit.api` calls; the results are kept so th
 re-runs :func:`oa_kit.knee_risk`. Speed: the page is built, its networks loaded and one knee run through every step
 before a browser asks (Voila's preheated kernel, ``dashboards/voila.json``); the knee of the query string is computed
 before the page is sent. A knee picked in the live page shows its risk at once (from its table row, which holds the
-features the models were fitted on); its KL grading and MRI analysis run on the page's background worker
-(:mod:`oa_kit.app.worker`) and appear as each is ready, marked with the knee they belong to (cached per file by
+features the models were fitted on); its KL grading and MRI analysis run side by side on the page's two background
+workers (:mod:`oa_kit.app.worker`) and appear as each is ready, marked with the knee they belong to (cached per file by
 :mod:`oa_kit.app.data`, so a knee seen before opens at once). One lock keeps the worker's updates and the page's
 callbacks from interleaving.
 """
@@ -18,6 +18,7 @@ import html
 import math
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -74,7 +75,7 @@ class KneeView:
         self.mri_label = ""
         self._filling = False
         self.message = MessageLine()
-        self.worker = LatestWorker()
+        self.workers = {"radiograph": LatestWorker("radiograph"), "mri": LatestWorker("mri")}
         self.lock = threading.RLock()
         self._build()
         self._start()
@@ -217,8 +218,9 @@ class KneeView:
             self.message.error(f"participant {participant} {side or ''}: not in this data folder; pick another knee")
 
     def wait(self) -> None:
-        """Block until the background worker has shown the open knee's KL and MRI results (warm-up, tests)."""
-        self.worker.wait()
+        """Block until the background workers have shown the open knee's KL and MRI results (warm-up, tests)."""
+        for worker in self.workers.values():
+            worker.wait()
 
     # ---------------------------------------------------------------------------------------------- actions
     def set_models(self, models: ProgressionModels, where: str | Path) -> None:
@@ -232,7 +234,8 @@ class KneeView:
         """No knee: an empty form and no results (the picker shows its prompt)."""
         self.base_row, self.kl, self.mri, self.uploaded = {}, None, None, set()
         self.knee_label = self.mri_label = ""
-        self.worker.cancel()
+        for worker in self.workers.values():
+            worker.cancel()
         self._filling = True
         try:
             self.knee_picker.value = NO_KNEE
@@ -248,11 +251,11 @@ class KneeView:
 
     def open_knee(self, participant: str, side: str, background: bool = True) -> None:
         """Open one knee of the data folder: its row and risk now, then its radiograph (KL + Grad-CAM) and MRI
-        (thickness + QC) on the background worker, each shown as soon as it is ready if the knee is still open; both
-        are cached per file, so a knee seen before opens without any network work. The risk is recomputed only when
-        the row lacks the image features they add (a knee of the folder keeps the features its models were fitted
-        on). ``background=False`` computes them now, before returning: used while the page is being built (warm-up,
-        the query's knee), when no browser is connected yet to receive a worker's later updates."""
+        (thickness + QC) side by side on the background workers, each shown as soon as it is ready if the knee is still
+        open; both are cached per file, so a knee seen before opens without any network work. The risk is recomputed
+        only when the row lacks the image features they add (a knee of the folder keeps the features its models were
+        fitted on). ``background=False`` computes them now (side by side) and shows them before returning: used while
+        the page is being built (warm-up, the query's knee), when no browser is connected yet to receive later updates."""
         with self.lock:
             row = self.data.knee_row(participant, side)
             files = self.data.knee_files(participant, side)
@@ -264,30 +267,34 @@ class KneeView:
             for out in (self.gradcam_out, self.proba_out, self.mri_out):
                 clear_figure(out)
             self.update_risk()
+            radiograph, scan = files["radiograph"], files["mri"]
+            jobs = {
+                "radiograph": (partial(knee_grades, str(radiograph), self.models_dir) if radiograph else None,
+                               partial(self._show_grades, side)),
+                "mri": (partial(knee_mri, str(scan), side) if scan else None, self._show_analysis),
+            }  # fmt: skip
             if background:
-                self.worker.submit(partial(self._images_job, files, side, self.models_dir))
+                for kind, (compute, show) in jobs.items():
+                    self.workers[kind].submit(partial(self._background, self.workers[kind], compute, show))
                 return
-            self.worker.cancel()
-            self._images_job(files, side, self.models_dir, self.worker.generation)
+            for worker in self.workers.values():
+                worker.cancel()
+            with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="oa_kit-page-build") as pool:
+                results = list(pool.map(_outcome, [compute for compute, _ in jobs.values()]))
+            for (_, show), result in zip(jobs.values(), results, strict=True):
+                self._show_result(show, result)
 
-    def _images_job(self, files: dict, side: str, models_dir: Path | None, generation: int) -> None:
-        """The worker's job for an opened knee: KL-CNN, then MRI, each shown if the knee is still the open one."""
-        radiograph, scan = files["radiograph"], files["mri"]
-        self._background(generation, partial(knee_grades, str(radiograph), models_dir) if radiograph else None,
-                         partial(self._show_grades, side))  # fmt: skip
-        if self.worker.current(generation):
-            self._background(generation, partial(knee_mri, str(scan), side) if scan else None, self._show_analysis)
-
-    def _background(self, generation: int, compute: Callable | None, show: Callable) -> None:
-        """Run ``compute`` (off the page's thread), then ``show`` its result under the page lock while the knee it
-        belongs to is still open; an error is shown on the page's message line."""
-        try:
-            result = compute() if compute is not None else None
-        except Exception as error:  # noqa: BLE001 - shown on the page (or logged) below
-            result = error
+    def _background(self, worker: LatestWorker, compute: Callable | None, show: Callable, generation: int) -> None:
+        """Run ``compute`` (off the page's thread), then show its result under the page lock while the knee it
+        belongs to is still ``worker``'s newest."""
+        result = _outcome(compute)
         with self.lock:
-            if not self.worker.current(generation):
-                return
+            if worker.current(generation):
+                self._show_result(show, result)
+
+    def _show_result(self, show: Callable, result: object) -> None:
+        """``show(result)``, or the error (computing or showing it) on the page's message line."""
+        with self.lock:
             if isinstance(result, Exception):
                 report_error(self.message, result)
                 return
@@ -540,3 +547,12 @@ class KneeView:
         if not folder:
             raise OAKitError("Model folder: empty; expected a folder written by `oa-kit progression fit`")
         self.set_models(load_models(folder), Path(folder).expanduser().resolve())
+
+
+def _outcome(compute: Callable | None) -> object:
+    """``compute()``'s result, or the exception it raised (to be shown on the page, not lost in a thread); None
+    when there is nothing to compute (the knee has no such image)."""
+    try:
+        return compute() if compute is not None else None
+    except Exception as error:  # noqa: BLE001 - shown on the page by the caller
+        return error

@@ -1,10 +1,11 @@
-"""A page's background worker: the network work of a knee (KL-CNN with Grad-CAM, MRI segmentation and biomarkers)
-runs on one daemon thread after the page has shown the knee's risk, so a page load or a knee switch never waits for
-it; only the newest knee's work runs (an older knee's queued work is dropped, and a running job checks
+"""A page's background worker: one kind of network work of a knee (KL-CNN with Grad-CAM, or MRI segmentation and
+biomarkers) runs on a daemon thread after the page has shown the knee's risk, so a page load or a knee switch never
+waits for it; only the newest knee's work runs (an older knee's queued work is dropped, and a running job checks
 :meth:`LatestWorker.current` before showing anything).
 
-One thread, not a pool: the networks already use the process's CPU threads, and two knees computed at once would only
-delay the newest. A daemon thread never keeps a kernel from shutting down.
+One thread per kind, not a pool: a page runs its knee's KL and MRI side by side (one worker each, so the MRI does not
+wait for the radiograph), but never two knees of one kind, which would only delay the newest. A daemon thread never
+keeps a kernel from shutting down.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ LOG = logging.getLogger("oa_kit.app")
 class LatestWorker:
     """Runs jobs one at a time on a daemon thread; submitting a job makes every earlier one outdated."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "page") -> None:
+        self.name = name
         self.generation = 0
         self._jobs: queue.Queue[tuple[int, Job]] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -34,7 +36,7 @@ class LatestWorker:
         self._jobs.put((self.generation, job))
         with self._start_lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="oa_kit-page-worker", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=f"oa_kit-{self.name}-worker", daemon=True)
                 self._thread.start()
         return self.generation
 
@@ -58,6 +60,6 @@ class LatestWorker:
                 if self.current(generation):
                     job(generation)
             except Exception:  # noqa: BLE001 - the page's jobs show their own errors; the thread must outlive any
-                LOG.exception("page worker job failed")
+                LOG.exception("%s worker job failed", self.name)
             finally:
                 self._jobs.task_done()
