@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from oa_kit.errors import OAKitError
 from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.models.mri.synthseg import (
     AIR_CLASS,
     CORTEX_CLASS,
     FIRST_SUBCLASS,
     AddCortex,
+    ImageSlices,
     MonaiIntensity,
     RandomGMMIntensities,
     SplitBackground,
@@ -24,9 +26,11 @@ from oa_kit.models.mri.synthseg import (
     load_label_maps,
     marginalise_missing,
     prepare_label_map,
+    random_crop,
     save_label_maps,
     train_synthseg,
 )
+from oa_kit.models.mri.train import SegmentationCase
 
 #: (LR, AP, SI) at 0.7 x 0.5 x 0.5 mm, RAS.
 AFFINE = np.diag([0.7, 0.5, 0.5, 1.0])
@@ -198,6 +202,48 @@ def test_one_epoch_writes_weights_mrisegmenter_loads(cases, tmp_path):
     assert [h["epoch"] for h in again.history] == [1]
 
 
+def scan_case(case_id: str, shift: int = 0) -> SegmentationCase:
+    """A rendered-scan stand-in: the tiny labels with one fixed intensity per tissue plus noise."""
+    labels = tiny_labels(shift)
+    means = np.linspace(0.1, 1.0, 10, dtype=np.float32)
+    image = means[labels] + np.random.default_rng(shift).normal(0, 0.02, labels.shape).astype(np.float32)
+    return SegmentationCase(case_id, image, labels, AFFINE, "R", group=case_id)
+
+
+def test_random_crop_takes_the_same_window_of_image_and_target():
+    images = torch.arange(2 * 3 * 40 * 30, dtype=torch.float32).reshape(2, 3, 40, 30)
+    targets = images[:, 1:2].clone()
+    x, y = random_crop(images, targets, (32, 32), torch.Generator().manual_seed(0))
+    assert x.shape == (2, 3, 32, 32) and y.shape == (2, 1, 32, 32)
+    assert torch.equal(x[:, 1:2], y)  # same window; the 30-wide slices are zero-padded to 32
+    assert torch.all(x[:, :, :, -2:] == 0)
+
+
+def test_image_slices_batches_are_seeded_and_fully_labelled():
+    slices = ImageSlices([scan_case("s1")], MRISegmenter(context_mm=2.0), (32, 32), progress=False)
+    a, b = slices.batch(5, 3), slices.batch(5, 3)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert a[0].shape == (3, 3, 32, 32) and a[1].shape == (3, 1, 32, 32) and not a[2].any()
+    images, targets, _ = slices.validation()[0]
+    assert images.shape[-1] % 16 == 0 and images.shape[-2:] == targets.shape[-2:]
+
+
+def test_rendered_scans_join_batches_and_the_selection(cases, tmp_path):
+    result = train_synthseg(
+        cases[:1], cases[1:], tmp_path, epochs=1, steps_per_epoch=2, batch_size=4, n_val=2, config=CONFIG,
+        image_cases=[scan_case("s1")], val_image_cases=[scan_case("s2", 1)], image_share=0.5, progress=False,
+    )  # fmt: skip
+    row = result.history[0]
+    assert 0 <= row["image_cartilage_mean"] <= 1 and 0 <= row["cartilage_mean"] <= 1
+    meta = json.loads((tmp_path / "mri_synthseg.json").read_text())
+    assert meta["image_cases"] == ["s1"] and meta["val_image_cases"] == ["s2"] and meta["image_share"] == 0.5
+    with pytest.raises(OAKitError, match="image_share: 0.1 makes 0 of 4 samples"):
+        train_synthseg(
+            cases[:1], cases[1:], tmp_path / "b", epochs=1, steps_per_epoch=1, batch_size=4, n_val=2, config=CONFIG,
+            image_cases=[scan_case("s1")], image_share=0.1, progress=False,
+        )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_cli_prepares_label_maps_trains_and_resumes(tmp_path, capsys):
     """``oa-kit mri synthseg`` on two Woo-convention maps (one held out): weights written, a rerun resumes."""
@@ -213,10 +259,16 @@ def test_cli_prepares_label_maps_trains_and_resumes(tmp_path, capsys):
         nib.save(nib.Nifti1Image(lab, AFFINE), woo / f"{pid}_00m_WB01_test.nii.gz")
     args = ["mri", "synthseg", "--woo", str(woo), "--out", str(tmp_path / "run"), "--phantoms", "0"]
     args += ["--holdout", "1", "--epochs", "1", "--steps", "1", "--batch", "2", "--val-samples", "2", "--no-progress"]
+    args += ["--phantom-images", "2", "--image-share", "0.5", "--channels", "4", "8", "16", "32"]
     assert main(args) == 0
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert len(split["train"]) == 1 and len(split["holdout"]) == 1
-    assert MRISegmenter.from_pretrained(tmp_path / "run" / "mri_synthseg.safetensors").in_channels == 3
+    # one phantom participant per contrast trains (both knees), one validates; ids apart from the test sets' SYN000...
+    assert len(split["phantom_scans"]) == 4 and len(split["phantom_holdout"]) == 4
+    assert not any(c.startswith("SYN000") for c in split["phantom_scans"] + split["phantom_holdout"])
+    model = MRISegmenter.from_pretrained(tmp_path / "run" / "mri_synthseg.safetensors")
+    assert model.in_channels == 3 and tuple(model.channels) == (4, 8, 16, 32)
+    assert json.loads((tmp_path / "run" / "mri_synthseg.json").read_text())["image_share"] == 0.5
     assert main(args) == 0  # the finished run resumes: nothing more to train
     assert len(json.loads((tmp_path / "run" / "checkpoint.json").read_text())["history"]) == 1
     capsys.readouterr()

@@ -179,6 +179,8 @@ def test_evaluate_scores_the_runs_test_participants_on_the_chosen_grid(tmp_path,
                 "5",
                 "--geometry",
                 "oai-dess",
+                "--contrast",
+                "we-dess",
                 "--weights",
                 str(run / "mri_segmenter.safetensors"),
                 "--n-boot",
@@ -190,7 +192,7 @@ def test_evaluate_scores_the_runs_test_participants_on_the_chosen_grid(tmp_path,
         )
         == 0
     )
-    assert "oai-dess grid" in capsys.readouterr().out
+    assert "oai-dess grid, we-dess contrast" in capsys.readouterr().out
     per_case = pd.read_csv(out / "thickness_per_case.csv")
     assert sorted(per_case["case_id"].unique()) == sorted(test_ids)  # the same participants as the run's test
     assert set(per_case["source"]) == {"segmenter", "true_labels"}

@@ -11,6 +11,7 @@ from pathlib import Path
 from oa_kit.errors import OAKitError
 from oa_kit.io.labels import CONVENTION_NAMES
 from oa_kit.models.mri.inference import export_best
+from oa_kit.synth.mri import DEFAULT_CONTRAST, TISSUE_CONTRASTS
 from oa_kit.workflows.mri import (
     evaluate_phantom_test,
     failure_lines,
@@ -115,6 +116,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="phantom",
         help="grid the test phantoms are rendered on (same participants and thickness at either)",
     )
+    ev.add_argument(
+        "--contrast",
+        choices=sorted(TISSUE_CONTRASTS),
+        default=DEFAULT_CONTRAST,
+        help="tissue contrast the test phantoms are rendered with",
+    )
     ev.add_argument("--out", type=Path, required=True, help="folder for test_metrics.csv, thickness_error.csv, ...")
     ev.add_argument("--n-boot", type=int, default=1000)
     ev.add_argument("--no-progress", action="store_true")
@@ -129,6 +136,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     syn.add_argument("--out", type=Path, required=True, help="run folder (maps, checkpoints, history, weights)")
     syn.add_argument("--phantoms", type=int, default=4, help="synthetic participants added (2 knee maps each)")
     syn.add_argument("--holdout", type=int, default=4, help="Woo participants held out for validation")
+    syn.add_argument(
+        "--phantom-images",
+        type=int,
+        default=0,
+        metavar="N",
+        help="render N phantom participants per phantom contrast whose scans join every batch (one validates)",
+    )
+    syn.add_argument("--image-share", type=float, default=0.25, help="share of each batch from --phantom-images scans")
+    syn.add_argument(
+        "--channels", type=int, nargs="+", default=None, help="U-Net channels per level (default 8 16 32 64)"
+    )
     syn.add_argument("--epochs", type=int, default=240)
     syn.add_argument("--steps", type=int, default=25, help="steps per epoch")
     syn.add_argument("--batch", type=int, default=8)
@@ -211,6 +229,9 @@ def _synthseg(args: argparse.Namespace) -> int:
             phantoms=args.phantoms,
             holdout=args.holdout,
             seed=args.seed,
+            phantom_images=args.phantom_images,
+            image_share=args.image_share,
+            channels=args.channels,
             epochs=args.epochs,
             steps_per_epoch=args.steps,
             batch_size=args.batch,
@@ -269,8 +290,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         weights=args.weights,
         n_boot=args.n_boot,
         progress=not args.no_progress,
+        contrast=args.contrast,
     )
-    print(f"synthetic test set (phantoms on the {args.geometry} grid, not real scans)")
+    print(f"synthetic test set (phantoms on the {args.geometry} grid, {args.contrast} contrast, not real scans)")
     print(seg_summary.to_string(index=False))
     print(th_summary.to_string(index=False))
     return 0

@@ -31,6 +31,7 @@ from oa_kit.models.mri.datasets import discover_cases
 from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
 from oa_kit.models.mri.network import DEFAULT_CHANNELS
 from oa_kit.models.mri.synthseg import (
+    SynthConfig,
     cached_label_maps,
     phantom_label_maps,
     shared_label_maps,
@@ -40,7 +41,7 @@ from oa_kit.models.mri.synthseg import (
 )
 from oa_kit.models.mri.train import render_phantom_cases, save_weights, split_by_group, train_segmenter
 from oa_kit.parallel import ordered_map, resolve_n_jobs
-from oa_kit.synth.mri import MRI_GEOMETRIES
+from oa_kit.synth.mri import DEFAULT_CONTRAST, MRI_GEOMETRIES, TISSUE_CONTRASTS
 
 Log = Callable[[str], None] | None
 
@@ -496,8 +497,10 @@ def evaluate_phantom_test(
     weights: str | Path | None = None,
     n_boot: int = 1000,
     progress: bool = True,
+    contrast: str = DEFAULT_CONTRAST,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Re-create a synthetic training run's test split (same ``synthetic`` and ``seed``) and score ``weights`` on it.
+    """Re-create a synthetic training run's test split (same ``synthetic`` and ``seed``) and score ``weights`` on it;
+    ``contrast`` renders the same phantoms with another tissue contrast (e.g. ``"we-dess"``, dark marrow).
 
     Writes ``test_metrics.csv``, ``test_per_case.csv``, ``thickness_error.csv`` and ``thickness_per_case.csv`` into
     ``out``; returns (Dice/ASSD summary, thickness-error summary). Figures are on phantoms, not real scans.
@@ -507,7 +510,12 @@ def evaluate_phantom_test(
     placeholders = [type("G", (), {"group": g, "case_id": g})() for g in groups]
     test_groups = {c.group for c in split_by_group(placeholders, seed=seed)[2]}
     cases = render_phantom_cases(
-        synthetic, seed=seed, geometry=MRI_GEOMETRIES[geometry], progress=progress, only_groups=test_groups
+        synthetic,
+        seed=seed,
+        geometry=MRI_GEOMETRIES[geometry],
+        progress=progress,
+        only_groups=test_groups,
+        contrast=contrast,
     )
     model = MRISegmenter.from_pretrained(weights)
     out = Path(out)
@@ -559,11 +567,17 @@ def synthseg_run(
     phantoms: int = 4,
     holdout: int = 4,
     seed: int = 0,
+    phantom_images: int = 0,
+    channels: Sequence[int] | None = None,
     log: Log = None,
     **train_args,
 ) -> Path:
     """Prepare the real label maps (Woo OAI maps, pyMSKT and SPL from ``shared``, phantoms) once, hold out
-    ``holdout`` Woo participants, and run or resume SynthSeg training in ``out``; returns the run folder."""
+    ``holdout`` Woo participants, and run or resume SynthSeg training in ``out``; returns the run folder.
+
+    ``channels`` sets the U-Net's width per level (default :data:`DEFAULT_CHANNELS`). ``phantom_images`` > 0 also renders that many phantom participants per phantom contrast, whose scans (their own
+    contrast, not random) join every batch (``image_share`` of it) so the weights keep segmenting phantoms.
+    """
     out = Path(out)
     maps = out / "maps"
     woo_train, woo_val = split_holdout(cached_label_maps(maps / "woo", lambda: woo_label_maps(woo)), holdout, seed)
@@ -572,7 +586,32 @@ def synthseg_run(
     train = woo_train + extra + synthetic
     count = {s: sum(c.source == s for c in train) for s in SYNTHSEG_SOURCE_SHARE}
     weights = [SYNTHSEG_SOURCE_SHARE[c.source] / count[c.source] for c in train]
+    image_train, image_val = phantom_scans(phantom_images, seed) if phantom_images else ([], [])
     split = {"train": [c.case_id for c in train], "holdout": [c.case_id for c in woo_val]}
+    split |= {"phantom_scans": [c.case_id for c in image_train], "phantom_holdout": [c.case_id for c in image_val]}
     write_text_atomic(out / "split.json", json.dumps(split, indent=2))
-    train_synthseg(train, woo_val, out, seed=seed, weights=weights, log=log, **train_args)
+    train_synthseg(
+        train,
+        woo_val,
+        out,
+        seed=seed,
+        weights=weights,
+        log=log,
+        image_cases=image_train,
+        val_image_cases=image_val,
+        segmenter=MRISegmenter(channels=tuple(channels or DEFAULT_CHANNELS), context_mm=SynthConfig().context_mm),
+        **train_args,
+    )
     return out
+
+
+def phantom_scans(n_participants: int, seed: int = 0) -> tuple[list, list]:
+    """Rendered phantom scans of ``n_participants`` per phantom contrast (ids SYN1xx..., apart from the synthetic
+    test sets of seeds < 100), split by participant: all but the last of each contrast train, the last validates."""
+    train, val = [], []
+    for i, contrast in enumerate(sorted(TISSUE_CONTRASTS)):
+        cases = render_phantom_cases(n_participants, seed=100 + 10 * seed + i, contrast=contrast)
+        held = cases[-1].group
+        train += [c for c in cases if c.group != held]
+        val += [c for c in cases if c.group == held]
+    return train, val

@@ -54,13 +54,17 @@ from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.models.mri.network import N_NETWORK_CLASSES, harmonised_to_network
 from oa_kit.models.mri.train import (
     ContactWeightedDiceCE,
+    SegmentationCase,
     TrainResult,
     _load_checkpoint,
     _metadata,
+    _pad_to,
     _save_checkpoint,
+    augment,
     load_initial_weights,
     render_phantom_cases,
     save_weights,
+    stack_cases,
 )
 from oa_kit.models.mri.transforms import (
     CONTEXT_OFFSETS,
@@ -559,6 +563,60 @@ class SynthSampler:
         return images, targets, lacks
 
 
+# ------------------------------------------------------------------------------------------- rendered images
+def random_crop(
+    images: torch.Tensor, targets: torch.Tensor, crop: tuple[int, int], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random ``crop`` window per slice of (B, C, H, W) images and their targets (zero-padded where smaller)."""
+    size = (max(crop[0], images.shape[-2]), max(crop[1], images.shape[-1]))
+    images, targets = _pad_to(images, size), _pad_to(targets, size)
+    ys = torch.randint(0, size[0] - crop[0] + 1, (len(images),), generator=generator).tolist()
+    xs = torch.randint(0, size[1] - crop[1] + 1, (len(images),), generator=generator).tolist()
+    window = [(slice(None), slice(y, y + crop[0]), slice(x, x + crop[1])) for y, x in zip(ys, xs)]
+    return (
+        torch.stack([images[i][w] for i, w in enumerate(window)]),
+        torch.stack([targets[i][w] for i, w in enumerate(window)]),
+    )
+
+
+class ImageSlices:
+    """Sagittal slices of rendered scans with their labels (e.g. phantoms at their own contrast), mixed into the
+    label-map samples of :func:`train_synthseg` so the network keeps what it does on those scans.
+
+    Parameters
+    ----------
+    cases
+        Scans with harmonised labels (:class:`~oa_kit.models.mri.train.SegmentationCase`).
+    segmenter
+        Input conventions (spacing, 2.5D context), as for training.
+    crop
+        Training window (network voxels), the label-map samples' size.
+    """
+
+    def __init__(
+        self, cases: Sequence[SegmentationCase], segmenter: MRISegmenter, crop: tuple[int, int], progress: bool = True
+    ) -> None:
+        self.images, self.targets = stack_cases(cases, segmenter, progress)
+        self.crop = crop
+
+    def batch(self, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``size`` random slices from ``seed``: random window, intensity augmentation; lacks nothing (fully labelled)."""
+        gen = torch.Generator().manual_seed(seed)
+        idx = torch.randint(0, len(self.images), (size,), generator=gen)
+        images, targets = random_crop(self.images[idx].float(), self.targets[idx].long(), self.crop, gen)
+        return augment(images, gen), targets, torch.zeros(size, N_NETWORK_CLASSES, dtype=torch.bool)
+
+    def validation(self, batch_size: int = 16) -> list[tuple]:
+        """All slices whole (padded to a multiple of 16 voxels), unaugmented, in fixed batches for :func:`synthetic_dice`."""
+        size = tuple(int(np.ceil(n / 16) * 16) for n in self.images.shape[-2:])
+        out = []
+        for i in range(0, len(self.images), batch_size):
+            images = _pad_to(self.images[i : i + batch_size].float(), size)
+            targets = _pad_to(self.targets[i : i + batch_size].long(), size)
+            out.append((images, targets, torch.zeros(len(images), N_NETWORK_CLASSES, dtype=torch.bool)))
+        return out
+
+
 # ------------------------------------------------------------------------------------------------------ loss
 def marginalise_missing(logits: torch.Tensor, lacks: torch.Tensor) -> torch.Tensor:
     """Logits (B, C, H, W) for partially labelled samples: classes a sample's source never labels are merged into
@@ -613,6 +671,9 @@ def train_synthseg(
     max_minutes: float | None = None,
     resume: bool = True,
     n_val: int = 64,
+    image_cases: Sequence[SegmentationCase] = (),
+    val_image_cases: Sequence[SegmentationCase] = (),
+    image_share: float = 0.25,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
@@ -646,6 +707,10 @@ def train_synthseg(
         Continue from ``out/checkpoint.*`` when present.
     n_val
         Validation samples.
+    image_cases, val_image_cases, image_share
+        Rendered scans (e.g. phantoms at their own contrasts) whose slices make ``image_share`` of every batch
+        (:class:`ImageSlices`); the best epoch is then the one with the best mean of the label-map and the
+        ``val_image_cases`` cartilage Dice, so the weights hold both.
 
     Returns
     -------
@@ -666,6 +731,15 @@ def train_synthseg(
     if init_weights is not None:
         load_initial_weights(net, init_weights)
     sampler = SynthSampler(train_cases, weights, config)
+    rendered = ImageSlices(image_cases, segmenter, config.crop, progress) if image_cases else None
+    n_image = int(round(image_share * batch_size)) if rendered else 0
+    if rendered and not 0 < n_image < batch_size:
+        raise OAKitError(
+            f"image_share: {image_share} makes {n_image} of {batch_size} samples; expected at least one of each kind"
+        )
+    val_rendered = (
+        ImageSlices(val_image_cases, segmenter, config.crop, progress).validation() if val_image_cases else []
+    )
     val = validation_batches(SynthSampler(val_cases, None, config), n_val, seed=10_000 + seed) if val_cases else []
     loss_fn = (
         ContactWeightedDiceCE(contact_weight) if contact_weight > 0 else DiceCELoss(to_onehot_y=True, softmax=True)
@@ -687,6 +761,9 @@ def train_synthseg(
         "val_cases": [c.case_id for c in val_cases],
         "init_weights": Path(init_weights).name if init_weights else None,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.__dict__.items()},
+        "image_cases": [c.case_id for c in image_cases],
+        "val_image_cases": [c.case_id for c in val_image_cases],
+        "image_share": image_share if rendered else 0.0,
     }
     for epoch in range(start, epochs):
         if max_minutes is not None and (time.monotonic() - started) / 60.0 >= max_minutes:
@@ -694,7 +771,11 @@ def train_synthseg(
         net.train()
         losses = []
         for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress):
-            images, targets, lacks = sampler.batch(seed * 1_000_003 + epoch * steps_per_epoch + step, batch_size)
+            step_seed = seed * 1_000_003 + epoch * steps_per_epoch + step
+            images, targets, lacks = sampler.batch(step_seed, batch_size - n_image)
+            if rendered:
+                more = rendered.batch(step_seed, n_image)
+                images, targets, lacks = (torch.cat(pair) for pair in zip((images, targets, lacks), more))
             optim.zero_grad()
             loss = loss_fn(marginalise_missing(net(images), lacks), targets)
             loss.backward()
@@ -702,9 +783,13 @@ def train_synthseg(
             sched.step()
             losses.append(float(loss.detach()))
         scores = synthetic_dice(net, val) if val else {"cartilage_mean": -float(np.mean(losses))}
+        score = scores["cartilage_mean"]
+        if val_rendered:
+            scores.update({f"image_{k}": v for k, v in synthetic_dice(net, val_rendered).items()})
+            score = 0.5 * (score + scores["image_cartilage_mean"])
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **scores, "time": time.time()})
-        if scores["cartilage_mean"] > best:
-            best = scores["cartilage_mean"]
+        if score > best:
+            best = score
             result = TrainResult(
                 net=net, metadata={**meta, "epoch": epoch + 1, "val_synthetic": scores}, history=history
             )

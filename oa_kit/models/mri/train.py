@@ -22,7 +22,7 @@ from oa_kit.io.labels import SUBREGIONS
 from oa_kit.io.tables import write_csv
 from oa_kit.models.mri.network import N_NETWORK_CLASSES, expand_input_channels, harmonised_to_network
 from oa_kit.models.mri.transforms import CONTEXT_CENTRE, check_volume, resample_slices, to_canonical
-from oa_kit.synth.mri import DEFAULT_GEOMETRY, SITE_MRI, render_knee_mri
+from oa_kit.synth.mri import DEFAULT_CONTRAST, DEFAULT_GEOMETRY, SITE_MRI, render_knee_mri
 
 #: Tissues scored by :func:`oa_kit.evaluation.segmentation.evaluate_segmenter` (harmonised ids).
 EVAL_LABELS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
@@ -358,8 +358,10 @@ def render_phantom_cases(
     progress: bool = True,
     thickness_range_mm: tuple[float, float] = (0.8, 3.2),
     only_groups: set[str] | None = None,
+    contrast: str = DEFAULT_CONTRAST,
 ) -> list[SegmentationCase]:
-    """Render both knees of ``n_participants`` synthetic participants (random regional thickness and site A-E).
+    """Render both knees of ``n_participants`` synthetic participants (random regional thickness and site A-E)
+    with tissue ``contrast`` (a key of :data:`oa_kit.synth.mri.TISSUE_CONTRASTS`).
 
     Each case keeps its participant id in ``group`` so splits never put one participant's knees on both sides.
     ``only_groups`` renders just those participants (the random draws of the others are replayed, not rendered),
@@ -378,7 +380,7 @@ def render_phantom_cases(
             knee_seed = int(rng.integers(2**31))
             if only_groups is not None and pid not in only_groups:
                 continue
-            r = render_knee_mri(side, thickness, geometry, site, seed=knee_seed)
+            r = render_knee_mri(side, thickness, geometry, site, seed=knee_seed, contrast=contrast)
             case = SegmentationCase(f"{pid}_{side}", r.image, r.labels, r.affine, side, group=pid)
             case.true_thickness_mm = dict(r.true_thickness_mm)  # type: ignore[attr-defined]
             case.true_thickness_all_mm = dict(r.true_thickness_all_mm)  # type: ignore[attr-defined]
