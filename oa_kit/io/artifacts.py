@@ -52,7 +52,7 @@ def verified_sidecar(weights: str | os.PathLike, what: str, pinned: Mapping[str,
     for path in (weights, sidecar):
         if pinned and path.name in pinned:
             verify_file(path, pinned[path.name], f"the sha256 pinned in oa_kit for the shipped {what}")
-    verify_file(weights, info.get("sha256"), f"{sidecar.name}; expected the unmodified {what} file")
+    verify_file(weights, info.get("sha256"), f"the sha256 of the {what} in {sidecar.name}")
     return info
 
 
@@ -60,7 +60,10 @@ def verify_file(path: Path, expected: object, source: str) -> None:
     """Raise unless ``path``'s sha256 equals ``expected`` (as recorded in ``source``, named in the message)."""
     actual = sha256_file(path)
     if actual != expected:
-        raise OAKitError(f"{path}: sha256 {actual[:12]}… does not match {str(expected)[:12]}… in {source}")
+        raise OAKitError(
+            f"{path}: sha256 {actual[:12]}… does not match {source}; expected {str(expected)[:12]}… "
+            "(the file changed after it was written)"
+        )
 
 
 #: The checksum list of a model folder.
@@ -99,7 +102,7 @@ def verify_checksums(folder: str | os.PathLike, required: Sequence[str]) -> dict
         listed = folder / name
         if Path(name).name != name or not listed.is_file():
             raise OAKitError(f"{listed}: missing; expected it as listed in {CHECKSUM_FILE}")
-        verify_file(listed, expected, f"{CHECKSUM_FILE} (file changed or corrupted)")
+        verify_file(listed, expected, f"its entry in {CHECKSUM_FILE}")
     return checksums
 
 

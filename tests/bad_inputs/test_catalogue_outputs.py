@@ -151,6 +151,12 @@ BOOTSTRAP_CASES = [
         r"checksums.json: no entry for bootstrap_001.txt; expected every bootstrap model",
     ),
     Case(
+        "model_bootstrap_file_tampered",
+        bootstrap_file(lambda folder: (folder / "bootstrap_002.txt").write_text("tree\nnot a model\n")),
+        entry(LOAD_MODEL),
+        r"bootstrap_002.txt: sha256 \w+… does not match .*checksums.json; expected \w+… \(the file changed after",
+    ),
+    Case(
         "model_bootstrap_file_garbage_revouched",
         bootstrap_file(lambda folder: (folder / "bootstrap_002.txt").write_text("tree\nnot a model\n"), revouch=True),
         entry(LOAD_MODEL),
