@@ -209,10 +209,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, default=DEFAULT_RUN, help="SynthSeg run folder (its split.json)")
     parser.add_argument("--pictures", type=Path, default=None, help="folder for the real-scan pictures")
     parser.add_argument(
+        "--picture-names",
+        nargs="+",
+        default=None,
+        help="one name per weights file for its picture, mri_real_scan_NAME.png (default: the weights file's stem)",
+    )
+    parser.add_argument(
         "--no-clean", action="store_true", help="score the network's raw labels (no anatomical clean-up)"
     )
     args = parser.parse_args(argv)
-    for weights in args.weights:
+    names = args.picture_names or [w.stem for w in args.weights]
+    if len(names) != len(args.weights):
+        parser.error(f"--picture-names: {len(names)} names for {len(args.weights)} weights files; expected one each")
+    for weights, name in zip(args.weights, names, strict=True):
         segmenter = MRISegmenter.from_pretrained(weights)
         segmenter.clean = not args.no_clean
         print(f"== {weights}")
@@ -223,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"template: skipped, {args.data}/cartimorph-clair-knee-103r not found")
         if args.scan.is_dir():
-            picture = args.pictures / f"mri_real_scan_{weights.stem}.png" if args.pictures else None
+            picture = args.pictures / f"mri_real_scan_{name}.png" if args.pictures else None
             print(f"real scan {args.scan.name}: {real_scan_check(segmenter, args.scan, picture)}")
         else:
             print(f"real scan: skipped, {args.scan} not found (git archive of gattia/pymskt data/)")
