@@ -293,15 +293,15 @@ class KneeView:
                 self._show_result(show, result)
 
     def _show_result(self, show: Callable, result: object) -> None:
-        """``show(result)``, or the error (computing or showing it) on the page's message line."""
-        with self.lock:
-            if isinstance(result, Exception):
-                report_error(self.message, result)
-                return
-            try:
-                show(result)
-            except Exception as error:  # noqa: BLE001 - the page must keep working
-                report_error(self.message, error)
+        """``show(result)``, or the error (computing or showing it) on the page's message line; called under the page
+        lock (by :meth:`_background`, or inside :meth:`open_knee`)."""
+        if isinstance(result, Exception):
+            report_error(self.message, result)
+            return
+        try:
+            show(result)
+        except Exception as error:  # noqa: BLE001 - the page must keep working
+            report_error(self.message, error)
 
     def _show_grades(self, side: str, grades: KneeGrades | None) -> None:
         """Keep and show a knee's KL result (unless a radiograph was uploaded meanwhile); the risk is updated when the
