@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from oa_kit.models.mri.postprocess import (
     MAX_CARTILAGE_DISTANCE_MM,
+    bone_surface_tree,
     clean_labels,
-    distance_to_mask_mm,
     keep_cartilage_on_bone,
     voxel_spacing_mm,
 )
@@ -45,7 +46,7 @@ def test_cartilage_far_from_its_bone_is_cut_even_when_connected():
     labels[5:10, 30, 30:32] = FEMORAL_CARTILAGE  # joined to the femoral layer beside the femur (x 10-49) ...
     labels[5, 30, 10:32] = FEMORAL_CARTILAGE  # ... with a tail running down past the tibia, 5-21 mm from the femur
     cleaned = keep_cartilage_on_bone(labels, (1.0, 1.0, 1.0))
-    distance = distance_to_mask_mm(labels == FEMUR, (1.0, 1.0, 1.0), MAX_CARTILAGE_DISTANCE_MM)
+    distance = ndimage.distance_transform_edt(labels != FEMUR)  # to the nearest femur voxel, mm at 1 mm voxels
     kept = cleaned == FEMORAL_CARTILAGE
     assert kept[5, 30, 30] and not kept[5, 30, 12]  # the part near the femur stays, the tail's far end goes
     assert distance[kept].max() <= MAX_CARTILAGE_DISTANCE_MM
@@ -68,3 +69,27 @@ def test_touching_is_measured_in_mm_not_voxels(slice_mm, kept):
 def test_voxel_spacing_reads_the_affine_columns():
     affine = np.diag([0.3, 0.4, 1.5, 1.0])[:, [2, 0, 1, 3]]
     assert voxel_spacing_mm(affine) == pytest.approx((1.5, 0.3, 0.4))
+
+
+def test_surface_tree_distances_equal_a_distance_transform():
+    """The k-d tree of a bone's surface voxels gives every outside voxel the distance transform's distance (mm)."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros((24, 30, 28), dtype=np.uint8)
+    labels[ndimage.gaussian_filter(rng.random(labels.shape), 3) > 0.5] = FEMUR  # an irregular "bone"
+    spacing = (2.0, 0.5, 0.7)
+    box = ndimage.find_objects(labels)[0]
+    outside = np.argwhere(labels != FEMUR)
+    tree = bone_surface_tree(labels, FEMUR, box, spacing)
+    got = tree.query(outside * np.asarray(spacing))[0]
+    want = ndimage.distance_transform_edt(labels != FEMUR, sampling=spacing)[tuple(outside.T)]
+    assert labels.any() and np.allclose(got, want)
+
+
+def test_cartilage_exactly_at_the_distance_limit_stays():
+    """A column of cartilage standing 1-9 mm off the femur keeps its voxels up to and including the limit."""
+    labels = np.zeros((12, 12, 30), dtype=np.uint8)
+    labels[2:10, 2:10, 15:] = FEMUR
+    labels[6, 6, 6:15] = FEMORAL_CARTILAGE  # 9 .. 1 mm from the femur's first voxel (z 15)
+    cleaned = keep_cartilage_on_bone(labels, (1.0, 1.0, 1.0))
+    kept_mm = 15 - np.flatnonzero(cleaned[6, 6] == FEMORAL_CARTILAGE)
+    assert sorted(kept_mm) == list(range(1, int(MAX_CARTILAGE_DISTANCE_MM) + 1))

@@ -11,6 +11,7 @@ import numpy as np
 from oa_kit.errors import OAKitError
 from oa_kit.features.cartilage import CARTILAGE_BONE, CartilageMeasurement, measure_cartilage
 from oa_kit.features.mri_qc import qc_flags
+from oa_kit.hugepages import small_pages
 from oa_kit.io.labels import (
     COMBINED_TIBIAL,
     LABELS,
@@ -47,6 +48,7 @@ def side_from_anatomy(labels: np.ndarray, affine: np.ndarray, name: object) -> s
     return side
 
 
+@small_pages()
 def measure_knee(
     labels: np.ndarray,
     affine: np.ndarray,

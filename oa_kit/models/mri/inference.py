@@ -14,6 +14,7 @@ from monai.inferers import sliding_window_inference
 from safetensors.torch import load_file
 
 from oa_kit.errors import OAKitError
+from oa_kit.hugepages import small_pages
 from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.models.mri.network import (
     DEFAULT_CHANNELS,
@@ -412,12 +413,13 @@ class MRISegmenter:
         return torch.softmax(logits, dim=1)
 
     @torch.inference_mode()
+    @small_pages()
     def segment(self, volume: np.ndarray, affine: np.ndarray, side: str) -> Segmentation:
         """Segment one scan: labels, harmonised probabilities and embedding, all in the file's voxel order.
 
         Slices go through the network ``slice_batch`` at a time and their results are written straight into
         file-order outputs through canonical views, so memory stays bounded (float16 probabilities, no dense
-        10-class map, no reoriented copies) and the labels equal a whole-volume pass.
+        10-class map, one float32 copy of the input in canonical order) and the labels equal a whole-volume pass.
 
         Parameters
         ----------
@@ -437,7 +439,9 @@ class MRISegmenter:
         net = self._check_fitted()
         image = np.asarray(volume, dtype=np.float32)
         view = canonical_geometry(affine, side)
-        canon = canonical_view(image, view)
+        # one contiguous copy of the input in canonical order: NIfTI volumes come in Fortran order, and gathering
+        # their LR slices through the view costs several times the copy (real-size scans: 4.5 s against 0.2 s)
+        canon = np.ascontiguousarray(canonical_view(image, view))
         intensity = percentile_range(image)
         labels = np.zeros(image.shape, dtype=np.uint8)
         channels = [np.zeros(image.shape, dtype=np.float16) for _ in range(N_NETWORK_CLASSES)]

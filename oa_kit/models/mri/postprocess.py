@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from monai.transforms import KeepLargestConnectedComponent
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from oa_kit.io.labels import BONE_LABELS
 
@@ -28,6 +29,8 @@ CARTILAGE_BONE: dict[int, int] = {2: 1, 4: 3, 5: 3, 7: 6}
 MAX_CARTILAGE_DISTANCE_MM = 7.0
 #: A connected piece of cartilage is kept only if some voxel of it comes this close to its bone (mm).
 TOUCH_MM = 2.0
+#: Voxel size (mm) along each array axis.
+Spacing = tuple[float, float, float]
 
 
 def voxel_spacing_mm(affine: np.ndarray) -> tuple[float, float, float]:
@@ -45,43 +48,48 @@ def keep_largest_bones(labels: np.ndarray) -> np.ndarray:
     return np.asarray(cleaned[0], dtype=labels.dtype)
 
 
-def distance_to_mask_mm(mask: np.ndarray, spacing_mm: tuple[float, float, float], reach_mm: float) -> np.ndarray:
-    """Distance (mm) of every voxel to ``mask``, exact up to ``reach_mm`` (computed in the mask's box widened by
-    that much, to keep real-size volumes cheap) and ``inf`` beyond the box or when the mask is empty."""
-    distance = np.full(mask.shape, np.inf, dtype=np.float32)
-    if not mask.any():
-        return distance
-    margin = [int(np.ceil(reach_mm / s)) + 1 for s in spacing_mm]
-    where = np.nonzero(mask)
-    box = tuple(
-        slice(max(int(w.min()) - m, 0), min(int(w.max()) + m + 1, n))
-        for w, m, n in zip(where, margin, mask.shape, strict=True)
-    )
-    distance[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing_mm)
-    return distance
+def bone_surface_tree(labels: np.ndarray, bone: int, box: tuple[slice, ...], spacing_mm: Spacing) -> cKDTree:
+    """k-d tree of the positions (mm, index x spacing) of ``bone``'s surface voxels: those with a face neighbour
+    outside it, inside the bone's bounding ``box``.
+
+    The bone voxel nearest to any voxel outside the bone is always a surface voxel, so querying this tree gives the
+    exact distances a distance transform of the whole volume would, at a cost that follows the bone's surface and the
+    voxels asked about rather than the volume (a real-size scan's clean-up: ~4 s a bone saved).
+    """
+    inside = labels[box] == bone
+    surface = np.argwhere(inside & ~ndimage.binary_erosion(inside, border_value=0))
+    return cKDTree((surface + np.array([b.start for b in box])) * np.asarray(spacing_mm))
 
 
 def keep_cartilage_on_bone(
     labels: np.ndarray,
-    spacing_mm: tuple[float, float, float],
+    spacing_mm: Spacing,
     max_distance_mm: float = MAX_CARTILAGE_DISTANCE_MM,
     touch_mm: float = TOUCH_MM,
 ) -> np.ndarray:
     """A copy of ``labels`` keeping only cartilage within ``max_distance_mm`` of its bone, in connected pieces that
     come within ``touch_mm`` of it; the rest becomes background."""
     out = labels.copy()
-    for bone in BONE_LABELS:
-        cartilages = [c for c, b in CARTILAGE_BONE.items() if b == bone and (out == c).any()]
-        if not cartilages:
+    boxes = ndimage.find_objects(out if out.dtype.kind in "ui" else out.astype(np.intp), max_label=max(CARTILAGE_BONE))
+    trees = {b: bone_surface_tree(out, b, boxes[b - 1], spacing_mm) for b in BONE_LABELS if boxes[b - 1] is not None}
+    for cartilage, bone in CARTILAGE_BONE.items():
+        box = boxes[cartilage - 1]
+        if box is None:
             continue
-        distance = distance_to_mask_mm(out == bone, spacing_mm, max_distance_mm)
-        for cartilage in cartilages:
-            mask = out == cartilage
-            near = mask & (distance <= max_distance_mm)
-            pieces, n = ndimage.label(near, structure=np.ones((3, 3, 3), dtype=bool))
-            closest = ndimage.minimum(distance, pieces, index=np.arange(1, n + 1)) if n else np.zeros(0)
-            kept = np.isin(pieces, 1 + np.flatnonzero(np.asarray(closest) <= touch_mm))
-            out[mask & ~kept] = 0
+        mask = out[box] == cartilage
+        voxels = np.nonzero(mask)
+        distance = np.full(len(voxels[0]), np.inf)
+        if bone in trees:
+            points = (np.stack(voxels, axis=1) + np.array([b.start for b in box])) * np.asarray(spacing_mm)
+            reach = np.nextafter(max_distance_mm, np.inf)  # the tree's bound is strict; a voxel at the limit stays
+            distance = trees[bone].query(points, distance_upper_bound=reach)[0]
+        near = np.zeros_like(mask)
+        near[voxels] = distance <= max_distance_mm
+        pieces, n = ndimage.label(near, structure=np.ones((3, 3, 3), dtype=bool))
+        closest = np.full(n + 1, np.inf)
+        np.minimum.at(closest, pieces[voxels], distance)  # piece 0 gathers the far voxels; not used
+        kept = np.isin(pieces, 1 + np.flatnonzero(closest[1:] <= touch_mm))
+        out[box][mask & ~kept] = 0
     return out
 
 
