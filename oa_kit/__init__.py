@@ -27,6 +27,7 @@ API = (
     "load_progression",
     "measure_labels",
     "open_cohort",
+    "read_mri_result",
     "read_report",
 )
 __all__ = ["__version__", *API]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +41,15 @@ from oa_kit.evaluation.report import evaluate_progression as _evaluate
 from oa_kit.explain import explain_text, family_text, grouped_shap, shap_values
 from oa_kit.explain.gradcam import grader_gradcam
 from oa_kit.features.assemble import baseline_features
-from oa_kit.features.cartilage import CartilageMeasurement
+from oa_kit.features.cartilage import CartilageMeasurement, subregion_frame
 from oa_kit.features.mri_knee import analyse_knee, harmonise_labels, lacked_tissues, measure_knee
 from oa_kit.features.schema import keep_families
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
 from oa_kit.io.artifacts import verified_sidecar, verify_checksums, write_checksums
 from oa_kit.io.atomic import atomic_dir
 from oa_kit.io.labels import label_convention
+from oa_kit.io.mri import read_nifti
+from oa_kit.io.mri_results import finished_record, record_key
 from oa_kit.io.scans import ScanInput, declared_side, read_label_file, read_scan
 from oa_kit.models.kl.predict import (
     KL_PROBA_COLUMNS,
@@ -210,25 +212,28 @@ def _knee_records(item: str | os.PathLike | np.ndarray, side: str | None, clahe:
 # ------------------------------------------------------------------------------------------------------- MRI
 @dataclass
 class MRIAnalysis:
-    """One knee MRI measured: harmonised labels, cartilage measurement (thickness map, subregions), QC and the row.
+    """One knee MRI measured: harmonised labels, thickness map, QC and the per-knee row of biomarkers.
 
     ``qc`` holds the QC flags of :func:`oa_kit.features.mri_qc.qc_flags` (``qc_any`` true when any check failed,
     ``qc_reasons`` saying which); a scan that fails QC says so first in :meth:`summary` and its biomarkers should not
-    be used.
+    be used. The table and the figure come from the row and the voxel maps, which is what ``oa-kit mri segment``
+    writes, so :func:`read_mri_result` gives the same analysis back from a results folder; ``measurement`` (the
+    per-vertex surfaces) is there only for a knee measured in this session.
     """
 
     image: np.ndarray | None
     labels: np.ndarray
     affine: np.ndarray
     side: str
-    measurement: CartilageMeasurement
+    thickness_map: np.ndarray
     qc: dict
-    row: dict = field(default_factory=dict)
+    row: dict
     model: str = "labels given by the user"
+    measurement: CartilageMeasurement | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        """Regional biomarkers: one row per cartilage subregion (thickness mm, area mm², ...)."""
-        return self.measurement.subregion_table()
+        """Regional biomarkers: one row per cartilage subregion (thickness mm, area mm², volume mm³, ...)."""
+        return subregion_frame(self.row)
 
     def summary(self) -> str:
         """One line: QC verdict first, then where the numbers come from."""
@@ -237,14 +242,13 @@ class MRIAnalysis:
 
     def features(self) -> pd.DataFrame:
         """The one-row biomarker table progression models read (thickness_mm_*, volume_mm3_*, ..., mri_emb_*)."""
-        return pd.DataFrame([self.row or self.measurement.to_row()])
+        return pd.DataFrame([self.row])
 
     def figure(self) -> go.Figure:
         """2D projected thickness maps (femur unrolled, tibia and patella projected)."""
         verdict, model = self.summary().split(" — ", 1)
-        return thickness_map_figure(
-            self.measurement, title=f"Cartilage thickness (mm) — {verdict}<br><sup>{model.split(';')[0]}</sup>"
-        )
+        title = f"Cartilage thickness (mm) — {verdict}<br><sup>{model.split(';')[0]}</sup>"
+        return thickness_map_figure(self.labels, self.thickness_map, self.affine, self.side, title=title)
 
     def slice_figure(self, index: int | None = None) -> go.Figure:
         """One sagittal slice (default: the middle of the cartilage) with the labels overlaid, at true aspect ratio."""
@@ -307,8 +311,49 @@ def analyse_mri(
     note = str(segmenter.metadata_.get("training_data", "the shipped MRI segmenter (synthetic phantoms only)"))
     qc = {k: v for k, v in knee.row.items() if k.startswith("qc_")}
     return MRIAnalysis(
-        read.image, knee.labels, read.affine, knee.row["side"], knee.measurement, qc, knee.row, f"segmenter: {note}"
+        read.image,
+        knee.labels,
+        read.affine,
+        knee.row["side"],
+        knee.measurement.thickness_map,
+        qc,
+        knee.row,
+        f"segmenter: {note}",
+        knee.measurement,
     )
+
+
+def read_mri_result(
+    folder: str | os.PathLike,
+    scan: str | os.PathLike,
+    side: str | None = None,
+    segmenter: MRISegmenter | None = None,
+) -> MRIAnalysis | None:
+    """The analysis of a scan that ``oa-kit mri segment`` (or ``make demo``, into ``mri/``) already wrote to
+    ``folder``: the same labels, thickness map, row and QC that :func:`analyse_mri` would give, read back from its
+    NIfTIs and record instead of segmented again (milliseconds instead of about a second for a phantom knee).
+
+    None when ``folder`` holds no valid result for it: the record must be for this input file (same size and
+    modification time), the same ``side`` argument the run was given (None when the file name or header said it), the
+    ``segmenter``'s weights (default: the shipped ones) and this oa_kit version.
+
+    Examples
+    --------
+    >>> from oa_kit.api import read_mri_result
+    >>> read_mri_result("no_such_folder", "9000001_R_V00_DESS.nii.gz") is None
+    True
+    """
+    segmenter = segmenter or MRISegmenter.from_pretrained()
+    scan = Path(scan)
+    record = finished_record(folder, scan, record_key(scan, side, str(segmenter.metadata_.get("sha256"))))
+    if record is None:
+        return None
+    labels, thickness = (read_nifti(path) for path in record["outputs"][:2])
+    row = record["row"]
+    note = str(segmenter.metadata_.get("training_data", "the shipped MRI segmenter (synthetic phantoms only)"))
+    qc = {k: v for k, v in row.items() if k.startswith("qc_")}
+    model = f"segmenter: {note}; read from the results in {Path(folder).name}/ (oa-kit mri segment)"
+    return MRIAnalysis(read_scan(scan).image, labels.array, labels.affine, row["side"], thickness.array, qc, row, model)
 
 
 def _array_scan(image: np.ndarray, affine: np.ndarray) -> ScanInput:
@@ -393,7 +438,9 @@ def measure_labels(
     knee = measure_knee(harm, grid, knee_side, identity, None, embedding, segmenter.embed_dim, lacked_tissues(key))
     qc = {k: v for k, v in knee.row.items() if k.startswith("qc_")}
     note = f"labels given by the user ({convention} convention)"
-    return MRIAnalysis(pixels, harm, grid, knee_side, knee.measurement, qc, knee.row, note)
+    return MRIAnalysis(
+        pixels, harm, grid, knee_side, knee.measurement.thickness_map, qc, knee.row, note, knee.measurement
+    )
 
 
 def _image_on_grid(

@@ -59,7 +59,8 @@ def _run(*args: str) -> None:
 @pytest.fixture(scope="session")
 def dashboard_data(request, tmp_path_factory) -> Path:
     """A data folder laid out like ``make demo``'s (cohort/, labels/, features.parquet, progression/ with a report
-    and models/), from the 30-participant cohort, built by the command line (about a minute on 2 cores).
+    and models/, mri/ with the baseline MRIs segmented), from the 30-participant cohort, built by the command line
+    (about two minutes on 2 cores).
     ``OA_KIT_TEST_DASHBOARD_DATA=folder`` reuses one built before (read-only)."""
     if os.environ.get("OA_KIT_TEST_DASHBOARD_DATA"):
         return Path(os.environ["OA_KIT_TEST_DASHBOARD_DATA"])
@@ -78,6 +79,8 @@ def dashboard_data(request, tmp_path_factory) -> Path:
     _run("progression", "evaluate", *common, "--n-splits", "3", "--n-resamples", "50", "--no-site-held-out",
          "--oracle", str(small_cohort / "truth" / "knees.parquet"), "--out", str(root / "progression"))  # fmt: skip
     _run("progression", "fit", *common, "--bootstrap", "10", "--out", str(root / "progression" / "models"))
+    scans = sorted((small_cohort / "mri").glob("*_V00_DESS.nii.gz"))  # as make demo: the baseline MRIs, into mri/
+    _run("mri", "segment", *map(str, scans), "--out", str(root / "mri"), "--no-progress")
     return root
 
 
@@ -257,6 +260,20 @@ def test_knee_view_caches_network_results(dashboard_data, monkeypatch):
     view.wait()
     assert app_data.knee_grades.cache_info().hits == kl_hits + 1 and app_data.knee_mri.cache_info().hits == mri_hits + 1
     assert view.kl.to_frame().iloc[view.kl_index]["participant_id"] == keys[0][0]
+
+
+def test_knee_view_shows_the_pipelines_mri_result(dashboard_data, monkeypatch):
+    """A knee whose MRI ``oa-kit mri segment`` wrote to the folder's mri/ is shown from there (the result its
+    features came from, no segmentation in the page); without mri/ (a bare cohort folder) it is segmented."""
+    from oa_kit.app.data import DataFolder
+    from oa_kit.app.knee_view import KneeView
+
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    view = KneeView(DataFolder(dashboard_data))
+    assert view.mri.measurement is None and "read from the results in mri/" in view.mri.model
+    assert "read from the results" in view.mri_text.value and view.message.value == ""
+    bare = KneeView(DataFolder(dashboard_data / "cohort"))
+    assert bare.mri.measurement is not None and "read from" not in bare.mri.model
 
 
 def test_risk_figure_draws_the_bootstrap_interval_and_the_calibration_check():

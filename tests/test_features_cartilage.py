@@ -131,7 +131,8 @@ def test_projected_thickness_figure():
     from oa_kit.viz.thickness import thickness_map_figure
 
     lab, aff = _toy_knee()
-    fig = thickness_map_figure(measure_cartilage(lab, aff, "L"), title="toy")
+    measured = measure_cartilage(lab, aff, "L")
+    fig = thickness_map_figure(lab, measured.thickness_map, aff, "L", title="toy")
     assert len(fig.data) == 2 and {t.type for t in fig.data} == {"heatmap"}  # femur, tibia (no patella in the toy)
     tibia = np.asarray(fig.data[1].z, dtype=float)
     assert np.nanpercentile(tibia, 75) == pytest.approx(2.5, abs=0.05)

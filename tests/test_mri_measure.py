@@ -4,6 +4,8 @@ convention lacks are not called missing; no image -> NaN image columns; a bad ma
 
 from __future__ import annotations
 
+import os
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -160,3 +162,31 @@ def test_cli_refuses_an_unknown_convention_and_unpaired_images(tmp_path, maps, c
     argv = ["mri", "measure", str(maps / "knee_woo.nii.gz"), "--convention", "woo", *pair, "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "--image: 2 images for 1 label maps" in capsys.readouterr().err
+
+
+def test_a_segmented_knee_is_read_back_as_analyse_mri_gives_it(tmp_path, knee):
+    """read_mri_result: the pipeline's NIfTIs and record give the labels, thickness map, table, QC and figure that
+    analyse_mri gives; another side argument, other weights, a changed input or no results give None."""
+    from oa_kit.api import analyse_mri, read_mri_result
+    from oa_kit.synth.mri import write_knee_mri
+
+    scan, _ = write_knee_mri(tmp_path / "in", "9000001", "R", 0, knee)
+    segmenter = MRISegmenter.from_pretrained()
+    pipeline.segment_scans([scan], tmp_path / "mri", progress=False)
+    now, saved = analyse_mri(scan, segmenter=segmenter), read_mri_result(tmp_path / "mri", scan, segmenter=segmenter)
+    assert saved is not None and saved.measurement is None and saved.side == now.side == "R"
+    np.testing.assert_array_equal(saved.labels, now.labels)
+    np.testing.assert_allclose(saved.thickness_map, now.thickness_map, rtol=1e-5)
+    pd.testing.assert_frame_equal(saved.to_frame(), now.to_frame(), rtol=1e-5)
+    pd.testing.assert_frame_equal(saved.to_frame(), now.measurement.subregion_table(), rtol=1e-5)
+    assert (saved.qc["qc_any"], saved.qc["qc_reasons"]) == (now.qc["qc_any"], now.qc["qc_reasons"])
+    assert saved.model.startswith(now.model) and "read from the results in mri/" in saved.model
+    for drawn, shown in zip(saved.figure().data, now.figure().data, strict=True):
+        np.testing.assert_allclose(np.asarray(drawn.z, float), np.asarray(shown.z, float), rtol=1e-5)
+    assert read_mri_result(tmp_path / "mri", scan, side="R", segmenter=segmenter) is None  # run without --side
+    assert read_mri_result(tmp_path / "elsewhere", scan, segmenter=segmenter) is None
+    other = MRISegmenter.from_pretrained()
+    other.metadata_ = {**other.metadata_, "sha256": "0" * 64}
+    assert read_mri_result(tmp_path / "mri", scan, segmenter=other) is None
+    os.utime(scan, ns=(1, 1))  # the input changed after it was segmented
+    assert read_mri_result(tmp_path / "mri", scan, segmenter=segmenter) is None

@@ -7,12 +7,15 @@
                             such as the workshop preset's ``notebooks/data/full_imaged`` works too)
     DATA/progression/       a report folder (headline.csv, model_card_h{H}.md, *_h{H}.csv, *_h{H}.html)
     DATA/progression/models/h{H}/   the fitted models (``oa-kit progression fit`` / ``evaluate --fit-final``)
+    DATA/mri/               the cohort MRIs' segmentations, thickness maps and records (``oa-kit mri segment``): a
+                            knee's MRI is read from there when its record is valid, else segmented in the page
 
 Every part is optional except what a page needs; a page names the missing part in one line.
 
 A kernel serves one page and keeps what it read: tables, models and networks are loaded once per folder, and each
 knee's KL grading (both knees of a radiograph) and MRI analysis once per file (:func:`knee_grades`, :func:`knee_mri`),
-so that going back to a knee, or a what-if, never repeats a network's work.
+so that going back to a knee, or a what-if, never repeats a network's work. A knee whose MRI the pipeline already
+segmented shows the pipeline's result (the one its progression features came from) without segmenting it again.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from oa_kit.api import (
     grade_knees,
     load_progression,
     open_cohort,
+    read_mri_result,
     read_report,
 )
 from oa_kit.errors import OAKitError
@@ -69,6 +73,11 @@ class DataFolder:
     @property
     def models_dir(self) -> Path:
         return self.report_dir / "models"
+
+    @property
+    def mri_results_dir(self) -> Path | None:
+        """``mri/`` of the folder when it holds segmentation records (``oa-kit mri segment``), else None."""
+        return self.root / "mri" if (self.root / "mri" / "knees").is_dir() else None
 
     def describe(self) -> str:
         """One line: which folder the page reads."""
@@ -179,6 +188,12 @@ def knee_grades(radiograph: str, models_dir: Path | None) -> KneeGrades:
 
 
 @functools.lru_cache(maxsize=MRI_CACHE_SIZE)
-def knee_mri(scan: str, side: str) -> MRIAnalysis:
-    """Segmentation, thickness and QC of one knee MRI file (:func:`oa_kit.analyse_mri`), once per file and side."""
+def knee_mri(scan: str, side: str, results: Path | None = None) -> MRIAnalysis:
+    """Segmentation, thickness and QC of one knee MRI file, once per file and side: the pipeline's result in
+    ``results`` when it is valid for this file, side and the shipped weights (:func:`oa_kit.read_mri_result`), else
+    :func:`oa_kit.analyse_mri` now."""
+    if results is not None:
+        saved = read_mri_result(results, scan, segmenter=mri_segmenter())
+        if saved is not None and saved.side == side:
+            return saved
     return analyse_mri(scan, side=side, segmenter=mri_segmenter())

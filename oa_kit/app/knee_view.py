@@ -251,11 +251,13 @@ class KneeView:
 
     def open_knee(self, participant: str, side: str, background: bool = True) -> None:
         """Open one knee of the data folder: its row and risk now, then its radiograph (KL + Grad-CAM) and MRI
-        (thickness + QC) side by side on the background workers, each shown as soon as it is ready if the knee is still
-        open; both are cached per file, so a knee seen before opens without any network work. The risk is recomputed
-        only when the row lacks the image features they add (a knee of the folder keeps the features its models were
-        fitted on). ``background=False`` computes them now (side by side) and shows them before returning: used while
-        the page is being built (warm-up, the query's knee), when no browser is connected yet to receive later updates."""
+        (thickness + QC; read from the folder's mri/ results when the pipeline segmented it) side by side on the
+        background workers, started before the risk is computed and each shown as soon as it is ready if the knee is
+        still open; both are cached per file, so a knee seen before opens without any network work. The risk is
+        recomputed only when the row lacks the image features they add (a knee of the folder keeps the features its
+        models were fitted on). ``background=False`` computes them now (side by side) and shows them before
+        returning: used while the page is being built (warm-up, the query's knee), when no browser is connected yet to
+        receive later updates."""
         with self.lock:
             row = self.data.knee_row(participant, side)
             files = self.data.knee_files(participant, side)
@@ -266,21 +268,24 @@ class KneeView:
             self.mri_text.value = "<p>Segmenting the MRI…</p>" if files["mri"] else ""
             for out in (self.gradcam_out, self.proba_out, self.mri_out):
                 clear_figure(out)
-            self.update_risk()
             radiograph, scan = files["radiograph"], files["mri"]
             jobs = {
                 "radiograph": (partial(knee_grades, str(radiograph), self.models_dir) if radiograph else None,
                                partial(self._show_grades, side)),
-                "mri": (partial(knee_mri, str(scan), side) if scan else None, self._show_analysis),
+                "mri": (partial(knee_mri, str(scan), side, self.data.mri_results_dir) if scan else None,
+                        self._show_analysis),
             }  # fmt: skip
-            if background:
+            if background:  # the networks start now and show their results once the risk below has been shown
                 for kind, (compute, show) in jobs.items():
                     self.workers[kind].submit(partial(self._background, self.workers[kind], compute, show))
+                self.update_risk()
                 return
             for worker in self.workers.values():
                 worker.cancel()
             with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="oa_kit-page-build") as pool:
-                results = list(pool.map(_outcome, [compute for compute, _ in jobs.values()]))
+                running = [pool.submit(_outcome, compute) for compute, _ in jobs.values()]
+                self.update_risk()
+                results = [future.result() for future in running]
             for (_, show), result in zip(jobs.values(), results, strict=True):
                 self._show_result(show, result)
 

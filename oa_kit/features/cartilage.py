@@ -570,6 +570,28 @@ class CartilageMeasurement:
         return row
 
 
+#: Per-subregion biomarkers of :meth:`CartilageMeasurement.subregion_table`, in its column order.
+SUBREGION_BIOMARKERS = (
+    "thickness_mm_mean",
+    "thickness_mm_median",
+    "thickness_mm_p05",
+    "thickness_cp_mm_mean",
+    "fcl_area_mm2",
+    "covered_area_mm2",
+    "volume_mm3",
+)
+
+
+def subregion_frame(row: dict) -> pd.DataFrame:
+    """The subregion table (:meth:`CartilageMeasurement.subregion_table`) read back from a per-knee row
+    (:meth:`CartilageMeasurement.to_row`), e.g. one stored by ``oa-kit mri segment``; absent columns are NaN."""
+    records = [
+        {"subregion": name, **{key: float(row.get(f"{key}_{name}", np.nan)) for key in SUBREGION_BIOMARKERS}}
+        for name in SUBREGIONS
+    ]
+    return pd.DataFrame(records)
+
+
 def measure_cartilage(
     labels: np.ndarray,
     affine: np.ndarray,

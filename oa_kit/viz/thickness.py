@@ -2,49 +2,52 @@
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.stats import binned_statistic_2d
 
-from oa_kit.features.cartilage import CartilageMeasurement, voxel_spacing
+from oa_kit.features.cartilage import voxel_spacing
 from oa_kit.features.subregions import fit_circle, sagittal_angle_deg
 
 #: Smallest map cell (mm): about the in-plane voxel of a knee DESS, so a cell holds a few surface points.
 MIN_CELL_MM = 1.0
 
 
+#: Cartilage labels drawn in each panel (harmonised ids: femoral, medial + lateral tibial, patellar).
+PANEL_LABELS = {"femur": (2,), "tibia": (4, 5), "patella": (7,)}
+
+
 def _panel_points(
-    measurement: CartilageMeasurement,
+    labels: np.ndarray, thickness_map: np.ndarray, affine: np.ndarray
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
-    """Per panel: horizontal coordinate, vertical coordinate and thickness (mm) of covered bone-surface points, and
-    the vertical cell size in the panel's unit (mm, or degrees for the unrolled femur: about one cell along the arc)."""
-    cell = _cell_mm(measurement)
+    """Per panel: horizontal coordinate, vertical coordinate and thickness (mm) of the measured cartilage voxels
+    (each carries the thickness of its nearest covered bone-surface point), and the vertical cell size in the panel's
+    unit (mm, or degrees for the unrolled femur: about one cell along the arc)."""
+    cell = _cell_mm(affine)
     panels = {}
-    fem = measurement.surfaces.get(2)
-    if fem is not None and fem.covered.any():
-        xyz, th = fem.world_xyz[fem.covered], fem.thickness_mm[fem.covered]
-        cy, cz, radius = fit_circle(xyz[:, 1], xyz[:, 2])
-        arc = float(max(cell[1], cell[2]))
-        step = float(np.degrees(arc / radius)) if radius > arc else 2.0
-        panels["femur"] = (xyz[:, 0], sagittal_angle_deg(xyz[:, 1], xyz[:, 2], (cy, cz)), th, step)
-    tib = [s for k, s in measurement.surfaces.items() if k in (4, 5) and s.covered.any()]
-    if tib:
-        xyz = np.concatenate([s.world_xyz[s.covered] for s in tib])
-        th = np.concatenate([s.thickness_mm[s.covered] for s in tib])
-        panels["tibia"] = (xyz[:, 0], xyz[:, 1], th, cell[1])
-    pat = measurement.surfaces.get(7)
-    if pat is not None and pat.covered.any():
-        xyz = pat.world_xyz[pat.covered]
-        panels["patella"] = (xyz[:, 0], xyz[:, 2], pat.thickness_mm[pat.covered], cell[2])
+    for key, plate in PANEL_LABELS.items():
+        index = np.argwhere(np.isin(labels, plate) & (thickness_map > 0))
+        if not len(index):
+            continue
+        xyz, th = nib.affines.apply_affine(affine, index), thickness_map[tuple(index.T)].astype(float)
+        if key == "femur":
+            cy, cz, radius = fit_circle(xyz[:, 1], xyz[:, 2])
+            arc = float(max(cell[1], cell[2]))
+            step = float(np.degrees(arc / radius)) if radius > arc else 2.0
+            panels[key] = (xyz[:, 0], sagittal_angle_deg(xyz[:, 1], xyz[:, 2], (cy, cz)), th, step)
+        else:
+            vertical = 1 if key == "tibia" else 2
+            panels[key] = (xyz[:, 0], xyz[:, vertical], th, float(cell[vertical]))
     return panels
 
 
-def _cell_mm(measurement: CartilageMeasurement) -> np.ndarray:
+def _cell_mm(affine: np.ndarray) -> np.ndarray:
     """Map cell size (mm) along RAS x, y, z: the voxel size along the array axis nearest each, at least MIN_CELL_MM
     (a 2 mm slice gap across x would otherwise leave every other column of cells empty)."""
-    axes = np.abs(np.asarray(measurement.affine, dtype=float)[:3, :3]).argmax(axis=1)
-    return np.maximum(voxel_spacing(measurement.affine)[axes], MIN_CELL_MM)
+    axes = np.abs(np.asarray(affine, dtype=float)[:3, :3]).argmax(axis=1)
+    return np.maximum(voxel_spacing(affine)[axes], MIN_CELL_MM)
 
 
 def thickness_grid(
@@ -58,15 +61,30 @@ def thickness_grid(
     return (he[:-1] + he[1:]) / 2, (ve[:-1] + ve[1:]) / 2, grid.T
 
 
-def thickness_map_figure(measurement: CartilageMeasurement, title: str = "Cartilage thickness (mm)") -> go.Figure:
+def thickness_map_figure(
+    labels: np.ndarray,
+    thickness_map: np.ndarray,
+    affine: np.ndarray,
+    side: str,
+    title: str = "Cartilage thickness (mm)",
+) -> go.Figure:
     """2D projected thickness maps: femur unrolled (RAS x by angle about the condyle centre), tibia and patella
-    projected; each cell is the mean thickness (mm) of the bone-surface points in it (a heatmap: light to send and
-    to draw, unlike tens of thousands of markers).
+    projected; each cell is the mean thickness (mm) of the cartilage voxels in it (a heatmap: light to send and to
+    draw, unlike tens of thousands of markers).
+
+    It reads only what ``oa-kit mri segment`` writes (labels and thickness NIfTIs), so a knee measured now and one
+    read back from a results folder are drawn the same way.
 
     Parameters
     ----------
-    measurement
-        Result of :func:`oa_kit.features.cartilage.measure_cartilage`.
+    labels
+        Harmonised label map (X, Y, Z).
+    thickness_map
+        Thickness (mm) at every cartilage voxel, 0 elsewhere (:attr:`CartilageMeasurement.thickness_map`).
+    affine
+        4x4 voxel -> RAS mm matrix of both maps.
+    side
+        ``"R"`` or ``"L"``, named in the title.
     title
         Figure title (say when the segmentation came from a model trained on synthetic data).
     """
@@ -76,8 +94,8 @@ def thickness_map_figure(measurement: CartilageMeasurement, title: str = "Cartil
         "tibia": ("RAS x (mm)", "RAS y (mm, anterior)"),
         "patella": ("RAS x (mm)", "RAS z (mm, superior)"),
     }
-    panels = _panel_points(measurement)
-    cell_x = float(_cell_mm(measurement)[0])
+    panels = _panel_points(labels, thickness_map, affine)
+    cell_x = float(_cell_mm(affine)[0])
     fig = make_subplots(rows=1, cols=3, subplot_titles=[names[k] for k in names])
     vmax = max([float(np.percentile(p[2], 99)) for p in panels.values()] + [1.0])
     for col, key in enumerate(names, start=1):
@@ -100,7 +118,7 @@ def thickness_map_figure(measurement: CartilageMeasurement, title: str = "Cartil
         fig.update_xaxes(title_text=axes[key][0], row=1, col=col)
         fig.update_yaxes(title_text=axes[key][1], row=1, col=col)
     fig.update_layout(
-        title=f"{measurement.side} knee: {title}",
+        title=f"{side} knee: {title}",
         coloraxis=dict(colorscale="Viridis", cmin=0.0, cmax=vmax, colorbar=dict(title="mm")),
         showlegend=False,
         height=420,

@@ -4,7 +4,6 @@ maps and the per-knee table for a batch of scans (resumable, optionally in worke
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,7 +15,6 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from oa_kit import __version__
 from oa_kit.api import measure_labels
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.segmentation import evaluate_segmenter, evaluate_thickness
@@ -25,6 +23,7 @@ from oa_kit.features.mri_knee import analyse_knee
 from oa_kit.features.mri_qc import QC_FLAGS
 from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
+from oa_kit.io.mri_results import finished_record, record_key, scan_record_path
 from oa_kit.io.scans import declared_side, read_scan, side_in_name
 from oa_kit.io.tables import write_csv
 from oa_kit.models.mri.datasets import discover_cases
@@ -46,52 +45,10 @@ from oa_kit.synth.mri import DEFAULT_CONTRAST, MRI_GEOMETRIES, TISSUE_CONTRASTS
 Log = Callable[[str], None] | None
 
 
-def scan_record_path(out: str | Path, path: str | Path) -> Path:
-    """Where :func:`segment_scans` records one input's finished result: ``out/knees/<name>-<hash of the path>.json``.
-
-    The record is written last, atomically, after the scan's label and thickness NIfTIs: its presence marks the
-    scan complete, which is what lets an interrupted run resume.
-    """
-    path = Path(path)
-    digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:10]
-    return Path(out) / "knees" / f"{path.name.split('.')[0]}-{digest}.json"
-
-
-def _source_stamp(path: Path) -> dict[str, int]:
-    """Size and modification time of an input file (of every file in a DICOM folder): a changed input is redone."""
-    files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
-    stats = [f.stat() for f in files]
-    return {
-        "n_files": len(stats),
-        "bytes": sum(s.st_size for s in stats),
-        "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
-    }
-
-
-def _record_key(path: Path, side: str | None, weights_sha256: str) -> dict[str, object]:
-    """What a finished result must match to be reused: the input (path, size, mtime), the ``side`` argument, the
-    weights and the oa_kit version (whose biomarker columns it holds)."""
-    return {
-        "source_file": str(path.resolve()),
-        "source": _source_stamp(path) if path.exists() else None,
-        "side_argument": side,
-        "weights_sha256": weights_sha256,
-        "oa_kit_version": __version__,
-    }
-
-
 def _finished_row(out: Path, path: Path, key: dict[str, object]) -> dict | None:
     """The stored row of a scan already segmented with the same input and weights (outputs present), else None."""
-    record_path = scan_record_path(out, path)
-    if not record_path.is_file():
-        return None
-    try:
-        record = json.loads(record_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if record.get("key") != key or not all((out / name).is_file() for name in record.get("outputs", [])):
-        return None
-    return record["row"]
+    record = finished_record(out, path, key)
+    return None if record is None else record["row"]
 
 
 def _json_default(value: object) -> object:
@@ -271,7 +228,7 @@ def segment_scans(
         raise OAKitError("inputs: no scans given; expected at least one DICOM folder or NIfTI/MHD/HDF5 file")
     weights = str(weights) if weights is not None else None
     weights_sha = str(verified_sidecar(weights or DEFAULT_WEIGHTS, "MRI segmenter weights")["sha256"])
-    keys = {path: _record_key(path, side, weights_sha) for path in paths}
+    keys = {path: record_key(path, side, weights_sha) for path in paths}
     done = {path: row for path in paths if resume and (row := _finished_row(out, path, keys[path])) is not None}
     pending = [path for path in dict.fromkeys(paths) if path not in done]
     jobs = resolve_n_jobs(int(n_jobs), len(pending))
