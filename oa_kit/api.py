@@ -308,7 +308,6 @@ def analyse_mri(
             raise OAKitError("scan: an array needs its affine (4x4 voxel -> RAS mm); expected affine=")
         read = _array_scan(np.asarray(scan, dtype=np.float32), np.asarray(affine, float))
     knee = analyse_knee(read, segmenter, side)
-    note = str(segmenter.metadata_.get("training_data", "the shipped MRI segmenter (synthetic phantoms only)"))
     qc = {k: v for k, v in knee.row.items() if k.startswith("qc_")}
     return MRIAnalysis(
         read.image,
@@ -318,9 +317,15 @@ def analyse_mri(
         knee.measurement.thickness_map,
         qc,
         knee.row,
-        f"segmenter: {note}",
+        _segmenter_note(segmenter),
         knee.measurement,
     )
+
+
+def _segmenter_note(segmenter: MRISegmenter) -> str:
+    """``segmenter: <what its weights were trained on>``, the provenance an MRI result names."""
+    trained_on = segmenter.metadata_.get("training_data", "the shipped MRI segmenter (synthetic phantoms only)")
+    return f"segmenter: {trained_on}"
 
 
 def read_mri_result(
@@ -350,9 +355,8 @@ def read_mri_result(
         return None
     labels, thickness = (read_nifti(path) for path in record["outputs"][:2])
     row = record["row"]
-    note = str(segmenter.metadata_.get("training_data", "the shipped MRI segmenter (synthetic phantoms only)"))
     qc = {k: v for k, v in row.items() if k.startswith("qc_")}
-    model = f"segmenter: {note}; read from the results in {Path(folder).name}/ (oa-kit mri segment)"
+    model = f"{_segmenter_note(segmenter)}; read from the results in {Path(folder).name}/ (oa-kit mri segment)"
     return MRIAnalysis(read_scan(scan).image, labels.array, labels.affine, row["side"], thickness.array, qc, row, model)
 
 
