@@ -300,19 +300,19 @@ def main() -> None:
         pools = Pools(server, pages=3)
         knee_view(context, url, knees, None, pools)  # warm-up: Python's bytecode and file caches, Chromium's cache
         for repeat in range(args.repeats):
-            timings = {}
+            timings, started = {}, time.strftime("%H:%M:%S")
             if "knee_view" in args.pages:
                 timings.update(knee_view(context, url, knees, args.png, pools))
             if "model_report" in args.pages:
                 timings.update(model_report(context, url, pools))
             if "cohort_explorer" in args.pages:
                 timings.update(cohort_explorer(context, url, pools))
-            print(f"repeat {repeat + 1} (load average {load_average()}):", flush=True)
+            print(f"repeat {repeat + 1} (started {started}, load average {load_average()}):", flush=True)
             for name, seconds in timings.items():
                 results.setdefault(name, []).append(seconds)
                 print(f"  {name:<58} {seconds:6.2f}", flush=True)
         context.close()
-    print(f"load average {load_average()} at the end; median of {args.repeats} (s)")
+    print(f"load average {load_average()} at the end; Voila's log (timestamped): {log}; median of {args.repeats} (s)")
     for name, values in results.items():
         median = statistics.median(values)
         first = ("load to first", "load to headline", "load to knee list")
