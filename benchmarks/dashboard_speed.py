@@ -240,7 +240,7 @@ def knee_view(context, url: str, knees: pd.DataFrame, png: Path | None, pools: P
         out["knee view: upload a PNG (KL + Grad-CAM)"] = interaction(
             page, lambda: chooser.value.set_files(str(png)), lambda: png.stem[:7] in text(page, ".oa-gradcam-out")
         )
-    page.close()
+    page.close(run_before_unload=True)  # as a tab closed: Voila shuts its kernel down (the template sets _xsrf)
     return out
 
 
@@ -256,7 +256,7 @@ def model_report(context, url: str, pools: Pools) -> dict[str, float]:
             page, lambda: select.select_option(options[1]),
             lambda: f"{options[1].split()[0]}-month" in text(page, ".oa-headline"),
         )  # fmt: skip
-    page.close()
+    page.close(run_before_unload=True)  # as a tab closed: Voila shuts its kernel down (the template sets _xsrf)
     return out
 
 
@@ -270,7 +270,7 @@ def cohort_explorer(context, url: str, pools: Pools) -> dict[str, float]:
         page, lambda: page.locator(".oa-filter-sex select").select_option("F"),
         lambda: text(page, ".oa-count") != before,
     )  # fmt: skip
-    page.close()
+    page.close(run_before_unload=True)  # as a tab closed: Voila shuts its kernel down (the template sets _xsrf)
     return out
 
 
