@@ -188,5 +188,12 @@ def test_a_segmented_knee_is_read_back_as_analyse_mri_gives_it(tmp_path, knee):
     other = MRISegmenter.from_pretrained()
     other.metadata_ = {**other.metadata_, "sha256": "0" * 64}
     assert read_mri_result(tmp_path / "mri", scan, segmenter=other) is None
+    record = pipeline.scan_record_path(tmp_path / "mri", scan)
+    good = record.read_text()
+    for damaged in ("[]", '{"key": 1}', "{not json"):  # a record edited or cut short by hand: segment again
+        record.write_text(damaged)
+        assert read_mri_result(tmp_path / "mri", scan, segmenter=segmenter) is None
+    record.write_text(good)
+    assert read_mri_result(tmp_path / "mri", scan, segmenter=segmenter) is not None
     os.utime(scan, ns=(1, 1))  # the input changed after it was segmented
     assert read_mri_result(tmp_path / "mri", scan, segmenter=segmenter) is None

@@ -56,7 +56,9 @@ def finished_record(out: str | Path, path: str | Path, key: dict[str, object]) -
         record = json.loads(record_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    outputs = [out / name for name in record.get("outputs", [])] if isinstance(record, dict) else []
+    if not isinstance(record, dict) or not isinstance(record.get("outputs"), list) or "row" not in record:
+        return None
+    outputs = [out / str(name) for name in record["outputs"]]
     if record.get("key") != key or not outputs or not all(o.is_file() for o in outputs):
         return None
     return {**record, "outputs": outputs}
