@@ -59,7 +59,7 @@ from oa_kit.models.kl.predict import (
     grade_knee_records,
     load_knees,
 )
-from oa_kit.models.mri.inference import MRISegmenter
+from oa_kit.models.mri.inference import MRISegmenter, shipped_metadata
 from oa_kit.progression.baselines import LIGHTGBM_SET_OPTIONS
 from oa_kit.progression.model import ProgressionModel, make_provenance
 from oa_kit.progression.persist import load_model, save_model
@@ -317,14 +317,15 @@ def analyse_mri(
         knee.measurement.thickness_map,
         qc,
         knee.row,
-        _segmenter_note(segmenter),
+        _segmenter_note(segmenter.metadata_),
         knee.measurement,
     )
 
 
-def _segmenter_note(segmenter: MRISegmenter) -> str:
-    """``segmenter: <what its weights were trained on>``, the provenance an MRI result names."""
-    trained_on = segmenter.metadata_.get("training_data", "the shipped MRI segmenter (synthetic phantoms only)")
+def _segmenter_note(metadata: Mapping) -> str:
+    """``segmenter: <what its weights were trained on>`` (from the weights' metadata), the provenance an MRI result
+    names."""
+    trained_on = metadata.get("training_data", "the shipped MRI segmenter (synthetic phantoms only)")
     return f"segmenter: {trained_on}"
 
 
@@ -348,15 +349,16 @@ def read_mri_result(
     >>> read_mri_result("no_such_folder", "9000001_R_V00_DESS.nii.gz") is None
     True
     """
-    segmenter = segmenter or MRISegmenter.from_pretrained()
+    # the weights' metadata (sha256, training data) is all that is needed: no network is built for a read
+    metadata = segmenter.metadata_ if segmenter is not None else shipped_metadata()
     scan = Path(scan)
-    record = finished_record(folder, scan, record_key(scan, side, str(segmenter.metadata_.get("sha256"))))
+    record = finished_record(folder, scan, record_key(scan, side, str(metadata.get("sha256"))))
     if record is None:
         return None
     labels, thickness = (read_nifti(path) for path in record["outputs"][:2])
     row = record["row"]
     qc = {k: v for k, v in row.items() if k.startswith("qc_")}
-    model = f"{_segmenter_note(segmenter)}; read from the results in {Path(folder).name}/ (oa-kit mri segment)"
+    model = f"{_segmenter_note(metadata)}; read from the results in {Path(folder).name}/ (oa-kit mri segment)"
     return MRIAnalysis(read_scan(scan).image, labels.array, labels.affine, row["side"], thickness.array, qc, row, model)
 
 

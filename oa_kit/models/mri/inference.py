@@ -485,6 +485,12 @@ class MRISegmenter:
 
 
 # ------------------------------------------------------------------------------------------------------ sidecar
+def shipped_metadata() -> dict:
+    """The shipped weights' sidecar (sha256, training data, settings), verified against the pinned hashes, without
+    building the network: what a result read back from disk needs to name and check its segmenter."""
+    return verified_sidecar(DEFAULT_WEIGHTS, "MRI segmenter weights", SHIPPED_SHA256)
+
+
 def sidecar_settings(meta: dict, source: Path) -> dict:
     """The settings of an MRI weights sidecar, typed and range-checked (:data:`SIDECAR_FIELDS`, optional ones with
     their defaults); a missing key, a wrong type or an out-of-range value is one line naming ``source`` and the key."""
