@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy._core import multiarray
 
 from oa_kit.features.mri_knee import analyse_knee
 from oa_kit.io.mri import MRIVolume, write_nifti
@@ -94,8 +95,14 @@ class _TimedSegmenter:
         return out
 
 
-def knee_worker(path: str, weights: str | None, threads: int) -> None:
-    """In a fresh process: read one scan, load the weights, ``analyse_knee``; print one JSON line of figures."""
+def knee_worker(path: str, weights: str | None, threads: int, numpy_hugepages: bool = False) -> None:
+    """In a fresh process: read one scan, load the weights, ``analyse_knee``; print one JSON line of figures.
+
+    ``numpy_hugepages`` keeps NumPy's transparent-hugepage advice on inside the MRI steps (``small_pages`` is made to
+    change nothing in this process), to measure what ``oa_kit.hugepages`` saves."""
+    if numpy_hugepages:
+        multiarray._set_madvise_hugepage(True)
+        multiarray._set_madvise_hugepage = lambda flag: True  # small_pages reads and restores "on": a no-op here
     torch.set_num_threads(threads)
     cpu0, t0 = time.process_time(), time.perf_counter()
     scan = read_scan(path)
@@ -120,7 +127,9 @@ def knee_worker(path: str, weights: str | None, threads: int) -> None:
     print(json.dumps(figures), flush=True)
 
 
-def bench_sizes(names: list[str], weights: str | None, threads: int, cache: Path, contrast: str) -> None:
+def bench_sizes(
+    names: list[str], weights: str | None, threads: int, cache: Path, contrast: str, numpy_hugepages: bool = False
+) -> None:
     """Render (once) and time every size in a fresh process; print one line per size."""
     cache.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -129,6 +138,7 @@ def bench_sizes(names: list[str], weights: str | None, threads: int, cache: Path
             subprocess.run([sys.executable, __file__, "--render", name, str(path), "--contrast", contrast], check=True)
         cmd = [sys.executable, __file__, "--knee-worker", str(path), "--threads", str(threads)]
         cmd += ["--weights", weights] if weights else []
+        cmd += ["--numpy-hugepages"] if numpy_hugepages else []
         load0 = _load()
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         out = child.stdout.read()
@@ -144,7 +154,7 @@ def bench_sizes(names: list[str], weights: str | None, threads: int, cache: Path
             f"{f['load_weights_s']:.1f} s); peak RSS {usage.ru_maxrss / 1024:.0f} MiB "
             f"({f['peak_after_segmentation_mib']:.0f} MiB after segmentation); femoral cartilage "
             f"{f['femoral_cartilage_ml']:.1f} mL, QC {f['qc']}; load {load0:.1f} -> {_load():.1f} on "
-            f"{os.cpu_count()} cores",
+            f"{os.cpu_count()} cores" + ("; NumPy hugepage advice kept on" if numpy_hugepages else ""),
             flush=True,
         )
 
@@ -251,18 +261,23 @@ def main() -> None:
         help="train 2D and 3D U-Nets for this many CPU seconds each and compare",
     )
     parser.add_argument("--weights", default=None)
+    parser.add_argument(
+        "--numpy-hugepages",
+        action="store_true",
+        help="keep NumPy's transparent-hugepage advice on (what the run costs without oa_kit.hugepages.small_pages)",
+    )
     args = parser.parse_args()
     if args.render:
         render_size(args.render[0], Path(args.render[1]), args.contrast)
         return
     if args.knee_worker:
-        knee_worker(args.knee_worker, args.weights, args.threads)
+        knee_worker(args.knee_worker, args.weights, args.threads, args.numpy_hugepages)
         return
     print(f"{_load():.1f} load on {os.cpu_count()} cores at start")
     if args.compare_architectures:
         compare_architectures(args.compare_architectures)
         return
-    bench_sizes(args.sizes, args.weights, args.threads, Path(args.cache), args.contrast)
+    bench_sizes(args.sizes, args.weights, args.threads, Path(args.cache), args.contrast, args.numpy_hugepages)
     if args.batch:
         bench_batch(args.batch, args.weights, Path(args.scans))
 

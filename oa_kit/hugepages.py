@@ -3,8 +3,8 @@
 On Linux NumPy asks the kernel for transparent hugepages (``madvise``) for every array of 4 MB or more. Where the
 kernel's ``/sys/kernel/mm/transparent_hugepage/defrag`` is ``madvise`` (a common default) a fault in such an array
 may first compact memory. Measuring one OAI-size knee makes hundreds of short-lived arrays of 10-200 MB, and on the
-development machine the advice nearly doubled the time (40.6 against 23.5 s, 21 against 5 s of system time, the same
-peak memory; ``benchmarks/mri_speed.py --sizes oai-dess``). NumPy's own switch, ``NUMPY_MADVISE_HUGEPAGE=0``, is read
+development machine the advice cost 35-70 % more time (40.6 against 23.5 s, and in a slower hour 43.5-48.1 against
+32.7-33.4 s; the same peak memory; ``benchmarks/mri_speed.py --sizes oai-dess [--numpy-hugepages]``). NumPy's own switch, ``NUMPY_MADVISE_HUGEPAGE=0``, is read
 once at import; :func:`small_pages` turns the advice off for a block of code and restores it when the last of the
 blocks that overlap (threads of one process) ends.
 """
