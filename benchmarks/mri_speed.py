@@ -87,6 +87,11 @@ class _TimedSegmenter:
         self.seconds = 0.0
         self.peak_mib = 0.0
 
+    @property
+    def weights_sha256(self) -> str:
+        """The wrapped segmenter's weights (named in the MRI row)."""
+        return self.segmenter.weights_sha256
+
     def segment(self, volume: np.ndarray, affine: np.ndarray, side: str):
         """``MRISegmenter.segment``, timed."""
         t0 = time.perf_counter()

@@ -43,7 +43,7 @@ from oa_kit.explain.gradcam import grader_gradcam
 from oa_kit.features.assemble import baseline_features
 from oa_kit.features.cartilage import CartilageMeasurement, subregion_frame
 from oa_kit.features.mri_knee import analyse_knee, harmonise_labels, lacked_tissues, measure_knee
-from oa_kit.features.schema import keep_families
+from oa_kit.features.schema import MRI_MODEL_COLUMN, keep_families
 from oa_kit.horizons import MODEL_HORIZONS_MONTHS, OAI_HORIZONS_MONTHS
 from oa_kit.io.artifacts import verified_sidecar, verify_checksums, write_checksums
 from oa_kit.io.atomic import atomic_dir
@@ -59,7 +59,7 @@ from oa_kit.models.kl.predict import (
     grade_knee_records,
     load_knees,
 )
-from oa_kit.models.mri.inference import MRISegmenter, shipped_metadata
+from oa_kit.models.mri.inference import MRISegmenter, shipped_name, weights_metadata
 from oa_kit.progression.baselines import LIGHTGBM_SET_OPTIONS
 from oa_kit.progression.model import ProgressionModel, make_provenance
 from oa_kit.progression.persist import load_model, save_model
@@ -282,7 +282,8 @@ def analyse_mri(
         Knee side when the file name/header does not say it (contradicting them is an error); without either, the
         side is read from the segmented anatomy and ``row["qc_side_source"]`` says so.
     segmenter : MRISegmenter, optional
-        Default: the shipped weights (trained on synthetic phantoms only; check QC on real scans).
+        Default: the shipped ``synthetic`` weights (trained on phantoms only); for a real scan pass
+        ``MRISegmenter.from_pretrained("real")`` (contrast-agnostic) and check its QC.
 
     Returns
     -------
@@ -350,7 +351,7 @@ def read_mri_result(
     True
     """
     # the weights' metadata (sha256, training data) is all that is needed: no network is built for a read
-    metadata = segmenter.metadata_ if segmenter is not None else shipped_metadata()
+    metadata = segmenter.metadata_ if segmenter is not None else weights_metadata()
     scan = Path(scan)
     record = finished_record(folder, scan, record_key(scan, side, str(metadata.get("sha256"))))
     if record is None:
@@ -441,7 +442,17 @@ def measure_labels(
     pixels = _image_on_grid(image, harm.shape, grid, name)
     embedding = segmenter.segment(pixels, grid, knee_side).embedding if pixels is not None else None
     identity.update(source_labels=convention, qc_side_source=source or "anatomy")
-    knee = measure_knee(harm, grid, knee_side, identity, None, embedding, segmenter.embed_dim, lacked_tissues(key))
+    knee = measure_knee(
+        harm,
+        grid,
+        knee_side,
+        identity,
+        None,
+        embedding,
+        segmenter.embed_dim,
+        lacked_tissues(key),
+        embedded_by=segmenter.weights_sha256,
+    )
     qc = {k: v for k, v in knee.row.items() if k.startswith("qc_")}
     note = f"labels given by the user ({convention} convention)"
     return MRIAnalysis(
@@ -566,6 +577,23 @@ class ProgressionModels:
                 "were trained with (pass its weights to fit_progression(kl_weights=...))"
             )
         return grader
+
+    @property
+    def mri_model(self) -> str | None:
+        """sha256 of the MRI segmenter whose embeddings the models use (None: no MRI embedding features, or a table
+        written before oa_kit named its segmenter)."""
+        return next(iter(self.models.values())).provenance_.get(MRI_MODEL_COLUMN)
+
+    def mri_segmenter(self) -> MRISegmenter:
+        """The shipped MRI segmenter these models' MRI features came from (the default when they name none)."""
+        wanted = self.mri_model
+        name = shipped_name(wanted) if wanted is not None else "synthetic"
+        if name is None:
+            raise OAKitError(
+                f"models: trained on MRI embeddings of segmenter weights {wanted[:12]}…, which are not shipped; "
+                "expected MRISegmenter.from_pretrained(<those weights>) passed as segmenter="
+            )
+        return MRISegmenter.from_pretrained(name)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per horizon: estimator, knees, events, bootstrap refits, training-data statement."""
@@ -696,7 +724,7 @@ def fit_progression(
     >>> bool(risk["risk_low"].isna().all())  # fitted without bootstrap refits: no interval
     True
     """
-    provenance = {**make_provenance(data, cohort), **kl_model_of(features, kl_weights)}
+    provenance = {**make_provenance(data, cohort), **kl_model_of(features, kl_weights), **mri_model_of(features)}
     if feature_families is not None:
         features = keep_families(features, feature_families, families)
     options = dict(LIGHTGBM_SET_OPTIONS) if estimator == "lightgbm" else {}
@@ -733,6 +761,21 @@ def kl_model_of(features: pd.DataFrame, kl_weights: str | os.PathLike | None = N
         if given != sha:
             raise OAKitError(f"{kl_weights}: sha256 {given[:12]}…; expected {sha[:12]}…, the CNN of the KL table")
     return {KL_MODEL_COLUMN: sha}
+
+
+def mri_model_of(features: pd.DataFrame) -> dict[str, str]:
+    """``{"mri_weights_sha256": sha}`` of the segmenter behind a feature table's MRI embeddings, or {} when no row
+    has one (or the table predates the column); two segmenters in one table are an error."""
+    embedding = [c for c in features.columns if str(c).startswith("mri_emb_")]
+    if not embedding or MRI_MODEL_COLUMN not in features.columns:
+        return {}
+    found = features.loc[features[embedding].notna().any(axis=1), MRI_MODEL_COLUMN].dropna().unique()
+    if len(found) > 1:
+        raise OAKitError(
+            f"{MRI_MODEL_COLUMN}: {len(found)} different MRI segmenters in one table; expected one (segment every "
+            "scan with the same --weights)"
+        )
+    return {MRI_MODEL_COLUMN: str(found[0])} if len(found) else {}
 
 
 def load_progression(folder: str | os.PathLike) -> ProgressionModels:
@@ -834,7 +877,8 @@ def knee_risk(
         sex, bmi_kg_m2, womac_pain, kl); a missing factor is NaN (LightGBM handles it).
     kl, mri : KneeGrades, MRIAnalysis, optional
         The knee's radiograph and MRI results (first row), joined as the models' radiograph / MRI features. ``kl``
-        must come from the KL-CNN the models were trained with (``grade_knees(..., grader=models.kl_grader())``).
+        must come from the KL-CNN the models were trained with (``grade_knees(..., grader=models.kl_grader())``),
+        ``mri`` from their MRI segmenter (``analyse_mri(..., segmenter=models.mri_segmenter())``).
     top_k : int
         Factors named in the plain-language explanation.
 
@@ -869,6 +913,12 @@ def knee_risk(
         raise OAKitError(
             f"kl: graded by KL-CNN {kl.table[KL_MODEL_COLUMN].iloc[0][:12]}…; expected {models.kl_model[:12]}…, the "
             "CNN these models were trained with (grade with models.kl_grader())"
+        )
+    segmented_by = mri.row.get(MRI_MODEL_COLUMN) if mri is not None else None
+    if models.mri_model is not None and segmented_by is not None and segmented_by != models.mri_model:
+        raise OAKitError(
+            f"mri: segmented with weights {segmented_by[:12]}…; expected {models.mri_model[:12]}…, the segmenter "
+            "these models were trained with (segment with models.mri_segmenter())"
         )
     row = pd.DataFrame([dict(clinical)]) if isinstance(clinical, Mapping) else clinical.head(1).reset_index(drop=True)
     for part in (

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from oa_kit.api import grade_knees, knee_risk, load_progression
+from oa_kit.api import analyse_mri, grade_knees, knee_risk, load_progression
 from oa_kit.cli import main
 from oa_kit.errors import OAKitError
+from oa_kit.features.schema import MRI_MODEL_COLUMN
 from oa_kit.models.kl.predict import KL_TABLE_COLUMNS
+from oa_kit.models.mri.inference import MRISegmenter
 from oa_kit.progression.persist import load_model
 
 
@@ -82,3 +84,38 @@ def test_real_mode_fit_on_one_half_score_the_other(small_cohort, tmp_path, capsy
     assert list(head["model"]) == ["kl", "kl_ordinal", "radiograph"]
     assert "DeLong test against the `kl` baseline" in (tmp_path / "images_only" / "model_card_h24.md").read_text()
     capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_models_keep_to_the_mri_segmenter_their_features_came_from(small_cohort, tmp_path, capsys):
+    """`mri segment --weights real` -> `progression fit --mri`: the table names its segmenter, the models record it
+    and hand it back, and an MRI result of the other shipped weights is refused (their embeddings differ in meaning
+    and length); two segmenters in one table are refused at fit time."""
+    scans = sorted((small_cohort / "mri").glob("*_DESS.nii.gz"))[:16]
+    mri = tmp_path / "mri"
+    assert main(["mri", "segment", *map(str, scans), "--weights", "real", "--out", str(mri), "--no-progress"]) == 0
+    table = pd.read_parquet(mri / "mri_biomarkers.parquet")
+    real = MRISegmenter.from_pretrained("real")
+    assert table[MRI_MODEL_COLUMN].eq(real.weights_sha256).all() and table.filter(like="mri_emb_").shape[1] == 128
+    assert main(["labels", "--tables", str(small_cohort), "--out", str(tmp_path / "labels")]) == 0
+    features = ["--features", str(tmp_path / "labels" / "baseline_features.parquet")]
+    fit = ["progression", "fit", *features, "--labels", str(tmp_path / "labels" / "labels.parquet"), "--horizons", "24"]
+    models = tmp_path / "models"
+    assert main([*fit, "--mri", str(mri / "mri_biomarkers.parquet"), "--search", "quick", "--out", str(models)]) == 0
+    loaded = load_progression(models)
+    assert loaded.mri_model == real.weights_sha256 and loaded.mri_segmenter().channels == real.channels
+    participant, side = scans[0].name.split("_")[:2]
+    baseline = pd.read_parquet(tmp_path / "labels" / "baseline_features.parquet")
+    knee = baseline[(baseline["participant_id"] == participant) & (baseline["side"] == side)].iloc[0].to_dict()
+    same = analyse_mri(scans[0], segmenter=loaded.mri_segmenter())
+    assert knee_risk(loaded, knee, mri=same).to_frame()["risk"].between(0, 1).all()
+    with pytest.raises(OAKitError, match="expected .*the segmenter these models were trained with"):
+        knee_risk(loaded, knee, mri=analyse_mri(scans[0]))  # the default (synthetic) weights
+    mixed = mri / "mixed.parquet"
+    usable = table.index[table["qc_usable"]]  # a knee that failed QC contributes no MRI features
+    table.loc[usable[0], MRI_MODEL_COLUMN] = MRISegmenter.from_pretrained().weights_sha256
+    table.to_parquet(mixed)
+    capsys.readouterr()
+    assert main([*fit, "--mri", str(mixed), "--search", "quick", "--out", str(tmp_path / "mixed_models")]) != 0
+    assert "2 different MRI segmenters in one table" in capsys.readouterr().err
+    assert not (tmp_path / "mixed_models").exists()

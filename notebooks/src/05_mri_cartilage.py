@@ -14,7 +14,10 @@
 # The shipped segmenter (a 2.5D U-Net **trained on synthetic phantoms only**) on a synthetic DESS-like knee MRI:
 # labels, the QC verdict (read it first), 2D thickness maps, slice overlays and one row of biomarkers per
 # cartilage subregion. Then the same measurement from a label map you already have (`oa_kit.measure_labels`), with
-# no segmenter involved. All scans here are synthetic phantoms.
+# no segmenter involved. All scans here are synthetic phantoms. For a real scan, use the contrast-agnostic weights:
+# `oa_kit.analyse_mri(path, segmenter=MRISegmenter.from_pretrained("real"))` or `oa-kit mri segment --weights real`
+# (see the MRI model card: they meet the real-contrast template targets but were never checked on manually labelled
+# real scans).
 
 # %% tags=["parameters"]
 import pandas as pd

@@ -176,8 +176,14 @@ def kl_grader(models_dir: Path | None) -> KLGrader:
 
 
 @functools.cache
-def mri_segmenter() -> MRISegmenter:
-    """The shipped MRI segmenter, loaded once per kernel."""
+def mri_segmenter(models_dir: Path | None) -> MRISegmenter:
+    """The MRI segmenter for the models of ``models_dir``: the shipped weights their MRI features came from
+    (:meth:`ProgressionModels.mri_segmenter`), else (no models, or unshipped weights) the default shipped one."""
+    if models_dir is not None:
+        try:
+            return _models(models_dir).mri_segmenter()
+        except OAKitError:
+            pass
     return MRISegmenter.from_pretrained()
 
 
@@ -188,12 +194,13 @@ def knee_grades(radiograph: str, models_dir: Path | None) -> KneeGrades:
 
 
 @functools.lru_cache(maxsize=MRI_CACHE_SIZE)
-def knee_mri(scan: str, side: str, results: Path | None = None) -> MRIAnalysis:
-    """Segmentation, thickness and QC of one knee MRI file, once per file and side: the pipeline's result in
-    ``results`` when it is valid for this file, side and the shipped weights (:func:`oa_kit.read_mri_result`), else
-    :func:`oa_kit.analyse_mri` now."""
+def knee_mri(scan: str, side: str, results: Path | None = None, models_dir: Path | None = None) -> MRIAnalysis:
+    """Segmentation, thickness and QC of one knee MRI file, once per file, side and models: the pipeline's result in
+    ``results`` when it is valid for this file, side and segmenter (:func:`oa_kit.read_mri_result`), else
+    :func:`oa_kit.analyse_mri` now, with the segmenter of the models of ``models_dir`` (:func:`mri_segmenter`)."""
+    segmenter = mri_segmenter(models_dir)
     if results is not None:
-        saved = read_mri_result(results, scan, segmenter=mri_segmenter())
+        saved = read_mri_result(results, scan, segmenter=segmenter)
         if saved is not None and saved.side == side:
             return saved
-    return analyse_mri(scan, side=side, segmenter=mri_segmenter())
+    return analyse_mri(scan, side=side, segmenter=segmenter)

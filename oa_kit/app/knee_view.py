@@ -194,7 +194,7 @@ class KneeView:
         """Load the networks and open one knee (the query's, else the folder's first) through every step: the first use
         of torch, SHAP and plotly costs seconds, which a preheated kernel pays before the browser asks."""
         guarded(self.message)(kl_grader)(self.models_dir)
-        guarded(self.message)(mri_segmenter)()
+        guarded(self.message)(mri_segmenter)(self.models_dir)
         participant, side = query_knee()
         knee = f"{participant} {side or 'R'}" if participant else None
         first = self.data.first_knee()
@@ -272,7 +272,7 @@ class KneeView:
             jobs = {
                 "radiograph": (partial(knee_grades, str(radiograph), self.models_dir) if radiograph else None,
                                partial(self._show_grades, side)),
-                "mri": (partial(knee_mri, str(scan), side, self.data.mri_results_dir) if scan else None,
+                "mri": (partial(knee_mri, str(scan), side, self.data.mri_results_dir, self.models_dir) if scan else None,
                         self._show_analysis),
             }  # fmt: skip
             if background:  # the networks start now and show their results once the risk below has been shown
@@ -512,7 +512,7 @@ class KneeView:
             return
         try:
             with saved_upload(value[0], "mri") as path:
-                analysis = analyse_mri(path, side=self.side.value, segmenter=mri_segmenter())
+                analysis = analyse_mri(path, side=self.side.value, segmenter=mri_segmenter(self.models_dir))
         finally:
             self._forget(self.mri_upload)
         self.uploaded.add("mri")

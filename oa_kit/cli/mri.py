@@ -28,6 +28,10 @@ log = logging.getLogger("oa_kit.mri")
 
 #: Names of the phantom grids (``oa_kit.synth.mri.MRI_GEOMETRIES``), listed here so the parser needs no renderer import.
 GEOMETRY_NAMES = ("phantom", "oai-dess")
+WEIGHTS_HELP = (
+    "segmenter weights: 'synthetic' (default; trained on the synthetic cohort's phantoms, fails on real contrasts), "
+    "'real' (contrast-agnostic, for real scans; see the model card) or a .safetensors file"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -109,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--synthetic", type=int, required=True, metavar="N", help="participants of the training run")
     ev.add_argument("--seed", type=int, default=0, help="seed of the training run")
-    ev.add_argument("--weights", type=Path, default=None, help="weights to score; default: shipped weights")
+    ev.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     ev.add_argument(
         "--geometry",
         choices=GEOMETRY_NAMES,
@@ -168,9 +172,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="knee side when it cannot be read from the file name/header (default: read from the segmented anatomy)",
     )
-    seg.add_argument(
-        "--weights", type=Path, default=None, help="segmenter weights (.safetensors); default: shipped weights"
-    )
+    seg.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     seg.add_argument(
         "--n-jobs",
         type=int,
@@ -209,7 +211,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="knee side when the file name does not say it (default: read from the anatomy)",
     )
-    mea.add_argument("--weights", type=Path, default=None, help="segmenter weights for the image embedding")
+    mea.add_argument("--weights", default=None, help=f"for the image embedding: {WEIGHTS_HELP}")
     mea.add_argument("--out", type=Path, required=True)
     mea.add_argument("--no-progress", action="store_true")
     mea.set_defaults(func=_measure)
@@ -311,7 +313,16 @@ def _segment(args: argparse.Namespace) -> int:
         threads=args.threads,
         resume=not args.no_resume,
     )
-    return _report(table, args.out, "segmenter trained on synthetic phantoms; check QC")
+    return _report(table, args.out, _weights_note(args.weights))
+
+
+def _weights_note(weights: str | None) -> str:
+    """What the summary line says of the segmenter: where its weights come from and what to do on real scans."""
+    if weights in (None, "synthetic"):
+        return "segmenter trained on synthetic phantoms (real scans: --weights real); check QC"
+    if weights == "real":
+        return "contrast-agnostic segmenter for real scans ('real' weights); check QC"
+    return f"segmenter weights {weights}; check QC"
 
 
 def _measure(args: argparse.Namespace) -> int:

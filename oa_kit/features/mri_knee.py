@@ -11,6 +11,7 @@ import numpy as np
 from oa_kit.errors import OAKitError
 from oa_kit.features.cartilage import CARTILAGE_BONE, CartilageMeasurement, measure_cartilage
 from oa_kit.features.mri_qc import qc_flags
+from oa_kit.features.schema import MRI_MODEL_COLUMN
 from oa_kit.hugepages import small_pages
 from oa_kit.io.labels import (
     COMBINED_TIBIAL,
@@ -58,13 +59,15 @@ def measure_knee(
     embedding: np.ndarray | None = None,
     embed_dim: int = 0,
     lacks: Iterable[int] = (),
+    embedded_by: str | None = None,
 ) -> KneeResult:
     """Measure one knee's harmonised label map: biomarkers, QC flags and embedding in one row.
 
     ``identity`` leads the row (participant_id, visit_month, source_file, source_labels, qc_side_source);
     ``qc_usable`` is False when any QC check failed (the knee's biomarkers should not be used). Without an
     ``embedding`` (no image) the ``embed_dim`` columns ``mri_emb_*`` are NaN, not invented; ``lacks`` are the
-    tissues the label convention never labels (QC skips them and records them in ``qc_not_labelled``).
+    tissues the label convention never labels (QC skips them and records them in ``qc_not_labelled``);
+    ``embedded_by`` (the sha256 of the weights that made ``embedding``) goes to :data:`MRI_MODEL_COLUMN`.
     """
     _check_measurable(labels, identity.get("source_file", "labels"))
     measurement = measure_cartilage(labels, affine, side, proba=proba)
@@ -73,6 +76,7 @@ def measure_knee(
     qc = qc_flags(labels, affine, side, proba, lacks=lacks)
     row.update(qc, qc_usable=not qc["qc_any"])
     values = np.full(embed_dim, np.nan) if embedding is None else np.asarray(embedding, dtype=float)
+    row[MRI_MODEL_COLUMN] = embedded_by if embedding is not None else None
     row.update({f"mri_emb_{i:03d}": float(v) for i, v in enumerate(values)})
     return KneeResult(labels, measurement, row)
 
@@ -116,7 +120,9 @@ def analyse_knee(scan: ScanInput, segmenter: MRISegmenter, side: str | None = No
         "source_labels": "segmenter",
         "qc_side_source": source,
     }
-    return measure_knee(seg.labels, scan.affine, knee_side, identity, seg.proba, seg.embedding)
+    return measure_knee(
+        seg.labels, scan.affine, knee_side, identity, seg.proba, seg.embedding, embedded_by=segmenter.weights_sha256
+    )
 
 
 def harmonise_labels(

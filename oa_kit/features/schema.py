@@ -54,8 +54,11 @@ NOT_FEATURE_COLUMNS: frozenset[str] = frozenset(
         "embedding_path",
         "model",
         "kl_weights_sha256",
+        "mri_weights_sha256",
     }
 )
+#: Column naming the MRI segmenter weights (sha256) that made a row's ``mri_emb_*`` embedding.
+MRI_MODEL_COLUMN = "mri_weights_sha256"
 NOT_FEATURE_PREFIXES: tuple[str, ...] = (
     "p_progress",
     "latent",

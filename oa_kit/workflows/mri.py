@@ -21,13 +21,12 @@ from oa_kit.evaluation.segmentation import evaluate_segmenter, evaluate_thicknes
 from oa_kit.features.cartilage import write_map_nifti
 from oa_kit.features.mri_knee import analyse_knee
 from oa_kit.features.mri_qc import QC_FLAGS
-from oa_kit.io.artifacts import verified_sidecar
 from oa_kit.io.atomic import atomic_path, write_text_atomic
 from oa_kit.io.mri_results import finished_record, record_key, scan_record_path
 from oa_kit.io.scans import declared_side, read_scan, side_in_name
 from oa_kit.io.tables import write_csv
 from oa_kit.models.mri.datasets import discover_cases
-from oa_kit.models.mri.inference import DEFAULT_WEIGHTS, MRISegmenter
+from oa_kit.models.mri.inference import MRISegmenter, weights_metadata
 from oa_kit.models.mri.network import DEFAULT_CHANNELS
 from oa_kit.models.mri.synthseg import (
     SynthConfig,
@@ -202,7 +201,8 @@ def segment_scans(
         Knee side for inputs whose name/header does not say it (contradicting them is an error); default: read from
         the anatomy.
     weights
-        Segmenter ``.safetensors``; default the shipped weights (trained on synthetic phantoms only).
+        ``"synthetic"`` (default: the shipped weights trained on the synthetic cohort's phantoms), ``"real"`` (the
+        shipped contrast-agnostic weights, for real scans) or a ``.safetensors`` file.
     progress
         Show a progress bar.
     n_jobs
@@ -227,7 +227,7 @@ def segment_scans(
     if not paths:
         raise OAKitError("inputs: no scans given; expected at least one DICOM folder or NIfTI/MHD/HDF5 file")
     weights = str(weights) if weights is not None else None
-    weights_sha = str(verified_sidecar(weights or DEFAULT_WEIGHTS, "MRI segmenter weights")["sha256"])
+    weights_sha = str(weights_metadata(weights)["sha256"])
     keys = {path: record_key(path, side, weights_sha) for path in paths}
     done = {path: row for path in paths if resume and (row := _finished_row(out, path, keys[path])) is not None}
     pending = [path for path in dict.fromkeys(paths) if path not in done]
@@ -318,7 +318,8 @@ def measure_label_maps(
     side
         Knee side of inputs whose name does not say it; default: read from the anatomy.
     weights
-        Segmenter weights for the image embedding; default the shipped weights.
+        Segmenter weights for the image embedding: a shipped name (``synthetic``, the default, or ``real``) or a
+        ``.safetensors`` file.
     progress
         Show a progress bar.
     """

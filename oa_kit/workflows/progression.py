@@ -23,7 +23,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 from tqdm.auto import tqdm
 
-from oa_kit.api import ProgressionModels, kl_model_of, risk_table
+from oa_kit.api import ProgressionModels, kl_model_of, mri_model_of, risk_table
 from oa_kit.errors import OAKitError
 from oa_kit.evaluation.model_card import model_card_markdown
 from oa_kit.evaluation.oracle import oracle_column, truth_latents
@@ -179,7 +179,11 @@ def progression_report(
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    provenance = {**(dict(provenance) if provenance is not None else make_provenance()), **kl_model_of(features)}
+    provenance = {
+        **(dict(provenance) if provenance is not None else make_provenance()),
+        **kl_model_of(features),
+        **mri_model_of(features),
+    }
     settings = {
         "truth": truth,
         "provenance": provenance,
