@@ -208,6 +208,13 @@ def test_knee_view_in_process_what_if_and_bad_inputs(dashboard_data, knee_png, m
     assert (table["risk_low"] <= table["risk_high"]).all() and "10 bootstrap refits" in view.risk_text.value
     for r in table.itertuples():
         assert f"95% interval {100 * r.risk_low:.0f}–{100 * r.risk_high:.0f}%" in view.risk_text.value
+    preview, flag = view.preview()._repr_mimebundle_()  # the static copy the page template shows first
+    shown = preview["text/html"]
+    assert flag == {"oa_kit_preview": True} and shown.startswith('<div class="oa-preview-source">')
+    assert "not a diagnosis" in shown and f"Knee {pid} {side}" in shown and "Trained on the synthetic cohort" in shown
+    assert all(f"{r.horizon_months} months: {100 * r.risk:.0f}%" in shown for r in table.itertuples())
+    assert "KL-CNN trained on real OAI knees" in shown and "QC" in shown and "In plain words" in shown
+    assert 'class="oa-risk' not in shown and 'class="oa-preview-risk"' in shown  # never taken for the widgets
     before = view.risk_table["risk"].to_numpy()
     changed = False
     for bmi in ("60", "15", "45"):
@@ -525,6 +532,11 @@ def test_knee_view_in_the_browser(voila, browser, dashboard_data, knee_png):
     page.wait_for(".oa-risk li")
     page.wait_until(lambda: page.count(".js-plotly-plot") >= 5, timeout_s=180, what="five figures")
     page.check_clean()
+    # the static preview was shown while the HTML was still being read, before Voila's JavaScript ran, and is gone
+    # once the widgets are drawn
+    shown = page.page.evaluate("() => window.oaPreviewShown")
+    assert shown["readyState"] == "loading", shown
+    assert page.count("#oa-preview") == 0 and not page.page.locator(".oa-preview-source").is_visible()
     assert "not a diagnosis" in page.text(".oa-banner")
     assert "Trained on the synthetic cohort" in page.text(".oa-risk") and "bootstrap refits" in page.text(".oa-risk")
     assert "KL-CNN trained on real OAI knees" in page.text(".oa-kl-result")

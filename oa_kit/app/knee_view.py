@@ -32,10 +32,12 @@ from oa_kit.app.inputs import CLINICAL_FIELDS, form_values, query_knee, saved_up
 from oa_kit.app.risk import calibration_interval, main_predictions, probability_contributions
 from oa_kit.app.widgets import (
     MessageLine,
+    PagePreview,
     banner,
     clear_figure,
     guarded,
     heading,
+    preview_classes,
     report_error,
     show_figure,
     table_html,
@@ -216,6 +218,16 @@ class KneeView:
         self.clear()
         if participant:
             self.message.error(f"participant {participant} {side or ''}: not in this data folder; pick another knee")
+
+    def preview(self) -> PagePreview:
+        """The open knee's results as static HTML (banner, knee and files, risk per horizon with the models' training
+        data, KL and MRI results with their QC, the explanation), which the page shows before the widgets are drawn;
+        empty when no knee is open."""
+        if not self.knee_label:
+            return PagePreview("")
+        heading = f"<h3>Knee {html.escape(self.knee_label)}</h3>"
+        parts = (banner().value, heading, self.source_text.value, self.risk_text.value, self.kl_text.value)
+        return PagePreview(preview_classes("".join((*parts, self.mri_text.value, self.explanation.value))))
 
     def wait(self) -> None:
         """Block until the background workers have shown the open knee's KL and MRI results (warm-up, tests)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import re
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -23,6 +24,31 @@ BANNER_TEXT = (
     "Research and teaching use only — not a diagnosis and not a medical device. "
     "Every number names the model that produced it and the data it was trained on."
 )
+
+
+class PagePreview:
+    """Static HTML of a page's first results, which the page template (``dashboards/jupyter``) shows as soon as the
+    page arrives, before Voila's JavaScript has drawn the widgets (3-4 s on 2 cores). Marked by the output metadata
+    ``oa_kit_preview``; where the notebook output itself is drawn, the ``oa-preview-source`` wrapper hides it."""
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict, dict]:
+        """The HTML in its hidden wrapper, flagged for the template unless there is nothing to preview."""
+        wrapped = {"text/html": f'<div class="oa-preview-source">{self.body}</div>'}
+        return wrapped, {"oa_kit_preview": True} if self.body else {}
+
+
+def preview_classes(markup: str) -> str:
+    """``markup`` with every ``oa-*`` CSS class renamed ``oa-preview-*``, so a static copy of widget HTML is never
+    mistaken for the live widgets (by styles, tests or the benchmark)."""
+
+    def rename(match: re.Match) -> str:
+        names = (f"oa-preview-{n[3:]}" if n.startswith("oa-") else n for n in match.group(1).split())
+        return f'class="{" ".join(names)}"'
+
+    return re.sub(r'class="([^"]*)"', rename, markup)
 
 
 def banner() -> widgets.HTML:
