@@ -353,7 +353,7 @@ def read_mri_result(
     # the weights' metadata (sha256, training data) is all that is needed: no network is built for a read
     metadata = segmenter.metadata_ if segmenter is not None else weights_metadata()
     scan = Path(scan)
-    record = finished_record(folder, scan, record_key(scan, side, str(metadata.get("sha256"))))
+    record = finished_record(folder, scan, record_key(folder, scan, side, str(metadata.get("sha256"))))
     if record is None:
         return None
     labels, thickness = (read_nifti(path) for path in record["outputs"][:2])

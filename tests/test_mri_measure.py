@@ -195,5 +195,18 @@ def test_a_segmented_knee_is_read_back_as_analyse_mri_gives_it(tmp_path, knee):
         assert read_mri_result(tmp_path / "mri", scan, segmenter=segmenter) is None
     record.write_text(good)
     assert read_mri_result(tmp_path / "mri", scan).model == saved.model  # default: the shipped weights' metadata
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("in", "mri"):  # a data folder moved with its results (mv keeps the timestamps)
+        (tmp_path / name).rename(moved / name)
+    again = read_mri_result(moved / "mri", moved / "in" / scan.name, segmenter=segmenter)
+    assert again is not None and np.array_equal(again.labels, saved.labels)
+    kept = pipeline.scan_record_path(moved / "mri", moved / "in" / scan.name)
+    written = kept.stat().st_mtime_ns
+    pipeline.segment_scans([moved / "in" / scan.name], moved / "mri", progress=False)  # resumed: nothing to redo
+    assert kept.stat().st_mtime_ns == written
+    (moved / "in").rename(tmp_path / "in")  # the input alone moved away from its results: another file
+    assert read_mri_result(moved / "mri", scan, segmenter=segmenter) is None
+    (moved / "mri").rename(tmp_path / "mri")
     os.utime(scan, ns=(1, 1))  # the input changed after it was segmented
     assert read_mri_result(tmp_path / "mri", scan, segmenter=segmenter) is None

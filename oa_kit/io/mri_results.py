@@ -1,26 +1,33 @@
 """A segmented knee's results in an output folder (``oa-kit mri segment``, ``make demo``'s ``mri/``): where its
 record lies, what it must match to still be valid, and reading it back.
 
-Each input gets ``knees/<name>-<hash of its full path>.json``, written last and atomically after its label and
-thickness NIfTIs: ``{"key": ..., "outputs": [...], "row": {...}}``. The key holds the input's size and modification
-time, the ``side`` argument, the weights' sha256 and the oa_kit version, so a result is reused (a resumed batch, a
-dashboard opening a knee) only for the same input, settings and code.
+Each input gets ``knees/<name>-<hash of its path>.json``, written last and atomically after its label and thickness
+NIfTIs: ``{"key": ..., "outputs": [...], "row": {...}}``. The key holds the input's path relative to the output
+folder, its size and modification time, the ``side`` argument, the weights' sha256 and the oa_kit version, so a
+result is reused (a resumed batch, a dashboard opening a knee) only for the same input, settings and code, and still
+is after a data folder holding both inputs and results is moved or copied with its timestamps (``mv``, ``cp -a``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from oa_kit import __version__
 
 
+def relative_source(out: str | Path, path: str | Path) -> str:
+    """The input's path relative to the output folder (both resolved): what names it in a record, so results survive
+    a move of the folder that holds both."""
+    return os.path.relpath(Path(path).resolve(), Path(out).resolve())
+
+
 def scan_record_path(out: str | Path, path: str | Path) -> Path:
-    """Where one input's finished result is recorded: ``out/knees/<name>-<hash of the path>.json``."""
-    path = Path(path)
-    digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:10]
-    return Path(out) / "knees" / f"{path.name.split('.')[0]}-{digest}.json"
+    """Where one input's finished result is recorded: ``out/knees/<name>-<hash of its path relative to out>.json``."""
+    digest = hashlib.sha1(relative_source(out, path).encode("utf-8")).hexdigest()[:10]
+    return Path(out) / "knees" / f"{Path(path).name.split('.')[0]}-{digest}.json"
 
 
 def source_stamp(path: Path) -> dict[str, int]:
@@ -34,11 +41,11 @@ def source_stamp(path: Path) -> dict[str, int]:
     }
 
 
-def record_key(path: Path, side: str | None, weights_sha256: str) -> dict[str, object]:
-    """What a finished result must match to be reused: the input (path, size, mtime), the ``side`` argument, the
-    weights and the oa_kit version (whose biomarker columns it holds)."""
+def record_key(out: str | Path, path: Path, side: str | None, weights_sha256: str) -> dict[str, object]:
+    """What a finished result in ``out`` must match to be reused: the input (path relative to ``out``, size, mtime),
+    the ``side`` argument, the weights and the oa_kit version (whose biomarker columns it holds)."""
     return {
-        "source_file": str(path.resolve()),
+        "source_file": relative_source(out, path),
         "source": source_stamp(path) if path.exists() else None,
         "side_argument": side,
         "weights_sha256": weights_sha256,

@@ -228,7 +228,7 @@ def segment_scans(
         raise OAKitError("inputs: no scans given; expected at least one DICOM folder or NIfTI/MHD/HDF5 file")
     weights = str(weights) if weights is not None else None
     weights_sha = str(weights_metadata(weights)["sha256"])
-    keys = {path: record_key(path, side, weights_sha) for path in paths}
+    keys = {path: record_key(out, path, side, weights_sha) for path in paths}
     done = {path: row for path in paths if resume and (row := _finished_row(out, path, keys[path])) is not None}
     pending = [path for path in dict.fromkeys(paths) if path not in done]
     jobs = resolve_n_jobs(int(n_jobs), len(pending))
