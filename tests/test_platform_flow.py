@@ -9,6 +9,7 @@ import pytest
 from oa_kit.api import analyse_mri, grade_knees, knee_risk, load_progression
 from oa_kit.cli import main
 from oa_kit.errors import OAKitError
+from oa_kit.evaluation.model_card import _mri_sentence
 from oa_kit.features.schema import MRI_MODEL_COLUMN
 from oa_kit.models.kl.predict import KL_TABLE_COLUMNS
 from oa_kit.models.mri.inference import MRISegmenter
@@ -104,6 +105,9 @@ def test_models_keep_to_the_mri_segmenter_their_features_came_from(small_cohort,
     assert main([*fit, "--mri", str(mri / "mri_biomarkers.parquet"), "--search", "quick", "--out", str(models)]) == 0
     loaded = load_progression(models)
     assert loaded.mri_model == real.weights_sha256 and loaded.mri_segmenter().channels == real.channels
+    card = _mri_sentence(loaded.mri_model)[0]  # the model card's line on the MRI features
+    assert f"weights sha256 `{real.weights_sha256}` (the shipped `real` weights" in card
+    assert "not shipped" in _mri_sentence("0" * 64)[0] and _mri_sentence(None) == []
     participant, side = scans[0].name.split("_")[:2]
     baseline = pd.read_parquet(tmp_path / "labels" / "baseline_features.parquet")
     knee = baseline[(baseline["participant_id"] == participant) & (baseline["side"] == side)].iloc[0].to_dict()

@@ -13,6 +13,8 @@ import pandas as pd
 
 from oa_kit import __version__
 from oa_kit.evaluation.report import ProgressionEvaluation
+from oa_kit.features.schema import MRI_MODEL_COLUMN
+from oa_kit.models.mri.inference import shipped_name
 
 #: TRIPOD+AI items (Collins et al., BMJ 2024) and where this card or oa_kit addresses them.
 TRIPOD_AI_ITEMS: tuple[tuple[str, str, str], ...] = (
@@ -98,6 +100,7 @@ def model_card_markdown(evaluation: ProgressionEvaluation, command: str | None =
         + ".",
         f"- Training data provenance: data = {prov.get('data')}, cohort = {prov.get('cohort') or 'not stated'}.",
         *_kl_sentence(prov.get("kl_weights_sha256")),
+        *_mri_sentence(prov.get(MRI_MODEL_COLUMN)),
         "",
         "## Intended use",
         "- Research and teaching: comparing image-derived and clinical predictors of radiographic progression, "
@@ -206,6 +209,15 @@ def _kl_sentence(sha: str | None) -> list[str]:
             "new radiographs with a CNN fitted on all training knees)."
         ]
     return [f"- KL-CNN features from the network with weights sha256 `{sha}` (`oa-kit kl predict`)."]
+
+
+def _mri_sentence(sha: str | None) -> list[str]:
+    """The MRI segmenter behind the MRI embedding features, if any (a one-item list, or none)."""
+    if sha is None:
+        return []
+    name = shipped_name(sha)
+    which = f"the shipped `{name}` weights" if name else "weights not shipped with oa_kit"
+    return [f"- MRI features from the segmenter with weights sha256 `{sha}` ({which}; `oa-kit mri segment`)."]
 
 
 def _data_sentence(data: str | None) -> str:
