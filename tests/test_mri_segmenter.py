@@ -158,6 +158,8 @@ def test_tampered_weights_error_names_file(tmp_path, tampered_copy):
         MRISegmenter.from_pretrained(dst)
     with pytest.raises(OAKitError, match="missing.safetensors: MRI segmenter weights file missing"):
         MRISegmenter.from_pretrained(tmp_path / "missing.safetensors")
+    with pytest.raises(OAKitError, match="weights: 'rea' is no file; expected a shipped name \\(synthetic, real\\)"):
+        MRISegmenter.from_pretrained("rea")
     meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
     assert "synthetic" in meta["training_data"]
 

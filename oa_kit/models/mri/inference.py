@@ -508,7 +508,14 @@ def weights_file(weights: str | Path | None) -> Path:
     :data:`SHIPPED_WEIGHTS` (``synthetic``, ``real``) -> that file, anything else -> a path."""
     if weights is None:
         return DEFAULT_WEIGHTS
-    return SHIPPED_WEIGHTS.get(str(weights), Path(weights))
+    if str(weights) in SHIPPED_WEIGHTS:
+        return SHIPPED_WEIGHTS[str(weights)]
+    if Path(weights).suffix != ".safetensors" and not Path(weights).exists():
+        raise OAKitError(
+            f"weights: {str(weights)!r} is no file; expected a shipped name ({', '.join(SHIPPED_WEIGHTS)}) or a "
+            ".safetensors file"
+        )
+    return Path(weights)
 
 
 def shipped_name(sha256: str) -> str | None:
