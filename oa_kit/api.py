@@ -340,8 +340,8 @@ def read_mri_result(
     ``folder``: the same labels, thickness map, row and QC that :func:`analyse_mri` would give, read back from its
     NIfTIs and record instead of segmented again (milliseconds instead of about a second for a phantom knee).
 
-    None when ``folder`` holds no valid result for it: the record must be for this input file (same size and
-    modification time), the same ``side`` argument the run was given (None when the file name or header said it), the
+    None when ``folder`` holds no valid result for it: the record must be for this input file (same path relative to
+    ``folder``, size and modification time), the same ``side`` argument the run was given (None when the file name or header said it), the
     ``segmenter``'s weights (default: the shipped ones) and this oa_kit version.
 
     Examples

@@ -54,8 +54,8 @@ def record_key(out: str | Path, path: Path, side: str | None, weights_sha256: st
 
 
 def finished_record(out: str | Path, path: str | Path, key: dict[str, object]) -> dict | None:
-    """The record of an input already done with the same ``key`` (its outputs present, paths made absolute), else
-    None: no record, an unreadable one, another key or a missing output."""
+    """The record of an input already done with the same ``key`` (its outputs present, as paths joined to ``out``),
+    else None: no record, an unreadable one, another key or a missing output."""
     out, record_path = Path(out), scan_record_path(out, path)
     if not record_path.is_file():
         return None
